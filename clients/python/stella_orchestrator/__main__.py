@@ -1,0 +1,5 @@
+import sys
+
+from stella_orchestrator.cli import main
+
+sys.exit(main())

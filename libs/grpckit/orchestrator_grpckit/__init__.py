@@ -1,0 +1,115 @@
+"""orchestrator_grpckit: the shared grpc.aio server bootstrap of Stella Orchestrator.
+
+Design note. Every service's ``__main__`` does the same four things, so they live here
+once (STYLE rule 17):
+
+* configuration from ``ORCH_*`` environment variables (:class:`ServiceConfig`);
+* identity: bearer JWTs (HS256 or Ed25519) become a :class:`Principal` bound to the RPC
+  (:func:`current_principal`), with the tenant chosen from the token, never from a field;
+* one interceptor chain: request id → metrics + JSON access log → error mapping
+  (``OrchestratorError`` → status + ``google.rpc`` details, the only such place) → auth;
+* :class:`GrpcService`: health, reflection, keepalive, Prometheus endpoint, supervised
+  background tasks and SIGTERM → NOT_SERVING → graceful stop (:func:`run_service`).
+
+Typical ``__main__``::
+
+    config = ServiceConfig.from_env("scheduler")
+    configure_logging(config.log_level, service=config.service_name)
+    service = GrpcService(config, [(add_SchedulerServiceServicer_to_server, servicer,
+                                    "stella.orchestrator.v1.SchedulerService")])
+    asyncio.run(run_service(service))
+
+Clients parse error details with :func:`error_details`.
+"""
+
+from orchestrator_grpckit._auth import (
+    ANY_TENANT,
+    AUDIENCE,
+    ISSUER,
+    TENANT_HEADER,
+    TENANT_ID_RE,
+    Principal,
+    TokenVerifier,
+    current_principal,
+    generate_ed25519_keypair,
+    mint_dev_token,
+    mint_token_ed25519,
+)
+from orchestrator_grpckit._config import (
+    DEFAULT_GRPC_PORTS,
+    DEFAULT_METRICS_PORTS,
+    DEV_HS256_SECRET,
+    ENV_VARS,
+    EnvVar,
+    ServiceConfig,
+    env_var_table,
+)
+from orchestrator_grpckit._context import current_request_id
+from orchestrator_grpckit._exceptions import BackgroundTaskFailed, ConfigError, GrpcKitError
+from orchestrator_grpckit._interceptors import (
+    PUBLIC_METHOD_PREFIXES,
+    REQUEST_ID_HEADER,
+    AuthInterceptor,
+    ErrorInterceptor,
+    ObservabilityInterceptor,
+    RequestIdInterceptor,
+    server_interceptors,
+)
+from orchestrator_grpckit._logging import JsonFormatter, configure_logging
+from orchestrator_grpckit._server import (
+    MAX_MESSAGE_BYTES,
+    SERVER_OPTIONS,
+    AddServicerFn,
+    Background,
+    BackgroundFactory,
+    GrpcService,
+    ServiceRegistration,
+    run_service,
+)
+from orchestrator_grpckit._status import ERROR_DOMAIN, error_details, status_code_of, to_rpc_status
+
+__all__ = [
+    "ANY_TENANT",
+    "AUDIENCE",
+    "DEFAULT_GRPC_PORTS",
+    "DEFAULT_METRICS_PORTS",
+    "DEV_HS256_SECRET",
+    "ENV_VARS",
+    "ERROR_DOMAIN",
+    "ISSUER",
+    "MAX_MESSAGE_BYTES",
+    "PUBLIC_METHOD_PREFIXES",
+    "REQUEST_ID_HEADER",
+    "SERVER_OPTIONS",
+    "TENANT_HEADER",
+    "TENANT_ID_RE",
+    "AddServicerFn",
+    "AuthInterceptor",
+    "Background",
+    "BackgroundFactory",
+    "BackgroundTaskFailed",
+    "ConfigError",
+    "EnvVar",
+    "ErrorInterceptor",
+    "GrpcKitError",
+    "GrpcService",
+    "JsonFormatter",
+    "ObservabilityInterceptor",
+    "Principal",
+    "RequestIdInterceptor",
+    "ServiceConfig",
+    "ServiceRegistration",
+    "TokenVerifier",
+    "configure_logging",
+    "current_principal",
+    "current_request_id",
+    "env_var_table",
+    "error_details",
+    "generate_ed25519_keypair",
+    "mint_dev_token",
+    "mint_token_ed25519",
+    "run_service",
+    "server_interceptors",
+    "status_code_of",
+    "to_rpc_status",
+]

@@ -1,0 +1,272 @@
+"""Service configuration read from the environment (one frozen object per process)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator_grpckit._exceptions import ConfigError
+
+# Why a named constant: it must be recognisable in logs and code review, and long enough
+# (>= 32 bytes) that PyJWT does not warn about a short HMAC key.
+DEV_HS256_SECRET = "stella-orchestrator-INSECURE-dev-secret-do-not-use-in-production"
+
+DEFAULT_BIND_HOST = "127.0.0.1"
+DEFAULT_DATABASE_URL = "postgresql://orchestrator:orchestrator@127.0.0.1:5432/orchestrator"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_LOG_LEVEL = "INFO"
+DEFAULT_SHUTDOWN_GRACE_S = 10.0
+
+# DESIGN.md §9: gRPC 50051..50054 and metrics 9101..9105 in the order
+# gateway, scheduler, leases, ratelimit, audit. The gateway has no gRPC port of its own.
+DEFAULT_GRPC_PORTS: Mapping[str, int] = {
+    "scheduler": 50051,
+    "leases": 50052,
+    "ratelimit": 50053,
+    "audit": 50054,
+}
+DEFAULT_METRICS_PORTS: Mapping[str, int] = {
+    "gateway": 9101,
+    "scheduler": 9102,
+    "leases": 9103,
+    "ratelimit": 9104,
+    "audit": 9105,
+}
+
+_SERVICE_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One documented environment variable.
+
+    Attributes:
+        name: Variable name; ``<SERVICE>`` stands for the upper-cased service name.
+        default: Default value as documented (a description when it depends on the service).
+        description: What the variable controls.
+    """
+
+    name: str
+    default: str
+    description: str
+
+
+ENV_VARS: tuple[EnvVar, ...] = (
+    EnvVar(
+        "ORCH_<SERVICE>_GRPC_PORT",
+        "scheduler 50051, leases 50052, ratelimit 50053, audit 50054",
+        "gRPC listen port of the service (0 picks a free port).",
+    ),
+    EnvVar(
+        "ORCH_<SERVICE>_METRICS_PORT",
+        "gateway 9101, scheduler 9102, leases 9103, ratelimit 9104, audit 9105",
+        "Prometheus `/metrics` HTTP port (0 picks a free port).",
+    ),
+    EnvVar("ORCH_BIND_HOST", DEFAULT_BIND_HOST, "Interface the gRPC and metrics servers bind."),
+    EnvVar("ORCH_DATABASE_URL", DEFAULT_DATABASE_URL, "PostgreSQL ledger connection URL."),
+    EnvVar("ORCH_REDIS_URL", DEFAULT_REDIS_URL, "Redis URL (rate-limit buckets)."),
+    EnvVar(
+        "ORCH_AUTH_HS256_SECRET",
+        "a built-in dev secret (a warning is logged at startup)",
+        "Shared secret that verifies HS256 bearer tokens; set it empty to accept only "
+        "Ed25519 tokens.",
+    ),
+    EnvVar(
+        "ORCH_AUTH_ED25519_PUBLIC_KEY_FILE",
+        "unset",
+        "PEM file with the Ed25519 public key that verifies EdDSA bearer tokens.",
+    ),
+    EnvVar("ORCH_LOG_LEVEL", DEFAULT_LOG_LEVEL, "Log level: DEBUG, INFO, WARNING, ERROR."),
+    EnvVar(
+        "ORCH_SHUTDOWN_GRACE_S",
+        "10",
+        "Seconds in-flight RPCs get to finish after SIGTERM before they are cancelled.",
+    ),
+)
+
+
+def env_var_table() -> str:
+    """Render the environment variables of every gRPC service as a Markdown table.
+
+    Returns:
+        A Markdown table (header, separator and one row per variable), newline terminated.
+    """
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for var in ENV_VARS:
+        lines.append(f"| `{var.name}` | {_md_default(var.default)} | {var.description} |")
+    return "\n".join(lines) + "\n"
+
+
+def _md_default(default: str) -> str:
+    # Literal values are shown as code, prose defaults ("unset", "scheduler 50051, ...") as text.
+    return default if " " in default or default == "unset" else f"`{default}`"
+
+
+def _service_prefix(service_name: str) -> str:
+    return "ORCH_" + service_name.upper().replace("-", "_") + "_"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Runtime configuration shared by every gRPC service.
+
+    Build it with :meth:`from_env` in a service's ``__main__``; tests build it directly.
+
+    Attributes:
+        service_name: Short service name (``scheduler``, ``leases``, ...); used in env var
+            names, logs and metrics.
+        grpc_port: gRPC listen port; 0 binds a free port (see ``GrpcService.port``).
+        metrics_port: Prometheus HTTP port; 0 binds a free port, ``None`` disables it.
+        bind_host: Interface both servers bind.
+        database_url: PostgreSQL URL.
+        redis_url: Redis URL.
+        auth_hs256_secret: HS256 token secret, or ``None`` to accept no HS256 tokens.
+        auth_ed25519_public_key_file: PEM public key for EdDSA tokens, or ``None``.
+        log_level: Log level name.
+        shutdown_grace_s: Grace period for in-flight RPCs on shutdown.
+    """
+
+    service_name: str
+    grpc_port: int
+    metrics_port: int | None = None
+    bind_host: str = DEFAULT_BIND_HOST
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    auth_hs256_secret: str | None = field(default=DEV_HS256_SECRET, repr=False)
+    auth_ed25519_public_key_file: Path | None = None
+    log_level: str = DEFAULT_LOG_LEVEL
+    shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        """True when HS256 tokens are verified with the built-in, public dev secret."""
+        return self.auth_hs256_secret == DEV_HS256_SECRET
+
+    @property
+    def grpc_address(self) -> str:
+        """``host:port`` the gRPC server binds (IPv6 hosts are bracketed)."""
+        host = f"[{self.bind_host}]" if ":" in self.bind_host else self.bind_host
+        return f"{host}:{self.grpc_port}"
+
+    def ed25519_public_key_pem(self) -> bytes | None:
+        """Read the Ed25519 public key file.
+
+        Returns:
+            The PEM bytes, or ``None`` when no key file is configured.
+
+        Raises:
+            ConfigError: The file cannot be read.
+        """
+        if self.auth_ed25519_public_key_file is None:
+            return None
+        try:
+            return self.auth_ed25519_public_key_file.read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"ORCH_AUTH_ED25519_PUBLIC_KEY_FILE={self.auth_ed25519_public_key_file}: "
+                f"cannot read the key file ({exc.strerror})"
+            ) from exc
+
+    @classmethod
+    def from_env(
+        cls,
+        service_name: str,
+        default_grpc_port: int | None = None,
+        default_metrics_port: int | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> ServiceConfig:
+        """Load the configuration of one service from environment variables.
+
+        Args:
+            service_name: ``scheduler``, ``leases``, ``ratelimit``, ``audit`` or another
+                lower-case name; it selects ``ORCH_<SERVICE>_GRPC_PORT`` and
+                ``ORCH_<SERVICE>_METRICS_PORT``.
+            default_grpc_port: Port used when the variable is unset; defaults to the
+                DESIGN.md §9 port of a known service.
+            default_metrics_port: Same for the metrics port.
+            environ: Mapping to read instead of ``os.environ`` (tests).
+
+        Returns:
+            The frozen configuration.
+
+        Raises:
+            ConfigError: A variable is malformed, or no port is known for the service.
+        """
+        env = os.environ if environ is None else environ
+        if not _SERVICE_NAME_RE.match(service_name):
+            raise ConfigError(
+                f"service name {service_name!r} must match {_SERVICE_NAME_RE.pattern}"
+            )
+        prefix = _service_prefix(service_name)
+        grpc_default = (
+            default_grpc_port
+            if default_grpc_port is not None
+            else DEFAULT_GRPC_PORTS.get(service_name)
+        )
+        metrics_default = (
+            default_metrics_port
+            if default_metrics_port is not None
+            else DEFAULT_METRICS_PORTS.get(service_name)
+        )
+        grpc_port = _port(env, prefix + "GRPC_PORT", grpc_default)
+        if grpc_port is None:
+            raise ConfigError(
+                f"{prefix}GRPC_PORT is not set and {service_name!r} has no default gRPC port"
+            )
+        key_file = env.get("ORCH_AUTH_ED25519_PUBLIC_KEY_FILE", "").strip()
+        # An empty secret means "HS256 disabled" (Ed25519 only), which is how production
+        # deployments that sign with a private key run.
+        secret = env.get("ORCH_AUTH_HS256_SECRET", DEV_HS256_SECRET)
+        return cls(
+            service_name=service_name,
+            grpc_port=grpc_port,
+            metrics_port=_port(env, prefix + "METRICS_PORT", metrics_default),
+            bind_host=env.get("ORCH_BIND_HOST", DEFAULT_BIND_HOST).strip() or DEFAULT_BIND_HOST,
+            database_url=env.get("ORCH_DATABASE_URL", DEFAULT_DATABASE_URL),
+            redis_url=env.get("ORCH_REDIS_URL", DEFAULT_REDIS_URL),
+            auth_hs256_secret=secret or None,
+            auth_ed25519_public_key_file=Path(key_file) if key_file else None,
+            log_level=_log_level(env.get("ORCH_LOG_LEVEL", DEFAULT_LOG_LEVEL)),
+            shutdown_grace_s=_grace(env.get("ORCH_SHUTDOWN_GRACE_S")),
+        )
+
+
+def _port(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer port") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{name}={port} is outside 0..65535")
+    return port
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level == "WARN":
+        level = "WARNING"
+    if level not in _LOG_LEVELS:
+        # Checked here rather than by logging.setLevel so a typo fails at startup with the
+        # variable's name instead of deep inside logging.
+        raise ConfigError(f"ORCH_LOG_LEVEL={raw!r} must be one of {', '.join(_LOG_LEVELS)}")
+    return level
+
+
+def _grace(raw: str | None) -> float:
+    if raw is None or not raw.strip():
+        return DEFAULT_SHUTDOWN_GRACE_S
+    try:
+        grace = float(raw)
+    except ValueError:
+        raise ConfigError(f"ORCH_SHUTDOWN_GRACE_S={raw!r} is not a number of seconds") from None
+    if not grace >= 0:  # also rejects NaN
+        raise ConfigError(f"ORCH_SHUTDOWN_GRACE_S={raw!r} must be >= 0")
+    return grace

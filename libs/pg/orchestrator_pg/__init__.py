@@ -1,0 +1,67 @@
+"""PostgreSQL adapter of Stella Orchestrator: the job ledger.
+
+Design note
+-----------
+* ``migrations/NNNN_*.sql`` are applied in order by :func:`migrate` (locked, idempotent);
+  ``schema.sql`` is the schema truth they must add up to (tests/migration checks it).
+* ``queries/*.sql`` hold every query under a ``-- name:`` header; :func:`query` looks them
+  up by name. No SQL is built from strings in Python.
+* The event history is an outbox written by triggers in the same transaction as the state
+  change it records, then NOTIFYed (``orch_events``, ``orch_jobs_ready``).
+* :class:`Ledger` holds the storage operations of sources, runs, jobs and the DAG;
+  :class:`LeaseLedger` the hot path (claim, complete, fail, expire), fenced by lease id.
+"""
+
+from orchestrator_pg._db import Database, Row, TxContext
+from orchestrator_pg._ledger import (
+    CreatedRun,
+    Ledger,
+    NewJob,
+    NewRun,
+    SourceFields,
+    SubmittedJob,
+)
+from orchestrator_pg._leasing import (
+    DEFAULT_LEASE_TTL_S,
+    LEASE_LOST,
+    Completion,
+    Failure,
+    LeaseLedger,
+    Outcome,
+)
+from orchestrator_pg._maintenance import EventPartitionMaintainer
+from orchestrator_pg._migrate import (
+    Migration,
+    MigrationError,
+    load_migrations,
+    migrate,
+    schema_sql,
+)
+from orchestrator_pg._queries import parse_queries, queries, query
+
+__all__ = [
+    "DEFAULT_LEASE_TTL_S",
+    "LEASE_LOST",
+    "Completion",
+    "CreatedRun",
+    "Failure",
+    "LeaseLedger",
+    "Outcome",
+    "Database",
+    "EventPartitionMaintainer",
+    "Ledger",
+    "Migration",
+    "MigrationError",
+    "NewJob",
+    "NewRun",
+    "Row",
+    "SourceFields",
+    "SubmittedJob",
+    "TxContext",
+    "load_migrations",
+    "migrate",
+    "parse_queries",
+    "queries",
+    "query",
+    "schema_sql",
+]

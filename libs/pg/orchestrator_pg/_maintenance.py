@@ -1,0 +1,86 @@
+"""Leader-only upkeep of the event history's partitions.
+
+Any number of scheduler replicas run this loop; the one holding the advisory lock does the
+work, the others just wait for their next turn. Each pass creates daily partitions a week
+ahead (events written before a partition exists land in the default partition and are moved
+when it is created) and, when retention is on, drops whole days older than it whose events
+the audit chain has already anchored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+import psycopg
+from psycopg.rows import dict_row
+
+from orchestrator_core import Clock, SystemClock
+from orchestrator_pg._queries import query
+
+MAINTENANCE_LOCK_KEY = 0x5354_4F52_4348_0002
+MAINTENANCE_INTERVAL_S = 3600.0
+PARTITION_DAYS_AHEAD = 7
+
+log = logging.getLogger("orchestrator.pg.maintenance")
+
+
+class EventPartitionMaintainer:
+    """Creates event partitions ahead of time and applies retention (leader only).
+
+    Args:
+        conninfo: database URL.
+        retention_days: drop days older than this; 0 keeps everything.
+        clock: the injected clock.
+    """
+
+    def __init__(self, conninfo: str, *, retention_days: int = 0, clock: Clock | None = None) -> None:
+        self.conninfo = conninfo
+        self.retention_days = retention_days
+        self.clock = clock or SystemClock()
+
+    async def run_once(self) -> tuple[int, list[str]]:
+        """One pass. Returns (partitions created, partitions dropped); (0, []) when another
+        replica holds the leader lock."""
+        async with await psycopg.AsyncConnection.connect(
+            self.conninfo, autocommit=True, row_factory=dict_row
+        ) as conn:
+            cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS leader", (MAINTENANCE_LOCK_KEY,))
+            row = await cur.fetchone()
+            if not row or not row["leader"]:
+                return 0, []
+            try:
+                today = self.clock.now().date()
+                cur = await conn.execute(
+                    query("event_ensure_partitions"),
+                    {"from_day": today - timedelta(days=1), "days": PARTITION_DAYS_AHEAD + 2},
+                )
+                created_row = await cur.fetchone()
+                created = int(created_row["created"]) if created_row else 0
+                dropped: list[str] = []
+                if self.retention_days > 0:
+                    cur = await conn.execute(query("event_anchored_seq"))
+                    anchored = await cur.fetchone()
+                    cur = await conn.execute(
+                        query("event_drop_partitions"),
+                        {
+                            "cutoff": today - timedelta(days=self.retention_days),
+                            "max_seq": int(anchored["seq"]) if anchored else 0,
+                        },
+                    )
+                    dropped = [r["dropped"] for r in await cur.fetchall()]
+                return created, dropped
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (MAINTENANCE_LOCK_KEY,))
+
+    async def run_forever(self) -> None:
+        """Runs a pass every MAINTENANCE_INTERVAL_S until cancelled."""
+        while True:
+            try:
+                created, dropped = await self.run_once()
+                if created or dropped:
+                    log.info("event partitions maintained", extra={"created": created, "dropped": dropped})
+            except psycopg.Error as exc:
+                log.warning("event partition maintenance failed: %s", exc)
+            await asyncio.sleep(MAINTENANCE_INTERVAL_S)

@@ -1,0 +1,31 @@
+-- The event history (outbox). Rows are written by triggers; these are the readers.
+
+-- name: event_list_for_job
+SELECT * FROM orchestrator.events
+ WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND seq > %(after_seq)s
+ ORDER BY seq
+ LIMIT %(limit)s;
+
+-- name: event_list
+SELECT * FROM orchestrator.events
+ WHERE tenant = %(tenant)s AND seq > %(after_seq)s
+   AND (%(run_id)s::uuid IS NULL OR run_id = %(run_id)s)
+   AND (%(source_id)s::uuid IS NULL OR source_id = %(source_id)s)
+   AND (%(job_id)s::uuid IS NULL OR job_id = %(job_id)s)
+   AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s))
+ ORDER BY seq
+ LIMIT %(limit)s;
+
+-- name: event_ensure_partitions
+SELECT orchestrator.events_ensure_partitions(%(from_day)s::date, %(days)s) AS created;
+
+-- name: event_drop_partitions
+SELECT orchestrator.events_drop_partitions(%(cutoff)s::date, %(max_seq)s) AS dropped;
+
+-- name: event_anchored_seq
+-- The lowest, over every registered tenant, of its newest audit anchor: retention may drop
+-- events up to here. A tenant with no anchor yet holds retention at 0.
+SELECT coalesce(min(coalesce(a.seq, 0)), 0) AS seq
+  FROM orchestrator.tenants t
+  LEFT JOIN (SELECT tenant, max(seq) AS seq FROM orchestrator.audit_anchors GROUP BY tenant) a
+         ON a.tenant = t.id;

@@ -1,0 +1,134 @@
+-- Jobs: the ledger's hot table. State changes here write their events through the
+-- jobs_outbox triggers (migrations/0001_ledger.sql), so no query below inserts events itself.
+
+-- name: job_insert_many
+-- One statement for a whole batch (a run's DAG or a SubmitJobs call). Rows whose
+-- idempotency key already exists for the tenant are skipped; the caller reads them back.
+INSERT INTO orchestrator.jobs (
+    id, tenant, project, run_id, source_id, job_type, key, state, reason, priority,
+    idempotency_key, correlation_id, payload, payload_digest, pending_parents,
+    max_attempts, initial_backoff_s, max_backoff_s, backoff_multiplier, not_before,
+    event_window_start, event_window_end, replay_of, trace_parent, trace_state, labels,
+    created_at, updated_at)
+SELECT t.id, %(tenant)s, t.project, t.run_id, t.source_id, t.job_type, t.key, t.state, t.reason,
+       t.priority, t.idempotency_key, t.correlation_id, t.payload, t.payload_digest,
+       t.pending_parents, t.max_attempts, t.initial_backoff_s, t.max_backoff_s,
+       t.backoff_multiplier, coalesce(t.not_before, %(now)s), t.event_window_start,
+       t.event_window_end, t.replay_of, t.trace_parent, t.trace_state, t.labels, %(now)s, %(now)s
+  FROM unnest(%(id)s::uuid[], %(project)s::text[], %(run_id)s::uuid[], %(source_id)s::uuid[],
+              %(job_type)s::text[], %(key)s::text[], %(state)s::text[], %(reason)s::text[],
+              %(priority)s::int[], %(idempotency_key)s::text[], %(correlation_id)s::text[],
+              %(payload)s::jsonb[], %(payload_digest)s::text[], %(pending_parents)s::int[],
+              %(max_attempts)s::int[], %(initial_backoff_s)s::float8[], %(max_backoff_s)s::float8[],
+              %(backoff_multiplier)s::float8[], %(not_before)s::timestamptz[],
+              %(event_window_start)s::timestamptz[], %(event_window_end)s::timestamptz[],
+              %(replay_of)s::uuid[], %(trace_parent)s::text[], %(trace_state)s::text[],
+              %(labels)s::jsonb[])
+       AS t(id, project, run_id, source_id, job_type, key, state, reason, priority,
+            idempotency_key, correlation_id, payload, payload_digest, pending_parents,
+            max_attempts, initial_backoff_s, max_backoff_s, backoff_multiplier, not_before,
+            event_window_start, event_window_end, replay_of, trace_parent, trace_state, labels)
+ ORDER BY t.id
+ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+RETURNING id;
+
+-- name: job_get
+SELECT * FROM orchestrator.jobs WHERE tenant = %(tenant)s AND id = %(id)s;
+
+-- name: job_get_for_update
+SELECT * FROM orchestrator.jobs WHERE tenant = %(tenant)s AND id = %(id)s FOR UPDATE;
+
+-- name: job_get_many
+SELECT * FROM orchestrator.jobs WHERE tenant = %(tenant)s AND id = ANY(%(ids)s) ORDER BY id;
+
+-- name: job_get_by_idempotency_keys
+SELECT * FROM orchestrator.jobs
+ WHERE tenant = %(tenant)s AND idempotency_key = ANY(%(keys)s);
+
+-- name: job_states_for_share
+-- Locks existing parents of new jobs so a parent cannot finish between this read and the
+-- edge insert (its completion would otherwise miss the new child).
+SELECT id, state FROM orchestrator.jobs
+ WHERE tenant = %(tenant)s AND id = ANY(%(ids)s)
+ ORDER BY id FOR SHARE;
+
+-- name: job_list
+SELECT * FROM orchestrator.jobs
+ WHERE tenant = %(tenant)s
+   AND (%(states)s::text[] IS NULL OR state = ANY(%(states)s))
+   AND (%(job_type)s::text IS NULL OR job_type = %(job_type)s)
+   AND (%(run_id)s::uuid IS NULL OR run_id = %(run_id)s)
+   AND (%(source_id)s::uuid IS NULL OR source_id = %(source_id)s)
+   AND (%(after_id)s::uuid IS NULL OR id > %(after_id)s)
+ ORDER BY id
+ LIMIT %(limit)s;
+
+-- name: job_list_for_run
+SELECT * FROM orchestrator.jobs WHERE tenant = %(tenant)s AND run_id = %(run_id)s ORDER BY id;
+
+-- name: job_cancel_many
+-- Operator cancel: every listed job that is still open ends canceled. The lease id stays on
+-- the row so a late Complete from the worker is fenced off as lease_lost.
+UPDATE orchestrator.jobs
+   SET state = 'canceled', reason = %(reason)s, finished_at = %(now)s, updated_at = %(now)s
+ WHERE tenant = %(tenant)s AND id = ANY(%(ids)s) AND state IN ('pending', 'ready', 'leased')
+RETURNING id, run_id;
+
+-- name: job_cancel_open_in_run
+UPDATE orchestrator.jobs
+   SET state = 'canceled', reason = %(reason)s, finished_at = %(now)s, updated_at = %(now)s
+ WHERE tenant = %(tenant)s AND run_id = %(run_id)s AND state IN ('pending', 'ready', 'leased')
+RETURNING id, run_id;
+
+-- name: job_cancel_descendants
+-- Cascade: every job downstream of a dead or canceled job can never run, so the pending
+-- ones (only pending ones can be downstream of an unfinished parent) end canceled.
+WITH RECURSIVE downstream(id) AS (
+    SELECT e.child_job_id FROM orchestrator.dag_edges e WHERE e.parent_job_id = ANY(%(ids)s)
+  UNION
+    SELECT e.child_job_id FROM orchestrator.dag_edges e JOIN downstream d ON e.parent_job_id = d.id
+)
+UPDATE orchestrator.jobs j
+   SET state = 'canceled', reason = 'upstream_failed', finished_at = %(now)s, updated_at = %(now)s
+  FROM downstream d
+ WHERE j.id = d.id AND j.state = 'pending'
+RETURNING j.id, j.run_id;
+
+-- name: job_release_children
+-- Readiness: each succeeded parent takes one off its pending children's counters; a child
+-- reaching zero turns ready. Runs as its own statement after the parents' update so its
+-- snapshot sees children that were added while the parents were locked.
+WITH released AS (
+  SELECT e.child_job_id AS id, count(*)::int AS n
+    FROM orchestrator.dag_edges e
+   WHERE e.parent_job_id = ANY(%(ids)s)
+   GROUP BY e.child_job_id
+)
+UPDATE orchestrator.jobs j
+   SET pending_parents = j.pending_parents - r.n,
+       state = CASE WHEN j.pending_parents - r.n = 0 THEN 'ready' ELSE j.state END,
+       reason = CASE WHEN j.pending_parents - r.n = 0 THEN 'dependencies_met' ELSE j.reason END,
+       not_before = CASE WHEN j.pending_parents - r.n = 0 THEN greatest(j.not_before, %(now)s) ELSE j.not_before END,
+       updated_at = %(now)s
+  FROM released r
+ WHERE j.id = r.id AND j.state = 'pending'
+RETURNING j.id, j.state, j.run_id;
+
+-- name: job_retry
+-- Operator retry of a dead job: back to ready now, with room for one more attempt when its
+-- attempts are used up.
+UPDATE orchestrator.jobs
+   SET state = 'ready', reason = 'operator_retry', not_before = %(now)s,
+       max_attempts = greatest(max_attempts, least(attempt + 1, 100)),
+       lease_id = NULL, worker_id = NULL, lease_expires_at = NULL, updated_at = %(now)s,
+       finished_at = NULL
+ WHERE tenant = %(tenant)s AND id = %(id)s AND state = 'dead'
+RETURNING id, run_id;
+
+-- name: job_ids_by_keys_in_run
+SELECT key, id, state FROM orchestrator.jobs
+ WHERE tenant = %(tenant)s AND run_id = %(run_id)s AND key = ANY(%(keys)s);
+
+-- name: run_add_jobs
+UPDATE orchestrator.runs SET job_total = job_total + %(added)s, updated_at = %(now)s
+ WHERE id = %(id)s;

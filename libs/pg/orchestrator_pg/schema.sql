@@ -1,0 +1,555 @@
+-- schema.sql: the schema truth. All migrations applied in order must produce exactly this
+-- schema (tests/migration/test_schema_equivalence.py). Change it together with a new migration.
+--
+-- The event history is written by statement-level triggers, so no code path can change a
+-- job, run or source without its event landing in the same transaction: one event per
+-- transition, then one NOTIFY per statement.
+--
+-- Per-transaction context the services set with set_config(..., true):
+--   orchestrator.actor_subject, orchestrator.actor_scopes (comma separated),
+--   orchestrator.now (ISO timestamp: the injected clock; empty = now()).
+
+CREATE SCHEMA IF NOT EXISTS orchestrator;
+
+-- The injected clock, usable in SQL and in triggers (STYLE rule 7).
+CREATE FUNCTION orchestrator.clock_now() RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce(nullif(current_setting('orchestrator.now', true), '')::timestamptz, now())
+$$;
+
+CREATE TABLE orchestrator.tenants (
+  id           text PRIMARY KEY CHECK (id ~ '^[a-z0-9][a-z0-9-]{0,62}$'),
+  display_name text NOT NULL DEFAULT '',
+  created_at   timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE orchestrator.sources (
+  id            uuid PRIMARY KEY,
+  tenant        text NOT NULL REFERENCES orchestrator.tenants (id),
+  name          text NOT NULL,
+  source_type   text NOT NULL,
+  host          text NOT NULL,
+  base_url      text NOT NULL DEFAULT '',
+  enabled       boolean NOT NULL DEFAULT true,
+  paused        boolean NOT NULL DEFAULT false,
+  paused_reason text NOT NULL DEFAULT '',
+  paused_ticket text NOT NULL DEFAULT '',
+  job_types     text[] NOT NULL DEFAULT '{}',
+  labels        jsonb NOT NULL DEFAULT '{}',
+  version       bigint NOT NULL DEFAULT 1,
+  created_at    timestamptz NOT NULL,
+  updated_at    timestamptz NOT NULL,
+  deleted_at    timestamptz
+);
+CREATE UNIQUE INDEX sources_tenant_name ON orchestrator.sources (tenant, name) WHERE deleted_at IS NULL;
+CREATE INDEX sources_tenant_id ON orchestrator.sources (tenant, id);
+
+CREATE TABLE orchestrator.runs (
+  id              uuid PRIMARY KEY,
+  tenant          text NOT NULL REFERENCES orchestrator.tenants (id),
+  project         text NOT NULL DEFAULT '',
+  name            text NOT NULL DEFAULT '',
+  source_id       uuid REFERENCES orchestrator.sources (id),
+  state           text NOT NULL CHECK (state IN ('pending', 'running', 'succeeded', 'failed', 'canceled')),
+  correlation_id  text NOT NULL DEFAULT '',
+  idempotency_key text,
+  labels          jsonb NOT NULL DEFAULT '{}',
+  schedule_id     uuid,
+  backfill_id     uuid,
+  job_total       integer NOT NULL DEFAULT 0,
+  created_at      timestamptz NOT NULL,
+  updated_at      timestamptz NOT NULL,
+  started_at      timestamptz,
+  finished_at     timestamptz
+);
+CREATE UNIQUE INDEX runs_tenant_idempotency ON orchestrator.runs (tenant, idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
+CREATE INDEX runs_tenant_id ON orchestrator.runs (tenant, id);
+CREATE INDEX runs_tenant_state ON orchestrator.runs (tenant, state, id);
+
+CREATE TABLE orchestrator.jobs (
+  id                   uuid PRIMARY KEY,
+  tenant               text NOT NULL REFERENCES orchestrator.tenants (id),
+  project              text NOT NULL DEFAULT '',
+  run_id               uuid REFERENCES orchestrator.runs (id),
+  source_id            uuid REFERENCES orchestrator.sources (id),
+  job_type             text NOT NULL,
+  key                  text NOT NULL DEFAULT '',
+  state                text NOT NULL CHECK (state IN ('pending', 'ready', 'leased', 'succeeded', 'dead', 'canceled')),
+  reason               text NOT NULL,
+  priority             integer NOT NULL DEFAULT 0,
+  idempotency_key      text,
+  correlation_id       text NOT NULL DEFAULT '',
+  payload              jsonb NOT NULL DEFAULT '{}',
+  payload_digest       text NOT NULL CHECK (payload_digest ~ '^sha256:[0-9a-f]{64}$'),
+  -- parents that have not succeeded yet; the job turns ready when it reaches 0
+  pending_parents      integer NOT NULL DEFAULT 0 CHECK (pending_parents >= 0),
+  attempt              integer NOT NULL DEFAULT 0,
+  max_attempts         integer NOT NULL CHECK (max_attempts BETWEEN 1 AND 100),
+  initial_backoff_s    double precision NOT NULL,
+  max_backoff_s        double precision NOT NULL,
+  backoff_multiplier   double precision NOT NULL,
+  not_before           timestamptz NOT NULL,
+  lease_id             uuid,
+  worker_id            text,
+  leased_at            timestamptz,
+  lease_expires_at     timestamptz,
+  event_window_start   timestamptz,
+  event_window_end     timestamptz,
+  replay_of            uuid,
+  last_error_class     text,
+  last_error_message   text,
+  last_error_retryable boolean,
+  progress_percent     double precision,
+  progress_message     text,
+  result               jsonb,
+  result_digest        text,
+  trace_parent         text NOT NULL DEFAULT '',
+  trace_state          text NOT NULL DEFAULT '',
+  last_heartbeat_at    timestamptz,
+  labels               jsonb NOT NULL DEFAULT '{}',
+  created_at           timestamptz NOT NULL,
+  updated_at           timestamptz NOT NULL,
+  started_at           timestamptz,
+  finished_at          timestamptz
+);
+CREATE UNIQUE INDEX jobs_tenant_idempotency ON orchestrator.jobs (tenant, idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
+CREATE INDEX jobs_tenant_id ON orchestrator.jobs (tenant, id);
+CREATE INDEX jobs_tenant_state ON orchestrator.jobs (tenant, state, id);
+CREATE INDEX jobs_run ON orchestrator.jobs (run_id, id) WHERE run_id IS NOT NULL;
+-- the run finishes when no job of it is left in a non-terminal state
+CREATE INDEX jobs_run_open ON orchestrator.jobs (run_id)
+  WHERE state IN ('pending', 'ready', 'leased');
+-- the claim path: highest priority first, then oldest
+CREATE INDEX jobs_claimable ON orchestrator.jobs (job_type, priority DESC, id)
+  WHERE state = 'ready';
+CREATE INDEX jobs_lease_expiry ON orchestrator.jobs (lease_expires_at) WHERE state = 'leased';
+
+CREATE TABLE orchestrator.dag_edges (
+  tenant        text NOT NULL REFERENCES orchestrator.tenants (id),
+  run_id        uuid REFERENCES orchestrator.runs (id),
+  parent_job_id uuid NOT NULL REFERENCES orchestrator.jobs (id),
+  child_job_id  uuid NOT NULL REFERENCES orchestrator.jobs (id),
+  PRIMARY KEY (parent_job_id, child_job_id),
+  CHECK (parent_job_id <> child_job_id)
+);
+CREATE INDEX dag_edges_child ON orchestrator.dag_edges (child_job_id);
+CREATE INDEX dag_edges_run ON orchestrator.dag_edges (run_id) WHERE run_id IS NOT NULL;
+
+CREATE TABLE orchestrator.artifacts (
+  id         uuid PRIMARY KEY,
+  tenant     text NOT NULL REFERENCES orchestrator.tenants (id),
+  job_id     uuid NOT NULL REFERENCES orchestrator.jobs (id),
+  run_id     uuid REFERENCES orchestrator.runs (id),
+  attempt    integer NOT NULL,
+  name       text NOT NULL,
+  media_type text NOT NULL DEFAULT 'application/octet-stream',
+  size_bytes bigint NOT NULL CHECK (size_bytes >= 0),
+  digest     text NOT NULL CHECK (digest ~ '^sha256:[0-9a-f]{64}$'),
+  uri        text NOT NULL DEFAULT '',
+  created_at timestamptz NOT NULL,
+  UNIQUE (job_id, attempt, name)
+);
+CREATE INDEX artifacts_tenant_digest ON orchestrator.artifacts (tenant, digest);
+CREATE INDEX artifacts_job ON orchestrator.artifacts (job_id);
+
+CREATE TABLE orchestrator.quotas (
+  id           uuid PRIMARY KEY,
+  tenant       text NOT NULL REFERENCES orchestrator.tenants (id),
+  job_type     text NOT NULL DEFAULT '',  -- '' = the whole tenant
+  max_active   integer,
+  max_per_hour integer,
+  burst        integer,
+  max_queued   integer,
+  paused       boolean NOT NULL DEFAULT false,
+  created_at   timestamptz NOT NULL,
+  updated_at   timestamptz NOT NULL,
+  UNIQUE (tenant, job_type)
+);
+
+CREATE TABLE orchestrator.schedules (
+  id               uuid PRIMARY KEY,
+  tenant           text NOT NULL REFERENCES orchestrator.tenants (id),
+  name             text NOT NULL,
+  cron             text NOT NULL,
+  source_id        uuid REFERENCES orchestrator.sources (id),
+  run_template     jsonb NOT NULL,
+  catch_up         text NOT NULL DEFAULT 'skip' CHECK (catch_up IN ('skip', 'one', 'all')),
+  catch_up_window  interval NOT NULL DEFAULT '1 hour',
+  overlap          text NOT NULL DEFAULT 'skip' CHECK (overlap IN ('skip', 'buffer_one', 'allow')),
+  enabled          boolean NOT NULL DEFAULT true,
+  next_fire_at     timestamptz,
+  last_fire_at     timestamptz,
+  created_at       timestamptz NOT NULL,
+  updated_at       timestamptz NOT NULL,
+  UNIQUE (tenant, name)
+);
+CREATE INDEX schedules_due ON orchestrator.schedules (next_fire_at) WHERE enabled;
+
+CREATE TABLE orchestrator.watermarks (
+  tenant         text NOT NULL REFERENCES orchestrator.tenants (id),
+  source_id      uuid NOT NULL REFERENCES orchestrator.sources (id),
+  job_type       text NOT NULL,
+  high_watermark timestamptz NOT NULL,
+  last_job_id    uuid,
+  updated_at     timestamptz NOT NULL,
+  PRIMARY KEY (tenant, source_id, job_type)
+);
+
+CREATE TABLE orchestrator.backfills (
+  id                      uuid PRIMARY KEY,
+  tenant                  text NOT NULL REFERENCES orchestrator.tenants (id),
+  source_id               uuid NOT NULL REFERENCES orchestrator.sources (id),
+  job_type                text NOT NULL,
+  range_start             timestamptz NOT NULL,
+  range_end               timestamptz NOT NULL CHECK (range_end > range_start),
+  window_size             interval NOT NULL,
+  priority                integer NOT NULL DEFAULT -10,
+  state                   text NOT NULL CHECK (state IN ('planned', 'running', 'succeeded', 'failed', 'canceled')),
+  reason                  text NOT NULL CHECK (reason <> ''),
+  ticket                  text NOT NULL DEFAULT '',
+  run_id                  uuid REFERENCES orchestrator.runs (id),
+  window_count            integer NOT NULL DEFAULT 0,
+  suppressed_window_count integer NOT NULL DEFAULT 0,
+  created_by              text NOT NULL,
+  created_at              timestamptz NOT NULL,
+  updated_at              timestamptz NOT NULL
+);
+CREATE INDEX backfills_tenant_source ON orchestrator.backfills (tenant, source_id, job_type, state);
+
+CREATE TABLE orchestrator.incidents (
+  id            uuid PRIMARY KEY,
+  tenant        text NOT NULL REFERENCES orchestrator.tenants (id),
+  error_class   text NOT NULL,
+  source_id     uuid REFERENCES orchestrator.sources (id),
+  job_type      text NOT NULL DEFAULT '',
+  state         text NOT NULL CHECK (state IN ('open', 'resolved')),
+  reason_code   text NOT NULL,
+  failure_count bigint NOT NULL DEFAULT 0,
+  sample_job_ids uuid[] NOT NULL DEFAULT '{}',
+  first_seen_at timestamptz NOT NULL,
+  last_seen_at  timestamptz NOT NULL
+);
+CREATE INDEX incidents_tenant_state ON orchestrator.incidents (tenant, state, last_seen_at DESC);
+
+CREATE TABLE orchestrator.throttles (
+  id                  uuid PRIMARY KEY,
+  tenant              text NOT NULL REFERENCES orchestrator.tenants (id),
+  source_id           uuid REFERENCES orchestrator.sources (id),
+  host                text NOT NULL,
+  origin              text NOT NULL CHECK (origin IN ('upstream_429', 'upstream_503', 'operator', 'recovery')),
+  refill_per_second   double precision NOT NULL,
+  capacity            double precision NOT NULL,
+  effective_refill_per_second double precision NOT NULL,
+  paused_until        timestamptz,
+  reason              text NOT NULL DEFAULT '',
+  ticket              text NOT NULL DEFAULT '',
+  created_by          text NOT NULL DEFAULT '',
+  created_at          timestamptz NOT NULL,
+  expires_at          timestamptz
+);
+CREATE INDEX throttles_tenant_time ON orchestrator.throttles (tenant, created_at, id);
+
+CREATE TABLE orchestrator.dead_letter (
+  id            uuid PRIMARY KEY,
+  tenant        text NOT NULL REFERENCES orchestrator.tenants (id),
+  job_id        uuid NOT NULL REFERENCES orchestrator.jobs (id),
+  job_type      text NOT NULL,
+  source_id     uuid REFERENCES orchestrator.sources (id),
+  run_id        uuid REFERENCES orchestrator.runs (id),
+  error_class   text NOT NULL,
+  last_error    text NOT NULL DEFAULT '',
+  attempts      integer NOT NULL,
+  retryable     boolean NOT NULL,
+  status        text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'replayed', 'resolved', 'discarded')),
+  failed_at     timestamptz NOT NULL
+);
+CREATE INDEX dead_letter_tenant_status ON orchestrator.dead_letter (tenant, status, error_class, failed_at);
+CREATE INDEX dead_letter_job ON orchestrator.dead_letter (job_id);
+
+-- The event history (transactional outbox). Range partitioned by time so retention drops
+-- whole partitions; `seq` is global and is the resume point of every live stream.
+CREATE SEQUENCE orchestrator.events_seq AS bigint;
+CREATE TABLE orchestrator.events (
+  seq             bigint NOT NULL DEFAULT nextval('orchestrator.events_seq'),
+  occurred_at     timestamptz NOT NULL,
+  event_id        uuid NOT NULL,
+  tenant          text NOT NULL,
+  type            text NOT NULL,
+  idempotency_key text NOT NULL,
+  correlation_id  text NOT NULL DEFAULT '',
+  project         text NOT NULL DEFAULT '',
+  actor_subject   text NOT NULL DEFAULT '',
+  actor_scopes    text[] NOT NULL DEFAULT '{}',
+  job_id          uuid,
+  job_type        text,
+  run_id          uuid,
+  source_id       uuid,
+  from_state      text,
+  to_state        text,
+  reason          text,
+  attempt         integer,
+  lease_id        uuid,
+  data            jsonb NOT NULL DEFAULT '{}',
+  PRIMARY KEY (occurred_at, seq)
+) PARTITION BY RANGE (occurred_at);
+CREATE TABLE orchestrator.events_default PARTITION OF orchestrator.events DEFAULT;
+CREATE INDEX events_tenant_seq ON orchestrator.events (tenant, seq);
+CREATE INDEX events_job ON orchestrator.events (job_id, seq) WHERE job_id IS NOT NULL;
+CREATE INDEX events_run ON orchestrator.events (run_id, seq) WHERE run_id IS NOT NULL;
+
+-- The audit hash chain (written by the audit service): one row per chained event.
+CREATE TABLE orchestrator.audit_chain (
+  tenant     text NOT NULL,
+  seq        bigint NOT NULL,
+  event_id   uuid NOT NULL,
+  prev_hash  text NOT NULL,
+  hash       text NOT NULL,
+  chained_at timestamptz NOT NULL,
+  PRIMARY KEY (tenant, seq)
+);
+-- Anchors survive event retention: verification restarts from the newest anchor.
+CREATE TABLE orchestrator.audit_anchors (
+  tenant      text NOT NULL,
+  seq         bigint NOT NULL,
+  hash        text NOT NULL,
+  anchored_at timestamptz NOT NULL,
+  PRIMARY KEY (tenant, seq)
+);
+
+-- Operator actions with actor, scopes, reason and ticket.
+CREATE TABLE orchestrator.audit_entries (
+  id            uuid PRIMARY KEY,
+  tenant        text NOT NULL REFERENCES orchestrator.tenants (id),
+  actor_subject text NOT NULL,
+  actor_scopes  text[] NOT NULL DEFAULT '{}',
+  action        text NOT NULL,
+  target        text NOT NULL,
+  reason        text NOT NULL DEFAULT '',
+  ticket        text NOT NULL DEFAULT '',
+  occurred_at   timestamptz NOT NULL
+);
+CREATE INDEX audit_entries_tenant_time ON orchestrator.audit_entries (tenant, occurred_at, id);
+
+---------------------------------------------------------------------------------------------
+-- The outbox triggers.
+
+CREATE FUNCTION orchestrator.actor_scopes() RETURNS text[]
+LANGUAGE sql STABLE AS $$
+  SELECT coalesce(string_to_array(nullif(current_setting('orchestrator.actor_scopes', true), ''), ','), '{}')
+$$;
+
+-- The event type of a job transition; mirrors orchestrator_core.states.event_type_for
+-- (tests/integration check they agree). NULL means the transition is illegal.
+CREATE FUNCTION orchestrator.job_event_type(from_state text, to_state text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE
+    WHEN from_state IS NULL AND to_state IN ('pending', 'ready') THEN 'job.created'
+    WHEN from_state = 'pending' AND to_state = 'ready' THEN 'job.ready'
+    WHEN from_state = 'ready' AND to_state = 'leased' THEN 'job.leased'
+    WHEN from_state = 'leased' AND to_state = 'ready' THEN 'job.retrying'
+    WHEN from_state = 'dead' AND to_state = 'ready' THEN 'job.retried'
+    WHEN from_state = 'leased' AND to_state = 'succeeded' THEN 'job.succeeded'
+    WHEN from_state IN ('ready', 'leased') AND to_state = 'dead' THEN 'job.dead'
+    WHEN from_state IN ('pending', 'ready', 'leased') AND to_state = 'canceled' THEN 'job.canceled'
+  END
+$$;
+
+CREATE FUNCTION orchestrator.jobs_outbox() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  illegal text;
+BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    SELECT format('job %s cannot go from %s to %s', n.id, o.state, n.state) INTO illegal
+      FROM new_rows n JOIN old_rows o USING (id)
+     WHERE o.state IS DISTINCT FROM n.state
+       AND orchestrator.job_event_type(o.state, n.state) IS NULL
+     LIMIT 1;
+    IF illegal IS NOT NULL THEN
+      RAISE EXCEPTION USING ERRCODE = 'OR001', MESSAGE = illegal;
+    END IF;
+    INSERT INTO orchestrator.events (occurred_at, event_id, tenant, type, idempotency_key,
+        correlation_id, project, actor_subject, actor_scopes, job_id, job_type, run_id,
+        source_id, from_state, to_state, reason, attempt, lease_id, data)
+    SELECT orchestrator.clock_now(), gen_random_uuid(), n.tenant,
+           orchestrator.job_event_type(o.state, n.state),
+           format('orch-%s-%s-%s', orchestrator.job_event_type(o.state, n.state), n.id, n.attempt),
+           n.correlation_id, n.project,
+           coalesce(current_setting('orchestrator.actor_subject', true), ''),
+           orchestrator.actor_scopes(),
+           n.id, n.job_type, n.run_id, n.source_id, o.state, n.state, n.reason, n.attempt,
+           coalesce(n.lease_id, o.lease_id),
+           jsonb_strip_nulls(jsonb_build_object(
+             'not_before', CASE WHEN n.state = 'ready' THEN n.not_before END,
+             'worker_id', coalesce(n.worker_id, o.worker_id),
+             'lease_expires_at', CASE WHEN n.state = 'leased' THEN n.lease_expires_at END,
+             'error_class', CASE WHEN n.state IN ('ready', 'dead') AND o.state = 'leased' THEN n.last_error_class END,
+             'error_message', CASE WHEN n.state IN ('ready', 'dead') AND o.state = 'leased' THEN n.last_error_message END,
+             'priority', n.priority))
+      FROM new_rows n JOIN old_rows o USING (id)
+     WHERE o.state IS DISTINCT FROM n.state
+     ORDER BY n.id;
+  ELSE
+    INSERT INTO orchestrator.events (occurred_at, event_id, tenant, type, idempotency_key,
+        correlation_id, project, actor_subject, actor_scopes, job_id, job_type, run_id,
+        source_id, from_state, to_state, reason, attempt, lease_id, data)
+    SELECT orchestrator.clock_now(), gen_random_uuid(), n.tenant, 'job.created',
+           format('orch-job.created-%s-0', n.id),
+           n.correlation_id, n.project,
+           coalesce(current_setting('orchestrator.actor_subject', true), ''),
+           orchestrator.actor_scopes(),
+           n.id, n.job_type, n.run_id, n.source_id, NULL, n.state, n.reason, n.attempt, NULL,
+           jsonb_strip_nulls(jsonb_build_object(
+             'key', nullif(n.key, ''), 'priority', n.priority,
+             'payload_digest', n.payload_digest,
+             'idempotency_key', n.idempotency_key, 'max_attempts', n.max_attempts,
+             'not_before', n.not_before, 'replay_of', n.replay_of,
+             'event_window_start', n.event_window_start,
+             'event_window_end', n.event_window_end))
+      FROM new_rows n
+     ORDER BY n.id;
+  END IF;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER jobs_outbox_insert AFTER INSERT ON orchestrator.jobs
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.jobs_outbox();
+CREATE TRIGGER jobs_outbox_update AFTER UPDATE ON orchestrator.jobs
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.jobs_outbox();
+
+CREATE FUNCTION orchestrator.runs_outbox() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    INSERT INTO orchestrator.events (occurred_at, event_id, tenant, type, idempotency_key,
+        correlation_id, project, actor_subject, actor_scopes, run_id, source_id,
+        from_state, to_state, data)
+    SELECT orchestrator.clock_now(), gen_random_uuid(), n.tenant, 'run.' || n.state,
+           format('orch-run.%s-%s', n.state, n.id), n.correlation_id, n.project,
+           coalesce(current_setting('orchestrator.actor_subject', true), ''),
+           orchestrator.actor_scopes(), n.id, n.source_id, o.state, n.state, '{}'
+      FROM new_rows n JOIN old_rows o USING (id)
+     WHERE o.state IS DISTINCT FROM n.state
+     ORDER BY n.id;
+  ELSE
+    INSERT INTO orchestrator.events (occurred_at, event_id, tenant, type, idempotency_key,
+        correlation_id, project, actor_subject, actor_scopes, run_id, source_id,
+        from_state, to_state, data)
+    SELECT orchestrator.clock_now(), gen_random_uuid(), n.tenant, 'run.created',
+           format('orch-run.created-%s', n.id), n.correlation_id, n.project,
+           coalesce(current_setting('orchestrator.actor_subject', true), ''),
+           orchestrator.actor_scopes(), n.id, n.source_id, NULL, n.state,
+           jsonb_build_object('name', n.name, 'job_total', n.job_total)
+      FROM new_rows n
+     ORDER BY n.id;
+  END IF;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER runs_outbox_insert AFTER INSERT ON orchestrator.runs
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.runs_outbox();
+CREATE TRIGGER runs_outbox_update AFTER UPDATE ON orchestrator.runs
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.runs_outbox();
+
+CREATE FUNCTION orchestrator.sources_outbox() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO orchestrator.events (occurred_at, event_id, tenant, type, idempotency_key,
+      actor_subject, actor_scopes, source_id, data)
+  SELECT orchestrator.clock_now(), gen_random_uuid(), n.tenant,
+         CASE WHEN TG_OP = 'INSERT' THEN 'source.created'
+              WHEN n.deleted_at IS NOT NULL THEN 'source.deleted'
+              ELSE 'source.updated' END,
+         format('orch-source-%s-%s', n.id, n.version),
+         coalesce(current_setting('orchestrator.actor_subject', true), ''),
+         orchestrator.actor_scopes(), n.id,
+         jsonb_build_object('name', n.name, 'host', n.host, 'enabled', n.enabled,
+                            'paused', n.paused, 'version', n.version)
+    FROM new_rows n
+   ORDER BY n.id;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER sources_outbox_insert AFTER INSERT ON orchestrator.sources
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.sources_outbox();
+CREATE TRIGGER sources_outbox_update AFTER UPDATE ON orchestrator.sources
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.sources_outbox();
+
+-- One NOTIFY per statement: `orch_events` carries the highest seq written (live streams and
+-- the audit chain catch up from their last seq); `orch_jobs_ready` carries the job types that
+-- became claimable so waiting lease streams wake without polling.
+CREATE FUNCTION orchestrator.events_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  top bigint;
+  ready_types text;
+BEGIN
+  SELECT max(seq), string_agg(DISTINCT job_type, ',') FILTER (WHERE to_state = 'ready')
+    INTO top, ready_types FROM new_rows;
+  IF top IS NOT NULL THEN
+    PERFORM pg_notify('orch_events', top::text);
+  END IF;
+  IF ready_types IS NOT NULL THEN
+    PERFORM pg_notify('orch_jobs_ready', ready_types);
+  END IF;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER events_notify AFTER INSERT ON orchestrator.events
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.events_notify();
+
+---------------------------------------------------------------------------------------------
+-- Partition maintenance for the event history: daily partitions [day, day + 1).
+
+CREATE FUNCTION orchestrator.events_ensure_partitions(p_from date, p_days integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+  d date;
+  part text;
+  created integer := 0;
+BEGIN
+  FOR i IN 0 .. p_days - 1 LOOP
+    d := p_from + i;
+    part := format('events_%s', to_char(d, 'YYYYMMDD'));
+    CONTINUE WHEN to_regclass(format('orchestrator.%I', part)) IS NOT NULL;
+    -- Rows that already landed in the default partition for this day move into the new one,
+    -- otherwise ATTACH would refuse.
+    EXECUTE format('CREATE TABLE orchestrator.%I (LIKE orchestrator.events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part);
+    EXECUTE format('WITH moved AS (DELETE FROM orchestrator.events_default WHERE occurred_at >= %L AND occurred_at < %L RETURNING *) INSERT INTO orchestrator.%I SELECT * FROM moved', d, d + 1, part);
+    EXECUTE format('ALTER TABLE orchestrator.events ATTACH PARTITION orchestrator.%I FOR VALUES FROM (%L) TO (%L)', part, d, d + 1);
+    created := created + 1;
+  END LOOP;
+  RETURN created;
+END
+$$;
+
+-- Drops daily partitions that end at or before p_cutoff and whose every event is at or
+-- below p_max_seq (what the audit chain has anchored), so retention never loses an event
+-- that is not yet chained. Returns the names dropped.
+CREATE FUNCTION orchestrator.events_drop_partitions(p_cutoff date, p_max_seq bigint) RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+DECLARE
+  r record;
+  top bigint;
+BEGIN
+  FOR r IN
+    SELECT c.relname AS name, to_date(substr(c.relname, 8), 'YYYYMMDD') AS day
+      FROM pg_inherits i
+      JOIN pg_class c ON c.oid = i.inhrelid
+      JOIN pg_class p ON p.oid = i.inhparent
+      JOIN pg_namespace n ON n.oid = p.relnamespace
+     WHERE n.nspname = 'orchestrator' AND p.relname = 'events' AND c.relname ~ '^events_[0-9]{8}$'
+     ORDER BY c.relname
+  LOOP
+    CONTINUE WHEN r.day + 1 > p_cutoff;
+    EXECUTE format('SELECT max(seq) FROM orchestrator.%I', r.name) INTO top;
+    CONTINUE WHEN top IS NOT NULL AND top > p_max_seq;
+    EXECUTE format('DROP TABLE orchestrator.%I', r.name);
+    RETURN NEXT r.name;
+  END LOOP;
+END
+$$;

@@ -1,0 +1,46 @@
+"""Builds the scheduler's GrpcService from configuration (used by __main__ and tests)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from orchestrator_core import Clock
+from orchestrator_grpckit import GrpcService, ServiceConfig
+from orchestrator_pg import Database, EventPartitionMaintainer, Ledger
+from orchestrator_scheduler._servicer import METHOD_SCOPES, SERVICE_NAME, SchedulerServicer
+from orchestrator_scheduler._validate import MAX_PAYLOAD_BYTES
+from stella.orchestrator.v1 import scheduler_pb2_grpc
+
+
+@asynccontextmanager
+async def build_service(
+    config: ServiceConfig, *, clock: Clock | None = None
+) -> AsyncIterator[GrpcService]:
+    """The scheduler service with an open database pool; the pool closes on exit.
+
+    Env: ``ORCH_MAX_PAYLOAD_BYTES`` (default 262144), ``ORCH_EVENTS_RETENTION_DAYS``
+    (default 0 = keep every event partition).
+    """
+    db = Database(config.database_url, clock=clock)
+    await db.open()
+    try:
+        servicer = SchedulerServicer(
+            Ledger(db),
+            max_payload_bytes=int(os.environ.get("ORCH_MAX_PAYLOAD_BYTES", MAX_PAYLOAD_BYTES)),
+        )
+        maintainer = EventPartitionMaintainer(
+            config.database_url,
+            retention_days=int(os.environ.get("ORCH_EVENTS_RETENTION_DAYS", "0")),
+            clock=clock,
+        )
+        service = GrpcService(
+            config,
+            [(scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server, servicer, SERVICE_NAME)],
+            background=[("event-partitions", maintainer.run_forever)],
+            method_scopes=METHOD_SCOPES,
+        )
+        yield service
+    finally:
+        await db.close()

@@ -1,0 +1,303 @@
+"""SchedulerService: translates protobuf ↔ ledger calls (STYLE rule 12).
+
+The tenant always comes from the caller's token (``current_principal()``); scopes are
+checked by the server before a method runs (``METHOD_SCOPES``); domain errors become gRPC
+statuses in the one error interceptor of orchestrator_grpckit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from orchestrator_grpckit import Principal, current_principal
+from orchestrator_pg import Ledger, TxContext
+from orchestrator_scheduler import _convert as convert
+from orchestrator_scheduler import _paging as paging
+from orchestrator_scheduler import _validate as validate
+from stella.orchestrator.v1 import scheduler_pb2, scheduler_pb2_grpc
+
+SERVICE_NAME = "stella.orchestrator.v1.SchedulerService"
+_READ = "orch:read"
+_OPERATE = "orch:operate"
+METHOD_SCOPES: dict[str, str] = {
+    f"/{SERVICE_NAME}/{method}": scope
+    for method, scope in {
+        "CreateSource": _OPERATE,
+        "GetSource": _READ,
+        "ListSources": _READ,
+        "UpdateSource": _OPERATE,
+        "DeleteSource": _OPERATE,
+        "CreateRun": _OPERATE,
+        "GetRun": _READ,
+        "ListRuns": _READ,
+        "GetRunDag": _READ,
+        "CancelRun": _OPERATE,
+        "SubmitJob": _OPERATE,
+        "SubmitJobs": _OPERATE,
+        "GetJob": _READ,
+        "ListJobs": _READ,
+        "CancelJob": _OPERATE,
+        "RetryJob": _OPERATE,
+        "ListJobEvents": _READ,
+    }.items()
+}
+
+
+def _ctx(principal: Principal) -> TxContext:
+    return TxContext(
+        tenant=principal.tenant,
+        actor_subject=principal.subject,
+        actor_scopes=tuple(sorted(principal.scopes)),
+    )
+
+
+class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
+    """Sources, runs with their DAG, and jobs."""
+
+    def __init__(self, ledger: Ledger, *, max_payload_bytes: int = validate.MAX_PAYLOAD_BYTES):
+        self.ledger = ledger
+        self.max_payload_bytes = max_payload_bytes
+
+    # ------------------------------------------------------------- sources
+
+    async def CreateSource(self, request: scheduler_pb2.CreateSourceRequest, context: Any) -> Any:
+        principal = current_principal()
+        fields = validate.source_fields(request.source, "source", validate.SOURCE_MUTABLE_FIELDS)
+        row = await self.ledger.source_create(_ctx(principal), fields)
+        return scheduler_pb2.CreateSourceResponse(source=convert.source(row))
+
+    async def GetSource(self, request: scheduler_pb2.GetSourceRequest, context: Any) -> Any:
+        principal = current_principal()
+        source_id = validate.parse_id_or_raise(request.source_id, "source_id")
+        row = await self.ledger.source_get(principal.tenant, source_id)
+        return scheduler_pb2.GetSourceResponse(source=convert.source(row))
+
+    async def ListSources(self, request: scheduler_pb2.ListSourcesRequest, context: Any) -> Any:
+        principal = current_principal()
+        filters = {
+            "source_type": request.source_type or None,
+            "enabled": request.enabled if request.HasField("enabled") else None,
+        }
+        size = paging.page_size(request.page_size)
+        rows = await self.ledger.source_list(
+            principal.tenant,
+            **filters,  # type: ignore[arg-type]
+            after_id=paging.decode_id_token(request.page_token, filters),
+            limit=size + 1,
+        )
+        return scheduler_pb2.ListSourcesResponse(
+            sources=[convert.source(r) for r in rows[:size]],
+            next_page_token=_next_id_token(rows, size, filters),
+        )
+
+    async def UpdateSource(self, request: scheduler_pb2.UpdateSourceRequest, context: Any) -> Any:
+        principal = current_principal()
+        source_id = validate.parse_id_or_raise(request.source.id, "source.id")
+        mask = validate.update_mask(list(request.update_mask.paths))
+        fields = validate.source_fields(request.source, "source", mask)
+        row = await self.ledger.source_update(_ctx(principal), source_id, fields, mask)
+        return scheduler_pb2.UpdateSourceResponse(source=convert.source(row))
+
+    async def DeleteSource(self, request: scheduler_pb2.DeleteSourceRequest, context: Any) -> Any:
+        principal = current_principal()
+        source_id = validate.parse_id_or_raise(request.source_id, "source_id")
+        await self.ledger.source_delete(_ctx(principal), source_id)
+        return scheduler_pb2.DeleteSourceResponse()
+
+    # ------------------------------------------------------------- runs
+
+    async def CreateRun(self, request: scheduler_pb2.CreateRunRequest, context: Any) -> Any:
+        principal = current_principal()
+        run = validate.new_run(
+            request.project,
+            request.name,
+            request.source_id,
+            request.correlation_id,
+            request.idempotency_key,
+            dict(request.labels),
+        )
+        jobs = validate.job_batch(
+            request.jobs,
+            "jobs",
+            allow_external_keys=False,
+            required=True,
+            max_payload_bytes=self.max_payload_bytes,
+        )
+        created = await self.ledger.run_create(_ctx(principal), run, jobs)
+        run_id = created.run["id"]
+        counts = await self.ledger.run_job_counts(principal.tenant, [run_id])
+        parents = await self.ledger.job_parents([j["id"] for j in created.jobs])
+        return scheduler_pb2.CreateRunResponse(
+            run=convert.run(created.run, counts[run_id]),
+            jobs=[convert.job(j, parents[j["id"]]) for j in created.jobs],
+            existing=created.existing,
+        )
+
+    async def GetRun(self, request: scheduler_pb2.GetRunRequest, context: Any) -> Any:
+        principal = current_principal()
+        run_id = validate.parse_id_or_raise(request.run_id, "run_id")
+        row = await self.ledger.run_get(principal.tenant, run_id)
+        counts = await self.ledger.run_job_counts(principal.tenant, [run_id])
+        return scheduler_pb2.GetRunResponse(run=convert.run(row, counts[run_id]))
+
+    async def ListRuns(self, request: scheduler_pb2.ListRunsRequest, context: Any) -> Any:
+        principal = current_principal()
+        out = validate.Violations()
+        source_id = validate.optional_id(request.source_id, "source_id", out)
+        out.raise_if_any("invalid filters")
+        states = sorted({convert.run_state_name(s) for s in request.states if s})
+        filters: dict[str, Any] = {
+            "states": states or None,
+            "source_id": str(source_id) if source_id else None,
+            "project": request.project or None,
+        }
+        size = paging.page_size(request.page_size)
+        after = paging.decode_id_token(request.page_token, filters)
+        rows = await self.ledger.run_list(
+            principal.tenant,
+            states=states or None,
+            source_id=source_id,
+            project=request.project or None,
+            after_id=after,
+            limit=size + 1,
+        )
+        page = rows[:size]
+        counts = await self.ledger.run_job_counts(principal.tenant, [r["id"] for r in page])
+        return scheduler_pb2.ListRunsResponse(
+            runs=[convert.run(r, counts[r["id"]]) for r in page],
+            next_page_token=_next_id_token(rows, size, filters),
+        )
+
+    async def GetRunDag(self, request: scheduler_pb2.GetRunDagRequest, context: Any) -> Any:
+        principal = current_principal()
+        run_id = validate.parse_id_or_raise(request.run_id, "run_id")
+        run_row, jobs, edges = await self.ledger.run_dag(principal.tenant, run_id)
+        parents: dict[uuid.UUID, list[uuid.UUID]] = {j["id"]: [] for j in jobs}
+        for e in edges:
+            parents.setdefault(e["child_job_id"], []).append(e["parent_job_id"])
+        counts: dict[str, int] = {}
+        for j in jobs:
+            counts[j["state"]] = counts.get(j["state"], 0) + 1
+        return scheduler_pb2.GetRunDagResponse(
+            run=convert.run(run_row, counts),
+            jobs=[convert.job(j, parents[j["id"]]) for j in jobs],
+            edges=[convert.edge(e, run_id, principal.tenant) for e in edges],
+        )
+
+    async def CancelRun(self, request: scheduler_pb2.CancelRunRequest, context: Any) -> Any:
+        principal = current_principal()
+        run_id = validate.parse_id_or_raise(request.run_id, "run_id")
+        before = await self.ledger.run_job_counts(principal.tenant, [run_id])
+        row = await self.ledger.run_cancel(_ctx(principal), run_id)
+        counts = await self.ledger.run_job_counts(principal.tenant, [run_id])
+        canceled = counts[run_id].get("canceled", 0) - before[run_id].get("canceled", 0)
+        return scheduler_pb2.CancelRunResponse(
+            run=convert.run(row, counts[run_id]), canceled_job_count=canceled
+        )
+
+    # ------------------------------------------------------------- jobs
+
+    async def SubmitJob(self, request: scheduler_pb2.SubmitJobRequest, context: Any) -> Any:
+        principal = current_principal()
+        submitted = await self._submit(principal, [request.job], "job", request.run_id)
+        only = submitted[0]
+        parents = await self.ledger.job_parents([only.job["id"]])
+        return scheduler_pb2.SubmitJobResponse(
+            job=convert.job(only.job, parents[only.job["id"]]), existing=only.existing
+        )
+
+    async def SubmitJobs(self, request: scheduler_pb2.SubmitJobsRequest, context: Any) -> Any:
+        principal = current_principal()
+        submitted = await self._submit(principal, list(request.jobs), "jobs", request.run_id)
+        parents = await self.ledger.job_parents([s.job["id"] for s in submitted])
+        return scheduler_pb2.SubmitJobsResponse(
+            jobs=[convert.job(s.job, parents[s.job["id"]]) for s in submitted],
+            existing=[s.existing for s in submitted],
+        )
+
+    async def _submit(self, principal: Principal, specs: list[Any], field: str, run_id: str) -> Any:
+        out = validate.Violations()
+        run = validate.optional_id(run_id, "run_id", out)
+        out.raise_if_any("invalid run_id")
+        jobs = validate.job_batch(
+            specs,
+            field,
+            allow_external_keys=run is not None,
+            required=True,
+            max_payload_bytes=self.max_payload_bytes,
+        )
+        return await self.ledger.job_submit(_ctx(principal), jobs, run)
+
+    async def GetJob(self, request: scheduler_pb2.GetJobRequest, context: Any) -> Any:
+        principal = current_principal()
+        job_id = validate.parse_id_or_raise(request.job_id, "job_id")
+        row = await self.ledger.job_get(principal.tenant, job_id)
+        parents = await self.ledger.job_parents([job_id])
+        return scheduler_pb2.GetJobResponse(job=convert.job(row, parents[job_id]))
+
+    async def ListJobs(self, request: scheduler_pb2.ListJobsRequest, context: Any) -> Any:
+        principal = current_principal()
+        out = validate.Violations()
+        run_id = validate.optional_id(request.run_id, "run_id", out)
+        source_id = validate.optional_id(request.source_id, "source_id", out)
+        out.raise_if_any("invalid filters")
+        states = sorted({convert.job_state_name(s) for s in request.states if s})
+        filters: dict[str, Any] = {
+            "states": states or None,
+            "job_type": request.job_type or None,
+            "run_id": str(run_id) if run_id else None,
+            "source_id": str(source_id) if source_id else None,
+        }
+        size = paging.page_size(request.page_size)
+        rows = await self.ledger.job_list(
+            principal.tenant,
+            states=states or None,
+            job_type=request.job_type or None,
+            run_id=run_id,
+            source_id=source_id,
+            after_id=paging.decode_id_token(request.page_token, filters),
+            limit=size + 1,
+        )
+        page = rows[:size]
+        parents = await self.ledger.job_parents([r["id"] for r in page])
+        return scheduler_pb2.ListJobsResponse(
+            jobs=[convert.job(r, parents[r["id"]]) for r in page],
+            next_page_token=_next_id_token(rows, size, filters),
+        )
+
+    async def CancelJob(self, request: scheduler_pb2.CancelJobRequest, context: Any) -> Any:
+        principal = current_principal()
+        job_id = validate.parse_id_or_raise(request.job_id, "job_id")
+        row = await self.ledger.job_cancel(_ctx(principal), job_id)
+        parents = await self.ledger.job_parents([job_id])
+        return scheduler_pb2.CancelJobResponse(job=convert.job(row, parents[job_id]))
+
+    async def RetryJob(self, request: scheduler_pb2.RetryJobRequest, context: Any) -> Any:
+        principal = current_principal()
+        job_id = validate.parse_id_or_raise(request.job_id, "job_id")
+        row = await self.ledger.job_retry(_ctx(principal), job_id)
+        parents = await self.ledger.job_parents([job_id])
+        return scheduler_pb2.RetryJobResponse(job=convert.job(row, parents[job_id]))
+
+    async def ListJobEvents(self, request: scheduler_pb2.ListJobEventsRequest, context: Any) -> Any:
+        principal = current_principal()
+        job_id = validate.parse_id_or_raise(request.job_id, "job_id")
+        filters = {"job_id": str(job_id)}
+        size = paging.page_size(request.page_size)
+        rows = await self.ledger.job_events(
+            principal.tenant,
+            job_id,
+            after_seq=paging.decode_seq_token(request.page_token, filters),
+            limit=size + 1,
+        )
+        token = paging.encode_token(rows[size - 1]["seq"], filters) if len(rows) > size else ""
+        return scheduler_pb2.ListJobEventsResponse(
+            events=[convert.event(r) for r in rows[:size]], next_page_token=token
+        )
+
+
+def _next_id_token(rows: list[Any], size: int, filters: dict[str, Any]) -> str:
+    if len(rows) <= size:
+        return ""
+    return paging.encode_token(str(rows[size - 1]["id"]), filters)

@@ -1,0 +1,148 @@
+"""Shared fixtures: a real PostgreSQL database per test session, tokens, and the scheduler
+served in-process over a real gRPC channel.
+
+The database comes from ORCH_TEST_DATABASE_URL (default: the local cluster that
+scripts/services.sh starts). Each session creates a fresh database named after the
+process, migrates it and drops it at the end, so parallel sessions never share state.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import grpc
+import psycopg
+import pytest
+
+DEFAULT_TEST_ADMIN_URL = "postgresql://orchestrator:orchestrator@127.0.0.1:5432/orchestrator_test"
+DEV_SECRET = "integration-test-secret-0123456789abcdef"
+
+
+def _with_db(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+def admin_url() -> str:
+    return os.environ.get("ORCH_TEST_DATABASE_URL", DEFAULT_TEST_ADMIN_URL)
+
+
+@pytest.fixture(scope="session")
+def database_url(admin_url: str) -> Iterator[str]:
+    """A freshly migrated, empty database for this session."""
+    import asyncio
+
+    from orchestrator_pg import migrate
+
+    name = f"orch_it_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {admin_url}: {exc}\n"
+            "start it with `scripts/services.sh start` or set ORCH_TEST_DATABASE_URL"
+        )
+    url = _with_db(admin_url, name)
+    asyncio.run(migrate(url))
+    yield url
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def tenants(database_url: str) -> tuple[str, str]:
+    """Two registered tenants: the one tests act as, and a stranger."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for tenant in ("acme", "globex"):
+            conn.execute(
+                "INSERT INTO orchestrator.tenants (id) VALUES (%s) ON CONFLICT DO NOTHING",
+                (tenant,),
+            )
+    return "acme", "globex"
+
+
+@pytest.fixture(scope="session")
+def make_token():
+    from orchestrator_grpckit import mint_dev_token
+
+    def make(tenant: str = "acme", scopes: tuple[str, ...] = ("orch:read", "orch:operate"),
+             subject: str = "tester") -> str:
+        return mint_dev_token(DEV_SECRET, subject, [tenant], scopes)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+async def scheduler_target(database_url: str, tenants: tuple[str, str]) -> AsyncIterator[str]:
+    """The scheduler service on a free port, for the whole session."""
+    from orchestrator_grpckit import ServiceConfig
+    from orchestrator_scheduler import build_service
+
+    config = ServiceConfig(
+        service_name="scheduler",
+        grpc_port=0,
+        metrics_port=None,
+        database_url=database_url,
+        auth_hs256_secret=DEV_SECRET,
+        shutdown_grace_s=1.0,
+    )
+    async with build_service(config) as service:
+        await service.start()
+        try:
+            yield f"127.0.0.1:{service.port}"
+        finally:
+            await service.stop()
+
+
+class Stub:
+    """A SchedulerService stub that sends a bearer token with every call."""
+
+    def __init__(self, channel: grpc.aio.Channel, token: str) -> None:
+        from stella.orchestrator.v1 import scheduler_pb2_grpc
+
+        self._stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+        self._metadata = (("authorization", f"Bearer {token}"),)
+
+    def __getattr__(self, name: str):
+        method = getattr(self._stub, name)
+
+        def call(request, **kwargs):
+            return method(request, metadata=self._metadata, **kwargs)
+
+        return call
+
+
+@pytest.fixture
+async def channel(scheduler_target: str) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(scheduler_target) as ch:
+        yield ch
+
+
+@pytest.fixture
+def scheduler(channel: grpc.aio.Channel, make_token) -> Stub:
+    """Acts as tenant acme with read + operate scopes."""
+    return Stub(channel, make_token("acme"))
+
+
+@pytest.fixture
+def stranger(channel: grpc.aio.Channel, make_token) -> Stub:
+    """Acts as tenant globex."""
+    return Stub(channel, make_token("globex"))
+
+
+@pytest.fixture
+def reader(channel: grpc.aio.Channel, make_token) -> Stub:
+    """Tenant acme, read-only."""
+    return Stub(channel, make_token("acme", ("orch:read",)))
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[psycopg.Connection]:
+    """A plain connection to inspect the ledger directly."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
