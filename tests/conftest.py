@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 import psycopg
@@ -19,11 +18,6 @@ import pytest
 
 DEFAULT_TEST_ADMIN_URL = "postgresql://orchestrator:orchestrator@127.0.0.1:5432/orchestrator_test"
 DEV_SECRET = "integration-test-secret-0123456789abcdef"
-
-
-def _with_db(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
 
 
 @pytest.fixture(scope="session")
@@ -36,22 +30,19 @@ def database_url(admin_url: str) -> Iterator[str]:
     """A freshly migrated, empty database for this session."""
     import asyncio
 
-    from orchestrator_pg import migrate
+    from orchestrator_pg import create_database, drop_database, migrate
 
     name = f"orch_it_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     try:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        url = create_database(admin_url, name)
     except psycopg.OperationalError as exc:
         pytest.fail(
             f"PostgreSQL is not reachable at {admin_url}: {exc}\n"
             "start it with `scripts/services.sh start` or set ORCH_TEST_DATABASE_URL"
         )
-    url = _with_db(admin_url, name)
     asyncio.run(migrate(url))
     yield url
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(admin_url, name)
 
 
 @pytest.fixture(scope="session")
@@ -70,8 +61,11 @@ def tenants(database_url: str) -> tuple[str, str]:
 def make_token():
     from orchestrator_grpckit import mint_dev_token
 
-    def make(tenant: str = "acme", scopes: tuple[str, ...] = ("orch:read", "orch:operate"),
-             subject: str = "tester") -> str:
+    def make(
+        tenant: str = "acme",
+        scopes: tuple[str, ...] = ("orch:read", "orch:operate"),
+        subject: str = "tester",
+    ) -> str:
         return mint_dev_token(DEV_SECRET, subject, [tenant], scopes)
 
     return make

@@ -20,12 +20,15 @@ def three_level_dag() -> list[resources_pb2.JobSpec]:
     """100 jobs: 10 ingest → 30 VEX (one parent each) → 60 policy (two parents each)."""
     jobs = [spec(f"a{i}", "advisory.ingest") for i in range(10)]
     jobs += [spec(f"b{i}", "vex.ingest", [f"a{i % 10}"]) for i in range(30)]
-    jobs += [spec(f"c{i}", "policy.evaluate", [f"b{i % 30}", f"b{(i + 1) % 30}"]) for i in range(60)]
+    jobs += [
+        spec(f"c{i}", "policy.evaluate", [f"b{i % 30}", f"b{(i + 1) % 30}"]) for i in range(60)
+    ]
     return jobs
 
 
 def job_events(db: psycopg.Connection, run_id: str) -> dict[str, list[tuple]]:
-    """``{job_id: [(seq, type, from, to, reason, attempt, at, lease_id, max_attempts), ...]}`` in seq order."""
+    """``{job_id: [(seq, type, from, to, reason, attempt, at, lease_id, max_attempts)]}``,
+    each list in seq order."""
     rows = db.execute(
         "SELECT job_id::text, seq, type, from_state, to_state, reason, attempt, occurred_at,"
         " lease_id::text, (data->>'max_attempts')::int"

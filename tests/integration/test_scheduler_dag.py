@@ -3,6 +3,8 @@ and exactly one event per transition."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from orchestrator_core import JobState, Reason, TransitionEvent, event_type_for, fold
@@ -68,7 +70,8 @@ async def test_three_level_dag_readiness_cascade_and_run_state(scheduler, leases
         [Failure(a9["id"], a9["lease_id"], "schema_mismatch", "bad feed", retryable=False)],
         tenants=["acme"],
     )
-    assert failed[0].ok and failed[0].new_state == "dead"
+    assert failed[0].ok
+    assert failed[0].new_state == "dead"
 
     dag = await _jobs_of(scheduler, run_id)
     jobs = _by_key(dag.jobs)
@@ -85,7 +88,9 @@ async def test_three_level_dag_readiness_cascade_and_run_state(scheduler, leases
     assert len(doomed_c) == 12
     for i in range(60):
         job = jobs[f"c{i}"]
-        expected = common_pb2.JOB_STATE_CANCELED if job.key in doomed_c else common_pb2.JOB_STATE_PENDING
+        expected = (
+            common_pb2.JOB_STATE_CANCELED if job.key in doomed_c else common_pb2.JOB_STATE_PENDING
+        )
         assert job.state == expected, job.key
     assert jobs["a9"].state == common_pb2.JOB_STATE_DEAD
     assert len(dag.edges) == 30 + 120
@@ -94,12 +99,14 @@ async def test_three_level_dag_readiness_cascade_and_run_state(scheduler, leases
     leased = await _claim_all(leases, "vex.ingest")
     assert len(leased) == 27
     await leases.complete(
-        TxContext(tenant="acme"), [Completion(r["id"], r["lease_id"]) for r in leased],
+        TxContext(tenant="acme"),
+        [Completion(r["id"], r["lease_id"]) for r in leased],
         tenants=["acme"],
     )
     ready = await scheduler.ListJobs(
-        scheduler_pb2.ListJobsRequest(run_id=run_id, states=[common_pb2.JOB_STATE_READY],
-                                      page_size=500)
+        scheduler_pb2.ListJobsRequest(
+            run_id=run_id, states=[common_pb2.JOB_STATE_READY], page_size=500
+        )
     )
     assert {j.key for j in ready.jobs} == {f"c{i}" for i in range(60)} - doomed_c
 
@@ -109,7 +116,8 @@ async def test_three_level_dag_readiness_cascade_and_run_state(scheduler, leases
     run = (await scheduler.GetRun(scheduler_pb2.GetRunRequest(run_id=run_id))).run
     assert run.state == common_pb2.RUN_STATE_RUNNING
     await leases.complete(
-        TxContext(tenant="acme"), [Completion(r["id"], r["lease_id"]) for r in leased],
+        TxContext(tenant="acme"),
+        [Completion(r["id"], r["lease_id"]) for r in leased],
         tenants=["acme"],
     )
     run = (await scheduler.GetRun(scheduler_pb2.GetRunRequest(run_id=run_id))).run
@@ -124,14 +132,23 @@ async def test_three_level_dag_readiness_cascade_and_run_state(scheduler, leases
     final = _by_key((await _jobs_of(scheduler, run_id)).jobs)
     for job in final.values():
         chain = events[job.id]
-        assert chain[0][1] == "job.created" and chain[0][2] is None
-        for prev, nxt in zip(chain, chain[1:], strict=False):
+        assert chain[0][1] == "job.created"
+        assert chain[0][2] is None
+        for prev, nxt in itertools.pairwise(chain):
             assert nxt[2] == prev[3], f"{job.key}: {prev} then {nxt}"
         for _seq, type_, frm, to, *_rest in chain:
             assert type_ == event_type_for(JobState(frm) if frm else None, JobState(to))
         model = fold(
-            TransitionEvent(type=t, to_state=JobState(to), reason=Reason(r), attempt=a,
-                            occurred_at=at, lease_id=lease, job_id=job.id, max_attempts=m)
+            TransitionEvent(
+                type=t,
+                to_state=JobState(to),
+                reason=Reason(r),
+                attempt=a,
+                occurred_at=at,
+                lease_id=lease,
+                job_id=job.id,
+                max_attempts=m,
+            )
             for _s, t, _f, to, r, a, at, lease, m in chain
         )
         assert model is not None
@@ -150,7 +167,8 @@ async def test_cancel_run_cancels_open_jobs_and_keeps_finished_ones(scheduler, l
     )
     leased = await _claim_all(leases, "advisory.ingest", limit=3)
     await leases.complete(
-        TxContext(tenant="acme"), [Completion(r["id"], r["lease_id"]) for r in leased[:2]],
+        TxContext(tenant="acme"),
+        [Completion(r["id"], r["lease_id"]) for r in leased[:2]],
         tenants=["acme"],
     )
     reply = await scheduler.CancelRun(
@@ -164,10 +182,12 @@ async def test_cancel_run_cancels_open_jobs_and_keeps_finished_ones(scheduler, l
     assert dict(reply.run.job_counts) == {"succeeded": 2, "canceled": 38}
     # the canceled lease is fenced: its worker's late completion is refused
     late = await leases.complete(
-        TxContext(tenant="acme"), [Completion(leased[2]["id"], leased[2]["lease_id"])],
+        TxContext(tenant="acme"),
+        [Completion(leased[2]["id"], leased[2]["lease_id"])],
         tenants=["acme"],
     )
-    assert not late[0].ok and late[0].error_reason == "lease_lost"
+    assert not late[0].ok
+    assert late[0].error_reason == "lease_lost"
     (actor,) = db.execute(
         "SELECT DISTINCT actor_subject FROM orchestrator.events"
         " WHERE run_id = %s AND type = 'job.canceled'",
@@ -177,9 +197,7 @@ async def test_cancel_run_cancels_open_jobs_and_keeps_finished_ones(scheduler, l
 
 
 async def test_cancel_job_cascades_to_descendants(scheduler):
-    created = await scheduler.CreateRun(
-        scheduler_pb2.CreateRunRequest(jobs=three_level_dag())
-    )
+    created = await scheduler.CreateRun(scheduler_pb2.CreateRunRequest(jobs=three_level_dag()))
     a0 = _by_key(created.jobs)["a0"]
     reply = await scheduler.CancelJob(scheduler_pb2.CancelJobRequest(job_id=a0.id))
     assert reply.job.state == common_pb2.JOB_STATE_CANCELED
@@ -193,9 +211,7 @@ async def test_cancel_job_cascades_to_descendants(scheduler):
 
 
 async def test_submit_into_open_run_waits_on_existing_parent(scheduler, leases):
-    created = await scheduler.CreateRun(
-        scheduler_pb2.CreateRunRequest(jobs=three_level_dag()[:10])
-    )
+    created = await scheduler.CreateRun(scheduler_pb2.CreateRunRequest(jobs=three_level_dag()[:10]))
     extra = await scheduler.SubmitJob(
         scheduler_pb2.SubmitJobRequest(
             run_id=created.run.id,
@@ -208,9 +224,9 @@ async def test_submit_into_open_run_waits_on_existing_parent(scheduler, leases):
     assert list(extra.job.depends_on) == [a0.id]
     leased = await _claim_all(leases, "advisory.ingest")
     await leases.complete(
-        TxContext(tenant="acme"), [Completion(r["id"], r["lease_id"]) for r in leased],
+        TxContext(tenant="acme"),
+        [Completion(r["id"], r["lease_id"]) for r in leased],
         tenants=["acme"],
     )
     job = (await scheduler.GetJob(scheduler_pb2.GetJobRequest(job_id=extra.job.id))).job
     assert job.state == common_pb2.JOB_STATE_READY
-

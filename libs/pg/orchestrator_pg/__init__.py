@@ -12,15 +12,8 @@ Design note
   :class:`LeaseLedger` the hot path (claim, complete, fail, expire), fenced by lease id.
 """
 
+from orchestrator_pg._admin import create_database, database_url_for, drop_database
 from orchestrator_pg._db import Database, Row, TxContext
-from orchestrator_pg._ledger import (
-    CreatedRun,
-    Ledger,
-    NewJob,
-    NewRun,
-    SourceFields,
-    SubmittedJob,
-)
 from orchestrator_pg._leasing import (
     DEFAULT_LEASE_TTL_S,
     LEASE_LOST,
@@ -28,6 +21,14 @@ from orchestrator_pg._leasing import (
     Failure,
     LeaseLedger,
     Outcome,
+)
+from orchestrator_pg._ledger import (
+    CreatedRun,
+    Ledger,
+    NewJob,
+    NewRun,
+    SourceFields,
+    SubmittedJob,
 )
 from orchestrator_pg._maintenance import EventPartitionMaintainer
 from orchestrator_pg._migrate import (
@@ -44,20 +45,23 @@ __all__ = [
     "LEASE_LOST",
     "Completion",
     "CreatedRun",
-    "Failure",
-    "LeaseLedger",
-    "Outcome",
     "Database",
     "EventPartitionMaintainer",
+    "Failure",
+    "LeaseLedger",
     "Ledger",
     "Migration",
     "MigrationError",
     "NewJob",
     "NewRun",
+    "Outcome",
     "Row",
     "SourceFields",
     "SubmittedJob",
     "TxContext",
+    "create_database",
+    "database_url_for",
+    "drop_database",
     "load_migrations",
     "migrate",
     "parse_queries",

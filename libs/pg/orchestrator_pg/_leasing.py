@@ -21,7 +21,14 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from orchestrator_core import JobState, Reason, RetryPolicy, backoff_s, decide_failure, failure_reason
+from orchestrator_core import (
+    JobState,
+    Reason,
+    RetryPolicy,
+    backoff_s,
+    decide_failure,
+    failure_reason,
+)
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._ledger import Conn, settle
 from orchestrator_pg._queries import query
@@ -144,8 +151,13 @@ class LeaseLedger:
                 and (row["result_digest"] or "") == c.result_digest
             )
             outcomes.append(
-                Outcome(c.job_id, c.lease_id, repeat, "" if repeat else LEASE_LOST,
-                        row["state"] if row else "")
+                Outcome(
+                    c.job_id,
+                    c.lease_id,
+                    repeat,
+                    "" if repeat else LEASE_LOST,
+                    row["state"] if row else "",
+                )
             )
         return outcomes
 
@@ -178,8 +190,13 @@ class LeaseLedger:
         for f in failures:
             state = decided.get(f.job_id)
             outcomes.append(
-                Outcome(f.job_id, f.lease_id, state is not None,
-                        "" if state is not None else LEASE_LOST, state or "")
+                Outcome(
+                    f.job_id,
+                    f.lease_id,
+                    state is not None,
+                    "" if state is not None else LEASE_LOST,
+                    state or "",
+                )
             )
         return outcomes
 
@@ -217,12 +234,22 @@ class LeaseLedger:
         if not pairs:
             return {}
         cols: dict[str, list[Any]] = {
-            k: [] for k in ("ids", "states", "reasons", "not_befores", "error_classes",
-                            "error_messages", "retryables")
+            k: []
+            for k in (
+                "ids",
+                "states",
+                "reasons",
+                "not_befores",
+                "error_classes",
+                "error_messages",
+                "retryables",
+            )
         }
         for row, failure in pairs:
             policy = RetryPolicy(
-                row["max_attempts"], row["initial_backoff_s"], row["max_backoff_s"],
+                row["max_attempts"],
+                row["initial_backoff_s"],
+                row["max_backoff_s"],
                 row["backoff_multiplier"],
             )
             state = decide_failure(policy, row["attempt"], failure.retryable)

@@ -22,6 +22,7 @@ from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
 from orchestrator_core import (
+    TERMINAL_JOB_STATES,
     AlreadyExists,
     FailedPrecondition,
     JobState,
@@ -29,7 +30,6 @@ from orchestrator_core import (
     PreconditionViolation,
     Reason,
     RetryPolicy,
-    TERMINAL_JOB_STATES,
 )
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._queries import query
@@ -252,7 +252,9 @@ class Ledger:
         now = self._now(ctx)
         try:
             async with self.db.transaction(ctx) as conn:
-                await self._check_sources(conn, ctx.tenant, [run.source_id, *(j.source_id for j in jobs)])
+                await self._check_sources(
+                    conn, ctx.tenant, [run.source_id, *(j.source_id for j in jobs)]
+                )
                 cur = await conn.execute(
                     query("run_insert"),
                     {
@@ -367,7 +369,9 @@ class Ledger:
             run_row = await cur.fetchone()
             if run_row is None:
                 raise NotFound("run", str(run_id))
-            cur = await conn.execute(query("job_list_for_run"), {"tenant": tenant, "run_id": run_id})
+            cur = await conn.execute(
+                query("job_list_for_run"), {"tenant": tenant, "run_id": run_id}
+            )
             jobs = await cur.fetchall()
             cur = await conn.execute(
                 query("dag_edge_list_for_run"), {"tenant": tenant, "run_id": run_id}
@@ -443,9 +447,7 @@ class Ledger:
                     )
                     await settle(conn, [], [], [run_id], now)
                 ids = [j.id for j in jobs if j.id in inserted]
-                cur = await conn.execute(
-                    query("job_get_many"), {"tenant": ctx.tenant, "ids": ids}
-                )
+                cur = await conn.execute(query("job_get_many"), {"tenant": ctx.tenant, "ids": ids})
                 by_id = {row["id"]: row for row in await cur.fetchall()}
                 missing_keys = [j.idempotency_key for j in jobs if j.id not in inserted]
                 by_key: dict[str, Row] = {}
@@ -731,6 +733,7 @@ class Ledger:
             await settle(conn, [], doomed, [], now)
         return inserted
 
+
 async def settle(
     conn: Conn,
     succeeded: Sequence[uuid.UUID],
@@ -748,7 +751,9 @@ async def settle(
     """
     runs = {rid for rid in run_ids if rid is not None}
     if succeeded:
-        cur = await conn.execute(query("job_release_children"), {"ids": list(succeeded), "now": now})
+        cur = await conn.execute(
+            query("job_release_children"), {"ids": list(succeeded), "now": now}
+        )
         runs.update(row["run_id"] for row in await cur.fetchall() if row["run_id"])
     if failed:
         cur = await conn.execute(query("job_cancel_descendants"), {"ids": list(failed), "now": now})

@@ -35,7 +35,9 @@ class EventPartitionMaintainer:
         clock: the injected clock.
     """
 
-    def __init__(self, conninfo: str, *, retention_days: int = 0, clock: Clock | None = None) -> None:
+    def __init__(
+        self, conninfo: str, *, retention_days: int = 0, clock: Clock | None = None
+    ) -> None:
         self.conninfo = conninfo
         self.retention_days = retention_days
         self.clock = clock or SystemClock()
@@ -46,7 +48,9 @@ class EventPartitionMaintainer:
         async with await psycopg.AsyncConnection.connect(
             self.conninfo, autocommit=True, row_factory=dict_row
         ) as conn:
-            cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS leader", (MAINTENANCE_LOCK_KEY,))
+            cur = await conn.execute(
+                "SELECT pg_try_advisory_lock(%s) AS leader", (MAINTENANCE_LOCK_KEY,)
+            )
             row = await cur.fetchone()
             if not row or not row["leader"]:
                 return 0, []
@@ -80,7 +84,10 @@ class EventPartitionMaintainer:
             try:
                 created, dropped = await self.run_once()
                 if created or dropped:
-                    log.info("event partitions maintained", extra={"created": created, "dropped": dropped})
+                    log.info(
+                        "event partitions maintained",
+                        extra={"created": created, "dropped": dropped},
+                    )
             except psycopg.Error as exc:
                 log.warning("event partition maintenance failed: %s", exc)
             await asyncio.sleep(MAINTENANCE_INTERVAL_S)

@@ -169,7 +169,9 @@ def job(row: Row, parents: Sequence[uuid.UUID] = ()) -> resources_pb2.Job:
         )
     if row["progress_percent"] is not None:
         msg.progress.CopyFrom(
-            common_pb2.Progress(percent=row["progress_percent"], message=row["progress_message"] or "")
+            common_pb2.Progress(
+                percent=row["progress_percent"], message=row["progress_message"] or ""
+            )
         )
     if row["result"] is not None:
         msg.result.CopyFrom(_struct(row["result"]))

@@ -43,8 +43,12 @@ def encode_token(last: str | int, filters: Mapping[str, object]) -> str:
 def _decode(token: str, filters: Mapping[str, object]) -> object:
     bad = InvalidArgument(
         "page_token is not valid for this request",
-        [FieldViolation("page_token", "pass the next_page_token of the previous page unchanged, "
-                        "with the same filters")],
+        [
+            FieldViolation(
+                "page_token",
+                "pass the next_page_token of the previous page unchanged, with the same filters",
+            )
+        ],
     )
     try:
         padded = token + "=" * (-len(token) % 4)
@@ -66,7 +70,11 @@ def decode_id_token(token: str, filters: Mapping[str, object]) -> uuid.UUID | No
     except ValueError:
         raise InvalidArgument(
             "page_token is not valid for this request",
-            [FieldViolation("page_token", "pass the next_page_token of the previous page unchanged")],
+            [
+                FieldViolation(
+                    "page_token", "pass the next_page_token of the previous page unchanged"
+                )
+            ],
         ) from None
 
 
@@ -78,6 +86,10 @@ def decode_seq_token(token: str, filters: Mapping[str, object]) -> int:
     if not isinstance(value, int) or value < 0:
         raise InvalidArgument(
             "page_token is not valid for this request",
-            [FieldViolation("page_token", "pass the next_page_token of the previous page unchanged")],
+            [
+                FieldViolation(
+                    "page_token", "pass the next_page_token of the previous page unchanged"
+                )
+            ],
         )
     return value

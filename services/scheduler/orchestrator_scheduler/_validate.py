@@ -87,7 +87,9 @@ def required_id(value: str, field: str, out: Violations) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         shown = value if len(value) <= 64 else value[:61] + "..."
-        out.add(field, f"must be a UUID such as 0190a6b2-3c4d-7e5f-8a9b-0c1d2e3f4a5b, got '{shown}'")
+        out.add(
+            field, f"must be a UUID such as 0190a6b2-3c4d-7e5f-8a9b-0c1d2e3f4a5b, got '{shown}'"
+        )
         return None
 
 
@@ -104,7 +106,9 @@ def _labels(labels: dict[str, str], field: str, out: Violations) -> dict[str, st
         out.add(field, f"at most {MAX_LABELS} labels, got {len(labels)}")
     for key, value in labels.items():
         if not LABEL_KEY_RE.match(key):
-            out.add(f"{field}[{key}]", "label keys are lowercase [a-z0-9_./-], at most 63 characters")
+            out.add(
+                f"{field}[{key}]", "label keys are lowercase [a-z0-9_./-], at most 63 characters"
+            )
         if len(value) > MAX_TEXT:
             out.add(f"{field}[{key}]", f"label values are at most {MAX_TEXT} characters")
     return dict(labels)
@@ -119,19 +123,28 @@ def _text(value: str, field: str, out: Violations, limit: int = MAX_TEXT) -> str
 def _ts(parent: Message, name: str) -> datetime | None:
     if not parent.HasField(name):
         return None
-    return getattr(parent, name).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+    stamp: datetime = getattr(parent, name).ToDatetime(tzinfo=UTC)
+    return stamp
 
 
-def retry_policy(msg: common_pb2.RetryPolicy, field: str, out: Violations, has: bool) -> RetryPolicy:
+def retry_policy(
+    msg: common_pb2.RetryPolicy, field: str, out: Violations, has: bool
+) -> RetryPolicy:
     default = RetryPolicy()
     if not has:
         return default
     policy = RetryPolicy(
         max_attempts=msg.max_attempts or default.max_attempts,
-        initial_backoff_s=(msg.initial_backoff.ToTimedelta().total_seconds()
-                           if msg.HasField("initial_backoff") else default.initial_backoff_s),
-        max_backoff_s=(msg.max_backoff.ToTimedelta().total_seconds()
-                       if msg.HasField("max_backoff") else default.max_backoff_s),
+        initial_backoff_s=(
+            msg.initial_backoff.ToTimedelta().total_seconds()
+            if msg.HasField("initial_backoff")
+            else default.initial_backoff_s
+        ),
+        max_backoff_s=(
+            msg.max_backoff.ToTimedelta().total_seconds()
+            if msg.HasField("max_backoff")
+            else default.max_backoff_s
+        ),
         multiplier=msg.backoff_multiplier or default.multiplier,
     )
     try:
@@ -141,8 +154,13 @@ def retry_policy(msg: common_pb2.RetryPolicy, field: str, out: Violations, has: 
     return policy
 
 
-def job_spec(spec: resources_pb2.JobSpec, field: str, out: Violations, *,
-             max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> NewJob:
+def job_spec(
+    spec: resources_pb2.JobSpec,
+    field: str,
+    out: Violations,
+    *,
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+) -> NewJob:
     """One JobSpec → NewJob (violations recorded in ``out``)."""
     if not spec.job_type:
         out.add(f"{field}.job_type", "is required (e.g. 'advisory.ingest')")
@@ -157,12 +175,17 @@ def job_spec(spec: resources_pb2.JobSpec, field: str, out: Violations, *,
     try:
         encoded = canonical_json(payload, f"{field}.payload")
         if len(encoded) > max_payload_bytes:
-            out.add(f"{field}.payload", f"is {len(encoded)} bytes as canonical JSON; the limit is "
-                    f"{max_payload_bytes} bytes — store large inputs as an artifact and pass its uri")
+            out.add(
+                f"{field}.payload",
+                f"is {len(encoded)} bytes as canonical JSON; the limit is "
+                f"{max_payload_bytes} bytes — store large inputs as an artifact and pass its uri",
+            )
         digest = "sha256:" + hashlib.sha256(encoded).hexdigest()
     except InvalidArgument as exc:
         out.merge(exc)
-    window_start = _ts(spec.event_time_window, "start") if spec.HasField("event_time_window") else None
+    window_start = (
+        _ts(spec.event_time_window, "start") if spec.HasField("event_time_window") else None
+    )
     window_end = _ts(spec.event_time_window, "end") if spec.HasField("event_time_window") else None
     if spec.HasField("event_time_window") and (
         window_start is None or window_end is None or window_end <= window_start
@@ -181,8 +204,9 @@ def job_spec(spec: resources_pb2.JobSpec, field: str, out: Violations, *,
         job_type=spec.job_type,
         payload=payload,
         payload_digest=digest or "sha256:" + "0" * 64,
-        retry_policy=retry_policy(spec.retry_policy, f"{field}.retry_policy", out,
-                                  spec.HasField("retry_policy")),
+        retry_policy=retry_policy(
+            spec.retry_policy, f"{field}.retry_policy", out, spec.HasField("retry_policy")
+        ),
         key=spec.key,
         project=_text(spec.project, f"{field}.project", out, 128),
         source_id=optional_id(spec.source_id, f"{field}.source_id", out),
@@ -200,8 +224,14 @@ def job_spec(spec: resources_pb2.JobSpec, field: str, out: Violations, *,
     )
 
 
-def job_batch(specs: Sequence[resources_pb2.JobSpec], field: str, *, allow_external_keys: bool,
-              required: bool, max_payload_bytes: int = MAX_PAYLOAD_BYTES) -> list[NewJob]:
+def job_batch(
+    specs: Sequence[resources_pb2.JobSpec],
+    field: str,
+    *,
+    allow_external_keys: bool,
+    required: bool,
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+) -> list[NewJob]:
     """A batch of JobSpecs: each valid, keys unique, ``depends_on`` naming keys of the batch
     (or, with ``allow_external_keys``, of the run the batch joins) and acyclic."""
     out = Violations()
@@ -212,8 +242,9 @@ def job_batch(specs: Sequence[resources_pb2.JobSpec], field: str, *, allow_exter
         out.raise_if_any("request too large")
     # a single SubmitJob names paths job.<field>; batches name jobs[i].<field>
     paths = [field] if field == "job" else [f"{field}[{i}]" for i in range(len(specs))]
-    jobs = [job_spec(s, paths[i], out, max_payload_bytes=max_payload_bytes)
-            for i, s in enumerate(specs)]
+    jobs = [
+        job_spec(s, paths[i], out, max_payload_bytes=max_payload_bytes) for i, s in enumerate(specs)
+    ]
     seen: dict[str, int] = {}
     for i, job in enumerate(jobs):
         if not job.key:
@@ -228,8 +259,7 @@ def job_batch(specs: Sequence[resources_pb2.JobSpec], field: str, *, allow_exter
                 out.add(f"{paths[i]}.depends_on", f"job '{dep}' cannot depend on itself")
             elif dep not in seen and not allow_external_keys:
                 out.add(f"{paths[i]}.depends_on", f"no job in this request has key '{dep}'")
-    cycle = find_cycle({j.key: [d for d in j.depends_on_keys if d in seen]
-                        for j in jobs if j.key})
+    cycle = find_cycle({j.key: [d for d in j.depends_on_keys if d in seen] for j in jobs if j.key})
     if cycle:
         out.add(f"{field}", "depends_on forms a cycle: " + " → ".join(cycle))
     out.raise_if_any("invalid jobs")
@@ -247,7 +277,7 @@ def find_cycle(graph: dict[str, list[str]]) -> list[str]:
         stack.append(node)
         for parent in graph.get(node, ()):
             if color.get(parent, black) == grey:
-                return [*stack[stack.index(parent):], parent]
+                return [*stack[stack.index(parent) :], parent]
             if color.get(parent) == white:
                 found = visit(parent)
                 if found:
@@ -265,8 +295,14 @@ def find_cycle(graph: dict[str, list[str]]) -> list[str]:
     return []
 
 
-def new_run(project: str, name: str, source_id: str, correlation_id: str,
-            idempotency_key: str, labels: dict[str, str]) -> NewRun:
+def new_run(
+    project: str,
+    name: str,
+    source_id: str,
+    correlation_id: str,
+    idempotency_key: str,
+    labels: dict[str, str],
+) -> NewRun:
     out = Violations()
     run = NewRun(
         id=uuid.UUID(new_id()),
@@ -286,12 +322,17 @@ def source_fields(src: resources_pb2.Source, field: str, paths: Sequence[str]) -
     out = Violations()
     wanted = set(paths)
     if "name" in wanted and not SOURCE_NAME_RE.match(src.name):
-        out.add(f"{field}.name", "is required and must match ^[a-z0-9][a-z0-9._-]{0,62}$, e.g. 'nvd'")
+        out.add(
+            f"{field}.name", "is required and must match ^[a-z0-9][a-z0-9._-]{0,62}$, e.g. 'nvd'"
+        )
     if "source_type" in wanted and not SOURCE_TYPE_RE.match(src.source_type):
         out.add(f"{field}.source_type", "is required, lowercase, e.g. 'nvd', 'osv', 'ghsa', 'csaf'")
     if "host" in wanted and not HOST_RE.match(src.host):
-        out.add(f"{field}.host", "is required: the upstream host name (optionally :port), "
-                "lowercase, e.g. 'services.nvd.nist.gov'")
+        out.add(
+            f"{field}.host",
+            "is required: the upstream host name (optionally :port), "
+            "lowercase, e.g. 'services.nvd.nist.gov'",
+        )
     if "base_url" in wanted:
         _text(src.base_url, f"{field}.base_url", out, 2048)
         if src.base_url and not src.base_url.startswith(("http://", "https://")):
@@ -324,8 +365,9 @@ def update_mask(paths: Sequence[str]) -> list[str]:
         out.add("update_mask", "name the fields to change, e.g. paths: ['enabled']")
     for i, path in enumerate(paths):
         if path not in SOURCE_MUTABLE_FIELDS:
-            out.add(f"update_mask.paths[{i}]",
-                    f"'{path}' cannot be updated; updatable: {', '.join(SOURCE_MUTABLE_FIELDS)}")
+            out.add(
+                f"update_mask.paths[{i}]",
+                f"'{path}' cannot be updated; updatable: {', '.join(SOURCE_MUTABLE_FIELDS)}",
+            )
     out.raise_if_any("invalid update_mask")
     return list(dict.fromkeys(paths))
-

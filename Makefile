@@ -1,0 +1,86 @@
+# Stella Orchestrator — developer entry points (DESIGN.md §9).
+#   make demo    the whole stack on embedded defaults plus a demo workload
+#   make test    every test tier (static checks, unit, contract, integration, migration, acceptance)
+#   make up/down the stack in the background, for scripts
+#   make bench   benchmarks, one figure per line: `name value unit`
+
+SHELL := /bin/bash
+PYTHON_BOOTSTRAP ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+PYTEST_ARGS ?=
+
+include scripts/proto.mk
+
+.DEFAULT_GOAL := help
+.PHONY: help venv services migrate up down status demo test lint typecheck fmt \
+        test-unit test-integration bench clean
+
+## help: list the targets
+help:
+	@grep -hE '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
+
+## venv: create .venv and install the project with its dev tools (re-run when pyproject changes)
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check --upgrade pip
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+	touch $@
+
+## services: install (Debian packages) and start PostgreSQL and Redis on loopback
+services:
+	bash scripts/services.sh start
+
+## migrate: apply the ledger's migrations (idempotent)
+migrate: venv services
+	$(VENV)/bin/stella orchestrator migrate
+
+## up: start every service in the background; returns once all report SERVING
+up: venv
+	$(PY) scripts/stack.py up
+
+## down: stop the services started by `make up`
+down:
+	@if [ -x $(PY) ]; then $(PY) scripts/stack.py down; fi
+
+## status: table of services, pids and health
+status: venv
+	$(PY) scripts/stack.py status
+
+## demo: start the stack and submit the demo workload (ARGS=--exit to stop when done)
+demo: venv
+	$(PY) scripts/demo.py $(ARGS)
+
+## lint: ruff, mypy, import layering, buf lint/format/breaking, generated code freshness
+lint: venv proto-lint proto-check proto-breaking
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+## fmt: format Python code
+fmt: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+## test: every test tier against real PostgreSQL (and Redis where used)
+test: venv services lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## test-unit: the fast tier only (no I/O)
+test-unit: venv
+	$(PY) -m pytest tests/unit tests/contract $(PYTEST_ARGS)
+
+## test-integration: integration, migration and acceptance tiers
+test-integration: venv services
+	$(PY) -m pytest tests/integration tests/migration tests/acceptance $(PYTEST_ARGS)
+
+## bench: benchmarks (figures as `name value unit`)
+bench: venv services
+	$(PY) -m bench $(ARGS)
+
+## clean: remove the virtualenv and run state
+clean: down
+	rm -rf $(VENV) .run

@@ -1,0 +1,157 @@
+"""Starts and stops the orchestrator's services in the background (make up / make down).
+
+``up`` provisions PostgreSQL and Redis (scripts/services.sh, unless ORCH_DATABASE_URL /
+ORCH_REDIS_URL point elsewhere), applies migrations, registers the demo tenant, starts every
+service as a background process (logs and pid files under .run/) and returns once each one
+answers ``grpc.health.v1`` SERVING. ``down`` sends SIGTERM and waits for a clean exit.
+``status`` prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_DIR = Path(os.environ.get("ORCH_STATE_DIR", ROOT / ".run"))
+PYTHON = sys.executable
+STARTUP_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+DEMO_TENANT = "demo"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One deployable: its module and default gRPC port (DESIGN.md §9)."""
+
+    name: str
+    module: str
+    port_env: str
+    default_port: int
+
+    @property
+    def port(self) -> int:
+        return int(os.environ.get(self.port_env, self.default_port))
+
+
+# Services that exist so far; leases, ratelimit, audit and the gateway join this list as
+# they are built.
+SERVICES = (ServiceSpec("scheduler", "orchestrator_scheduler", "ORCH_SCHEDULER_GRPC_PORT", 50051),)
+
+
+def _pid_file(spec: ServiceSpec) -> Path:
+    return RUN_DIR / f"{spec.name}.pid"
+
+
+def _running_pid(spec: ServiceSpec) -> int | None:
+    try:
+        pid = int(_pid_file(spec).read_text())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        return None
+    return pid
+
+
+def _health(port: int, timeout_s: float = 1.0) -> str:
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=timeout_s
+            )
+            return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    except grpc.RpcError as exc:
+        return f"DOWN ({exc.code().name})"
+
+
+def _run(cmd: list[str]) -> None:
+    result = subprocess.run(cmd, cwd=ROOT, check=False)
+    if result.returncode != 0:
+        sys.exit(f"stack: `{' '.join(cmd)}` failed with exit code {result.returncode}")
+
+
+def up() -> int:
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    (RUN_DIR / "logs").mkdir(exist_ok=True)
+    _run(["bash", str(ROOT / "scripts" / "services.sh"), "start"])
+    stella = [PYTHON, "-m", "stella_orchestrator"]
+    _run([*stella, "orchestrator", "migrate"])
+    _run([*stella, "orchestrator", "tenants", "add", DEMO_TENANT, "--display-name", "Demo"])
+    started = []
+    for spec in SERVICES:
+        if _running_pid(spec):
+            print(f"{spec.name}: already running (pid {_running_pid(spec)})")
+            continue
+        log = (RUN_DIR / "logs" / f"{spec.name}.log").open("ab")
+        proc = subprocess.Popen(
+            [PYTHON, "-m", spec.module],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        _pid_file(spec).write_text(str(proc.pid))
+        started.append((spec, proc))
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    for spec, proc in started:
+        while True:
+            status = _health(spec.port)
+            if status == "SERVING":
+                print(f"{spec.name}: SERVING on 127.0.0.1:{spec.port} (pid {proc.pid})")
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log_tail = (RUN_DIR / "logs" / f"{spec.name}.log").read_text(errors="replace")
+                print(log_tail[-3000:], file=sys.stderr)
+                down()
+                sys.exit(f"stack: {spec.name} did not become SERVING ({status}); log above")
+            time.sleep(0.2)
+    return 0
+
+
+def down() -> int:
+    for spec in SERVICES:
+        pid = _running_pid(spec)
+        if pid is None:
+            _pid_file(spec).unlink(missing_ok=True)
+            continue
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            print(f"{spec.name}: did not stop in {STOP_TIMEOUT_S:.0f}s; killing", file=sys.stderr)
+            os.kill(pid, signal.SIGKILL)
+        _pid_file(spec).unlink(missing_ok=True)
+        print(f"{spec.name}: stopped")
+    return 0
+
+
+def status() -> int:
+    print(f"{'SERVICE':<12} {'PID':>7}  {'ADDRESS':<16} HEALTH")
+    for spec in SERVICES:
+        pid = _running_pid(spec)
+        print(f"{spec.name:<12} {pid or '-':>7}  127.0.0.1:{spec.port:<6} {_health(spec.port)}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=("up", "down", "status"))
+    args = parser.parse_args()
+    return {"up": up, "down": down, "status": status}[args.action]()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
