@@ -114,7 +114,10 @@ def test_cli_reports_an_edited_migration(migrated_db: str) -> None:
         conn.execute("UPDATE orchestrator.schema_migrations SET checksum = 'edited'")
     done = subprocess.run(
         [str(STELLA), "orchestrator", "migrate", "--database-url", migrated_db],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 1
     assert "changed after it was applied" in done.stderr

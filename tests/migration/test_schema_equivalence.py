@@ -23,10 +23,20 @@ def _normalised_dump(url: str) -> list[str]:
     pg_dump = shutil.which("pg_dump")
     assert pg_dump, "pg_dump is not on PATH"
     done = subprocess.run(
-        [pg_dump, "--schema-only", "--no-owner", "--no-privileges",
-         "--schema=orchestrator", f"--exclude-table=orchestrator.{_BOOKKEEPING_TABLE}",
-         "--dbname", url],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            pg_dump,
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            "--schema=orchestrator",
+            f"--exclude-table=orchestrator.{_BOOKKEEPING_TABLE}",
+            "--dbname",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     lines = []
@@ -60,8 +70,9 @@ async def test_migrations_add_up_to_schema_sql(make_database: Callable[[], str])
     assert any("CREATE TABLE orchestrator.jobs" in line for line in a)
     assert not any(_BOOKKEEPING_TABLE in line for line in a + b)
     if a != b:
-        diff = "\n".join(difflib.unified_diff(
-            a, b, "migrations applied in order", "schema.sql", lineterm=""))
+        diff = "\n".join(
+            difflib.unified_diff(a, b, "migrations applied in order", "schema.sql", lineterm="")
+        )
         pytest.fail(f"schema.sql and the migrations disagree:\n{diff}")
 
     # The comparison is not vacuous: one extra column is a difference.

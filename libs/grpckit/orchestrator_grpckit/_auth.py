@@ -17,13 +17,13 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 from orchestrator_core.errors import (
     FieldViolation,
     InvalidArgument,
     PermissionDenied,
     Unauthenticated,
 )
-
 from orchestrator_grpckit._config import ServiceConfig
 from orchestrator_grpckit._exceptions import ConfigError
 

@@ -21,9 +21,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import grpc
-from orchestrator_core.errors import OrchestratorError
 from prometheus_client import Counter, Histogram
 
+from orchestrator_core.errors import OrchestratorError
 from orchestrator_grpckit._auth import TokenVerifier, _current_principal_or_none, _set_principal
 from orchestrator_grpckit._context import _set_request_id, current_request_id
 from orchestrator_grpckit._status import internal_status, to_rpc_status

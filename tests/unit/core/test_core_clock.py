@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+
 from orchestrator_core import Clock, FrozenClock, SystemClock, ensure_utc
 
 T0 = datetime(2025, 6, 1, 8, 30, tzinfo=UTC)

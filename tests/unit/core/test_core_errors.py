@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from orchestrator_core import (
     Aborted,
     AlreadyExists,

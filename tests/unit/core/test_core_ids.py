@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from orchestrator_core import (
     TENANT_ID_RE,
     FrozenClock,

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
 from orchestrator_core import (
     LEGAL_TRANSITIONS,
     TERMINAL_JOB_STATES,

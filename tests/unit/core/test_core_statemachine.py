@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from orchestrator_core import (
     IllegalTransition,
     InvalidArgument,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+
 from orchestrator_core import (
     EXPECTED_REASONS,
     LEGAL_TRANSITIONS,

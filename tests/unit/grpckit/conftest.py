@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 import pytest
 import pytest_asyncio
+
 from orchestrator_core.errors import (
     FailedPrecondition,
     FieldViolation,

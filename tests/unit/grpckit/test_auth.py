@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import jwt
 import pytest
+
 from orchestrator_core.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from orchestrator_grpckit import (
     ConfigError,

@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 import pytest
+
 from orchestrator_grpckit import (
     DEV_HS256_SECRET,
     ConfigError,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import grpc
 import pytest
+
 from orchestrator_grpckit import ERROR_DOMAIN, error_details
 
 Meta = Callable[..., tuple[tuple[str, str], ...]]

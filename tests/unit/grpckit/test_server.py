@@ -14,6 +14,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
 from orchestrator_grpckit import BackgroundTaskFailed, GrpcService, run_service
 
 Meta = Callable[..., tuple[tuple[str, str], ...]]
