@@ -33,7 +33,8 @@ def test_kustomizations_exist_and_reference_existing_files():
 
 def test_every_object_has_kind_api_version_and_name():
     for obj in _base_objects():
-        assert obj.get("apiVersion") and obj.get("kind"), obj
+        assert obj.get("apiVersion"), obj
+        assert obj.get("kind"), obj
         assert obj["metadata"]["name"], obj
 
 
@@ -51,7 +52,8 @@ def test_deployments_are_production_shaped(deployment):
     for container in pod["containers"]:
         assert "grpc" in container["readinessProbe"], "gRPC health probe expected"
         assert "grpc" in container["livenessProbe"]
-        assert container["resources"]["requests"] and container["resources"]["limits"]
+        assert container["resources"]["requests"]
+        assert container["resources"]["limits"]
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
     names = {o["metadata"]["name"] for o in _base_objects() if o["kind"] == "PodDisruptionBudget"}
     assert deployment["metadata"]["name"] in names, "each Deployment needs a PodDisruptionBudget"
@@ -62,4 +64,5 @@ def test_services_speak_h2c_to_their_grpc_port():
     assert services
     for svc in services:
         grpc_ports = [p for p in svc["spec"]["ports"] if p["name"] == "grpc"]
-        assert grpc_ports and grpc_ports[0]["appProtocol"] == "kubernetes.io/h2c"
+        assert grpc_ports
+        assert grpc_ports[0]["appProtocol"] == "kubernetes.io/h2c"

@@ -405,7 +405,8 @@ async def test_operator_retry_of_a_dead_job_reopens_its_run(scheduler, leases, d
     run_events = [
         t
         for (t,) in db.execute(
-            "SELECT type FROM orchestrator.events WHERE run_id = %s AND job_id IS NULL ORDER BY seq",
+            "SELECT type FROM orchestrator.events"
+            " WHERE run_id = %s AND job_id IS NULL ORDER BY seq",
             (run.id,),
         ).fetchall()
     ]
