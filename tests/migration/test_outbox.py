@@ -270,14 +270,6 @@ def test_sql_event_type_agrees_with_the_state_machine(db: psycopg.Connection[Any
     assert sum(v is not None for v in sql.values()) == 12
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: jobs_outbox() checks legality only on UPDATE; an INSERT in a state the state "
-        "machine does not allow at creation (leased, succeeded, dead, canceled) is accepted "
-        "and recorded as job.created"
-    ),
-)
 @pytest.mark.parametrize("state", ["leased", "succeeded", "dead", "canceled"])
 def test_insert_in_a_state_illegal_at_creation_is_refused(
     db: psycopg.Connection[Any],

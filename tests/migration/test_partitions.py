@@ -250,14 +250,6 @@ async def test_racing_maintainers_do_the_work_once(
     assert window <= partitions(db)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: events_ensure_partitions() takes day bounds in the session TimeZone, so a client "
-        "whose TimeZone differs from the one that made the neighbouring partitions gets "
-        "'partition would overlap' (or leaves a gap that routes events to the default forever)"
-    ),
-)
 def test_partition_bounds_do_not_depend_on_the_session_time_zone(
     db: psycopg.Connection[Any],
 ) -> None:

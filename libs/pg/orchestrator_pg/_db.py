@@ -27,12 +27,15 @@ POOL_TIMEOUT_S = 10.0
 
 @dataclass(frozen=True)
 class TxContext:
-    """Who acts, for which tenant, at what time (the injected clock's now)."""
+    """Who acts, for which tenant, why (operator reason and ticket), at what time (the
+    injected clock's now)."""
 
     tenant: str
     actor_subject: str = ""
     actor_scopes: Sequence[str] = field(default_factory=tuple)
     now: datetime | None = None
+    reason: str = ""
+    ticket: str = ""
 
 
 class Database:

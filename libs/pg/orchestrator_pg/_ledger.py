@@ -12,10 +12,10 @@ run rows (in id order).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 
 from orchestrator_core import (
     TERMINAL_JOB_STATES,
+    Aborted,
     AlreadyExists,
     FailedPrecondition,
     JobState,
@@ -30,11 +31,33 @@ from orchestrator_core import (
     PreconditionViolation,
     Reason,
     RetryPolicy,
+    new_id,
 )
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._queries import query
 
 Conn = psycopg.AsyncConnection[Row]
+T = TypeVar("T")
+IDEMPOTENCY_RACE_RETRIES = 3
+
+
+class _IdempotencyRace(Exception):
+    """Lost an insert race on an idempotency key; the transaction is retried."""
+
+
+async def _retrying_races(operation: Callable[[], Awaitable[T]]) -> T:
+    for _ in range(IDEMPOTENCY_RACE_RETRIES - 1):
+        try:
+            return await operation()
+        except _IdempotencyRace:
+            continue
+    try:
+        return await operation()
+    except _IdempotencyRace:
+        raise Aborted(
+            "concurrent requests keep submitting jobs with the same idempotency keys; retry",
+            reason="IDEMPOTENCY_RACE",
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -91,6 +114,7 @@ class SourceFields:
     enabled: bool = True
     paused: bool = False
     paused_reason: str = ""
+    paused_ticket: str = ""
     job_types: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -141,7 +165,7 @@ class Ledger:
 
     async def source_create(self, ctx: TxContext, fields: SourceFields) -> Row:
         params = _source_params(fields) | {
-            "id": uuid.UUID(_new_uuid7(self, ctx)),
+            "id": uuid.UUID(new_id(self.db.clock)),
             "tenant": ctx.tenant,
             "now": self._now(ctx),
         }
@@ -149,14 +173,15 @@ class Ledger:
             async with self.db.transaction(ctx) as conn:
                 cur = await conn.execute(query("source_insert"), params)
                 row = await cur.fetchone()
+                await _audit(conn, ctx, "source.create", f"sources/{params['id']}", params["now"])
         except pg_errors.UniqueViolation:
             raise AlreadyExists(
                 f"a source named '{fields.name}' exists already in tenant '{ctx.tenant}'",
                 reason="SOURCE_NAME_TAKEN",
                 metadata={"name": fields.name},
             ) from None
-        except pg_errors.ForeignKeyViolation:
-            raise _tenant_not_found(ctx.tenant) from None
+        except pg_errors.ForeignKeyViolation as exc:
+            raise _foreign_key_error(exc, ctx.tenant) from None
         assert row is not None
         return row
 
@@ -191,18 +216,42 @@ class Ledger:
             return await cur.fetchall()
 
     async def source_update(
-        self, ctx: TxContext, source_id: uuid.UUID, fields: SourceFields, mask: Sequence[str]
+        self,
+        ctx: TxContext,
+        source_id: uuid.UUID,
+        fields: SourceFields,
+        mask: Sequence[str],
+        *,
+        expected_version: int = 0,
     ) -> Row:
+        """Changes the fields named in ``mask``; with ``expected_version`` (optimistic
+        concurrency) only if the source is still at that version, else ABORTED."""
         params = _source_params(fields) | {
             "tenant": ctx.tenant,
             "id": source_id,
             "mask": list(mask),
+            "expected_version": expected_version,
             "now": self._now(ctx),
         }
         try:
             async with self.db.transaction(ctx) as conn:
                 cur = await conn.execute(query("source_update"), params)
                 row = await cur.fetchone()
+                if row is None and expected_version:
+                    cur = await conn.execute(
+                        query("source_version"), {"tenant": ctx.tenant, "id": source_id}
+                    )
+                    current = await cur.fetchone()
+                    if current is not None:
+                        raise Aborted(
+                            f"source {source_id} is at version {current['version']}, not "
+                            f"{expected_version}: it changed since you read it; read it again "
+                            "and reapply your change",
+                            reason="VERSION_MISMATCH",
+                            metadata={"current_version": str(current["version"])},
+                        )
+                if row is not None:
+                    await _audit(conn, ctx, "source.update", f"sources/{source_id}", params["now"])
         except pg_errors.UniqueViolation:
             raise AlreadyExists(
                 f"a source named '{fields.name}' exists already in tenant '{ctx.tenant}'",
@@ -236,6 +285,8 @@ class Ledger:
                 {"tenant": ctx.tenant, "id": source_id, "now": self._now(ctx)},
             )
             row = await cur.fetchone()
+            if row is not None:
+                await _audit(conn, ctx, "source.delete", f"sources/{source_id}", self._now(ctx))
         if row is None:
             raise NotFound("source", str(source_id))
         return row
@@ -245,6 +296,11 @@ class Ledger:
     async def run_create(self, ctx: TxContext, run: NewRun, jobs: Sequence[NewJob]) -> CreatedRun:
         """Creates a run with its whole DAG atomically, or returns the run that already has
         the same idempotency key."""
+        return await _retrying_races(lambda: self._run_create_once(ctx, run, jobs))
+
+    async def _run_create_once(
+        self, ctx: TxContext, run: NewRun, jobs: Sequence[NewJob]
+    ) -> CreatedRun:
         if run.idempotency_key:
             existing = await self._run_by_idempotency_key(ctx.tenant, run.idempotency_key)
             if existing is not None:
@@ -272,17 +328,7 @@ class Ledger:
                 )
                 run_row = await cur.fetchone()
                 assert run_row is not None
-                key_to_id = {j.key: j.id for j in jobs if j.key}
-                inserted = await self._insert_jobs(conn, ctx, jobs, run.id, key_to_id, now)
-                if len(inserted) != len(jobs):
-                    taken = [j.idempotency_key for j in jobs if j.id not in inserted]
-                    raise AlreadyExists(
-                        "job idempotency keys already used in tenant "
-                        f"'{ctx.tenant}': {', '.join(str(k) for k in taken)}; a run is created "
-                        "whole or not at all — drop those jobs or change their keys",
-                        reason="JOB_IDEMPOTENCY_KEY_TAKEN",
-                        metadata={"idempotency_keys": ",".join(str(k) for k in taken)},
-                    )
+                await self._insert_jobs(conn, ctx, jobs, run.id, now, all_or_nothing=True)
                 await settle(conn, [], [], [run.id], now)
                 cur = await conn.execute(query("run_get"), {"tenant": ctx.tenant, "id": run.id})
                 run_row = await cur.fetchone()
@@ -297,8 +343,8 @@ class Ledger:
                 if existing is not None:
                     return existing
             raise
-        except pg_errors.ForeignKeyViolation:
-            raise _tenant_not_found(ctx.tenant) from None
+        except pg_errors.ForeignKeyViolation as exc:
+            raise _foreign_key_error(exc, ctx.tenant) from None
         assert run_row is not None
         return CreatedRun(run=run_row, jobs=job_rows, existing=False)
 
@@ -408,6 +454,7 @@ class Ledger:
             )
             canceled = await cur.fetchall()
             await settle(conn, [], [r["id"] for r in canceled], [run_id], now)
+            await _audit(conn, ctx, "run.cancel", f"runs/{run_id}", now)
             cur = await conn.execute(query("run_get"), {"tenant": ctx.tenant, "id": run_id})
             row = await cur.fetchone()
         assert row is not None
@@ -421,76 +468,77 @@ class Ledger:
         """Inserts jobs in one transaction, standalone or into an open run (``depends_on_keys``
         then name jobs of that run or of this batch). A job whose idempotency key exists for
         the tenant is not inserted and the existing one is returned instead (same order)."""
+        return await _retrying_races(lambda: self._job_submit_once(ctx, jobs, run_id))
+
+    async def _job_submit_once(
+        self, ctx: TxContext, jobs: Sequence[NewJob], run_id: uuid.UUID | None
+    ) -> list[SubmittedJob]:
         now = self._now(ctx)
         try:
             async with self.db.transaction(ctx) as conn:
                 await self._check_sources(conn, ctx.tenant, [j.source_id for j in jobs])
-                key_to_id = {j.key: j.id for j in jobs if j.key}
                 if run_id is not None:
-                    in_run = await self._open_run_keys(conn, ctx, run_id, jobs)
-                    # parents already in the run are existing parents, like depends_on_job_ids
-                    jobs = [
-                        replace(
-                            j,
-                            depends_on_keys=tuple(k for k in j.depends_on_keys if k in key_to_id),
-                            depends_on_job_ids=(
-                                *j.depends_on_job_ids,
-                                *(in_run[k] for k in j.depends_on_keys if k not in key_to_id),
-                            ),
-                        )
-                        for j in jobs
-                    ]
-                inserted = await self._insert_jobs(conn, ctx, jobs, run_id, key_to_id, now)
-                if run_id is not None and inserted:
+                    jobs = await self._join_run(conn, ctx, run_id, jobs)
+                resolved = await self._insert_jobs(
+                    conn, ctx, jobs, run_id, now, all_or_nothing=False
+                )
+                added = sum(1 for spec, job_id in resolved.items() if spec == job_id)
+                if run_id is not None and added:
                     await conn.execute(
-                        query("run_add_jobs"), {"id": run_id, "added": len(inserted), "now": now}
+                        query("run_add_jobs"), {"id": run_id, "added": added, "now": now}
                     )
                     await settle(conn, [], [], [run_id], now)
-                ids = [j.id for j in jobs if j.id in inserted]
-                cur = await conn.execute(query("job_get_many"), {"tenant": ctx.tenant, "ids": ids})
+                cur = await conn.execute(
+                    query("job_get_many"),
+                    {"tenant": ctx.tenant, "ids": sorted(set(resolved.values()))},
+                )
                 by_id = {row["id"]: row for row in await cur.fetchall()}
-                missing_keys = [j.idempotency_key for j in jobs if j.id not in inserted]
-                by_key: dict[str, Row] = {}
-                if missing_keys:
-                    cur = await conn.execute(
-                        query("job_get_by_idempotency_keys"),
-                        {"tenant": ctx.tenant, "keys": missing_keys},
-                    )
-                    by_key = {row["idempotency_key"]: row for row in await cur.fetchall()}
-        except pg_errors.ForeignKeyViolation:
-            raise _tenant_not_found(ctx.tenant) from None
-        result: list[SubmittedJob] = []
-        for job in jobs:
-            if job.id in by_id:
-                result.append(SubmittedJob(by_id[job.id], existing=False))
-            else:
-                assert job.idempotency_key is not None
-                result.append(SubmittedJob(by_key[job.idempotency_key], existing=True))
-        return result
+        except pg_errors.ForeignKeyViolation as exc:
+            raise _foreign_key_error(exc, ctx.tenant) from None
+        return [
+            SubmittedJob(by_id[resolved[job.id]], existing=resolved[job.id] != job.id)
+            for job in jobs
+        ]
 
-    async def _open_run_keys(
+    async def _join_run(
         self, conn: Conn, ctx: TxContext, run_id: uuid.UUID, jobs: Sequence[NewJob]
-    ) -> dict[str, uuid.UUID]:
-        """Locks the run (it must be open) and resolves the keys the new jobs depend on
-        that are not defined in the batch itself to jobs already in the run."""
+    ) -> list[NewJob]:
+        """Locks the run the jobs join; refuses keys the run already has; turns ``depends_on``
+        keys that name jobs already in the run into ``depends_on_job_ids``."""
         cur = await conn.execute(query("run_get_for_update"), {"tenant": ctx.tenant, "id": run_id})
-        run_row = await cur.fetchone()
-        if run_row is None:
+        if await cur.fetchone() is None:
             raise NotFound("run", str(run_id))
         batch_keys = {j.key for j in jobs if j.key}
-        wanted = sorted({k for j in jobs for k in j.depends_on_keys} - batch_keys)
+        wanted = sorted(batch_keys | {k for j in jobs for k in j.depends_on_keys})
         if not wanted:
-            return {}
+            return list(jobs)
         cur = await conn.execute(
             query("job_ids_by_keys_in_run"),
             {"tenant": ctx.tenant, "run_id": run_id, "keys": wanted},
         )
-        rows = await cur.fetchall()
-        found = {row["key"]: row for row in rows}
+        in_run = {row["key"]: row["id"] for row in await cur.fetchall()}
+        taken = sorted(batch_keys & in_run.keys())
+        if taken:
+            raise AlreadyExists(
+                f"run {run_id} already has jobs with keys {', '.join(taken)}; keys name one "
+                "job of a run",
+                reason="JOB_KEY_TAKEN",
+                metadata={"keys": ",".join(taken)},
+            )
         for key in wanted:
-            if key not in found:
+            if key not in batch_keys and key not in in_run:
                 raise NotFound("job", key, f"run {run_id} has no job with key '{key}'")
-        return {key: row["id"] for key, row in found.items()}
+        return [
+            replace(
+                j,
+                depends_on_keys=tuple(k for k in j.depends_on_keys if k in batch_keys),
+                depends_on_job_ids=(
+                    *j.depends_on_job_ids,
+                    *(in_run[k] for k in j.depends_on_keys if k not in batch_keys),
+                ),
+            )
+            for j in jobs
+        ]
 
     async def job_retry(self, ctx: TxContext, job_id: uuid.UUID) -> Row:
         """Operator retry: a dead job goes back to ready."""
@@ -514,6 +562,17 @@ class Ledger:
                     metadata={"current": row["state"], "target": JobState.READY.value},
                 )
             await conn.execute(query("job_retry"), {"tenant": ctx.tenant, "id": job_id, "now": now})
+            await conn.execute(
+                query("dead_letter_mark_replayed"),
+                {
+                    "tenant": ctx.tenant,
+                    "job_id": job_id,
+                    "actor": ctx.actor_subject,
+                    "reason": ctx.reason,
+                    "now": now,
+                },
+            )
+            await _audit(conn, ctx, "job.retry", f"jobs/{job_id}", now)
             if row["run_id"]:
                 await settle(conn, [], [], [row["run_id"]], now)
             cur = await conn.execute(query("job_get"), {"tenant": ctx.tenant, "id": job_id})
@@ -598,6 +657,7 @@ class Ledger:
             )
             runs = [row["run_id"]] if row["run_id"] else []
             await settle(conn, [], [job_id], runs, now)
+            await _audit(conn, ctx, "job.cancel", f"jobs/{job_id}", now)
             cur = await conn.execute(query("job_get"), {"tenant": ctx.tenant, "id": job_id})
             updated = await cur.fetchone()
         assert updated is not None
@@ -625,10 +685,19 @@ class Ledger:
         if not wanted:
             return
         cur = await conn.execute(query("source_get_many"), {"tenant": tenant, "ids": wanted})
-        found = {row["id"] for row in await cur.fetchall()}
+        found = {row["id"]: row for row in await cur.fetchall()}
         for sid in wanted:
             if sid not in found:
                 raise NotFound("source", str(sid))
+            if not found[sid]["enabled"]:
+                raise FailedPrecondition(
+                    f"source '{found[sid]['name']}' ({sid}) is disabled and accepts no new jobs; "
+                    "enable it (UpdateSource with enabled=true) first",
+                    reason="SOURCE_DISABLED",
+                    violations=[
+                        PreconditionViolation("SOURCE_ENABLED", f"sources/{sid}", "disabled")
+                    ],
+                )
 
     async def _insert_jobs(
         self,
@@ -636,88 +705,106 @@ class Ledger:
         ctx: TxContext,
         jobs: Sequence[NewJob],
         run_id: uuid.UUID | None,
-        key_to_id: dict[str, uuid.UUID],
         now: datetime,
-    ) -> set[uuid.UUID]:
-        """Inserts jobs and their edges; returns the ids actually inserted (a job whose
-        idempotency key exists is skipped). New children of a parent that is already dead or
-        canceled are canceled at once with ``upstream_failed``."""
+        *,
+        all_or_nothing: bool,
+    ) -> dict[uuid.UUID, uuid.UUID]:
+        """Inserts jobs and their edges in one statement each.
+
+        A spec whose idempotency key exists for the tenant (or repeats an earlier spec of the
+        batch) is not inserted: it resolves to that job, and specs depending on it depend on
+        that job. With ``all_or_nothing`` (CreateRun) such a spec refuses the whole batch.
+        New children of a parent that is already dead or canceled are canceled at once with
+        ``upstream_failed``.
+
+        Returns:
+            ``{spec id: job id}`` — the spec's own id when inserted, else the existing job's.
+        """
         if not jobs:
-            return set()
-        external = sorted({pid for j in jobs for pid in j.depends_on_job_ids})
+            return {}
+        keys = sorted({j.idempotency_key for j in jobs if j.idempotency_key})
+        existing_by_key: dict[str, Row] = {}
+        if keys:
+            cur = await conn.execute(
+                query("job_by_idempotency_keys_for_share"), {"tenant": ctx.tenant, "keys": keys}
+            )
+            existing_by_key = {row["idempotency_key"]: row for row in await cur.fetchall()}
+        if existing_by_key and all_or_nothing:
+            taken = sorted(existing_by_key)
+            raise AlreadyExists(
+                f"job idempotency keys already used in tenant '{ctx.tenant}': "
+                f"{', '.join(taken)}; a run is created whole or not at all — drop those jobs "
+                "or change their keys",
+                reason="JOB_IDEMPOTENCY_KEY_TAKEN",
+                metadata={"idempotency_keys": ",".join(taken)},
+            )
+
+        resolved: dict[uuid.UUID, uuid.UUID] = {}
+        first_by_key: dict[str, uuid.UUID] = {}
         parent_state: dict[uuid.UUID, str] = {}
+        for job in jobs:
+            key = job.idempotency_key
+            if key and key in existing_by_key:
+                resolved[job.id] = existing_by_key[key]["id"]
+                parent_state[resolved[job.id]] = existing_by_key[key]["state"]
+            elif key and key in first_by_key:
+                resolved[job.id] = first_by_key[key]
+            else:
+                resolved[job.id] = job.id
+                if key:
+                    first_by_key[key] = job.id
+        new_jobs = [j for j in jobs if resolved[j.id] == j.id]
+        key_to_id = {j.key: resolved[j.id] for j in jobs if j.key}
+        new_ids = {j.id for j in new_jobs}
+
+        external = sorted({pid for j in new_jobs for pid in j.depends_on_job_ids})
         if external:
             cur = await conn.execute(
                 query("job_states_for_share"), {"tenant": ctx.tenant, "ids": external}
             )
-            parent_state = {row["id"]: row["state"] for row in await cur.fetchall()}
+            parent_state.update({row["id"]: row["state"] for row in await cur.fetchall()})
             for pid in external:
                 if pid not in parent_state:
                     raise NotFound("job", str(pid), f"parent job '{pid}' not found")
 
         doomed: list[uuid.UUID] = []
+        edges: list[tuple[uuid.UUID, uuid.UUID]] = []
         cols: dict[str, list[Any]] = {name: [] for name in _JOB_COLUMNS}
-        for job in jobs:
-            waiting = len(job.depends_on_keys) + sum(
-                1 for pid in job.depends_on_job_ids if parent_state[pid] != JobState.SUCCEEDED
+        for job in new_jobs:
+            parents = sorted(
+                {key_to_id[k] for k in job.depends_on_keys} | set(job.depends_on_job_ids)
+            )
+            edges.extend((pid, job.id) for pid in parents)
+            waiting = sum(
+                1 for pid in parents if pid in new_ids or parent_state[pid] != JobState.SUCCEEDED
             )
             if any(
-                parent_state[pid] in (JobState.DEAD, JobState.CANCELED)
-                for pid in job.depends_on_job_ids
+                pid not in new_ids and parent_state[pid] in (JobState.DEAD, JobState.CANCELED)
+                for pid in parents
             ):
                 doomed.append(job.id)
-            policy = job.retry_policy
-            values = {
-                "id": job.id,
-                "project": job.project,
-                "run_id": run_id,
-                "source_id": job.source_id,
-                "job_type": job.job_type,
-                "key": job.key,
-                "state": JobState.PENDING.value if waiting else JobState.READY.value,
-                "reason": (Reason.WAITING_ON_PARENTS if waiting else Reason.SUBMITTED).value,
-                "priority": job.priority,
-                "idempotency_key": job.idempotency_key,
-                "correlation_id": job.correlation_id,
-                "payload": Jsonb(job.payload),
-                "payload_digest": job.payload_digest,
-                "pending_parents": waiting,
-                "max_attempts": policy.max_attempts,
-                "initial_backoff_s": policy.initial_backoff_s,
-                "max_backoff_s": policy.max_backoff_s,
-                "backoff_multiplier": policy.multiplier,
-                "not_before": job.not_before,
-                "event_window_start": job.event_window_start,
-                "event_window_end": job.event_window_end,
-                "replay_of": job.replay_of,
-                "trace_parent": job.trace_parent,
-                "trace_state": job.trace_state,
-                "labels": Jsonb(job.labels),
-            }
+            values = _job_values(job, run_id, waiting)
             for name in _JOB_COLUMNS:
                 cols[name].append(values[name])
-        cur = await conn.execute(
-            query("job_insert_many"), {**cols, "tenant": ctx.tenant, "now": now}
-        )
-        inserted = {row["id"] for row in await cur.fetchall()}
-
-        parents: list[uuid.UUID] = []
-        children: list[uuid.UUID] = []
-        for job in jobs:
-            if job.id not in inserted:
-                continue
-            for key in job.depends_on_keys:
-                parents.append(key_to_id[key])
-                children.append(job.id)
-            for pid in job.depends_on_job_ids:
-                parents.append(pid)
-                children.append(job.id)
-        if parents:
+        if new_jobs:
+            cur = await conn.execute(
+                query("job_insert_many"), {**cols, "tenant": ctx.tenant, "now": now}
+            )
+            inserted = {row["id"] for row in await cur.fetchall()}
+            if inserted != new_ids:
+                # a concurrent request inserted one of our idempotency keys after we looked;
+                # it has committed by now (ON CONFLICT waited for it), so a retry sees it
+                raise _IdempotencyRace
+        if edges:
             await conn.execute(
                 query("dag_edge_insert_many"),
-                {"tenant": ctx.tenant, "run_id": run_id, "parents": parents, "children": children},
+                {
+                    "tenant": ctx.tenant,
+                    "run_id": run_id,
+                    "parents": [p for p, _ in edges],
+                    "children": [c for _, c in edges],
+                },
             )
-        doomed = [jid for jid in doomed if jid in inserted]
         if doomed:
             cur = await conn.execute(
                 query("job_cancel_many"),
@@ -731,7 +818,56 @@ class Ledger:
             await cur.fetchall()
             # a job doomed at birth may have siblings in this batch that depend on it
             await settle(conn, [], doomed, [], now)
-        return inserted
+        return resolved
+
+
+async def _audit(conn: Conn, ctx: TxContext, action: str, target: str, now: datetime) -> None:
+    """Records an operator action (who, scopes, reason, ticket) in the same transaction."""
+    await conn.execute(
+        query("audit_entry_insert"),
+        {
+            "id": uuid.UUID(new_id(None)),
+            "tenant": ctx.tenant,
+            "actor_subject": ctx.actor_subject,
+            "actor_scopes": list(ctx.actor_scopes),
+            "action": action,
+            "target": target,
+            "reason": ctx.reason,
+            "ticket": ctx.ticket,
+            "now": now,
+        },
+    )
+
+
+def _job_values(job: NewJob, run_id: uuid.UUID | None, waiting: int) -> dict[str, Any]:
+    policy = job.retry_policy
+    return {
+        "id": job.id,
+        "project": job.project,
+        "run_id": run_id,
+        "source_id": job.source_id,
+        "job_type": job.job_type,
+        "key": job.key,
+        "state": JobState.PENDING.value if waiting else JobState.READY.value,
+        "reason": (Reason.WAITING_ON_PARENTS if waiting else Reason.SUBMITTED).value,
+        "priority": job.priority,
+        "idempotency_key": job.idempotency_key,
+        "correlation_id": job.correlation_id,
+        "payload": Jsonb(job.payload),
+        "payload_digest": job.payload_digest,
+        "pending_parents": waiting,
+        "max_attempts": policy.max_attempts,
+        "initial_backoff_s": policy.initial_backoff_s,
+        "max_backoff_s": policy.max_backoff_s,
+        "backoff_multiplier": policy.multiplier,
+        "not_before": job.not_before,
+        "event_window_start": job.event_window_start,
+        "event_window_end": job.event_window_end,
+        "replay_of": job.replay_of,
+        "trace_parent": job.trace_parent,
+        "trace_state": job.trace_state,
+        "labels": Jsonb(job.labels),
+    }
 
 
 async def settle(
@@ -803,15 +939,19 @@ def _source_params(fields: SourceFields) -> dict[str, Any]:
         "enabled": fields.enabled,
         "paused": fields.paused,
         "paused_reason": fields.paused_reason,
+        "paused_ticket": fields.paused_ticket,
         "job_types": list(fields.job_types),
         "labels": Jsonb(fields.labels),
     }
 
 
-def _new_uuid7(ledger: Ledger, ctx: TxContext) -> str:
-    from orchestrator_core import new_id
-
-    return new_id(ledger.db.clock)
+def _foreign_key_error(exc: pg_errors.ForeignKeyViolation, tenant: str) -> Exception:
+    """A missing tenant is the caller's problem (NOT_FOUND); any other foreign key failure
+    is ours, and stays an internal error."""
+    constraint = exc.diag.constraint_name or ""
+    if constraint.endswith("_tenant_fkey"):
+        return _tenant_not_found(tenant)
+    return exc
 
 
 def _tenant_not_found(tenant: str) -> NotFound:

@@ -106,7 +106,8 @@ async def migrate(conninfo: str) -> list[str]:
             # first events never land in the default partition (moving rows out of it while
             # others insert would race).
             await conn.execute(
-                "SELECT orchestrator.events_ensure_partitions(current_date - 1, %s)",
+                "SELECT orchestrator.events_ensure_partitions("
+                "(now() AT TIME ZONE 'UTC')::date - 1, %s)",
                 (PARTITION_DAYS_AT_MIGRATE,),
             )
         finally:

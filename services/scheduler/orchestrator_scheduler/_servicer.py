@@ -7,6 +7,7 @@ statuses in the one error interceptor of orchestrator_grpckit.
 
 from __future__ import annotations
 
+import heapq
 import uuid
 from typing import Any
 
@@ -15,7 +16,7 @@ from orchestrator_pg import Ledger, TxContext
 from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _paging as paging
 from orchestrator_scheduler import _validate as validate
-from stella.orchestrator.v1 import scheduler_pb2, scheduler_pb2_grpc
+from stella.orchestrator.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 SERVICE_NAME = "stella.orchestrator.v1.SchedulerService"
 _READ = "orch:read"
@@ -44,11 +45,17 @@ METHOD_SCOPES: dict[str, str] = {
 }
 
 
-def _ctx(principal: Principal) -> TxContext:
+def _ctx(principal: Principal, operator: common_pb2.OperatorContext | None = None) -> TxContext:
+    """The transaction context: the caller's tenant and identity, and the operator's reason
+    and ticket (recorded in audit entries)."""
+    if operator is not None:
+        validate.operator_context(operator)
     return TxContext(
         tenant=principal.tenant,
         actor_subject=principal.subject,
         actor_scopes=tuple(sorted(principal.scopes)),
+        reason=operator.reason if operator is not None else "",
+        ticket=operator.ticket if operator is not None else "",
     )
 
 
@@ -64,7 +71,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def CreateSource(self, request: scheduler_pb2.CreateSourceRequest, context: Any) -> Any:
         principal = current_principal()
         fields = validate.source_fields(request.source, "source", validate.SOURCE_MUTABLE_FIELDS)
-        row = await self.ledger.source_create(_ctx(principal), fields)
+        fields = validate.pause_fields(fields, request.source.paused, request.operator)
+        row = await self.ledger.source_create(_ctx(principal, request.operator), fields)
         return scheduler_pb2.CreateSourceResponse(source=convert.source(row))
 
     async def GetSource(self, request: scheduler_pb2.GetSourceRequest, context: Any) -> Any:
@@ -96,13 +104,25 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         source_id = validate.parse_id_or_raise(request.source.id, "source.id")
         mask = validate.update_mask(list(request.update_mask.paths))
         fields = validate.source_fields(request.source, "source", mask)
-        row = await self.ledger.source_update(_ctx(principal), source_id, fields, mask)
+        if "paused" in mask:
+            # pausing and resuming are operator actions: the reason and ticket go with them
+            fields = validate.pause_fields(
+                fields, request.source.paused, request.operator, required=True
+            )
+            mask = [*mask, "paused_reason", "paused_ticket"]
+        row = await self.ledger.source_update(
+            _ctx(principal, request.operator),
+            source_id,
+            fields,
+            list(dict.fromkeys(mask)),
+            expected_version=request.source.version,
+        )
         return scheduler_pb2.UpdateSourceResponse(source=convert.source(row))
 
     async def DeleteSource(self, request: scheduler_pb2.DeleteSourceRequest, context: Any) -> Any:
         principal = current_principal()
         source_id = validate.parse_id_or_raise(request.source_id, "source_id")
-        await self.ledger.source_delete(_ctx(principal), source_id)
+        await self.ledger.source_delete(_ctx(principal, request.operator), source_id)
         return scheduler_pb2.DeleteSourceResponse()
 
     # ------------------------------------------------------------- runs
@@ -181,7 +201,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             counts[j["state"]] = counts.get(j["state"], 0) + 1
         return scheduler_pb2.GetRunDagResponse(
             run=convert.run(run_row, counts),
-            jobs=[convert.job(j, parents[j["id"]]) for j in jobs],
+            jobs=[convert.job(j, parents[j["id"]]) for j in topological_order(jobs, parents)],
             edges=[convert.edge(e, run_id, principal.tenant) for e in edges],
         )
 
@@ -189,7 +209,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         principal = current_principal()
         run_id = validate.parse_id_or_raise(request.run_id, "run_id")
         before = await self.ledger.run_job_counts(principal.tenant, [run_id])
-        row = await self.ledger.run_cancel(_ctx(principal), run_id)
+        row = await self.ledger.run_cancel(_ctx(principal, request.operator), run_id)
         counts = await self.ledger.run_job_counts(principal.tenant, [run_id])
         canceled = counts[run_id].get("canceled", 0) - before[run_id].get("canceled", 0)
         return scheduler_pb2.CancelRunResponse(
@@ -269,14 +289,14 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     async def CancelJob(self, request: scheduler_pb2.CancelJobRequest, context: Any) -> Any:
         principal = current_principal()
         job_id = validate.parse_id_or_raise(request.job_id, "job_id")
-        row = await self.ledger.job_cancel(_ctx(principal), job_id)
+        row = await self.ledger.job_cancel(_ctx(principal, request.operator), job_id)
         parents = await self.ledger.job_parents([job_id])
         return scheduler_pb2.CancelJobResponse(job=convert.job(row, parents[job_id]))
 
     async def RetryJob(self, request: scheduler_pb2.RetryJobRequest, context: Any) -> Any:
         principal = current_principal()
         job_id = validate.parse_id_or_raise(request.job_id, "job_id")
-        row = await self.ledger.job_retry(_ctx(principal), job_id)
+        row = await self.ledger.job_retry(_ctx(principal, request.operator), job_id)
         parents = await self.ledger.job_parents([job_id])
         return scheduler_pb2.RetryJobResponse(job=convert.job(row, parents[job_id]))
 
@@ -301,3 +321,26 @@ def _next_id_token(rows: list[Any], size: int, filters: dict[str, Any]) -> str:
     if len(rows) <= size:
         return ""
     return paging.encode_token(str(rows[size - 1]["id"]), filters)
+
+
+def topological_order(jobs: list[Any], parents: dict[uuid.UUID, list[uuid.UUID]]) -> list[Any]:
+    """Jobs with every parent before its children; ties broken by key, then id (Kahn's
+    algorithm over a heap), so the order is stable for the same DAG."""
+    by_id = {j["id"]: j for j in jobs}
+    waiting = {jid: sum(1 for p in parents.get(jid, ()) if p in by_id) for jid in by_id}
+    children: dict[uuid.UUID, list[uuid.UUID]] = {jid: [] for jid in by_id}
+    for jid in by_id:
+        for p in parents.get(jid, ()):
+            if p in by_id:
+                children[p].append(jid)
+    heap = [(by_id[jid]["key"], jid) for jid, n in waiting.items() if n == 0]
+    heapq.heapify(heap)
+    ordered = []
+    while heap:
+        _, jid = heapq.heappop(heap)
+        ordered.append(by_id[jid])
+        for child in children[jid]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                heapq.heappush(heap, (by_id[child]["key"], child))
+    return ordered

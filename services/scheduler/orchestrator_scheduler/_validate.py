@@ -11,6 +11,7 @@ import re
 import sys
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from google.protobuf import json_format
@@ -371,3 +372,36 @@ def update_mask(paths: Sequence[str]) -> list[str]:
             )
     out.raise_if_any("invalid update_mask")
     return list(dict.fromkeys(paths))
+
+
+MAX_REASON = 256
+MAX_TICKET = 128
+
+
+def operator_context(
+    operator: common_pb2.OperatorContext, *, reason_required: bool = False
+) -> None:
+    """Checks an operator's reason and ticket (recorded in audit entries)."""
+    out = Violations()
+    if reason_required and not operator.reason.strip():
+        out.add("operator.reason", "is required for this action: say why (it is audited)")
+    _text(operator.reason, "operator.reason", out, MAX_REASON)
+    _text(operator.ticket, "operator.ticket", out, MAX_TICKET)
+    out.raise_if_any("invalid operator context")
+
+
+def pause_fields(
+    fields: SourceFields,
+    paused: bool,
+    operator: common_pb2.OperatorContext,
+    *,
+    required: bool = False,
+) -> SourceFields:
+    """Pausing records the operator's reason and ticket on the source; resuming clears
+    them. A pause (or, with ``required``, a resume) without a reason is refused."""
+    if not paused and not required:
+        return fields
+    operator_context(operator, reason_required=True)
+    if paused:
+        return replace(fields, paused_reason=operator.reason, paused_ticket=operator.ticket)
+    return replace(fields, paused_reason="", paused_ticket="")

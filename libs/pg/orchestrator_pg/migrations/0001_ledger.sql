@@ -118,6 +118,9 @@ CREATE UNIQUE INDEX jobs_tenant_idempotency ON orchestrator.jobs (tenant, idempo
 CREATE INDEX jobs_tenant_id ON orchestrator.jobs (tenant, id);
 CREATE INDEX jobs_tenant_state ON orchestrator.jobs (tenant, state, id);
 CREATE INDEX jobs_run ON orchestrator.jobs (run_id, id) WHERE run_id IS NOT NULL;
+-- a key names one job of its run (depends_on resolves keys)
+CREATE UNIQUE INDEX jobs_run_key ON orchestrator.jobs (run_id, key)
+  WHERE run_id IS NOT NULL AND key <> '';
 -- the run finishes when no job of it is left in a non-terminal state
 CREATE INDEX jobs_run_open ON orchestrator.jobs (run_id)
   WHERE state IN ('pending', 'ready', 'leased');
@@ -263,7 +266,10 @@ CREATE TABLE orchestrator.dead_letter (
   attempts      integer NOT NULL,
   retryable     boolean NOT NULL,
   status        text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'replayed', 'resolved', 'discarded')),
-  failed_at     timestamptz NOT NULL
+  failed_at     timestamptz NOT NULL,
+  resolved_by   text,
+  resolution_reason text,
+  resolved_at   timestamptz
 );
 CREATE INDEX dead_letter_tenant_status ON orchestrator.dead_letter (tenant, status, error_class, failed_at);
 CREATE INDEX dead_letter_job ON orchestrator.dead_letter (job_id);
@@ -392,6 +398,13 @@ BEGIN
      WHERE o.state IS DISTINCT FROM n.state
      ORDER BY n.id;
   ELSE
+    SELECT format('job %s cannot be created in state %s', n.id, n.state) INTO illegal
+      FROM new_rows n
+     WHERE orchestrator.job_event_type(NULL, n.state) IS NULL
+     LIMIT 1;
+    IF illegal IS NOT NULL THEN
+      RAISE EXCEPTION USING ERRCODE = 'OR001', MESSAGE = illegal;
+    END IF;
     INSERT INTO orchestrator.events (occurred_at, event_id, tenant, type, idempotency_key,
         correlation_id, project, actor_subject, actor_scopes, job_id, job_type, run_id,
         source_id, from_state, to_state, reason, attempt, lease_id, data)
@@ -505,8 +518,9 @@ CREATE TRIGGER events_notify AFTER INSERT ON orchestrator.events
 ---------------------------------------------------------------------------------------------
 -- Partition maintenance for the event history: daily partitions [day, day + 1).
 
+-- Days are UTC days whatever the session's time zone (the function pins it).
 CREATE FUNCTION orchestrator.events_ensure_partitions(p_from date, p_days integer) RETURNS integer
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET TimeZone = 'UTC' AS $$
 DECLARE
   d date;
   part text;

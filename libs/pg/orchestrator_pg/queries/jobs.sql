@@ -132,3 +132,10 @@ SELECT key, id, state FROM orchestrator.jobs
 -- name: run_add_jobs
 UPDATE orchestrator.runs SET job_total = job_total + %(added)s, updated_at = %(now)s
  WHERE id = %(id)s;
+
+-- name: job_by_idempotency_keys_for_share
+-- Jobs an incoming batch would duplicate; locked so they cannot finish before the batch's
+-- children are linked to them.
+SELECT id, state, idempotency_key FROM orchestrator.jobs
+ WHERE tenant = %(tenant)s AND idempotency_key = ANY(%(keys)s)
+ ORDER BY id FOR SHARE;

@@ -2,9 +2,11 @@
 
 -- name: source_insert
 INSERT INTO orchestrator.sources (id, tenant, name, source_type, host, base_url, enabled,
-                                  paused, paused_reason, job_types, labels, created_at, updated_at)
+                                  paused, paused_reason, paused_ticket, job_types, labels,
+                                  created_at, updated_at)
 VALUES (%(id)s, %(tenant)s, %(name)s, %(source_type)s, %(host)s, %(base_url)s, %(enabled)s,
-        %(paused)s, %(paused_reason)s, %(job_types)s, %(labels)s, %(now)s, %(now)s)
+        %(paused)s, %(paused_reason)s, %(paused_ticket)s, %(job_types)s, %(labels)s,
+        %(now)s, %(now)s)
 RETURNING *;
 
 -- name: source_get
@@ -12,7 +14,7 @@ SELECT * FROM orchestrator.sources
  WHERE tenant = %(tenant)s AND id = %(id)s AND deleted_at IS NULL;
 
 -- name: source_get_many
-SELECT id FROM orchestrator.sources
+SELECT id, name, enabled FROM orchestrator.sources
  WHERE tenant = %(tenant)s AND id = ANY(%(ids)s) AND deleted_at IS NULL;
 
 -- name: source_list
@@ -34,11 +36,13 @@ UPDATE orchestrator.sources SET
        enabled       = CASE WHEN 'enabled' = ANY(%(mask)s) THEN %(enabled)s ELSE enabled END,
        paused        = CASE WHEN 'paused' = ANY(%(mask)s) THEN %(paused)s ELSE paused END,
        paused_reason = CASE WHEN 'paused_reason' = ANY(%(mask)s) THEN %(paused_reason)s ELSE paused_reason END,
+       paused_ticket = CASE WHEN 'paused_ticket' = ANY(%(mask)s) THEN %(paused_ticket)s ELSE paused_ticket END,
        job_types     = CASE WHEN 'job_types' = ANY(%(mask)s) THEN %(job_types)s ELSE job_types END,
        labels        = CASE WHEN 'labels' = ANY(%(mask)s) THEN %(labels)s ELSE labels END,
        version       = version + 1,
        updated_at    = %(now)s
  WHERE tenant = %(tenant)s AND id = %(id)s AND deleted_at IS NULL
+   AND (%(expected_version)s::bigint = 0 OR version = %(expected_version)s)
 RETURNING *;
 
 -- name: source_open_job_count
@@ -50,3 +54,7 @@ UPDATE orchestrator.sources
    SET deleted_at = %(now)s, updated_at = %(now)s, version = version + 1
  WHERE tenant = %(tenant)s AND id = %(id)s AND deleted_at IS NULL
 RETURNING *;
+
+-- name: source_version
+SELECT version FROM orchestrator.sources
+ WHERE tenant = %(tenant)s AND id = %(id)s AND deleted_at IS NULL;
