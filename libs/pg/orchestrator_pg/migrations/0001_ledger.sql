@@ -362,10 +362,32 @@ LANGUAGE sql IMMUTABLE AS $$
   END
 $$;
 
+-- One NOTIFY per statement that wrote events: `orch_events` carries the highest seq written
+-- (live streams and the audit chain catch up from their last seq; within a session the
+-- sequence only grows, so currval is this statement's highest). `orch_jobs_ready` carries
+-- the job types that became claimable, so waiting lease streams wake without polling.
+-- Called by the outbox triggers, which know whether they wrote anything.
+CREATE FUNCTION orchestrator.notify_events(ready_types text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('orch_events', currval('orchestrator.events_seq')::text);
+  IF ready_types IS NOT NULL THEN
+    PERFORM pg_notify('orch_jobs_ready', ready_types);
+  END IF;
+END
+$$;
+
+-- Set-based: one INSERT … SELECT per statement over the transition tables. The actor, scopes
+-- and clock are read once per statement, the event type once per row.
 CREATE FUNCTION orchestrator.jobs_outbox() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
   illegal text;
+  written bigint;
+  ready_types text;
+  actor text := coalesce(current_setting('orchestrator.actor_subject', true), '');
+  scopes text[] := orchestrator.actor_scopes();
+  at timestamptz := orchestrator.clock_now();
 BEGIN
   IF TG_OP = 'UPDATE' THEN
     SELECT format('job %s cannot go from %s to %s', n.id, o.state, n.state) INTO illegal
@@ -379,24 +401,37 @@ BEGIN
     INSERT INTO orchestrator.events (occurred_at, event_id, tenant, type, idempotency_key,
         correlation_id, project, actor_subject, actor_scopes, job_id, job_type, run_id,
         source_id, from_state, to_state, reason, attempt, lease_id, data)
-    SELECT orchestrator.clock_now(), gen_random_uuid(), n.tenant,
-           orchestrator.job_event_type(o.state, n.state),
-           format('orch-%s-%s-%s', orchestrator.job_event_type(o.state, n.state), n.id, n.attempt),
-           n.correlation_id, n.project,
-           coalesce(current_setting('orchestrator.actor_subject', true), ''),
-           orchestrator.actor_scopes(),
-           n.id, n.job_type, n.run_id, n.source_id, o.state, n.state, n.reason, n.attempt,
-           coalesce(n.lease_id, o.lease_id),
-           jsonb_strip_nulls(jsonb_build_object(
-             'not_before', CASE WHEN n.state = 'ready' THEN n.not_before END,
-             'worker_id', coalesce(n.worker_id, o.worker_id),
-             'lease_expires_at', CASE WHEN n.state = 'leased' THEN n.lease_expires_at END,
-             'error_class', CASE WHEN n.state IN ('ready', 'dead') AND o.state = 'leased' THEN n.last_error_class END,
-             'error_message', CASE WHEN n.state IN ('ready', 'dead') AND o.state = 'leased' THEN n.last_error_message END,
-             'priority', n.priority))
-      FROM new_rows n JOIN old_rows o USING (id)
-     WHERE o.state IS DISTINCT FROM n.state
-     ORDER BY n.id;
+    SELECT at, gen_random_uuid(), t.tenant, t.type,
+           'orch-' || t.type || '-' || t.id || '-' || t.attempt,
+           t.correlation_id, t.project, actor, scopes, t.id, t.job_type, t.run_id,
+           t.source_id, t.from_state, t.state, t.reason, t.attempt, t.lease_id,
+           CASE t.state
+             WHEN 'leased' THEN jsonb_build_object('worker_id', t.worker_id,
+                                                   'lease_expires_at', t.lease_expires_at)
+             WHEN 'ready' THEN CASE WHEN t.from_state = 'leased'
+               THEN jsonb_build_object('not_before', t.not_before, 'error_class',
+                                       t.last_error_class, 'error_message', t.last_error_message,
+                                       'worker_id', t.old_worker_id)
+               ELSE jsonb_build_object('not_before', t.not_before) END
+             WHEN 'dead' THEN jsonb_build_object('error_class', t.last_error_class,
+                                                 'error_message', t.last_error_message)
+             ELSE '{}'::jsonb
+           END
+      FROM (SELECT n.id, n.tenant, n.state, n.reason, n.attempt, n.correlation_id, n.project,
+                   n.job_type, n.run_id, n.source_id, n.worker_id, n.lease_expires_at,
+                   n.not_before, n.last_error_class, n.last_error_message,
+                   coalesce(n.lease_id, o.lease_id) AS lease_id, o.worker_id AS old_worker_id,
+                   o.state AS from_state, orchestrator.job_event_type(o.state, n.state) AS type
+              FROM new_rows n JOIN old_rows o USING (id)
+             WHERE o.state IS DISTINCT FROM n.state) t
+     ORDER BY t.id;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    IF written > 0 THEN
+      SELECT string_agg(DISTINCT n.job_type, ',') INTO ready_types
+        FROM new_rows n JOIN old_rows o USING (id)
+       WHERE n.state = 'ready' AND o.state <> 'ready';
+      PERFORM orchestrator.notify_events(ready_types);
+    END IF;
   ELSE
     SELECT format('job %s cannot be created in state %s', n.id, n.state) INTO illegal
       FROM new_rows n
@@ -408,11 +443,8 @@ BEGIN
     INSERT INTO orchestrator.events (occurred_at, event_id, tenant, type, idempotency_key,
         correlation_id, project, actor_subject, actor_scopes, job_id, job_type, run_id,
         source_id, from_state, to_state, reason, attempt, lease_id, data)
-    SELECT orchestrator.clock_now(), gen_random_uuid(), n.tenant, 'job.created',
-           format('orch-job.created-%s-0', n.id),
-           n.correlation_id, n.project,
-           coalesce(current_setting('orchestrator.actor_subject', true), ''),
-           orchestrator.actor_scopes(),
+    SELECT at, gen_random_uuid(), n.tenant, 'job.created', 'orch-job.created-' || n.id || '-0',
+           n.correlation_id, n.project, actor, scopes,
            n.id, n.job_type, n.run_id, n.source_id, NULL, n.state, n.reason, n.attempt, NULL,
            jsonb_strip_nulls(jsonb_build_object(
              'key', nullif(n.key, ''), 'priority', n.priority,
@@ -423,6 +455,12 @@ BEGIN
              'event_window_end', n.event_window_end))
       FROM new_rows n
      ORDER BY n.id;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    IF written > 0 THEN
+      SELECT string_agg(DISTINCT n.job_type, ',') INTO ready_types
+        FROM new_rows n WHERE n.state = 'ready';
+      PERFORM orchestrator.notify_events(ready_types);
+    END IF;
   END IF;
   RETURN NULL;
 END
@@ -435,6 +473,8 @@ CREATE TRIGGER jobs_outbox_update AFTER UPDATE ON orchestrator.jobs
 
 CREATE FUNCTION orchestrator.runs_outbox() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+  written bigint;
 BEGIN
   IF TG_OP = 'UPDATE' THEN
     INSERT INTO orchestrator.events (occurred_at, event_id, tenant, type, idempotency_key,
@@ -459,6 +499,10 @@ BEGIN
       FROM new_rows n
      ORDER BY n.id;
   END IF;
+  GET DIAGNOSTICS written = ROW_COUNT;
+  IF written > 0 THEN
+    PERFORM orchestrator.notify_events(NULL);
+  END IF;
   RETURN NULL;
 END
 $$;
@@ -470,6 +514,8 @@ CREATE TRIGGER runs_outbox_update AFTER UPDATE ON orchestrator.runs
 
 CREATE FUNCTION orchestrator.sources_outbox() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+  written bigint;
 BEGIN
   INSERT INTO orchestrator.events (occurred_at, event_id, tenant, type, idempotency_key,
       actor_subject, actor_scopes, source_id, data)
@@ -484,6 +530,10 @@ BEGIN
                             'paused', n.paused, 'version', n.version)
     FROM new_rows n
    ORDER BY n.id;
+  GET DIAGNOSTICS written = ROW_COUNT;
+  IF written > 0 THEN
+    PERFORM orchestrator.notify_events(NULL);
+  END IF;
   RETURN NULL;
 END
 $$;
@@ -491,29 +541,6 @@ CREATE TRIGGER sources_outbox_insert AFTER INSERT ON orchestrator.sources
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.sources_outbox();
 CREATE TRIGGER sources_outbox_update AFTER UPDATE ON orchestrator.sources
   REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.sources_outbox();
-
--- One NOTIFY per statement: `orch_events` carries the highest seq written (live streams and
--- the audit chain catch up from their last seq); `orch_jobs_ready` carries the job types that
--- became claimable so waiting lease streams wake without polling.
-CREATE FUNCTION orchestrator.events_notify() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-  top bigint;
-  ready_types text;
-BEGIN
-  SELECT max(seq), string_agg(DISTINCT job_type, ',') FILTER (WHERE to_state = 'ready')
-    INTO top, ready_types FROM new_rows;
-  IF top IS NOT NULL THEN
-    PERFORM pg_notify('orch_events', top::text);
-  END IF;
-  IF ready_types IS NOT NULL THEN
-    PERFORM pg_notify('orch_jobs_ready', ready_types);
-  END IF;
-  RETURN NULL;
-END
-$$;
-CREATE TRIGGER events_notify AFTER INSERT ON orchestrator.events
-  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.events_notify();
 
 ---------------------------------------------------------------------------------------------
 -- Partition maintenance for the event history: daily partitions [day, day + 1).
