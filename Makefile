@@ -51,7 +51,7 @@ status: venv
 
 ## demo: start the stack and submit the demo workload (ARGS=--exit to stop when done)
 demo: venv
-	$(PY) scripts/demo.py $(ARGS)
+	$(PY) -m demo $(ARGS)
 
 ## lint: ruff, mypy, import layering, buf lint/format/breaking, generated code freshness
 lint: venv proto-lint proto-check proto-breaking

@@ -43,9 +43,12 @@ class ServiceSpec:
         return int(os.environ.get(self.port_env, self.default_port))
 
 
-# Services that exist so far; leases, ratelimit, audit and the gateway join this list as
-# they are built.
-SERVICES = (ServiceSpec("scheduler", "orchestrator_scheduler", "ORCH_SCHEDULER_GRPC_PORT", 50051),)
+# Services that exist so far; ratelimit, audit and the gateway join this list as they are
+# built.
+SERVICES = (
+    ServiceSpec("scheduler", "orchestrator_scheduler", "ORCH_SCHEDULER_GRPC_PORT", 50051),
+    ServiceSpec("leases", "orchestrator_leases", "ORCH_LEASES_GRPC_PORT", 50052),
+)
 
 
 def _pid_file(spec: ServiceSpec) -> Path:

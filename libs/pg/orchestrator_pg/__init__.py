@@ -15,12 +15,17 @@ Design note
 from orchestrator_pg._admin import create_database, database_url_for, drop_database
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._leasing import (
+    ARTIFACT_CONFLICT,
     DEFAULT_LEASE_TTL_S,
     LEASE_LOST,
+    WORKER_CRASH,
+    Artifact,
     Completion,
     Failure,
+    Heartbeat,
     LeaseLedger,
     Outcome,
+    ProgressUpdate,
 )
 from orchestrator_pg._ledger import (
     CreatedRun,
@@ -41,13 +46,17 @@ from orchestrator_pg._migrate import (
 from orchestrator_pg._queries import parse_queries, queries, query
 
 __all__ = [
+    "ARTIFACT_CONFLICT",
     "DEFAULT_LEASE_TTL_S",
     "LEASE_LOST",
+    "WORKER_CRASH",
+    "Artifact",
     "Completion",
     "CreatedRun",
     "Database",
     "EventPartitionMaintainer",
     "Failure",
+    "Heartbeat",
     "LeaseLedger",
     "Ledger",
     "Migration",
@@ -55,6 +64,7 @@ __all__ = [
     "NewJob",
     "NewRun",
     "Outcome",
+    "ProgressUpdate",
     "Row",
     "SourceFields",
     "SubmittedJob",

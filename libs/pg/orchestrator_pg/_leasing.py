@@ -1,8 +1,12 @@
-"""Leasing operations on the ledger: claim, complete, fail, expire.
+"""Leasing operations on the ledger: claim, heartbeat, progress, artifacts, complete, fail,
+release and expire.
 
-These are the storage half of the leases service (its gRPC half arrives with the worker
-protocol); they live beside the scheduler's operations because both write the same job
-rows through the same triggers. Each call is one transaction over a batch.
+These are the storage half of the leases service (``orchestrator_leases`` is the gRPC half);
+they live beside the scheduler's operations because both write the same job rows through the
+same triggers. Each call is one transaction over a batch, one statement per kind of write.
+The hot-path calls (``claim_fair``, ``heartbeat``, ``progress``, ``record_artifacts``,
+``complete``, ``release``) run in psycopg pipeline mode: BEGIN, the transaction context,
+the statement and COMMIT travel together, which saves round trips per batch.
 
 Fencing: completions and failures name (job id, lease id); a pair that is not the job's
 current lease is reported back as ``lease_lost`` and changes nothing. Completing the same
@@ -14,7 +18,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +33,7 @@ from orchestrator_core import (
     backoff_s,
     decide_failure,
     failure_reason,
+    new_id,
 )
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._ledger import Conn, settle
@@ -37,16 +43,55 @@ DEFAULT_LEASE_TTL_S = 30.0
 EXPIRE_BATCH = 500
 LEASE_LOST = "lease_lost"
 ALREADY_COMPLETED = "already_completed"
+ARTIFACT_CONFLICT = "artifact_conflict"
+DEFAULT_MEDIA_TYPE = "application/octet-stream"
+# Error class recorded when a worker's stream drops while it holds leases.
+WORKER_CRASH = "worker_crash"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """An artifact a worker recorded for a leased job (content addressed by ``digest``)."""
+
+    job_id: uuid.UUID
+    lease_id: uuid.UUID
+    name: str
+    digest: str
+    size_bytes: int = 0
+    media_type: str = DEFAULT_MEDIA_TYPE
+    uri: str = ""
 
 
 @dataclass(frozen=True)
 class Completion:
-    """A worker's result for one lease."""
+    """A worker's result for one lease, with artifacts recorded in the same transaction."""
 
     job_id: uuid.UUID
     lease_id: uuid.UUID
     result: dict[str, Any] = field(default_factory=dict)
     result_digest: str = ""
+    artifacts: tuple[Artifact, ...] = ()
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """A lease extension; ``percent``/``message`` are recorded when ``has_progress``."""
+
+    job_id: uuid.UUID
+    lease_id: uuid.UUID
+    has_progress: bool = False
+    percent: float = 0.0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """Progress of a leased job, without extending its lease."""
+
+    job_id: uuid.UUID
+    lease_id: uuid.UUID
+    percent: float = 0.0
+    message: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,13 +108,24 @@ class Failure:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one completion or failure: ``ok`` or why not (``lease_lost``)."""
+    """What happened to one write on a lease: ``ok`` or why not (``lease_lost``).
+
+    ``lease_expires_at`` is the extended expiry after a heartbeat; ``cancel_reason`` is set
+    (e.g. ``user_canceled``) when the write found the job canceled under this very lease, so
+    its holder should stop.
+    """
 
     job_id: uuid.UUID
     lease_id: uuid.UUID
     ok: bool
     error_reason: str = ""
     new_state: str = ""
+    lease_expires_at: datetime | None = None
+    cancel_reason: str = ""
+
+
+def _tenant_filter(tenants: Sequence[str] | None) -> list[str] | None:
+    return list(tenants) if tenants is not None else None
 
 
 class LeaseLedger:
@@ -113,52 +169,353 @@ class LeaseLedger:
             await settle(conn, [], [], [r["run_id"] for r in rows], now, lock_runs=False)
         return rows
 
-    async def complete(
-        self, ctx: TxContext, completions: Sequence[Completion], *, tenants: Sequence[str] | None
-    ) -> list[Outcome]:
-        """Completes leases in one statement; the rest are reported, not applied."""
-        if not completions:
+    @asynccontextmanager
+    async def _pipelined(self, ctx: TxContext, now: datetime) -> AsyncIterator[Conn]:
+        # Database.transaction waits for BEGIN and the context statement one by one; in a
+        # pipeline they travel with the first real statement.
+        async with self.db.connection() as conn, conn.pipeline(), conn.transaction():
+            await conn.execute(
+                query("tx_context_set"),
+                {
+                    "tenant": ctx.tenant,
+                    "actor_subject": ctx.actor_subject,
+                    "actor_scopes": ",".join(ctx.actor_scopes),
+                    "now_text": now.isoformat(),
+                },
+            )
+            yield conn
+
+    async def claim_fair(
+        self,
+        ctx: TxContext,
+        *,
+        worker_ids: Sequence[str],
+        job_types: Sequence[str],
+        tenants: Sequence[str] | None,
+        lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
+        per_tenant: int | None = None,
+    ) -> list[Row]:
+        """Leases up to ``len(worker_ids)`` ready jobs, fairly across tenants.
+
+        Args:
+            ctx: transaction context (actor recorded on the ``job.leased`` events).
+            worker_ids: one entry per slot; slot ``k`` (1-based, returned as ``slot``) is
+                leased to ``worker_ids[k - 1]``, so one statement serves several sessions.
+            job_types: job types to claim.
+            tenants: tenants to claim from, or None for every tenant.
+            lease_ttl_s: lease length.
+            per_tenant: most candidates taken per tenant and job type (default: the whole
+                batch); smaller values lock fewer rows when many tenants have a backlog.
+
+        Returns:
+            The leased rows with the assignment columns, ``slot`` and ``ready_at``.
+        """
+        if not worker_ids or not job_types:
             return []
         now = ctx.now or self.db.clock.now()
-        tenant_filter = list(tenants) if tenants is not None else None
-        async with self.db.transaction(ctx) as conn:
+        limit = len(worker_ids)
+        async with self._pipelined(ctx, now) as conn:
             cur = await conn.execute(
-                query("job_complete_many"),
+                query("job_claim_fair"),
                 {
-                    "ids": [c.job_id for c in completions],
-                    "lease_ids": [c.lease_id for c in completions],
-                    "results": [Jsonb(c.result) for c in completions],
-                    "result_digests": [c.result_digest for c in completions],
+                    "job_types": list(job_types),
+                    "tenants": _tenant_filter(tenants),
+                    "limit": limit,
+                    "per_tenant": max(1, min(per_tenant or limit, limit)),
+                    "worker_ids": list(worker_ids),
+                    "lease_ttl_s": lease_ttl_s,
+                    "now": now,
+                },
+            )
+            rows = await cur.fetchall()
+            run_ids = [r["run_id"] for r in rows if r["run_id"] is not None]
+            if run_ids:
+                await settle(conn, [], [], run_ids, now, lock_runs=False)
+        return rows
+
+    async def heartbeat(
+        self,
+        ctx: TxContext,
+        beats: Sequence[Heartbeat],
+        *,
+        tenants: Sequence[str] | None,
+        lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
+    ) -> list[Outcome]:
+        """Extends leases (fenced) in one statement; a heartbeat on a job canceled under the
+        same lease is ``lease_lost`` with ``cancel_reason`` set."""
+        if not beats:
+            return []
+        now = ctx.now or self.db.clock.now()
+        tenant_filter = _tenant_filter(tenants)
+        async with self._pipelined(ctx, now) as conn:
+            cur = await conn.execute(
+                query("lease_extend_many"),
+                {
+                    "ids": [b.job_id for b in beats],
+                    "lease_ids": [b.lease_id for b in beats],
+                    "has_progress": [b.has_progress for b in beats],
+                    "percents": [b.percent for b in beats],
+                    "messages": [b.message[:4000] for b in beats],
+                    "tenants": tenant_filter,
+                    "lease_ttl_s": lease_ttl_s,
+                    "now": now,
+                },
+            )
+            extended = {
+                (r["id"], r["lease_id"]): r["lease_expires_at"] for r in await cur.fetchall()
+            }
+            status = await self._status(
+                conn,
+                [b.job_id for b in beats if (b.job_id, b.lease_id) not in extended],
+                tenant_filter,
+            )
+        out = []
+        for b in beats:
+            expires = extended.get((b.job_id, b.lease_id))
+            if expires is not None:
+                out.append(Outcome(b.job_id, b.lease_id, True, "", "leased", expires))
+            else:
+                out.append(self._lost(b.job_id, b.lease_id, status.get(b.job_id)))
+        return out
+
+    async def progress(
+        self, ctx: TxContext, updates: Sequence[ProgressUpdate], *, tenants: Sequence[str] | None
+    ) -> list[Outcome]:
+        """Records progress of leased jobs (fenced) in one statement."""
+        if not updates:
+            return []
+        now = ctx.now or self.db.clock.now()
+        tenant_filter = _tenant_filter(tenants)
+        async with self._pipelined(ctx, now) as conn:
+            cur = await conn.execute(
+                query("job_progress_many"),
+                {
+                    "ids": [u.job_id for u in updates],
+                    "lease_ids": [u.lease_id for u in updates],
+                    "percents": [u.percent for u in updates],
+                    "messages": [u.message[:4000] for u in updates],
                     "tenants": tenant_filter,
                     "now": now,
                 },
             )
-            done = await cur.fetchall()
-            done_ids = {r["id"] for r in done}
-            await settle(conn, list(done_ids), [], [r["run_id"] for r in done], now)
-            rest = [c for c in completions if c.job_id not in done_ids]
-            status = await self._lease_status(conn, [c.job_id for c in rest], tenant_filter)
+            done = {(r["id"], r["lease_id"]) for r in await cur.fetchall()}
+            status = await self._status(
+                conn,
+                [u.job_id for u in updates if (u.job_id, u.lease_id) not in done],
+                tenant_filter,
+            )
+        return [
+            Outcome(u.job_id, u.lease_id, True, "", "leased")
+            if (u.job_id, u.lease_id) in done
+            else self._lost(u.job_id, u.lease_id, status.get(u.job_id))
+            for u in updates
+        ]
+
+    async def record_artifacts(
+        self, ctx: TxContext, artifacts: Sequence[Artifact], *, tenants: Sequence[str] | None
+    ) -> list[Outcome]:
+        """Records artifacts of leased jobs (fenced). Recording the same name twice in one
+        attempt is ok with the same digest and size, ``artifact_conflict`` otherwise."""
+        if not artifacts:
+            return []
+        now = ctx.now or self.db.clock.now()
+        tenant_filter = _tenant_filter(tenants)
+        async with self._pipelined(ctx, now) as conn:
+            results = await self._insert_artifacts(
+                conn, artifacts, [JobState.LEASED.value], tenant_filter, now
+            )
+        return [
+            Outcome(a.job_id, a.lease_id, reason == "", reason, "")
+            for a, reason in zip(artifacts, results, strict=True)
+        ]
+
+    async def _insert_artifacts(
+        self,
+        conn: Conn,
+        artifacts: Sequence[Artifact],
+        states: list[str],
+        tenants: list[str] | None,
+        now: datetime,
+    ) -> list[str]:
+        """Inserts artifacts; returns per artifact "" (recorded or identical repeat),
+        ``artifact_conflict`` or ``lease_lost``."""
+        cur = await conn.execute(
+            query("artifact_insert_many"),
+            {
+                "ids": [new_id() for _ in artifacts],
+                "job_ids": [a.job_id for a in artifacts],
+                "lease_ids": [a.lease_id for a in artifacts],
+                "names": [a.name for a in artifacts],
+                "media_types": [a.media_type or DEFAULT_MEDIA_TYPE for a in artifacts],
+                "sizes": [a.size_bytes for a in artifacts],
+                "digests": [a.digest for a in artifacts],
+                "uris": [a.uri for a in artifacts],
+                "states": states,
+                "tenants": tenants,
+                "now": now,
+            },
+        )
+        inserted = {(r["job_id"], r["name"]) for r in await cur.fetchall()}
+        rest = [a for a in artifacts if (a.job_id, a.name) not in inserted]
+        existing: dict[tuple[uuid.UUID, str], Row] = {}
+        if rest:
+            cur = await conn.execute(
+                query("artifact_existing_many"),
+                {
+                    "job_ids": [a.job_id for a in rest],
+                    "lease_ids": [a.lease_id for a in rest],
+                    "names": [a.name for a in rest],
+                    "tenants": tenants,
+                },
+            )
+            existing = {(r["job_id"], r["name"]): r for r in await cur.fetchall()}
+        results = []
+        seen: dict[tuple[uuid.UUID, str], Artifact] = {}
+        for a in artifacts:
+            key = (a.job_id, a.name)
+            first = seen.setdefault(key, a)
+            if key in inserted:
+                same = first.digest == a.digest and first.size_bytes == a.size_bytes
+                results.append("" if same else ARTIFACT_CONFLICT)
+                continue
+            row = existing.get(key)
+            if row is None:
+                results.append(LEASE_LOST)
+            elif row["digest"] == a.digest and row["size_bytes"] == a.size_bytes:
+                results.append("")
+            else:
+                results.append(ARTIFACT_CONFLICT)
+        return results
+
+    async def release(
+        self,
+        ctx: TxContext,
+        leases: Sequence[tuple[uuid.UUID, uuid.UUID]],
+        *,
+        message: str = "worker disconnected",
+    ) -> list[Outcome]:
+        """Releases leases at once (fenced by lease id) after the holder's stream dropped:
+        back to ready now with reason ``worker_disconnected`` (error class
+        ``worker_crash``), or dead with a dead-letter entry when that was the last attempt."""
+        if not leases:
+            return []
+        now = ctx.now or self.db.clock.now()
+        async with self._pipelined(ctx, now) as conn:
+            cur = await conn.execute(
+                query("job_leased_for_update"),
+                {
+                    "ids": [job_id for job_id, _ in leases],
+                    "lease_ids": [lease_id for _, lease_id in leases],
+                    "tenants": None,
+                },
+            )
+            rows = await cur.fetchall()
+            decided = await self._apply_failures(
+                conn,
+                [(row, Failure(row["id"], row["lease_id"], WORKER_CRASH, message)) for row in rows],
+                now,
+                retry_reason=Reason.WORKER_DISCONNECTED,
+                backoff=False,
+            )
+        return [
+            Outcome(
+                job_id,
+                lease_id,
+                job_id in decided,
+                "" if job_id in decided else LEASE_LOST,
+                decided.get(job_id, ""),
+            )
+            for job_id, lease_id in leases
+        ]
+
+    async def _status(
+        self, conn: Conn, ids: list[uuid.UUID], tenants: list[str] | None
+    ) -> dict[uuid.UUID, Row]:
+        if not ids:
+            return {}
+        cur = await conn.execute(query("lease_status_many"), {"ids": ids, "tenants": tenants})
+        return {r["id"]: r for r in await cur.fetchall()}
+
+    @staticmethod
+    def _lost(job_id: uuid.UUID, lease_id: uuid.UUID, row: Row | None) -> Outcome:
+        cancel = ""
+        if row is not None and row["state"] == JobState.CANCELED and row["lease_id"] == lease_id:
+            cancel = row["reason"]
+        return Outcome(
+            job_id, lease_id, False, LEASE_LOST, row["state"] if row else "", None, cancel
+        )
+
+    async def complete(
+        self, ctx: TxContext, completions: Sequence[Completion], *, tenants: Sequence[str] | None
+    ) -> list[Outcome]:
+        """Completes leases in one statement; the rest are reported, not applied.
+
+        Artifacts carried by a completion are recorded in the same transaction, before the
+        job succeeds; a completion whose artifact conflicts with one already recorded is
+        refused (``artifact_conflict``) and leaves the job leased.
+        """
+        if not completions:
+            return []
+        now = ctx.now or self.db.clock.now()
+        tenant_filter = _tenant_filter(tenants)
+        refused: dict[uuid.UUID, str] = {}
+        async with self._pipelined(ctx, now) as conn:
+            artifacts = [a for c in completions for a in c.artifacts]
+            if artifacts:
+                results = await self._insert_artifacts(
+                    conn,
+                    artifacts,
+                    [JobState.LEASED.value, JobState.SUCCEEDED.value],
+                    tenant_filter,
+                    now,
+                )
+                for a, reason in zip(artifacts, results, strict=True):
+                    if reason:
+                        refused.setdefault(a.job_id, reason)
+            todo = [c for c in completions if c.job_id not in refused]
+            done_ids: set[tuple[uuid.UUID, uuid.UUID]] = set()
+            if todo:
+                cur = await conn.execute(
+                    query("job_complete_many"),
+                    {
+                        "ids": [c.job_id for c in todo],
+                        "lease_ids": [c.lease_id for c in todo],
+                        "results": [Jsonb(c.result) for c in todo],
+                        "result_digests": [c.result_digest for c in todo],
+                        "tenants": tenant_filter,
+                        "now": now,
+                    },
+                )
+                done = await cur.fetchall()
+                done_ids = {(r["id"], r["lease_id"]) for r in done}
+                if done:
+                    await settle(
+                        conn, [r["id"] for r in done], [], [r["run_id"] for r in done], now
+                    )
+            rest = [c.job_id for c in completions if (c.job_id, c.lease_id) not in done_ids]
+            status = await self._status(conn, rest, tenant_filter)
         outcomes = []
         for c in completions:
-            if c.job_id in done_ids:
+            if (c.job_id, c.lease_id) in done_ids:
                 outcomes.append(Outcome(c.job_id, c.lease_id, True, new_state="succeeded"))
                 continue
             row = status.get(c.job_id)
+            reason = refused.get(c.job_id, "")
+            if reason == ARTIFACT_CONFLICT:
+                outcomes.append(
+                    Outcome(c.job_id, c.lease_id, False, reason, row["state"] if row else "")
+                )
+                continue
             repeat = (
                 row is not None
                 and row["state"] == JobState.SUCCEEDED
                 and row["lease_id"] == c.lease_id
                 and (row["result_digest"] or "") == c.result_digest
             )
-            outcomes.append(
-                Outcome(
-                    c.job_id,
-                    c.lease_id,
-                    repeat,
-                    "" if repeat else LEASE_LOST,
-                    row["state"] if row else "",
-                )
-            )
+            if repeat:
+                outcomes.append(Outcome(c.job_id, c.lease_id, True, "", JobState.SUCCEEDED.value))
+            else:
+                outcomes.append(self._lost(c.job_id, c.lease_id, row))
         return outcomes
 
     async def fail(
@@ -170,8 +527,8 @@ class LeaseLedger:
             return []
         now = ctx.now or self.db.clock.now()
         tenant_filter = list(tenants) if tenants is not None else None
-        by_id = {f.job_id: f for f in failures}
-        async with self.db.transaction(ctx) as conn:
+        by_key = {(f.job_id, f.lease_id): f for f in failures}
+        async with self._pipelined(ctx, now) as conn:
             cur = await conn.execute(
                 query("job_leased_for_update"),
                 {
@@ -183,12 +540,13 @@ class LeaseLedger:
             rows = await cur.fetchall()
             decided = await self._apply_failures(
                 conn,
-                [(row, by_id[row["id"]]) for row in rows],
+                [(row, by_key[(row["id"], row["lease_id"])]) for row in rows],
                 now,
             )
+        held = {(row["id"], row["lease_id"]) for row in rows}
         outcomes = []
         for f in failures:
-            state = decided.get(f.job_id)
+            state = decided.get(f.job_id) if (f.job_id, f.lease_id) in held else None
             outcomes.append(
                 Outcome(
                     f.job_id,
@@ -224,12 +582,18 @@ class LeaseLedger:
                     for row in rows
                 ],
                 now,
-                expired=True,
+                retry_reason=Reason.LEASE_EXPIRED,
             )
         return [Outcome(r["id"], r["lease_id"], True, "", decided[r["id"]]) for r in rows]
 
     async def _apply_failures(
-        self, conn: Conn, pairs: list[tuple[Row, Failure]], now: datetime, *, expired: bool = False
+        self,
+        conn: Conn,
+        pairs: list[tuple[Row, Failure]],
+        now: datetime,
+        *,
+        retry_reason: Reason = Reason.RETRY_BACKOFF,
+        backoff: bool = True,
     ) -> dict[uuid.UUID, str]:
         if not pairs:
             return {}
@@ -254,8 +618,12 @@ class LeaseLedger:
             )
             state = decide_failure(policy, row["attempt"], failure.retryable)
             if state == JobState.READY:
-                reason = Reason.LEASE_EXPIRED if expired else Reason.RETRY_BACKOFF
-                delay = backoff_s(policy, row["attempt"], self.rng, failure.retry_after_s)
+                reason = retry_reason
+                delay = (
+                    backoff_s(policy, row["attempt"], self.rng, failure.retry_after_s)
+                    if backoff
+                    else 0.0
+                )
                 not_before: datetime | None = now + timedelta(seconds=delay)
             else:
                 reason = failure_reason(policy, row["attempt"], failure.retryable)
@@ -274,11 +642,3 @@ class LeaseLedger:
             await conn.execute(query("dead_letter_insert_many"), {"ids": dead, "now": now})
         await settle(conn, [], dead, [r["run_id"] for r in changed], now)
         return {r["id"]: r["state"] for r in changed}
-
-    async def _lease_status(
-        self, conn: Conn, ids: list[uuid.UUID], tenants: list[str] | None
-    ) -> dict[uuid.UUID, Row]:
-        if not ids:
-            return {}
-        cur = await conn.execute(query("job_lease_status_many"), {"ids": ids, "tenants": tenants})
-        return {r["id"]: r for r in await cur.fetchall()}

@@ -594,3 +594,7 @@ BEGIN
   END LOOP;
 END
 $$;
+
+-- 0002: the fair claim path of the leases service (see migrations/0002_leasing.sql).
+CREATE INDEX jobs_claimable_tenant ON orchestrator.jobs (tenant, job_type, priority DESC, id)
+  WHERE state = 'ready';

@@ -31,13 +31,7 @@ UPDATE orchestrator.jobs j
               %(result_digests)s::text[]) AS c(id, lease_id, result, result_digest)
  WHERE j.id = c.id AND j.lease_id = c.lease_id AND j.state = 'leased'
    AND (%(tenants)s::text[] IS NULL OR j.tenant = ANY(%(tenants)s))
-RETURNING j.id, j.run_id;
-
--- name: job_lease_status_many
--- Why a write on a lease did not apply: the job's current state and lease.
-SELECT id, tenant, state, lease_id, result_digest FROM orchestrator.jobs
- WHERE id = ANY(%(ids)s)
-   AND (%(tenants)s::text[] IS NULL OR tenant = ANY(%(tenants)s));
+RETURNING j.id, j.run_id, j.lease_id;
 
 -- name: job_leased_for_update
 -- The leased jobs named by (id, lease_id) pairs, locked, for a failure decision.
@@ -80,3 +74,127 @@ SELECT gen_random_uuid(), j.tenant, j.id, j.job_type, j.source_id, j.run_id,
        coalesce(j.last_error_retryable, false), %(now)s
   FROM orchestrator.jobs j
  WHERE j.id = ANY(%(ids)s) AND j.state = 'dead';
+
+-- name: tx_context_set
+-- The per-transaction context (tenant, actor, scopes, injected clock) the outbox triggers
+-- read; the same settings Database.transaction makes, sent inside a pipeline.
+SELECT set_config('orchestrator.tenant', %(tenant)s, true),
+       set_config('orchestrator.actor_subject', %(actor_subject)s, true),
+       set_config('orchestrator.actor_scopes', %(actor_scopes)s, true),
+       set_config('orchestrator.now', %(now_text)s, true);
+
+-- name: job_claim_fair
+-- Fair batched claim. For every tenant the worker may serve and every job type it runs, a
+-- LATERAL probe takes that tenant's best ready jobs (priority, then age) up to
+-- %(per_tenant)s, skipping rows other claimers hold. The candidates are ranked inside their
+-- tenant and interleaved round-robin across tenants (rank 1 of every tenant, then rank 2,
+-- ...), so a tenant with a small backlog is served in the first batch even next to a tenant
+-- with a huge one. Slot k of the batch goes to worker_ids[k] (one claim serves several
+-- waiting sessions); only the columns an assignment needs are returned.
+WITH cand AS (
+  SELECT p.id, p.priority, p.tenant,
+         row_number() OVER (PARTITION BY p.tenant ORDER BY p.priority DESC, p.id) AS tenant_rank
+    FROM orchestrator.tenants t
+   CROSS JOIN unnest(%(job_types)s::text[]) AS jt(job_type)
+   CROSS JOIN LATERAL (
+     SELECT j.id, j.priority, j.tenant FROM orchestrator.jobs j
+      WHERE j.state = 'ready' AND j.tenant = t.id AND j.job_type = jt.job_type
+        AND j.not_before <= %(now)s
+      ORDER BY j.priority DESC, j.id
+      LIMIT %(per_tenant)s
+      FOR UPDATE OF j SKIP LOCKED
+   ) p
+   WHERE (%(tenants)s::text[] IS NULL OR t.id = ANY(%(tenants)s))
+), picked AS (
+  SELECT id, slot FROM (
+    SELECT id, row_number() OVER (ORDER BY tenant_rank, priority DESC, id) AS slot FROM cand
+  ) ranked
+   WHERE slot <= %(limit)s
+)
+UPDATE orchestrator.jobs j
+   SET state = 'leased', reason = 'leased', attempt = j.attempt + 1,
+       lease_id = gen_random_uuid(), worker_id = (%(worker_ids)s::text[])[picked.slot],
+       leased_at = %(now)s,
+       lease_expires_at = %(now)s + make_interval(secs => %(lease_ttl_s)s),
+       last_heartbeat_at = NULL, started_at = coalesce(j.started_at, %(now)s),
+       updated_at = %(now)s
+  FROM picked
+ WHERE j.id = picked.id
+RETURNING picked.slot, j.id, j.run_id, j.tenant, j.project, j.job_type, j.key, j.lease_id,
+          j.lease_expires_at, j.attempt, j.max_attempts, j.idempotency_key, j.correlation_id,
+          j.payload, j.payload_digest, j.trace_parent, j.trace_state, j.event_window_start,
+          j.event_window_end, j.source_id, greatest(j.not_before, j.created_at) AS ready_at;
+
+-- name: lease_extend_many
+-- Heartbeats: extend each named lease (fenced) and record progress where one was sent.
+UPDATE orchestrator.jobs j
+   SET lease_expires_at = %(now)s + make_interval(secs => %(lease_ttl_s)s),
+       last_heartbeat_at = %(now)s,
+       progress_percent = CASE WHEN h.has_progress THEN h.percent ELSE j.progress_percent END,
+       progress_message = CASE WHEN h.has_progress THEN h.message ELSE j.progress_message END,
+       updated_at = %(now)s
+  FROM unnest(%(ids)s::uuid[], %(lease_ids)s::uuid[], %(has_progress)s::boolean[],
+              %(percents)s::float8[], %(messages)s::text[])
+       AS h(id, lease_id, has_progress, percent, message)
+ WHERE j.id = h.id AND j.lease_id = h.lease_id AND j.state = 'leased'
+   AND (%(tenants)s::text[] IS NULL OR j.tenant = ANY(%(tenants)s))
+RETURNING j.id, j.lease_id, j.lease_expires_at;
+
+-- name: job_progress_many
+-- Progress without extending the lease (fenced).
+UPDATE orchestrator.jobs j
+   SET progress_percent = p.percent, progress_message = p.message, updated_at = %(now)s
+  FROM unnest(%(ids)s::uuid[], %(lease_ids)s::uuid[], %(percents)s::float8[],
+              %(messages)s::text[]) AS p(id, lease_id, percent, message)
+ WHERE j.id = p.id AND j.lease_id = p.lease_id AND j.state = 'leased'
+   AND (%(tenants)s::text[] IS NULL OR j.tenant = ANY(%(tenants)s))
+RETURNING j.id, j.lease_id;
+
+-- name: lease_status_many
+-- Why a write on a lease did not apply: the job's current state, reason and lease (a
+-- canceled job keeps the lease id it had, so its holder learns to stop).
+SELECT id, state, reason, lease_id, result_digest FROM orchestrator.jobs
+ WHERE id = ANY(%(ids)s)
+   AND (%(tenants)s::text[] IS NULL OR tenant = ANY(%(tenants)s));
+
+-- name: artifact_insert_many
+-- Artifacts of jobs whose lease the writer holds (fenced by lease id and the job's state);
+-- the job's tenant, run and attempt come from the job row. A name already recorded for the
+-- attempt is left alone (the caller tells an identical repeat from a conflict).
+INSERT INTO orchestrator.artifacts (id, tenant, job_id, run_id, attempt, name, media_type,
+                                    size_bytes, digest, uri, created_at)
+SELECT a.id, j.tenant, j.id, j.run_id, j.attempt, a.name, a.media_type, a.size_bytes, a.digest,
+       a.uri, %(now)s
+  FROM unnest(%(ids)s::uuid[], %(job_ids)s::uuid[], %(lease_ids)s::uuid[], %(names)s::text[],
+              %(media_types)s::text[], %(sizes)s::bigint[], %(digests)s::text[],
+              %(uris)s::text[])
+       AS a(id, job_id, lease_id, name, media_type, size_bytes, digest, uri)
+  JOIN orchestrator.jobs j ON j.id = a.job_id AND j.lease_id = a.lease_id
+ WHERE j.state = ANY(%(states)s)
+   AND (%(tenants)s::text[] IS NULL OR j.tenant = ANY(%(tenants)s))
+ON CONFLICT (job_id, attempt, name) DO NOTHING
+RETURNING job_id, name;
+
+-- name: artifact_existing_many
+-- The recorded artifacts of the current attempt for (job, lease, name) triples.
+SELECT a.job_id, a.name, a.digest, a.size_bytes
+  FROM unnest(%(job_ids)s::uuid[], %(lease_ids)s::uuid[], %(names)s::text[])
+       AS q(job_id, lease_id, name)
+  JOIN orchestrator.jobs j ON j.id = q.job_id AND j.lease_id = q.lease_id
+  JOIN orchestrator.artifacts a ON a.job_id = j.id AND a.attempt = j.attempt AND a.name = q.name
+ WHERE (%(tenants)s::text[] IS NULL OR j.tenant = ANY(%(tenants)s));
+
+-- name: jobs_ready_listen
+-- The channel the outbox triggers NOTIFY with the job types that became claimable.
+LISTEN orch_jobs_ready;
+
+-- name: leader_try_lock
+-- Leadership of a leader-only loop: a session advisory lock held by a dedicated connection
+-- (released by PostgreSQL when that connection ends).
+SELECT pg_try_advisory_lock(%(key)s) AS acquired;
+
+-- name: leader_check
+-- The leader's connection still holds its lock (a dead connection fails this call).
+SELECT count(*) > 0 AS held FROM pg_locks
+ WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+   AND ((classid::bigint << 32) | objid::bigint) = %(key)s;

@@ -1,0 +1,169 @@
+"""Completer: batches every write on leases into one statement per kind per flush.
+
+Sessions and unary calls submit heartbeats, progress, artifacts, completions and failures;
+the completer gathers them for ``ORCH_COMPLETER_FLUSH_MS`` (or until ``FLUSH_ITEMS`` are
+queued) and applies each kind as one ledger call (one statement) per actor, in the order
+heartbeats → progress → artifacts → completions → failures, so an artifact recorded before
+a completion lands first. Flushes run one after another: while one flush is in the
+database the next one fills up, so batches grow with load (River's completer idea).
+
+Backpressure: at most ``MAX_BACKLOG_ITEMS`` wait for a flush; :meth:`Completer.submit`
+awaits room beyond that, which stalls the stream reader that called it and, through HTTP/2
+flow control, the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator_leases import _metrics as metrics
+from orchestrator_leases._actor import Actor
+from orchestrator_pg import LeaseLedger, Outcome
+
+FLUSH_ITEMS = 500
+MAX_BACKLOG_ITEMS = 10_000
+
+_log = logging.getLogger("orchestrator_leases.completer")
+
+
+class Kind(enum.IntEnum):
+    """Kinds of writes, in the order a flush applies them (values are AckKind numbers)."""
+
+    HEARTBEAT = 1
+    PROGRESS = 2
+    ARTIFACT = 3
+    COMPLETION = 4
+    FAILURE = 5
+
+
+@dataclass
+class _Chunk:
+    items: Sequence[Any]
+    future: asyncio.Future[list[Outcome]]
+
+
+@dataclass
+class _Pending:
+    chunks: list[_Chunk] = field(default_factory=list)
+
+
+class Completer:
+    """Batches writes on leases.
+
+    Args:
+        ledger: the lease ledger.
+        lease_ttl_s: lease length that heartbeats extend to.
+        flush_ms: linger time before a flush (0: flush as soon as the loop runs).
+        flush_items: a flush starts at once when this many items are queued.
+        max_backlog: items queued beyond which :meth:`submit` waits.
+    """
+
+    def __init__(
+        self,
+        ledger: LeaseLedger,
+        *,
+        lease_ttl_s: float,
+        flush_ms: float,
+        flush_items: int = FLUSH_ITEMS,
+        max_backlog: int = MAX_BACKLOG_ITEMS,
+    ) -> None:
+        self._ledger = ledger
+        self._ttl_s = lease_ttl_s
+        self._flush_s = flush_ms / 1000
+        self._flush_items = flush_items
+        self._max_backlog = max_backlog
+        self._pending: dict[tuple[Kind, Actor], _Pending] = {}
+        self._count = 0
+        self._ready = asyncio.Event()
+        self._full = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+
+    async def submit(
+        self, actor: Actor, kind: Kind, items: Sequence[Any]
+    ) -> asyncio.Future[list[Outcome]]:
+        """Queues ``items`` of one kind; the future resolves to one outcome per item (in
+        order) after the flush that applies them, or raises what the flush raised."""
+        while self._count >= self._max_backlog:
+            self._room.clear()
+            await self._room.wait()
+        future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+        if not items:
+            future.set_result([])
+            return future
+        self._pending.setdefault((kind, actor), _Pending()).chunks.append(_Chunk(items, future))
+        self._count += len(items)
+        self._ready.set()
+        if self._count >= self._flush_items:
+            self._full.set()
+        return future
+
+    async def apply(self, actor: Actor, kind: Kind, items: Sequence[Any]) -> list[Outcome]:
+        """Submits and waits for the outcomes."""
+        return await (await self.submit(actor, kind, items))
+
+    async def run(self) -> None:
+        """Flushes until cancelled; on cancel, fails what is still queued."""
+        try:
+            while True:
+                await self._ready.wait()
+                if self._count < self._flush_items and self._flush_s > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._full.wait(), self._flush_s)
+                batch, self._pending = self._pending, {}
+                self._count = 0
+                self._ready.clear()
+                self._full.clear()
+                self._room.set()
+                await self._flush(batch)
+        finally:
+            for pending in self._pending.values():
+                for chunk in pending.chunks:
+                    if not chunk.future.done():
+                        chunk.future.cancel()
+
+    async def _flush(self, batch: dict[tuple[Kind, Actor], _Pending]) -> None:
+        for (kind, actor), pending in sorted(batch.items(), key=lambda kv: kv[0][0]):
+            items = [item for chunk in pending.chunks for item in chunk.items]
+            try:
+                outcomes = await self._apply(kind, actor, items)
+            except Exception as exc:
+                _log.exception("completer flush of %d %s failed", len(items), kind.name.lower())
+                for chunk in pending.chunks:
+                    if not chunk.future.done():
+                        chunk.future.set_exception(exc)
+                continue
+            start = 0
+            for chunk in pending.chunks:
+                end = start + len(chunk.items)
+                if not chunk.future.done():
+                    chunk.future.set_result(outcomes[start:end])
+                start = end
+
+    async def _apply(self, kind: Kind, actor: Actor, items: list[Any]) -> list[Outcome]:
+        ctx = actor.ctx()
+        ledger = self._ledger
+        if kind is Kind.HEARTBEAT:
+            return await ledger.heartbeat(
+                ctx, items, tenants=actor.tenants, lease_ttl_s=self._ttl_s
+            )
+        if kind is Kind.PROGRESS:
+            return await ledger.progress(ctx, items, tenants=actor.tenants)
+        if kind is Kind.ARTIFACT:
+            return await ledger.record_artifacts(ctx, items, tenants=actor.tenants)
+        if kind is Kind.COMPLETION:
+            outcomes = await ledger.complete(ctx, items, tenants=actor.tenants)
+            metrics.LEASES_COMPLETED.inc(sum(1 for o in outcomes if o.ok and o.new_state))
+            return outcomes
+        outcomes = await ledger.fail(ctx, items, tenants=actor.tenants)
+        classes = Counter(f.error_class for f, o in zip(items, outcomes, strict=True) if o.ok)
+        for error_class, n in classes.items():
+            metrics.LEASES_FAILED.labels(error_class).inc(n)
+        return outcomes

@@ -1,0 +1,23 @@
+"""Prometheus metrics of the leases service (registered once per process)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LEASES_CLAIMED = Counter(
+    "orch_leases_claimed", "Jobs leased to workers, by job type.", ("job_type",)
+)
+LEASES_COMPLETED = Counter("orch_leases_completed", "Completions applied on current leases.")
+LEASES_FAILED = Counter(
+    "orch_leases_failed", "Failures applied on current leases, by error class.", ("error_class",)
+)
+LEASES_EXPIRED = Counter("orch_leases_expired", "Leases the watchdog expired.")
+LEASES_RELEASED = Counter(
+    "orch_leases_released", "Leases released at once because their Work stream ended."
+)
+LEASE_SESSIONS = Gauge("orch_lease_sessions", "Open Work streams in this process.")
+JOB_START_LATENCY_SECONDS = Histogram(
+    "orch_job_start_latency_seconds",
+    "Time from a job becoming claimable (not_before, or creation) to its lease, in seconds.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)

@@ -1,0 +1,251 @@
+"""WorkSession: one worker's Work stream after its hello.
+
+Three tasks cooperate: the **reader** turns each WorkerBatch into completer submissions (its
+awaits are the backpressure), frees the slots completions, failures and credits give back,
+and queues the pending acks; the **acker** waits for those acks in order and sends one
+ResultBatch per WorkerBatch (plus CancelJobs when a heartbeat found its job canceled); the
+**dispatcher** (shared by all sessions) pushes AssignmentBatches while the session has free
+slots. Everything the server sends goes through one queue that the RPC's response generator
+drains, so grpc sees a single writer.
+
+Slots: ``capacity - in_flight - reserved``; ``in_flight`` grows with each assignment and
+shrinks with each completion, failure and credit the worker sends (whatever their outcome:
+the slot is the worker's to reuse). WorkerDrain stops assignments; results are still
+accepted. When the stream ends — cleanly, with an error or because the client vanished —
+reports already submitted are awaited, then every lease the session still holds is
+released at once (fenced by lease id: ready now, reason ``worker_disconnected``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Protocol
+
+from orchestrator_core import FieldViolation, InvalidArgument
+from orchestrator_leases import _convert as convert
+from orchestrator_leases import _metrics as metrics
+from orchestrator_leases._actor import Actor
+from orchestrator_leases._completer import Completer, Kind
+from orchestrator_pg import LEASE_LOST, LeaseLedger, Outcome, Row
+from stella.orchestrator.v1 import leases_pb2
+
+# A pending ack entry: per kind, the future of its submission and the ack slots (an int
+# indexes the outcomes, a ResultAck is a ready-made ack of a malformed report).
+_AckPart = tuple[Kind, "asyncio.Future[list[Outcome]] | None", list["int | leases_pb2.ResultAck"]]
+
+_log = logging.getLogger("orchestrator_leases.session")
+
+
+class Dispatch(Protocol):
+    """What a session needs from the dispatcher."""
+
+    def register(self, session: WorkSession) -> None: ...
+    def unregister(self, session: WorkSession) -> None: ...
+    def poke(self, session: WorkSession) -> None: ...
+
+
+class WorkSession:
+    """One Work stream.
+
+    Args:
+        session_id: server-assigned id (sent in ServerWelcome).
+        worker_id: the worker's id from its hello (recorded on its leases).
+        actor: identity and tenants of the worker's token.
+        job_types: job types this session runs (hello ∩ token).
+        capacity: most jobs the worker holds at once.
+        completer: the write batcher.
+        ledger: the lease ledger (for the release at the end).
+        dispatcher: the shared assignment dispatcher.
+    """
+
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        worker_id: str,
+        actor: Actor,
+        job_types: tuple[str, ...],
+        capacity: int,
+        completer: Completer,
+        ledger: LeaseLedger,
+        dispatcher: Dispatch,
+    ) -> None:
+        self.session_id = session_id
+        self.worker_id = worker_id
+        self.actor = actor
+        self.job_types = job_types
+        self.capacity = capacity
+        self.in_flight = 0
+        self.reserved = 0
+        self.draining = False
+        self.closed = False
+        self.leases: dict[uuid.UUID, uuid.UUID] = {}
+        self.group: Any = None  # the dispatcher's bookkeeping
+        self._completer = completer
+        self._ledger = ledger
+        self._dispatcher = dispatcher
+        self._out: asyncio.Queue[leases_pb2.WorkResponse | None] = asyncio.Queue()
+        self._acks: asyncio.Queue[list[_AckPart] | None] = asyncio.Queue()
+        self._submitted: set[asyncio.Future[list[Outcome]]] = set()
+
+    @property
+    def free_slots(self) -> int:
+        """Slots the dispatcher may fill now (0 while draining or closed)."""
+        if self.draining or self.closed:
+            return 0
+        return max(0, self.capacity - self.in_flight - self.reserved)
+
+    def deliver(self, rows: Sequence[Row], build: Callable[[Row], Any]) -> bool:
+        """Sends leased rows as one AssignmentBatch; False when the session is closed (the
+        caller releases the leases)."""
+        if self.closed:
+            return False
+        self.in_flight += len(rows)
+        leases = self.leases
+        for row in rows:
+            leases[row["id"]] = row["lease_id"]
+        batch = leases_pb2.AssignmentBatch(assignments=[build(r) for r in rows])
+        self._out.put_nowait(leases_pb2.WorkResponse(assignments=batch))
+        return True
+
+    async def run(
+        self, requests: AsyncIterator[leases_pb2.WorkRequest]
+    ) -> AsyncIterator[leases_pb2.WorkResponse]:
+        """Serves the stream after the welcome; yields what the server sends."""
+        reader = asyncio.create_task(self._read(requests), name=f"work:{self.session_id}:read")
+        acker = asyncio.create_task(self._ack_loop(), name=f"work:{self.session_id}:ack")
+        metrics.LEASE_SESSIONS.inc()
+        self._dispatcher.register(self)
+        try:
+            while True:
+                message = await self._out.get()
+                if message is None:
+                    break
+                yield message
+            for task in (reader, acker):
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            self.closed = True
+            self._dispatcher.unregister(self)
+            metrics.LEASE_SESSIONS.dec()
+            reader.cancel()
+            acker.cancel()
+            await asyncio.shield(self._close())
+
+    async def _close(self) -> None:
+        # Reports already handed to the completer land before the release, so a worker that
+        # completes and hangs up keeps its completion.
+        if self._submitted:
+            await asyncio.gather(*self._submitted, return_exceptions=True)
+        held = list(self.leases.items())
+        self.leases.clear()
+        if not held:
+            return
+        try:
+            outcomes = await self._ledger.release(
+                self.actor.ctx(),
+                held,
+                message=f"worker {self.worker_id} disconnected (session {self.session_id})",
+            )
+        except Exception:
+            _log.exception("releasing %d leases of session %s failed", len(held), self.session_id)
+            return
+        metrics.LEASES_RELEASED.inc(sum(1 for o in outcomes if o.ok))
+
+    async def _read(self, requests: AsyncIterator[leases_pb2.WorkRequest]) -> None:
+        try:
+            async for request in requests:
+                body = request.WhichOneof("body")
+                if body == "batch":
+                    await self._on_batch(request.batch)
+                elif body == "drain":
+                    self.draining = True
+                elif body == "hello":
+                    raise InvalidArgument(
+                        "WorkerHello may only be the first message of a Work stream",
+                        [FieldViolation("hello", "sent twice")],
+                    )
+        finally:
+            self._acks.put_nowait(None)
+
+    async def _on_batch(self, batch: leases_pb2.WorkerBatch) -> None:
+        freed = len(batch.completions) + len(batch.failures) + batch.credits
+        if freed:
+            self.in_flight = max(0, self.in_flight - freed)
+            self._dispatcher.poke(self)
+        parts: list[_AckPart] = []
+        reports: list[tuple[Kind, Sequence[Any], Callable[[Any, str, convert.Violations], Any]]]
+        reports = [
+            (Kind.HEARTBEAT, batch.heartbeats, convert.heartbeat),
+            (Kind.PROGRESS, batch.progress, convert.progress),
+            (Kind.ARTIFACT, batch.artifacts, convert.artifact),
+            (Kind.COMPLETION, batch.completions, convert.completion),
+            (Kind.FAILURE, batch.failures, convert.failure),
+        ]
+        for kind, messages, parse in reports:
+            if not messages:
+                continue
+            items: list[Any] = []
+            slots: list[int | leases_pb2.ResultAck] = []
+            for message in messages:
+                violations = convert.Violations()
+                item = parse(message, kind.name.lower(), violations)
+                if violations.items:
+                    slots.append(convert.invalid_ack(message.job_id, message.lease_id, kind))
+                else:
+                    slots.append(len(items))
+                    items.append(item)
+            future = await self._completer.submit(self.actor, kind, items) if items else None
+            if future is not None:
+                self._submitted.add(future)
+                future.add_done_callback(self._submitted.discard)
+            parts.append((kind, future, slots))
+        if parts:
+            self._acks.put_nowait(parts)
+
+    async def _ack_loop(self) -> None:
+        try:
+            while True:
+                parts = await self._acks.get()
+                if parts is None:
+                    return
+                acks: list[leases_pb2.ResultAck] = []
+                cancels: dict[str, list[str]] = {}
+                for kind, future, slots in parts:
+                    outcomes = await future if future is not None else []
+                    for slot in slots:
+                        if isinstance(slot, int):
+                            outcome = outcomes[slot]
+                            acks.append(convert.ack(outcome, kind))
+                            self._settle(kind, outcome, cancels)
+                        else:
+                            acks.append(slot)
+                self._out.put_nowait(
+                    leases_pb2.WorkResponse(results=leases_pb2.ResultBatch(acks=acks))
+                )
+                for reason, job_ids in cancels.items():
+                    self._out.put_nowait(
+                        leases_pb2.WorkResponse(
+                            cancel=leases_pb2.CancelJobs(job_ids=job_ids, reason=reason)
+                        )
+                    )
+        finally:
+            self._out.put_nowait(None)
+
+    def _settle(self, kind: Kind, outcome: Outcome, cancels: dict[str, list[str]]) -> None:
+        # Forget leases the session no longer holds, so the release at the end skips them.
+        if kind is Kind.COMPLETION or kind is Kind.FAILURE:
+            if outcome.ok or outcome.error_reason == LEASE_LOST:
+                self._forget(outcome)
+        elif not outcome.ok and outcome.error_reason == LEASE_LOST:
+            self._forget(outcome)
+            if outcome.cancel_reason:
+                cancels.setdefault(outcome.cancel_reason, []).append(str(outcome.job_id))
+
+    def _forget(self, outcome: Outcome) -> None:
+        if self.leases.get(outcome.job_id) == outcome.lease_id:
+            del self.leases[outcome.job_id]
