@@ -1,0 +1,30 @@
+"""A worker process for the end-to-end tests: serves the given job types with a handler
+that takes a few tens of milliseconds and returns which worker ran it.
+
+    python -m tests.e2e._worker_proc TARGET TOKEN WORKER_ID CONCURRENCY TYPE [TYPE ...]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+
+from stella_orchestrator.worker import Job, Worker
+
+
+def main() -> None:
+    target, token, worker_id, concurrency, *job_types = sys.argv[1:]
+    worker = Worker(target, token=token, worker_id=worker_id, concurrency=int(concurrency))
+
+    async def handle(job: Job) -> dict[str, object]:
+        await asyncio.sleep(random.uniform(0.02, 0.06))
+        return {"worker": worker_id, "key": job.key}
+
+    for job_type in job_types:
+        worker.add_handler(job_type, handle)
+    worker.run_forever()
+
+
+if __name__ == "__main__":
+    main()
