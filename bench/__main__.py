@@ -1,13 +1,22 @@
-"""Ledger and scheduler benchmarks on a fresh database.
+"""make bench: throughput and latency of the orchestrator, and the peers on the same machine.
 
-Figures (one per line, `name value unit`):
-* enqueue_jobs_per_s        SubmitJobs over gRPC, batches of 500 standalone jobs
-* dag_create_jobs_per_s     CreateRun over gRPC, 1,000-job three-level DAGs
-* ledger_claim_complete_jobs_per_s   LeaseLedger claim(100) + complete(100) batches, 4 concurrent
-                                     loops, events written by the outbox triggers
+One figure per line, ``name value unit`` (DESIGN.md §9):
 
-The worker-protocol end-to-end figures (e2e_jobs_per_s, start latency) and the peer runs
-arrive with the leases service.
+* enqueue_jobs_per_s             SubmitJobs over gRPC, batches of 500 standalone no-op jobs
+* e2e_jobs_per_s                 burn-down of those jobs (20,000 by default) by 4 Python SDK
+                                 worker processes x concurrency 50 through the leases service's
+                                 Work stream, leases, fencing, events and idempotency all on;
+                                 measured in the ledger from the first lease to the last
+                                 completion (process start-up excluded, like the peers)
+* start_latency_p50_ms / _p99_ms enqueue→lease latency at a steady 500 jobs/s offered load
+                                 (created_at → leased_at of each job)
+* dag_create_jobs_per_s          CreateRun of 1,000-job three-level DAGs
+* peer_*_jobs_per_s              graphile-worker (default and local queue) and Procrastinate
+                                 burn-downs on the same PostgreSQL (bench/peers)
+* ratio_vs_*                     e2e_jobs_per_s / that peer's figure
+
+Services run as separate processes (``python -m orchestrator_scheduler`` / ``_leases``) on a
+fresh database, as an operator would run them. ``--skip-peers`` leaves the peers out.
 """
 
 from __future__ import annotations
@@ -15,66 +24,211 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import grpc
 import psycopg
 from google.protobuf import struct_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from orchestrator_grpckit import ServiceConfig, mint_dev_token
-from orchestrator_pg import (
-    Completion,
-    Database,
-    LeaseLedger,
-    TxContext,
-    create_database,
-    drop_database,
-    migrate,
-)
-from orchestrator_scheduler import build_service
+from orchestrator_grpckit import mint_dev_token
+from orchestrator_pg import create_database, drop_database, migrate
 from stella.orchestrator.v1 import resources_pb2, scheduler_pb2, scheduler_pb2_grpc
 
+ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get(
     "ORCH_TEST_DATABASE_URL",
     "postgresql://orchestrator:orchestrator@127.0.0.1:5432/orchestrator_test",
 )
 SECRET = "bench-secret-0123456789abcdef0123"
+TENANT = "bench"
+WORKER_PROCESSES = 4
+WORKER_CONCURRENCY = 50
+SUBMIT_BATCH = 500
+LATENCY_RATE_PER_S = 500
+LATENCY_SECONDS = 10
 
 
 def figure(name: str, value: float, unit: str) -> None:
-    print(f"{name} {value:.1f} {unit}", flush=True)
+    digits = 2 if unit == "x" else 1
+    print(f"{name} {value:.{digits}f} {unit}", flush=True)
+
+
+def note(text: str) -> None:
+    print(f"# {text}", file=sys.stderr, flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Stack:
+    """The scheduler and leases services as subprocesses on free ports."""
+
+    def __init__(self, database_url: str) -> None:
+        self.ports = {"scheduler": _free_port(), "leases": _free_port()}
+        env = {
+            **os.environ,
+            "ORCH_DATABASE_URL": database_url,
+            "ORCH_AUTH_HS256_SECRET": SECRET,
+            "ORCH_SCHEDULER_GRPC_PORT": str(self.ports["scheduler"]),
+            "ORCH_LEASES_GRPC_PORT": str(self.ports["leases"]),
+            "ORCH_SCHEDULER_METRICS_PORT": str(_free_port()),
+            "ORCH_LEASES_METRICS_PORT": str(_free_port()),
+            "ORCH_LOG_LEVEL": "WARNING",
+        }
+        self.procs = [
+            subprocess.Popen([sys.executable, "-m", f"orchestrator_{name}"], env=env, cwd=ROOT)
+            for name in self.ports
+        ]
+
+    def wait_serving(self, timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        for port in self.ports.values():
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = health_pb2_grpc.HealthStub(channel)
+                while True:
+                    try:
+                        if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                            break
+                    except grpc.RpcError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"service on port {port} did not become SERVING")
+                    time.sleep(0.1)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def start_workers(target: str, job_type: str, count: int) -> list[subprocess.Popen[bytes]]:
+    token = mint_dev_token(SECRET, "bench-worker", [TENANT], ["orch:work"])
+    return [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench._noop_worker",
+                target,
+                token,
+                f"bench-w{n}",
+                str(WORKER_CONCURRENCY),
+                job_type,
+            ],
+            cwd=ROOT,
+        )
+        for n in range(count)
+    ]
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for proc in workers:
+        proc.send_signal(signal.SIGTERM)
+    for proc in workers:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _payload(i: int) -> struct_pb2.Struct:
     s = struct_pb2.Struct()
-    s.update({"window": i, "feed": "bench"})
+    s.update({"n": i})
     return s
 
 
-async def bench_enqueue(stub, md, total: int, batch: int) -> None:
+async def bench_enqueue(stub, md, job_type: str, total: int) -> None:
     start = time.perf_counter()
-    for offset in range(0, total, batch):
+    for offset in range(0, total, SUBMIT_BATCH):
         specs = [
-            resources_pb2.JobSpec(job_type="bench.noop", payload=_payload(offset + i))
-            for i in range(batch)
+            resources_pb2.JobSpec(job_type=job_type, payload=_payload(offset + i))
+            for i in range(min(SUBMIT_BATCH, total - offset))
         ]
         await stub.SubmitJobs(scheduler_pb2.SubmitJobsRequest(jobs=specs), metadata=md)
     figure("enqueue_jobs_per_s", total / (time.perf_counter() - start), "jobs/s")
 
 
+def wait_done(db: psycopg.Connection, job_type: str, total: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        (done,) = db.execute(
+            "SELECT count(*) FROM orchestrator.jobs WHERE job_type = %s AND state = 'succeeded'",
+            (job_type,),
+        ).fetchone()
+        if done >= total:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {done}/{total} {job_type} jobs finished in {timeout_s}s")
+        time.sleep(0.1)
+
+
+def e2e_figure(db: psycopg.Connection, job_type: str, total: int) -> float:
+    (first_lease, last_done, succeeded_events) = db.execute(
+        "SELECT min(occurred_at) FILTER (WHERE type = 'job.leased'),"
+        "       max(occurred_at) FILTER (WHERE type = 'job.succeeded'),"
+        "       count(*) FILTER (WHERE type = 'job.succeeded')"
+        "  FROM orchestrator.events WHERE job_type = %s",
+        (job_type,),
+    ).fetchone()
+    if succeeded_events != total:
+        raise RuntimeError(f"{succeeded_events} job.succeeded events for {total} jobs")
+    return total / (last_done - first_lease).total_seconds()
+
+
+async def bench_latency(stub, md, db: psycopg.Connection, job_type: str) -> None:
+    """Offers LATENCY_RATE_PER_S jobs/s in small batches every 20 ms for LATENCY_SECONDS."""
+    per_tick = LATENCY_RATE_PER_S // 50
+    ticks = LATENCY_SECONDS * 50
+    start = time.perf_counter()
+    for tick in range(ticks):
+        specs = [
+            resources_pb2.JobSpec(job_type=job_type, payload=_payload(i)) for i in range(per_tick)
+        ]
+        await stub.SubmitJobs(scheduler_pb2.SubmitJobsRequest(jobs=specs), metadata=md)
+        delay = start + (tick + 1) * 0.02 - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    wait_done(db, job_type, per_tick * ticks, 60)
+    latencies = [
+        row[0]
+        for row in db.execute(
+            "SELECT extract(epoch FROM leased_at - created_at) * 1000 FROM orchestrator.jobs"
+            " WHERE job_type = %s",
+            (job_type,),
+        ).fetchall()
+    ]
+    q = statistics.quantiles([float(x) for x in latencies], n=100)
+    figure("start_latency_p50_ms", q[49], "ms")
+    figure("start_latency_p99_ms", q[98], "ms")
+
+
 async def bench_dag(stub, md, runs: int) -> None:
     start = time.perf_counter()
     jobs = 0
-    for _ in range(runs):
-        specs = [resources_pb2.JobSpec(key=f"a{i}", job_type="bench.a") for i in range(100)]
+    for r in range(runs):
+        specs = [resources_pb2.JobSpec(key=f"a{i}", job_type=f"dag.{r}.a") for i in range(100)]
         specs += [
-            resources_pb2.JobSpec(key=f"b{i}", job_type="bench.b", depends_on=[f"a{i % 100}"])
+            resources_pb2.JobSpec(key=f"b{i}", job_type=f"dag.{r}.b", depends_on=[f"a{i % 100}"])
             for i in range(300)
         ]
         specs += [
             resources_pb2.JobSpec(
-                key=f"c{i}", job_type="bench.c", depends_on=[f"b{i % 300}", f"b{(i + 1) % 300}"]
+                key=f"c{i}", job_type=f"dag.{r}.c", depends_on=[f"b{i % 300}", f"b{(i + 1) % 300}"]
             )
             for i in range(600)
         ]
@@ -83,65 +237,64 @@ async def bench_dag(stub, md, runs: int) -> None:
     figure("dag_create_jobs_per_s", jobs / (time.perf_counter() - start), "jobs/s")
 
 
-async def bench_claim_complete(url: str, loops: int, batch: int) -> None:
-    async with Database(url, max_size=loops + 2) as db:
-        ledger = LeaseLedger(db)
-        done = 0
-
-        async def loop(n: int) -> None:
-            nonlocal done
-            ctx = TxContext(tenant="bench", actor_subject=f"bench-worker-{n}")
-            while True:
-                rows = await ledger.claim(
-                    ctx,
-                    worker_id=f"w{n}",
-                    job_types=["bench.noop"],
-                    limit=batch,
-                    tenants=["bench"],
-                )
-                if not rows:
-                    return
-                await ledger.complete(
-                    ctx, [Completion(r["id"], r["lease_id"]) for r in rows], tenants=["bench"]
-                )
-                done += len(rows)
-
-        start = time.perf_counter()
-        await asyncio.gather(*(loop(n) for n in range(loops)))
-        figure("ledger_claim_complete_jobs_per_s", done / (time.perf_counter() - start), "jobs/s")
-
-
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--jobs", type=int, default=20_000)
-    args = parser.parse_args()
+async def run(args: argparse.Namespace) -> dict[str, float]:
     name = f"orch_bench_{uuid.uuid4().hex[:8]}"
     url = create_database(ADMIN_URL, name)
+    ours: dict[str, float] = {}
+    stack: Stack | None = None
+    workers: list[subprocess.Popen[bytes]] = []
     try:
         await migrate(url)
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("INSERT INTO orchestrator.tenants (id) VALUES ('bench')")
-        config = ServiceConfig(
-            service_name="scheduler",
-            grpc_port=0,
-            metrics_port=None,
-            database_url=url,
-            auth_hs256_secret=SECRET,
-            shutdown_grace_s=1.0,
-        )
-        token = mint_dev_token(SECRET, "bench", ["bench"], ["orch:read", "orch:operate"])
+            conn.execute("INSERT INTO orchestrator.tenants (id) VALUES (%s)", (TENANT,))
+        stack = Stack(url)
+        stack.wait_serving()
+        token = mint_dev_token(SECRET, "bench", [TENANT], ["orch:read", "orch:operate"])
         md = (("authorization", f"Bearer {token}"),)
-        async with build_service(config) as service:
-            await service.start()
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
-                stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
-                await bench_enqueue(stub, md, args.jobs, 500)
-                await bench_dag(stub, md, 5)
-            await service.stop()
-        await bench_claim_complete(url, loops=4, batch=100)
+        leases_target = f"127.0.0.1:{stack.ports['leases']}"
+        db = psycopg.connect(url, autocommit=True)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.ports['scheduler']}") as channel:
+            stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+            await bench_enqueue(stub, md, "bench.noop", args.jobs)
+            workers = start_workers(leases_target, "bench.noop", WORKER_PROCESSES)
+            wait_done(db, "bench.noop", args.jobs, 600)
+            ours["e2e"] = e2e_figure(db, "bench.noop", args.jobs)
+            figure("e2e_jobs_per_s", ours["e2e"], "jobs/s")
+            stop_workers(workers)
+            workers = start_workers(leases_target, "bench.latency", WORKER_PROCESSES)
+            await asyncio.sleep(3)  # let every worker connect before offering load
+            await bench_latency(stub, md, db, "bench.latency")
+            stop_workers(workers)
+            workers = []
+            await bench_dag(stub, md, 3)
+        db.close()
     finally:
+        if workers:
+            stop_workers(workers)
+        if stack is not None:
+            stack.stop()
         drop_database(ADMIN_URL, name)
+    return ours
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Stella Orchestrator benchmarks")
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--skip-peers", action="store_true")
+    args = parser.parse_args()
+    ours = asyncio.run(run(args))
+    if args.skip_peers:
+        return
+    from bench.peers import run_peers
+
+    peers = run_peers(ADMIN_URL, args.jobs)
+    for name, value in peers.items():
+        figure(name, value, "jobs/s")
+    for name, value in peers.items():
+        if value > 0:
+            peer = name.removeprefix("peer_").removesuffix("_jobs_per_s")
+            figure(f"ratio_vs_{peer}", ours["e2e"] / value, "x")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
