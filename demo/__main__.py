@@ -59,6 +59,9 @@ TERMINAL_RUN_STATES = {
     common_pb2.RUN_STATE_FAILED,
     common_pb2.RUN_STATE_CANCELED,
 }
+SCHEDULER_TARGET = f"127.0.0.1:{os.environ.get('ORCH_SCHEDULER_GRPC_PORT', '50051')}"
+LEASES_TARGET = f"127.0.0.1:{os.environ.get('ORCH_LEASES_GRPC_PORT', '50052')}"
+STATE_DIR = Path(os.environ.get("ORCH_STATE_DIR", Path(__file__).resolve().parent.parent / ".run"))
 DATABASE_URL = os.environ.get(
     "ORCH_DATABASE_URL", "postgresql://orchestrator:orchestrator@127.0.0.1:5432/orchestrator"
 )
@@ -141,7 +144,7 @@ def _start_fleet(upstream_url: str) -> list[subprocess.Popen[bytes]]:
         ["orch:work"],
         ttl_s=12 * 3600,
     )
-    log_dir = ROOT / ".run" / "logs"
+    log_dir = STATE_DIR / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     fleet = []
     for n in range(FLEET):
@@ -153,7 +156,7 @@ def _start_fleet(upstream_url: str) -> list[subprocess.Popen[bytes]]:
                     "-m",
                     "demo.worker",
                     "--target",
-                    "127.0.0.1:50052",
+                    LEASES_TARGET,
                     "--token",
                     token,
                     "--upstream",
@@ -212,7 +215,7 @@ def main() -> int:
     session = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     ok = False
     try:
-        with grpc.insecure_channel("127.0.0.1:50051") as channel:
+        with grpc.insecure_channel(SCHEDULER_TARGET) as channel:
             stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
             runs = {}
             for name, kind, host in FEEDS:
@@ -280,7 +283,7 @@ def main() -> int:
             )
             table.add_row(
                 name,
-                run.id,
+                run.id[:8],
                 state,
                 str(sum(c.values())),
                 str(c.get("succeeded", 0)),
@@ -304,7 +307,7 @@ def main() -> int:
         console.print(f"Tokens for tenant '{TENANT}' (12 h):")
         console.print(f"  read:     {reader}", soft_wrap=True)
         console.print(f"  operator: {operator}", soft_wrap=True)
-        console.print("Explore: grpcurl -plaintext localhost:50051 list")
+        console.print(f"Explore: grpcurl -plaintext {SCHEDULER_TARGET} list")
         if args.exit:
             return 0 if ok else 1
         console.print("\nServing until Ctrl-C (make down stops a stack started with make up).")

@@ -1,0 +1,66 @@
+"""`make demo ARGS=--exit`, as CI runs it: the whole stack, the simulated upstream and the
+worker fleet, on free ports and the session's own database. Every demo job must end
+succeeded, dead-lettered with a reason, or canceled because its upstream job died."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_demo_runs_to_completion_and_explains_every_failure(database_url: str, tmp_path):
+    env = {
+        **os.environ,
+        "ORCH_DATABASE_URL": database_url,
+        "ORCH_STATE_DIR": str(tmp_path),
+        "ORCH_SCHEDULER_GRPC_PORT": str(_free_port()),
+        "ORCH_LEASES_GRPC_PORT": str(_free_port()),
+        "ORCH_SCHEDULER_METRICS_PORT": str(_free_port()),
+        "ORCH_LEASES_METRICS_PORT": str(_free_port()),
+        "COLUMNS": "160",
+    }
+    env.pop("ORCH_AUTH_HS256_SECRET", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "demo", "--exit"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "jobs finished" in done.stdout
+    assert "Demo runs" in done.stdout
+    with psycopg.connect(database_url) as db:
+        rows = db.execute(
+            "SELECT j.state, j.reason, d.error_class"
+            "  FROM orchestrator.jobs j JOIN orchestrator.runs r ON r.id = j.run_id"
+            "  LEFT JOIN orchestrator.dead_letter d ON d.job_id = j.id"
+            " WHERE r.tenant = 'demo' AND r.name LIKE '%-pipeline'"
+        ).fetchall()
+    assert len(rows) == 4 * 114
+    states = {state for state, _reason, _cls in rows}
+    assert states <= {"succeeded", "dead", "canceled"}
+    assert sum(1 for s, _r, _c in rows if s == "succeeded") > 0.8 * len(rows)
+    for state, reason, error_class in rows:
+        if state == "dead":
+            assert error_class in ("http_5xx", "parse_error"), (reason, error_class)
+        if state == "canceled":
+            assert reason == "upstream_failed"
+    # the services were stopped again and left no pid files behind
+    assert not list(tmp_path.glob("*.pid"))
