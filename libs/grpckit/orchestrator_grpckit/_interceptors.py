@@ -10,6 +10,7 @@ errors so it records the code the client really receives.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import inspect
 import logging
@@ -109,10 +110,11 @@ class _ScopeInterceptor(grpc.aio.ServerInterceptor):
     def _applies(self, method: str) -> bool:
         return True
 
+    @abc.abstractmethod
     def _scope(
         self, method: str, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AbstractAsyncContextManager[None]:
-        raise NotImplementedError
+        """The context each handled call runs inside (subclasses define it)."""
 
 
 def _wrap_handler(handler: grpc.RpcMethodHandler, scope: _Scope) -> grpc.RpcMethodHandler:
