@@ -71,21 +71,44 @@ def make_token():
     return make
 
 
-@pytest.fixture(scope="session")
-async def scheduler_target(database_url: str, tenants: tuple[str, str]) -> AsyncIterator[str]:
-    """The scheduler service on a free port, for the whole session."""
+def service_config(service_name: str, database_url: str):
+    """A ServiceConfig for an in-process test server on a free port."""
     from orchestrator_grpckit import ServiceConfig
-    from orchestrator_scheduler import build_service
 
-    config = ServiceConfig(
-        service_name="scheduler",
+    return ServiceConfig(
+        service_name=service_name,
         grpc_port=0,
         metrics_port=None,
         database_url=database_url,
         auth_hs256_secret=DEV_SECRET,
         shutdown_grace_s=1.0,
     )
-    async with build_service(config) as service:
+
+
+@pytest.fixture(scope="session")
+async def scheduler_target(database_url: str, tenants: tuple[str, str]) -> AsyncIterator[str]:
+    """The scheduler service on a free port, for the whole session."""
+    from orchestrator_scheduler import build_service
+
+    async with build_service(service_config("scheduler", database_url)) as service:
+        await service.start()
+        try:
+            yield f"127.0.0.1:{service.port}"
+        finally:
+            await service.stop()
+
+
+LEASE_TTL_S = 3.0
+
+
+@pytest.fixture(scope="session")
+async def leases_target(database_url: str, tenants: tuple[str, str]) -> AsyncIterator[str]:
+    """The leases service on a free port, for the whole session: a short lease TTL and a
+    fast watchdog so expiry paths run in seconds."""
+    from orchestrator_leases import LeaseSettings, build_service
+
+    settings = LeaseSettings(lease_ttl_s=LEASE_TTL_S, watchdog_interval_s=0.2)
+    async with build_service(service_config("leases", database_url), settings=settings) as service:
         await service.start()
         try:
             yield f"127.0.0.1:{service.port}"

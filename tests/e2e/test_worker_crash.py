@@ -69,7 +69,7 @@ async def _wait_for(predicate, timeout_s: float, what: str) -> None:
 
 
 async def test_sigkilled_worker_loses_nothing_and_completes_nothing_twice(
-    channel: grpc.aio.Channel, e2e_leases_target: str, make_token, database_url: str, tmp_path
+    channel: grpc.aio.Channel, leases_target: str, make_token, database_url: str, tmp_path
 ):
     suffix = uuid.uuid4().hex[:8]
     operator = Stub(channel, make_token("acme"))
@@ -83,8 +83,7 @@ async def test_sigkilled_worker_loses_nothing_and_completes_nothing_twice(
     ids = [f"e2e-{suffix}-w{n}" for n in range(WORKERS)]
     logs = {wid: (tmp_path / f"{wid}.log").open("wb") for wid in ids}
     procs = {
-        wid: _start_worker(e2e_leases_target, worker_token, wid, job_types, logs[wid])
-        for wid in ids
+        wid: _start_worker(leases_target, worker_token, wid, job_types, logs[wid]) for wid in ids
     }
     victim = ids[1]
     db = psycopg.connect(database_url, autocommit=True)

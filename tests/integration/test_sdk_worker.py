@@ -35,36 +35,12 @@ from stella_orchestrator.worker import (
     json_digest,
     progress,
 )
-from tests.conftest import DEV_SECRET
+from tests.conftest import DEV_SECRET, LEASE_TTL_S
 
 pytestmark = pytest.mark.integration
 
 EXAMPLE_SCRIPT = Path(__file__).resolve().parents[2] / "clients/python/examples/ingest_worker.py"
-LEASE_TTL_S = 3.0
 WAIT_S = 30.0
-
-
-@pytest.fixture(scope="session")
-async def leases_target(database_url: str, tenants: tuple[str, str]) -> AsyncIterator[str]:
-    """The leases service on a free port, for the whole session."""
-    from orchestrator_grpckit import ServiceConfig
-    from orchestrator_leases import LeaseSettings, build_service
-
-    config = ServiceConfig(
-        service_name="leases",
-        grpc_port=0,
-        metrics_port=None,
-        database_url=database_url,
-        auth_hs256_secret=DEV_SECRET,
-        shutdown_grace_s=1.0,
-    )
-    settings = LeaseSettings(lease_ttl_s=LEASE_TTL_S, watchdog_interval_s=0.2)
-    async with build_service(config, settings=settings) as service:
-        await service.start()
-        try:
-            yield f"127.0.0.1:{service.port}"
-        finally:
-            await service.stop()
 
 
 @pytest.fixture
