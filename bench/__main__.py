@@ -11,6 +11,8 @@ One figure per line, ``name value unit`` (DESIGN.md §9):
 * start_latency_p50_ms / _p99_ms enqueue→lease latency at a steady 500 jobs/s offered load
                                  (created_at → leased_at of each job)
 * dag_create_jobs_per_s          CreateRun of 1,000-job three-level DAGs
+* ratelimit_acquire_decisions_per_s  BucketStore.acquire against Redis, batches of 100 one-token
+                                 requests over 1,000 buckets, one caller
 * peer_*_jobs_per_s              graphile-worker (default and local queue) and Procrastinate
                                  burn-downs on the same PostgreSQL (bench/peers)
 * ratio_vs_*                     e2e_jobs_per_s / that peer's figure
@@ -237,6 +239,20 @@ async def bench_dag(stub, md, runs: int) -> None:
     figure("dag_create_jobs_per_s", jobs / (time.perf_counter() - start), "jobs/s")
 
 
+async def bench_acquire() -> None:
+    import redis.asyncio as aioredis
+
+    from orchestrator_redis import BucketStore, acquire_decisions_per_s
+
+    client = aioredis.from_url(os.environ.get("ORCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    try:
+        store = BucketStore(client, prefix=f"orch:bench:{uuid.uuid4().hex[:8]}:")
+        rate = await acquire_decisions_per_s(store, n_keys=1000, batch=100, seconds=3.0)
+        figure("ratelimit_acquire_decisions_per_s", rate, "decisions/s")
+    finally:
+        await client.aclose()
+
+
 async def run(args: argparse.Namespace) -> dict[str, float]:
     name = f"orch_bench_{uuid.uuid4().hex[:8]}"
     url = create_database(ADMIN_URL, name)
@@ -268,6 +284,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             workers = []
             await bench_dag(stub, md, 3)
         db.close()
+        await bench_acquire()
     finally:
         if workers:
             stop_workers(workers)

@@ -43,11 +43,11 @@ class ServiceSpec:
         return int(os.environ.get(self.port_env, self.default_port))
 
 
-# Services that exist so far; ratelimit, audit and the gateway join this list as they are
-# built.
+# Services that exist so far; audit and the gateway join this list as they are built.
 SERVICES = (
     ServiceSpec("scheduler", "orchestrator_scheduler", "ORCH_SCHEDULER_GRPC_PORT", 50051),
     ServiceSpec("leases", "orchestrator_leases", "ORCH_LEASES_GRPC_PORT", 50052),
+    ServiceSpec("ratelimit", "orchestrator_ratelimit", "ORCH_RATELIMIT_GRPC_PORT", 50053),
 )
 
 

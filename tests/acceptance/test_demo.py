@@ -32,6 +32,10 @@ def test_demo_runs_to_completion_and_explains_every_failure(database_url: str, t
         "ORCH_LEASES_GRPC_PORT": str(_free_port()),
         "ORCH_SCHEDULER_METRICS_PORT": str(_free_port()),
         "ORCH_LEASES_METRICS_PORT": str(_free_port()),
+        "ORCH_RATELIMIT_GRPC_PORT": str(_free_port()),
+        "ORCH_RATELIMIT_METRICS_PORT": str(_free_port()),
+        "ORCH_RATELIMIT_ENVOY_GRPC_PORT": str(_free_port()),
+        "ORCH_RATELIMIT_KEY_PREFIX": f"orch:demo-test:{tmp_path.name}:",
         "COLUMNS": "160",
     }
     env.pop("ORCH_AUTH_HS256_SECRET", None)

@@ -1,0 +1,46 @@
+-- Rate limiting: throttle records (the outbox trigger turns each into a throttle.changed
+-- event) and blackout windows. Bucket state itself lives in Redis.
+
+-- name: throttle_insert
+INSERT INTO orchestrator.throttles (id, tenant, source_id, host, origin, refill_per_second,
+                                    capacity, effective_refill_per_second, paused_until,
+                                    reason, ticket, created_by, created_at, expires_at, job_id)
+VALUES (%(id)s, %(tenant)s, %(source_id)s, %(host)s, %(origin)s, %(refill_per_second)s,
+        %(capacity)s, %(effective_refill_per_second)s, %(paused_until)s,
+        %(reason)s, %(ticket)s, %(created_by)s, %(now)s, %(expires_at)s, %(job_id)s)
+RETURNING *;
+
+-- name: blackout_upsert
+-- Creates the blackout, or replaces the tenant's blackout with the same id.
+INSERT INTO orchestrator.blackouts (id, tenant, source_id, start_at, end_at, recurrence,
+                                    reason, ticket, created_by, created_at)
+VALUES (%(id)s, %(tenant)s, %(source_id)s, %(start_at)s, %(end_at)s, %(recurrence)s,
+        %(reason)s, %(ticket)s, %(created_by)s, %(now)s)
+ON CONFLICT (id) DO UPDATE
+   SET source_id = EXCLUDED.source_id, start_at = EXCLUDED.start_at,
+       end_at = EXCLUDED.end_at, recurrence = EXCLUDED.recurrence,
+       reason = EXCLUDED.reason, ticket = EXCLUDED.ticket,
+       created_by = EXCLUDED.created_by, created_at = EXCLUDED.created_at
+ WHERE orchestrator.blackouts.tenant = EXCLUDED.tenant
+RETURNING *;
+
+-- name: blackout_list
+SELECT * FROM orchestrator.blackouts
+ WHERE tenant = %(tenant)s
+   AND (%(source_id)s::uuid IS NULL OR source_id IS NULL OR source_id = %(source_id)s)
+   AND (%(after_id)s::uuid IS NULL OR id > %(after_id)s)
+ ORDER BY id
+ LIMIT %(limit)s;
+
+-- name: blackout_delete
+DELETE FROM orchestrator.blackouts
+ WHERE tenant = %(tenant)s AND id = %(id)s
+RETURNING id;
+
+-- name: blackout_candidates
+-- The tenant's blackouts that have not ended by %(now)s (cached briefly per tenant); the
+-- recurrence is evaluated in Python (orchestrator_ratelimit._blackout).
+SELECT * FROM orchestrator.blackouts
+ WHERE tenant = %(tenant)s
+   AND (end_at IS NULL OR end_at > %(now)s)
+ ORDER BY id;

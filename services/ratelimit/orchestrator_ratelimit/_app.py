@@ -1,0 +1,126 @@
+"""Builds the ratelimit service's GrpcService from configuration (used by __main__ and tests)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import redis.asyncio
+from envoy.service.ratelimit.v3 import rls_pb2_grpc
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from orchestrator_core import Clock
+from orchestrator_grpckit import GrpcService, ServiceConfig
+from orchestrator_pg import Database
+from orchestrator_ratelimit._envoy import (
+    ENVOY_SERVICE_NAME,
+    METHOD,
+    EnvoyListener,
+    EnvoyRateLimitServicer,
+)
+from orchestrator_ratelimit._limiter import Backend, Limiter
+from orchestrator_ratelimit._repo import RatelimitRepo
+from orchestrator_ratelimit._servicer import METHOD_SCOPES, SERVICE_NAME, RateLimitServicer
+from orchestrator_ratelimit._settings import RatelimitSettings
+from orchestrator_redis import BucketStore
+from stella.orchestrator.v1 import ratelimit_pb2_grpc
+
+# The Envoy method on the main port needs a token with orch:work (it takes tokens).
+ALL_METHOD_SCOPES: dict[str, str] = {**METHOD_SCOPES, METHOD: "orch:work"}
+
+
+@dataclass(frozen=True)
+class RatelimitApp:
+    """The parts of a running ratelimit service, for tests and diagnostics."""
+
+    service: GrpcService
+    servicer: RateLimitServicer
+    backend: Backend
+    limiter: Limiter
+    settings: RatelimitSettings
+    envoy_listener: EnvoyListener | None
+
+    @property
+    def envoy_port(self) -> int | None:
+        """Port of the token-less Envoy listener (None with ``ENVOY_AUTH=token``)."""
+        return self.envoy_listener.port if self.envoy_listener is not None else None
+
+
+@asynccontextmanager
+async def build_app(
+    config: ServiceConfig,
+    *,
+    clock: Clock | None = None,
+    redis_url: str | None = None,
+    settings: RatelimitSettings | None = None,
+) -> AsyncIterator[RatelimitApp]:
+    """Like :func:`build_service`, exposing the components too."""
+    settings = settings or RatelimitSettings.from_env()
+    client = redis.asyncio.Redis.from_url(
+        redis_url or config.redis_url,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        # One attempt: the failure policy (not a retry loop) decides what a dead Redis means.
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+    )
+    db = Database(config.database_url, clock=clock)
+    await db.open()
+    listener: EnvoyListener | None = None
+    try:
+        store = BucketStore(client, prefix=settings.key_prefix)
+        backend = Backend(
+            store,
+            probe_interval_s=settings.probe_interval_s,
+            health_names=(SERVICE_NAME, ENVOY_SERVICE_NAME),
+        )
+        repo = RatelimitRepo(db)
+        limiter = Limiter(backend, repo, failure_policy=settings.redis_failure)
+        servicer = RateLimitServicer(limiter, repo, settings, clock=clock)
+        services = [
+            (ratelimit_pb2_grpc.add_RateLimitServiceServicer_to_server, servicer, SERVICE_NAME),
+            (
+                rls_pb2_grpc.add_RateLimitServiceServicer_to_server,
+                EnvoyRateLimitServicer(limiter, authenticated=True, clock=clock),
+                ENVOY_SERVICE_NAME,
+            ),
+        ]
+        service = GrpcService(
+            config,
+            services,
+            background=[("redis-probe", backend.probe_forever)],
+            method_scopes=ALL_METHOD_SCOPES,
+        )
+        backend.health = service.health
+        if settings.envoy_auth == "none":
+            listener = EnvoyListener(
+                EnvoyRateLimitServicer(limiter, authenticated=False, clock=clock),
+                config.bind_host,
+                settings.envoy_port,
+            )
+            await listener.start()
+        yield RatelimitApp(service, servicer, backend, limiter, settings, listener)
+    finally:
+        if listener is not None:
+            await listener.stop()
+        await db.close()
+        await client.aclose()
+
+
+@asynccontextmanager
+async def build_service(
+    config: ServiceConfig,
+    *,
+    clock: Clock | None = None,
+    redis_url: str | None = None,
+    settings: RatelimitSettings | None = None,
+) -> AsyncIterator[GrpcService]:
+    """The ratelimit service with an open database pool and Redis client; both close on exit.
+
+    Env: see :mod:`orchestrator_ratelimit._settings` (``ORCH_RATELIMIT_*``) plus the common
+    ``ORCH_REDIS_URL`` / ``ORCH_DATABASE_URL``; ``redis_url`` and ``settings`` override them.
+    """
+    async with build_app(config, clock=clock, redis_url=redis_url, settings=settings) as app:
+        yield app.service

@@ -1,0 +1,85 @@
+"""Settings of the ratelimit service read from ``ORCH_RATELIMIT_*`` environment variables.
+
+* ``ORCH_RATELIMIT_REDIS_FAILURE`` (``closed``): what Acquire answers while Redis is down.
+  ``closed`` denies every item (deny_reason ``backend_unavailable``, retry after 1 s; Envoy
+  gets OVER_LIMIT); ``open`` grants everything.
+* ``ORCH_RATELIMIT_REDIS_TIMEOUT_S`` (``0.5``): Redis connect and socket timeout, so a dead
+  Redis costs at most this per call.
+* ``ORCH_RATELIMIT_PROBE_INTERVAL_S`` (``1``): how often the backend probe pings Redis (flips
+  the health status and ``orch_ratelimit_backend_up``).
+* ``ORCH_RATELIMIT_KEY_PREFIX`` (``orch:rl:``): Redis key prefix of the buckets.
+* ``ORCH_RATELIMIT_JITTER_S`` (``1``): most random jitter added to an upstream Retry-After.
+* ``ORCH_RATELIMIT_ENVOY_AUTH`` (``none``): ``none`` also serves Envoy's ShouldRateLimit
+  without a token on the Envoy port (trusted network only); ``token`` serves it only on
+  the main port, with a bearer token (scope ``orch:work``).
+* ``ORCH_RATELIMIT_ENVOY_GRPC_PORT`` (``8081``): port of the token-less Envoy listener
+  (with ``ENVOY_AUTH=none``; 0 picks a free port).
+* ``ORCH_RATELIMIT_ALLOW_REQUEST_CLOCK`` (``false``): accept ``AcquireRequest.now``
+  (deterministic tests only).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from orchestrator_grpckit import ConfigError
+
+FailurePolicy = Literal["closed", "open"]
+EnvoyAuth = Literal["none", "token"]
+
+DEFAULT_ENVOY_PORT = 8081
+
+
+@dataclass(frozen=True)
+class RatelimitSettings:
+    """Runtime policy of the ratelimit service (see the module docstring for the env vars)."""
+
+    redis_failure: FailurePolicy = "closed"
+    redis_timeout_s: float = 0.5
+    probe_interval_s: float = 1.0
+    key_prefix: str = "orch:rl:"
+    jitter_s: float = 1.0
+    envoy_auth: EnvoyAuth = "none"
+    envoy_port: int = DEFAULT_ENVOY_PORT
+    allow_request_clock: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> RatelimitSettings:
+        env = os.environ if environ is None else environ
+        failure = env.get("ORCH_RATELIMIT_REDIS_FAILURE", "closed").strip().lower() or "closed"
+        if failure not in ("closed", "open"):
+            raise _bad("ORCH_RATELIMIT_REDIS_FAILURE", failure, "closed or open")
+        envoy_auth = env.get("ORCH_RATELIMIT_ENVOY_AUTH", "none").strip().lower() or "none"
+        if envoy_auth not in ("none", "token"):
+            raise _bad("ORCH_RATELIMIT_ENVOY_AUTH", envoy_auth, "none or token")
+        return cls(
+            redis_failure=failure,  # type: ignore[arg-type]
+            redis_timeout_s=_float(env, "ORCH_RATELIMIT_REDIS_TIMEOUT_S", 0.5),
+            probe_interval_s=_float(env, "ORCH_RATELIMIT_PROBE_INTERVAL_S", 1.0),
+            key_prefix=env.get("ORCH_RATELIMIT_KEY_PREFIX", "orch:rl:") or "orch:rl:",
+            jitter_s=_float(env, "ORCH_RATELIMIT_JITTER_S", 1.0),
+            envoy_auth=envoy_auth,  # type: ignore[arg-type]
+            envoy_port=int(_float(env, "ORCH_RATELIMIT_ENVOY_GRPC_PORT", DEFAULT_ENVOY_PORT)),
+            allow_request_clock=env.get("ORCH_RATELIMIT_ALLOW_REQUEST_CLOCK", "").strip().lower()
+            in ("1", "true", "yes"),
+        )
+
+
+def _bad(name: str, value: str, expected: str) -> ConfigError:
+    return ConfigError(f"{name}={value!r} is invalid: must be {expected}")
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _bad(name, raw, "a number") from None
+    if not value >= 0:
+        raise _bad(name, raw, ">= 0")
+    return value
