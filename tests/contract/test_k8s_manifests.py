@@ -50,7 +50,8 @@ def test_deployments_are_production_shaped(deployment):
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["terminationGracePeriodSeconds"] >= 20
     for container in pod["containers"]:
-        assert container["readinessProbe"] and container["livenessProbe"]
+        assert container["readinessProbe"]
+        assert container["livenessProbe"]
         if container["image"] == "stella-orchestrator":
             # our services answer grpc.health.v1: the kubelet probes it directly
             assert "grpc" in container["readinessProbe"], "gRPC health probe expected"
