@@ -70,3 +70,26 @@ def test_services_speak_h2c_to_their_grpc_port():
         grpc_ports = [p for p in svc["spec"]["ports"] if p["name"] == "grpc"]
         assert grpc_ports
         assert grpc_ports[0]["appProtocol"] == "kubernetes.io/h2c"
+
+
+def test_alert_rules_use_only_metrics_the_services_export():
+    import re
+
+    root = K8S.parents[1]
+    exported = set()
+    for path in [
+        *root.glob("libs/*/orchestrator_*/*.py"),
+        *root.glob("services/*/orchestrator_*/*.py"),
+    ]:
+        exported |= set(re.findall(r'"(orch_[a-z_]+)"', path.read_text()))
+    rules = [o for o in _base_objects() if o["kind"] == "PrometheusRule"]
+    assert rules
+    used = set()
+    for group in rules[0]["spec"]["groups"]:
+        for rule in group["rules"]:
+            used |= set(re.findall(r"\b(orch_[a-z_]+)", rule["expr"]))
+    assert used
+    suffixes = ("_total", "_bucket", "_count", "_sum")
+    for metric in sorted(used):
+        base = next((metric[: -len(s)] for s in suffixes if metric.endswith(s)), metric)
+        assert metric in exported or base in exported, f"{metric} is not exported by any service"
