@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -122,6 +122,40 @@ class Outcome:
     new_state: str = ""
     lease_expires_at: datetime | None = None
     cancel_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """A claim candidate that may not go now: it stays ready with ``not_before`` moved to
+    when it can (no lease, no attempt, no event). ``reason``: ``blackout`` or what the
+    admission callback said (e.g. ``tokens``, ``paused``, ``circuit_open``)."""
+
+    job_id: uuid.UUID
+    not_before: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class LimitedClaim:
+    """What :meth:`LeaseLedger.claim_limited` did: the leased rows (as ``claim_fair``
+    returns them, plus ``host``) and the deferred candidates."""
+
+    rows: list[Row]
+    deferred: list[Deferral]
+    now: datetime
+
+    @property
+    def earliest_deferral(self) -> datetime | None:
+        """When the first deferred candidate becomes claimable again (None: none)."""
+        return min((d.not_before for d in self.deferred), default=None)
+
+
+Admit = Callable[[Sequence[Row], datetime], Awaitable[dict[uuid.UUID, tuple[datetime, str]]]]
+"""Admission of claim candidates (rows with ``id``, ``tenant``, ``source_id``, ``host``,
+``slot``, in claim order) at ``now``: returns ``{job id: (not_before, reason)}`` for the
+candidates that may not go now; every other candidate is leased."""
+
+BLACKOUT = "blackout"
 
 
 def _tenant_filter(tenants: Sequence[str] | None) -> list[str] | None:
@@ -232,6 +266,125 @@ class LeaseLedger:
             if run_ids:
                 await settle(conn, [], [], run_ids, now, lock_runs=False)
         return rows
+
+    async def claim_limited(
+        self,
+        ctx: TxContext,
+        *,
+        worker_ids: Sequence[str],
+        job_types: Sequence[str],
+        tenants: Sequence[str] | None,
+        admit: Admit,
+        lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
+        per_tenant: int | None = None,
+    ) -> LimitedClaim:
+        """Like :meth:`claim_fair`, with admission control, in one transaction.
+
+        Phase one picks the candidates exactly as ``claim_fair`` does (fair across tenants,
+        ``FOR UPDATE SKIP LOCKED``), leaving out jobs of paused sources, with each job's
+        bucket host and active blackout. Candidates under a blackout are deferred to its end;
+        the others go to ``admit`` (e.g. a batched token acquire), which names the ones that
+        must wait. Phase two leases the rest (slots renumbered in claim order, so slot ``k``
+        still goes to ``worker_ids[k - 1]``) and moves ``not_before`` of the deferred ones.
+
+        Raises:
+            Whatever ``admit`` raises (the transaction rolls back; nothing changes).
+        """
+        now = ctx.now or self.db.clock.now()
+        if not worker_ids or not job_types:
+            return LimitedClaim([], [], now)
+        limit = len(worker_ids)
+        tenant_filter = _tenant_filter(tenants)
+        async with self._pipelined(ctx, now) as conn:
+            cur = await conn.execute(
+                query("job_claim_candidates"),
+                {
+                    "job_types": list(job_types),
+                    "tenants": tenant_filter,
+                    "limit": limit,
+                    "per_tenant": max(1, min(per_tenant or limit, limit)),
+                    "now": now,
+                },
+            )
+            candidates = await cur.fetchall()
+            if not candidates:
+                return LimitedClaim([], [], now)
+            deferred: list[Deferral] = []
+            open_: list[Row] = []
+            for cand in candidates:
+                until = cand["blackout_until"]
+                if until is not None:
+                    deferred.append(Deferral(cand["id"], until, BLACKOUT))
+                else:
+                    open_.append(cand)
+            denied = await admit(open_, now) if open_ else {}
+            go = [c for c in open_ if c["id"] not in denied]
+            deferred += [Deferral(i, nb, why) for i, (nb, why) in denied.items()]
+            rows: list[Row] = []
+            if go:
+                cur = await conn.execute(
+                    query("job_lease_slots"),
+                    {
+                        "ids": [c["id"] for c in go],
+                        "slots": list(range(1, len(go) + 1)),
+                        "hosts": [c["host"] for c in go],
+                        "worker_ids": list(worker_ids),
+                        "lease_ttl_s": lease_ttl_s,
+                        "now": now,
+                    },
+                )
+                rows = sorted(await cur.fetchall(), key=lambda r: r["slot"])
+            if deferred:
+                await conn.execute(
+                    query("job_defer_many"),
+                    {
+                        "ids": [d.job_id for d in deferred],
+                        "not_befores": [d.not_before for d in deferred],
+                        "now": now,
+                    },
+                )
+            run_ids = [r["run_id"] for r in rows if r["run_id"] is not None]
+            if run_ids:
+                await settle(conn, [], [], run_ids, now, lock_runs=False)
+        return LimitedClaim(rows, deferred, now)
+
+    async def bucket_hosts(self, job_ids: Sequence[uuid.UUID]) -> list[Row]:
+        """``id``, ``tenant``, ``source_id`` and ``host`` (the source's, ``""`` without a
+        source) of jobs, for their rate-limit keys; unknown ids are left out."""
+        if not job_ids:
+            return []
+        async with self.db.connection() as conn:
+            cur = await conn.execute(query("job_bucket_hosts"), {"ids": list(job_ids)})
+            return await cur.fetchall()
+
+    async def record_throttles(self, ctx: TxContext, throttles: Sequence[dict[str, Any]]) -> None:
+        """Inserts upstream throttle records in one statement (each becomes a
+        ``throttle.changed`` event). Each dict holds ``tenant``, ``source_id``, ``host``,
+        ``origin`` (``upstream_429``/``upstream_503``), ``refill_per_second``, ``capacity``,
+        ``effective_refill_per_second``, ``paused_until``, ``reason`` and ``job_id``."""
+        if not throttles:
+            return
+        now = ctx.now or self.db.clock.now()
+        columns = {
+            "tenants": "tenant",
+            "source_ids": "source_id",
+            "hosts": "host",
+            "origins": "origin",
+            "refills": "refill_per_second",
+            "capacities": "capacity",
+            "effective_refills": "effective_refill_per_second",
+            "paused_untils": "paused_until",
+            "reasons": "reason",
+            "job_ids": "job_id",
+        }
+        params: dict[str, Any] = {
+            param: [t[name] for t in throttles] for param, name in columns.items()
+        }
+        params["ids"] = [new_id(self.db.clock) for _ in throttles]
+        params["created_by"] = ctx.actor_subject
+        params["now"] = now
+        async with self.db.transaction(ctx) as conn:
+            await conn.execute(query("throttle_insert_many"), params)
 
     async def heartbeat(
         self,

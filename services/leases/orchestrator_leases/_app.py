@@ -6,15 +6,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
 from orchestrator_core import Clock
-from orchestrator_grpckit import GrpcService, ServiceConfig
+from orchestrator_grpckit import Background, GrpcService, ServiceConfig
 from orchestrator_leases._completer import Completer
 from orchestrator_leases._dispatcher import Dispatcher
 from orchestrator_leases._notify import ReadyListener
+from orchestrator_leases._ratelimit import LeaseLimiter
 from orchestrator_leases._servicer import METHOD_SCOPES, SERVICE_NAME, LeaseServicer
 from orchestrator_leases._settings import LeaseSettings
 from orchestrator_leases._watchdog import WATCHDOG_LOCK_KEY, Watchdog
 from orchestrator_pg import Database, LeaseLedger
+from orchestrator_redis import BucketStore
 from stella.orchestrator.v1 import leases_pb2_grpc
 
 
@@ -29,6 +35,7 @@ class LeasesApp:
     watchdog: Watchdog
     listener: ReadyListener
     settings: LeaseSettings
+    limiter: LeaseLimiter | None = None
 
 
 @asynccontextmanager
@@ -38,18 +45,52 @@ async def build_app(
     clock: Clock | None = None,
     settings: LeaseSettings | None = None,
     watchdog_lock_key: int = WATCHDOG_LOCK_KEY,
+    bucket_store: BucketStore | None = None,
 ) -> AsyncIterator[LeasesApp]:
-    """Like :func:`build_service`, exposing the components too."""
+    """Like :func:`build_service`, exposing the components too.
+
+    With ``settings.ratelimit`` the bucket store is ``bucket_store`` when given (tests: own
+    prefix, policies or Redis), else one on ``config.redis_url`` with the settings' prefix.
+    """
     settings = settings or LeaseSettings.from_env()
+    client: redis.asyncio.Redis | None = None
+    if settings.ratelimit and bucket_store is None:
+        timeout = settings.ratelimit_redis_timeout_s
+        client = redis.asyncio.Redis.from_url(
+            config.redis_url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # One attempt: the failure policy (not a retry loop) decides what a dead Redis means.
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        bucket_store = BucketStore(client, prefix=settings.ratelimit_key_prefix)
     db = Database(config.database_url, clock=clock)
     await db.open()
     try:
         ledger = LeaseLedger(db)
+        limiter: LeaseLimiter | None = None
+        background: list[Background] = []
+        if settings.ratelimit and bucket_store is not None:
+            limiter = LeaseLimiter(
+                bucket_store,
+                ledger,
+                failure_policy=settings.ratelimit_failure,
+                jitter_s=settings.ratelimit_jitter_s,
+                clock=clock,
+            )
+            background.append(("ratelimit-feedback", limiter.run))
         completer = Completer(
-            ledger, lease_ttl_s=settings.lease_ttl_s, flush_ms=settings.completer_flush_ms
+            ledger,
+            lease_ttl_s=settings.lease_ttl_s,
+            flush_ms=settings.completer_flush_ms,
+            limiter=limiter,
         )
         dispatcher = Dispatcher(
-            ledger, lease_ttl_s=settings.lease_ttl_s, claim_batch=settings.claim_batch
+            ledger,
+            lease_ttl_s=settings.lease_ttl_s,
+            claim_batch=settings.claim_batch,
+            limiter=limiter,
         )
         listener = ReadyListener(config.database_url)
         listener.subscribe(dispatcher.on_ready)
@@ -69,12 +110,17 @@ async def build_app(
                 ("dispatcher", dispatcher.run),
                 ("completer", completer.run),
                 ("watchdog", watchdog.run),
+                *background,
             ],
             method_scopes=METHOD_SCOPES,
         )
-        yield LeasesApp(service, servicer, dispatcher, completer, watchdog, listener, settings)
+        yield LeasesApp(
+            service, servicer, dispatcher, completer, watchdog, listener, settings, limiter
+        )
     finally:
         await db.close()
+        if client is not None:
+            await client.aclose()
 
 
 @asynccontextmanager
@@ -88,7 +134,8 @@ async def build_service(
 
     Env (see :mod:`orchestrator_leases._settings`): ``ORCH_LEASE_TTL_S`` (default 30),
     ``ORCH_CLAIM_BATCH`` (100), ``ORCH_WATCHDOG_INTERVAL_S`` (1),
-    ``ORCH_COMPLETER_FLUSH_MS`` (2); ``settings`` overrides them.
+    ``ORCH_COMPLETER_FLUSH_MS`` (2), ``ORCH_LEASES_RATELIMIT`` (on) and the rate-limit
+    variables; ``settings`` overrides them. Rate limiting uses Redis at ``ORCH_REDIS_URL``.
     """
     async with build_app(config, clock=clock, settings=settings) as app:
         yield app.service

@@ -7,6 +7,10 @@ heartbeats → progress → artifacts → completions → failures, so an artifa
 a completion lands first. Flushes run one after another: while one flush is in the
 database the next one fills up, so batches grow with load (River's completer idea).
 
+Rate-limit feedback: with a limiter, the applied completions and failures of each flush are
+handed to it (:meth:`LeaseLimiter.observe`, no I/O); its own task updates the buckets, so
+acks never wait for Redis.
+
 Backpressure: at most ``MAX_BACKLOG_ITEMS`` wait for a flush; :meth:`Completer.submit`
 awaits room beyond that, which stalls the stream reader that called it and, through HTTP/2
 flow control, the worker.
@@ -25,6 +29,7 @@ from typing import Any
 
 from orchestrator_leases import _metrics as metrics
 from orchestrator_leases._actor import Actor
+from orchestrator_leases._ratelimit import LeaseLimiter
 from orchestrator_pg import LeaseLedger, Outcome
 
 FLUSH_ITEMS = 500
@@ -63,6 +68,7 @@ class Completer:
         flush_ms: linger time before a flush (0: flush as soon as the loop runs).
         flush_items: a flush starts at once when this many items are queued.
         max_backlog: items queued beyond which :meth:`submit` waits.
+        limiter: receives the applied results for rate-limit feedback (None: none).
     """
 
     def __init__(
@@ -73,8 +79,10 @@ class Completer:
         flush_ms: float,
         flush_items: int = FLUSH_ITEMS,
         max_backlog: int = MAX_BACKLOG_ITEMS,
+        limiter: LeaseLimiter | None = None,
     ) -> None:
         self._ledger = ledger
+        self._limiter = limiter
         self._ttl_s = lease_ttl_s
         self._flush_s = flush_ms / 1000
         self._flush_items = flush_items
@@ -161,9 +169,14 @@ class Completer:
         if kind is Kind.COMPLETION:
             outcomes = await ledger.complete(ctx, items, tenants=actor.tenants)
             metrics.LEASES_COMPLETED.inc(sum(1 for o in outcomes if o.ok and o.new_state))
+            if self._limiter is not None:
+                done = [o.job_id for o in outcomes if o.ok and o.new_state]
+                self._limiter.observe(actor, done, ())
             return outcomes
         outcomes = await ledger.fail(ctx, items, tenants=actor.tenants)
-        classes = Counter(f.error_class for f, o in zip(items, outcomes, strict=True) if o.ok)
-        for error_class, n in classes.items():
+        applied = [f for f, o in zip(items, outcomes, strict=True) if o.ok]
+        for error_class, n in Counter(f.error_class for f in applied).items():
             metrics.LEASES_FAILED.labels(error_class).inc(n)
+        if self._limiter is not None:
+            self._limiter.observe(actor, (), applied)
         return outcomes

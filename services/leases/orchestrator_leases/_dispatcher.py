@@ -12,6 +12,13 @@ that came back full, or by the jittered fallback poll (``POLL_MIN_S``..``POLL_MA
 jobs whose ``not_before`` passes without a NOTIFY); a claim that comes back short clears it.
 A generation counter keeps a NOTIFY that arrives during a claim from being lost.
 
+Rate limiting (``ORCH_LEASES_RATELIMIT=on``, :mod:`orchestrator_leases._ratelimit`): the
+claim is ``LeaseLedger.claim_limited`` with the limiter's batched token admission; candidates
+that may not go now are deferred (``not_before`` moved), not leased. A claim whose every
+candidate was deferred does not count as "may have more": the group waits for a NOTIFY, its
+fallback poll, or the earliest deferred ``not_before``, whichever comes first, so deferred
+jobs are claimed when due without a busy loop.
+
 Fairness across tenants is in the claim itself (round-robin over tenants); the per-tenant
 limit adapts to how many tenants the previous claim found, so a batch does not lock many
 more rows than it can use.
@@ -27,10 +34,12 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from orchestrator_leases import _convert as convert
 from orchestrator_leases import _metrics as metrics
 from orchestrator_leases._actor import Actor
+from orchestrator_leases._ratelimit import LeaseLimiter
 from orchestrator_leases._session import WorkSession
 from orchestrator_pg import LeaseLedger, Row
 
@@ -62,6 +71,7 @@ class Dispatcher:
         lease_ttl_s: lease length.
         claim_batch: most jobs per claim statement.
         rng: jitter source.
+        limiter: rate-limit admission and feedback (None: no rate limiting).
     """
 
     def __init__(
@@ -71,8 +81,10 @@ class Dispatcher:
         lease_ttl_s: float,
         claim_batch: int,
         rng: random.Random | None = None,
+        limiter: LeaseLimiter | None = None,
     ) -> None:
         self._ledger = ledger
+        self._limiter = limiter
         self._ttl_s = lease_ttl_s
         self._batch = claim_batch
         self._rng = rng or random.Random()
@@ -165,14 +177,11 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         per_tenant = math.ceil(len(slots) / max(1, group.tenants_seen))
         rows: list[Row] = []
+        deferred = 0
+        wake_in: float | None = None
         try:
-            rows = await self._ledger.claim_fair(
-                group.actor.ctx(),
-                worker_ids=[s.worker_id for s in slots],
-                job_types=group.job_types,
-                tenants=group.actor.tenants,
-                lease_ttl_s=self._ttl_s,
-                per_tenant=per_tenant,
+            rows, deferred, wake_in = await self.claim(
+                group.actor, [s.worker_id for s in slots], group.job_types, per_tenant
             )
         except Exception:
             _log.exception("claim for %s failed", ",".join(group.job_types))
@@ -188,9 +197,51 @@ class Dispatcher:
         tenants = Counter(r["tenant"] for r in rows)
         group.tenants_seen = max(1, len(tenants))
         saturated = any(n >= per_tenant for n in tenants.values())
-        if len(rows) < len(slots) and not saturated and group.generation == generation:
+        # Deferred candidates left the claimable set, so they count as taken; but a claim
+        # that only deferred must not be repeated at once (no busy loop on a closed bucket).
+        taken = len(rows) + deferred
+        if group.generation == generation and (
+            (taken < len(slots) and not saturated) or (deferred and not rows)
+        ):
             group.maybe_more = False
-        group.next_poll = loop.time() + self._rng.uniform(POLL_MIN_S, POLL_MAX_S)
+        poll = self._rng.uniform(POLL_MIN_S, POLL_MAX_S)
+        if wake_in is not None:
+            poll = min(poll, wake_in)
+        group.next_poll = loop.time() + poll
+
+    async def claim(
+        self,
+        actor: Actor,
+        worker_ids: Sequence[str],
+        job_types: Sequence[str],
+        per_tenant: int | None = None,
+    ) -> tuple[list[Row], int, float | None]:
+        """One claim (rate limited when a limiter is set): the leased rows, how many
+        candidates were deferred, and the seconds until the first of them is due (None
+        when none was deferred)."""
+        if self._limiter is None:
+            rows = await self._ledger.claim_fair(
+                actor.ctx(),
+                worker_ids=worker_ids,
+                job_types=job_types,
+                tenants=actor.tenants,
+                lease_ttl_s=self._ttl_s,
+                per_tenant=per_tenant,
+            )
+            return rows, 0, None
+        result = await self._ledger.claim_limited(
+            actor.ctx(),
+            worker_ids=worker_ids,
+            job_types=job_types,
+            tenants=actor.tenants,
+            admit=self._limiter.admit,
+            lease_ttl_s=self._ttl_s,
+            per_tenant=per_tenant,
+        )
+        self._limiter.remember(result.rows)
+        earliest: datetime | None = result.earliest_deferral
+        wake_in = None if earliest is None else max(0.0, (earliest - result.now).total_seconds())
+        return result.rows, len(result.deferred), wake_in
 
     def _deliver(self, slots: Sequence[WorkSession], rows: list[Row]) -> None:
         if not rows:

@@ -21,3 +21,17 @@ JOB_START_LATENCY_SECONDS = Histogram(
     "Time from a job becoming claimable (not_before, or creation) to its lease, in seconds.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+RATELIMIT_BACKEND_UP = Gauge(
+    "orch_leases_ratelimit_backend_up",
+    "1 while the rate-limit backend (Redis) answers the leases process, else 0.",
+)
+LEASES_DEFERRED = Counter(
+    "orch_leases_deferred",
+    "Claim candidates deferred (not_before moved) instead of leased, by reason.",
+    ("reason",),
+)
+THROTTLES = Counter(
+    "orch_leases_throttles",
+    "Buckets throttled after upstream 429/5xx failures reported by workers, by origin.",
+    ("origin",),
+)

@@ -165,17 +165,15 @@ class LeaseServicer(leases_pb2_grpc.LeaseServiceServicer):
         try:
             while True:
                 woken.clear()
-                rows = await self._ledger.claim_fair(
-                    actor.ctx(),
-                    worker_ids=[request.worker_id] * max_jobs,
-                    job_types=job_types,
-                    tenants=actor.tenants,
-                    lease_ttl_s=self._settings.lease_ttl_s,
+                rows, _, wake_in = await self._dispatcher.claim(
+                    actor, [request.worker_id] * max_jobs, job_types
                 )
                 remaining = deadline - loop.time()
                 if rows or remaining <= 0:
                     break
                 poll = self._rng.uniform(POLL_MIN_S, POLL_MAX_S)
+                if wake_in is not None:
+                    poll = min(poll, max(wake_in, 0.01))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(woken.wait(), min(remaining, poll))
         finally:

@@ -7,6 +7,21 @@
 | ``ORCH_WATCHDOG_INTERVAL_S`` | ``1`` | How often the leader watchdog expires overdue leases. |
 | ``ORCH_COMPLETER_FLUSH_MS`` | ``2`` | How long the completer gathers reports before one flush. |
 
+Rate limiting (see :mod:`orchestrator_leases._ratelimit`):
+
+* ``ORCH_LEASES_RATELIMIT`` (``off``): ``on`` leases a job only when its
+  ``{tenant, source host}`` bucket grants a token (and its source is not paused or blacked
+  out); ``off`` is the claim without limits. Off by default until unconfigured buckets get
+  a non-binding default and the hot-path cost is brought under 10% (measured 20–50% slower).
+* ``ORCH_LEASES_RATELIMIT_FAILURE`` (``closed``): while Redis is down, ``closed`` leases
+  nothing (candidates wait 1 s and stay ready); ``open`` leases without tokens.
+* ``ORCH_LEASES_RATELIMIT_REDIS_TIMEOUT_S`` (``0.5``): Redis connect and socket timeout.
+* ``ORCH_RATELIMIT_KEY_PREFIX`` (``orch:rl:``): Redis key prefix of the buckets (the
+  ratelimit service's, so both see the same buckets).
+* ``ORCH_RATELIMIT_JITTER_S`` (``1``): most random jitter added to an upstream retry-after.
+
+The Redis URL is ``ORCH_REDIS_URL`` (:class:`orchestrator_grpckit.ServiceConfig`).
+
 Ports and the database come from :class:`orchestrator_grpckit.ServiceConfig` (leases: gRPC
 ``50052``, metrics ``9103``).
 """
@@ -16,6 +31,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from orchestrator_grpckit import ConfigError
 
@@ -24,6 +40,7 @@ DEFAULT_CLAIM_BATCH = 100
 DEFAULT_WATCHDOG_INTERVAL_S = 1.0
 DEFAULT_COMPLETER_FLUSH_MS = 2.0
 MAX_CLAIM_BATCH = 500
+DEFAULT_KEY_PREFIX = "orch:rl:"
 
 
 @dataclass(frozen=True)
@@ -35,17 +52,27 @@ class LeaseSettings:
         claim_batch: most jobs leased by one claim statement.
         watchdog_interval_s: pause between watchdog passes of the leader.
         completer_flush_ms: linger time of the completer before a flush.
+        ratelimit: lease only what the rate limits admit (token buckets, blackouts,
+            paused sources) and feed worker results back into the buckets.
+        ratelimit_failure: ``closed`` or ``open``, what admission does while Redis is down.
+        ratelimit_key_prefix: Redis key prefix of the buckets.
+        ratelimit_jitter_s: most jitter added to an upstream retry-after.
+        ratelimit_redis_timeout_s: Redis connect and socket timeout.
     """
 
     lease_ttl_s: float = DEFAULT_LEASE_TTL_S
     claim_batch: int = DEFAULT_CLAIM_BATCH
     watchdog_interval_s: float = DEFAULT_WATCHDOG_INTERVAL_S
     completer_flush_ms: float = DEFAULT_COMPLETER_FLUSH_MS
+    ratelimit: bool = False
+    ratelimit_failure: Literal["closed", "open"] = "closed"
+    ratelimit_key_prefix: str = DEFAULT_KEY_PREFIX
+    ratelimit_jitter_s: float = 1.0
+    ratelimit_redis_timeout_s: float = 0.5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LeaseSettings:
-        """Reads ``ORCH_LEASE_TTL_S``, ``ORCH_CLAIM_BATCH``, ``ORCH_WATCHDOG_INTERVAL_S`` and
-        ``ORCH_COMPLETER_FLUSH_MS``.
+        """Reads the variables of the module docstring.
 
         Raises:
             ConfigError: a value is not a number in its range.
@@ -55,7 +82,31 @@ class LeaseSettings:
         batch = int(_number(env, "ORCH_CLAIM_BATCH", DEFAULT_CLAIM_BATCH, 1, MAX_CLAIM_BATCH))
         interval = _number(env, "ORCH_WATCHDOG_INTERVAL_S", DEFAULT_WATCHDOG_INTERVAL_S, 0.05, 3600)
         flush = _number(env, "ORCH_COMPLETER_FLUSH_MS", DEFAULT_COMPLETER_FLUSH_MS, 0, 1000)
-        return cls(ttl, batch, interval, flush)
+        ratelimit = _choice(env, "ORCH_LEASES_RATELIMIT", ("on", "off"), "off") == "on"
+        failure = _choice(env, "ORCH_LEASES_RATELIMIT_FAILURE", ("closed", "open"), "closed")
+        timeout = _number(env, "ORCH_LEASES_RATELIMIT_REDIS_TIMEOUT_S", 0.5, 0.01, 60)
+        jitter = _number(env, "ORCH_RATELIMIT_JITTER_S", 1.0, 0, 3600)
+        prefix = env.get("ORCH_RATELIMIT_KEY_PREFIX", "") or DEFAULT_KEY_PREFIX
+        if "{" in prefix or "}" in prefix:
+            raise ConfigError(f"ORCH_RATELIMIT_KEY_PREFIX={prefix!r} must not contain braces")
+        return cls(
+            ttl,
+            batch,
+            interval,
+            flush,
+            ratelimit=ratelimit,
+            ratelimit_failure="open" if failure == "open" else "closed",
+            ratelimit_key_prefix=prefix,
+            ratelimit_jitter_s=jitter,
+            ratelimit_redis_timeout_s=timeout,
+        )
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    raw = env.get(name, "").strip().lower() or default
+    if raw not in allowed:
+        raise ConfigError(f"{name}={raw!r} is invalid: must be {' or '.join(allowed)}")
+    return raw
 
 
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:

@@ -198,3 +198,112 @@ SELECT pg_try_advisory_lock(%(key)s) AS acquired;
 SELECT count(*) > 0 AS held FROM pg_locks
  WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
    AND ((classid::bigint << 32) | objid::bigint) = %(key)s;
+
+-- name: job_claim_candidates
+-- Phase one of the rate-limited claim (LeaseLedger.claim_limited): the same fair candidate
+-- pick as job_claim_fair (rows locked FOR UPDATE SKIP LOCKED, round-robin across tenants),
+-- without leasing. Jobs of a paused source are not candidates (they stay ready). Each
+-- candidate comes with its bucket host (the source's host, '' without a source) and, when a
+-- blackout of its tenant (source_id NULL) or of its source is active at %(now)s, the end of
+-- the active occurrence (blackout_until). Blackouts are evaluated here, in UTC: a window
+-- without a weekly recurrence is [start_at, end_at); a weekly one starts an occurrence on each
+-- listed ISO weekday at start_minute_utc lasting duration_s, clipped to [start_at, end_at).
+-- Chained windows are not merged: a job deferred to the end of one is deferred again then.
+WITH blk AS (
+  SELECT b.tenant, b.source_id, max(o.ends) AS until
+    FROM orchestrator.blackouts b
+   CROSS JOIN LATERAL (
+     SELECT b.start_at AS begins, b.end_at AS ends
+      WHERE b.recurrence IS NULL OR NOT b.recurrence ? 'weekly'
+     UNION ALL
+     SELECT greatest(w.begins, b.start_at),
+            CASE WHEN b.end_at IS NULL THEN w.begins + w.dur
+                 ELSE least(w.begins + w.dur, b.end_at) END
+       FROM (SELECT d.day,
+                    (d.day::timestamp
+                     + make_interval(mins => (b.recurrence->'weekly'->>'start_minute_utc')::int))
+                      AT TIME ZONE 'UTC' AS begins,
+                    make_interval(secs => (b.recurrence->'weekly'->>'duration_s')::float8) AS dur
+               FROM (SELECT (%(now)s::timestamptz AT TIME ZONE 'UTC')::date - g.n AS day
+                       FROM generate_series(0, 8) AS g(n)) d) w
+      WHERE b.recurrence ? 'weekly'
+        AND b.recurrence->'weekly'->'days' @> to_jsonb(extract(isodow FROM w.day)::int)
+   ) o
+   WHERE (%(tenants)s::text[] IS NULL OR b.tenant = ANY(%(tenants)s))
+     AND b.start_at <= %(now)s AND (b.end_at IS NULL OR b.end_at > %(now)s)
+     AND o.begins <= %(now)s AND o.ends > %(now)s
+   GROUP BY b.tenant, b.source_id
+), cand AS (
+  SELECT p.id, p.priority, p.tenant, p.source_id, p.host,
+         row_number() OVER (PARTITION BY p.tenant ORDER BY p.priority DESC, p.id) AS tenant_rank
+    FROM orchestrator.tenants t
+   CROSS JOIN unnest(%(job_types)s::text[]) AS jt(job_type)
+   CROSS JOIN LATERAL (
+     SELECT j.id, j.priority, j.tenant, j.source_id, coalesce(s.host, '') AS host
+       FROM orchestrator.jobs j
+       LEFT JOIN orchestrator.sources s ON s.id = j.source_id
+      WHERE j.state = 'ready' AND j.tenant = t.id AND j.job_type = jt.job_type
+        AND j.not_before <= %(now)s AND NOT coalesce(s.paused, false)
+      ORDER BY j.priority DESC, j.id
+      LIMIT %(per_tenant)s
+      FOR UPDATE OF j SKIP LOCKED
+   ) p
+   WHERE (%(tenants)s::text[] IS NULL OR t.id = ANY(%(tenants)s))
+), ranked AS (
+  SELECT cand.*, row_number() OVER (ORDER BY tenant_rank, priority DESC, id) AS slot FROM cand
+)
+SELECT r.id, r.tenant, r.source_id, r.host, r.slot,
+       greatest(bt.until, bs.until) AS blackout_until
+  FROM ranked r
+  LEFT JOIN blk bt ON bt.tenant = r.tenant AND bt.source_id IS NULL
+  LEFT JOIN blk bs ON bs.tenant = r.tenant AND bs.source_id = r.source_id
+ WHERE r.slot <= %(limit)s
+ ORDER BY r.slot;
+
+-- name: job_lease_slots
+-- Phase two: lease the admitted candidates (locked by phase one); slot k goes to
+-- worker_ids[k]. Returns what job_claim_fair returns, plus the bucket host.
+UPDATE orchestrator.jobs j
+   SET state = 'leased', reason = 'leased', attempt = j.attempt + 1,
+       lease_id = gen_random_uuid(), worker_id = (%(worker_ids)s::text[])[p.slot],
+       leased_at = %(now)s,
+       lease_expires_at = %(now)s + make_interval(secs => %(lease_ttl_s)s),
+       last_heartbeat_at = NULL, started_at = coalesce(j.started_at, %(now)s),
+       updated_at = %(now)s
+  FROM unnest(%(ids)s::uuid[], %(slots)s::int[], %(hosts)s::text[]) AS p(id, slot, host)
+ WHERE j.id = p.id AND j.state = 'ready'
+RETURNING p.slot, p.host, j.id, j.run_id, j.tenant, j.project, j.job_type, j.key, j.lease_id,
+          j.lease_expires_at, j.attempt, j.max_attempts, j.idempotency_key, j.correlation_id,
+          j.payload, j.payload_digest, j.trace_parent, j.trace_state, j.event_window_start,
+          j.event_window_end, j.source_id, greatest(j.not_before, j.created_at) AS ready_at;
+
+-- name: job_defer_many
+-- Phase two: candidates that may not go now wait until they can (not_before); they stay
+-- ready, keep their reason and attempts, and no event is written (no state change).
+UPDATE orchestrator.jobs j
+   SET not_before = d.not_before, updated_at = %(now)s
+  FROM unnest(%(ids)s::uuid[], %(not_befores)s::timestamptz[]) AS d(id, not_before)
+ WHERE j.id = d.id AND j.state = 'ready';
+
+-- name: job_bucket_hosts
+-- The rate-limit key parts of jobs: tenant, source and the source's host ('' without one).
+SELECT j.id, j.tenant, j.source_id, coalesce(s.host, '') AS host
+  FROM orchestrator.jobs j
+  LEFT JOIN orchestrator.sources s ON s.id = j.source_id
+ WHERE j.id = ANY(%(ids)s);
+
+-- name: throttle_insert_many
+-- Upstream throttles observed by the leases service (one row per bucket per completer
+-- flush); the throttles outbox trigger turns each into a throttle.changed event.
+INSERT INTO orchestrator.throttles (id, tenant, source_id, host, origin, refill_per_second,
+                                    capacity, effective_refill_per_second, paused_until,
+                                    reason, ticket, created_by, created_at, expires_at, job_id)
+SELECT t.id, t.tenant, t.source_id, t.host, t.origin, t.refill_per_second, t.capacity,
+       t.effective_refill_per_second, t.paused_until, t.reason, '', %(created_by)s, %(now)s,
+       NULL, t.job_id
+  FROM unnest(%(ids)s::uuid[], %(tenants)s::text[], %(source_ids)s::uuid[], %(hosts)s::text[],
+              %(origins)s::text[], %(refills)s::float8[], %(capacities)s::float8[],
+              %(effective_refills)s::float8[], %(paused_untils)s::timestamptz[],
+              %(reasons)s::text[], %(job_ids)s::uuid[])
+       AS t(id, tenant, source_id, host, origin, refill_per_second, capacity,
+            effective_refill_per_second, paused_until, reason, job_id);

@@ -1,0 +1,288 @@
+"""Rate limiting on the leasing hot path (DESIGN §3, §4): admission of claim candidates and
+adaptive feedback from worker results.
+
+Admission (:meth:`LeaseLimiter.admit`, the ``admit`` callback of
+``LeaseLedger.claim_limited``): the claim's candidates are grouped by bucket key
+``{tenant, source host}`` (``""``: jobs without a source, the tenant's default bucket) and
+their tokens are taken in ONE batched :meth:`BucketStore.acquire` (one ``(key, count)``
+item per key, one Redis round trip). Per key the first ``granted`` candidates (claim order)
+are leased; the rest get ``not_before = now + retry_after``. Paused sources and blackouts
+are handled in the claim's SQL (paused: not candidates; blackout: deferred to its end).
+
+Why the BucketStore directly and not the ratelimit service over gRPC: the leases process
+talks to the same Redis with the same Lua scripts and key prefix
+(``ORCH_RATELIMIT_KEY_PREFIX``), so both see the same buckets, and the hot path saves a
+network hop, a serialization round and a dependency on another process being up (one Redis
+round trip per claim instead of gRPC + Redis). The ratelimit service stays the operator and
+Envoy API over those buckets (configure, override, report, list).
+
+Redis failure policy (``ORCH_LEASES_RATELIMIT_FAILURE``): ``closed`` (default) leases
+nothing that needs a token while Redis is unreachable — every candidate is deferred by
+:data:`BACKEND_RETRY_S` and stays ready, so nothing is lost; ``open`` leases as if every
+token were granted. The outage is logged once (and its end), and
+``orch_leases_ratelimit_backend_up`` tracks it.
+
+Feedback (:meth:`LeaseLimiter.observe`, fed by the completer after each flush, drained by
+:meth:`LeaseLimiter.run` in the background so acks never wait for Redis): a failure of class
+``http_429`` or ``http_5xx`` (``http_503`` accepted as an alias) throttles its bucket —
+paused until ``retry_after`` (default 1 s) plus random jitter, refill rate cut — and writes
+one ``orchestrator.throttles`` row per bucket per drain (origin ``upstream_429`` /
+``upstream_503``; the table's trigger emits ``throttle.changed``). Once per bucket per
+drain, ``record_results`` reports the completions (additive recovery) and the 429/5xx
+failures (circuit breaker). The key of a result comes from the job → key map filled at
+claim time, else from the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from orchestrator_core import Clock, SystemClock
+from orchestrator_leases import _metrics as metrics
+from orchestrator_leases._actor import Actor
+from orchestrator_pg import Failure, LeaseLedger, Row
+from orchestrator_redis import BucketKey, BucketStore, OrchestratorRedisError, RedisUnavailable
+
+FailurePolicy = Literal["closed", "open"]
+
+BACKEND_RETRY_S = 1.0
+DEFAULT_RETRY_AFTER_S = 1.0
+# A denied candidate waits at least this long, so a bucket answering "retry now" cannot make
+# the dispatcher spin on the same rows.
+MIN_DEFER_S = 0.05
+MAX_REMEMBERED_JOBS = 200_000
+# Successes alone are reported at most this often (they only feed recovery and the circuit
+# breaker, so batching them keeps Redis and the event loop out of the completion path);
+# throttling failures are applied at once.
+SUCCESS_FEEDBACK_INTERVAL_S = 0.1
+BACKEND_UNAVAILABLE = "backend_unavailable"
+
+THROTTLE_ORIGINS = {
+    "http_429": "upstream_429",
+    "http_5xx": "upstream_503",
+    "http_503": "upstream_503",
+}
+
+_log = logging.getLogger("orchestrator_leases.ratelimit")
+
+
+@dataclass(frozen=True)
+class _JobKey:
+    key: BucketKey
+    source_id: uuid.UUID | None
+
+
+@dataclass
+class _Pending:
+    successes: list[uuid.UUID] = field(default_factory=list)
+    failures: list[tuple[Actor, Failure]] = field(default_factory=list)
+
+
+class LeaseLimiter:
+    """Token admission and adaptive feedback of one leases process.
+
+    Args:
+        store: the bucket store (same Redis and prefix as the ratelimit service).
+        ledger: the lease ledger (key look-ups and throttle records).
+        failure_policy: what admission does while Redis is unreachable.
+        jitter_s: most random jitter added to an upstream retry-after.
+        rng: jitter source.
+        clock: time of the feedback calls (admission uses the claim's ``now``).
+    """
+
+    def __init__(
+        self,
+        store: BucketStore,
+        ledger: LeaseLedger,
+        *,
+        failure_policy: FailurePolicy = "closed",
+        jitter_s: float = 1.0,
+        rng: random.Random | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self._clock: Clock = clock or SystemClock()
+        self._ledger = ledger
+        self.failure_policy = failure_policy
+        self._jitter_s = jitter_s
+        self._rng = rng or random.Random()
+        self.backend_up = True
+        metrics.RATELIMIT_BACKEND_UP.set(1)
+        self._keys: dict[uuid.UUID, _JobKey] = {}
+        self._pending = _Pending()
+        self._wake = asyncio.Event()
+
+    # -- admission -------------------------------------------------------------------
+
+    def _mark(self, up: bool) -> None:
+        if up != self.backend_up:
+            if up:
+                _log.info("rate-limit backend (Redis) is reachable again; leasing resumes")
+            else:
+                _log.error(
+                    "rate-limit backend (Redis) is unreachable; failure policy %s",
+                    self.failure_policy,
+                )
+        self.backend_up = up
+        metrics.RATELIMIT_BACKEND_UP.set(1 if up else 0)
+
+    async def admit(
+        self, candidates: Sequence[Row], now: datetime
+    ) -> dict[uuid.UUID, tuple[datetime, str]]:
+        """The candidates that may not go now, with when they can and why (the
+        ``admit`` callback of ``LeaseLedger.claim_limited``); one Redis round trip."""
+        by_key: dict[BucketKey, list[Row]] = {}
+        for cand in candidates:
+            by_key.setdefault(BucketKey(cand["tenant"], cand["host"]), []).append(cand)
+        requests = [(key, len(rows)) for key, rows in by_key.items()]
+        denied: dict[uuid.UUID, tuple[datetime, str]] = {}
+        try:
+            grants = await self.store.acquire(requests, now=now.timestamp())
+        except (RedisUnavailable, OrchestratorRedisError) as exc:
+            if isinstance(exc, RedisUnavailable):
+                self._mark(False)
+            else:
+                _log.warning("token acquire failed: %s", exc)
+            if self.failure_policy == "open":
+                return {}
+            until = now + timedelta(seconds=BACKEND_RETRY_S)
+            metrics.LEASES_DEFERRED.labels(BACKEND_UNAVAILABLE).inc(len(candidates))
+            return {c["id"]: (until, BACKEND_UNAVAILABLE) for c in candidates}
+        if not self.backend_up:
+            self._mark(True)
+        for grant, rows in zip(grants, by_key.values(), strict=True):
+            if grant.granted >= len(rows):
+                continue
+            wait = max(MIN_DEFER_S, grant.retry_after_s)
+            until = now + timedelta(seconds=wait)
+            reason = grant.deny_reason or "tokens"
+            rest = rows[grant.granted :]
+            metrics.LEASES_DEFERRED.labels(reason).inc(len(rest))
+            for cand in rest:
+                denied[cand["id"]] = (until, reason)
+        return denied
+
+    def remember(self, rows: Sequence[Row]) -> None:
+        """Keeps the bucket key of leased rows for the feedback of their results."""
+        keys = self._keys
+        for row in rows:
+            keys[row["id"]] = _JobKey(BucketKey(row["tenant"], row["host"]), row["source_id"])
+        overflow = len(keys) - MAX_REMEMBERED_JOBS
+        if overflow > 0:
+            for job_id in list(keys)[:overflow]:
+                del keys[job_id]
+
+    # -- feedback --------------------------------------------------------------------
+
+    def observe(
+        self,
+        actor: Actor,
+        completed: Sequence[uuid.UUID],
+        failures: Sequence[Failure],
+    ) -> None:
+        """Queues applied results (completions, failures) for the feedback loop."""
+        if completed:
+            self._pending.successes += completed
+        for failure in failures:
+            if failure.error_class in THROTTLE_ORIGINS:
+                self._pending.failures.append((actor, failure))
+            else:
+                self._keys.pop(failure.job_id, None)
+        if completed or failures:
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Applies queued feedback until cancelled (one drain at a time; what arrives
+        meanwhile is batched into the next drain; successes alone wait up to
+        :data:`SUCCESS_FEEDBACK_INTERVAL_S` to gather more)."""
+        while True:
+            await self._wake.wait()
+            if not self._pending.failures:
+                await asyncio.sleep(SUCCESS_FEEDBACK_INTERVAL_S)
+            self._wake.clear()
+            pending, self._pending = self._pending, _Pending()
+            try:
+                await self._apply(pending)
+            except Exception:
+                _log.exception(
+                    "rate-limit feedback of %d results failed",
+                    len(pending.successes) + len(pending.failures),
+                )
+
+    async def _keys_of(self, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, _JobKey]:
+        known = {i: self._keys.pop(i) for i in job_ids if i in self._keys}
+        missing = [i for i in job_ids if i not in known]
+        if missing:
+            for row in await self._ledger.bucket_hosts(missing):
+                known[row["id"]] = _JobKey(BucketKey(row["tenant"], row["host"]), row["source_id"])
+        return known
+
+    async def _apply(self, pending: _Pending) -> None:
+        keys = await self._keys_of([*pending.successes, *(f.job_id for _, f in pending.failures)])
+        successes: Counter[BucketKey] = Counter()
+        for job_id in pending.successes:
+            if job_id in keys:
+                successes[keys[job_id].key] += 1
+        failures: Counter[BucketKey] = Counter()
+        # Per bucket: the longest retry-after, the report that carried it, its actor.
+        throttled: dict[BucketKey, tuple[float, Failure, _JobKey, Actor]] = {}
+        for actor, failure in pending.failures:
+            job_key = keys.get(failure.job_id)
+            if job_key is None:
+                continue
+            failures[job_key.key] += 1
+            retry = failure.retry_after_s or DEFAULT_RETRY_AFTER_S
+            seen = throttled.get(job_key.key)
+            if seen is None or retry > seen[0]:
+                throttled[job_key.key] = (retry, failure, job_key, actor)
+        now = self._clock.now()
+        now_s = now.timestamp()
+        records: dict[Actor, list[dict[str, Any]]] = {}
+        try:
+            for key, (retry, failure, job_key, actor) in throttled.items():
+                origin = THROTTLE_ORIGINS[failure.error_class]
+                status = "429" if origin == "upstream_429" else "5xx"
+                reason = f"upstream {status} retry-after {retry:g}s (job {failure.job_id})"
+                state = await self.store.throttle(
+                    key,
+                    retry_after_s=retry,
+                    now=now_s,
+                    reason=reason,
+                    jitter_s=self._rng.uniform(0, self._jitter_s),
+                )
+                metrics.THROTTLES.labels(origin).inc()
+                records.setdefault(actor, []).append(
+                    {
+                        "tenant": key.tenant,
+                        "source_id": job_key.source_id,
+                        "host": key.host,
+                        "origin": origin,
+                        "refill_per_second": state.refill_per_s,
+                        "capacity": state.capacity,
+                        "effective_refill_per_second": state.effective_refill_per_s,
+                        "paused_until": (
+                            None
+                            if state.paused_until is None
+                            else datetime.fromtimestamp(state.paused_until, UTC)
+                        ),
+                        "reason": reason,
+                        "job_id": failure.job_id,
+                    }
+                )
+            for key in successes.keys() | failures.keys():
+                await self.store.record_results(
+                    key, successes=successes[key], failures=failures[key], now=now_s
+                )
+        except RedisUnavailable as exc:
+            self._mark(False)
+            _log.warning("rate-limit feedback dropped, Redis is unreachable: %s", exc)
+        for actor, rows in records.items():
+            await self._ledger.record_throttles(actor.ctx(), rows)

@@ -1,0 +1,510 @@
+"""Rate limiting on the leasing hot path: real PostgreSQL, real Redis, real gRPC.
+
+The module gets its own migrated database and scheduler; every test builds its own leases
+service in-process (``build_app``) with the settings or bucket store it needs, a random
+Redis key prefix, and its own job type and source hosts, so tests never share buckets or
+jobs. Time is real: buckets are small enough that pacing shows within seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import psycopg
+import pytest
+import redis.asyncio
+from google.protobuf import duration_pb2
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from orchestrator_grpckit import ServiceConfig, mint_dev_token
+from orchestrator_leases import LeasesApp, LeaseSettings, build_app
+from orchestrator_leases import _metrics as lease_metrics
+from orchestrator_pg import create_database, drop_database, migrate
+from orchestrator_redis import BucketConfig, BucketKey, BucketStore, CircuitPolicy
+from stella.orchestrator.v1 import (
+    common_pb2,
+    leases_pb2,
+    leases_pb2_grpc,
+    resources_pb2,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+)
+
+pytestmark = pytest.mark.integration
+
+SECRET = "leases-rl-test-secret-0123456789abcdef01"
+REDIS_URL = os.environ.get("ORCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+TENANT = "acme"
+
+
+def _config(url: str) -> ServiceConfig:
+    return ServiceConfig(
+        service_name="leases",
+        grpc_port=0,
+        metrics_port=None,
+        database_url=url,
+        auth_hs256_secret=SECRET,
+        shutdown_grace_s=0.5,
+        redis_url=REDIS_URL,
+    )
+
+
+def _md(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def _job_type() -> str:
+    return f"t{uuid.uuid4().hex[:12]}.rl"
+
+
+def _host(label: str) -> str:
+    return f"{label}-{uuid.uuid4().hex[:8]}.example.org"
+
+
+@pytest.fixture(scope="module")
+def rl_db(admin_url: str):
+    name = f"orch_leases_rl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    try:
+        url = create_database(admin_url, name)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {admin_url}: {exc}")
+    asyncio.run(migrate(url))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO orchestrator.tenants (id) VALUES (%s)", (TENANT,))
+    yield url
+    drop_database(admin_url, name)
+
+
+@pytest.fixture(scope="module")
+async def sched_target(rl_db: str) -> AsyncIterator[str]:
+    from orchestrator_scheduler import build_service
+
+    async with build_service(_config(rl_db)) as service:
+        await service.start()
+        try:
+            yield f"127.0.0.1:{service.port}"
+        finally:
+            await service.stop()
+
+
+@pytest.fixture
+async def sched(sched_target: str) -> AsyncIterator[scheduler_pb2_grpc.SchedulerServiceStub]:
+    async with grpc.aio.insecure_channel(sched_target) as ch:
+        yield scheduler_pb2_grpc.SchedulerServiceStub(ch)
+
+
+@pytest.fixture
+def db(rl_db: str):
+    with psycopg.connect(rl_db, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    try:
+        await client.ping()
+    except Exception as exc:  # pragma: no cover - environment problem
+        pytest.fail(f"Redis is not reachable at {REDIS_URL}: {exc}")
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"orch:rltest:{uuid.uuid4().hex}:"
+
+
+def _settings(**overrides: object) -> LeaseSettings:
+    values: dict[str, object] = {
+        "lease_ttl_s": 30,
+        "claim_batch": 100,
+        "watchdog_interval_s": 0.5,
+        "completer_flush_ms": 2,
+        "ratelimit": True,
+        "ratelimit_jitter_s": 0.0,
+    }
+    values.update(overrides)
+    return LeaseSettings(**values)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def _leases(
+    url: str, settings: LeaseSettings, store: BucketStore | None = None
+) -> AsyncIterator[LeasesApp]:
+    async with build_app(
+        _config(url),
+        settings=settings,
+        watchdog_lock_key=random.randrange(1, 2**62),
+        bucket_store=store,
+    ) as app:
+        await app.service.start()
+        await asyncio.wait_for(app.listener.connected.wait(), 5)
+        try:
+            yield app
+        finally:
+            await app.service.stop()
+
+
+def _source(db, host: str, *, paused: bool = False) -> str:
+    source_id = str(uuid.uuid4())
+    db.execute(
+        "INSERT INTO orchestrator.sources (id, tenant, name, source_type, host, paused,"
+        " created_at, updated_at) VALUES (%s, %s, %s, 'http', %s, %s, now(), now())",
+        (source_id, TENANT, f"src-{source_id[:8]}", host, paused),
+    )
+    return source_id
+
+
+async def _submit(sched, job_type: str, n: int, source_id: str = "", attempts: int = 5) -> list:
+    policy = common_pb2.RetryPolicy(
+        max_attempts=attempts,
+        initial_backoff=duration_pb2.Duration(nanos=100_000_000),
+        max_backoff=duration_pb2.Duration(seconds=1),
+        backoff_multiplier=1.0,
+    )
+    reply = await sched.SubmitJobs(
+        scheduler_pb2.SubmitJobsRequest(
+            jobs=[
+                resources_pb2.JobSpec(job_type=job_type, source_id=source_id, retry_policy=policy)
+                for _ in range(n)
+            ]
+        ),
+        metadata=_md(mint_dev_token(SECRET, "tester", [TENANT], ("orch:read", "orch:operate"))),
+    )
+    return [j.id for j in reply.jobs]
+
+
+def _states(db, job_ids) -> list[tuple]:
+    return db.execute(
+        "SELECT state, attempt, not_before, reason FROM orchestrator.jobs WHERE id = ANY(%s)",
+        ([str(i) for i in job_ids],),
+    ).fetchall()
+
+
+Policy = Callable[[leases_pb2.Assignment], "leases_pb2.Failure | None"]
+
+
+class Worker:
+    """A Work stream that records every assignment with its arrival time and answers it at
+    once: a completion, or the failure ``policy`` returns."""
+
+    def __init__(self, port: int, job_types: list[str], policy: Policy | None = None) -> None:
+        self._channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        token = mint_dev_token(SECRET, "worker", [TENANT], ("orch:work",))
+        stub = leases_pb2_grpc.LeaseServiceStub(self._channel)
+        self.call = stub.Work(metadata=_md(token))
+        self.job_types = job_types
+        self.policy = policy
+        self.seen: list[tuple[float, leases_pb2.Assignment]] = []
+        self.answer = True
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.call.write(
+            leases_pb2.WorkRequest(
+                hello=leases_pb2.WorkerHello(
+                    worker_id="rl-worker", job_types=self.job_types, capacity=100, sdk="test"
+                )
+            )
+        )
+        self._task = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        async for message in self.call:
+            if message.WhichOneof("body") != "assignments":
+                continue
+            now = time.monotonic()
+            batch = leases_pb2.WorkerBatch()
+            for a in message.assignments.assignments:
+                self.seen.append((now, a))
+                if not self.answer:
+                    continue
+                failure = self.policy(a) if self.policy else None
+                if failure is None:
+                    batch.completions.append(
+                        leases_pb2.Completion(job_id=a.job_id, lease_id=a.lease_id)
+                    )
+                else:
+                    batch.failures.append(failure)
+            if batch.completions or batch.failures:
+                await self.call.write(leases_pb2.WorkRequest(batch=batch))
+
+    def leased(self, job_ids=None) -> list[tuple[float, leases_pb2.Assignment]]:
+        wanted = None if job_ids is None else {str(i) for i in job_ids}
+        return [(t, a) for t, a in self.seen if wanted is None or a.job_id in wanted]
+
+    async def wait_for(self, n: int, job_ids=None, within_s: float = 10.0) -> None:
+        deadline = time.monotonic() + within_s
+        while len(self.leased(job_ids)) < n:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{len(self.leased(job_ids))} of {n} leased in {within_s} s")
+            await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        self.call.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._channel.close()
+
+
+@asynccontextmanager
+async def _worker(app: LeasesApp, job_type: str, policy: Policy | None = None):
+    worker = Worker(app.service.port, [job_type], policy)
+    await worker.start()
+    try:
+        yield worker
+    finally:
+        await worker.close()
+
+
+def _fail(a: leases_pb2.Assignment, error_class: int, retry_after_s: float | None):
+    error = common_pb2.JobError(error_class=error_class, message="upstream said no", retryable=True)
+    if retry_after_s is not None:
+        error.retry_after.FromTimedelta(timedelta(seconds=retry_after_s))
+    return leases_pb2.Failure(job_id=a.job_id, lease_id=a.lease_id, error=error)
+
+
+# ---------------------------------------------------------------------------- tests
+
+
+async def test_bucket_paces_leasing(rl_db, sched, db, redis_client, prefix) -> None:
+    store = BucketStore(redis_client, prefix=prefix)
+    host = _host("paced")
+    await store.configure(BucketKey(TENANT, host), BucketConfig(5, 5), now=time.time())
+    source = _source(db, host)
+    job_type = _job_type()
+    async with _leases(rl_db, _settings(), store) as app, _worker(app, job_type) as worker:
+        ids = await _submit(sched, job_type, 40, source)
+        await worker.wait_for(5, within_s=5)
+        await asyncio.sleep(0.3)
+        assert len(worker.leased()) <= 6  # the burst (5) plus at most one refilled token
+        waiting = [r for r in _states(db, ids) if r[0] == "ready"]
+        assert len(waiting) >= 34
+        now = datetime.now(UTC)
+        assert all(r[1] == 0 for r in waiting)  # no attempt spent on a deferral
+        assert sum(1 for r in waiting if r[2] > now) >= 30  # deferred, not spinning
+        await worker.wait_for(40, within_s=15)
+    times = sorted(t for t, _ in worker.leased())
+    start = times[0]
+    for i, t in enumerate(times):
+        # never more than the burst plus what the rate refilled (small slack for clocks)
+        assert i + 1 <= 5 + 5 * (t - start) + 1.5, (i, t - start)
+    elapsed = times[-1] - start
+    assert 35 / 5 * 0.8 <= elapsed <= 35 / 5 + 4  # ≈ the bucket rate, not faster
+
+
+async def test_429_pauses_host_and_lowers_rate(rl_db, sched, db, redis_client, prefix) -> None:
+    store = BucketStore(redis_client, prefix=prefix)
+    slow, fast = _host("throttled"), _host("other")
+    for host in (slow, fast):
+        await store.configure(BucketKey(TENANT, host), BucketConfig(100, 100), now=time.time())
+    slow_src, fast_src = _source(db, slow), _source(db, fast)
+    job_type = _job_type()
+    first: set[str] = set()
+
+    def policy(a: leases_pb2.Assignment):
+        if a.job_id in first and a.attempt == 1:
+            return _fail(a, common_pb2.ERROR_CLASS_HTTP_429, 2.0)
+        return None
+
+    async with _leases(rl_db, _settings(), store) as app, _worker(app, job_type, policy) as w:
+        (probe,) = await _submit(sched, job_type, 1, slow_src)
+        first.add(probe)
+        await w.wait_for(1, [probe])
+        throttled_at = time.monotonic()
+        key = BucketKey(TENANT, slow)
+        for _ in range(100):
+            state = await store.state(key, now=time.time())
+            if state.paused_until is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert state.paused_until is not None
+        assert state.effective_refill_per_s == pytest.approx(50)  # multiplicative decrease
+        slow_ids = await _submit(sched, job_type, 5, slow_src)
+        fast_ids = await _submit(sched, job_type, 5, fast_src)
+        await w.wait_for(5, fast_ids, within_s=3)  # the other host keeps flowing
+        assert time.monotonic() - throttled_at < 1.9
+        assert not w.leased(slow_ids)  # paused host: nothing leased
+        await w.wait_for(6, [*slow_ids, probe], within_s=6)  # probe retried + 5 new
+        after = [t for t, a in w.leased([*slow_ids, probe]) if t > throttled_at]
+        assert min(after) - throttled_at >= 1.9
+        # successes recover the rate additively
+        await asyncio.sleep(1.0)
+        extra = await _submit(sched, job_type, 1, slow_src)
+        await w.wait_for(1, extra)
+        await asyncio.sleep(0.3)
+        recovered = await store.state(key, now=time.time())
+        assert recovered.effective_refill_per_s > 50
+    rows = db.execute(
+        "SELECT origin, host, paused_until FROM orchestrator.throttles WHERE host = %s", (slow,)
+    ).fetchall()
+    assert [r[0] for r in rows] == ["upstream_429"]
+    events = db.execute(
+        "SELECT count(*) FROM orchestrator.events WHERE type = 'throttle.changed'"
+        " AND data->>'host' = %s",
+        (slow,),
+    ).fetchone()
+    assert events is not None
+    assert events[0] == 1
+
+
+async def test_circuit_breaker_opens_probes_and_closes(
+    rl_db, sched, db, redis_client, prefix
+) -> None:
+    circuit = CircuitPolicy(failure_ratio=0.5, min_volume=4, window_s=30, open_s=2.5)
+    store = BucketStore(redis_client, prefix=prefix, circuit=circuit)
+    host = _host("breaker")
+    key = BucketKey(TENANT, host)
+    await store.configure(key, BucketConfig(100, 100), now=time.time())
+    source = _source(db, host)
+    job_type = _job_type()
+    failing: set[str] = set()
+
+    def policy(a: leases_pb2.Assignment):
+        if a.job_id in failing:
+            return _fail(a, common_pb2.ERROR_CLASS_HTTP_5XX, 0.2)
+        return None
+
+    async with _leases(rl_db, _settings(), store) as app, _worker(app, job_type, policy) as w:
+        bad = await _submit(sched, job_type, 4, source, attempts=1)
+        failing.update(bad)
+        await w.wait_for(4, bad)
+        opened_at = time.monotonic()
+        for _ in range(100):
+            state = await store.state(key, now=time.time())
+            if state.circuit == "open":
+                break
+            await asyncio.sleep(0.02)
+        assert state.circuit == "open"
+        good = await _submit(sched, job_type, 3, source)
+        await asyncio.sleep(1.5)
+        assert not w.leased(good)  # open: no leases for this host
+        await w.wait_for(3, good, within_s=8)  # half-open probe, success, closed
+        leased = sorted(t for t, _ in w.leased(good))
+        assert leased[0] - opened_at >= 2.3
+        closed = await store.state(key, now=time.time())
+        assert closed.circuit == "closed"
+
+
+async def test_paused_source_is_not_leased_until_unpaused(rl_db, sched, db, prefix) -> None:
+    host = _host("paused")
+    source = _source(db, host, paused=True)
+    job_type = _job_type()
+    async with (
+        _leases(rl_db, _settings(ratelimit_key_prefix=prefix)) as app,
+        _worker(app, job_type) as w,
+    ):
+        ids = await _submit(sched, job_type, 3, source)
+        await asyncio.sleep(1.2)
+        assert not w.leased()
+        assert {r[0] for r in _states(db, ids)} == {"ready"}
+        db.execute("UPDATE orchestrator.sources SET paused = false WHERE id = %s", (source,))
+        await w.wait_for(3, within_s=5)
+
+
+async def test_blackout_defers_until_window_end(rl_db, sched, db, prefix) -> None:
+    host = _host("blackout")
+    source = _source(db, host)
+    job_type = _job_type()
+    now = datetime.now(UTC)
+    end = now + timedelta(seconds=2)
+    db.execute(
+        "INSERT INTO orchestrator.blackouts (id, tenant, source_id, start_at, end_at,"
+        " created_at) VALUES (%s, %s, %s, %s, %s, now())",
+        (str(uuid.uuid4()), TENANT, source, now - timedelta(minutes=1), end),
+    )
+    # A weekly window that covers every instant of the week, on another source.
+    other = _source(db, _host("weekly"))
+    db.execute(
+        "INSERT INTO orchestrator.blackouts (id, tenant, source_id, start_at, end_at,"
+        " recurrence, created_at) VALUES (%s, %s, %s, %s, %s, %s, now())",
+        (
+            str(uuid.uuid4()),
+            TENANT,
+            other,
+            now - timedelta(days=30),
+            now + timedelta(seconds=30),
+            psycopg.types.json.Jsonb(
+                {
+                    "weekly": {
+                        "days": [1, 2, 3, 4, 5, 6, 7],
+                        "start_minute_utc": 0,
+                        "duration_s": 86400,
+                    }
+                }
+            ),
+        ),
+    )
+    async with (
+        _leases(rl_db, _settings(ratelimit_key_prefix=prefix)) as app,
+        _worker(app, job_type) as w,
+    ):
+        ids = await _submit(sched, job_type, 3, source)
+        weekly_ids = await _submit(sched, job_type, 1, other)
+        free = await _submit(sched, job_type, 2)  # no source: no blackout
+        await w.wait_for(2, free, within_s=3)
+        assert not w.leased(ids)
+        rows = _states(db, [*ids, *weekly_ids])
+        assert {r[0] for r in rows} == {"ready"}
+        deferred = _states(db, ids)
+        assert all(abs((r[2] - end).total_seconds()) < 0.01 for r in deferred)
+        await w.wait_for(3, ids, within_s=5)
+        assert not w.leased(weekly_ids)
+        weekly = _states(db, weekly_ids)[0]
+        assert weekly[0] == "ready"
+        assert weekly[2] > datetime.now(UTC)
+
+
+async def test_redis_down_fails_closed_then_resumes(rl_db, sched, db, redis_client, prefix) -> None:
+    dead = redis.asyncio.Redis(
+        host="127.0.0.1",
+        port=1,  # nothing listens there
+        socket_timeout=0.2,
+        socket_connect_timeout=0.2,
+        retry=Retry(NoBackoff(), 0),
+    )
+    job_type = _job_type()
+    try:
+        store = BucketStore(dead, prefix=prefix)
+        async with (
+            _leases(rl_db, _settings(ratelimit_failure="closed"), store) as app,
+            _worker(app, job_type) as w,
+        ):
+            assert app.limiter is not None
+            ids = await _submit(sched, job_type, 3)
+            await asyncio.sleep(1.5)
+            assert not w.leased()
+            rows = _states(db, ids)
+            assert {(r[0], r[1]) for r in rows} == {("ready", 0)}  # nothing lost or spent
+            assert lease_metrics.RATELIMIT_BACKEND_UP._value.get() == 0
+            app.limiter.store = BucketStore(redis_client, prefix=prefix)  # Redis is back
+            await w.wait_for(3, within_s=5)
+            assert lease_metrics.RATELIMIT_BACKEND_UP._value.get() == 1
+    finally:
+        await dead.aclose()
+
+
+async def test_off_leases_without_limits(rl_db, sched, db, redis_client, prefix) -> None:
+    store = BucketStore(redis_client, prefix=prefix)
+    host = _host("unlimited")
+    await store.configure(BucketKey(TENANT, host), BucketConfig(1, 0.1), now=time.time())
+    source = _source(db, host, paused=False)
+    job_type = _job_type()
+    async with (
+        _leases(rl_db, _settings(ratelimit=False), store) as app,
+        _worker(app, job_type) as w,
+    ):
+        assert app.limiter is None
+        await _submit(sched, job_type, 10, source)
+        await w.wait_for(10, within_s=3)
