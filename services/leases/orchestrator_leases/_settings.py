@@ -12,7 +12,7 @@ Rate limiting (see :mod:`orchestrator_leases._ratelimit`):
 * ``ORCH_LEASES_RATELIMIT`` (``off``): ``on`` leases a job only when its
   ``{tenant, source host}`` bucket grants a token (and its source is not paused or blacked
   out); ``off`` is the claim without limits. Off by default until unconfigured buckets get
-  a non-binding default and the hot-path cost is brought under 10% (measured 20–50% slower).
+  a non-binding default and the hot-path cost is brought under 10% (measured 20-50% slower).
 * ``ORCH_LEASES_RATELIMIT_FAILURE`` (``closed``): while Redis is down, ``closed`` leases
   nothing (candidates wait 1 s and stay ready); ``open`` leases without tokens.
 * ``ORCH_LEASES_RATELIMIT_REDIS_TIMEOUT_S`` (``0.5``): Redis connect and socket timeout.
