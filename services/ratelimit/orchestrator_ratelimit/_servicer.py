@@ -11,6 +11,7 @@ emits a ``throttle.changed`` event in the same transaction.
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,8 @@ from orchestrator_ratelimit._repo import RatelimitRepo
 from orchestrator_ratelimit._settings import RatelimitSettings
 from orchestrator_redis import BucketConfig, BucketState
 from stella.orchestrator.v1 import common_pb2, ratelimit_pb2, ratelimit_pb2_grpc
+
+_JITTER_RNG = random.Random()
 
 SERVICE_NAME = "stella.orchestrator.v1.RateLimitService"
 _READ = "orch:read"
@@ -183,7 +186,8 @@ class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
                 retry_after_s=retry_after_s,
                 now=now.timestamp(),
                 reason=reason,
-                jitter_s=self.settings.jitter_s,
+                # full jitter: reports of one outage must not all resume at the same instant
+                jitter_s=_JITTER_RNG.uniform(0.0, self.settings.jitter_s),
             )
         )
         row = await self.repo.insert_throttle(
