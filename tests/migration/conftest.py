@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
-from orchestrator_pg import migrate
-
-
-def _with_db(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+from orchestrator_pg import create_database, drop_database, migrate
 
 
 @pytest.fixture
@@ -29,17 +24,16 @@ def make_database(admin_url: str) -> Iterator[Callable[[], str]]:
     def make() -> str:
         name = f"orch_mig_{uuid.uuid4().hex[:12]}"
         try:
-            with psycopg.connect(admin_url, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
+            url = create_database(admin_url, name)
         except psycopg.OperationalError as exc:
             pytest.fail(f"PostgreSQL is not reachable at {admin_url}: {exc}")
         created.append(name)
-        return _with_db(admin_url, name)
+        return url
 
     yield make
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        for name in created:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for name in created:
+        # retries while an autovacuum worker (not ours to terminate) still holds the database
+        drop_database(admin_url, name)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-DROP_RETRIES = 20
+DROP_RETRIES = 60
 DROP_RETRY_S = 0.25
 
 
