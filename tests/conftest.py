@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import grpc
 import psycopg
@@ -25,14 +26,15 @@ def admin_url() -> str:
     return os.environ.get("ORCH_TEST_DATABASE_URL", DEFAULT_TEST_ADMIN_URL)
 
 
-@pytest.fixture(scope="session")
-def database_url(admin_url: str) -> Iterator[str]:
-    """A freshly migrated, empty database for this session."""
+@contextmanager
+def migrated_database(admin_url: str, prefix: str, tenants: tuple[str, ...] = ()) -> Iterator[str]:
+    """A fresh database (named after ``prefix`` and the process), migrated, with ``tenants``
+    registered; dropped on exit."""
     import asyncio
 
     from orchestrator_pg import create_database, drop_database, migrate
 
-    name = f"orch_it_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     try:
         url = create_database(admin_url, name)
     except psycopg.OperationalError as exc:
@@ -40,9 +42,21 @@ def database_url(admin_url: str) -> Iterator[str]:
             f"PostgreSQL is not reachable at {admin_url}: {exc}\n"
             "start it with `scripts/services.sh start` or set ORCH_TEST_DATABASE_URL"
         )
-    asyncio.run(migrate(url))
-    yield url
-    drop_database(admin_url, name)
+    try:
+        asyncio.run(migrate(url))
+        with psycopg.connect(url, autocommit=True) as conn:
+            for tenant in tenants:
+                conn.execute("INSERT INTO orchestrator.tenants (id) VALUES (%s)", (tenant,))
+        yield url
+    finally:
+        drop_database(admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def database_url(admin_url: str) -> Iterator[str]:
+    """A freshly migrated, empty database for this session."""
+    with migrated_database(admin_url, "orch_it") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ job type, so tests never see each other's jobs.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -23,7 +22,7 @@ from google.protobuf import duration_pb2, struct_pb2
 from orchestrator_grpckit import ServiceConfig, error_details, mint_dev_token
 from orchestrator_leases import LeaseSettings, build_app
 from orchestrator_leases._watchdog import Watchdog
-from orchestrator_pg import Database, LeaseLedger, create_database, drop_database, migrate
+from orchestrator_pg import Database, LeaseLedger
 from stella.orchestrator.v1 import (
     common_pb2,
     leases_pb2,
@@ -32,6 +31,7 @@ from stella.orchestrator.v1 import (
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
+from tests.conftest import migrated_database
 
 pytestmark = pytest.mark.integration
 
@@ -64,17 +64,8 @@ def _job_type() -> str:
 
 @pytest.fixture(scope="module")
 def lease_db(admin_url: str):
-    name = f"orch_leases_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    try:
-        url = create_database(admin_url, name)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {admin_url}: {exc}")
-    asyncio.run(migrate(url))
-    with psycopg.connect(url, autocommit=True) as conn:
-        for tenant in ("acme", "globex"):
-            conn.execute("INSERT INTO orchestrator.tenants (id) VALUES (%s)", (tenant,))
-    yield url
-    drop_database(admin_url, name)
+    with migrated_database(admin_url, "orch_leases", ("acme", "globex")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,6 @@ from redis.backoff import NoBackoff
 from orchestrator_grpckit import ServiceConfig, mint_dev_token
 from orchestrator_leases import LeasesApp, LeaseSettings, build_app
 from orchestrator_leases import _metrics as lease_metrics
-from orchestrator_pg import create_database, drop_database, migrate
 from orchestrator_redis import BucketConfig, BucketKey, BucketStore, CircuitPolicy
 from stella.orchestrator.v1 import (
     common_pb2,
@@ -38,6 +37,7 @@ from stella.orchestrator.v1 import (
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
+from tests.conftest import migrated_database
 
 pytestmark = pytest.mark.integration
 
@@ -72,16 +72,8 @@ def _host(label: str) -> str:
 
 @pytest.fixture(scope="module")
 def rl_db(admin_url: str):
-    name = f"orch_leases_rl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    try:
-        url = create_database(admin_url, name)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {admin_url}: {exc}")
-    asyncio.run(migrate(url))
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("INSERT INTO orchestrator.tenants (id) VALUES (%s)", (TENANT,))
-    yield url
-    drop_database(admin_url, name)
+    with migrated_database(admin_url, "orch_leases_rl", (TENANT,)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
