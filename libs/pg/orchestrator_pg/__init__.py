@@ -13,6 +13,7 @@ Design note
 """
 
 from orchestrator_pg._admin import create_database, database_url_for, drop_database
+from orchestrator_pg._backpressure import QUEUE_RETRY_AFTER_S, queue_limit
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._leasing import (
     ARTIFACT_CONFLICT,
@@ -44,11 +45,14 @@ from orchestrator_pg._migrate import (
     schema_sql,
 )
 from orchestrator_pg._queries import parse_queries, queries, query
+from orchestrator_pg._quotas import QUOTA_MUTABLE_FIELDS, QuotaFields, QuotaLedger
 
 __all__ = [
     "ARTIFACT_CONFLICT",
     "DEFAULT_LEASE_TTL_S",
     "LEASE_LOST",
+    "QUEUE_RETRY_AFTER_S",
+    "QUOTA_MUTABLE_FIELDS",
     "WORKER_CRASH",
     "Artifact",
     "Completion",
@@ -65,6 +69,8 @@ __all__ = [
     "NewRun",
     "Outcome",
     "ProgressUpdate",
+    "QuotaFields",
+    "QuotaLedger",
     "Row",
     "SourceFields",
     "SubmittedJob",
@@ -77,5 +83,6 @@ __all__ = [
     "parse_queries",
     "queries",
     "query",
+    "queue_limit",
     "schema_sql",
 ]

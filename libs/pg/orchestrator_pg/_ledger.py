@@ -33,6 +33,7 @@ from orchestrator_core import (
     RetryPolicy,
     new_id,
 )
+from orchestrator_pg._backpressure import check_queue_caps
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._queries import query
 
@@ -722,6 +723,8 @@ class Ledger:
         """
         if not jobs:
             return {}
+        # backpressure first: a refused batch must not have touched anything
+        await check_queue_caps(conn, ctx.tenant, jobs, all_or_nothing=all_or_nothing)
         keys = sorted({j.idempotency_key for j in jobs if j.idempotency_key})
         existing_by_key: dict[str, Row] = {}
         if keys:

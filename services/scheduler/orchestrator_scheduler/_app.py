@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from orchestrator_core import Clock
 from orchestrator_grpckit import GrpcService, ServiceConfig
-from orchestrator_pg import Database, EventPartitionMaintainer, Ledger
+from orchestrator_pg import Database, EventPartitionMaintainer, QuotaLedger
 from orchestrator_scheduler._servicer import METHOD_SCOPES, SERVICE_NAME, SchedulerServicer
 from orchestrator_scheduler._validate import MAX_PAYLOAD_BYTES
 from stella.orchestrator.v1 import scheduler_pb2_grpc
@@ -27,7 +27,7 @@ async def build_service(
     await db.open()
     try:
         servicer = SchedulerServicer(
-            Ledger(db),
+            QuotaLedger(db),
             max_payload_bytes=int(os.environ.get("ORCH_MAX_PAYLOAD_BYTES", MAX_PAYLOAD_BYTES)),
         )
         maintainer = EventPartitionMaintainer(

@@ -12,9 +12,10 @@ import uuid
 from typing import Any
 
 from orchestrator_grpckit import Principal, current_principal
-from orchestrator_pg import Ledger, TxContext
+from orchestrator_pg import QuotaLedger, TxContext
 from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _paging as paging
+from orchestrator_scheduler import _quotas as quotas
 from orchestrator_scheduler import _validate as validate
 from stella.orchestrator.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
 
@@ -41,6 +42,8 @@ METHOD_SCOPES: dict[str, str] = {
         "CancelJob": _OPERATE,
         "RetryJob": _OPERATE,
         "ListJobEvents": _READ,
+        **dict.fromkeys(quotas.QUOTA_READ_METHODS, _READ),
+        **dict.fromkeys(quotas.QUOTA_WRITE_METHODS, quotas.QUOTA_SCOPE),
     }.items()
 }
 
@@ -59,10 +62,11 @@ def _ctx(principal: Principal, operator: common_pb2.OperatorContext | None = Non
     )
 
 
-class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
-    """Sources, runs with their DAG, and jobs."""
+class SchedulerServicer(quotas.QuotaMethods, scheduler_pb2_grpc.SchedulerServiceServicer):
+    """Sources, runs with their DAG, jobs, and quotas (every job insert of the ledger goes
+    through the ``max_queued`` backpressure check)."""
 
-    def __init__(self, ledger: Ledger, *, max_payload_bytes: int = validate.MAX_PAYLOAD_BYTES):
+    def __init__(self, ledger: QuotaLedger, *, max_payload_bytes: int = validate.MAX_PAYLOAD_BYTES):
         self.ledger = ledger
         self.max_payload_bytes = max_payload_bytes
 

@@ -298,3 +298,77 @@ class ListJobEventsResponse(_message.Message):
     events: _containers.RepeatedCompositeFieldContainer[_events_pb2.Event]
     next_page_token: str
     def __init__(self, events: _Optional[_Iterable[_Union[_events_pb2.Event, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CreateQuotaRequest(_message.Message):
+    __slots__ = ("quota", "operator")
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    quota: _resources_pb2.Quota
+    operator: _common_pb2.OperatorContext
+    def __init__(self, quota: _Optional[_Union[_resources_pb2.Quota, _Mapping]] = ..., operator: _Optional[_Union[_common_pb2.OperatorContext, _Mapping]] = ...) -> None: ...
+
+class CreateQuotaResponse(_message.Message):
+    __slots__ = ("quota",)
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    quota: _resources_pb2.Quota
+    def __init__(self, quota: _Optional[_Union[_resources_pb2.Quota, _Mapping]] = ...) -> None: ...
+
+class GetQuotaRequest(_message.Message):
+    __slots__ = ("quota_id",)
+    QUOTA_ID_FIELD_NUMBER: _ClassVar[int]
+    quota_id: str
+    def __init__(self, quota_id: _Optional[str] = ...) -> None: ...
+
+class GetQuotaResponse(_message.Message):
+    __slots__ = ("quota",)
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    quota: _resources_pb2.Quota
+    def __init__(self, quota: _Optional[_Union[_resources_pb2.Quota, _Mapping]] = ...) -> None: ...
+
+class ListQuotasRequest(_message.Message):
+    __slots__ = ("job_type", "paused", "page_size", "page_token")
+    JOB_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    job_type: str
+    paused: bool
+    page_size: int
+    page_token: str
+    def __init__(self, job_type: _Optional[str] = ..., paused: _Optional[bool] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListQuotasResponse(_message.Message):
+    __slots__ = ("quotas", "next_page_token")
+    QUOTAS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    quotas: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Quota]
+    next_page_token: str
+    def __init__(self, quotas: _Optional[_Iterable[_Union[_resources_pb2.Quota, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class UpdateQuotaRequest(_message.Message):
+    __slots__ = ("quota", "update_mask", "operator")
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    quota: _resources_pb2.Quota
+    update_mask: _field_mask_pb2.FieldMask
+    operator: _common_pb2.OperatorContext
+    def __init__(self, quota: _Optional[_Union[_resources_pb2.Quota, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., operator: _Optional[_Union[_common_pb2.OperatorContext, _Mapping]] = ...) -> None: ...
+
+class UpdateQuotaResponse(_message.Message):
+    __slots__ = ("quota",)
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    quota: _resources_pb2.Quota
+    def __init__(self, quota: _Optional[_Union[_resources_pb2.Quota, _Mapping]] = ...) -> None: ...
+
+class DeleteQuotaRequest(_message.Message):
+    __slots__ = ("quota_id", "operator")
+    QUOTA_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    quota_id: str
+    operator: _common_pb2.OperatorContext
+    def __init__(self, quota_id: _Optional[str] = ..., operator: _Optional[_Union[_common_pb2.OperatorContext, _Mapping]] = ...) -> None: ...
+
+class DeleteQuotaResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

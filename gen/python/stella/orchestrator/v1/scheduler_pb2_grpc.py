@@ -122,6 +122,31 @@ class SchedulerServiceStub:
                 request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListJobEventsRequest.SerializeToString,
                 response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListJobEventsResponse.FromString,
                 _registered_method=True)
+        self.CreateQuota = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/CreateQuota',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CreateQuotaRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CreateQuotaResponse.FromString,
+                _registered_method=True)
+        self.GetQuota = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/GetQuota',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.GetQuotaRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.GetQuotaResponse.FromString,
+                _registered_method=True)
+        self.ListQuotas = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/ListQuotas',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListQuotasRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListQuotasResponse.FromString,
+                _registered_method=True)
+        self.UpdateQuota = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/UpdateQuota',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.UpdateQuotaRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.UpdateQuotaResponse.FromString,
+                _registered_method=True)
+        self.DeleteQuota = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/DeleteQuota',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.DeleteQuotaRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.DeleteQuotaResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -249,6 +274,41 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateQuota(self, request, context):
+        """CreateQuota sets a quota for the tenant or one job type of it; operator.reason is required (scope orch:quota).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetQuota(self, request, context):
+        """GetQuota returns one quota by id (scope orch:read).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListQuotas(self, request, context):
+        """ListQuotas returns a page of the tenant's quotas (scope orch:read).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateQuota(self, request, context):
+        """UpdateQuota changes the fields named in update_mask; operator.reason is required (scope orch:quota).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteQuota(self, request, context):
+        """DeleteQuota removes a quota; operator.reason is required (scope orch:quota).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -336,6 +396,31 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.ListJobEvents,
                     request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListJobEventsRequest.FromString,
                     response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListJobEventsResponse.SerializeToString,
+            ),
+            'CreateQuota': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateQuota,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CreateQuotaRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CreateQuotaResponse.SerializeToString,
+            ),
+            'GetQuota': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQuota,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.GetQuotaRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.GetQuotaResponse.SerializeToString,
+            ),
+            'ListQuotas': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQuotas,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListQuotasRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListQuotasResponse.SerializeToString,
+            ),
+            'UpdateQuota': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateQuota,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.UpdateQuotaRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.UpdateQuotaResponse.SerializeToString,
+            ),
+            'DeleteQuota': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteQuota,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.DeleteQuotaRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.DeleteQuotaResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -800,6 +885,141 @@ class SchedulerService:
             '/stella.orchestrator.v1.SchedulerService/ListJobEvents',
             stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListJobEventsRequest.SerializeToString,
             stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListJobEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateQuota(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/CreateQuota',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CreateQuotaRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CreateQuotaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQuota(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/GetQuota',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.GetQuotaRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.GetQuotaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQuotas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/ListQuotas',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListQuotasRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListQuotasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateQuota(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/UpdateQuota',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.UpdateQuotaRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.UpdateQuotaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteQuota(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/DeleteQuota',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.DeleteQuotaRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.DeleteQuotaResponse.FromString,
             options,
             channel_credentials,
             insecure,

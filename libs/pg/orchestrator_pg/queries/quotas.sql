@@ -1,0 +1,55 @@
+-- Tenant quotas (job_type '' = the whole tenant) and the queue count of submit backpressure.
+
+-- name: quota_insert
+INSERT INTO orchestrator.quotas (id, tenant, job_type, max_active, max_per_hour, burst,
+                                 max_queued, paused, reason, ticket, created_at, updated_at)
+VALUES (%(id)s, %(tenant)s, %(job_type)s, %(max_active)s, %(max_per_hour)s, %(burst)s,
+        %(max_queued)s, %(paused)s, %(reason)s, %(ticket)s, %(now)s, %(now)s)
+RETURNING *;
+
+-- name: quota_get
+SELECT * FROM orchestrator.quotas WHERE tenant = %(tenant)s AND id = %(id)s;
+
+-- name: quota_list
+SELECT * FROM orchestrator.quotas
+ WHERE tenant = %(tenant)s
+   AND (%(job_type)s::text IS NULL OR job_type = %(job_type)s)
+   AND (%(paused)s::boolean IS NULL OR paused = %(paused)s)
+   AND (%(after_id)s::uuid IS NULL OR id > %(after_id)s)
+ ORDER BY id
+ LIMIT %(limit)s;
+
+-- name: quota_update
+-- Only the fields named in %(mask)s change; reason and ticket always record this change.
+UPDATE orchestrator.quotas SET
+       max_active   = CASE WHEN 'max_active' = ANY(%(mask)s) THEN %(max_active)s ELSE max_active END,
+       max_per_hour = CASE WHEN 'max_per_hour' = ANY(%(mask)s) THEN %(max_per_hour)s ELSE max_per_hour END,
+       burst        = CASE WHEN 'burst' = ANY(%(mask)s) THEN %(burst)s ELSE burst END,
+       max_queued   = CASE WHEN 'max_queued' = ANY(%(mask)s) THEN %(max_queued)s ELSE max_queued END,
+       paused       = CASE WHEN 'paused' = ANY(%(mask)s) THEN %(paused)s ELSE paused END,
+       reason       = %(reason)s,
+       ticket       = %(ticket)s,
+       updated_at   = %(now)s
+ WHERE tenant = %(tenant)s AND id = %(id)s
+RETURNING *;
+
+-- name: quota_delete
+DELETE FROM orchestrator.quotas WHERE tenant = %(tenant)s AND id = %(id)s RETURNING id;
+
+-- name: quota_queue_caps
+-- The max_queued caps that apply to a submit: the whole-tenant one and those of the job types.
+SELECT job_type, max_queued FROM orchestrator.quotas
+ WHERE tenant = %(tenant)s AND max_queued > 0
+   AND (job_type = '' OR job_type = ANY(%(job_types)s));
+
+-- name: quota_tenant_lock
+-- Serialises the submits of one tenant that has a queue cap (count, then insert).
+SELECT pg_advisory_xact_lock(hashtext(%(tenant)s));
+
+-- name: job_queued_counts
+-- Queued (pending + ready) jobs of the tenant: one row per job type plus the total
+-- (is_total); an index-only scan of jobs_tenant_queued_type.
+SELECT job_type, grouping(job_type) = 1 AS is_total, count(*) AS n
+  FROM orchestrator.jobs
+ WHERE tenant = %(tenant)s AND state IN ('pending', 'ready')
+ GROUP BY GROUPING SETS ((), (job_type));
