@@ -27,6 +27,7 @@ from orchestrator_redis._errors import (
     OrchestratorRedisError,
     RedisUnavailable,
 )
+from orchestrator_redis._jitter import PAUSE_JITTER_FRACTION, pause_jitter_s
 from orchestrator_redis._model import (
     AdaptivePolicy,
     BucketConfig,
@@ -49,6 +50,7 @@ __all__ = [
     "BENCH_TENANT",
     "DEFAULT_PREFIX",
     "IDLE_TTL_S",
+    "PAUSE_JITTER_FRACTION",
     "STOPPED_RETRY_AFTER_S",
     "AdaptivePolicy",
     "BucketConfig",
@@ -63,5 +65,6 @@ __all__ = [
     "RedisKeys",
     "RedisUnavailable",
     "acquire_decisions_per_s",
+    "pause_jitter_s",
     "redis_keys",
 ]

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import math
 import random
@@ -46,6 +47,7 @@ from orchestrator_pg import LeaseLedger, Row
 POLL_MIN_S = 1.0
 POLL_MAX_S = 2.0
 CLAIM_ERROR_BACKOFF_S = 1.0
+MAX_PENDING_WAKEUPS = 256  # deferral due times remembered per group
 MAX_CLAIMS_IN_FLIGHT = 2
 
 _log = logging.getLogger("orchestrator_leases.dispatcher")
@@ -61,6 +63,9 @@ class _Group:
     claiming: int = 0
     next_poll: float = 0.0
     tenants_seen: int = 1
+    # loop times at which deferred jobs come due (a small heap): a claim that finds nothing
+    # must not forget deferrals made by earlier claims, or due jobs wait for the fallback poll
+    due_at: list[float] = field(default_factory=list)
 
 
 class Dispatcher:
@@ -204,10 +209,17 @@ class Dispatcher:
             (taken < len(slots) and not saturated) or (deferred and not rows)
         ):
             group.maybe_more = False
-        poll = self._rng.uniform(POLL_MIN_S, POLL_MAX_S)
+        now = loop.time()
         if wake_in is not None:
-            poll = min(poll, wake_in)
-        group.next_poll = loop.time() + poll
+            heapq.heappush(group.due_at, now + wake_in)
+            if len(group.due_at) > MAX_PENDING_WAKEUPS:
+                group.due_at = heapq.nsmallest(MAX_PENDING_WAKEUPS, group.due_at)
+        while group.due_at and group.due_at[0] <= now:
+            heapq.heappop(group.due_at)
+        next_poll = now + self._rng.uniform(POLL_MIN_S, POLL_MAX_S)
+        if group.due_at:
+            next_poll = min(next_poll, group.due_at[0])
+        group.next_poll = next_poll
 
     async def claim(
         self,

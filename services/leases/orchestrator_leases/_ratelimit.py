@@ -49,7 +49,13 @@ from orchestrator_core import Clock, SystemClock
 from orchestrator_leases import _metrics as metrics
 from orchestrator_leases._actor import Actor
 from orchestrator_pg import Failure, LeaseLedger, Row
-from orchestrator_redis import BucketKey, BucketStore, OrchestratorRedisError, RedisUnavailable
+from orchestrator_redis import (
+    BucketKey,
+    BucketStore,
+    OrchestratorRedisError,
+    RedisUnavailable,
+    pause_jitter_s,
+)
 
 FailurePolicy = Literal["closed", "open"]
 
@@ -256,7 +262,7 @@ class LeaseLimiter:
                     retry_after_s=retry,
                     now=now_s,
                     reason=reason,
-                    jitter_s=self._rng.uniform(0, self._jitter_s),
+                    jitter_s=pause_jitter_s(retry, self._jitter_s, self._rng),
                 )
                 metrics.THROTTLES.labels(origin).inc()
                 records.setdefault(actor, []).append(

@@ -24,7 +24,7 @@ from orchestrator_ratelimit import _validate as validate
 from orchestrator_ratelimit._limiter import Limiter, Want, from_epoch
 from orchestrator_ratelimit._repo import RatelimitRepo
 from orchestrator_ratelimit._settings import RatelimitSettings
-from orchestrator_redis import BucketConfig, BucketState
+from orchestrator_redis import BucketConfig, BucketState, pause_jitter_s
 from stella.orchestrator.v1 import common_pb2, ratelimit_pb2, ratelimit_pb2_grpc
 
 _JITTER_RNG = random.Random()
@@ -186,8 +186,8 @@ class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
                 retry_after_s=retry_after_s,
                 now=now.timestamp(),
                 reason=reason,
-                # full jitter: reports of one outage must not all resume at the same instant
-                jitter_s=_JITTER_RNG.uniform(0.0, self.settings.jitter_s),
+                # reports of one outage must not all resume at the same instant
+                jitter_s=pause_jitter_s(retry_after_s, self.settings.jitter_s, _JITTER_RNG),
             )
         )
         row = await self.repo.insert_throttle(
