@@ -143,6 +143,23 @@ class Ledger:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    async def _one(
+        self, name: str, params: dict[str, Any], resource_type: str, resource_id: object
+    ) -> Row:
+        """The single row of a named read, or NotFound for ``resource_type``."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(query(name), params)
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound(resource_type, str(resource_id))
+        return row
+
+    async def _all(self, name: str, params: dict[str, Any]) -> list[Row]:
+        """Every row of a named read."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(query(name), params)
+            return await cur.fetchall()
+
     def _now(self, ctx: TxContext) -> datetime:
         return ctx.now or self.db.clock.now()
 
@@ -187,12 +204,9 @@ class Ledger:
         return row
 
     async def source_get(self, tenant: str, source_id: uuid.UUID) -> Row:
-        async with self.db.connection() as conn:
-            cur = await conn.execute(query("source_get"), {"tenant": tenant, "id": source_id})
-            row = await cur.fetchone()
-        if row is None:
-            raise NotFound("source", str(source_id))
-        return row
+        return await self._one(
+            "source_get", {"tenant": tenant, "id": source_id}, "source", source_id
+        )
 
     async def source_list(
         self,
@@ -203,18 +217,16 @@ class Ledger:
         after_id: uuid.UUID | None,
         limit: int,
     ) -> list[Row]:
-        async with self.db.connection() as conn:
-            cur = await conn.execute(
-                query("source_list"),
-                {
-                    "tenant": tenant,
-                    "source_type": source_type,
-                    "enabled": enabled,
-                    "after_id": after_id,
-                    "limit": limit,
-                },
-            )
-            return await cur.fetchall()
+        return await self._all(
+            "source_list",
+            {
+                "tenant": tenant,
+                "source_type": source_type,
+                "enabled": enabled,
+                "after_id": after_id,
+                "limit": limit,
+            },
+        )
 
     async def source_update(
         self,
@@ -363,12 +375,7 @@ class Ledger:
             return CreatedRun(run=run_row, jobs=await cur.fetchall(), existing=True)
 
     async def run_get(self, tenant: str, run_id: uuid.UUID) -> Row:
-        async with self.db.connection() as conn:
-            cur = await conn.execute(query("run_get"), {"tenant": tenant, "id": run_id})
-            row = await cur.fetchone()
-        if row is None:
-            raise NotFound("run", str(run_id))
-        return row
+        return await self._one("run_get", {"tenant": tenant, "id": run_id}, "run", run_id)
 
     async def run_list(
         self,
@@ -380,19 +387,17 @@ class Ledger:
         after_id: uuid.UUID | None,
         limit: int,
     ) -> list[Row]:
-        async with self.db.connection() as conn:
-            cur = await conn.execute(
-                query("run_list"),
-                {
-                    "tenant": tenant,
-                    "states": list(states) if states else None,
-                    "source_id": source_id,
-                    "project": project,
-                    "after_id": after_id,
-                    "limit": limit,
-                },
-            )
-            return await cur.fetchall()
+        return await self._all(
+            "run_list",
+            {
+                "tenant": tenant,
+                "states": list(states) if states else None,
+                "source_id": source_id,
+                "project": project,
+                "after_id": after_id,
+                "limit": limit,
+            },
+        )
 
     async def run_job_counts(
         self, tenant: str, run_ids: Sequence[uuid.UUID]
@@ -582,12 +587,7 @@ class Ledger:
         return updated
 
     async def job_get(self, tenant: str, job_id: uuid.UUID) -> Row:
-        async with self.db.connection() as conn:
-            cur = await conn.execute(query("job_get"), {"tenant": tenant, "id": job_id})
-            row = await cur.fetchone()
-        if row is None:
-            raise NotFound("job", str(job_id))
-        return row
+        return await self._one("job_get", {"tenant": tenant, "id": job_id}, "job", job_id)
 
     async def job_parents(self, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
         """``{child_id: [parent_id, ...]}`` for the given jobs (ids already tenant checked)."""
@@ -611,20 +611,18 @@ class Ledger:
         after_id: uuid.UUID | None,
         limit: int,
     ) -> list[Row]:
-        async with self.db.connection() as conn:
-            cur = await conn.execute(
-                query("job_list"),
-                {
-                    "tenant": tenant,
-                    "states": list(states) if states else None,
-                    "job_type": job_type,
-                    "run_id": run_id,
-                    "source_id": source_id,
-                    "after_id": after_id,
-                    "limit": limit,
-                },
-            )
-            return await cur.fetchall()
+        return await self._all(
+            "job_list",
+            {
+                "tenant": tenant,
+                "states": list(states) if states else None,
+                "job_type": job_type,
+                "run_id": run_id,
+                "source_id": source_id,
+                "after_id": after_id,
+                "limit": limit,
+            },
+        )
 
     async def job_cancel(self, ctx: TxContext, job_id: uuid.UUID) -> Row:
         now = self._now(ctx)

@@ -71,12 +71,7 @@ class QuotaLedger(Ledger):
         return row
 
     async def quota_get(self, tenant: str, quota_id: uuid.UUID) -> Row:
-        async with self.db.connection() as conn:
-            cur = await conn.execute(query("quota_get"), {"tenant": tenant, "id": quota_id})
-            row = await cur.fetchone()
-        if row is None:
-            raise NotFound("quota", str(quota_id))
-        return row
+        return await self._one("quota_get", {"tenant": tenant, "id": quota_id}, "quota", quota_id)
 
     async def quota_list(
         self,
@@ -87,18 +82,16 @@ class QuotaLedger(Ledger):
         after_id: uuid.UUID | None,
         limit: int,
     ) -> list[Row]:
-        async with self.db.connection() as conn:
-            cur = await conn.execute(
-                query("quota_list"),
-                {
-                    "tenant": tenant,
-                    "job_type": job_type,
-                    "paused": paused,
-                    "after_id": after_id,
-                    "limit": limit,
-                },
-            )
-            return await cur.fetchall()
+        return await self._all(
+            "quota_list",
+            {
+                "tenant": tenant,
+                "job_type": job_type,
+                "paused": paused,
+                "after_id": after_id,
+                "limit": limit,
+            },
+        )
 
     async def quota_update(
         self, ctx: TxContext, quota_id: uuid.UUID, fields: QuotaFields, mask: Sequence[str]
