@@ -1,0 +1,3 @@
+pub mod proto {
+    include!("gen/stella.orchestrator.v1.rs");
+}
