@@ -54,7 +54,11 @@ fn parse_duration(text: &str) -> Duration {
 async fn main() {
     let f = flags();
     let get = |k: &str, default: &str| f.get(k).cloned().unwrap_or_else(|| default.to_string());
-    let token = f.get("token").cloned().or_else(|| std::env::var("STELLA_TOKEN").ok()).unwrap_or_default();
+    let token = f
+        .get("token")
+        .cloned()
+        .or_else(|| std::env::var("STELLA_TOKEN").ok())
+        .unwrap_or_default();
     let mut builder = Worker::builder(get("target", "127.0.0.1:50052"))
         .token(token)
         .concurrency(get("concurrency", "20").parse().unwrap_or(20));
@@ -69,7 +73,13 @@ async fn main() {
             b.handler(t, move |ctx| echo(ctx, worker_id.clone(), delay))
         })
     } else if let Some(upstream) = f.get("upstream") {
-        demo(builder, upstream.trim_start_matches("http://").trim_end_matches('/').to_string())
+        demo(
+            builder,
+            upstream
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string(),
+        )
     } else {
         eprintln!("worker: give -upstream (demo job types) or -types (echo handler)");
         std::process::exit(2);
@@ -89,19 +99,26 @@ async fn echo(ctx: JobContext, worker_id: String, delay: Duration) -> Result<Val
     tokio::time::sleep(delay).await;
     let job = ctx.job();
     let content = format!("rust:{}:{}", job.id, job.key);
-    let record = ctx.artifact(ArtifactRecord::of("echo.txt", content.as_bytes()).media_type("text/plain"))?;
-    Ok(json!({"worker": worker_id, "key": job.key, "sdk": "rust", "artifact_digest": record.digest}))
+    let record =
+        ctx.artifact(ArtifactRecord::of("echo.txt", content.as_bytes()).media_type("text/plain"))?;
+    Ok(
+        json!({"worker": worker_id, "key": job.key, "sdk": "rust", "artifact_digest": record.digest}),
+    )
 }
 
 fn demo(builder: WorkerBuilder, upstream: String) -> WorkerBuilder {
     let advisories = upstream.clone();
     builder
-        .handler("advisory.ingest", move |ctx| fetch(ctx, advisories.clone(), "advisories"))
+        .handler("advisory.ingest", move |ctx| {
+            fetch(ctx, advisories.clone(), "advisories")
+        })
         .handler("vex.ingest", move |ctx| fetch(ctx, upstream.clone(), "vex"))
         .handler("sbom.scan", |ctx: JobContext| async move {
-            let sbom = json!({"window": ctx.job().payload.get("window"), "components": 42}).to_string();
+            let sbom =
+                json!({"window": ctx.job().payload.get("window"), "components": 42}).to_string();
             ctx.artifact(
-                ArtifactRecord::of("sbom.cdx.json", sbom.as_bytes()).media_type("application/vnd.cyclonedx+json"),
+                ArtifactRecord::of("sbom.cdx.json", sbom.as_bytes())
+                    .media_type("application/vnd.cyclonedx+json"),
             )?;
             Ok(json!({"components": 42}))
         })
@@ -116,9 +133,20 @@ fn demo(builder: WorkerBuilder, upstream: String) -> WorkerBuilder {
 /// simulated upstream), mapping 429/5xx/malformed JSON to the matching failure classes.
 async fn fetch(ctx: JobContext, upstream: String, kind: &'static str) -> Result<Value, BoxError> {
     let job = ctx.job();
-    let feed = job.payload.get("feed").and_then(Value::as_str).unwrap_or_default();
-    let host = HOSTS.iter().find(|(f, _)| *f == feed).map_or("unknown", |(_, h)| *h);
-    let window = job.payload.get("window").and_then(Value::as_i64).unwrap_or(0);
+    let feed = job
+        .payload
+        .get("feed")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let host = HOSTS
+        .iter()
+        .find(|(f, _)| *f == feed)
+        .map_or("unknown", |(_, h)| *h);
+    let window = job
+        .payload
+        .get("window")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     let mut stream = TcpStream::connect(&upstream).await?;
     let request = format!(
         "GET /{host}/{kind}?window={window} HTTP/1.1\r\nHost: {upstream}\r\nConnection: close\r\n\r\n"
@@ -128,23 +156,41 @@ async fn fetch(ctx: JobContext, upstream: String, kind: &'static str) -> Result<
     stream.read_to_end(&mut raw).await?;
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let header = |name: &str| {
-        head.lines()
-            .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
+        head.lines().find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim())
+        })
     };
     if status == 429 {
-        let secs: f64 = header("retry-after").and_then(|v| v.parse().ok()).unwrap_or(1.0);
+        let secs: f64 = header("retry-after")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1.0);
         let retry_after = Some(Duration::from_secs_f64(secs.max(1.0)));
-        return Err(JobError::upstream_throttled(format!("{host} throttled {kind}"), retry_after).into());
+        return Err(
+            JobError::upstream_throttled(format!("{host} throttled {kind}"), retry_after).into(),
+        );
     }
     if status >= 500 {
-        return Err(JobError::upstream_unavailable(format!("{host} answered {status} for {kind}")).into());
+        return Err(
+            JobError::upstream_unavailable(format!("{host} answered {status} for {kind}")).into(),
+        );
     }
     let doc: Value = serde_json::from_str(body).map_err(|e| {
-        JobError::parse_error(format!("{host} sent malformed JSON for window {window}: {e}"))
+        JobError::parse_error(format!(
+            "{host} sent malformed JSON for window {window}: {e}"
+        ))
     })?;
-    let items = doc.get("items").and_then(Value::as_array).map_or(0, Vec::len);
+    let items = doc
+        .get("items")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
     ctx.progress(100.0, &format!("{items} items"))?;
     let name = format!("{kind}-{window}.json");
     ctx.artifact(ArtifactRecord::of(name, body.as_bytes()).media_type("application/json"))?;

@@ -57,18 +57,30 @@ pub struct Backoff {
 impl Backoff {
     /// The default schedule (0.1 s doubling to 10 s) drawing from `rng`.
     pub fn new(rng: SplitMix64) -> Self {
-        Self::with(RECONNECT_INITIAL_S, RECONNECT_CAP_S, RECONNECT_MULTIPLIER, rng)
+        Self::with(
+            RECONNECT_INITIAL_S,
+            RECONNECT_CAP_S,
+            RECONNECT_MULTIPLIER,
+            rng,
+        )
     }
 
     /// A schedule with explicit parameters.
     pub fn with(initial_s: f64, cap_s: f64, multiplier: f64, rng: SplitMix64) -> Self {
-        Self { initial_s, cap_s, multiplier, rng, attempt: 0 }
+        Self {
+            initial_s,
+            cap_s,
+            multiplier,
+            rng,
+            attempt: 0,
+        }
     }
 
     /// Upper bound in seconds of the delay of attempt `n` (from 0).
     pub fn ceiling(&self, n: u32) -> f64 {
         // Cap the exponent too, so a long outage cannot overflow.
-        self.cap_s.min(self.initial_s * self.multiplier.powi(n.min(64) as i32))
+        self.cap_s
+            .min(self.initial_s * self.multiplier.powi(n.min(64) as i32))
     }
 
     /// Delay in seconds before the next attempt; advances the counter.

@@ -80,7 +80,9 @@ fn write_value(out: &mut String, value: &Value, depth: usize) -> Result<(), Erro
 
 fn check_depth(depth: usize) -> Result<(), Error> {
     if depth >= MAX_JSON_DEPTH {
-        return Err(Error::Invalid(format!("JSON nests deeper than {MAX_JSON_DEPTH} levels")));
+        return Err(Error::Invalid(format!(
+            "JSON nests deeper than {MAX_JSON_DEPTH} levels"
+        )));
     }
     Ok(())
 }

@@ -45,7 +45,10 @@ pub fn error_class_enum(label: &str) -> Result<ErrorClass, Error> {
 
 /// Map the proto enum to its label; UNSPECIFIED reads "other".
 pub fn error_class_label(value: ErrorClass) -> &'static str {
-    ERROR_CLASSES.iter().find(|(_, v)| *v == value).map_or("other", |(l, _)| *l)
+    ERROR_CLASSES
+        .iter()
+        .find(|(_, v)| *v == value)
+        .map_or("other", |(l, _)| *l)
 }
 
 /// Ack / ErrorInfo reasons that mean the lease is gone.
@@ -110,7 +113,11 @@ impl RpcError {
     }
 
     pub(crate) fn unavailable(message: &str) -> Self {
-        Self { code: tonic::Code::Unavailable, message: message.to_string(), reason: String::new() }
+        Self {
+            code: tonic::Code::Unavailable,
+            message: message.to_string(),
+            reason: String::new(),
+        }
     }
 }
 
@@ -143,7 +150,9 @@ struct ErrorInfo {
 }
 
 fn error_info_reason(details: &[u8]) -> String {
-    let Ok(status) = RpcStatus::decode(details) else { return String::new() };
+    let Ok(status) = RpcStatus::decode(details) else {
+        return String::new();
+    };
     status
         .details
         .iter()
@@ -216,13 +225,24 @@ pub struct JobError {
 impl JobError {
     /// A failure of the given class (an unknown label becomes "other").
     pub fn new(class: &str, message: impl Into<String>, retryable: bool) -> Self {
-        let class = error_class_enum(class).map_or("other", error_class_label).to_string();
-        Self { class, message: message.into(), retryable, retry_after: None, code: String::new() }
+        let class = error_class_enum(class)
+            .map_or("other", error_class_label)
+            .to_string();
+        Self {
+            class,
+            message: message.into(),
+            retryable,
+            retry_after: None,
+            code: String::new(),
+        }
     }
 
     /// HTTP 429 from the upstream: retryable; `retry_after` also pauses the source's bucket.
     pub fn upstream_throttled(message: impl Into<String>, retry_after: Option<Duration>) -> Self {
-        Self { retry_after, ..Self::new("http_429", message, true) }
+        Self {
+            retry_after,
+            ..Self::new("http_429", message, true)
+        }
     }
 
     /// HTTP 5xx from the upstream: retryable.
@@ -256,7 +276,9 @@ impl JobError {
             error_class: error_class_enum(&self.class).unwrap_or(ErrorClass::Other) as i32,
             message: self.message.chars().take(MAX_ERROR_MESSAGE_CHARS).collect(),
             retryable: self.retryable,
-            retry_after: self.retry_after.and_then(|d| prost_types::Duration::try_from(d).ok()),
+            retry_after: self
+                .retry_after
+                .and_then(|d| prost_types::Duration::try_from(d).ok()),
             code: self.code.clone(),
         }
     }

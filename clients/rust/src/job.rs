@@ -77,9 +77,10 @@ fn time(ts: Option<&prost_types::Timestamp>) -> Option<SystemTime> {
 
 impl Job {
     pub(crate) fn from_assignment(a: &proto::Assignment) -> Self {
-        let window = a.event_time_window.as_ref().and_then(|w| {
-            Some((time(w.start.as_ref())?, time(w.end.as_ref())?))
-        });
+        let window = a
+            .event_time_window
+            .as_ref()
+            .and_then(|w| Some((time(w.start.as_ref())?, time(w.end.as_ref())?)));
         Self {
             id: a.job_id.clone(),
             run_id: a.run_id.clone(),
@@ -105,7 +106,10 @@ impl Job {
 
 /// A `Struct` as a JSON object (integral numbers within 2^53 as integers).
 pub fn from_struct(s: &prost_types::Struct) -> Map<String, Value> {
-    s.fields.iter().map(|(k, v)| (k.clone(), from_value(v))).collect()
+    s.fields
+        .iter()
+        .map(|(k, v)| (k.clone(), from_value(v)))
+        .collect()
 }
 
 fn from_value(v: &prost_types::Value) -> Value {
@@ -129,7 +133,10 @@ fn from_value(v: &prost_types::Value) -> Value {
 /// A JSON object as a `Struct` (every number becomes a double, as on the wire).
 pub fn to_struct(m: &Map<String, Value>) -> prost_types::Struct {
     prost_types::Struct {
-        fields: m.iter().map(|(k, v)| (k.clone(), to_value(v))).collect::<BTreeMap<_, _>>(),
+        fields: m
+            .iter()
+            .map(|(k, v)| (k.clone(), to_value(v)))
+            .collect::<BTreeMap<_, _>>(),
     }
 }
 
@@ -193,7 +200,9 @@ impl ArtifactRecord {
             return Err(Error::Invalid("artifact name must not be empty".into()));
         }
         let hex_ok = self.digest.strip_prefix("sha256:").is_some_and(|h| {
-            h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         });
         if !hex_ok {
             return Err(Error::Invalid(format!(
@@ -202,7 +211,10 @@ impl ArtifactRecord {
             )));
         }
         if self.size_bytes < 0 {
-            return Err(Error::Invalid(format!("size must be >= 0, got {}", self.size_bytes)));
+            return Err(Error::Invalid(format!(
+                "size must be >= 0, got {}",
+                self.size_bytes
+            )));
         }
         Ok(())
     }
@@ -263,13 +275,17 @@ pub struct JobContext {
 
 impl std::fmt::Debug for JobContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobContext").field("job", &self.job).finish_non_exhaustive()
+        f.debug_struct("JobContext")
+            .field("job", &self.job)
+            .finish_non_exhaustive()
     }
 }
 
 fn check_percent(percent: f64) -> Result<(), Error> {
     if !(0.0..=100.0).contains(&percent) {
-        return Err(Error::Invalid(format!("progress must be between 0 and 100, got {percent}")));
+        return Err(Error::Invalid(format!(
+            "progress must be between 0 and 100, got {percent}"
+        )));
     }
     Ok(())
 }
@@ -337,13 +353,21 @@ impl JobContext {
         if self.cancel_reason().is_some() {
             return Err(Error::LeaseLost);
         }
-        if !self.names.lock().expect("names lock").insert(record.name.clone()) {
+        if !self
+            .names
+            .lock()
+            .expect("names lock")
+            .insert(record.name.clone())
+        {
             return Err(Error::Invalid(format!(
                 "artifact {:?} was already recorded for this job",
                 record.name
             )));
         }
-        let event = ArtifactEvent { seq: self.seq, record: record.to_proto(&self.job.id, &self.job.lease_id) };
+        let event = ArtifactEvent {
+            seq: self.seq,
+            record: record.to_proto(&self.job.id, &self.job.lease_id),
+        };
         self.artifacts.send(event).map_err(|_| Error::LeaseLost)?;
         Ok(record)
     }

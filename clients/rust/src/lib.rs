@@ -57,16 +57,20 @@ mod outbox;
 mod session;
 mod worker;
 
-pub use backoff::{Backoff, RECONNECT_CAP_S, RECONNECT_INITIAL_S, RECONNECT_MULTIPLIER, SplitMix64};
+pub use backoff::{
+    Backoff, RECONNECT_CAP_S, RECONNECT_INITIAL_S, RECONNECT_MULTIPLIER, SplitMix64,
+};
 pub use digest::{MAX_JSON_DEPTH, bytes_digest, canonical_json, json_digest};
 pub use errors::{
-    BoxError, ERROR_CLASSES, Error, ErrorKind, JobError, LEASE_LOST_REASONS, MAX_ERROR_MESSAGE_CHARS,
-    RpcError, classify, error_class_enum, error_class_label, status_kind,
+    BoxError, ERROR_CLASSES, Error, ErrorKind, JobError, LEASE_LOST_REASONS,
+    MAX_ERROR_MESSAGE_CHARS, RpcError, classify, error_class_enum, error_class_label, status_kind,
 };
 pub use job::{
-    ArtifactRecord, CancelReason, Job, JobContext, MAX_PROGRESS_MESSAGE_CHARS, from_struct, to_struct,
+    ArtifactRecord, CancelReason, Job, JobContext, MAX_PROGRESS_MESSAGE_CHARS, from_struct,
+    to_struct,
 };
 pub use session::{DEFAULT_LEASE_TTL, HEARTBEAT_FRACTION_OF_TTL};
 pub use worker::{
-    HandlerResult, MAX_MESSAGE_BYTES, SDK_NAME, SDK_VERSION, Stats, TENANT_HEADER, Worker, WorkerBuilder,
+    HandlerResult, MAX_MESSAGE_BYTES, SDK_NAME, SDK_VERSION, Stats, TENANT_HEADER, Worker,
+    WorkerBuilder,
 };

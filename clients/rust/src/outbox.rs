@@ -71,8 +71,10 @@ impl Outbox {
     }
 
     pub fn add_completion(&mut self, mut completion: proto::Completion) {
-        let (mine, rest): (Vec<_>, Vec<_>) =
-            self.artifacts.drain(..).partition(|a| a.job_id == completion.job_id);
+        let (mine, rest): (Vec<_>, Vec<_>) = self
+            .artifacts
+            .drain(..)
+            .partition(|a| a.job_id == completion.job_id);
         self.artifacts = rest;
         completion.artifacts.extend(mine);
         self.forget(&completion.job_id);
@@ -122,7 +124,10 @@ impl Outbox {
             artifacts: self.artifacts.drain(..take(self.artifacts.len())).collect(),
             ..Default::default()
         };
-        batch.completions = self.completions.drain(..take(self.completions.len())).collect();
+        batch.completions = self
+            .completions
+            .drain(..take(self.completions.len()))
+            .collect();
         batch.failures = self.failures.drain(..take(self.failures.len())).collect();
         let n = take(self.hb_order.len());
         for id in self.hb_order.drain(..n) {
@@ -142,7 +147,11 @@ mod tests {
     use super::*;
 
     fn artifact(job: &str, name: &str) -> proto::ArtifactRecord {
-        proto::ArtifactRecord { job_id: job.into(), name: name.into(), ..Default::default() }
+        proto::ArtifactRecord {
+            job_id: job.into(),
+            name: name.into(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -150,20 +159,35 @@ mod tests {
         let mut o = Outbox::default();
         o.add_artifact(artifact("a", "x"));
         o.add_artifact(artifact("b", "y"));
-        o.add_heartbeat(proto::Heartbeat { job_id: "a".into(), ..Default::default() });
-        o.add_completion(proto::Completion { job_id: "a".into(), ..Default::default() });
+        o.add_heartbeat(proto::Heartbeat {
+            job_id: "a".into(),
+            ..Default::default()
+        });
+        o.add_completion(proto::Completion {
+            job_id: "a".into(),
+            ..Default::default()
+        });
         let batch = o.take_batch().expect("a batch");
         assert_eq!(batch.completions[0].artifacts, vec![artifact("a", "x")]);
         assert_eq!(batch.artifacts, vec![artifact("b", "y")]);
-        assert!(batch.heartbeats.is_empty(), "the completion supersedes the heartbeat");
+        assert!(
+            batch.heartbeats.is_empty(),
+            "the completion supersedes the heartbeat"
+        );
         assert!(o.take_batch().is_none());
     }
 
     #[test]
     fn heartbeats_coalesce_and_batches_respect_max_batch() {
-        let mut o = Outbox { max_batch: 2, ..Outbox::default() };
+        let mut o = Outbox {
+            max_batch: 2,
+            ..Outbox::default()
+        };
         for job in ["a", "b", "a", "c"] {
-            o.add_heartbeat(proto::Heartbeat { job_id: job.into(), ..Default::default() });
+            o.add_heartbeat(proto::Heartbeat {
+                job_id: job.into(),
+                ..Default::default()
+            });
         }
         o.add_credit("z");
         let first = o.take_batch().expect("first");

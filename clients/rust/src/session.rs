@@ -49,11 +49,18 @@ pub(crate) enum Outcome {
 enum Phase {
     Running,
     /// Waiting for running handlers to finish (drain timeout, then cancel them).
-    Draining { deadline: Instant, canceled_all: bool },
+    Draining {
+        deadline: Instant,
+        canceled_all: bool,
+    },
     /// Waiting for every completion/failure to be acknowledged.
-    AwaitAcks { deadline: Instant },
+    AwaitAcks {
+        deadline: Instant,
+    },
     /// Half-closed; reading the server's remaining messages to the end.
-    Closing { deadline: Instant },
+    Closing {
+        deadline: Instant,
+    },
 }
 
 struct Held {
@@ -96,7 +103,13 @@ pub(crate) struct Session {
 type Incoming = Result<Option<proto::WorkResponse>, tonic::Status>;
 
 impl Session {
-    pub fn new(w: Arc<Inner>) -> (Self, mpsc::UnboundedReceiver<Done>, mpsc::UnboundedReceiver<ArtifactEvent>) {
+    pub fn new(
+        w: Arc<Inner>,
+    ) -> (
+        Self,
+        mpsc::UnboundedReceiver<Done>,
+        mpsc::UnboundedReceiver<ArtifactEvent>,
+    ) {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let (art_tx, art_rx) = mpsc::unbounded_channel();
         let session = Self {
@@ -139,8 +152,10 @@ impl Session {
             sdk_version: SDK_VERSION.into(),
             labels: self.w.labels.clone(),
         };
-        tx.send(proto::WorkRequest { body: Some(work_request::Body::Hello(hello)) })
-            .expect("receiver alive");
+        tx.send(proto::WorkRequest {
+            body: Some(work_request::Body::Hello(hello)),
+        })
+        .expect("receiver alive");
         self.tx = Some(tx);
         let mut request = tonic::Request::new(UnboundedReceiverStream::new(rx));
         self.w.add_metadata(request.metadata_mut());
@@ -159,7 +174,13 @@ impl Session {
         };
         match welcome.body {
             Some(work_response::Body::Welcome(w)) => self.on_welcome(&w),
-            _ => return Err(RpcError { code: tonic::Code::Internal, message: "the server's first message was not a Welcome".into(), reason: String::new() }),
+            _ => {
+                return Err(RpcError {
+                    code: tonic::Code::Internal,
+                    message: "the server's first message was not a Welcome".into(),
+                    reason: String::new(),
+                });
+            }
         }
         // The reader forwards server messages; it ends with the stream (Ok(None) = EOF).
         let (in_tx, mut in_rx) = mpsc::unbounded_channel::<Incoming>();
@@ -172,7 +193,9 @@ impl Session {
                 }
             }
         });
-        let result = self.event_loop(&mut control, &mut in_rx, &mut done_rx, &mut art_rx).await;
+        let result = self
+            .event_loop(&mut control, &mut in_rx, &mut done_rx, &mut art_rx)
+            .await;
         reader.abort();
         self.shutdown();
         result
@@ -180,7 +203,11 @@ impl Session {
 
     fn on_welcome(&mut self, w: &proto::ServerWelcome) {
         self.welcomed = true;
-        if let Some(ttl) = w.lease_ttl.and_then(|d| Duration::try_from(d).ok()).filter(|d| !d.is_zero()) {
+        if let Some(ttl) = w
+            .lease_ttl
+            .and_then(|d| Duration::try_from(d).ok())
+            .filter(|d| !d.is_zero())
+        {
             self.lease_ttl = ttl;
         }
         let interval = w
@@ -190,10 +217,17 @@ impl Session {
             .unwrap_or_else(|| self.lease_ttl.mul_f64(HEARTBEAT_FRACTION_OF_TTL));
         // Never let a lease run out between two heartbeats, whatever the server said.
         self.hb_interval = interval.min(self.lease_ttl / 2).max(MIN_HEARTBEAT_INTERVAL);
-        self.out.max_batch = if w.max_batch > 0 { w.max_batch as usize } else { DEFAULT_MAX_BATCH };
+        self.out.max_batch = if w.max_batch > 0 {
+            w.max_batch as usize
+        } else {
+            DEFAULT_MAX_BATCH
+        };
         log::info!(
             "connected to {} (session {}, lease ttl {:?}, heartbeat every {:?})",
-            self.w.target, w.session_id, self.lease_ttl, self.hb_interval
+            self.w.target,
+            w.session_id,
+            self.lease_ttl,
+            self.hb_interval
         );
     }
 
@@ -217,7 +251,9 @@ impl Session {
             let flush_at = self.flush_at.unwrap_or(far);
             let phase_deadline = match self.phase {
                 Phase::Running => far,
-                Phase::Draining { deadline, .. } | Phase::AwaitAcks { deadline } | Phase::Closing { deadline } => deadline,
+                Phase::Draining { deadline, .. }
+                | Phase::AwaitAcks { deadline }
+                | Phase::Closing { deadline } => deadline,
             };
             tokio::select! {
                 item = in_rx.recv() => match item {
@@ -252,7 +288,11 @@ impl Session {
     }
 
     fn final_outcome(&self, control: &watch::Receiver<Control>) -> Outcome {
-        if control.borrow().drain.is_some() { Outcome::Drained } else { Outcome::ServerDrained }
+        if control.borrow().drain.is_some() {
+            Outcome::Drained
+        } else {
+            Outcome::ServerDrained
+        }
     }
 
     /// Move the drain sequence forward; Some(outcome) when the session is done.
@@ -267,10 +307,15 @@ impl Session {
             } else if !self.server_draining {
                 return Ok(None);
             }
-            self.phase = Phase::Draining { deadline: now + self.w.drain_timeout, canceled_all: false };
+            self.phase = Phase::Draining {
+                deadline: now + self.w.drain_timeout,
+                canceled_all: false,
+            };
         }
         if matches!(self.phase, Phase::Draining { .. }) && self.held.is_empty() {
-            self.phase = Phase::AwaitAcks { deadline: now + FLUSH_TIMEOUT };
+            self.phase = Phase::AwaitAcks {
+                deadline: now + FLUSH_TIMEOUT,
+            };
         }
         if matches!(self.phase, Phase::AwaitAcks { .. }) && self.unacked == 0 {
             self.close(now);
@@ -281,15 +326,28 @@ impl Session {
     fn on_phase_deadline(&mut self) {
         let now = Instant::now();
         match self.phase {
-            Phase::Draining { canceled_all: false, .. } => {
-                log::warn!("drain timeout ({:?}): canceling {} job(s)", self.w.drain_timeout, self.held.len());
+            Phase::Draining {
+                canceled_all: false,
+                ..
+            } => {
+                log::warn!(
+                    "drain timeout ({:?}): canceling {} job(s)",
+                    self.w.drain_timeout,
+                    self.held.len()
+                );
                 let ids: Vec<String> = self.held.keys().cloned().collect();
                 for id in ids {
                     self.cancel(&id, CancelReason::DrainTimeout);
                 }
-                self.phase = Phase::Draining { deadline: now + FLUSH_TIMEOUT, canceled_all: true };
+                self.phase = Phase::Draining {
+                    deadline: now + FLUSH_TIMEOUT,
+                    canceled_all: true,
+                };
             }
-            Phase::Draining { canceled_all: true, .. } | Phase::AwaitAcks { .. } => self.close(now),
+            Phase::Draining {
+                canceled_all: true, ..
+            }
+            | Phase::AwaitAcks { .. } => self.close(now),
             Phase::Closing { .. } => {
                 // The server did not end the stream in time; give up on it.
                 self.phase = Phase::Closing { deadline: now };
@@ -302,7 +360,9 @@ impl Session {
     fn close(&mut self, now: Instant) {
         self.flush();
         self.tx = None; // half-close
-        self.phase = Phase::Closing { deadline: now + FLUSH_TIMEOUT };
+        self.phase = Phase::Closing {
+            deadline: now + FLUSH_TIMEOUT,
+        };
     }
 
     fn shutdown(&mut self) {
@@ -345,7 +405,11 @@ impl Session {
         let Some(handler) = self.w.handlers.get(&job.job_type).cloned() else {
             // Only a server ignoring Hello.job_types gets here; another worker may serve it.
             let message = format!("no handler for job type {:?}", job.job_type);
-            self.report_failure(&job.id, &job.lease_id, &JobError::new("internal", message, true));
+            self.report_failure(
+                &job.id,
+                &job.lease_id,
+                &JobError::new("internal", message, true),
+            );
             return;
         };
         self.seq += 1;
@@ -380,11 +444,17 @@ impl Session {
             if kind == AckKind::Completion || kind == AckKind::Failure {
                 self.unacked = self.unacked.saturating_sub(1);
                 if !ack.ok {
-                    log::warn!("server refused the result of job {}: {}", ack.job_id, ack.error_reason);
+                    log::warn!(
+                        "server refused the result of job {}: {}",
+                        ack.job_id,
+                        ack.error_reason
+                    );
                 }
                 continue;
             }
-            let Some(held) = self.held.get_mut(&ack.job_id) else { continue };
+            let Some(held) = self.held.get_mut(&ack.job_id) else {
+                continue;
+            };
             if held.ctx.job().lease_id != ack.lease_id {
                 continue;
             }
@@ -401,7 +471,9 @@ impl Session {
     // ------------------------------------------------------------------ handlers
 
     fn start(&mut self, id: &str) {
-        let Some(held) = self.held.get_mut(id) else { return };
+        let Some(held) = self.held.get_mut(id) else {
+            return;
+        };
         self.running += 1;
         let seq = held.ctx.seq;
         let task = tokio::spawn((held.handler)(held.ctx.clone()));
@@ -430,13 +502,25 @@ impl Session {
                 let info = classify(&error);
                 log::warn!(
                     "job {} ({}, attempt {}) failed: class {}, retryable {}",
-                    job.id, job.job_type, job.attempt, info.class, info.retryable
+                    job.id,
+                    job.job_type,
+                    job.attempt,
+                    info.class,
+                    info.retryable
                 );
                 self.report_failure(&job.id, &job.lease_id, &info);
             }
             Err(join_error) => {
-                let message = if join_error.is_panic() { "handler panicked" } else { "handler task ended" };
-                self.report_failure(&job.id, &job.lease_id, &JobError::new("internal", message, true));
+                let message = if join_error.is_panic() {
+                    "handler panicked"
+                } else {
+                    "handler task ended"
+                };
+                self.report_failure(
+                    &job.id,
+                    &job.lease_id,
+                    &JobError::new("internal", message, true),
+                );
             }
         }
         self.release();
@@ -445,7 +529,9 @@ impl Session {
     fn release(&mut self) {
         self.running -= 1;
         while self.running < self.w.concurrency && self.tx.is_some() {
-            let Some(next) = self.waiting.pop_front() else { break };
+            let Some(next) = self.waiting.pop_front() else {
+                break;
+            };
             self.start(&next);
         }
     }
@@ -459,7 +545,11 @@ impl Session {
                 match json_digest(&Value::Object(from_struct(&st))) {
                     Ok(d) => (Some(st), d),
                     Err(e) => {
-                        let error = JobError::new("internal", format!("handler result is not JSON: {e}"), false);
+                        let error = JobError::new(
+                            "internal",
+                            format!("handler result is not JSON: {e}"),
+                            false,
+                        );
                         self.report_failure(&job.id, &job.lease_id, &error);
                         return;
                     }
@@ -467,7 +557,11 @@ impl Session {
             }
             other => {
                 let message = format!("handler returned {other}; expected a JSON object or null");
-                self.report_failure(&job.id, &job.lease_id, &JobError::new("internal", message, false));
+                self.report_failure(
+                    &job.id,
+                    &job.lease_id,
+                    &JobError::new("internal", message, false),
+                );
                 return;
             }
         };
@@ -501,7 +595,9 @@ impl Session {
     }
 
     fn cancel(&mut self, id: &str, reason: CancelReason) {
-        let Some(held) = self.held.remove(id) else { return };
+        let Some(held) = self.held.remove(id) else {
+            return;
+        };
         if reason != CancelReason::StreamClosed {
             log::info!("canceling job {id}: {reason:?}");
         }
@@ -515,7 +611,11 @@ impl Session {
         self.w.stats.bump(&self.w.stats.canceled);
         let job = held.ctx.job();
         if reason == CancelReason::DrainTimeout {
-            let error = JobError::new("canceled", "worker drained: the handler outlived the drain timeout", true);
+            let error = JobError::new(
+                "canceled",
+                "worker drained: the handler outlived the drain timeout",
+                true,
+            );
             self.report_failure(&job.id, &job.lease_id, &error);
         } else if self.tx.is_some() {
             // No report will free this slot on the server: hand the credit back.
@@ -528,7 +628,10 @@ impl Session {
     }
 
     fn on_artifact(&mut self, event: ArtifactEvent) {
-        let live = self.held.get(&event.record.job_id).is_some_and(|h| h.ctx.seq == event.seq);
+        let live = self
+            .held
+            .get(&event.record.job_id)
+            .is_some_and(|h| h.ctx.seq == event.seq);
         if live && self.tx.is_some() {
             self.out.add_artifact(event.record);
             self.schedule_flush(false);
@@ -553,7 +656,11 @@ impl Session {
             let snapshot = |p: &mut crate::job::ProgressState| {
                 p.dirty = false;
                 p.urgent = false;
-                proto::Progress { percent: p.percent, message: p.message.clone(), updated_at: None }
+                proto::Progress {
+                    percent: p.percent,
+                    message: p.message.clone(),
+                    updated_at: None,
+                }
             };
             if now >= held.hb_next {
                 let progress = if p.dirty {
@@ -562,15 +669,25 @@ impl Session {
                 } else {
                     None
                 };
-                self.out.add_heartbeat(proto::Heartbeat { job_id: id.clone(), lease_id, progress });
+                self.out.add_heartbeat(proto::Heartbeat {
+                    job_id: id.clone(),
+                    lease_id,
+                    progress,
+                });
                 held.hb_sent_at = now;
                 held.hb_next = now + self.hb_interval;
                 sent = true;
             } else if p.urgent
-                && held.progress_sent_at.is_none_or(|t| now - t >= PROGRESS_MIN_INTERVAL)
+                && held
+                    .progress_sent_at
+                    .is_none_or(|t| now - t >= PROGRESS_MIN_INTERVAL)
             {
                 let progress = Some(snapshot(&mut p));
-                self.out.add_progress(proto::ProgressReport { job_id: id.clone(), lease_id, progress });
+                self.out.add_progress(proto::ProgressReport {
+                    job_id: id.clone(),
+                    lease_id,
+                    progress,
+                });
                 held.progress_sent_at = Some(now);
                 sent = true;
             }
@@ -597,10 +714,14 @@ impl Session {
         let Some(tx) = &self.tx else { return };
         if let Some(reason) = self.drain_message.take() {
             let drain = proto::WorkerDrain { reason };
-            let _ = tx.send(proto::WorkRequest { body: Some(work_request::Body::Drain(drain)) });
+            let _ = tx.send(proto::WorkRequest {
+                body: Some(work_request::Body::Drain(drain)),
+            });
         }
         while let Some(batch) = self.out.take_batch() {
-            let _ = tx.send(proto::WorkRequest { body: Some(work_request::Body::Batch(batch)) });
+            let _ = tx.send(proto::WorkRequest {
+                body: Some(work_request::Body::Batch(batch)),
+            });
         }
     }
 }

@@ -98,7 +98,11 @@ impl Inner {
         if let Ok(v) = MetadataValue::try_from(format!("Bearer {}", (self.token)())) {
             metadata.insert("authorization", v);
         }
-        if let Some(tenant) = self.tenant.as_deref().and_then(|t| MetadataValue::try_from(t).ok()) {
+        if let Some(tenant) = self
+            .tenant
+            .as_deref()
+            .and_then(|t| MetadataValue::try_from(t).ok())
+        {
             metadata.insert(TENANT_HEADER, tenant);
         }
     }
@@ -208,10 +212,13 @@ impl WorkerBuilder {
     {
         let job_type = job_type.into();
         if job_type.is_empty() || self.handlers.contains_key(&job_type) {
-            self.error = Some(Error::Invalid(format!("empty or repeated job type {job_type:?}")));
+            self.error = Some(Error::Invalid(format!(
+                "empty or repeated job type {job_type:?}"
+            )));
             return self;
         }
-        self.handlers.insert(job_type, Arc::new(move |ctx| Box::pin(f(ctx))));
+        self.handlers
+            .insert(job_type, Arc::new(move |ctx| Box::pin(f(ctx))));
         self
     }
 
@@ -224,26 +231,37 @@ impl WorkerBuilder {
         if let Some(error) = self.error {
             return Err(error);
         }
-        let token = self.token.ok_or_else(|| Error::Invalid("a token is required".into()))?;
+        let token = self
+            .token
+            .ok_or_else(|| Error::Invalid("a token is required".into()))?;
         if self.concurrency == 0 {
             return Err(Error::Invalid("concurrency must be >= 1".into()));
         }
         if self.handlers.is_empty() {
             return Err(Error::Invalid("register at least one handler".into()));
         }
-        if let Some(types) = &self.job_types {
-            if let Some(t) = types.iter().find(|t| !self.handlers.contains_key(*t)) {
-                return Err(Error::Invalid(format!("job type {t:?} has no handler")));
-            }
+        if let Some(t) = self
+            .job_types
+            .iter()
+            .flatten()
+            .find(|t| !self.handlers.contains_key(*t))
+        {
+            return Err(Error::Invalid(format!("job type {t:?} has no handler")));
         }
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         let seed = self.seed.unwrap_or(nanos ^ u64::from(std::process::id()));
         let worker_id = self.worker_id.unwrap_or_else(|| {
             let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
             let tag = SplitMix64::new(seed).next_u64() & 0xff_ffff;
             format!("{host}-{}-{tag:06x}", std::process::id())
         });
-        let target = if self.target.contains("://") { self.target } else { format!("http://{}", self.target) };
+        let target = if self.target.contains("://") {
+            self.target
+        } else {
+            format!("http://{}", self.target)
+        };
         Ok(Worker {
             inner: Arc::new(Inner {
                 target,
@@ -344,7 +362,9 @@ impl Worker {
             }
             w.stats.bump(&w.stats.connects);
             let (mut session, done_rx, art_rx) = Session::new(Arc::clone(w));
-            let result = session.run(&mut client, control.clone(), done_rx, art_rx).await;
+            let result = session
+                .run(&mut client, control.clone(), done_rx, art_rx)
+                .await;
             match result {
                 Ok(Outcome::Drained | Outcome::Stopped) => return Ok(()),
                 Ok(Outcome::ServerDrained) => failures = 0,
@@ -379,8 +399,10 @@ impl Worker {
     /// As [`Worker::run`].
     pub async fn run_with_signals(&self) -> Result<(), Error> {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).map_err(|e| Error::Transport(e.to_string()))?;
-        let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::Transport(e.to_string()))?;
+        let mut term =
+            signal(SignalKind::terminate()).map_err(|e| Error::Transport(e.to_string()))?;
+        let mut int =
+            signal(SignalKind::interrupt()).map_err(|e| Error::Transport(e.to_string()))?;
         let me = self.clone();
         let watcher = tokio::spawn(async move {
             let mut seen = 0;

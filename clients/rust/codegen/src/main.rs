@@ -29,7 +29,11 @@ fn generate(request: CodeGeneratorRequest) -> Result<Vec<File>, String> {
         .map_err(|e| format!("tonic-prost-build: {e}"))?;
     let mut names: Vec<_> = std::fs::read_dir(out.path())
         .map_err(|e| format!("read output: {e}"))?
-        .filter_map(|entry| entry.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter_map(|entry| {
+            entry
+                .ok()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+        })
         .filter(|name| name.ends_with(".rs"))
         .collect();
     names.sort();
@@ -52,7 +56,8 @@ fn main() {
     std::io::stdin()
         .read_to_end(&mut input)
         .expect("read CodeGeneratorRequest from stdin");
-    let request = CodeGeneratorRequest::decode(input.as_slice()).expect("decode CodeGeneratorRequest");
+    let request =
+        CodeGeneratorRequest::decode(input.as_slice()).expect("decode CodeGeneratorRequest");
     let response = match generate(request) {
         Ok(file) => CodeGeneratorResponse {
             supported_features: Some(Feature::Proto3Optional as u64),
