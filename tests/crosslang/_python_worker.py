@@ -1,7 +1,9 @@
 """The Python side of the cross-language tests: the same echo handler as the Go and Rust
 example workers' ``-types`` mode (one artifact ``python:<job id>:<key>``).
 
-    python -m tests.crosslang._python_worker TARGET TOKEN WORKER_ID CONCURRENCY TYPE[,TYPE...] DELAY_S
+    python -m tests.crosslang._python_worker TARGET TOKEN WORKER_ID CONCURRENCY TYPES DELAY_S
+
+TYPES is a comma-separated list of job types.
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ def main() -> None:
         record = artifact(
             "echo.txt", f"python:{job.id}:{job.key}".encode(), media_type="text/plain"
         )
-        return {"worker": worker_id, "key": job.key, "sdk": "python", "artifact_digest": record.digest}
+        return {
+            "worker": worker_id,
+            "key": job.key,
+            "sdk": "python",
+            "artifact_digest": record.digest,
+        }
 
     for job_type in types.split(","):
         worker.add_handler(job_type, echo)

@@ -67,7 +67,8 @@ def _check_jobs(db: psycopg.Connection, run_id: str, sdk_of_type: dict[str, str]
         sdk = sdk_of_type[job_type]
         assert state == "succeeded", (job_id, state)
         assert succeeded.get(job_id) == 1, (job_id, succeeded.get(job_id))
-        assert result["sdk"] == sdk and result["key"] == key, result
+        assert result["sdk"] == sdk, result
+        assert result["key"] == key, result
         # The worker's canonical-JSON digest of its result is the one Python computes.
         assert result_digest == json_digest(result), (sdk, result)
         content = f"{sdk}:{job_id}:{key}".encode()

@@ -68,7 +68,7 @@ def artifacts() -> None:
 
 def canonical() -> None:
     inputs = [
-        ("scalars", "[null, true, false, 0, -0, 1, -17, 0.5, \"\"]"),
+        ("scalars", '[null, true, false, 0, -0, 1, -17, 0.5, ""]'),
         (
             "RFC 8785 3.2.2 sample",
             '{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],'
@@ -77,10 +77,13 @@ def canonical() -> None:
         ),
         (
             "number forms",
-            "[1.0, 100, 1e20, 1e21, 1e-6, 1e-7, 1.5e-5, 123456789012345680000, 0.1, 9007199254740991,"
-            " -3.25, 5e-324, 1.7976931348623157e308]",
+            "[1.0, 100, 1e20, 1e21, 1e-6, 1e-7, 1.5e-5, 123456789012345680000, 0.1,"
+            " 9007199254740991, -3.25, 5e-324, 1.7976931348623157e308]",
         ),
-        ("key order is UTF-16", '{"\\ufffd": 1, "\\ud83d\\ude00": 2, "b": 3, "a": 4, "A": 5, "": 6}'),
+        (
+            "key order is UTF-16",
+            '{"\\ufffd": 1, "\\ud83d\\ude00": 2, "b": 3, "a": 4, "A": 5, "": 6}',
+        ),
         ("escapes", '{"k": "q\\"b\\\\ \\n\\t\\r\\b\\f \\u0001\\u001f \\u007f /"}'),
         (
             "event job.succeeded",
@@ -88,7 +91,8 @@ def canonical() -> None:
             ' "job_id": "0193a5b2-7c1d-7000-8000-000000000001", "run_id": null,'
             ' "occurred_at": "2026-11-27T17:30:00.123456Z", "reason": "",'
             ' "data": {"worker_id": "host-1/pid-42", "attempt": 1,'
-            ' "result_digest": "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",'
+            ' "result_digest":'
+            ' "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",'
             ' "duration_s": 0.25}}',
         ),
         (
@@ -118,7 +122,8 @@ def backoff() -> None:
     generator = SplitMix64(1234567)
     reference = [generator.next_u64() for _ in range(5)]
     # splitmix64.c reference outputs for seed 1234567
-    assert reference[0] == 6457827717110365317 and reference[4] == 16408922859458223821
+    assert reference[0] == 6457827717110365317
+    assert reference[4] == 16408922859458223821
     cases = []
     for seed, initial, cap, multiplier in (
         (0, 0.1, 10.0, 2.0),

@@ -34,7 +34,7 @@ class SplitMix64(random.Random):
         self._state = 0
         super().__init__(seed)
 
-    def seed(self, a: object = None, version: int = 2) -> None:  # type: ignore[override]
+    def seed(self, a: object = None, version: int = 2) -> None:
         self._state = int(a or 0) & _MASK_64  # type: ignore[call-overload]
 
     def next_u64(self) -> int:
@@ -55,10 +55,10 @@ class SplitMix64(random.Random):
             bits |= self.next_u64() << shift
         return bits & ((1 << k) - 1)
 
-    def getstate(self) -> tuple[int, ...]:  # type: ignore[override]
+    def getstate(self) -> tuple[int, ...]:
         return (self._state,)
 
-    def setstate(self, state: tuple[int, ...]) -> None:  # type: ignore[override]
+    def setstate(self, state: tuple[int, ...]) -> None:
         (self._state,) = state
 
 
