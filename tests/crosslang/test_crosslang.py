@@ -192,3 +192,54 @@ async def test_one_dag_served_by_three_languages_survives_a_killed_go_worker(
             ).fetchall()
         }
         assert served == {"python": 60, "go": 120, "rust": 60}
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+async def test_sigterm_drains_gracefully(
+    sdk: str, channel: grpc.aio.Channel, make_token, launch, database_url: str
+) -> None:
+    """SIGTERM while jobs run: the worker stops taking work, lets its handlers finish,
+    reports their results and exits 0; no job it held is retried."""
+    job_type = f"xd{uuid.uuid4().hex[:8]}.{sdk}"
+    operator = Stub(channel, make_token("acme"))
+    created = await operator.CreateRun(
+        scheduler_pb2.CreateRunRequest(
+            name=f"xd-{sdk}",
+            jobs=[resources_pb2.JobSpec(key=f"k{i}", job_type=job_type) for i in range(20)],
+        )
+    )
+    run_id = created.run.id
+    worker_id = f"xd-{sdk}-{uuid.uuid4().hex[:6]}"
+    proc = launch(sdk, worker_id, [job_type], delay_s=1.5)
+    with psycopg.connect(database_url, autocommit=True) as db:
+
+        def leased() -> list[str]:
+            return [
+                r[0]
+                for r in db.execute(
+                    "SELECT id::text FROM orchestrator.jobs WHERE run_id = %s AND state = 'leased'",
+                    (run_id,),
+                ).fetchall()
+            ]
+
+        await _wait_for(lambda: len(leased()) > 0, 60, f"the {sdk} worker to hold leases")
+        held = leased()
+        proc.send_signal(signal.SIGTERM)
+        await _wait_for(lambda: proc.poll() is not None, 30, f"the {sdk} worker to exit")
+        assert proc.returncode == 0
+        for job_id in held:
+            state, worker, attempt = db.execute(
+                "SELECT state, result->>'worker', attempt FROM orchestrator.jobs WHERE id = %s",
+                (job_id,),
+            ).fetchone()
+            assert (state, worker, attempt) == ("succeeded", worker_id, 1), job_id
+        # Jobs it never started stay ready for another worker.
+        states = dict(
+            db.execute(
+                "SELECT state, count(*) FROM orchestrator.jobs WHERE run_id = %s GROUP BY 1",
+                (run_id,),
+            ).fetchall()
+        )
+        assert states.get("leased", 0) == 0, states
+        assert states["succeeded"] >= len(held), states
+        assert states["succeeded"] + states.get("ready", 0) == 20, states
