@@ -106,14 +106,19 @@ def launch(
         return proc
 
     yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
+    draining = [proc for proc in procs if proc.poll() is None]
+    for proc in draining:
+        proc.terminate()
+    stuck = []
+    for proc in draining:
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
+            stuck.append(proc.args)
             proc.kill()
             proc.wait(timeout=10)
     for log in logs:
         log.close()
+    # A worker must drain and exit 0 on SIGTERM, also when it is idle.
+    assert not stuck, f"workers ignored SIGTERM for 30 s: {stuck}"
+    assert all(proc.returncode == 0 for proc in draining), [p.returncode for p in draining]

@@ -281,7 +281,11 @@ impl Session {
                 Some(event) = art_rx.recv() => self.on_artifact(event),
                 _ = ticker.tick() => self.tick(Instant::now()),
                 _ = sleep_until(flush_at), if self.flush_at.is_some() => self.flush(),
-                _ = sleep_until(phase_deadline), if self.phase != Phase::Running => self.on_phase_deadline(),
+                _ = sleep_until(phase_deadline), if self.phase != Phase::Running => {
+                    if let Some(outcome) = self.on_phase_deadline(control) {
+                        return Ok(outcome);
+                    }
+                }
                 r = control.changed() => if r.is_err() { return Ok(Outcome::Stopped) },
             }
         }
@@ -323,7 +327,8 @@ impl Session {
         Ok(None)
     }
 
-    fn on_phase_deadline(&mut self) {
+    /// A phase ran out of time; Some(outcome) when the session is done.
+    fn on_phase_deadline(&mut self, control: &watch::Receiver<Control>) -> Option<Outcome> {
         let now = Instant::now();
         match self.phase {
             Phase::Draining {
@@ -349,12 +354,13 @@ impl Session {
             }
             | Phase::AwaitAcks { .. } => self.close(now),
             Phase::Closing { .. } => {
-                // The server did not end the stream in time; give up on it.
-                self.phase = Phase::Closing { deadline: now };
-                self.tx = None;
+                // The server did not end the stream in time: everything was acknowledged,
+                // so give up on reading the rest.
+                return Some(self.final_outcome(control));
             }
             Phase::Running => {}
         }
+        None
     }
 
     fn close(&mut self, now: Instant) {
