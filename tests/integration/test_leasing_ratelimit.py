@@ -28,7 +28,7 @@ from redis.backoff import NoBackoff
 from orchestrator_grpckit import ServiceConfig, mint_dev_token
 from orchestrator_leases import LeasesApp, LeaseSettings, build_app
 from orchestrator_leases import _metrics as lease_metrics
-from orchestrator_redis import BucketConfig, BucketKey, BucketStore, CircuitPolicy
+from orchestrator_redis import NON_BINDING, BucketConfig, BucketKey, BucketStore, CircuitPolicy
 from stella.orchestrator.v1 import (
     common_pb2,
     leases_pb2,
@@ -500,3 +500,52 @@ async def test_off_leases_without_limits(rl_db, sched, db, redis_client, prefix)
         assert app.limiter is None
         await _submit(sched, job_type, 10, source)
         await w.wait_for(10, within_s=3)
+
+
+async def test_unconfigured_buckets_do_not_bind(rl_db, sched, db, redis_client, prefix) -> None:
+    # The store default is NON_BINDING: 300 jobs of an unconfigured host (and 300 without a
+    # source) lease in one go; a binding default (10 burst) would hold most of them back.
+    assert LeaseSettings().ratelimit is True
+    assert LeaseSettings.from_env({}).ratelimit_default_bucket == NON_BINDING
+    store = BucketStore(redis_client, prefix=prefix, default=NON_BINDING)
+    source = _source(db, _host("unconfigured"))
+    job_type = _job_type()
+    async with _leases(rl_db, _settings(), store) as app, _worker(app, job_type) as w:
+        ids = [*await _submit(sched, job_type, 300, source), *await _submit(sched, job_type, 300)]
+        await w.wait_for(600, within_s=10)
+        for _ in range(100):  # the last completions are still in flight
+            if {r[0] for r in _states(db, ids)} == {"succeeded"}:
+                break
+            await asyncio.sleep(0.05)
+    assert {r[0] for r in _states(db, ids)} == {"succeeded"}
+    assert all(r[1] == 1 for r in _states(db, ids))  # every job leased once, none deferred
+
+
+async def test_sourceless_429_delays_only_that_job(rl_db, sched, db, redis_client, prefix) -> None:
+    # A 429 from a job without a source names no upstream: its retry honours the
+    # Retry-After, but the tenant's other source-less jobs keep flowing.
+    store = BucketStore(redis_client, prefix=prefix, default=NON_BINDING)
+    job_type = _job_type()
+    throttled: set[str] = set()
+
+    def policy(a: leases_pb2.Assignment):
+        if a.job_id in throttled:
+            return _fail(a, common_pb2.ERROR_CLASS_HTTP_429, 60.0)
+        return None
+
+    async with _leases(rl_db, _settings(), store) as app, _worker(app, job_type, policy) as w:
+        (probe,) = await _submit(sched, job_type, 1)
+        throttled.add(probe)
+        await w.wait_for(1, [probe])
+        await asyncio.sleep(0.3)  # let the feedback loop drain
+        others = await _submit(sched, job_type, 20)
+        await w.wait_for(20, others, within_s=3)
+        assert len(w.leased([probe])) == 1  # the throttled job waits for its Retry-After
+    state = await store.state(BucketKey(TENANT, ""), now=time.time())
+    assert state.paused_until is None
+    row = db.execute(
+        "SELECT state, not_before > now() + interval '50 seconds' FROM orchestrator.jobs"
+        " WHERE id = %s",
+        (probe,),
+    ).fetchone()
+    assert row == ("ready", True)

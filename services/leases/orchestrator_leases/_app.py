@@ -64,7 +64,9 @@ async def build_app(
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
         )
-        bucket_store = BucketStore(client, prefix=settings.ratelimit_key_prefix)
+        bucket_store = BucketStore(
+            client, prefix=settings.ratelimit_key_prefix, default=settings.ratelimit_default_bucket
+        )
     db = Database(config.database_url, clock=clock)
     await db.open()
     try:

@@ -30,7 +30,10 @@ one ``orchestrator.throttles`` row per bucket per drain (origin ``upstream_429``
 ``upstream_503``; the table's trigger emits ``throttle.changed``). Once per bucket per
 drain, ``record_results`` reports the completions (additive recovery) and the 429/5xx
 failures (circuit breaker). The key of a result comes from the job → key map filled at
-claim time, else from the ledger.
+claim time, else from the ledger. Results of jobs without a source (host ``""``) feed
+nothing back: their upstream is unknown, so a 429 only delays that job (its retry's
+``not_before`` honours the Retry-After) instead of pausing every source-less job of the
+tenant.
 """
 
 from __future__ import annotations
@@ -235,14 +238,14 @@ class LeaseLimiter:
         keys = await self._keys_of([*pending.successes, *(f.job_id for _, f in pending.failures)])
         successes: Counter[BucketKey] = Counter()
         for job_id in pending.successes:
-            if job_id in keys:
+            if job_id in keys and keys[job_id].key.host:
                 successes[keys[job_id].key] += 1
         failures: Counter[BucketKey] = Counter()
         # Per bucket: the longest retry-after, the report that carried it, its actor.
         throttled: dict[BucketKey, tuple[float, Failure, _JobKey, Actor]] = {}
         for actor, failure in pending.failures:
             job_key = keys.get(failure.job_id)
-            if job_key is None:
+            if job_key is None or not job_key.key.host:
                 continue
             failures[job_key.key] += 1
             retry = failure.retry_after_s or DEFAULT_RETRY_AFTER_S
