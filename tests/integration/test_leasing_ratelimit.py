@@ -549,3 +549,40 @@ async def test_sourceless_429_delays_only_that_job(rl_db, sched, db, redis_clien
         (probe,),
     ).fetchone()
     assert row == ("ready", True)
+
+
+async def test_max_active_quota_paces_the_stream_by_completions(
+    rl_db, sched, db, redis_client, prefix
+) -> None:
+    # A job-type quota of 2 active leases: the worker never holds more than 2 of its jobs,
+    # and each completion makes room at once (the dispatcher claims again when a lease
+    # ends while a cap is full; it does not wait for the 1-2 s fallback poll).
+    store = BucketStore(redis_client, prefix=prefix, default=NON_BINDING)
+    job_type = _job_type()
+    db.execute(
+        "INSERT INTO orchestrator.quotas (id, tenant, job_type, max_active, created_at,"
+        " updated_at) VALUES (gen_random_uuid(), %s, %s, 2, now(), now())",
+        (TENANT, job_type),
+    )
+    held: list[int] = []
+
+    async def watch() -> None:
+        while True:
+            (n,) = db.execute(
+                "SELECT count(*) FROM orchestrator.jobs WHERE job_type = %s AND state = 'leased'",
+                (job_type,),
+            ).fetchone()
+            held.append(n)
+            await asyncio.sleep(0.005)
+
+    async with _leases(rl_db, _settings(), store) as app, _worker(app, job_type) as w:
+        watcher = asyncio.create_task(watch())
+        ids = await _submit(sched, job_type, 20)
+        start = time.monotonic()
+        await w.wait_for(20, within_s=10)
+        elapsed = time.monotonic() - start
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    assert max(held) <= 2
+    assert elapsed < 4.0, f"20 jobs at 2 at a time took {elapsed:.1f} s"
+    assert all(r[1] == 1 for r in _states(db, ids))  # none deferred or retried

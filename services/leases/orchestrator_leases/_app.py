@@ -94,6 +94,7 @@ async def build_app(
             claim_batch=settings.claim_batch,
             limiter=limiter,
         )
+        completer.on_leases_ended = dispatcher.leases_ended
         listener = ReadyListener(config.database_url)
         listener.subscribe(dispatcher.on_ready)
         watchdog = Watchdog(

@@ -1,13 +1,21 @@
 """Rate limiting on the leasing hot path (DESIGN §3, §4): admission of claim candidates and
 adaptive feedback from worker results.
 
-Admission (:meth:`LeaseLimiter.admit`, the ``admit`` callback of
-``LeaseLedger.claim_limited``): the claim's candidates are grouped by bucket key
-``{tenant, source host}`` (``""``: jobs without a source, the tenant's default bucket) and
-their tokens are taken in ONE batched :meth:`BucketStore.acquire` (one ``(key, count)``
-item per key, one Redis round trip). Per key the first ``granted`` candidates (claim order)
-are leased; the rest get ``not_before = now + retry_after``. Paused sources and blackouts
-are handled in the claim's SQL (paused: not candidates; blackout: deferred to its end).
+Admission, batched: tokens are taken from Redis ahead of need and spent locally.
+:meth:`LeaseLimiter.reserve` hands a claim the tokens this process holds per
+``{tenant, source host}`` (``""``: jobs without a source, the tenant's default bucket); the
+claim statement (``LeaseLedger.claim_admitted``) leases that many candidates per key
+without asking Redis, so in the steady state a claim is one PostgreSQL round trip and no
+Redis call. Candidates beyond the allowance go to :meth:`LeaseLimiter.admit`, which takes
+their tokens plus :data:`PREFETCH` more per key in ONE batched :meth:`BucketStore.acquire`
+(one ``(key, count)`` item per key, one Redis round trip): per key the first ``granted``
+candidates (claim order) are leased, the rest get ``not_before = now + retry_after``, and
+tokens granted beyond the need are kept for the next claims. Held tokens expire after
+:data:`ALLOWANCE_TTL_S` (so an upstream pause, open circuit or operator override reached
+through another process binds within that time) and are dropped at once when this process
+sees its own throttle of the key. Every lease still spends one token the bucket granted,
+so ``leases <= capacity + rate x elapsed`` holds. Paused sources, caps and blackouts are
+handled in the claim's SQL.
 
 Why the BucketStore directly and not the ratelimit service over gRPC: the leases process
 talks to the same Redis with the same Lua scripts and key prefix
@@ -63,6 +71,10 @@ from orchestrator_redis import (
 FailurePolicy = Literal["closed", "open"]
 
 BACKEND_RETRY_S = 1.0
+# Tokens acquired beyond a claim's need, per key, for the next claims (a claim batch).
+PREFETCH = 100
+# How long held tokens stay usable.
+ALLOWANCE_TTL_S = 0.5
 DEFAULT_RETRY_AFTER_S = 1.0
 # A denied candidate waits at least this long, so a bucket answering "retry now" cannot make
 # the dispatcher spin on the same rows.
@@ -126,6 +138,8 @@ class LeaseLimiter:
         self.backend_up = True
         metrics.RATELIMIT_BACKEND_UP.set(1)
         self._keys: dict[uuid.UUID, _JobKey] = {}
+        # Tokens held per (tenant, host): (count, expiry in epoch seconds).
+        self._held: dict[tuple[str, str], tuple[int, float]] = {}
         self._pending = _Pending()
         self._wake = asyncio.Event()
 
@@ -143,15 +157,42 @@ class LeaseLimiter:
         self.backend_up = up
         metrics.RATELIMIT_BACKEND_UP.set(1 if up else 0)
 
+    def reserve(self) -> dict[tuple[str, str], int]:
+        """Takes the unexpired held tokens out of the pool for one claim (so two claims in
+        flight never spend the same token); give the rest back with :meth:`release`."""
+        now = self._clock.now().timestamp()
+        held, self._held = self._held, {}
+        reserved: dict[tuple[str, str], int] = {}
+        for key, (count, expires) in held.items():
+            if expires > now and count > 0:
+                reserved[key] = count
+                self._held[key] = (0, expires)
+        return reserved
+
+    def release(
+        self, reserved: dict[tuple[str, str], int], spent: dict[tuple[str, str], int]
+    ) -> None:
+        """Returns the tokens of a reservation the claim did not spend."""
+        for key, count in reserved.items():
+            left = count - spent.get(key, 0)
+            slot = self._held.get(key)
+            if left > 0 and slot is not None:
+                self._held[key] = (slot[0] + left, slot[1])
+
+    def _hold(self, key: tuple[str, str], count: int, now: float) -> None:
+        held, _ = self._held.get(key, (0, 0.0))
+        self._held[key] = (held + count, now + ALLOWANCE_TTL_S)
+
     async def admit(
         self, candidates: Sequence[Row], now: datetime
     ) -> dict[uuid.UUID, tuple[datetime, str]]:
         """The candidates that may not go now, with when they can and why (the
-        ``admit`` callback of ``LeaseLedger.claim_limited``); one Redis round trip."""
+        ``admit`` callback of ``LeaseLedger.claim_admitted``); one Redis round trip, which
+        also fetches :data:`PREFETCH` tokens per key for the next claims."""
         by_key: dict[BucketKey, list[Row]] = {}
         for cand in candidates:
             by_key.setdefault(BucketKey(cand["tenant"], cand["host"]), []).append(cand)
-        requests = [(key, len(rows)) for key, rows in by_key.items()]
+        requests = [(key, len(rows) + PREFETCH) for key, rows in by_key.items()]
         denied: dict[uuid.UUID, tuple[datetime, str]] = {}
         try:
             grants = await self.store.acquire(requests, now=now.timestamp())
@@ -167,8 +208,11 @@ class LeaseLimiter:
             return {c["id"]: (until, BACKEND_UNAVAILABLE) for c in candidates}
         if not self.backend_up:
             self._mark(True)
-        for grant, rows in zip(grants, by_key.values(), strict=True):
+        now_s = now.timestamp()
+        for (key, rows), grant in zip(by_key.items(), grants, strict=True):
             if grant.granted >= len(rows):
+                if grant.granted > len(rows):
+                    self._hold((key.tenant, key.host), grant.granted - len(rows), now_s)
                 continue
             wait = max(MIN_DEFER_S, grant.retry_after_s)
             until = now + timedelta(seconds=wait)
@@ -180,10 +224,12 @@ class LeaseLimiter:
         return denied
 
     def remember(self, rows: Sequence[Row]) -> None:
-        """Keeps the bucket key of leased rows for the feedback of their results."""
+        """Keeps the bucket key of leased rows with a source host for the feedback of their
+        results (source-less jobs feed nothing back)."""
         keys = self._keys
         for row in rows:
-            keys[row["id"]] = _JobKey(BucketKey(row["tenant"], row["host"]), row["source_id"])
+            if row["host"]:
+                keys[row["id"]] = _JobKey(BucketKey(row["tenant"], row["host"]), row["source_id"])
         overflow = len(keys) - MAX_REMEMBERED_JOBS
         if overflow > 0:
             for job_id in list(keys)[:overflow]:
@@ -226,16 +272,22 @@ class LeaseLimiter:
                     len(pending.successes) + len(pending.failures),
                 )
 
-    async def _keys_of(self, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, _JobKey]:
-        known = {i: self._keys.pop(i) for i in job_ids if i in self._keys}
-        missing = [i for i in job_ids if i not in known]
+    async def _keys_of(
+        self, successes: Sequence[uuid.UUID], failures: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, _JobKey]:
+        # Successes of jobs not remembered (no source host, or leased before a restart) are
+        # skipped: they only feed recovery. Throttling failures are looked up in the ledger.
+        remembered = self._keys
+        known = {i: remembered.pop(i) for i in successes if i in remembered}
+        known |= {i: remembered.pop(i) for i in failures if i in remembered}
+        missing = [i for i in failures if i not in known]
         if missing:
             for row in await self._ledger.bucket_hosts(missing):
                 known[row["id"]] = _JobKey(BucketKey(row["tenant"], row["host"]), row["source_id"])
         return known
 
     async def _apply(self, pending: _Pending) -> None:
-        keys = await self._keys_of([*pending.successes, *(f.job_id for _, f in pending.failures)])
+        keys = await self._keys_of(pending.successes, [f.job_id for _, f in pending.failures])
         successes: Counter[BucketKey] = Counter()
         for job_id in pending.successes:
             if job_id in keys and keys[job_id].key.host:
@@ -257,6 +309,7 @@ class LeaseLimiter:
         records: dict[Actor, list[dict[str, Any]]] = {}
         try:
             for key, (retry, failure, job_key, actor) in throttled.items():
+                self._held.pop((key.tenant, key.host), None)  # held tokens predate the 429
                 origin = THROTTLE_ORIGINS[failure.error_class]
                 status = "429" if origin == "upstream_429" else "5xx"
                 reason = f"upstream {status} retry-after {retry:g}s (job {failure.job_id})"

@@ -1,0 +1,44 @@
+-- 0005: caps enforced before leasing (quotas max_active / max_per_hour / burst, per-source
+-- concurrency) and wake-ups when something becomes claimable without a job changing state.
+--
+-- A source's max_active caps its leased jobs at once (NULL: no cap).
+ALTER TABLE orchestrator.sources ADD COLUMN max_active integer
+  CHECK (max_active IS NULL OR max_active > 0);
+
+-- The hourly quota as a token bucket per quota row: it holds at most greatest(burst, 1)
+-- tokens and refills max_per_hour per hour, so any rolling hour sees at most
+-- max_per_hour + burst leases, and burst 0 spaces leases evenly. A quota without a row here
+-- starts full. Written by the claim that spends the tokens (under the tenant's advisory
+-- lock, see leases.sql).
+CREATE TABLE orchestrator.quota_usage (
+  quota_id   uuid PRIMARY KEY REFERENCES orchestrator.quotas (id) ON DELETE CASCADE,
+  tenant     text NOT NULL REFERENCES orchestrator.tenants (id),
+  tokens     double precision NOT NULL,
+  updated_at timestamptz NOT NULL
+);
+
+-- Tokens of an hourly quota at `now` (before spending): refilled since `updated_at`, capped.
+CREATE FUNCTION orchestrator.quota_tokens(max_per_hour integer, burst integer,
+                                          tokens double precision, updated_at timestamptz,
+                                          now timestamptz) RETURNS double precision
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN tokens IS NULL THEN greatest(coalesce(burst, 0), 1)::double precision
+         ELSE least(greatest(coalesce(burst, 0), 1)::double precision,
+                    tokens + max_per_hour / 3600.0
+                             * greatest(0, extract(epoch FROM now - updated_at)::double precision))
+         END
+$$;
+
+-- Resuming a source, raising a cap or unpausing a quota makes jobs claimable without any
+-- job changing state, so no job trigger would wake the lease streams: these do.
+CREATE FUNCTION orchestrator.notify_claimable() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('orch_jobs_ready', '');
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER sources_claimable AFTER UPDATE OF paused, max_active ON orchestrator.sources
+  FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.notify_claimable();
+CREATE TRIGGER quotas_claimable AFTER INSERT OR UPDATE OR DELETE ON orchestrator.quotas
+  FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.notify_claimable();
