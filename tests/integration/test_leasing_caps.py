@@ -16,7 +16,11 @@ from orchestrator_pg import Completion, Database, LeaseLedger, TxContext
 
 pytestmark = pytest.mark.integration
 
-T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+# Claims run at injected times from T0 on. T0 is the real time (rounded): the session's leases
+# service watchdog expires leases by the wall clock, so a lease taken "in the past" would be
+# expired (and re-leased) under the test's feet.
+T0 = datetime.now(UTC).replace(microsecond=0)
+LEASE_TTL_S = 600.0
 
 
 @pytest.fixture
@@ -94,6 +98,7 @@ async def _claim(ledger: LeaseLedger, tenant: str, job_types, n: int, now: datet
         worker_ids=[f"w{i}" for i in range(n)],
         job_types=list(job_types),
         tenants=[tenant],
+        lease_ttl_s=LEASE_TTL_S,
     )
 
 

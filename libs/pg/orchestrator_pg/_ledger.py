@@ -118,6 +118,7 @@ class SourceFields:
     paused_ticket: str = ""
     job_types: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    max_active: int | None = None  # None: no cap
 
 
 @dataclass(frozen=True)
@@ -943,6 +944,7 @@ def _source_params(fields: SourceFields) -> dict[str, Any]:
         "paused_ticket": fields.paused_ticket,
         "job_types": list(fields.job_types),
         "labels": Jsonb(fields.labels),
+        "max_active": fields.max_active,
     }
 
 

@@ -71,8 +71,9 @@ from orchestrator_redis import (
 FailurePolicy = Literal["closed", "open"]
 
 BACKEND_RETRY_S = 1.0
-# Tokens acquired beyond a claim's need, per key, for the next claims (a claim batch).
-PREFETCH = 100
+# Tokens acquired beyond a claim's need, per key, for the next claims (several claim batches,
+# so most claims spend held tokens and skip Redis; a binding bucket grants only what it has).
+PREFETCH = 500
 # How long held tokens stay usable.
 ALLOWANCE_TTL_S = 0.5
 DEFAULT_RETRY_AFTER_S = 1.0

@@ -29,6 +29,38 @@ LANGUAGE sql IMMUTABLE AS $$
          END
 $$;
 
+-- Blackout windows, evaluated in UTC (the ratelimit service's orchestrator_core.blackouts
+-- is the same rule in Python; a property test keeps the two equal): the end of the
+-- occurrence of one window that covers `now`, or NULL. Without a weekly recurrence the
+-- window is [start_at, end_at); a weekly one starts an occurrence on each listed ISO weekday
+-- at start_minute_utc lasting duration_s (at most a week, so 8 days back cover it), every
+-- occurrence clipped to [start_at, end_at) (end_at NULL: open ended).
+CREATE FUNCTION orchestrator.blackout_active_until(start_at timestamptz, end_at timestamptz,
+                                                   recurrence jsonb, now timestamptz)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE
+    WHEN now < start_at OR (end_at IS NOT NULL AND now >= end_at) THEN NULL
+    WHEN recurrence IS NULL OR NOT recurrence ? 'weekly' THEN end_at
+    ELSE (
+      SELECT max(o.ends)
+        FROM (SELECT greatest(w.begins, start_at) AS begins,
+                     CASE WHEN end_at IS NULL THEN w.begins + w.dur
+                          ELSE least(w.begins + w.dur, end_at) END AS ends
+                FROM (SELECT d.day,
+                             (d.day::timestamp
+                              + make_interval(mins => (recurrence->'weekly'->>'start_minute_utc')::int))
+                               AT TIME ZONE 'UTC' AS begins,
+                             make_interval(secs => (recurrence->'weekly'->>'duration_s')::float8)
+                               AS dur
+                        FROM (SELECT (now AT TIME ZONE 'UTC')::date - g.n AS day
+                                FROM generate_series(0, 8) AS g(n)) d) w
+               WHERE recurrence->'weekly'->'days' @> to_jsonb(extract(isodow FROM w.day)::int)
+             ) o
+       WHERE o.begins <= now AND o.ends > now)
+  END
+$$;
+
 -- Resuming a source, raising a cap or unpausing a quota makes jobs claimable without any
 -- job changing state, so no job trigger would wake the lease streams: these do.
 CREATE FUNCTION orchestrator.notify_claimable() RETURNS trigger

@@ -192,11 +192,9 @@ SELECT set_config('plan_cache_mode', 'force_generic_plan', true) AS plan_cache_m
 --     the probe's LIMIT takes the tightest, a tenant-wide room also bounds the tenant's
 --     rank across job types;
 --   * per-source max_active minus the source's leased jobs (src CTE).
--- Blackouts (blk CTE) are evaluated in UTC: a window without a weekly recurrence is
--- [start_at, end_at); a weekly one starts an occurrence on each listed ISO weekday at
--- start_minute_utc lasting duration_s, clipped to [start_at, end_at). A candidate under an
--- active blackout comes back as 'waiting' with blackout_until (chained windows are not
--- merged: a job deferred to the end of one is deferred again then).
+-- Blackouts (blk CTE, rule in orchestrator.blackout_active_until, UTC): a candidate under an
+-- active blackout of its tenant or source comes back as 'waiting' with blackout_until
+-- (chained windows are not merged: a job deferred to the end of one is deferred again then).
 --
 -- Admission: with %(limited)s, a candidate is leased here only while its {tenant, host}
 -- key has allowance left (the tokens the caller already holds, per key, in claim order);
@@ -212,28 +210,14 @@ SELECT set_config('plan_cache_mode', 'force_generic_plan', true) AS plan_cache_m
 -- none now (NULL: none waiting), capped whether some quota or source is at its max_active
 -- after this claim's phase-one leases.
 WITH blk AS (
-  SELECT b.tenant, b.source_id, max(o.ends) AS until
+  SELECT b.tenant, b.source_id, max(a.until) AS until
     FROM orchestrator.blackouts b
    CROSS JOIN LATERAL (
-     SELECT b.start_at AS begins, b.end_at AS ends
-      WHERE b.recurrence IS NULL OR NOT b.recurrence ? 'weekly'
-     UNION ALL
-     SELECT greatest(w.begins, b.start_at),
-            CASE WHEN b.end_at IS NULL THEN w.begins + w.dur
-                 ELSE least(w.begins + w.dur, b.end_at) END
-       FROM (SELECT d.day,
-                    (d.day::timestamp
-                     + make_interval(mins => (b.recurrence->'weekly'->>'start_minute_utc')::int))
-                      AT TIME ZONE 'UTC' AS begins,
-                    make_interval(secs => (b.recurrence->'weekly'->>'duration_s')::float8) AS dur
-               FROM (SELECT (%(now)s::timestamptz AT TIME ZONE 'UTC')::date - g.n AS day
-                       FROM generate_series(0, 8) AS g(n)) d) w
-      WHERE b.recurrence ? 'weekly'
-        AND b.recurrence->'weekly'->'days' @> to_jsonb(extract(isodow FROM w.day)::int)
-   ) o
+     SELECT orchestrator.blackout_active_until(b.start_at, b.end_at, b.recurrence, %(now)s)
+              AS until) a
    WHERE (%(tenants)s::text[] IS NULL OR b.tenant = ANY(%(tenants)s))
      AND b.start_at <= %(now)s AND (b.end_at IS NULL OR b.end_at > %(now)s)
-     AND o.begins <= %(now)s AND o.ends > %(now)s
+     AND a.until IS NOT NULL
    GROUP BY b.tenant, b.source_id
 ), quota AS MATERIALIZED (
   SELECT q.id, q.tenant, q.job_type, q.paused, q.max_per_hour, t.tokens,
