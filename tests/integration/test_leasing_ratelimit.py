@@ -586,3 +586,68 @@ async def test_max_active_quota_paces_the_stream_by_completions(
     assert max(held) <= 2
     assert elapsed < 4.0, f"20 jobs at 2 at a time took {elapsed:.1f} s"
     assert all(r[1] == 1 for r in _states(db, ids))  # none deferred or retried
+
+
+class _CountingStore(BucketStore):
+    """The real store, counting its acquire round trips (a spy, not a stand-in)."""
+
+    acquires = 0
+
+    async def acquire(self, requests, *, now, whole=None):  # type: ignore[no-untyped-def]
+        self.acquires += 1
+        return await super().acquire(requests, now=now, whole=whole)
+
+
+async def test_held_tokens_skip_redis_for_roomy_buckets_only(
+    rl_db, db, redis_client, prefix
+) -> None:
+    from orchestrator_leases._ratelimit import PREFETCH, LeaseLimiter
+    from orchestrator_pg import Database, LeaseLedger, TxContext
+
+    store = _CountingStore(redis_client, prefix=prefix, default=NON_BINDING)
+    tight = _host("tight")
+    await store.configure(BucketKey(TENANT, tight), BucketConfig(5, 1), now=time.time())
+    tight_src = _source(db, tight)
+    roomy_type, tight_type = _job_type(), _job_type()
+    for job_type, source_id in ((roomy_type, None), (tight_type, tight_src)):
+        db.execute(
+            "INSERT INTO orchestrator.jobs (id, tenant, job_type, state, reason, payload_digest,"
+            " max_attempts, initial_backoff_s, max_backoff_s, backoff_multiplier, not_before,"
+            " created_at, updated_at, source_id)"
+            " SELECT gen_random_uuid(), %s, %s, 'ready', 'submitted',"
+            " 'sha256:' || repeat('0', 64), 3, 1, 10, 2, now(), now(), now(), %s"
+            " FROM generate_series(1, 600)",
+            (TENANT, job_type, source_id),
+        )
+    async with Database(rl_db) as database:
+        ledger = LeaseLedger(database)
+        limiter = LeaseLimiter(store, ledger, jitter_s=0.0)
+
+        async def claims(job_type: str, n: int) -> int:
+            leased = 0
+            for _ in range(n):
+                reserved = limiter.reserve()
+                result = await ledger.claim_admitted(
+                    TxContext(tenant=TENANT, actor_subject="held-test"),
+                    worker_ids=["w"] * 50,
+                    job_types=[job_type],
+                    tenants=[TENANT],
+                    admit=limiter.admit,
+                    allowance=reserved,
+                )
+                limiter.release(reserved, result.spent)
+                leased += len(result.rows)
+            return leased
+
+        # Unconfigured key: the first grant shows it roomy, the second also fetches PREFETCH
+        # tokens, and the next PREFETCH / 50 claims spend them without calling Redis.
+        assert await claims(roomy_type, 10) == 500
+        assert store.acquires == 2
+        # A binding bucket (5 burst, 1/s) is asked exactly what each claim needs: nothing
+        # is hoarded and leasing never runs ahead of it.
+        before = store.acquires
+        assert await claims(tight_type, 3) <= 5 + 1
+        assert store.acquires - before >= 1
+    held = limiter.reserve()
+    assert held.get((TENANT, tight), 0) == 0
+    assert 0 < held.get((TENANT, ""), 0) <= PREFETCH
