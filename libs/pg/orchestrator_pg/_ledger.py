@@ -102,6 +102,7 @@ class NewRun:
     correlation_id: str = ""
     idempotency_key: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    schedule_id: uuid.UUID | None = None  # set on the runs a schedule fires
 
 
 @dataclass(frozen=True)
@@ -337,6 +338,7 @@ class Ledger:
                         "idempotency_key": run.idempotency_key,
                         "labels": Jsonb(run.labels),
                         "job_total": len(jobs),
+                        "schedule_id": run.schedule_id,
                         "now": now,
                     },
                 )

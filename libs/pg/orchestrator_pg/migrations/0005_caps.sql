@@ -1,5 +1,6 @@
 -- 0005: caps enforced before leasing (quotas max_active / max_per_hour / burst, per-source
--- concurrency) and wake-ups when something becomes claimable without a job changing state.
+-- concurrency), wake-ups when something becomes claimable without a job changing state,
+-- and what schedule firing needs.
 --
 -- A source's max_active caps its leased jobs at once (NULL: no cap).
 ALTER TABLE orchestrator.sources ADD COLUMN max_active integer
@@ -74,3 +75,13 @@ CREATE TRIGGER sources_claimable AFTER UPDATE OF paused, max_active ON orchestra
   FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.notify_claimable();
 CREATE TRIGGER quotas_claimable AFTER INSERT OR UPDATE OR DELETE ON orchestrator.quotas
   FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.notify_claimable();
+
+-- Schedules: an unset catch-up window means no limit; buffered_fire_at is the one fire time
+-- an overlap policy of buffer_one keeps while the previous run is unfinished; the index finds
+-- a schedule's unfinished runs (overlap policies).
+ALTER TABLE orchestrator.schedules ALTER COLUMN catch_up_window DROP NOT NULL;
+ALTER TABLE orchestrator.schedules ALTER COLUMN catch_up_window DROP DEFAULT;
+ALTER TABLE orchestrator.schedules ADD COLUMN buffered_fire_at timestamptz;
+CREATE INDEX schedules_tenant_id ON orchestrator.schedules (tenant, id);
+CREATE INDEX runs_schedule_open ON orchestrator.runs (schedule_id)
+  WHERE schedule_id IS NOT NULL AND state IN ('pending', 'running');
