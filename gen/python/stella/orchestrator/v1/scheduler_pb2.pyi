@@ -444,3 +444,23 @@ class DeleteScheduleRequest(_message.Message):
 class DeleteScheduleResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ListWatermarksRequest(_message.Message):
+    __slots__ = ("source_id", "job_type", "page_size", "page_token")
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    source_id: str
+    job_type: str
+    page_size: int
+    page_token: str
+    def __init__(self, source_id: _Optional[str] = ..., job_type: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListWatermarksResponse(_message.Message):
+    __slots__ = ("watermarks", "next_page_token")
+    WATERMARKS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    watermarks: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Watermark]
+    next_page_token: str
+    def __init__(self, watermarks: _Optional[_Iterable[_Union[_resources_pb2.Watermark, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -172,6 +172,11 @@ class SchedulerServiceStub:
                 request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.DeleteScheduleRequest.SerializeToString,
                 response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.DeleteScheduleResponse.FromString,
                 _registered_method=True)
+        self.ListWatermarks = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/ListWatermarks',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListWatermarksRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListWatermarksResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -369,6 +374,13 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWatermarks(self, request, context):
+        """ListWatermarks returns the event-time watermarks of the caller's sources.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -506,6 +518,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.DeleteSchedule,
                     request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.DeleteScheduleRequest.FromString,
                     response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.DeleteScheduleResponse.SerializeToString,
+            ),
+            'ListWatermarks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWatermarks,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListWatermarksRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListWatermarksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1240,6 +1257,33 @@ class SchedulerService:
             '/stella.orchestrator.v1.SchedulerService/DeleteSchedule',
             stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.DeleteScheduleRequest.SerializeToString,
             stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.DeleteScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWatermarks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/ListWatermarks',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListWatermarksRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListWatermarksResponse.FromString,
             options,
             channel_credentials,
             insecure,
