@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 
 from orchestrator_core import Clock
 from orchestrator_grpckit import GrpcService, ServiceConfig
-from orchestrator_pg import Database, EventPartitionMaintainer, QuotaLedger
+from orchestrator_pg import Database, EventPartitionMaintainer, QuotaLedger, ScheduleLedger
+from orchestrator_scheduler._firing import ScheduleFirer
 from orchestrator_scheduler._servicer import METHOD_SCOPES, SERVICE_NAME, SchedulerServicer
 from orchestrator_scheduler._validate import MAX_PAYLOAD_BYTES
 from stella.orchestrator.v1 import scheduler_pb2_grpc
@@ -16,19 +17,31 @@ from stella.orchestrator.v1 import scheduler_pb2_grpc
 
 @asynccontextmanager
 async def build_service(
-    config: ServiceConfig, *, clock: Clock | None = None
+    config: ServiceConfig, *, clock: Clock | None = None, schedule_firing: bool | None = None
 ) -> AsyncIterator[GrpcService]:
     """The scheduler service with an open database pool; the pool closes on exit.
 
     Env: ``ORCH_MAX_PAYLOAD_BYTES`` (default 262144), ``ORCH_EVENTS_RETENTION_DAYS``
-    (default 0 = keep every event partition).
+    (default 0 = keep every event partition), ``ORCH_SCHEDULES_FIRING`` (``on``: this
+    replica takes part in firing schedules; one replica fires at a time);
+    ``schedule_firing`` overrides it.
     """
     db = Database(config.database_url, clock=clock)
     await db.open()
     try:
+        firing = schedule_firing
+        if firing is None:
+            firing = os.environ.get("ORCH_SCHEDULES_FIRING", "on").strip().lower() != "off"
+        max_payload = int(os.environ.get("ORCH_MAX_PAYLOAD_BYTES", MAX_PAYLOAD_BYTES))
+        schedule_ledger = ScheduleLedger(db)
         servicer = SchedulerServicer(
             QuotaLedger(db),
-            max_payload_bytes=int(os.environ.get("ORCH_MAX_PAYLOAD_BYTES", MAX_PAYLOAD_BYTES)),
+            max_payload_bytes=max_payload,
+            schedule_ledger=schedule_ledger,
+            clock=clock,
+        )
+        firer = ScheduleFirer(
+            schedule_ledger, config.database_url, clock=clock, max_payload_bytes=max_payload
         )
         maintainer = EventPartitionMaintainer(
             config.database_url,
@@ -38,7 +51,10 @@ async def build_service(
         service = GrpcService(
             config,
             [(scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server, servicer, SERVICE_NAME)],
-            background=[("event-partitions", maintainer.run_forever)],
+            background=[
+                ("event-partitions", maintainer.run_forever),
+                *([("schedule-firing", firer.run_forever)] if firing else []),
+            ],
             method_scopes=METHOD_SCOPES,
         )
         yield service
