@@ -1813,6 +1813,9 @@ pub struct Source {
     /// Operator ticket given when the source was paused; empty when not paused.
     #[prost(string, tag = "15")]
     pub paused_ticket: ::prost::alloc::string::String,
+    /// Most jobs of the source leased at once (its upstream's concurrency limit); 0 means no cap.
+    #[prost(int32, tag = "16")]
+    pub max_active: i32,
 }
 /// Run groups the jobs of one DAG instance, one schedule firing or one backfill.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -2705,6 +2708,10 @@ pub struct AcquireRequestItem {
     /// Source whose blackout windows also apply; empty checks only tenant-wide blackouts.
     #[prost(string, tag = "3")]
     pub source_id: ::prost::alloc::string::String,
+    /// Accept fewer tokens than asked: what the bucket holds is taken and reported in
+    /// granted_tokens. Without it the request is all or nothing (no token is taken unless all are).
+    #[prost(bool, tag = "4")]
+    pub partial: bool,
 }
 /// AcquireRequest asks for tokens from several buckets in one round trip.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -2722,10 +2729,10 @@ pub struct AcquireGrant {
     /// Bucket the answer is about.
     #[prost(message, optional, tag = "1")]
     pub key: ::core::option::Option<BucketKey>,
-    /// True when the tokens were taken.
+    /// True when all the tokens asked were taken.
     #[prost(bool, tag = "2")]
     pub granted: bool,
-    /// When denied: how long until the request could succeed.
+    /// When not all tokens were taken: how long until the rest could be.
     #[prost(message, optional, tag = "3")]
     pub retry_after: ::core::option::Option<::prost_types::Duration>,
     /// When denied: the instant the request could succeed (now + retry_after); use as the job's not_before.
@@ -2737,6 +2744,9 @@ pub struct AcquireGrant {
     /// When denied, why: "tokens", "paused", "circuit_open", "blackout" or "backend_unavailable".
     #[prost(string, tag = "6")]
     pub deny_reason: ::prost::alloc::string::String,
+    /// Tokens taken: all asked when granted, 0 when denied, possibly some in between with partial.
+    #[prost(int64, tag = "7")]
+    pub granted_tokens: i64,
 }
 /// AcquireResponse answers every item of the request.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -4049,6 +4059,119 @@ pub struct DeleteQuotaRequest {
 /// DeleteQuotaResponse confirms the deletion; it carries no data yet.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct DeleteQuotaResponse {}
+/// CreateScheduleRequest carries the schedule to register.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct CreateScheduleRequest {
+    /// The schedule; name, cron and run_template.jobs are required, output-only fields are ignored.
+    #[prost(message, optional, tag = "1")]
+    pub schedule: ::core::option::Option<Schedule>,
+    /// Justification recorded in the audit trail.
+    #[prost(message, optional, tag = "2")]
+    pub operator: ::core::option::Option<OperatorContext>,
+}
+/// CreateScheduleResponse returns the stored schedule with its next fire time.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct CreateScheduleResponse {
+    /// The stored schedule.
+    #[prost(message, optional, tag = "1")]
+    pub schedule: ::core::option::Option<Schedule>,
+}
+/// GetScheduleRequest names one schedule.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetScheduleRequest {
+    /// Id of the schedule; NOT_FOUND if it does not exist in the caller's tenant.
+    #[prost(string, tag = "1")]
+    pub schedule_id: ::prost::alloc::string::String,
+}
+/// GetScheduleResponse returns the schedule.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GetScheduleResponse {
+    /// The schedule.
+    #[prost(message, optional, tag = "1")]
+    pub schedule: ::core::option::Option<Schedule>,
+}
+/// ListSchedulesRequest pages through schedules.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListSchedulesRequest {
+    /// Only enabled (true) or disabled (false) schedules; unset lists both.
+    #[prost(bool, optional, tag = "1")]
+    pub enabled: ::core::option::Option<bool>,
+    /// Most schedules per page (default 100, at most 1000).
+    #[prost(int32, tag = "2")]
+    pub page_size: i32,
+    /// Token of the next page from a previous response.
+    #[prost(string, tag = "3")]
+    pub page_token: ::prost::alloc::string::String,
+}
+/// ListSchedulesResponse is one page of schedules.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListSchedulesResponse {
+    /// Schedules in id order.
+    #[prost(message, repeated, tag = "1")]
+    pub schedules: ::prost::alloc::vec::Vec<Schedule>,
+    /// Token of the next page; empty on the last page.
+    #[prost(string, tag = "2")]
+    pub next_page_token: ::prost::alloc::string::String,
+}
+/// UpdateScheduleRequest changes named fields of a schedule.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct UpdateScheduleRequest {
+    /// The schedule with its id and the new values of the fields named in update_mask.
+    #[prost(message, optional, tag = "1")]
+    pub schedule: ::core::option::Option<Schedule>,
+    /// Fields to change: name, cron, source_id, run_template, catch_up, catch_up_window, overlap, enabled.
+    #[prost(message, optional, tag = "2")]
+    pub update_mask: ::core::option::Option<::prost_types::FieldMask>,
+    /// Justification recorded in the audit trail.
+    #[prost(message, optional, tag = "3")]
+    pub operator: ::core::option::Option<OperatorContext>,
+}
+/// UpdateScheduleResponse returns the changed schedule.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct UpdateScheduleResponse {
+    /// The stored schedule.
+    #[prost(message, optional, tag = "1")]
+    pub schedule: ::core::option::Option<Schedule>,
+}
+/// DeleteScheduleRequest names the schedule to remove.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteScheduleRequest {
+    /// Id of the schedule; NOT_FOUND if it does not exist in the caller's tenant.
+    #[prost(string, tag = "1")]
+    pub schedule_id: ::prost::alloc::string::String,
+    /// Justification recorded in the audit trail.
+    #[prost(message, optional, tag = "2")]
+    pub operator: ::core::option::Option<OperatorContext>,
+}
+/// DeleteScheduleResponse confirms the deletion.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteScheduleResponse {}
+/// ListWatermarksRequest filters and pages watermarks.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListWatermarksRequest {
+    /// Only this source's watermarks; empty lists every source's.
+    #[prost(string, tag = "1")]
+    pub source_id: ::prost::alloc::string::String,
+    /// Only this job type's watermarks; empty lists every job type's.
+    #[prost(string, tag = "2")]
+    pub job_type: ::prost::alloc::string::String,
+    /// Most watermarks per page (default 100, at most 1000).
+    #[prost(int32, tag = "3")]
+    pub page_size: i32,
+    /// Token of the next page from a previous response.
+    #[prost(string, tag = "4")]
+    pub page_token: ::prost::alloc::string::String,
+}
+/// ListWatermarksResponse is one page of watermarks, ordered by source then job type.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListWatermarksResponse {
+    /// The watermarks.
+    #[prost(message, repeated, tag = "1")]
+    pub watermarks: ::prost::alloc::vec::Vec<Watermark>,
+    /// Token of the next page; empty on the last page.
+    #[prost(string, tag = "2")]
+    pub next_page_token: ::prost::alloc::string::String,
+}
 /// Generated client implementations.
 pub mod scheduler_service_client {
     #![allow(
@@ -4787,6 +4910,186 @@ pub mod scheduler_service_client {
                     GrpcMethod::new(
                         "stella.orchestrator.v1.SchedulerService",
                         "DeleteQuota",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// CreateSchedule registers a cron schedule that creates runs from a template (UTC).
+        pub async fn create_schedule(
+            &mut self,
+            request: impl tonic::IntoRequest<super::CreateScheduleRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::CreateScheduleResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/CreateSchedule",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "CreateSchedule",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// GetSchedule returns one schedule of the caller's tenant.
+        pub async fn get_schedule(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetScheduleRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetScheduleResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/GetSchedule",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "GetSchedule",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// ListSchedules pages through the caller's schedules in id order.
+        pub async fn list_schedules(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListSchedulesRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListSchedulesResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/ListSchedules",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "ListSchedules",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// UpdateSchedule changes the fields named in update_mask.
+        pub async fn update_schedule(
+            &mut self,
+            request: impl tonic::IntoRequest<super::UpdateScheduleRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::UpdateScheduleResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/UpdateSchedule",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "UpdateSchedule",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// DeleteSchedule removes a schedule; runs it created stay.
+        pub async fn delete_schedule(
+            &mut self,
+            request: impl tonic::IntoRequest<super::DeleteScheduleRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::DeleteScheduleResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/DeleteSchedule",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "DeleteSchedule",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// ListWatermarks returns the event-time watermarks of the caller's sources.
+        pub async fn list_watermarks(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListWatermarksRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListWatermarksResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/ListWatermarks",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "ListWatermarks",
                     ),
                 );
             self.inner.unary(req, path, codec).await

@@ -286,7 +286,10 @@ type AcquireRequestItem struct {
 	// Number of tokens to take; 0 means 1.
 	Tokens int64 `protobuf:"varint,2,opt,name=tokens,proto3" json:"tokens,omitempty"`
 	// Source whose blackout windows also apply; empty checks only tenant-wide blackouts.
-	SourceId      string `protobuf:"bytes,3,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	SourceId string `protobuf:"bytes,3,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	// Accept fewer tokens than asked: what the bucket holds is taken and reported in
+	// granted_tokens. Without it the request is all or nothing (no token is taken unless all are).
+	Partial       bool `protobuf:"varint,4,opt,name=partial,proto3" json:"partial,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -340,6 +343,13 @@ func (x *AcquireRequestItem) GetSourceId() string {
 		return x.SourceId
 	}
 	return ""
+}
+
+func (x *AcquireRequestItem) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
 }
 
 // AcquireRequest asks for tokens from several buckets in one round trip.
@@ -402,16 +412,18 @@ type AcquireGrant struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Bucket the answer is about.
 	Key *BucketKey `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	// True when the tokens were taken.
+	// True when all the tokens asked were taken.
 	Granted bool `protobuf:"varint,2,opt,name=granted,proto3" json:"granted,omitempty"`
-	// When denied: how long until the request could succeed.
+	// When not all tokens were taken: how long until the rest could be.
 	RetryAfter *durationpb.Duration `protobuf:"bytes,3,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
 	// When denied: the instant the request could succeed (now + retry_after); use as the job's not_before.
 	AvailableAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=available_at,json=availableAt,proto3" json:"available_at,omitempty"`
 	// Tokens left in the bucket after this request.
 	Remaining float64 `protobuf:"fixed64,5,opt,name=remaining,proto3" json:"remaining,omitempty"`
 	// When denied, why: "tokens", "paused", "circuit_open", "blackout" or "backend_unavailable".
-	DenyReason    string `protobuf:"bytes,6,opt,name=deny_reason,json=denyReason,proto3" json:"deny_reason,omitempty"`
+	DenyReason string `protobuf:"bytes,6,opt,name=deny_reason,json=denyReason,proto3" json:"deny_reason,omitempty"`
+	// Tokens taken: all asked when granted, 0 when denied, possibly some in between with partial.
+	GrantedTokens int64 `protobuf:"varint,7,opt,name=granted_tokens,json=grantedTokens,proto3" json:"granted_tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -486,6 +498,13 @@ func (x *AcquireGrant) GetDenyReason() string {
 		return x.DenyReason
 	}
 	return ""
+}
+
+func (x *AcquireGrant) GetGrantedTokens() int64 {
+	if x != nil {
+		return x.GrantedTokens
+	}
+	return 0
 }
 
 // AcquireResponse answers every item of the request.
@@ -2252,14 +2271,15 @@ const file_stella_orchestrator_v1_ratelimit_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12A\n" +
 	"\x0eoverride_until\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\roverrideUntil\"~\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\roverrideUntil\"\x98\x01\n" +
 	"\x12AcquireRequestItem\x123\n" +
 	"\x03key\x18\x01 \x01(\v2!.stella.orchestrator.v1.BucketKeyR\x03key\x12\x16\n" +
 	"\x06tokens\x18\x02 \x01(\x03R\x06tokens\x12\x1b\n" +
-	"\tsource_id\x18\x03 \x01(\tR\bsourceId\"\x80\x01\n" +
+	"\tsource_id\x18\x03 \x01(\tR\bsourceId\x12\x18\n" +
+	"\apartial\x18\x04 \x01(\bR\apartial\"\x80\x01\n" +
 	"\x0eAcquireRequest\x12@\n" +
 	"\x05items\x18\x01 \x03(\v2*.stella.orchestrator.v1.AcquireRequestItemR\x05items\x12,\n" +
-	"\x03now\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03now\"\x97\x02\n" +
+	"\x03now\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x03now\"\xbe\x02\n" +
 	"\fAcquireGrant\x123\n" +
 	"\x03key\x18\x01 \x01(\v2!.stella.orchestrator.v1.BucketKeyR\x03key\x12\x18\n" +
 	"\agranted\x18\x02 \x01(\bR\agranted\x12:\n" +
@@ -2268,7 +2288,8 @@ const file_stella_orchestrator_v1_ratelimit_proto_rawDesc = "" +
 	"\favailable_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vavailableAt\x12\x1c\n" +
 	"\tremaining\x18\x05 \x01(\x01R\tremaining\x12\x1f\n" +
 	"\vdeny_reason\x18\x06 \x01(\tR\n" +
-	"denyReason\"O\n" +
+	"denyReason\x12%\n" +
+	"\x0egranted_tokens\x18\a \x01(\x03R\rgrantedTokens\"O\n" +
 	"\x0fAcquireResponse\x12<\n" +
 	"\x06grants\x18\x01 \x03(\v2$.stella.orchestrator.v1.AcquireGrantR\x06grants\"\xde\x02\n" +
 	"\x15ReportThrottleRequest\x123\n" +

@@ -411,7 +411,9 @@ type Source struct {
 	// must equal the stored version or the call fails with ABORTED.
 	Version int64 `protobuf:"varint,14,opt,name=version,proto3" json:"version,omitempty"`
 	// Operator ticket given when the source was paused; empty when not paused.
-	PausedTicket  string `protobuf:"bytes,15,opt,name=paused_ticket,json=pausedTicket,proto3" json:"paused_ticket,omitempty"`
+	PausedTicket string `protobuf:"bytes,15,opt,name=paused_ticket,json=pausedTicket,proto3" json:"paused_ticket,omitempty"`
+	// Most jobs of the source leased at once (its upstream's concurrency limit); 0 means no cap.
+	MaxActive     int32 `protobuf:"varint,16,opt,name=max_active,json=maxActive,proto3" json:"max_active,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -549,6 +551,13 @@ func (x *Source) GetPausedTicket() string {
 		return x.PausedTicket
 	}
 	return ""
+}
+
+func (x *Source) GetMaxActive() int32 {
+	if x != nil {
+		return x.MaxActive
+	}
+	return 0
 }
 
 // Run groups the jobs of one DAG instance, one schedule firing or one backfill.
@@ -2668,7 +2677,7 @@ var File_stella_orchestrator_v1_resources_proto protoreflect.FileDescriptor
 
 const file_stella_orchestrator_v1_resources_proto_rawDesc = "" +
 	"\n" +
-	"&stella/orchestrator/v1/resources.proto\x12\x16stella.orchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#stella/orchestrator/v1/common.proto\"\xbc\x04\n" +
+	"&stella/orchestrator/v1/resources.proto\x12\x16stella.orchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#stella/orchestrator/v1/common.proto\"\xdb\x04\n" +
 	"\x06Source\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x12\n" +
@@ -2688,7 +2697,9 @@ const file_stella_orchestrator_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x18\n" +
 	"\aversion\x18\x0e \x01(\x03R\aversion\x12#\n" +
-	"\rpaused_ticket\x18\x0f \x01(\tR\fpausedTicket\x1a9\n" +
+	"\rpaused_ticket\x18\x0f \x01(\tR\fpausedTicket\x12\x1d\n" +
+	"\n" +
+	"max_active\x18\x10 \x01(\x05R\tmaxActive\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfa\x05\n" +

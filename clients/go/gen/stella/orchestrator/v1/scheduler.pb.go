@@ -2470,6 +2470,648 @@ func (*DeleteQuotaResponse) Descriptor() ([]byte, []int) {
 	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{43}
 }
 
+// CreateScheduleRequest carries the schedule to register.
+type CreateScheduleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The schedule; name, cron and run_template.jobs are required, output-only fields are ignored.
+	Schedule *Schedule `protobuf:"bytes,1,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	// Justification recorded in the audit trail.
+	Operator      *OperatorContext `protobuf:"bytes,2,opt,name=operator,proto3" json:"operator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateScheduleRequest) Reset() {
+	*x = CreateScheduleRequest{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateScheduleRequest) ProtoMessage() {}
+
+func (x *CreateScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateScheduleRequest.ProtoReflect.Descriptor instead.
+func (*CreateScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *CreateScheduleRequest) GetSchedule() *Schedule {
+	if x != nil {
+		return x.Schedule
+	}
+	return nil
+}
+
+func (x *CreateScheduleRequest) GetOperator() *OperatorContext {
+	if x != nil {
+		return x.Operator
+	}
+	return nil
+}
+
+// CreateScheduleResponse returns the stored schedule with its next fire time.
+type CreateScheduleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored schedule.
+	Schedule      *Schedule `protobuf:"bytes,1,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateScheduleResponse) Reset() {
+	*x = CreateScheduleResponse{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateScheduleResponse) ProtoMessage() {}
+
+func (x *CreateScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateScheduleResponse.ProtoReflect.Descriptor instead.
+func (*CreateScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *CreateScheduleResponse) GetSchedule() *Schedule {
+	if x != nil {
+		return x.Schedule
+	}
+	return nil
+}
+
+// GetScheduleRequest names one schedule.
+type GetScheduleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the schedule; NOT_FOUND if it does not exist in the caller's tenant.
+	ScheduleId    string `protobuf:"bytes,1,opt,name=schedule_id,json=scheduleId,proto3" json:"schedule_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetScheduleRequest) Reset() {
+	*x = GetScheduleRequest{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetScheduleRequest) ProtoMessage() {}
+
+func (x *GetScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetScheduleRequest.ProtoReflect.Descriptor instead.
+func (*GetScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *GetScheduleRequest) GetScheduleId() string {
+	if x != nil {
+		return x.ScheduleId
+	}
+	return ""
+}
+
+// GetScheduleResponse returns the schedule.
+type GetScheduleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The schedule.
+	Schedule      *Schedule `protobuf:"bytes,1,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetScheduleResponse) Reset() {
+	*x = GetScheduleResponse{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetScheduleResponse) ProtoMessage() {}
+
+func (x *GetScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetScheduleResponse.ProtoReflect.Descriptor instead.
+func (*GetScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *GetScheduleResponse) GetSchedule() *Schedule {
+	if x != nil {
+		return x.Schedule
+	}
+	return nil
+}
+
+// ListSchedulesRequest pages through schedules.
+type ListSchedulesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only enabled (true) or disabled (false) schedules; unset lists both.
+	Enabled *bool `protobuf:"varint,1,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
+	// Most schedules per page (default 100, at most 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token of the next page from a previous response.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchedulesRequest) Reset() {
+	*x = ListSchedulesRequest{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchedulesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchedulesRequest) ProtoMessage() {}
+
+func (x *ListSchedulesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchedulesRequest.ProtoReflect.Descriptor instead.
+func (*ListSchedulesRequest) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ListSchedulesRequest) GetEnabled() bool {
+	if x != nil && x.Enabled != nil {
+		return *x.Enabled
+	}
+	return false
+}
+
+func (x *ListSchedulesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSchedulesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListSchedulesResponse is one page of schedules.
+type ListSchedulesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Schedules in id order.
+	Schedules []*Schedule `protobuf:"bytes,1,rep,name=schedules,proto3" json:"schedules,omitempty"`
+	// Token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchedulesResponse) Reset() {
+	*x = ListSchedulesResponse{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchedulesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchedulesResponse) ProtoMessage() {}
+
+func (x *ListSchedulesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchedulesResponse.ProtoReflect.Descriptor instead.
+func (*ListSchedulesResponse) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *ListSchedulesResponse) GetSchedules() []*Schedule {
+	if x != nil {
+		return x.Schedules
+	}
+	return nil
+}
+
+func (x *ListSchedulesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// UpdateScheduleRequest changes named fields of a schedule.
+type UpdateScheduleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The schedule with its id and the new values of the fields named in update_mask.
+	Schedule *Schedule `protobuf:"bytes,1,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	// Fields to change: name, cron, source_id, run_template, catch_up, catch_up_window, overlap, enabled.
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// Justification recorded in the audit trail.
+	Operator      *OperatorContext `protobuf:"bytes,3,opt,name=operator,proto3" json:"operator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateScheduleRequest) Reset() {
+	*x = UpdateScheduleRequest{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateScheduleRequest) ProtoMessage() {}
+
+func (x *UpdateScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateScheduleRequest.ProtoReflect.Descriptor instead.
+func (*UpdateScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *UpdateScheduleRequest) GetSchedule() *Schedule {
+	if x != nil {
+		return x.Schedule
+	}
+	return nil
+}
+
+func (x *UpdateScheduleRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+func (x *UpdateScheduleRequest) GetOperator() *OperatorContext {
+	if x != nil {
+		return x.Operator
+	}
+	return nil
+}
+
+// UpdateScheduleResponse returns the changed schedule.
+type UpdateScheduleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stored schedule.
+	Schedule      *Schedule `protobuf:"bytes,1,opt,name=schedule,proto3" json:"schedule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateScheduleResponse) Reset() {
+	*x = UpdateScheduleResponse{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateScheduleResponse) ProtoMessage() {}
+
+func (x *UpdateScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateScheduleResponse.ProtoReflect.Descriptor instead.
+func (*UpdateScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *UpdateScheduleResponse) GetSchedule() *Schedule {
+	if x != nil {
+		return x.Schedule
+	}
+	return nil
+}
+
+// DeleteScheduleRequest names the schedule to remove.
+type DeleteScheduleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the schedule; NOT_FOUND if it does not exist in the caller's tenant.
+	ScheduleId string `protobuf:"bytes,1,opt,name=schedule_id,json=scheduleId,proto3" json:"schedule_id,omitempty"`
+	// Justification recorded in the audit trail.
+	Operator      *OperatorContext `protobuf:"bytes,2,opt,name=operator,proto3" json:"operator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteScheduleRequest) Reset() {
+	*x = DeleteScheduleRequest{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteScheduleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteScheduleRequest) ProtoMessage() {}
+
+func (x *DeleteScheduleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteScheduleRequest.ProtoReflect.Descriptor instead.
+func (*DeleteScheduleRequest) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *DeleteScheduleRequest) GetScheduleId() string {
+	if x != nil {
+		return x.ScheduleId
+	}
+	return ""
+}
+
+func (x *DeleteScheduleRequest) GetOperator() *OperatorContext {
+	if x != nil {
+		return x.Operator
+	}
+	return nil
+}
+
+// DeleteScheduleResponse confirms the deletion.
+type DeleteScheduleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteScheduleResponse) Reset() {
+	*x = DeleteScheduleResponse{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteScheduleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteScheduleResponse) ProtoMessage() {}
+
+func (x *DeleteScheduleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteScheduleResponse.ProtoReflect.Descriptor instead.
+func (*DeleteScheduleResponse) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{53}
+}
+
+// ListWatermarksRequest filters and pages watermarks.
+type ListWatermarksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this source's watermarks; empty lists every source's.
+	SourceId string `protobuf:"bytes,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	// Only this job type's watermarks; empty lists every job type's.
+	JobType string `protobuf:"bytes,2,opt,name=job_type,json=jobType,proto3" json:"job_type,omitempty"`
+	// Most watermarks per page (default 100, at most 1000).
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token of the next page from a previous response.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWatermarksRequest) Reset() {
+	*x = ListWatermarksRequest{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWatermarksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWatermarksRequest) ProtoMessage() {}
+
+func (x *ListWatermarksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWatermarksRequest.ProtoReflect.Descriptor instead.
+func (*ListWatermarksRequest) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ListWatermarksRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+func (x *ListWatermarksRequest) GetJobType() string {
+	if x != nil {
+		return x.JobType
+	}
+	return ""
+}
+
+func (x *ListWatermarksRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListWatermarksRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListWatermarksResponse is one page of watermarks, ordered by source then job type.
+type ListWatermarksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The watermarks.
+	Watermarks []*Watermark `protobuf:"bytes,1,rep,name=watermarks,proto3" json:"watermarks,omitempty"`
+	// Token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWatermarksResponse) Reset() {
+	*x = ListWatermarksResponse{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWatermarksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWatermarksResponse) ProtoMessage() {}
+
+func (x *ListWatermarksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWatermarksResponse.ProtoReflect.Descriptor instead.
+func (*ListWatermarksResponse) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ListWatermarksResponse) GetWatermarks() []*Watermark {
+	if x != nil {
+		return x.Watermarks
+	}
+	return nil
+}
+
+func (x *ListWatermarksResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_stella_orchestrator_v1_scheduler_proto protoreflect.FileDescriptor
 
 const file_stella_orchestrator_v1_scheduler_proto_rawDesc = "" +
@@ -2622,7 +3264,50 @@ const file_stella_orchestrator_v1_scheduler_proto_rawDesc = "" +
 	"\x12DeleteQuotaRequest\x12\x19\n" +
 	"\bquota_id\x18\x01 \x01(\tR\aquotaId\x12C\n" +
 	"\boperator\x18\x02 \x01(\v2'.stella.orchestrator.v1.OperatorContextR\boperator\"\x15\n" +
-	"\x13DeleteQuotaResponse2\xa5\x11\n" +
+	"\x13DeleteQuotaResponse\"\x9a\x01\n" +
+	"\x15CreateScheduleRequest\x12<\n" +
+	"\bschedule\x18\x01 \x01(\v2 .stella.orchestrator.v1.ScheduleR\bschedule\x12C\n" +
+	"\boperator\x18\x02 \x01(\v2'.stella.orchestrator.v1.OperatorContextR\boperator\"V\n" +
+	"\x16CreateScheduleResponse\x12<\n" +
+	"\bschedule\x18\x01 \x01(\v2 .stella.orchestrator.v1.ScheduleR\bschedule\"5\n" +
+	"\x12GetScheduleRequest\x12\x1f\n" +
+	"\vschedule_id\x18\x01 \x01(\tR\n" +
+	"scheduleId\"S\n" +
+	"\x13GetScheduleResponse\x12<\n" +
+	"\bschedule\x18\x01 \x01(\v2 .stella.orchestrator.v1.ScheduleR\bschedule\"}\n" +
+	"\x14ListSchedulesRequest\x12\x1d\n" +
+	"\aenabled\x18\x01 \x01(\bH\x00R\aenabled\x88\x01\x01\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageTokenB\n" +
+	"\n" +
+	"\b_enabled\"\x7f\n" +
+	"\x15ListSchedulesResponse\x12>\n" +
+	"\tschedules\x18\x01 \x03(\v2 .stella.orchestrator.v1.ScheduleR\tschedules\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd7\x01\n" +
+	"\x15UpdateScheduleRequest\x12<\n" +
+	"\bschedule\x18\x01 \x01(\v2 .stella.orchestrator.v1.ScheduleR\bschedule\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\x12C\n" +
+	"\boperator\x18\x03 \x01(\v2'.stella.orchestrator.v1.OperatorContextR\boperator\"V\n" +
+	"\x16UpdateScheduleResponse\x12<\n" +
+	"\bschedule\x18\x01 \x01(\v2 .stella.orchestrator.v1.ScheduleR\bschedule\"}\n" +
+	"\x15DeleteScheduleRequest\x12\x1f\n" +
+	"\vschedule_id\x18\x01 \x01(\tR\n" +
+	"scheduleId\x12C\n" +
+	"\boperator\x18\x02 \x01(\v2'.stella.orchestrator.v1.OperatorContextR\boperator\"\x18\n" +
+	"\x16DeleteScheduleResponse\"\x8b\x01\n" +
+	"\x15ListWatermarksRequest\x12\x1b\n" +
+	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12\x19\n" +
+	"\bjob_type\x18\x02 \x01(\tR\ajobType\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\x83\x01\n" +
+	"\x16ListWatermarksResponse\x12A\n" +
+	"\n" +
+	"watermarks\x18\x01 \x03(\v2!.stella.orchestrator.v1.WatermarkR\n" +
+	"watermarks\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xbf\x16\n" +
 	"\x10SchedulerService\x12i\n" +
 	"\fCreateSource\x12+.stella.orchestrator.v1.CreateSourceRequest\x1a,.stella.orchestrator.v1.CreateSourceResponse\x12`\n" +
 	"\tGetSource\x12(.stella.orchestrator.v1.GetSourceRequest\x1a).stella.orchestrator.v1.GetSourceResponse\x12f\n" +
@@ -2647,7 +3332,13 @@ const file_stella_orchestrator_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
 	"ListQuotas\x12).stella.orchestrator.v1.ListQuotasRequest\x1a*.stella.orchestrator.v1.ListQuotasResponse\x12f\n" +
 	"\vUpdateQuota\x12*.stella.orchestrator.v1.UpdateQuotaRequest\x1a+.stella.orchestrator.v1.UpdateQuotaResponse\x12f\n" +
-	"\vDeleteQuota\x12*.stella.orchestrator.v1.DeleteQuotaRequest\x1a+.stella.orchestrator.v1.DeleteQuotaResponseBYZWgithub.com/stella-ops/orchestrator/clients/go/gen/stella/orchestrator/v1;orchestratorv1b\x06proto3"
+	"\vDeleteQuota\x12*.stella.orchestrator.v1.DeleteQuotaRequest\x1a+.stella.orchestrator.v1.DeleteQuotaResponse\x12o\n" +
+	"\x0eCreateSchedule\x12-.stella.orchestrator.v1.CreateScheduleRequest\x1a..stella.orchestrator.v1.CreateScheduleResponse\x12f\n" +
+	"\vGetSchedule\x12*.stella.orchestrator.v1.GetScheduleRequest\x1a+.stella.orchestrator.v1.GetScheduleResponse\x12l\n" +
+	"\rListSchedules\x12,.stella.orchestrator.v1.ListSchedulesRequest\x1a-.stella.orchestrator.v1.ListSchedulesResponse\x12o\n" +
+	"\x0eUpdateSchedule\x12-.stella.orchestrator.v1.UpdateScheduleRequest\x1a..stella.orchestrator.v1.UpdateScheduleResponse\x12o\n" +
+	"\x0eDeleteSchedule\x12-.stella.orchestrator.v1.DeleteScheduleRequest\x1a..stella.orchestrator.v1.DeleteScheduleResponse\x12o\n" +
+	"\x0eListWatermarks\x12-.stella.orchestrator.v1.ListWatermarksRequest\x1a..stella.orchestrator.v1.ListWatermarksResponseBYZWgithub.com/stella-ops/orchestrator/clients/go/gen/stella/orchestrator/v1;orchestratorv1b\x06proto3"
 
 var (
 	file_stella_orchestrator_v1_scheduler_proto_rawDescOnce sync.Once
@@ -2661,159 +3352,196 @@ func file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP() []byte {
 	return file_stella_orchestrator_v1_scheduler_proto_rawDescData
 }
 
-var file_stella_orchestrator_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_stella_orchestrator_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_stella_orchestrator_v1_scheduler_proto_goTypes = []any{
-	(*CreateSourceRequest)(nil),   // 0: stella.orchestrator.v1.CreateSourceRequest
-	(*CreateSourceResponse)(nil),  // 1: stella.orchestrator.v1.CreateSourceResponse
-	(*GetSourceRequest)(nil),      // 2: stella.orchestrator.v1.GetSourceRequest
-	(*GetSourceResponse)(nil),     // 3: stella.orchestrator.v1.GetSourceResponse
-	(*ListSourcesRequest)(nil),    // 4: stella.orchestrator.v1.ListSourcesRequest
-	(*ListSourcesResponse)(nil),   // 5: stella.orchestrator.v1.ListSourcesResponse
-	(*UpdateSourceRequest)(nil),   // 6: stella.orchestrator.v1.UpdateSourceRequest
-	(*UpdateSourceResponse)(nil),  // 7: stella.orchestrator.v1.UpdateSourceResponse
-	(*DeleteSourceRequest)(nil),   // 8: stella.orchestrator.v1.DeleteSourceRequest
-	(*DeleteSourceResponse)(nil),  // 9: stella.orchestrator.v1.DeleteSourceResponse
-	(*CreateRunRequest)(nil),      // 10: stella.orchestrator.v1.CreateRunRequest
-	(*CreateRunResponse)(nil),     // 11: stella.orchestrator.v1.CreateRunResponse
-	(*GetRunRequest)(nil),         // 12: stella.orchestrator.v1.GetRunRequest
-	(*GetRunResponse)(nil),        // 13: stella.orchestrator.v1.GetRunResponse
-	(*ListRunsRequest)(nil),       // 14: stella.orchestrator.v1.ListRunsRequest
-	(*ListRunsResponse)(nil),      // 15: stella.orchestrator.v1.ListRunsResponse
-	(*GetRunDagRequest)(nil),      // 16: stella.orchestrator.v1.GetRunDagRequest
-	(*GetRunDagResponse)(nil),     // 17: stella.orchestrator.v1.GetRunDagResponse
-	(*CancelRunRequest)(nil),      // 18: stella.orchestrator.v1.CancelRunRequest
-	(*CancelRunResponse)(nil),     // 19: stella.orchestrator.v1.CancelRunResponse
-	(*SubmitJobRequest)(nil),      // 20: stella.orchestrator.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),     // 21: stella.orchestrator.v1.SubmitJobResponse
-	(*SubmitJobsRequest)(nil),     // 22: stella.orchestrator.v1.SubmitJobsRequest
-	(*SubmitJobsResponse)(nil),    // 23: stella.orchestrator.v1.SubmitJobsResponse
-	(*GetJobRequest)(nil),         // 24: stella.orchestrator.v1.GetJobRequest
-	(*GetJobResponse)(nil),        // 25: stella.orchestrator.v1.GetJobResponse
-	(*ListJobsRequest)(nil),       // 26: stella.orchestrator.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),      // 27: stella.orchestrator.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),      // 28: stella.orchestrator.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),     // 29: stella.orchestrator.v1.CancelJobResponse
-	(*RetryJobRequest)(nil),       // 30: stella.orchestrator.v1.RetryJobRequest
-	(*RetryJobResponse)(nil),      // 31: stella.orchestrator.v1.RetryJobResponse
-	(*ListJobEventsRequest)(nil),  // 32: stella.orchestrator.v1.ListJobEventsRequest
-	(*ListJobEventsResponse)(nil), // 33: stella.orchestrator.v1.ListJobEventsResponse
-	(*CreateQuotaRequest)(nil),    // 34: stella.orchestrator.v1.CreateQuotaRequest
-	(*CreateQuotaResponse)(nil),   // 35: stella.orchestrator.v1.CreateQuotaResponse
-	(*GetQuotaRequest)(nil),       // 36: stella.orchestrator.v1.GetQuotaRequest
-	(*GetQuotaResponse)(nil),      // 37: stella.orchestrator.v1.GetQuotaResponse
-	(*ListQuotasRequest)(nil),     // 38: stella.orchestrator.v1.ListQuotasRequest
-	(*ListQuotasResponse)(nil),    // 39: stella.orchestrator.v1.ListQuotasResponse
-	(*UpdateQuotaRequest)(nil),    // 40: stella.orchestrator.v1.UpdateQuotaRequest
-	(*UpdateQuotaResponse)(nil),   // 41: stella.orchestrator.v1.UpdateQuotaResponse
-	(*DeleteQuotaRequest)(nil),    // 42: stella.orchestrator.v1.DeleteQuotaRequest
-	(*DeleteQuotaResponse)(nil),   // 43: stella.orchestrator.v1.DeleteQuotaResponse
-	nil,                           // 44: stella.orchestrator.v1.CreateRunRequest.LabelsEntry
-	(*Source)(nil),                // 45: stella.orchestrator.v1.Source
-	(*OperatorContext)(nil),       // 46: stella.orchestrator.v1.OperatorContext
-	(*fieldmaskpb.FieldMask)(nil), // 47: google.protobuf.FieldMask
-	(*JobSpec)(nil),               // 48: stella.orchestrator.v1.JobSpec
-	(*Run)(nil),                   // 49: stella.orchestrator.v1.Run
-	(*Job)(nil),                   // 50: stella.orchestrator.v1.Job
-	(RunState)(0),                 // 51: stella.orchestrator.v1.RunState
-	(*DagEdge)(nil),               // 52: stella.orchestrator.v1.DagEdge
-	(JobState)(0),                 // 53: stella.orchestrator.v1.JobState
-	(*Event)(nil),                 // 54: stella.orchestrator.v1.Event
-	(*Quota)(nil),                 // 55: stella.orchestrator.v1.Quota
+	(*CreateSourceRequest)(nil),    // 0: stella.orchestrator.v1.CreateSourceRequest
+	(*CreateSourceResponse)(nil),   // 1: stella.orchestrator.v1.CreateSourceResponse
+	(*GetSourceRequest)(nil),       // 2: stella.orchestrator.v1.GetSourceRequest
+	(*GetSourceResponse)(nil),      // 3: stella.orchestrator.v1.GetSourceResponse
+	(*ListSourcesRequest)(nil),     // 4: stella.orchestrator.v1.ListSourcesRequest
+	(*ListSourcesResponse)(nil),    // 5: stella.orchestrator.v1.ListSourcesResponse
+	(*UpdateSourceRequest)(nil),    // 6: stella.orchestrator.v1.UpdateSourceRequest
+	(*UpdateSourceResponse)(nil),   // 7: stella.orchestrator.v1.UpdateSourceResponse
+	(*DeleteSourceRequest)(nil),    // 8: stella.orchestrator.v1.DeleteSourceRequest
+	(*DeleteSourceResponse)(nil),   // 9: stella.orchestrator.v1.DeleteSourceResponse
+	(*CreateRunRequest)(nil),       // 10: stella.orchestrator.v1.CreateRunRequest
+	(*CreateRunResponse)(nil),      // 11: stella.orchestrator.v1.CreateRunResponse
+	(*GetRunRequest)(nil),          // 12: stella.orchestrator.v1.GetRunRequest
+	(*GetRunResponse)(nil),         // 13: stella.orchestrator.v1.GetRunResponse
+	(*ListRunsRequest)(nil),        // 14: stella.orchestrator.v1.ListRunsRequest
+	(*ListRunsResponse)(nil),       // 15: stella.orchestrator.v1.ListRunsResponse
+	(*GetRunDagRequest)(nil),       // 16: stella.orchestrator.v1.GetRunDagRequest
+	(*GetRunDagResponse)(nil),      // 17: stella.orchestrator.v1.GetRunDagResponse
+	(*CancelRunRequest)(nil),       // 18: stella.orchestrator.v1.CancelRunRequest
+	(*CancelRunResponse)(nil),      // 19: stella.orchestrator.v1.CancelRunResponse
+	(*SubmitJobRequest)(nil),       // 20: stella.orchestrator.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),      // 21: stella.orchestrator.v1.SubmitJobResponse
+	(*SubmitJobsRequest)(nil),      // 22: stella.orchestrator.v1.SubmitJobsRequest
+	(*SubmitJobsResponse)(nil),     // 23: stella.orchestrator.v1.SubmitJobsResponse
+	(*GetJobRequest)(nil),          // 24: stella.orchestrator.v1.GetJobRequest
+	(*GetJobResponse)(nil),         // 25: stella.orchestrator.v1.GetJobResponse
+	(*ListJobsRequest)(nil),        // 26: stella.orchestrator.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),       // 27: stella.orchestrator.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),       // 28: stella.orchestrator.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),      // 29: stella.orchestrator.v1.CancelJobResponse
+	(*RetryJobRequest)(nil),        // 30: stella.orchestrator.v1.RetryJobRequest
+	(*RetryJobResponse)(nil),       // 31: stella.orchestrator.v1.RetryJobResponse
+	(*ListJobEventsRequest)(nil),   // 32: stella.orchestrator.v1.ListJobEventsRequest
+	(*ListJobEventsResponse)(nil),  // 33: stella.orchestrator.v1.ListJobEventsResponse
+	(*CreateQuotaRequest)(nil),     // 34: stella.orchestrator.v1.CreateQuotaRequest
+	(*CreateQuotaResponse)(nil),    // 35: stella.orchestrator.v1.CreateQuotaResponse
+	(*GetQuotaRequest)(nil),        // 36: stella.orchestrator.v1.GetQuotaRequest
+	(*GetQuotaResponse)(nil),       // 37: stella.orchestrator.v1.GetQuotaResponse
+	(*ListQuotasRequest)(nil),      // 38: stella.orchestrator.v1.ListQuotasRequest
+	(*ListQuotasResponse)(nil),     // 39: stella.orchestrator.v1.ListQuotasResponse
+	(*UpdateQuotaRequest)(nil),     // 40: stella.orchestrator.v1.UpdateQuotaRequest
+	(*UpdateQuotaResponse)(nil),    // 41: stella.orchestrator.v1.UpdateQuotaResponse
+	(*DeleteQuotaRequest)(nil),     // 42: stella.orchestrator.v1.DeleteQuotaRequest
+	(*DeleteQuotaResponse)(nil),    // 43: stella.orchestrator.v1.DeleteQuotaResponse
+	(*CreateScheduleRequest)(nil),  // 44: stella.orchestrator.v1.CreateScheduleRequest
+	(*CreateScheduleResponse)(nil), // 45: stella.orchestrator.v1.CreateScheduleResponse
+	(*GetScheduleRequest)(nil),     // 46: stella.orchestrator.v1.GetScheduleRequest
+	(*GetScheduleResponse)(nil),    // 47: stella.orchestrator.v1.GetScheduleResponse
+	(*ListSchedulesRequest)(nil),   // 48: stella.orchestrator.v1.ListSchedulesRequest
+	(*ListSchedulesResponse)(nil),  // 49: stella.orchestrator.v1.ListSchedulesResponse
+	(*UpdateScheduleRequest)(nil),  // 50: stella.orchestrator.v1.UpdateScheduleRequest
+	(*UpdateScheduleResponse)(nil), // 51: stella.orchestrator.v1.UpdateScheduleResponse
+	(*DeleteScheduleRequest)(nil),  // 52: stella.orchestrator.v1.DeleteScheduleRequest
+	(*DeleteScheduleResponse)(nil), // 53: stella.orchestrator.v1.DeleteScheduleResponse
+	(*ListWatermarksRequest)(nil),  // 54: stella.orchestrator.v1.ListWatermarksRequest
+	(*ListWatermarksResponse)(nil), // 55: stella.orchestrator.v1.ListWatermarksResponse
+	nil,                            // 56: stella.orchestrator.v1.CreateRunRequest.LabelsEntry
+	(*Source)(nil),                 // 57: stella.orchestrator.v1.Source
+	(*OperatorContext)(nil),        // 58: stella.orchestrator.v1.OperatorContext
+	(*fieldmaskpb.FieldMask)(nil),  // 59: google.protobuf.FieldMask
+	(*JobSpec)(nil),                // 60: stella.orchestrator.v1.JobSpec
+	(*Run)(nil),                    // 61: stella.orchestrator.v1.Run
+	(*Job)(nil),                    // 62: stella.orchestrator.v1.Job
+	(RunState)(0),                  // 63: stella.orchestrator.v1.RunState
+	(*DagEdge)(nil),                // 64: stella.orchestrator.v1.DagEdge
+	(JobState)(0),                  // 65: stella.orchestrator.v1.JobState
+	(*Event)(nil),                  // 66: stella.orchestrator.v1.Event
+	(*Quota)(nil),                  // 67: stella.orchestrator.v1.Quota
+	(*Schedule)(nil),               // 68: stella.orchestrator.v1.Schedule
+	(*Watermark)(nil),              // 69: stella.orchestrator.v1.Watermark
 }
 var file_stella_orchestrator_v1_scheduler_proto_depIdxs = []int32{
-	45, // 0: stella.orchestrator.v1.CreateSourceRequest.source:type_name -> stella.orchestrator.v1.Source
-	46, // 1: stella.orchestrator.v1.CreateSourceRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	45, // 2: stella.orchestrator.v1.CreateSourceResponse.source:type_name -> stella.orchestrator.v1.Source
-	45, // 3: stella.orchestrator.v1.GetSourceResponse.source:type_name -> stella.orchestrator.v1.Source
-	45, // 4: stella.orchestrator.v1.ListSourcesResponse.sources:type_name -> stella.orchestrator.v1.Source
-	45, // 5: stella.orchestrator.v1.UpdateSourceRequest.source:type_name -> stella.orchestrator.v1.Source
-	47, // 6: stella.orchestrator.v1.UpdateSourceRequest.update_mask:type_name -> google.protobuf.FieldMask
-	46, // 7: stella.orchestrator.v1.UpdateSourceRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	45, // 8: stella.orchestrator.v1.UpdateSourceResponse.source:type_name -> stella.orchestrator.v1.Source
-	46, // 9: stella.orchestrator.v1.DeleteSourceRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	44, // 10: stella.orchestrator.v1.CreateRunRequest.labels:type_name -> stella.orchestrator.v1.CreateRunRequest.LabelsEntry
-	48, // 11: stella.orchestrator.v1.CreateRunRequest.jobs:type_name -> stella.orchestrator.v1.JobSpec
-	49, // 12: stella.orchestrator.v1.CreateRunResponse.run:type_name -> stella.orchestrator.v1.Run
-	50, // 13: stella.orchestrator.v1.CreateRunResponse.jobs:type_name -> stella.orchestrator.v1.Job
-	49, // 14: stella.orchestrator.v1.GetRunResponse.run:type_name -> stella.orchestrator.v1.Run
-	51, // 15: stella.orchestrator.v1.ListRunsRequest.states:type_name -> stella.orchestrator.v1.RunState
-	49, // 16: stella.orchestrator.v1.ListRunsResponse.runs:type_name -> stella.orchestrator.v1.Run
-	49, // 17: stella.orchestrator.v1.GetRunDagResponse.run:type_name -> stella.orchestrator.v1.Run
-	50, // 18: stella.orchestrator.v1.GetRunDagResponse.jobs:type_name -> stella.orchestrator.v1.Job
-	52, // 19: stella.orchestrator.v1.GetRunDagResponse.edges:type_name -> stella.orchestrator.v1.DagEdge
-	46, // 20: stella.orchestrator.v1.CancelRunRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	49, // 21: stella.orchestrator.v1.CancelRunResponse.run:type_name -> stella.orchestrator.v1.Run
-	48, // 22: stella.orchestrator.v1.SubmitJobRequest.job:type_name -> stella.orchestrator.v1.JobSpec
-	50, // 23: stella.orchestrator.v1.SubmitJobResponse.job:type_name -> stella.orchestrator.v1.Job
-	48, // 24: stella.orchestrator.v1.SubmitJobsRequest.jobs:type_name -> stella.orchestrator.v1.JobSpec
-	50, // 25: stella.orchestrator.v1.SubmitJobsResponse.jobs:type_name -> stella.orchestrator.v1.Job
-	50, // 26: stella.orchestrator.v1.GetJobResponse.job:type_name -> stella.orchestrator.v1.Job
-	53, // 27: stella.orchestrator.v1.ListJobsRequest.states:type_name -> stella.orchestrator.v1.JobState
-	50, // 28: stella.orchestrator.v1.ListJobsResponse.jobs:type_name -> stella.orchestrator.v1.Job
-	46, // 29: stella.orchestrator.v1.CancelJobRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	50, // 30: stella.orchestrator.v1.CancelJobResponse.job:type_name -> stella.orchestrator.v1.Job
-	46, // 31: stella.orchestrator.v1.RetryJobRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	50, // 32: stella.orchestrator.v1.RetryJobResponse.job:type_name -> stella.orchestrator.v1.Job
-	54, // 33: stella.orchestrator.v1.ListJobEventsResponse.events:type_name -> stella.orchestrator.v1.Event
-	55, // 34: stella.orchestrator.v1.CreateQuotaRequest.quota:type_name -> stella.orchestrator.v1.Quota
-	46, // 35: stella.orchestrator.v1.CreateQuotaRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	55, // 36: stella.orchestrator.v1.CreateQuotaResponse.quota:type_name -> stella.orchestrator.v1.Quota
-	55, // 37: stella.orchestrator.v1.GetQuotaResponse.quota:type_name -> stella.orchestrator.v1.Quota
-	55, // 38: stella.orchestrator.v1.ListQuotasResponse.quotas:type_name -> stella.orchestrator.v1.Quota
-	55, // 39: stella.orchestrator.v1.UpdateQuotaRequest.quota:type_name -> stella.orchestrator.v1.Quota
-	47, // 40: stella.orchestrator.v1.UpdateQuotaRequest.update_mask:type_name -> google.protobuf.FieldMask
-	46, // 41: stella.orchestrator.v1.UpdateQuotaRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	55, // 42: stella.orchestrator.v1.UpdateQuotaResponse.quota:type_name -> stella.orchestrator.v1.Quota
-	46, // 43: stella.orchestrator.v1.DeleteQuotaRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	0,  // 44: stella.orchestrator.v1.SchedulerService.CreateSource:input_type -> stella.orchestrator.v1.CreateSourceRequest
-	2,  // 45: stella.orchestrator.v1.SchedulerService.GetSource:input_type -> stella.orchestrator.v1.GetSourceRequest
-	4,  // 46: stella.orchestrator.v1.SchedulerService.ListSources:input_type -> stella.orchestrator.v1.ListSourcesRequest
-	6,  // 47: stella.orchestrator.v1.SchedulerService.UpdateSource:input_type -> stella.orchestrator.v1.UpdateSourceRequest
-	8,  // 48: stella.orchestrator.v1.SchedulerService.DeleteSource:input_type -> stella.orchestrator.v1.DeleteSourceRequest
-	10, // 49: stella.orchestrator.v1.SchedulerService.CreateRun:input_type -> stella.orchestrator.v1.CreateRunRequest
-	12, // 50: stella.orchestrator.v1.SchedulerService.GetRun:input_type -> stella.orchestrator.v1.GetRunRequest
-	14, // 51: stella.orchestrator.v1.SchedulerService.ListRuns:input_type -> stella.orchestrator.v1.ListRunsRequest
-	16, // 52: stella.orchestrator.v1.SchedulerService.GetRunDag:input_type -> stella.orchestrator.v1.GetRunDagRequest
-	18, // 53: stella.orchestrator.v1.SchedulerService.CancelRun:input_type -> stella.orchestrator.v1.CancelRunRequest
-	20, // 54: stella.orchestrator.v1.SchedulerService.SubmitJob:input_type -> stella.orchestrator.v1.SubmitJobRequest
-	22, // 55: stella.orchestrator.v1.SchedulerService.SubmitJobs:input_type -> stella.orchestrator.v1.SubmitJobsRequest
-	24, // 56: stella.orchestrator.v1.SchedulerService.GetJob:input_type -> stella.orchestrator.v1.GetJobRequest
-	26, // 57: stella.orchestrator.v1.SchedulerService.ListJobs:input_type -> stella.orchestrator.v1.ListJobsRequest
-	28, // 58: stella.orchestrator.v1.SchedulerService.CancelJob:input_type -> stella.orchestrator.v1.CancelJobRequest
-	30, // 59: stella.orchestrator.v1.SchedulerService.RetryJob:input_type -> stella.orchestrator.v1.RetryJobRequest
-	32, // 60: stella.orchestrator.v1.SchedulerService.ListJobEvents:input_type -> stella.orchestrator.v1.ListJobEventsRequest
-	34, // 61: stella.orchestrator.v1.SchedulerService.CreateQuota:input_type -> stella.orchestrator.v1.CreateQuotaRequest
-	36, // 62: stella.orchestrator.v1.SchedulerService.GetQuota:input_type -> stella.orchestrator.v1.GetQuotaRequest
-	38, // 63: stella.orchestrator.v1.SchedulerService.ListQuotas:input_type -> stella.orchestrator.v1.ListQuotasRequest
-	40, // 64: stella.orchestrator.v1.SchedulerService.UpdateQuota:input_type -> stella.orchestrator.v1.UpdateQuotaRequest
-	42, // 65: stella.orchestrator.v1.SchedulerService.DeleteQuota:input_type -> stella.orchestrator.v1.DeleteQuotaRequest
-	1,  // 66: stella.orchestrator.v1.SchedulerService.CreateSource:output_type -> stella.orchestrator.v1.CreateSourceResponse
-	3,  // 67: stella.orchestrator.v1.SchedulerService.GetSource:output_type -> stella.orchestrator.v1.GetSourceResponse
-	5,  // 68: stella.orchestrator.v1.SchedulerService.ListSources:output_type -> stella.orchestrator.v1.ListSourcesResponse
-	7,  // 69: stella.orchestrator.v1.SchedulerService.UpdateSource:output_type -> stella.orchestrator.v1.UpdateSourceResponse
-	9,  // 70: stella.orchestrator.v1.SchedulerService.DeleteSource:output_type -> stella.orchestrator.v1.DeleteSourceResponse
-	11, // 71: stella.orchestrator.v1.SchedulerService.CreateRun:output_type -> stella.orchestrator.v1.CreateRunResponse
-	13, // 72: stella.orchestrator.v1.SchedulerService.GetRun:output_type -> stella.orchestrator.v1.GetRunResponse
-	15, // 73: stella.orchestrator.v1.SchedulerService.ListRuns:output_type -> stella.orchestrator.v1.ListRunsResponse
-	17, // 74: stella.orchestrator.v1.SchedulerService.GetRunDag:output_type -> stella.orchestrator.v1.GetRunDagResponse
-	19, // 75: stella.orchestrator.v1.SchedulerService.CancelRun:output_type -> stella.orchestrator.v1.CancelRunResponse
-	21, // 76: stella.orchestrator.v1.SchedulerService.SubmitJob:output_type -> stella.orchestrator.v1.SubmitJobResponse
-	23, // 77: stella.orchestrator.v1.SchedulerService.SubmitJobs:output_type -> stella.orchestrator.v1.SubmitJobsResponse
-	25, // 78: stella.orchestrator.v1.SchedulerService.GetJob:output_type -> stella.orchestrator.v1.GetJobResponse
-	27, // 79: stella.orchestrator.v1.SchedulerService.ListJobs:output_type -> stella.orchestrator.v1.ListJobsResponse
-	29, // 80: stella.orchestrator.v1.SchedulerService.CancelJob:output_type -> stella.orchestrator.v1.CancelJobResponse
-	31, // 81: stella.orchestrator.v1.SchedulerService.RetryJob:output_type -> stella.orchestrator.v1.RetryJobResponse
-	33, // 82: stella.orchestrator.v1.SchedulerService.ListJobEvents:output_type -> stella.orchestrator.v1.ListJobEventsResponse
-	35, // 83: stella.orchestrator.v1.SchedulerService.CreateQuota:output_type -> stella.orchestrator.v1.CreateQuotaResponse
-	37, // 84: stella.orchestrator.v1.SchedulerService.GetQuota:output_type -> stella.orchestrator.v1.GetQuotaResponse
-	39, // 85: stella.orchestrator.v1.SchedulerService.ListQuotas:output_type -> stella.orchestrator.v1.ListQuotasResponse
-	41, // 86: stella.orchestrator.v1.SchedulerService.UpdateQuota:output_type -> stella.orchestrator.v1.UpdateQuotaResponse
-	43, // 87: stella.orchestrator.v1.SchedulerService.DeleteQuota:output_type -> stella.orchestrator.v1.DeleteQuotaResponse
-	66, // [66:88] is the sub-list for method output_type
-	44, // [44:66] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	57, // 0: stella.orchestrator.v1.CreateSourceRequest.source:type_name -> stella.orchestrator.v1.Source
+	58, // 1: stella.orchestrator.v1.CreateSourceRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	57, // 2: stella.orchestrator.v1.CreateSourceResponse.source:type_name -> stella.orchestrator.v1.Source
+	57, // 3: stella.orchestrator.v1.GetSourceResponse.source:type_name -> stella.orchestrator.v1.Source
+	57, // 4: stella.orchestrator.v1.ListSourcesResponse.sources:type_name -> stella.orchestrator.v1.Source
+	57, // 5: stella.orchestrator.v1.UpdateSourceRequest.source:type_name -> stella.orchestrator.v1.Source
+	59, // 6: stella.orchestrator.v1.UpdateSourceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	58, // 7: stella.orchestrator.v1.UpdateSourceRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	57, // 8: stella.orchestrator.v1.UpdateSourceResponse.source:type_name -> stella.orchestrator.v1.Source
+	58, // 9: stella.orchestrator.v1.DeleteSourceRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	56, // 10: stella.orchestrator.v1.CreateRunRequest.labels:type_name -> stella.orchestrator.v1.CreateRunRequest.LabelsEntry
+	60, // 11: stella.orchestrator.v1.CreateRunRequest.jobs:type_name -> stella.orchestrator.v1.JobSpec
+	61, // 12: stella.orchestrator.v1.CreateRunResponse.run:type_name -> stella.orchestrator.v1.Run
+	62, // 13: stella.orchestrator.v1.CreateRunResponse.jobs:type_name -> stella.orchestrator.v1.Job
+	61, // 14: stella.orchestrator.v1.GetRunResponse.run:type_name -> stella.orchestrator.v1.Run
+	63, // 15: stella.orchestrator.v1.ListRunsRequest.states:type_name -> stella.orchestrator.v1.RunState
+	61, // 16: stella.orchestrator.v1.ListRunsResponse.runs:type_name -> stella.orchestrator.v1.Run
+	61, // 17: stella.orchestrator.v1.GetRunDagResponse.run:type_name -> stella.orchestrator.v1.Run
+	62, // 18: stella.orchestrator.v1.GetRunDagResponse.jobs:type_name -> stella.orchestrator.v1.Job
+	64, // 19: stella.orchestrator.v1.GetRunDagResponse.edges:type_name -> stella.orchestrator.v1.DagEdge
+	58, // 20: stella.orchestrator.v1.CancelRunRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	61, // 21: stella.orchestrator.v1.CancelRunResponse.run:type_name -> stella.orchestrator.v1.Run
+	60, // 22: stella.orchestrator.v1.SubmitJobRequest.job:type_name -> stella.orchestrator.v1.JobSpec
+	62, // 23: stella.orchestrator.v1.SubmitJobResponse.job:type_name -> stella.orchestrator.v1.Job
+	60, // 24: stella.orchestrator.v1.SubmitJobsRequest.jobs:type_name -> stella.orchestrator.v1.JobSpec
+	62, // 25: stella.orchestrator.v1.SubmitJobsResponse.jobs:type_name -> stella.orchestrator.v1.Job
+	62, // 26: stella.orchestrator.v1.GetJobResponse.job:type_name -> stella.orchestrator.v1.Job
+	65, // 27: stella.orchestrator.v1.ListJobsRequest.states:type_name -> stella.orchestrator.v1.JobState
+	62, // 28: stella.orchestrator.v1.ListJobsResponse.jobs:type_name -> stella.orchestrator.v1.Job
+	58, // 29: stella.orchestrator.v1.CancelJobRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	62, // 30: stella.orchestrator.v1.CancelJobResponse.job:type_name -> stella.orchestrator.v1.Job
+	58, // 31: stella.orchestrator.v1.RetryJobRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	62, // 32: stella.orchestrator.v1.RetryJobResponse.job:type_name -> stella.orchestrator.v1.Job
+	66, // 33: stella.orchestrator.v1.ListJobEventsResponse.events:type_name -> stella.orchestrator.v1.Event
+	67, // 34: stella.orchestrator.v1.CreateQuotaRequest.quota:type_name -> stella.orchestrator.v1.Quota
+	58, // 35: stella.orchestrator.v1.CreateQuotaRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	67, // 36: stella.orchestrator.v1.CreateQuotaResponse.quota:type_name -> stella.orchestrator.v1.Quota
+	67, // 37: stella.orchestrator.v1.GetQuotaResponse.quota:type_name -> stella.orchestrator.v1.Quota
+	67, // 38: stella.orchestrator.v1.ListQuotasResponse.quotas:type_name -> stella.orchestrator.v1.Quota
+	67, // 39: stella.orchestrator.v1.UpdateQuotaRequest.quota:type_name -> stella.orchestrator.v1.Quota
+	59, // 40: stella.orchestrator.v1.UpdateQuotaRequest.update_mask:type_name -> google.protobuf.FieldMask
+	58, // 41: stella.orchestrator.v1.UpdateQuotaRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	67, // 42: stella.orchestrator.v1.UpdateQuotaResponse.quota:type_name -> stella.orchestrator.v1.Quota
+	58, // 43: stella.orchestrator.v1.DeleteQuotaRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	68, // 44: stella.orchestrator.v1.CreateScheduleRequest.schedule:type_name -> stella.orchestrator.v1.Schedule
+	58, // 45: stella.orchestrator.v1.CreateScheduleRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	68, // 46: stella.orchestrator.v1.CreateScheduleResponse.schedule:type_name -> stella.orchestrator.v1.Schedule
+	68, // 47: stella.orchestrator.v1.GetScheduleResponse.schedule:type_name -> stella.orchestrator.v1.Schedule
+	68, // 48: stella.orchestrator.v1.ListSchedulesResponse.schedules:type_name -> stella.orchestrator.v1.Schedule
+	68, // 49: stella.orchestrator.v1.UpdateScheduleRequest.schedule:type_name -> stella.orchestrator.v1.Schedule
+	59, // 50: stella.orchestrator.v1.UpdateScheduleRequest.update_mask:type_name -> google.protobuf.FieldMask
+	58, // 51: stella.orchestrator.v1.UpdateScheduleRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	68, // 52: stella.orchestrator.v1.UpdateScheduleResponse.schedule:type_name -> stella.orchestrator.v1.Schedule
+	58, // 53: stella.orchestrator.v1.DeleteScheduleRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	69, // 54: stella.orchestrator.v1.ListWatermarksResponse.watermarks:type_name -> stella.orchestrator.v1.Watermark
+	0,  // 55: stella.orchestrator.v1.SchedulerService.CreateSource:input_type -> stella.orchestrator.v1.CreateSourceRequest
+	2,  // 56: stella.orchestrator.v1.SchedulerService.GetSource:input_type -> stella.orchestrator.v1.GetSourceRequest
+	4,  // 57: stella.orchestrator.v1.SchedulerService.ListSources:input_type -> stella.orchestrator.v1.ListSourcesRequest
+	6,  // 58: stella.orchestrator.v1.SchedulerService.UpdateSource:input_type -> stella.orchestrator.v1.UpdateSourceRequest
+	8,  // 59: stella.orchestrator.v1.SchedulerService.DeleteSource:input_type -> stella.orchestrator.v1.DeleteSourceRequest
+	10, // 60: stella.orchestrator.v1.SchedulerService.CreateRun:input_type -> stella.orchestrator.v1.CreateRunRequest
+	12, // 61: stella.orchestrator.v1.SchedulerService.GetRun:input_type -> stella.orchestrator.v1.GetRunRequest
+	14, // 62: stella.orchestrator.v1.SchedulerService.ListRuns:input_type -> stella.orchestrator.v1.ListRunsRequest
+	16, // 63: stella.orchestrator.v1.SchedulerService.GetRunDag:input_type -> stella.orchestrator.v1.GetRunDagRequest
+	18, // 64: stella.orchestrator.v1.SchedulerService.CancelRun:input_type -> stella.orchestrator.v1.CancelRunRequest
+	20, // 65: stella.orchestrator.v1.SchedulerService.SubmitJob:input_type -> stella.orchestrator.v1.SubmitJobRequest
+	22, // 66: stella.orchestrator.v1.SchedulerService.SubmitJobs:input_type -> stella.orchestrator.v1.SubmitJobsRequest
+	24, // 67: stella.orchestrator.v1.SchedulerService.GetJob:input_type -> stella.orchestrator.v1.GetJobRequest
+	26, // 68: stella.orchestrator.v1.SchedulerService.ListJobs:input_type -> stella.orchestrator.v1.ListJobsRequest
+	28, // 69: stella.orchestrator.v1.SchedulerService.CancelJob:input_type -> stella.orchestrator.v1.CancelJobRequest
+	30, // 70: stella.orchestrator.v1.SchedulerService.RetryJob:input_type -> stella.orchestrator.v1.RetryJobRequest
+	32, // 71: stella.orchestrator.v1.SchedulerService.ListJobEvents:input_type -> stella.orchestrator.v1.ListJobEventsRequest
+	34, // 72: stella.orchestrator.v1.SchedulerService.CreateQuota:input_type -> stella.orchestrator.v1.CreateQuotaRequest
+	36, // 73: stella.orchestrator.v1.SchedulerService.GetQuota:input_type -> stella.orchestrator.v1.GetQuotaRequest
+	38, // 74: stella.orchestrator.v1.SchedulerService.ListQuotas:input_type -> stella.orchestrator.v1.ListQuotasRequest
+	40, // 75: stella.orchestrator.v1.SchedulerService.UpdateQuota:input_type -> stella.orchestrator.v1.UpdateQuotaRequest
+	42, // 76: stella.orchestrator.v1.SchedulerService.DeleteQuota:input_type -> stella.orchestrator.v1.DeleteQuotaRequest
+	44, // 77: stella.orchestrator.v1.SchedulerService.CreateSchedule:input_type -> stella.orchestrator.v1.CreateScheduleRequest
+	46, // 78: stella.orchestrator.v1.SchedulerService.GetSchedule:input_type -> stella.orchestrator.v1.GetScheduleRequest
+	48, // 79: stella.orchestrator.v1.SchedulerService.ListSchedules:input_type -> stella.orchestrator.v1.ListSchedulesRequest
+	50, // 80: stella.orchestrator.v1.SchedulerService.UpdateSchedule:input_type -> stella.orchestrator.v1.UpdateScheduleRequest
+	52, // 81: stella.orchestrator.v1.SchedulerService.DeleteSchedule:input_type -> stella.orchestrator.v1.DeleteScheduleRequest
+	54, // 82: stella.orchestrator.v1.SchedulerService.ListWatermarks:input_type -> stella.orchestrator.v1.ListWatermarksRequest
+	1,  // 83: stella.orchestrator.v1.SchedulerService.CreateSource:output_type -> stella.orchestrator.v1.CreateSourceResponse
+	3,  // 84: stella.orchestrator.v1.SchedulerService.GetSource:output_type -> stella.orchestrator.v1.GetSourceResponse
+	5,  // 85: stella.orchestrator.v1.SchedulerService.ListSources:output_type -> stella.orchestrator.v1.ListSourcesResponse
+	7,  // 86: stella.orchestrator.v1.SchedulerService.UpdateSource:output_type -> stella.orchestrator.v1.UpdateSourceResponse
+	9,  // 87: stella.orchestrator.v1.SchedulerService.DeleteSource:output_type -> stella.orchestrator.v1.DeleteSourceResponse
+	11, // 88: stella.orchestrator.v1.SchedulerService.CreateRun:output_type -> stella.orchestrator.v1.CreateRunResponse
+	13, // 89: stella.orchestrator.v1.SchedulerService.GetRun:output_type -> stella.orchestrator.v1.GetRunResponse
+	15, // 90: stella.orchestrator.v1.SchedulerService.ListRuns:output_type -> stella.orchestrator.v1.ListRunsResponse
+	17, // 91: stella.orchestrator.v1.SchedulerService.GetRunDag:output_type -> stella.orchestrator.v1.GetRunDagResponse
+	19, // 92: stella.orchestrator.v1.SchedulerService.CancelRun:output_type -> stella.orchestrator.v1.CancelRunResponse
+	21, // 93: stella.orchestrator.v1.SchedulerService.SubmitJob:output_type -> stella.orchestrator.v1.SubmitJobResponse
+	23, // 94: stella.orchestrator.v1.SchedulerService.SubmitJobs:output_type -> stella.orchestrator.v1.SubmitJobsResponse
+	25, // 95: stella.orchestrator.v1.SchedulerService.GetJob:output_type -> stella.orchestrator.v1.GetJobResponse
+	27, // 96: stella.orchestrator.v1.SchedulerService.ListJobs:output_type -> stella.orchestrator.v1.ListJobsResponse
+	29, // 97: stella.orchestrator.v1.SchedulerService.CancelJob:output_type -> stella.orchestrator.v1.CancelJobResponse
+	31, // 98: stella.orchestrator.v1.SchedulerService.RetryJob:output_type -> stella.orchestrator.v1.RetryJobResponse
+	33, // 99: stella.orchestrator.v1.SchedulerService.ListJobEvents:output_type -> stella.orchestrator.v1.ListJobEventsResponse
+	35, // 100: stella.orchestrator.v1.SchedulerService.CreateQuota:output_type -> stella.orchestrator.v1.CreateQuotaResponse
+	37, // 101: stella.orchestrator.v1.SchedulerService.GetQuota:output_type -> stella.orchestrator.v1.GetQuotaResponse
+	39, // 102: stella.orchestrator.v1.SchedulerService.ListQuotas:output_type -> stella.orchestrator.v1.ListQuotasResponse
+	41, // 103: stella.orchestrator.v1.SchedulerService.UpdateQuota:output_type -> stella.orchestrator.v1.UpdateQuotaResponse
+	43, // 104: stella.orchestrator.v1.SchedulerService.DeleteQuota:output_type -> stella.orchestrator.v1.DeleteQuotaResponse
+	45, // 105: stella.orchestrator.v1.SchedulerService.CreateSchedule:output_type -> stella.orchestrator.v1.CreateScheduleResponse
+	47, // 106: stella.orchestrator.v1.SchedulerService.GetSchedule:output_type -> stella.orchestrator.v1.GetScheduleResponse
+	49, // 107: stella.orchestrator.v1.SchedulerService.ListSchedules:output_type -> stella.orchestrator.v1.ListSchedulesResponse
+	51, // 108: stella.orchestrator.v1.SchedulerService.UpdateSchedule:output_type -> stella.orchestrator.v1.UpdateScheduleResponse
+	53, // 109: stella.orchestrator.v1.SchedulerService.DeleteSchedule:output_type -> stella.orchestrator.v1.DeleteScheduleResponse
+	55, // 110: stella.orchestrator.v1.SchedulerService.ListWatermarks:output_type -> stella.orchestrator.v1.ListWatermarksResponse
+	83, // [83:111] is the sub-list for method output_type
+	55, // [55:83] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_stella_orchestrator_v1_scheduler_proto_init() }
@@ -2826,13 +3554,14 @@ func file_stella_orchestrator_v1_scheduler_proto_init() {
 	file_stella_orchestrator_v1_resources_proto_init()
 	file_stella_orchestrator_v1_scheduler_proto_msgTypes[4].OneofWrappers = []any{}
 	file_stella_orchestrator_v1_scheduler_proto_msgTypes[38].OneofWrappers = []any{}
+	file_stella_orchestrator_v1_scheduler_proto_msgTypes[48].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stella_orchestrator_v1_scheduler_proto_rawDesc), len(file_stella_orchestrator_v1_scheduler_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   45,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,28 +19,34 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SchedulerService_CreateSource_FullMethodName  = "/stella.orchestrator.v1.SchedulerService/CreateSource"
-	SchedulerService_GetSource_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/GetSource"
-	SchedulerService_ListSources_FullMethodName   = "/stella.orchestrator.v1.SchedulerService/ListSources"
-	SchedulerService_UpdateSource_FullMethodName  = "/stella.orchestrator.v1.SchedulerService/UpdateSource"
-	SchedulerService_DeleteSource_FullMethodName  = "/stella.orchestrator.v1.SchedulerService/DeleteSource"
-	SchedulerService_CreateRun_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/CreateRun"
-	SchedulerService_GetRun_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/GetRun"
-	SchedulerService_ListRuns_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/ListRuns"
-	SchedulerService_GetRunDag_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/GetRunDag"
-	SchedulerService_CancelRun_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/CancelRun"
-	SchedulerService_SubmitJob_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/SubmitJob"
-	SchedulerService_SubmitJobs_FullMethodName    = "/stella.orchestrator.v1.SchedulerService/SubmitJobs"
-	SchedulerService_GetJob_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/GetJob"
-	SchedulerService_ListJobs_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/ListJobs"
-	SchedulerService_CancelJob_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/CancelJob"
-	SchedulerService_RetryJob_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/RetryJob"
-	SchedulerService_ListJobEvents_FullMethodName = "/stella.orchestrator.v1.SchedulerService/ListJobEvents"
-	SchedulerService_CreateQuota_FullMethodName   = "/stella.orchestrator.v1.SchedulerService/CreateQuota"
-	SchedulerService_GetQuota_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/GetQuota"
-	SchedulerService_ListQuotas_FullMethodName    = "/stella.orchestrator.v1.SchedulerService/ListQuotas"
-	SchedulerService_UpdateQuota_FullMethodName   = "/stella.orchestrator.v1.SchedulerService/UpdateQuota"
-	SchedulerService_DeleteQuota_FullMethodName   = "/stella.orchestrator.v1.SchedulerService/DeleteQuota"
+	SchedulerService_CreateSource_FullMethodName   = "/stella.orchestrator.v1.SchedulerService/CreateSource"
+	SchedulerService_GetSource_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/GetSource"
+	SchedulerService_ListSources_FullMethodName    = "/stella.orchestrator.v1.SchedulerService/ListSources"
+	SchedulerService_UpdateSource_FullMethodName   = "/stella.orchestrator.v1.SchedulerService/UpdateSource"
+	SchedulerService_DeleteSource_FullMethodName   = "/stella.orchestrator.v1.SchedulerService/DeleteSource"
+	SchedulerService_CreateRun_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/CreateRun"
+	SchedulerService_GetRun_FullMethodName         = "/stella.orchestrator.v1.SchedulerService/GetRun"
+	SchedulerService_ListRuns_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/ListRuns"
+	SchedulerService_GetRunDag_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/GetRunDag"
+	SchedulerService_CancelRun_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/CancelRun"
+	SchedulerService_SubmitJob_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/SubmitJob"
+	SchedulerService_SubmitJobs_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/SubmitJobs"
+	SchedulerService_GetJob_FullMethodName         = "/stella.orchestrator.v1.SchedulerService/GetJob"
+	SchedulerService_ListJobs_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/ListJobs"
+	SchedulerService_CancelJob_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/CancelJob"
+	SchedulerService_RetryJob_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/RetryJob"
+	SchedulerService_ListJobEvents_FullMethodName  = "/stella.orchestrator.v1.SchedulerService/ListJobEvents"
+	SchedulerService_CreateQuota_FullMethodName    = "/stella.orchestrator.v1.SchedulerService/CreateQuota"
+	SchedulerService_GetQuota_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/GetQuota"
+	SchedulerService_ListQuotas_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/ListQuotas"
+	SchedulerService_UpdateQuota_FullMethodName    = "/stella.orchestrator.v1.SchedulerService/UpdateQuota"
+	SchedulerService_DeleteQuota_FullMethodName    = "/stella.orchestrator.v1.SchedulerService/DeleteQuota"
+	SchedulerService_CreateSchedule_FullMethodName = "/stella.orchestrator.v1.SchedulerService/CreateSchedule"
+	SchedulerService_GetSchedule_FullMethodName    = "/stella.orchestrator.v1.SchedulerService/GetSchedule"
+	SchedulerService_ListSchedules_FullMethodName  = "/stella.orchestrator.v1.SchedulerService/ListSchedules"
+	SchedulerService_UpdateSchedule_FullMethodName = "/stella.orchestrator.v1.SchedulerService/UpdateSchedule"
+	SchedulerService_DeleteSchedule_FullMethodName = "/stella.orchestrator.v1.SchedulerService/DeleteSchedule"
+	SchedulerService_ListWatermarks_FullMethodName = "/stella.orchestrator.v1.SchedulerService/ListWatermarks"
 )
 
 // SchedulerServiceClient is the client API for SchedulerService service.
@@ -95,6 +101,18 @@ type SchedulerServiceClient interface {
 	UpdateQuota(ctx context.Context, in *UpdateQuotaRequest, opts ...grpc.CallOption) (*UpdateQuotaResponse, error)
 	// DeleteQuota removes a quota; operator.reason is required (scope orch:quota).
 	DeleteQuota(ctx context.Context, in *DeleteQuotaRequest, opts ...grpc.CallOption) (*DeleteQuotaResponse, error)
+	// CreateSchedule registers a cron schedule that creates runs from a template (UTC).
+	CreateSchedule(ctx context.Context, in *CreateScheduleRequest, opts ...grpc.CallOption) (*CreateScheduleResponse, error)
+	// GetSchedule returns one schedule of the caller's tenant.
+	GetSchedule(ctx context.Context, in *GetScheduleRequest, opts ...grpc.CallOption) (*GetScheduleResponse, error)
+	// ListSchedules pages through the caller's schedules in id order.
+	ListSchedules(ctx context.Context, in *ListSchedulesRequest, opts ...grpc.CallOption) (*ListSchedulesResponse, error)
+	// UpdateSchedule changes the fields named in update_mask.
+	UpdateSchedule(ctx context.Context, in *UpdateScheduleRequest, opts ...grpc.CallOption) (*UpdateScheduleResponse, error)
+	// DeleteSchedule removes a schedule; runs it created stay.
+	DeleteSchedule(ctx context.Context, in *DeleteScheduleRequest, opts ...grpc.CallOption) (*DeleteScheduleResponse, error)
+	// ListWatermarks returns the event-time watermarks of the caller's sources.
+	ListWatermarks(ctx context.Context, in *ListWatermarksRequest, opts ...grpc.CallOption) (*ListWatermarksResponse, error)
 }
 
 type schedulerServiceClient struct {
@@ -325,6 +343,66 @@ func (c *schedulerServiceClient) DeleteQuota(ctx context.Context, in *DeleteQuot
 	return out, nil
 }
 
+func (c *schedulerServiceClient) CreateSchedule(ctx context.Context, in *CreateScheduleRequest, opts ...grpc.CallOption) (*CreateScheduleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateScheduleResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_CreateSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) GetSchedule(ctx context.Context, in *GetScheduleRequest, opts ...grpc.CallOption) (*GetScheduleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetScheduleResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_GetSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) ListSchedules(ctx context.Context, in *ListSchedulesRequest, opts ...grpc.CallOption) (*ListSchedulesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSchedulesResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ListSchedules_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) UpdateSchedule(ctx context.Context, in *UpdateScheduleRequest, opts ...grpc.CallOption) (*UpdateScheduleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateScheduleResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_UpdateSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) DeleteSchedule(ctx context.Context, in *DeleteScheduleRequest, opts ...grpc.CallOption) (*DeleteScheduleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteScheduleResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_DeleteSchedule_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) ListWatermarks(ctx context.Context, in *ListWatermarksRequest, opts ...grpc.CallOption) (*ListWatermarksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWatermarksResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ListWatermarks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SchedulerServiceServer is the server API for SchedulerService service.
 // All implementations must embed UnimplementedSchedulerServiceServer
 // for forward compatibility.
@@ -377,6 +455,18 @@ type SchedulerServiceServer interface {
 	UpdateQuota(context.Context, *UpdateQuotaRequest) (*UpdateQuotaResponse, error)
 	// DeleteQuota removes a quota; operator.reason is required (scope orch:quota).
 	DeleteQuota(context.Context, *DeleteQuotaRequest) (*DeleteQuotaResponse, error)
+	// CreateSchedule registers a cron schedule that creates runs from a template (UTC).
+	CreateSchedule(context.Context, *CreateScheduleRequest) (*CreateScheduleResponse, error)
+	// GetSchedule returns one schedule of the caller's tenant.
+	GetSchedule(context.Context, *GetScheduleRequest) (*GetScheduleResponse, error)
+	// ListSchedules pages through the caller's schedules in id order.
+	ListSchedules(context.Context, *ListSchedulesRequest) (*ListSchedulesResponse, error)
+	// UpdateSchedule changes the fields named in update_mask.
+	UpdateSchedule(context.Context, *UpdateScheduleRequest) (*UpdateScheduleResponse, error)
+	// DeleteSchedule removes a schedule; runs it created stay.
+	DeleteSchedule(context.Context, *DeleteScheduleRequest) (*DeleteScheduleResponse, error)
+	// ListWatermarks returns the event-time watermarks of the caller's sources.
+	ListWatermarks(context.Context, *ListWatermarksRequest) (*ListWatermarksResponse, error)
 	mustEmbedUnimplementedSchedulerServiceServer()
 }
 
@@ -452,6 +542,24 @@ func (UnimplementedSchedulerServiceServer) UpdateQuota(context.Context, *UpdateQ
 }
 func (UnimplementedSchedulerServiceServer) DeleteQuota(context.Context, *DeleteQuotaRequest) (*DeleteQuotaResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteQuota not implemented")
+}
+func (UnimplementedSchedulerServiceServer) CreateSchedule(context.Context, *CreateScheduleRequest) (*CreateScheduleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateSchedule not implemented")
+}
+func (UnimplementedSchedulerServiceServer) GetSchedule(context.Context, *GetScheduleRequest) (*GetScheduleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSchedule not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ListSchedules(context.Context, *ListSchedulesRequest) (*ListSchedulesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSchedules not implemented")
+}
+func (UnimplementedSchedulerServiceServer) UpdateSchedule(context.Context, *UpdateScheduleRequest) (*UpdateScheduleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateSchedule not implemented")
+}
+func (UnimplementedSchedulerServiceServer) DeleteSchedule(context.Context, *DeleteScheduleRequest) (*DeleteScheduleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSchedule not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ListWatermarks(context.Context, *ListWatermarksRequest) (*ListWatermarksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWatermarks not implemented")
 }
 func (UnimplementedSchedulerServiceServer) mustEmbedUnimplementedSchedulerServiceServer() {}
 func (UnimplementedSchedulerServiceServer) testEmbeddedByValue()                          {}
@@ -870,6 +978,114 @@ func _SchedulerService_DeleteQuota_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SchedulerService_CreateSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateScheduleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).CreateSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_CreateSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).CreateSchedule(ctx, req.(*CreateScheduleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_GetSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetScheduleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).GetSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_GetSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).GetSchedule(ctx, req.(*GetScheduleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_ListSchedules_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSchedulesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ListSchedules(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ListSchedules_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ListSchedules(ctx, req.(*ListSchedulesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_UpdateSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateScheduleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).UpdateSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_UpdateSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).UpdateSchedule(ctx, req.(*UpdateScheduleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_DeleteSchedule_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteScheduleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).DeleteSchedule(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_DeleteSchedule_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).DeleteSchedule(ctx, req.(*DeleteScheduleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_ListWatermarks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWatermarksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ListWatermarks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ListWatermarks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ListWatermarks(ctx, req.(*ListWatermarksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SchedulerService_ServiceDesc is the grpc.ServiceDesc for SchedulerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -964,6 +1180,30 @@ var SchedulerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteQuota",
 			Handler:    _SchedulerService_DeleteQuota_Handler,
+		},
+		{
+			MethodName: "CreateSchedule",
+			Handler:    _SchedulerService_CreateSchedule_Handler,
+		},
+		{
+			MethodName: "GetSchedule",
+			Handler:    _SchedulerService_GetSchedule_Handler,
+		},
+		{
+			MethodName: "ListSchedules",
+			Handler:    _SchedulerService_ListSchedules_Handler,
+		},
+		{
+			MethodName: "UpdateSchedule",
+			Handler:    _SchedulerService_UpdateSchedule_Handler,
+		},
+		{
+			MethodName: "DeleteSchedule",
+			Handler:    _SchedulerService_DeleteSchedule_Handler,
+		},
+		{
+			MethodName: "ListWatermarks",
+			Handler:    _SchedulerService_ListWatermarks_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
