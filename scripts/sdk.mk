@@ -37,12 +37,14 @@ sdk-tools: sdk-toolchains venv
 	    || go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION); \
 	  [ "$$(protoc-gen-go-grpc --version 2>/dev/null)" = "protoc-gen-go-grpc $(PROTOC_GEN_GO_GRPC_VERSION:v%=%)" ] \
 	    || go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)'
-	$(SDK_ENV) cargo build -q --locked --manifest-path clients/rust/codegen/Cargo.toml
+	@echo 'sdk-tools: protoc-gen-stella-rust (clients/rust/codegen)'
+	@$(SDK_ENV) cargo build -q --locked --manifest-path clients/rust/codegen/Cargo.toml
 
 ## sdk-gen: regenerate the Go and Rust code from protos/ (buf generate, local plugins only)
 sdk-gen: sdk-tools
-	$(SDK_ENV) $(SDK_BUF) generate --template buf.gen.go.yaml
-	$(SDK_ENV) $(SDK_BUF) generate --template buf.gen.rust.yaml
+	@echo 'sdk-gen: buf generate --template buf.gen.go.yaml && buf generate --template buf.gen.rust.yaml'
+	@$(SDK_ENV) $(SDK_BUF) generate --template buf.gen.go.yaml
+	@$(SDK_ENV) $(SDK_BUF) generate --template buf.gen.rust.yaml
 
 ## sdk-check: fail if clients/go/gen or clients/rust/src/gen is not what protos/ generates
 sdk-check: sdk-tools
@@ -62,15 +64,20 @@ sdk-check: sdk-tools
 sdk-lint: sdk-toolchains
 	@cd clients/go && out=$$($(SDK_ENV) gofmt -l worker examples) && \
 	  { [ -z "$$out" ] || { echo "gofmt: $$out" >&2; exit 1; }; }
-	cd clients/go && $(SDK_ENV) go vet ./...
-	cd clients/rust && $(SDK_ENV) cargo fmt --check
-	cd clients/rust/codegen && $(SDK_ENV) cargo fmt --check
-	cd clients/rust && $(SDK_ENV) cargo clippy -q --locked --all-targets -- -D warnings
+	@echo 'sdk-lint: go vet ./...'
+	@cd clients/go && $(SDK_ENV) go vet ./...
+	@echo 'sdk-lint: cargo fmt --check'
+	@cd clients/rust && $(SDK_ENV) cargo fmt --check
+	@cd clients/rust/codegen && $(SDK_ENV) cargo fmt --check
+	@echo 'sdk-lint: cargo clippy --all-targets -- -D warnings'
+	@cd clients/rust && $(SDK_ENV) cargo clippy -q --locked --all-targets -- -D warnings
 
 ## sdk-test: go test -race and cargo test (unit + shared vectors); the cross-language e2e runs in pytest
 sdk-test: sdk-toolchains
-	cd clients/go && $(SDK_ENV) go test -race -count=1 ./...
-	cd clients/rust && $(SDK_ENV) cargo test -q --locked
+	@echo 'sdk-test: go test -race ./...'
+	@cd clients/go && $(SDK_ENV) go test -race -count=1 ./...
+	@echo 'sdk-test: cargo test'
+	@cd clients/rust && $(SDK_ENV) cargo test -q --locked
 
 ## grpcurl: install the pinned grpcurl into .cache/bin
 # (go install leaves no version in the binary, so a stamp file records which one is there.)

@@ -3,6 +3,8 @@ package worker
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"testing"
@@ -103,7 +105,9 @@ func next(t *testing.T, recv <-chan *pb.WorkRequest, want func(*pb.WorkerBatch) 
 
 func newTestWorker(t *testing.T, target string, opts ...Option) *Worker {
 	t.Helper()
-	w, err := New(target, append([]Option{WithToken("tok"), WithWorkerID("w1"), WithBackoffSeed(1), WithConcurrency(2)}, opts...)...)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	base := []Option{WithToken("tok"), WithWorkerID("w1"), WithBackoffSeed(1), WithConcurrency(2), WithLogger(quiet)}
+	w, err := New(target, append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
