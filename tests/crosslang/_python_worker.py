@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from stella_orchestrator.worker import Job, Worker, artifact
+from stella_orchestrator.worker import Job, Worker, artifact, progress
 
 
 def main() -> None:
@@ -19,6 +19,7 @@ def main() -> None:
     worker = Worker(target, token=token, worker_id=worker_id, concurrency=int(concurrency))
 
     async def echo(job: Job) -> dict[str, object]:
+        progress(50, "python halfway")
         await asyncio.sleep(float(delay_s))
         record = artifact(
             "echo.txt", f"python:{job.id}:{job.key}".encode(), media_type="text/plain"

@@ -2,8 +2,9 @@
 and scheduler (real PostgreSQL, in-process services, 3 s lease TTL).
 
 Each worker runs the same echo handler (see _python_worker.py and the Go/Rust example
-workers' -types mode): it records one artifact whose bytes are ``<sdk>:<job id>:<key>`` and
-returns the sdk and the digest it computed. The tests recompute every digest here.
+workers' -types mode): it reports 50 % progress, records one artifact whose bytes are
+``<sdk>:<job id>:<key>`` and returns the sdk and the digest it computed. The tests
+recompute every digest here.
 """
 
 from __future__ import annotations
@@ -112,6 +113,13 @@ async def test_each_sdk_runs_jobs_beyond_the_lease_ttl_with_artifacts(
             "SELECT DISTINCT attempt FROM orchestrator.jobs WHERE run_id = %s", (run_id,)
         ).fetchall()
         assert attempts == [(1,)]
+        # The handler's progress() reached the ledger (it rides the Work stream).
+        progress = db.execute(
+            "SELECT DISTINCT progress_percent, progress_message FROM orchestrator.jobs"
+            " WHERE run_id = %s",
+            (run_id,),
+        ).fetchall()
+        assert progress == [(50.0, f"{sdk} halfway")]
 
 
 def _dag(suffix: str) -> tuple[list[resources_pb2.JobSpec], dict[str, str]]:

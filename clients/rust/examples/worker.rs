@@ -8,8 +8,9 @@
 //!
 //! serves the demo pipeline's job types (advisory.ingest, vex.ingest, sbom.scan,
 //! policy.evaluate) the way demo/worker.py does. With `-types a,b` it instead serves those
-//! types with an echo handler that records one artifact (`rust:<job id>:<key>`) and returns
-//! `{"worker", "key", "sdk", "artifact_digest"}`; the cross-language tests use that mode.
+//! types with an echo handler that reports 50 % progress, records one artifact
+//! (`rust:<job id>:<key>`) and returns `{"worker", "key", "sdk", "artifact_digest"}`; the
+//! cross-language tests use that mode.
 //! SIGTERM drains gracefully; a second signal stops at once.
 
 use std::collections::HashMap;
@@ -96,6 +97,7 @@ async fn main() {
 }
 
 async fn echo(ctx: JobContext, worker_id: String, delay: Duration) -> Result<Value, BoxError> {
+    ctx.progress(50.0, "rust halfway")?;
     tokio::time::sleep(delay).await;
     let job = ctx.job();
     let content = format!("rust:{}:{}", job.id, job.key);

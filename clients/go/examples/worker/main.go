@@ -6,8 +6,9 @@
 //
 // serves the demo pipeline's job types (advisory.ingest, vex.ingest, sbom.scan,
 // policy.evaluate) the way demo/worker.py does. With -types it instead serves the given job
-// types with an echo handler that records one artifact ("<sdk>:<job id>:<key>") and returns
-// {"worker", "key", "sdk", "artifact_digest"}; the cross-language tests use that mode.
+// types with an echo handler that reports 50 % progress, records one artifact
+// ("go:<job id>:<key>") and returns {"worker", "key", "sdk", "artifact_digest"}; the
+// cross-language tests use that mode.
 // SIGTERM drains gracefully; a second signal stops at once.
 package main
 
@@ -71,6 +72,9 @@ func main() {
 
 func echo(workerID string, delay time.Duration) worker.Handler {
 	return func(ctx context.Context, job *worker.Job) (map[string]any, error) {
+		if err := job.Progress(50, "go halfway"); err != nil {
+			return nil, err
+		}
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
