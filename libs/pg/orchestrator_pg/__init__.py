@@ -13,6 +13,12 @@ Design note
 """
 
 from orchestrator_pg._admin import create_database, database_url_for, drop_database
+from orchestrator_pg._backfills import (
+    BackfillLedger,
+    BackfillPlan,
+    BackfillRequest,
+    split_windows,
+)
 from orchestrator_pg._backpressure import QUEUE_RETRY_AFTER_S, queue_limit
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._leasing import (
@@ -57,6 +63,9 @@ __all__ = [
     "SCHEDULE_MUTABLE_FIELDS",
     "WORKER_CRASH",
     "Artifact",
+    "BackfillLedger",
+    "BackfillPlan",
+    "BackfillRequest",
     "Completion",
     "CreatedRun",
     "Database",
@@ -89,4 +98,5 @@ __all__ = [
     "query",
     "queue_limit",
     "schema_sql",
+    "split_windows",
 ]

@@ -177,6 +177,26 @@ class SchedulerServiceStub:
                 request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListWatermarksRequest.SerializeToString,
                 response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListWatermarksResponse.FromString,
                 _registered_method=True)
+        self.CreateBackfill = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/CreateBackfill',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CreateBackfillRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CreateBackfillResponse.FromString,
+                _registered_method=True)
+        self.GetBackfill = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/GetBackfill',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.GetBackfillRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.GetBackfillResponse.FromString,
+                _registered_method=True)
+        self.ListBackfills = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/ListBackfills',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListBackfillsRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListBackfillsResponse.FromString,
+                _registered_method=True)
+        self.CancelBackfill = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/CancelBackfill',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelBackfillRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelBackfillResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -381,6 +401,35 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateBackfill(self, request, context):
+        """CreateBackfill re-processes a past event-time range in windows (scope orch:backfill, reason
+        and ticket required); dry_run previews without writing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBackfill(self, request, context):
+        """GetBackfill returns one backfill with its progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBackfills(self, request, context):
+        """ListBackfills pages through the caller's backfills in id order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelBackfill(self, request, context):
+        """CancelBackfill cancels the unfinished window jobs of a backfill (scope orch:backfill).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -523,6 +572,26 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.ListWatermarks,
                     request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListWatermarksRequest.FromString,
                     response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListWatermarksResponse.SerializeToString,
+            ),
+            'CreateBackfill': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateBackfill,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CreateBackfillRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CreateBackfillResponse.SerializeToString,
+            ),
+            'GetBackfill': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBackfill,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.GetBackfillRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.GetBackfillResponse.SerializeToString,
+            ),
+            'ListBackfills': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBackfills,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListBackfillsRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListBackfillsResponse.SerializeToString,
+            ),
+            'CancelBackfill': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelBackfill,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelBackfillRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelBackfillResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1284,6 +1353,114 @@ class SchedulerService:
             '/stella.orchestrator.v1.SchedulerService/ListWatermarks',
             stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListWatermarksRequest.SerializeToString,
             stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListWatermarksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateBackfill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/CreateBackfill',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CreateBackfillRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CreateBackfillResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBackfill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/GetBackfill',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.GetBackfillRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.GetBackfillResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBackfills(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/ListBackfills',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListBackfillsRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListBackfillsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelBackfill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/CancelBackfill',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelBackfillRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelBackfillResponse.FromString,
             options,
             channel_credentials,
             insecure,
