@@ -20,6 +20,7 @@ from orchestrator_pg._backfills import (
     split_windows,
 )
 from orchestrator_pg._backpressure import QUEUE_RETRY_AFTER_S, queue_limit
+from orchestrator_pg._controls import ControlLedger
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._leasing import (
     ARTIFACT_CONFLICT,
@@ -67,6 +68,7 @@ __all__ = [
     "BackfillPlan",
     "BackfillRequest",
     "Completion",
+    "ControlLedger",
     "CreatedRun",
     "Database",
     "EventPartitionMaintainer",

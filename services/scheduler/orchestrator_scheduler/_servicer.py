@@ -13,9 +13,10 @@ from typing import Any
 
 from orchestrator_core import Clock, SystemClock
 from orchestrator_grpckit import Principal, current_principal
-from orchestrator_pg import BackfillLedger, QuotaLedger, ScheduleLedger, TxContext
+from orchestrator_pg import BackfillLedger, ControlLedger, QuotaLedger, ScheduleLedger, TxContext
 from orchestrator_redis import BucketStore
 from orchestrator_scheduler import _backfills as backfills
+from orchestrator_scheduler import _controls as controls
 from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _paging as paging
 from orchestrator_scheduler import _quotas as quotas
@@ -52,6 +53,7 @@ METHOD_SCOPES: dict[str, str] = {
         **dict.fromkeys(schedules.SCHEDULE_WRITE_METHODS, _OPERATE),
         **dict.fromkeys(backfills.BACKFILL_READ_METHODS, _READ),
         **dict.fromkeys(backfills.BACKFILL_WRITE_METHODS, backfills.BACKFILL_SCOPE),
+        **dict.fromkeys(controls.CONTROL_METHODS, _OPERATE),
     }.items()
 }
 
@@ -74,6 +76,7 @@ class SchedulerServicer(
     quotas.QuotaMethods,
     schedules.ScheduleMethods,
     backfills.BackfillMethods,
+    controls.ControlMethods,
     scheduler_pb2_grpc.SchedulerServiceServicer,
 ):
     """Sources, runs with their DAG, jobs, quotas, schedules, watermarks and backfills
@@ -92,6 +95,7 @@ class SchedulerServicer(
         self.max_payload_bytes = max_payload_bytes
         self.schedules = schedule_ledger or ScheduleLedger(ledger.db)
         self.backfills = BackfillLedger(ledger.db)
+        self.controls = ControlLedger(ledger.db)
         self.bucket_store = bucket_store
         self.clock = clock or SystemClock()
 

@@ -574,3 +574,77 @@ class CancelBackfillResponse(_message.Message):
     BACKFILL_FIELD_NUMBER: _ClassVar[int]
     backfill: _resources_pb2.Backfill
     def __init__(self, backfill: _Optional[_Union[_resources_pb2.Backfill, _Mapping]] = ...) -> None: ...
+
+class PauseJobsRequest(_message.Message):
+    __slots__ = ("job_type", "operator")
+    JOB_TYPE_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    job_type: str
+    operator: _common_pb2.OperatorContext
+    def __init__(self, job_type: _Optional[str] = ..., operator: _Optional[_Union[_common_pb2.OperatorContext, _Mapping]] = ...) -> None: ...
+
+class PauseJobsResponse(_message.Message):
+    __slots__ = ("quota",)
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    quota: _resources_pb2.Quota
+    def __init__(self, quota: _Optional[_Union[_resources_pb2.Quota, _Mapping]] = ...) -> None: ...
+
+class ResumeJobsRequest(_message.Message):
+    __slots__ = ("job_type", "operator")
+    JOB_TYPE_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    job_type: str
+    operator: _common_pb2.OperatorContext
+    def __init__(self, job_type: _Optional[str] = ..., operator: _Optional[_Union[_common_pb2.OperatorContext, _Mapping]] = ...) -> None: ...
+
+class ResumeJobsResponse(_message.Message):
+    __slots__ = ("quota",)
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    quota: _resources_pb2.Quota
+    def __init__(self, quota: _Optional[_Union[_resources_pb2.Quota, _Mapping]] = ...) -> None: ...
+
+class PrioritizeJobRequest(_message.Message):
+    __slots__ = ("job_id", "priority", "operator")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    priority: int
+    operator: _common_pb2.OperatorContext
+    def __init__(self, job_id: _Optional[str] = ..., priority: _Optional[int] = ..., operator: _Optional[_Union[_common_pb2.OperatorContext, _Mapping]] = ...) -> None: ...
+
+class PrioritizeJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _resources_pb2.Job
+    def __init__(self, job: _Optional[_Union[_resources_pb2.Job, _Mapping]] = ...) -> None: ...
+
+class PrioritizeRunRequest(_message.Message):
+    __slots__ = ("run_id", "priority", "operator")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    priority: int
+    operator: _common_pb2.OperatorContext
+    def __init__(self, run_id: _Optional[str] = ..., priority: _Optional[int] = ..., operator: _Optional[_Union[_common_pb2.OperatorContext, _Mapping]] = ...) -> None: ...
+
+class PrioritizeRunResponse(_message.Message):
+    __slots__ = ("changed_jobs",)
+    CHANGED_JOBS_FIELD_NUMBER: _ClassVar[int]
+    changed_jobs: int
+    def __init__(self, changed_jobs: _Optional[int] = ...) -> None: ...
+
+class ReplayJobRequest(_message.Message):
+    __slots__ = ("job_id", "operator")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    operator: _common_pb2.OperatorContext
+    def __init__(self, job_id: _Optional[str] = ..., operator: _Optional[_Union[_common_pb2.OperatorContext, _Mapping]] = ...) -> None: ...
+
+class ReplayJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _resources_pb2.Job
+    def __init__(self, job: _Optional[_Union[_resources_pb2.Job, _Mapping]] = ...) -> None: ...

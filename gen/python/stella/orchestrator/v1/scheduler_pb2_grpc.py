@@ -197,6 +197,31 @@ class SchedulerServiceStub:
                 request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelBackfillRequest.SerializeToString,
                 response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelBackfillResponse.FromString,
                 _registered_method=True)
+        self.PauseJobs = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/PauseJobs',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PauseJobsRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PauseJobsResponse.FromString,
+                _registered_method=True)
+        self.ResumeJobs = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/ResumeJobs',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ResumeJobsRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ResumeJobsResponse.FromString,
+                _registered_method=True)
+        self.PrioritizeJob = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/PrioritizeJob',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeJobRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeJobResponse.FromString,
+                _registered_method=True)
+        self.PrioritizeRun = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/PrioritizeRun',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeRunRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeRunResponse.FromString,
+                _registered_method=True)
+        self.ReplayJob = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/ReplayJob',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ReplayJobRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ReplayJobResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -430,6 +455,41 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PauseJobs(self, request, context):
+        """PauseJobs stops leasing the tenant's jobs, or one job type's; they stay ready (audited).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeJobs(self, request, context):
+        """ResumeJobs lets paused jobs of the tenant, or of one job type, be leased again (audited).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PrioritizeJob(self, request, context):
+        """PrioritizeJob changes the priority of a pending or ready job (audited).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PrioritizeRun(self, request, context):
+        """PrioritizeRun changes the priority of every pending or ready job of a run (audited).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayJob(self, request, context):
+        """ReplayJob runs a succeeded job again as a new job whose replay_of names it (audited).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -592,6 +652,31 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.CancelBackfill,
                     request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelBackfillRequest.FromString,
                     response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelBackfillResponse.SerializeToString,
+            ),
+            'PauseJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseJobs,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PauseJobsRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PauseJobsResponse.SerializeToString,
+            ),
+            'ResumeJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeJobs,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ResumeJobsRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ResumeJobsResponse.SerializeToString,
+            ),
+            'PrioritizeJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.PrioritizeJob,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeJobRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeJobResponse.SerializeToString,
+            ),
+            'PrioritizeRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.PrioritizeRun,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeRunRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeRunResponse.SerializeToString,
+            ),
+            'ReplayJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayJob,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ReplayJobRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ReplayJobResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1461,6 +1546,141 @@ class SchedulerService:
             '/stella.orchestrator.v1.SchedulerService/CancelBackfill',
             stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelBackfillRequest.SerializeToString,
             stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelBackfillResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/PauseJobs',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PauseJobsRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PauseJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/ResumeJobs',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ResumeJobsRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ResumeJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PrioritizeJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/PrioritizeJob',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeJobRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PrioritizeRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/PrioritizeRun',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeRunRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/ReplayJob',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ReplayJobRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ReplayJobResponse.FromString,
             options,
             channel_credentials,
             insecure,
