@@ -4172,6 +4172,239 @@ pub struct ListWatermarksResponse {
     #[prost(string, tag = "2")]
     pub next_page_token: ::prost::alloc::string::String,
 }
+/// CreateBackfillRequest asks to re-process \[range.start, range.end) of a source in windows.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct CreateBackfillRequest {
+    /// Source to backfill.
+    #[prost(string, tag = "1")]
+    pub source_id: ::prost::alloc::string::String,
+    /// Job type of the window jobs.
+    #[prost(string, tag = "2")]
+    pub job_type: ::prost::alloc::string::String,
+    /// Event-time range, half-open; at most 100,000 windows.
+    #[prost(message, optional, tag = "3")]
+    pub range: ::core::option::Option<TimeWindow>,
+    /// Window length; each window becomes one job (the last one may be shorter).
+    #[prost(message, optional, tag = "4")]
+    pub window_size: ::core::option::Option<::prost_types::Duration>,
+    /// Priority of the window jobs; unset means -10 (below live ingestion).
+    #[prost(int32, optional, tag = "5")]
+    pub priority: ::core::option::Option<i32>,
+    /// Payload given to every window job (the window itself is the job's event_time_window).
+    #[prost(message, optional, tag = "6")]
+    pub payload: ::core::option::Option<::prost_types::Struct>,
+    /// Preview only: nothing is written.
+    #[prost(bool, tag = "7")]
+    pub dry_run: bool,
+    /// Reason and ticket are required; both are recorded in the audit trail.
+    #[prost(message, optional, tag = "8")]
+    pub operator: ::core::option::Option<OperatorContext>,
+}
+/// BackfillQuotaImpact tells how a backfill meets one quota of its tenant.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct BackfillQuotaImpact {
+    /// Job type of the quota; empty for the whole tenant.
+    #[prost(string, tag = "1")]
+    pub job_type: ::prost::alloc::string::String,
+    /// The quota's queue cap (0: none).
+    #[prost(int64, tag = "2")]
+    pub max_queued: i64,
+    /// Jobs queued under it now.
+    #[prost(int64, tag = "3")]
+    pub queued: i64,
+    /// True when the backfill's jobs would exceed max_queued (the create would be refused).
+    #[prost(bool, tag = "4")]
+    pub exceeds_max_queued: bool,
+    /// The quota's hourly lease cap (0: none); it bounds how fast the windows run.
+    #[prost(int64, tag = "5")]
+    pub max_per_hour: i64,
+}
+/// BackfillPreview is what a backfill does (the dry run answers it without writing).
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct BackfillPreview {
+    /// Windows the range is split into.
+    #[prost(int64, tag = "1")]
+    pub window_count: i64,
+    /// Jobs it creates: windows not already covered.
+    #[prost(int64, tag = "2")]
+    pub job_count: i64,
+    /// Windows suppressed: already succeeded, queued or running.
+    #[prost(int64, tag = "3")]
+    pub suppressed_window_count: i64,
+    /// Time to run the jobs at the tightest known limit (hourly quota, source bucket rate);
+    /// unset when no limit binds.
+    #[prost(message, optional, tag = "4")]
+    pub estimated_duration: ::core::option::Option<::prost_types::Duration>,
+    /// Which limit the estimate uses, e.g. "bucket api.osv.dev 5/s".
+    #[prost(string, tag = "5")]
+    pub limited_by: ::prost::alloc::string::String,
+    /// The tenant's quotas that apply to the job type.
+    #[prost(message, repeated, tag = "6")]
+    pub quota_impact: ::prost::alloc::vec::Vec<BackfillQuotaImpact>,
+    /// Active backfills the range overlaps (a real create is refused unless one is identical).
+    #[prost(string, repeated, tag = "7")]
+    pub overlapping_backfill_ids: ::prost::alloc::vec::Vec<
+        ::prost::alloc::string::String,
+    >,
+}
+/// CreateBackfillResponse returns the backfill (empty in a dry run) and the preview.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct CreateBackfillResponse {
+    /// The created backfill, or the identical active one (existing); unset in a dry run.
+    #[prost(message, optional, tag = "1")]
+    pub backfill: ::core::option::Option<Backfill>,
+    /// True when an identical active backfill was returned instead of a new one.
+    #[prost(bool, tag = "2")]
+    pub existing: bool,
+    /// What the request does (or would do).
+    #[prost(message, optional, tag = "3")]
+    pub preview: ::core::option::Option<BackfillPreview>,
+}
+/// GetBackfillRequest names one backfill.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetBackfillRequest {
+    /// Id of the backfill; NOT_FOUND if it does not exist in the caller's tenant.
+    #[prost(string, tag = "1")]
+    pub backfill_id: ::prost::alloc::string::String,
+}
+/// GetBackfillResponse returns the backfill.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetBackfillResponse {
+    /// The backfill with its progress.
+    #[prost(message, optional, tag = "1")]
+    pub backfill: ::core::option::Option<Backfill>,
+}
+/// ListBackfillsRequest pages through backfills.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListBackfillsRequest {
+    /// Only this source's backfills; empty lists all.
+    #[prost(string, tag = "1")]
+    pub source_id: ::prost::alloc::string::String,
+    /// Most backfills per page (default 100, at most 1000).
+    #[prost(int32, tag = "2")]
+    pub page_size: i32,
+    /// Token of the next page from a previous response.
+    #[prost(string, tag = "3")]
+    pub page_token: ::prost::alloc::string::String,
+}
+/// ListBackfillsResponse is one page of backfills.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListBackfillsResponse {
+    /// Backfills in id order.
+    #[prost(message, repeated, tag = "1")]
+    pub backfills: ::prost::alloc::vec::Vec<Backfill>,
+    /// Token of the next page; empty on the last page.
+    #[prost(string, tag = "2")]
+    pub next_page_token: ::prost::alloc::string::String,
+}
+/// CancelBackfillRequest names the backfill to cancel.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CancelBackfillRequest {
+    /// Id of the backfill.
+    #[prost(string, tag = "1")]
+    pub backfill_id: ::prost::alloc::string::String,
+    /// Reason and ticket are required; both are recorded in the audit trail.
+    #[prost(message, optional, tag = "2")]
+    pub operator: ::core::option::Option<OperatorContext>,
+}
+/// CancelBackfillResponse returns the canceled backfill.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CancelBackfillResponse {
+    /// The backfill after cancellation.
+    #[prost(message, optional, tag = "1")]
+    pub backfill: ::core::option::Option<Backfill>,
+}
+/// PauseJobsRequest names what to pause.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PauseJobsRequest {
+    /// Job type to pause; empty pauses every job of the tenant.
+    #[prost(string, tag = "1")]
+    pub job_type: ::prost::alloc::string::String,
+    /// Reason (required) and ticket, recorded on the pause and in the audit trail.
+    #[prost(message, optional, tag = "2")]
+    pub operator: ::core::option::Option<OperatorContext>,
+}
+/// PauseJobsResponse returns the quota row that holds the pause.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PauseJobsResponse {
+    /// The tenant's (job_type empty) or job type's quota, with paused set.
+    #[prost(message, optional, tag = "1")]
+    pub quota: ::core::option::Option<Quota>,
+}
+/// ResumeJobsRequest names what to resume.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ResumeJobsRequest {
+    /// Job type to resume; empty resumes the tenant-wide pause.
+    #[prost(string, tag = "1")]
+    pub job_type: ::prost::alloc::string::String,
+    /// Reason (required) and ticket, recorded in the audit trail.
+    #[prost(message, optional, tag = "2")]
+    pub operator: ::core::option::Option<OperatorContext>,
+}
+/// ResumeJobsResponse returns the quota row that held the pause.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ResumeJobsResponse {
+    /// The quota, with paused cleared.
+    #[prost(message, optional, tag = "1")]
+    pub quota: ::core::option::Option<Quota>,
+}
+/// PrioritizeJobRequest sets a job's priority.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PrioritizeJobRequest {
+    /// Id of a pending or ready job; FAILED_PRECONDITION otherwise.
+    #[prost(string, tag = "1")]
+    pub job_id: ::prost::alloc::string::String,
+    /// New priority, -1000..1000 (higher is leased first).
+    #[prost(int32, tag = "2")]
+    pub priority: i32,
+    /// Justification recorded in the audit trail.
+    #[prost(message, optional, tag = "3")]
+    pub operator: ::core::option::Option<OperatorContext>,
+}
+/// PrioritizeJobResponse returns the job.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct PrioritizeJobResponse {
+    /// The job with its new priority.
+    #[prost(message, optional, tag = "1")]
+    pub job: ::core::option::Option<Job>,
+}
+/// PrioritizeRunRequest sets the priority of a run's queued jobs.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PrioritizeRunRequest {
+    /// Id of the run.
+    #[prost(string, tag = "1")]
+    pub run_id: ::prost::alloc::string::String,
+    /// New priority, -1000..1000 (higher is leased first).
+    #[prost(int32, tag = "2")]
+    pub priority: i32,
+    /// Justification recorded in the audit trail.
+    #[prost(message, optional, tag = "3")]
+    pub operator: ::core::option::Option<OperatorContext>,
+}
+/// PrioritizeRunResponse tells how many jobs changed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct PrioritizeRunResponse {
+    /// Pending or ready jobs of the run whose priority was set.
+    #[prost(int64, tag = "1")]
+    pub changed_jobs: i64,
+}
+/// ReplayJobRequest names the succeeded job to run again.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ReplayJobRequest {
+    /// Id of a succeeded job; FAILED_PRECONDITION otherwise.
+    #[prost(string, tag = "1")]
+    pub job_id: ::prost::alloc::string::String,
+    /// Justification recorded in the audit trail.
+    #[prost(message, optional, tag = "2")]
+    pub operator: ::core::option::Option<OperatorContext>,
+}
+/// ReplayJobResponse returns the new job.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ReplayJobResponse {
+    /// The new job (replay_of names the original).
+    #[prost(message, optional, tag = "1")]
+    pub job: ::core::option::Option<Job>,
+}
 /// Generated client implementations.
 pub mod scheduler_service_client {
     #![allow(
@@ -5090,6 +5323,277 @@ pub mod scheduler_service_client {
                     GrpcMethod::new(
                         "stella.orchestrator.v1.SchedulerService",
                         "ListWatermarks",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// CreateBackfill re-processes a past event-time range in windows (scope orch:backfill, reason
+        /// and ticket required); dry_run previews without writing.
+        pub async fn create_backfill(
+            &mut self,
+            request: impl tonic::IntoRequest<super::CreateBackfillRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::CreateBackfillResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/CreateBackfill",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "CreateBackfill",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// GetBackfill returns one backfill with its progress.
+        pub async fn get_backfill(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetBackfillRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetBackfillResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/GetBackfill",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "GetBackfill",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// ListBackfills pages through the caller's backfills in id order.
+        pub async fn list_backfills(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListBackfillsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListBackfillsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/ListBackfills",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "ListBackfills",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// CancelBackfill cancels the unfinished window jobs of a backfill (scope orch:backfill).
+        pub async fn cancel_backfill(
+            &mut self,
+            request: impl tonic::IntoRequest<super::CancelBackfillRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::CancelBackfillResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/CancelBackfill",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "CancelBackfill",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// PauseJobs stops leasing the tenant's jobs, or one job type's; they stay ready (audited).
+        pub async fn pause_jobs(
+            &mut self,
+            request: impl tonic::IntoRequest<super::PauseJobsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::PauseJobsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/PauseJobs",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "PauseJobs",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// ResumeJobs lets paused jobs of the tenant, or of one job type, be leased again (audited).
+        pub async fn resume_jobs(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ResumeJobsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ResumeJobsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/ResumeJobs",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "ResumeJobs",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// PrioritizeJob changes the priority of a pending or ready job (audited).
+        pub async fn prioritize_job(
+            &mut self,
+            request: impl tonic::IntoRequest<super::PrioritizeJobRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::PrioritizeJobResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/PrioritizeJob",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "PrioritizeJob",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// PrioritizeRun changes the priority of every pending or ready job of a run (audited).
+        pub async fn prioritize_run(
+            &mut self,
+            request: impl tonic::IntoRequest<super::PrioritizeRunRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::PrioritizeRunResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/PrioritizeRun",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "PrioritizeRun",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// ReplayJob runs a succeeded job again as a new job whose replay_of names it (audited).
+        pub async fn replay_job(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ReplayJobRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ReplayJobResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/ReplayJob",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "ReplayJob",
                     ),
                 );
             self.inner.unary(req, path, codec).await

@@ -9,7 +9,9 @@ package orchestratorv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -3112,11 +3114,1202 @@ func (x *ListWatermarksResponse) GetNextPageToken() string {
 	return ""
 }
 
+// CreateBackfillRequest asks to re-process [range.start, range.end) of a source in windows.
+type CreateBackfillRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Source to backfill.
+	SourceId string `protobuf:"bytes,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	// Job type of the window jobs.
+	JobType string `protobuf:"bytes,2,opt,name=job_type,json=jobType,proto3" json:"job_type,omitempty"`
+	// Event-time range, half-open; at most 100,000 windows.
+	Range *TimeWindow `protobuf:"bytes,3,opt,name=range,proto3" json:"range,omitempty"`
+	// Window length; each window becomes one job (the last one may be shorter).
+	WindowSize *durationpb.Duration `protobuf:"bytes,4,opt,name=window_size,json=windowSize,proto3" json:"window_size,omitempty"`
+	// Priority of the window jobs; unset means -10 (below live ingestion).
+	Priority *int32 `protobuf:"varint,5,opt,name=priority,proto3,oneof" json:"priority,omitempty"`
+	// Payload given to every window job (the window itself is the job's event_time_window).
+	Payload *structpb.Struct `protobuf:"bytes,6,opt,name=payload,proto3" json:"payload,omitempty"`
+	// Preview only: nothing is written.
+	DryRun bool `protobuf:"varint,7,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Reason and ticket are required; both are recorded in the audit trail.
+	Operator      *OperatorContext `protobuf:"bytes,8,opt,name=operator,proto3" json:"operator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateBackfillRequest) Reset() {
+	*x = CreateBackfillRequest{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateBackfillRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateBackfillRequest) ProtoMessage() {}
+
+func (x *CreateBackfillRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateBackfillRequest.ProtoReflect.Descriptor instead.
+func (*CreateBackfillRequest) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *CreateBackfillRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+func (x *CreateBackfillRequest) GetJobType() string {
+	if x != nil {
+		return x.JobType
+	}
+	return ""
+}
+
+func (x *CreateBackfillRequest) GetRange() *TimeWindow {
+	if x != nil {
+		return x.Range
+	}
+	return nil
+}
+
+func (x *CreateBackfillRequest) GetWindowSize() *durationpb.Duration {
+	if x != nil {
+		return x.WindowSize
+	}
+	return nil
+}
+
+func (x *CreateBackfillRequest) GetPriority() int32 {
+	if x != nil && x.Priority != nil {
+		return *x.Priority
+	}
+	return 0
+}
+
+func (x *CreateBackfillRequest) GetPayload() *structpb.Struct {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *CreateBackfillRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *CreateBackfillRequest) GetOperator() *OperatorContext {
+	if x != nil {
+		return x.Operator
+	}
+	return nil
+}
+
+// BackfillQuotaImpact tells how a backfill meets one quota of its tenant.
+type BackfillQuotaImpact struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Job type of the quota; empty for the whole tenant.
+	JobType string `protobuf:"bytes,1,opt,name=job_type,json=jobType,proto3" json:"job_type,omitempty"`
+	// The quota's queue cap (0: none).
+	MaxQueued int64 `protobuf:"varint,2,opt,name=max_queued,json=maxQueued,proto3" json:"max_queued,omitempty"`
+	// Jobs queued under it now.
+	Queued int64 `protobuf:"varint,3,opt,name=queued,proto3" json:"queued,omitempty"`
+	// True when the backfill's jobs would exceed max_queued (the create would be refused).
+	ExceedsMaxQueued bool `protobuf:"varint,4,opt,name=exceeds_max_queued,json=exceedsMaxQueued,proto3" json:"exceeds_max_queued,omitempty"`
+	// The quota's hourly lease cap (0: none); it bounds how fast the windows run.
+	MaxPerHour    int64 `protobuf:"varint,5,opt,name=max_per_hour,json=maxPerHour,proto3" json:"max_per_hour,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackfillQuotaImpact) Reset() {
+	*x = BackfillQuotaImpact{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackfillQuotaImpact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackfillQuotaImpact) ProtoMessage() {}
+
+func (x *BackfillQuotaImpact) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackfillQuotaImpact.ProtoReflect.Descriptor instead.
+func (*BackfillQuotaImpact) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *BackfillQuotaImpact) GetJobType() string {
+	if x != nil {
+		return x.JobType
+	}
+	return ""
+}
+
+func (x *BackfillQuotaImpact) GetMaxQueued() int64 {
+	if x != nil {
+		return x.MaxQueued
+	}
+	return 0
+}
+
+func (x *BackfillQuotaImpact) GetQueued() int64 {
+	if x != nil {
+		return x.Queued
+	}
+	return 0
+}
+
+func (x *BackfillQuotaImpact) GetExceedsMaxQueued() bool {
+	if x != nil {
+		return x.ExceedsMaxQueued
+	}
+	return false
+}
+
+func (x *BackfillQuotaImpact) GetMaxPerHour() int64 {
+	if x != nil {
+		return x.MaxPerHour
+	}
+	return 0
+}
+
+// BackfillPreview is what a backfill does (the dry run answers it without writing).
+type BackfillPreview struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Windows the range is split into.
+	WindowCount int64 `protobuf:"varint,1,opt,name=window_count,json=windowCount,proto3" json:"window_count,omitempty"`
+	// Jobs it creates: windows not already covered.
+	JobCount int64 `protobuf:"varint,2,opt,name=job_count,json=jobCount,proto3" json:"job_count,omitempty"`
+	// Windows suppressed: already succeeded, queued or running.
+	SuppressedWindowCount int64 `protobuf:"varint,3,opt,name=suppressed_window_count,json=suppressedWindowCount,proto3" json:"suppressed_window_count,omitempty"`
+	// Time to run the jobs at the tightest known limit (hourly quota, source bucket rate);
+	// unset when no limit binds.
+	EstimatedDuration *durationpb.Duration `protobuf:"bytes,4,opt,name=estimated_duration,json=estimatedDuration,proto3" json:"estimated_duration,omitempty"`
+	// Which limit the estimate uses, e.g. "bucket api.osv.dev 5/s".
+	LimitedBy string `protobuf:"bytes,5,opt,name=limited_by,json=limitedBy,proto3" json:"limited_by,omitempty"`
+	// The tenant's quotas that apply to the job type.
+	QuotaImpact []*BackfillQuotaImpact `protobuf:"bytes,6,rep,name=quota_impact,json=quotaImpact,proto3" json:"quota_impact,omitempty"`
+	// Active backfills the range overlaps (a real create is refused unless one is identical).
+	OverlappingBackfillIds []string `protobuf:"bytes,7,rep,name=overlapping_backfill_ids,json=overlappingBackfillIds,proto3" json:"overlapping_backfill_ids,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *BackfillPreview) Reset() {
+	*x = BackfillPreview{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackfillPreview) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackfillPreview) ProtoMessage() {}
+
+func (x *BackfillPreview) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackfillPreview.ProtoReflect.Descriptor instead.
+func (*BackfillPreview) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *BackfillPreview) GetWindowCount() int64 {
+	if x != nil {
+		return x.WindowCount
+	}
+	return 0
+}
+
+func (x *BackfillPreview) GetJobCount() int64 {
+	if x != nil {
+		return x.JobCount
+	}
+	return 0
+}
+
+func (x *BackfillPreview) GetSuppressedWindowCount() int64 {
+	if x != nil {
+		return x.SuppressedWindowCount
+	}
+	return 0
+}
+
+func (x *BackfillPreview) GetEstimatedDuration() *durationpb.Duration {
+	if x != nil {
+		return x.EstimatedDuration
+	}
+	return nil
+}
+
+func (x *BackfillPreview) GetLimitedBy() string {
+	if x != nil {
+		return x.LimitedBy
+	}
+	return ""
+}
+
+func (x *BackfillPreview) GetQuotaImpact() []*BackfillQuotaImpact {
+	if x != nil {
+		return x.QuotaImpact
+	}
+	return nil
+}
+
+func (x *BackfillPreview) GetOverlappingBackfillIds() []string {
+	if x != nil {
+		return x.OverlappingBackfillIds
+	}
+	return nil
+}
+
+// CreateBackfillResponse returns the backfill (empty in a dry run) and the preview.
+type CreateBackfillResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The created backfill, or the identical active one (existing); unset in a dry run.
+	Backfill *Backfill `protobuf:"bytes,1,opt,name=backfill,proto3" json:"backfill,omitempty"`
+	// True when an identical active backfill was returned instead of a new one.
+	Existing bool `protobuf:"varint,2,opt,name=existing,proto3" json:"existing,omitempty"`
+	// What the request does (or would do).
+	Preview       *BackfillPreview `protobuf:"bytes,3,opt,name=preview,proto3" json:"preview,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateBackfillResponse) Reset() {
+	*x = CreateBackfillResponse{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateBackfillResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateBackfillResponse) ProtoMessage() {}
+
+func (x *CreateBackfillResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateBackfillResponse.ProtoReflect.Descriptor instead.
+func (*CreateBackfillResponse) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *CreateBackfillResponse) GetBackfill() *Backfill {
+	if x != nil {
+		return x.Backfill
+	}
+	return nil
+}
+
+func (x *CreateBackfillResponse) GetExisting() bool {
+	if x != nil {
+		return x.Existing
+	}
+	return false
+}
+
+func (x *CreateBackfillResponse) GetPreview() *BackfillPreview {
+	if x != nil {
+		return x.Preview
+	}
+	return nil
+}
+
+// GetBackfillRequest names one backfill.
+type GetBackfillRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the backfill; NOT_FOUND if it does not exist in the caller's tenant.
+	BackfillId    string `protobuf:"bytes,1,opt,name=backfill_id,json=backfillId,proto3" json:"backfill_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBackfillRequest) Reset() {
+	*x = GetBackfillRequest{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBackfillRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBackfillRequest) ProtoMessage() {}
+
+func (x *GetBackfillRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBackfillRequest.ProtoReflect.Descriptor instead.
+func (*GetBackfillRequest) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *GetBackfillRequest) GetBackfillId() string {
+	if x != nil {
+		return x.BackfillId
+	}
+	return ""
+}
+
+// GetBackfillResponse returns the backfill.
+type GetBackfillResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The backfill with its progress.
+	Backfill      *Backfill `protobuf:"bytes,1,opt,name=backfill,proto3" json:"backfill,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBackfillResponse) Reset() {
+	*x = GetBackfillResponse{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBackfillResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBackfillResponse) ProtoMessage() {}
+
+func (x *GetBackfillResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBackfillResponse.ProtoReflect.Descriptor instead.
+func (*GetBackfillResponse) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *GetBackfillResponse) GetBackfill() *Backfill {
+	if x != nil {
+		return x.Backfill
+	}
+	return nil
+}
+
+// ListBackfillsRequest pages through backfills.
+type ListBackfillsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this source's backfills; empty lists all.
+	SourceId string `protobuf:"bytes,1,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	// Most backfills per page (default 100, at most 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Token of the next page from a previous response.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBackfillsRequest) Reset() {
+	*x = ListBackfillsRequest{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBackfillsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBackfillsRequest) ProtoMessage() {}
+
+func (x *ListBackfillsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBackfillsRequest.ProtoReflect.Descriptor instead.
+func (*ListBackfillsRequest) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *ListBackfillsRequest) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+func (x *ListBackfillsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListBackfillsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListBackfillsResponse is one page of backfills.
+type ListBackfillsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Backfills in id order.
+	Backfills []*Backfill `protobuf:"bytes,1,rep,name=backfills,proto3" json:"backfills,omitempty"`
+	// Token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBackfillsResponse) Reset() {
+	*x = ListBackfillsResponse{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBackfillsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBackfillsResponse) ProtoMessage() {}
+
+func (x *ListBackfillsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBackfillsResponse.ProtoReflect.Descriptor instead.
+func (*ListBackfillsResponse) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ListBackfillsResponse) GetBackfills() []*Backfill {
+	if x != nil {
+		return x.Backfills
+	}
+	return nil
+}
+
+func (x *ListBackfillsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// CancelBackfillRequest names the backfill to cancel.
+type CancelBackfillRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the backfill.
+	BackfillId string `protobuf:"bytes,1,opt,name=backfill_id,json=backfillId,proto3" json:"backfill_id,omitempty"`
+	// Reason and ticket are required; both are recorded in the audit trail.
+	Operator      *OperatorContext `protobuf:"bytes,2,opt,name=operator,proto3" json:"operator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelBackfillRequest) Reset() {
+	*x = CancelBackfillRequest{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelBackfillRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelBackfillRequest) ProtoMessage() {}
+
+func (x *CancelBackfillRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelBackfillRequest.ProtoReflect.Descriptor instead.
+func (*CancelBackfillRequest) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *CancelBackfillRequest) GetBackfillId() string {
+	if x != nil {
+		return x.BackfillId
+	}
+	return ""
+}
+
+func (x *CancelBackfillRequest) GetOperator() *OperatorContext {
+	if x != nil {
+		return x.Operator
+	}
+	return nil
+}
+
+// CancelBackfillResponse returns the canceled backfill.
+type CancelBackfillResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The backfill after cancellation.
+	Backfill      *Backfill `protobuf:"bytes,1,opt,name=backfill,proto3" json:"backfill,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelBackfillResponse) Reset() {
+	*x = CancelBackfillResponse{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelBackfillResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelBackfillResponse) ProtoMessage() {}
+
+func (x *CancelBackfillResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelBackfillResponse.ProtoReflect.Descriptor instead.
+func (*CancelBackfillResponse) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *CancelBackfillResponse) GetBackfill() *Backfill {
+	if x != nil {
+		return x.Backfill
+	}
+	return nil
+}
+
+// PauseJobsRequest names what to pause.
+type PauseJobsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Job type to pause; empty pauses every job of the tenant.
+	JobType string `protobuf:"bytes,1,opt,name=job_type,json=jobType,proto3" json:"job_type,omitempty"`
+	// Reason (required) and ticket, recorded on the pause and in the audit trail.
+	Operator      *OperatorContext `protobuf:"bytes,2,opt,name=operator,proto3" json:"operator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseJobsRequest) Reset() {
+	*x = PauseJobsRequest{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseJobsRequest) ProtoMessage() {}
+
+func (x *PauseJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseJobsRequest.ProtoReflect.Descriptor instead.
+func (*PauseJobsRequest) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *PauseJobsRequest) GetJobType() string {
+	if x != nil {
+		return x.JobType
+	}
+	return ""
+}
+
+func (x *PauseJobsRequest) GetOperator() *OperatorContext {
+	if x != nil {
+		return x.Operator
+	}
+	return nil
+}
+
+// PauseJobsResponse returns the quota row that holds the pause.
+type PauseJobsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tenant's (job_type empty) or job type's quota, with paused set.
+	Quota         *Quota `protobuf:"bytes,1,opt,name=quota,proto3" json:"quota,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseJobsResponse) Reset() {
+	*x = PauseJobsResponse{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseJobsResponse) ProtoMessage() {}
+
+func (x *PauseJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseJobsResponse.ProtoReflect.Descriptor instead.
+func (*PauseJobsResponse) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *PauseJobsResponse) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+// ResumeJobsRequest names what to resume.
+type ResumeJobsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Job type to resume; empty resumes the tenant-wide pause.
+	JobType string `protobuf:"bytes,1,opt,name=job_type,json=jobType,proto3" json:"job_type,omitempty"`
+	// Reason (required) and ticket, recorded in the audit trail.
+	Operator      *OperatorContext `protobuf:"bytes,2,opt,name=operator,proto3" json:"operator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeJobsRequest) Reset() {
+	*x = ResumeJobsRequest{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeJobsRequest) ProtoMessage() {}
+
+func (x *ResumeJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeJobsRequest.ProtoReflect.Descriptor instead.
+func (*ResumeJobsRequest) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *ResumeJobsRequest) GetJobType() string {
+	if x != nil {
+		return x.JobType
+	}
+	return ""
+}
+
+func (x *ResumeJobsRequest) GetOperator() *OperatorContext {
+	if x != nil {
+		return x.Operator
+	}
+	return nil
+}
+
+// ResumeJobsResponse returns the quota row that held the pause.
+type ResumeJobsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The quota, with paused cleared.
+	Quota         *Quota `protobuf:"bytes,1,opt,name=quota,proto3" json:"quota,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeJobsResponse) Reset() {
+	*x = ResumeJobsResponse{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeJobsResponse) ProtoMessage() {}
+
+func (x *ResumeJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeJobsResponse.ProtoReflect.Descriptor instead.
+func (*ResumeJobsResponse) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *ResumeJobsResponse) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+// PrioritizeJobRequest sets a job's priority.
+type PrioritizeJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of a pending or ready job; FAILED_PRECONDITION otherwise.
+	JobId string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// New priority, -1000..1000 (higher is leased first).
+	Priority int32 `protobuf:"varint,2,opt,name=priority,proto3" json:"priority,omitempty"`
+	// Justification recorded in the audit trail.
+	Operator      *OperatorContext `protobuf:"bytes,3,opt,name=operator,proto3" json:"operator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrioritizeJobRequest) Reset() {
+	*x = PrioritizeJobRequest{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrioritizeJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrioritizeJobRequest) ProtoMessage() {}
+
+func (x *PrioritizeJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrioritizeJobRequest.ProtoReflect.Descriptor instead.
+func (*PrioritizeJobRequest) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *PrioritizeJobRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *PrioritizeJobRequest) GetPriority() int32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *PrioritizeJobRequest) GetOperator() *OperatorContext {
+	if x != nil {
+		return x.Operator
+	}
+	return nil
+}
+
+// PrioritizeJobResponse returns the job.
+type PrioritizeJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The job with its new priority.
+	Job           *Job `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrioritizeJobResponse) Reset() {
+	*x = PrioritizeJobResponse{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrioritizeJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrioritizeJobResponse) ProtoMessage() {}
+
+func (x *PrioritizeJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrioritizeJobResponse.ProtoReflect.Descriptor instead.
+func (*PrioritizeJobResponse) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *PrioritizeJobResponse) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// PrioritizeRunRequest sets the priority of a run's queued jobs.
+type PrioritizeRunRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the run.
+	RunId string `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// New priority, -1000..1000 (higher is leased first).
+	Priority int32 `protobuf:"varint,2,opt,name=priority,proto3" json:"priority,omitempty"`
+	// Justification recorded in the audit trail.
+	Operator      *OperatorContext `protobuf:"bytes,3,opt,name=operator,proto3" json:"operator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrioritizeRunRequest) Reset() {
+	*x = PrioritizeRunRequest{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrioritizeRunRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrioritizeRunRequest) ProtoMessage() {}
+
+func (x *PrioritizeRunRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrioritizeRunRequest.ProtoReflect.Descriptor instead.
+func (*PrioritizeRunRequest) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *PrioritizeRunRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *PrioritizeRunRequest) GetPriority() int32 {
+	if x != nil {
+		return x.Priority
+	}
+	return 0
+}
+
+func (x *PrioritizeRunRequest) GetOperator() *OperatorContext {
+	if x != nil {
+		return x.Operator
+	}
+	return nil
+}
+
+// PrioritizeRunResponse tells how many jobs changed.
+type PrioritizeRunResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Pending or ready jobs of the run whose priority was set.
+	ChangedJobs   int64 `protobuf:"varint,1,opt,name=changed_jobs,json=changedJobs,proto3" json:"changed_jobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrioritizeRunResponse) Reset() {
+	*x = PrioritizeRunResponse{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrioritizeRunResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrioritizeRunResponse) ProtoMessage() {}
+
+func (x *PrioritizeRunResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrioritizeRunResponse.ProtoReflect.Descriptor instead.
+func (*PrioritizeRunResponse) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *PrioritizeRunResponse) GetChangedJobs() int64 {
+	if x != nil {
+		return x.ChangedJobs
+	}
+	return 0
+}
+
+// ReplayJobRequest names the succeeded job to run again.
+type ReplayJobRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of a succeeded job; FAILED_PRECONDITION otherwise.
+	JobId string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	// Justification recorded in the audit trail.
+	Operator      *OperatorContext `protobuf:"bytes,2,opt,name=operator,proto3" json:"operator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayJobRequest) Reset() {
+	*x = ReplayJobRequest{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayJobRequest) ProtoMessage() {}
+
+func (x *ReplayJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayJobRequest.ProtoReflect.Descriptor instead.
+func (*ReplayJobRequest) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *ReplayJobRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *ReplayJobRequest) GetOperator() *OperatorContext {
+	if x != nil {
+		return x.Operator
+	}
+	return nil
+}
+
+// ReplayJobResponse returns the new job.
+type ReplayJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new job (replay_of names the original).
+	Job           *Job `protobuf:"bytes,1,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayJobResponse) Reset() {
+	*x = ReplayJobResponse{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayJobResponse) ProtoMessage() {}
+
+func (x *ReplayJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayJobResponse.ProtoReflect.Descriptor instead.
+func (*ReplayJobResponse) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *ReplayJobResponse) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
 var File_stella_orchestrator_v1_scheduler_proto protoreflect.FileDescriptor
 
 const file_stella_orchestrator_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
-	"&stella/orchestrator/v1/scheduler.proto\x12\x16stella.orchestrator.v1\x1a google/protobuf/field_mask.proto\x1a#stella/orchestrator/v1/common.proto\x1a#stella/orchestrator/v1/events.proto\x1a&stella/orchestrator/v1/resources.proto\"\x92\x01\n" +
+	"&stella/orchestrator/v1/scheduler.proto\x12\x16stella.orchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a#stella/orchestrator/v1/common.proto\x1a#stella/orchestrator/v1/events.proto\x1a&stella/orchestrator/v1/resources.proto\"\x92\x01\n" +
 	"\x13CreateSourceRequest\x126\n" +
 	"\x06source\x18\x01 \x01(\v2\x1e.stella.orchestrator.v1.SourceR\x06source\x12C\n" +
 	"\boperator\x18\x02 \x01(\v2'.stella.orchestrator.v1.OperatorContextR\boperator\"N\n" +
@@ -3307,7 +4500,85 @@ const file_stella_orchestrator_v1_scheduler_proto_rawDesc = "" +
 	"\n" +
 	"watermarks\x18\x01 \x03(\v2!.stella.orchestrator.v1.WatermarkR\n" +
 	"watermarks\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xbf\x16\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x84\x03\n" +
+	"\x15CreateBackfillRequest\x12\x1b\n" +
+	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12\x19\n" +
+	"\bjob_type\x18\x02 \x01(\tR\ajobType\x128\n" +
+	"\x05range\x18\x03 \x01(\v2\".stella.orchestrator.v1.TimeWindowR\x05range\x12:\n" +
+	"\vwindow_size\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"windowSize\x12\x1f\n" +
+	"\bpriority\x18\x05 \x01(\x05H\x00R\bpriority\x88\x01\x01\x121\n" +
+	"\apayload\x18\x06 \x01(\v2\x17.google.protobuf.StructR\apayload\x12\x17\n" +
+	"\adry_run\x18\a \x01(\bR\x06dryRun\x12C\n" +
+	"\boperator\x18\b \x01(\v2'.stella.orchestrator.v1.OperatorContextR\boperatorB\v\n" +
+	"\t_priority\"\xb7\x01\n" +
+	"\x13BackfillQuotaImpact\x12\x19\n" +
+	"\bjob_type\x18\x01 \x01(\tR\ajobType\x12\x1d\n" +
+	"\n" +
+	"max_queued\x18\x02 \x01(\x03R\tmaxQueued\x12\x16\n" +
+	"\x06queued\x18\x03 \x01(\x03R\x06queued\x12,\n" +
+	"\x12exceeds_max_queued\x18\x04 \x01(\bR\x10exceedsMaxQueued\x12 \n" +
+	"\fmax_per_hour\x18\x05 \x01(\x03R\n" +
+	"maxPerHour\"\xfc\x02\n" +
+	"\x0fBackfillPreview\x12!\n" +
+	"\fwindow_count\x18\x01 \x01(\x03R\vwindowCount\x12\x1b\n" +
+	"\tjob_count\x18\x02 \x01(\x03R\bjobCount\x126\n" +
+	"\x17suppressed_window_count\x18\x03 \x01(\x03R\x15suppressedWindowCount\x12H\n" +
+	"\x12estimated_duration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x11estimatedDuration\x12\x1d\n" +
+	"\n" +
+	"limited_by\x18\x05 \x01(\tR\tlimitedBy\x12N\n" +
+	"\fquota_impact\x18\x06 \x03(\v2+.stella.orchestrator.v1.BackfillQuotaImpactR\vquotaImpact\x128\n" +
+	"\x18overlapping_backfill_ids\x18\a \x03(\tR\x16overlappingBackfillIds\"\xb5\x01\n" +
+	"\x16CreateBackfillResponse\x12<\n" +
+	"\bbackfill\x18\x01 \x01(\v2 .stella.orchestrator.v1.BackfillR\bbackfill\x12\x1a\n" +
+	"\bexisting\x18\x02 \x01(\bR\bexisting\x12A\n" +
+	"\apreview\x18\x03 \x01(\v2'.stella.orchestrator.v1.BackfillPreviewR\apreview\"5\n" +
+	"\x12GetBackfillRequest\x12\x1f\n" +
+	"\vbackfill_id\x18\x01 \x01(\tR\n" +
+	"backfillId\"S\n" +
+	"\x13GetBackfillResponse\x12<\n" +
+	"\bbackfill\x18\x01 \x01(\v2 .stella.orchestrator.v1.BackfillR\bbackfill\"o\n" +
+	"\x14ListBackfillsRequest\x12\x1b\n" +
+	"\tsource_id\x18\x01 \x01(\tR\bsourceId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x7f\n" +
+	"\x15ListBackfillsResponse\x12>\n" +
+	"\tbackfills\x18\x01 \x03(\v2 .stella.orchestrator.v1.BackfillR\tbackfills\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"}\n" +
+	"\x15CancelBackfillRequest\x12\x1f\n" +
+	"\vbackfill_id\x18\x01 \x01(\tR\n" +
+	"backfillId\x12C\n" +
+	"\boperator\x18\x02 \x01(\v2'.stella.orchestrator.v1.OperatorContextR\boperator\"V\n" +
+	"\x16CancelBackfillResponse\x12<\n" +
+	"\bbackfill\x18\x01 \x01(\v2 .stella.orchestrator.v1.BackfillR\bbackfill\"r\n" +
+	"\x10PauseJobsRequest\x12\x19\n" +
+	"\bjob_type\x18\x01 \x01(\tR\ajobType\x12C\n" +
+	"\boperator\x18\x02 \x01(\v2'.stella.orchestrator.v1.OperatorContextR\boperator\"H\n" +
+	"\x11PauseJobsResponse\x123\n" +
+	"\x05quota\x18\x01 \x01(\v2\x1d.stella.orchestrator.v1.QuotaR\x05quota\"s\n" +
+	"\x11ResumeJobsRequest\x12\x19\n" +
+	"\bjob_type\x18\x01 \x01(\tR\ajobType\x12C\n" +
+	"\boperator\x18\x02 \x01(\v2'.stella.orchestrator.v1.OperatorContextR\boperator\"I\n" +
+	"\x12ResumeJobsResponse\x123\n" +
+	"\x05quota\x18\x01 \x01(\v2\x1d.stella.orchestrator.v1.QuotaR\x05quota\"\x8e\x01\n" +
+	"\x14PrioritizeJobRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1a\n" +
+	"\bpriority\x18\x02 \x01(\x05R\bpriority\x12C\n" +
+	"\boperator\x18\x03 \x01(\v2'.stella.orchestrator.v1.OperatorContextR\boperator\"F\n" +
+	"\x15PrioritizeJobResponse\x12-\n" +
+	"\x03job\x18\x01 \x01(\v2\x1b.stella.orchestrator.v1.JobR\x03job\"\x8e\x01\n" +
+	"\x14PrioritizeRunRequest\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1a\n" +
+	"\bpriority\x18\x02 \x01(\x05R\bpriority\x12C\n" +
+	"\boperator\x18\x03 \x01(\v2'.stella.orchestrator.v1.OperatorContextR\boperator\":\n" +
+	"\x15PrioritizeRunResponse\x12!\n" +
+	"\fchanged_jobs\x18\x01 \x01(\x03R\vchangedJobs\"n\n" +
+	"\x10ReplayJobRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12C\n" +
+	"\boperator\x18\x02 \x01(\v2'.stella.orchestrator.v1.OperatorContextR\boperator\"B\n" +
+	"\x11ReplayJobResponse\x12-\n" +
+	"\x03job\x18\x01 \x01(\v2\x1b.stella.orchestrator.v1.JobR\x03job2\xfc\x1d\n" +
 	"\x10SchedulerService\x12i\n" +
 	"\fCreateSource\x12+.stella.orchestrator.v1.CreateSourceRequest\x1a,.stella.orchestrator.v1.CreateSourceResponse\x12`\n" +
 	"\tGetSource\x12(.stella.orchestrator.v1.GetSourceRequest\x1a).stella.orchestrator.v1.GetSourceResponse\x12f\n" +
@@ -3338,7 +4609,17 @@ const file_stella_orchestrator_v1_scheduler_proto_rawDesc = "" +
 	"\rListSchedules\x12,.stella.orchestrator.v1.ListSchedulesRequest\x1a-.stella.orchestrator.v1.ListSchedulesResponse\x12o\n" +
 	"\x0eUpdateSchedule\x12-.stella.orchestrator.v1.UpdateScheduleRequest\x1a..stella.orchestrator.v1.UpdateScheduleResponse\x12o\n" +
 	"\x0eDeleteSchedule\x12-.stella.orchestrator.v1.DeleteScheduleRequest\x1a..stella.orchestrator.v1.DeleteScheduleResponse\x12o\n" +
-	"\x0eListWatermarks\x12-.stella.orchestrator.v1.ListWatermarksRequest\x1a..stella.orchestrator.v1.ListWatermarksResponseBYZWgithub.com/stella-ops/orchestrator/clients/go/gen/stella/orchestrator/v1;orchestratorv1b\x06proto3"
+	"\x0eListWatermarks\x12-.stella.orchestrator.v1.ListWatermarksRequest\x1a..stella.orchestrator.v1.ListWatermarksResponse\x12o\n" +
+	"\x0eCreateBackfill\x12-.stella.orchestrator.v1.CreateBackfillRequest\x1a..stella.orchestrator.v1.CreateBackfillResponse\x12f\n" +
+	"\vGetBackfill\x12*.stella.orchestrator.v1.GetBackfillRequest\x1a+.stella.orchestrator.v1.GetBackfillResponse\x12l\n" +
+	"\rListBackfills\x12,.stella.orchestrator.v1.ListBackfillsRequest\x1a-.stella.orchestrator.v1.ListBackfillsResponse\x12o\n" +
+	"\x0eCancelBackfill\x12-.stella.orchestrator.v1.CancelBackfillRequest\x1a..stella.orchestrator.v1.CancelBackfillResponse\x12`\n" +
+	"\tPauseJobs\x12(.stella.orchestrator.v1.PauseJobsRequest\x1a).stella.orchestrator.v1.PauseJobsResponse\x12c\n" +
+	"\n" +
+	"ResumeJobs\x12).stella.orchestrator.v1.ResumeJobsRequest\x1a*.stella.orchestrator.v1.ResumeJobsResponse\x12l\n" +
+	"\rPrioritizeJob\x12,.stella.orchestrator.v1.PrioritizeJobRequest\x1a-.stella.orchestrator.v1.PrioritizeJobResponse\x12l\n" +
+	"\rPrioritizeRun\x12,.stella.orchestrator.v1.PrioritizeRunRequest\x1a-.stella.orchestrator.v1.PrioritizeRunResponse\x12`\n" +
+	"\tReplayJob\x12(.stella.orchestrator.v1.ReplayJobRequest\x1a).stella.orchestrator.v1.ReplayJobResponseBYZWgithub.com/stella-ops/orchestrator/clients/go/gen/stella/orchestrator/v1;orchestratorv1b\x06proto3"
 
 var (
 	file_stella_orchestrator_v1_scheduler_proto_rawDescOnce sync.Once
@@ -3352,7 +4633,7 @@ func file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP() []byte {
 	return file_stella_orchestrator_v1_scheduler_proto_rawDescData
 }
 
-var file_stella_orchestrator_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_stella_orchestrator_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 77)
 var file_stella_orchestrator_v1_scheduler_proto_goTypes = []any{
 	(*CreateSourceRequest)(nil),    // 0: stella.orchestrator.v1.CreateSourceRequest
 	(*CreateSourceResponse)(nil),   // 1: stella.orchestrator.v1.CreateSourceResponse
@@ -3410,138 +4691,201 @@ var file_stella_orchestrator_v1_scheduler_proto_goTypes = []any{
 	(*DeleteScheduleResponse)(nil), // 53: stella.orchestrator.v1.DeleteScheduleResponse
 	(*ListWatermarksRequest)(nil),  // 54: stella.orchestrator.v1.ListWatermarksRequest
 	(*ListWatermarksResponse)(nil), // 55: stella.orchestrator.v1.ListWatermarksResponse
-	nil,                            // 56: stella.orchestrator.v1.CreateRunRequest.LabelsEntry
-	(*Source)(nil),                 // 57: stella.orchestrator.v1.Source
-	(*OperatorContext)(nil),        // 58: stella.orchestrator.v1.OperatorContext
-	(*fieldmaskpb.FieldMask)(nil),  // 59: google.protobuf.FieldMask
-	(*JobSpec)(nil),                // 60: stella.orchestrator.v1.JobSpec
-	(*Run)(nil),                    // 61: stella.orchestrator.v1.Run
-	(*Job)(nil),                    // 62: stella.orchestrator.v1.Job
-	(RunState)(0),                  // 63: stella.orchestrator.v1.RunState
-	(*DagEdge)(nil),                // 64: stella.orchestrator.v1.DagEdge
-	(JobState)(0),                  // 65: stella.orchestrator.v1.JobState
-	(*Event)(nil),                  // 66: stella.orchestrator.v1.Event
-	(*Quota)(nil),                  // 67: stella.orchestrator.v1.Quota
-	(*Schedule)(nil),               // 68: stella.orchestrator.v1.Schedule
-	(*Watermark)(nil),              // 69: stella.orchestrator.v1.Watermark
+	(*CreateBackfillRequest)(nil),  // 56: stella.orchestrator.v1.CreateBackfillRequest
+	(*BackfillQuotaImpact)(nil),    // 57: stella.orchestrator.v1.BackfillQuotaImpact
+	(*BackfillPreview)(nil),        // 58: stella.orchestrator.v1.BackfillPreview
+	(*CreateBackfillResponse)(nil), // 59: stella.orchestrator.v1.CreateBackfillResponse
+	(*GetBackfillRequest)(nil),     // 60: stella.orchestrator.v1.GetBackfillRequest
+	(*GetBackfillResponse)(nil),    // 61: stella.orchestrator.v1.GetBackfillResponse
+	(*ListBackfillsRequest)(nil),   // 62: stella.orchestrator.v1.ListBackfillsRequest
+	(*ListBackfillsResponse)(nil),  // 63: stella.orchestrator.v1.ListBackfillsResponse
+	(*CancelBackfillRequest)(nil),  // 64: stella.orchestrator.v1.CancelBackfillRequest
+	(*CancelBackfillResponse)(nil), // 65: stella.orchestrator.v1.CancelBackfillResponse
+	(*PauseJobsRequest)(nil),       // 66: stella.orchestrator.v1.PauseJobsRequest
+	(*PauseJobsResponse)(nil),      // 67: stella.orchestrator.v1.PauseJobsResponse
+	(*ResumeJobsRequest)(nil),      // 68: stella.orchestrator.v1.ResumeJobsRequest
+	(*ResumeJobsResponse)(nil),     // 69: stella.orchestrator.v1.ResumeJobsResponse
+	(*PrioritizeJobRequest)(nil),   // 70: stella.orchestrator.v1.PrioritizeJobRequest
+	(*PrioritizeJobResponse)(nil),  // 71: stella.orchestrator.v1.PrioritizeJobResponse
+	(*PrioritizeRunRequest)(nil),   // 72: stella.orchestrator.v1.PrioritizeRunRequest
+	(*PrioritizeRunResponse)(nil),  // 73: stella.orchestrator.v1.PrioritizeRunResponse
+	(*ReplayJobRequest)(nil),       // 74: stella.orchestrator.v1.ReplayJobRequest
+	(*ReplayJobResponse)(nil),      // 75: stella.orchestrator.v1.ReplayJobResponse
+	nil,                            // 76: stella.orchestrator.v1.CreateRunRequest.LabelsEntry
+	(*Source)(nil),                 // 77: stella.orchestrator.v1.Source
+	(*OperatorContext)(nil),        // 78: stella.orchestrator.v1.OperatorContext
+	(*fieldmaskpb.FieldMask)(nil),  // 79: google.protobuf.FieldMask
+	(*JobSpec)(nil),                // 80: stella.orchestrator.v1.JobSpec
+	(*Run)(nil),                    // 81: stella.orchestrator.v1.Run
+	(*Job)(nil),                    // 82: stella.orchestrator.v1.Job
+	(RunState)(0),                  // 83: stella.orchestrator.v1.RunState
+	(*DagEdge)(nil),                // 84: stella.orchestrator.v1.DagEdge
+	(JobState)(0),                  // 85: stella.orchestrator.v1.JobState
+	(*Event)(nil),                  // 86: stella.orchestrator.v1.Event
+	(*Quota)(nil),                  // 87: stella.orchestrator.v1.Quota
+	(*Schedule)(nil),               // 88: stella.orchestrator.v1.Schedule
+	(*Watermark)(nil),              // 89: stella.orchestrator.v1.Watermark
+	(*TimeWindow)(nil),             // 90: stella.orchestrator.v1.TimeWindow
+	(*durationpb.Duration)(nil),    // 91: google.protobuf.Duration
+	(*structpb.Struct)(nil),        // 92: google.protobuf.Struct
+	(*Backfill)(nil),               // 93: stella.orchestrator.v1.Backfill
 }
 var file_stella_orchestrator_v1_scheduler_proto_depIdxs = []int32{
-	57, // 0: stella.orchestrator.v1.CreateSourceRequest.source:type_name -> stella.orchestrator.v1.Source
-	58, // 1: stella.orchestrator.v1.CreateSourceRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	57, // 2: stella.orchestrator.v1.CreateSourceResponse.source:type_name -> stella.orchestrator.v1.Source
-	57, // 3: stella.orchestrator.v1.GetSourceResponse.source:type_name -> stella.orchestrator.v1.Source
-	57, // 4: stella.orchestrator.v1.ListSourcesResponse.sources:type_name -> stella.orchestrator.v1.Source
-	57, // 5: stella.orchestrator.v1.UpdateSourceRequest.source:type_name -> stella.orchestrator.v1.Source
-	59, // 6: stella.orchestrator.v1.UpdateSourceRequest.update_mask:type_name -> google.protobuf.FieldMask
-	58, // 7: stella.orchestrator.v1.UpdateSourceRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	57, // 8: stella.orchestrator.v1.UpdateSourceResponse.source:type_name -> stella.orchestrator.v1.Source
-	58, // 9: stella.orchestrator.v1.DeleteSourceRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	56, // 10: stella.orchestrator.v1.CreateRunRequest.labels:type_name -> stella.orchestrator.v1.CreateRunRequest.LabelsEntry
-	60, // 11: stella.orchestrator.v1.CreateRunRequest.jobs:type_name -> stella.orchestrator.v1.JobSpec
-	61, // 12: stella.orchestrator.v1.CreateRunResponse.run:type_name -> stella.orchestrator.v1.Run
-	62, // 13: stella.orchestrator.v1.CreateRunResponse.jobs:type_name -> stella.orchestrator.v1.Job
-	61, // 14: stella.orchestrator.v1.GetRunResponse.run:type_name -> stella.orchestrator.v1.Run
-	63, // 15: stella.orchestrator.v1.ListRunsRequest.states:type_name -> stella.orchestrator.v1.RunState
-	61, // 16: stella.orchestrator.v1.ListRunsResponse.runs:type_name -> stella.orchestrator.v1.Run
-	61, // 17: stella.orchestrator.v1.GetRunDagResponse.run:type_name -> stella.orchestrator.v1.Run
-	62, // 18: stella.orchestrator.v1.GetRunDagResponse.jobs:type_name -> stella.orchestrator.v1.Job
-	64, // 19: stella.orchestrator.v1.GetRunDagResponse.edges:type_name -> stella.orchestrator.v1.DagEdge
-	58, // 20: stella.orchestrator.v1.CancelRunRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	61, // 21: stella.orchestrator.v1.CancelRunResponse.run:type_name -> stella.orchestrator.v1.Run
-	60, // 22: stella.orchestrator.v1.SubmitJobRequest.job:type_name -> stella.orchestrator.v1.JobSpec
-	62, // 23: stella.orchestrator.v1.SubmitJobResponse.job:type_name -> stella.orchestrator.v1.Job
-	60, // 24: stella.orchestrator.v1.SubmitJobsRequest.jobs:type_name -> stella.orchestrator.v1.JobSpec
-	62, // 25: stella.orchestrator.v1.SubmitJobsResponse.jobs:type_name -> stella.orchestrator.v1.Job
-	62, // 26: stella.orchestrator.v1.GetJobResponse.job:type_name -> stella.orchestrator.v1.Job
-	65, // 27: stella.orchestrator.v1.ListJobsRequest.states:type_name -> stella.orchestrator.v1.JobState
-	62, // 28: stella.orchestrator.v1.ListJobsResponse.jobs:type_name -> stella.orchestrator.v1.Job
-	58, // 29: stella.orchestrator.v1.CancelJobRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	62, // 30: stella.orchestrator.v1.CancelJobResponse.job:type_name -> stella.orchestrator.v1.Job
-	58, // 31: stella.orchestrator.v1.RetryJobRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	62, // 32: stella.orchestrator.v1.RetryJobResponse.job:type_name -> stella.orchestrator.v1.Job
-	66, // 33: stella.orchestrator.v1.ListJobEventsResponse.events:type_name -> stella.orchestrator.v1.Event
-	67, // 34: stella.orchestrator.v1.CreateQuotaRequest.quota:type_name -> stella.orchestrator.v1.Quota
-	58, // 35: stella.orchestrator.v1.CreateQuotaRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	67, // 36: stella.orchestrator.v1.CreateQuotaResponse.quota:type_name -> stella.orchestrator.v1.Quota
-	67, // 37: stella.orchestrator.v1.GetQuotaResponse.quota:type_name -> stella.orchestrator.v1.Quota
-	67, // 38: stella.orchestrator.v1.ListQuotasResponse.quotas:type_name -> stella.orchestrator.v1.Quota
-	67, // 39: stella.orchestrator.v1.UpdateQuotaRequest.quota:type_name -> stella.orchestrator.v1.Quota
-	59, // 40: stella.orchestrator.v1.UpdateQuotaRequest.update_mask:type_name -> google.protobuf.FieldMask
-	58, // 41: stella.orchestrator.v1.UpdateQuotaRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	67, // 42: stella.orchestrator.v1.UpdateQuotaResponse.quota:type_name -> stella.orchestrator.v1.Quota
-	58, // 43: stella.orchestrator.v1.DeleteQuotaRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	68, // 44: stella.orchestrator.v1.CreateScheduleRequest.schedule:type_name -> stella.orchestrator.v1.Schedule
-	58, // 45: stella.orchestrator.v1.CreateScheduleRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	68, // 46: stella.orchestrator.v1.CreateScheduleResponse.schedule:type_name -> stella.orchestrator.v1.Schedule
-	68, // 47: stella.orchestrator.v1.GetScheduleResponse.schedule:type_name -> stella.orchestrator.v1.Schedule
-	68, // 48: stella.orchestrator.v1.ListSchedulesResponse.schedules:type_name -> stella.orchestrator.v1.Schedule
-	68, // 49: stella.orchestrator.v1.UpdateScheduleRequest.schedule:type_name -> stella.orchestrator.v1.Schedule
-	59, // 50: stella.orchestrator.v1.UpdateScheduleRequest.update_mask:type_name -> google.protobuf.FieldMask
-	58, // 51: stella.orchestrator.v1.UpdateScheduleRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	68, // 52: stella.orchestrator.v1.UpdateScheduleResponse.schedule:type_name -> stella.orchestrator.v1.Schedule
-	58, // 53: stella.orchestrator.v1.DeleteScheduleRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	69, // 54: stella.orchestrator.v1.ListWatermarksResponse.watermarks:type_name -> stella.orchestrator.v1.Watermark
-	0,  // 55: stella.orchestrator.v1.SchedulerService.CreateSource:input_type -> stella.orchestrator.v1.CreateSourceRequest
-	2,  // 56: stella.orchestrator.v1.SchedulerService.GetSource:input_type -> stella.orchestrator.v1.GetSourceRequest
-	4,  // 57: stella.orchestrator.v1.SchedulerService.ListSources:input_type -> stella.orchestrator.v1.ListSourcesRequest
-	6,  // 58: stella.orchestrator.v1.SchedulerService.UpdateSource:input_type -> stella.orchestrator.v1.UpdateSourceRequest
-	8,  // 59: stella.orchestrator.v1.SchedulerService.DeleteSource:input_type -> stella.orchestrator.v1.DeleteSourceRequest
-	10, // 60: stella.orchestrator.v1.SchedulerService.CreateRun:input_type -> stella.orchestrator.v1.CreateRunRequest
-	12, // 61: stella.orchestrator.v1.SchedulerService.GetRun:input_type -> stella.orchestrator.v1.GetRunRequest
-	14, // 62: stella.orchestrator.v1.SchedulerService.ListRuns:input_type -> stella.orchestrator.v1.ListRunsRequest
-	16, // 63: stella.orchestrator.v1.SchedulerService.GetRunDag:input_type -> stella.orchestrator.v1.GetRunDagRequest
-	18, // 64: stella.orchestrator.v1.SchedulerService.CancelRun:input_type -> stella.orchestrator.v1.CancelRunRequest
-	20, // 65: stella.orchestrator.v1.SchedulerService.SubmitJob:input_type -> stella.orchestrator.v1.SubmitJobRequest
-	22, // 66: stella.orchestrator.v1.SchedulerService.SubmitJobs:input_type -> stella.orchestrator.v1.SubmitJobsRequest
-	24, // 67: stella.orchestrator.v1.SchedulerService.GetJob:input_type -> stella.orchestrator.v1.GetJobRequest
-	26, // 68: stella.orchestrator.v1.SchedulerService.ListJobs:input_type -> stella.orchestrator.v1.ListJobsRequest
-	28, // 69: stella.orchestrator.v1.SchedulerService.CancelJob:input_type -> stella.orchestrator.v1.CancelJobRequest
-	30, // 70: stella.orchestrator.v1.SchedulerService.RetryJob:input_type -> stella.orchestrator.v1.RetryJobRequest
-	32, // 71: stella.orchestrator.v1.SchedulerService.ListJobEvents:input_type -> stella.orchestrator.v1.ListJobEventsRequest
-	34, // 72: stella.orchestrator.v1.SchedulerService.CreateQuota:input_type -> stella.orchestrator.v1.CreateQuotaRequest
-	36, // 73: stella.orchestrator.v1.SchedulerService.GetQuota:input_type -> stella.orchestrator.v1.GetQuotaRequest
-	38, // 74: stella.orchestrator.v1.SchedulerService.ListQuotas:input_type -> stella.orchestrator.v1.ListQuotasRequest
-	40, // 75: stella.orchestrator.v1.SchedulerService.UpdateQuota:input_type -> stella.orchestrator.v1.UpdateQuotaRequest
-	42, // 76: stella.orchestrator.v1.SchedulerService.DeleteQuota:input_type -> stella.orchestrator.v1.DeleteQuotaRequest
-	44, // 77: stella.orchestrator.v1.SchedulerService.CreateSchedule:input_type -> stella.orchestrator.v1.CreateScheduleRequest
-	46, // 78: stella.orchestrator.v1.SchedulerService.GetSchedule:input_type -> stella.orchestrator.v1.GetScheduleRequest
-	48, // 79: stella.orchestrator.v1.SchedulerService.ListSchedules:input_type -> stella.orchestrator.v1.ListSchedulesRequest
-	50, // 80: stella.orchestrator.v1.SchedulerService.UpdateSchedule:input_type -> stella.orchestrator.v1.UpdateScheduleRequest
-	52, // 81: stella.orchestrator.v1.SchedulerService.DeleteSchedule:input_type -> stella.orchestrator.v1.DeleteScheduleRequest
-	54, // 82: stella.orchestrator.v1.SchedulerService.ListWatermarks:input_type -> stella.orchestrator.v1.ListWatermarksRequest
-	1,  // 83: stella.orchestrator.v1.SchedulerService.CreateSource:output_type -> stella.orchestrator.v1.CreateSourceResponse
-	3,  // 84: stella.orchestrator.v1.SchedulerService.GetSource:output_type -> stella.orchestrator.v1.GetSourceResponse
-	5,  // 85: stella.orchestrator.v1.SchedulerService.ListSources:output_type -> stella.orchestrator.v1.ListSourcesResponse
-	7,  // 86: stella.orchestrator.v1.SchedulerService.UpdateSource:output_type -> stella.orchestrator.v1.UpdateSourceResponse
-	9,  // 87: stella.orchestrator.v1.SchedulerService.DeleteSource:output_type -> stella.orchestrator.v1.DeleteSourceResponse
-	11, // 88: stella.orchestrator.v1.SchedulerService.CreateRun:output_type -> stella.orchestrator.v1.CreateRunResponse
-	13, // 89: stella.orchestrator.v1.SchedulerService.GetRun:output_type -> stella.orchestrator.v1.GetRunResponse
-	15, // 90: stella.orchestrator.v1.SchedulerService.ListRuns:output_type -> stella.orchestrator.v1.ListRunsResponse
-	17, // 91: stella.orchestrator.v1.SchedulerService.GetRunDag:output_type -> stella.orchestrator.v1.GetRunDagResponse
-	19, // 92: stella.orchestrator.v1.SchedulerService.CancelRun:output_type -> stella.orchestrator.v1.CancelRunResponse
-	21, // 93: stella.orchestrator.v1.SchedulerService.SubmitJob:output_type -> stella.orchestrator.v1.SubmitJobResponse
-	23, // 94: stella.orchestrator.v1.SchedulerService.SubmitJobs:output_type -> stella.orchestrator.v1.SubmitJobsResponse
-	25, // 95: stella.orchestrator.v1.SchedulerService.GetJob:output_type -> stella.orchestrator.v1.GetJobResponse
-	27, // 96: stella.orchestrator.v1.SchedulerService.ListJobs:output_type -> stella.orchestrator.v1.ListJobsResponse
-	29, // 97: stella.orchestrator.v1.SchedulerService.CancelJob:output_type -> stella.orchestrator.v1.CancelJobResponse
-	31, // 98: stella.orchestrator.v1.SchedulerService.RetryJob:output_type -> stella.orchestrator.v1.RetryJobResponse
-	33, // 99: stella.orchestrator.v1.SchedulerService.ListJobEvents:output_type -> stella.orchestrator.v1.ListJobEventsResponse
-	35, // 100: stella.orchestrator.v1.SchedulerService.CreateQuota:output_type -> stella.orchestrator.v1.CreateQuotaResponse
-	37, // 101: stella.orchestrator.v1.SchedulerService.GetQuota:output_type -> stella.orchestrator.v1.GetQuotaResponse
-	39, // 102: stella.orchestrator.v1.SchedulerService.ListQuotas:output_type -> stella.orchestrator.v1.ListQuotasResponse
-	41, // 103: stella.orchestrator.v1.SchedulerService.UpdateQuota:output_type -> stella.orchestrator.v1.UpdateQuotaResponse
-	43, // 104: stella.orchestrator.v1.SchedulerService.DeleteQuota:output_type -> stella.orchestrator.v1.DeleteQuotaResponse
-	45, // 105: stella.orchestrator.v1.SchedulerService.CreateSchedule:output_type -> stella.orchestrator.v1.CreateScheduleResponse
-	47, // 106: stella.orchestrator.v1.SchedulerService.GetSchedule:output_type -> stella.orchestrator.v1.GetScheduleResponse
-	49, // 107: stella.orchestrator.v1.SchedulerService.ListSchedules:output_type -> stella.orchestrator.v1.ListSchedulesResponse
-	51, // 108: stella.orchestrator.v1.SchedulerService.UpdateSchedule:output_type -> stella.orchestrator.v1.UpdateScheduleResponse
-	53, // 109: stella.orchestrator.v1.SchedulerService.DeleteSchedule:output_type -> stella.orchestrator.v1.DeleteScheduleResponse
-	55, // 110: stella.orchestrator.v1.SchedulerService.ListWatermarks:output_type -> stella.orchestrator.v1.ListWatermarksResponse
-	83, // [83:111] is the sub-list for method output_type
-	55, // [55:83] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	77,  // 0: stella.orchestrator.v1.CreateSourceRequest.source:type_name -> stella.orchestrator.v1.Source
+	78,  // 1: stella.orchestrator.v1.CreateSourceRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	77,  // 2: stella.orchestrator.v1.CreateSourceResponse.source:type_name -> stella.orchestrator.v1.Source
+	77,  // 3: stella.orchestrator.v1.GetSourceResponse.source:type_name -> stella.orchestrator.v1.Source
+	77,  // 4: stella.orchestrator.v1.ListSourcesResponse.sources:type_name -> stella.orchestrator.v1.Source
+	77,  // 5: stella.orchestrator.v1.UpdateSourceRequest.source:type_name -> stella.orchestrator.v1.Source
+	79,  // 6: stella.orchestrator.v1.UpdateSourceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	78,  // 7: stella.orchestrator.v1.UpdateSourceRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	77,  // 8: stella.orchestrator.v1.UpdateSourceResponse.source:type_name -> stella.orchestrator.v1.Source
+	78,  // 9: stella.orchestrator.v1.DeleteSourceRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	76,  // 10: stella.orchestrator.v1.CreateRunRequest.labels:type_name -> stella.orchestrator.v1.CreateRunRequest.LabelsEntry
+	80,  // 11: stella.orchestrator.v1.CreateRunRequest.jobs:type_name -> stella.orchestrator.v1.JobSpec
+	81,  // 12: stella.orchestrator.v1.CreateRunResponse.run:type_name -> stella.orchestrator.v1.Run
+	82,  // 13: stella.orchestrator.v1.CreateRunResponse.jobs:type_name -> stella.orchestrator.v1.Job
+	81,  // 14: stella.orchestrator.v1.GetRunResponse.run:type_name -> stella.orchestrator.v1.Run
+	83,  // 15: stella.orchestrator.v1.ListRunsRequest.states:type_name -> stella.orchestrator.v1.RunState
+	81,  // 16: stella.orchestrator.v1.ListRunsResponse.runs:type_name -> stella.orchestrator.v1.Run
+	81,  // 17: stella.orchestrator.v1.GetRunDagResponse.run:type_name -> stella.orchestrator.v1.Run
+	82,  // 18: stella.orchestrator.v1.GetRunDagResponse.jobs:type_name -> stella.orchestrator.v1.Job
+	84,  // 19: stella.orchestrator.v1.GetRunDagResponse.edges:type_name -> stella.orchestrator.v1.DagEdge
+	78,  // 20: stella.orchestrator.v1.CancelRunRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	81,  // 21: stella.orchestrator.v1.CancelRunResponse.run:type_name -> stella.orchestrator.v1.Run
+	80,  // 22: stella.orchestrator.v1.SubmitJobRequest.job:type_name -> stella.orchestrator.v1.JobSpec
+	82,  // 23: stella.orchestrator.v1.SubmitJobResponse.job:type_name -> stella.orchestrator.v1.Job
+	80,  // 24: stella.orchestrator.v1.SubmitJobsRequest.jobs:type_name -> stella.orchestrator.v1.JobSpec
+	82,  // 25: stella.orchestrator.v1.SubmitJobsResponse.jobs:type_name -> stella.orchestrator.v1.Job
+	82,  // 26: stella.orchestrator.v1.GetJobResponse.job:type_name -> stella.orchestrator.v1.Job
+	85,  // 27: stella.orchestrator.v1.ListJobsRequest.states:type_name -> stella.orchestrator.v1.JobState
+	82,  // 28: stella.orchestrator.v1.ListJobsResponse.jobs:type_name -> stella.orchestrator.v1.Job
+	78,  // 29: stella.orchestrator.v1.CancelJobRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	82,  // 30: stella.orchestrator.v1.CancelJobResponse.job:type_name -> stella.orchestrator.v1.Job
+	78,  // 31: stella.orchestrator.v1.RetryJobRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	82,  // 32: stella.orchestrator.v1.RetryJobResponse.job:type_name -> stella.orchestrator.v1.Job
+	86,  // 33: stella.orchestrator.v1.ListJobEventsResponse.events:type_name -> stella.orchestrator.v1.Event
+	87,  // 34: stella.orchestrator.v1.CreateQuotaRequest.quota:type_name -> stella.orchestrator.v1.Quota
+	78,  // 35: stella.orchestrator.v1.CreateQuotaRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	87,  // 36: stella.orchestrator.v1.CreateQuotaResponse.quota:type_name -> stella.orchestrator.v1.Quota
+	87,  // 37: stella.orchestrator.v1.GetQuotaResponse.quota:type_name -> stella.orchestrator.v1.Quota
+	87,  // 38: stella.orchestrator.v1.ListQuotasResponse.quotas:type_name -> stella.orchestrator.v1.Quota
+	87,  // 39: stella.orchestrator.v1.UpdateQuotaRequest.quota:type_name -> stella.orchestrator.v1.Quota
+	79,  // 40: stella.orchestrator.v1.UpdateQuotaRequest.update_mask:type_name -> google.protobuf.FieldMask
+	78,  // 41: stella.orchestrator.v1.UpdateQuotaRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	87,  // 42: stella.orchestrator.v1.UpdateQuotaResponse.quota:type_name -> stella.orchestrator.v1.Quota
+	78,  // 43: stella.orchestrator.v1.DeleteQuotaRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	88,  // 44: stella.orchestrator.v1.CreateScheduleRequest.schedule:type_name -> stella.orchestrator.v1.Schedule
+	78,  // 45: stella.orchestrator.v1.CreateScheduleRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	88,  // 46: stella.orchestrator.v1.CreateScheduleResponse.schedule:type_name -> stella.orchestrator.v1.Schedule
+	88,  // 47: stella.orchestrator.v1.GetScheduleResponse.schedule:type_name -> stella.orchestrator.v1.Schedule
+	88,  // 48: stella.orchestrator.v1.ListSchedulesResponse.schedules:type_name -> stella.orchestrator.v1.Schedule
+	88,  // 49: stella.orchestrator.v1.UpdateScheduleRequest.schedule:type_name -> stella.orchestrator.v1.Schedule
+	79,  // 50: stella.orchestrator.v1.UpdateScheduleRequest.update_mask:type_name -> google.protobuf.FieldMask
+	78,  // 51: stella.orchestrator.v1.UpdateScheduleRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	88,  // 52: stella.orchestrator.v1.UpdateScheduleResponse.schedule:type_name -> stella.orchestrator.v1.Schedule
+	78,  // 53: stella.orchestrator.v1.DeleteScheduleRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	89,  // 54: stella.orchestrator.v1.ListWatermarksResponse.watermarks:type_name -> stella.orchestrator.v1.Watermark
+	90,  // 55: stella.orchestrator.v1.CreateBackfillRequest.range:type_name -> stella.orchestrator.v1.TimeWindow
+	91,  // 56: stella.orchestrator.v1.CreateBackfillRequest.window_size:type_name -> google.protobuf.Duration
+	92,  // 57: stella.orchestrator.v1.CreateBackfillRequest.payload:type_name -> google.protobuf.Struct
+	78,  // 58: stella.orchestrator.v1.CreateBackfillRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	91,  // 59: stella.orchestrator.v1.BackfillPreview.estimated_duration:type_name -> google.protobuf.Duration
+	57,  // 60: stella.orchestrator.v1.BackfillPreview.quota_impact:type_name -> stella.orchestrator.v1.BackfillQuotaImpact
+	93,  // 61: stella.orchestrator.v1.CreateBackfillResponse.backfill:type_name -> stella.orchestrator.v1.Backfill
+	58,  // 62: stella.orchestrator.v1.CreateBackfillResponse.preview:type_name -> stella.orchestrator.v1.BackfillPreview
+	93,  // 63: stella.orchestrator.v1.GetBackfillResponse.backfill:type_name -> stella.orchestrator.v1.Backfill
+	93,  // 64: stella.orchestrator.v1.ListBackfillsResponse.backfills:type_name -> stella.orchestrator.v1.Backfill
+	78,  // 65: stella.orchestrator.v1.CancelBackfillRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	93,  // 66: stella.orchestrator.v1.CancelBackfillResponse.backfill:type_name -> stella.orchestrator.v1.Backfill
+	78,  // 67: stella.orchestrator.v1.PauseJobsRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	87,  // 68: stella.orchestrator.v1.PauseJobsResponse.quota:type_name -> stella.orchestrator.v1.Quota
+	78,  // 69: stella.orchestrator.v1.ResumeJobsRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	87,  // 70: stella.orchestrator.v1.ResumeJobsResponse.quota:type_name -> stella.orchestrator.v1.Quota
+	78,  // 71: stella.orchestrator.v1.PrioritizeJobRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	82,  // 72: stella.orchestrator.v1.PrioritizeJobResponse.job:type_name -> stella.orchestrator.v1.Job
+	78,  // 73: stella.orchestrator.v1.PrioritizeRunRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	78,  // 74: stella.orchestrator.v1.ReplayJobRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	82,  // 75: stella.orchestrator.v1.ReplayJobResponse.job:type_name -> stella.orchestrator.v1.Job
+	0,   // 76: stella.orchestrator.v1.SchedulerService.CreateSource:input_type -> stella.orchestrator.v1.CreateSourceRequest
+	2,   // 77: stella.orchestrator.v1.SchedulerService.GetSource:input_type -> stella.orchestrator.v1.GetSourceRequest
+	4,   // 78: stella.orchestrator.v1.SchedulerService.ListSources:input_type -> stella.orchestrator.v1.ListSourcesRequest
+	6,   // 79: stella.orchestrator.v1.SchedulerService.UpdateSource:input_type -> stella.orchestrator.v1.UpdateSourceRequest
+	8,   // 80: stella.orchestrator.v1.SchedulerService.DeleteSource:input_type -> stella.orchestrator.v1.DeleteSourceRequest
+	10,  // 81: stella.orchestrator.v1.SchedulerService.CreateRun:input_type -> stella.orchestrator.v1.CreateRunRequest
+	12,  // 82: stella.orchestrator.v1.SchedulerService.GetRun:input_type -> stella.orchestrator.v1.GetRunRequest
+	14,  // 83: stella.orchestrator.v1.SchedulerService.ListRuns:input_type -> stella.orchestrator.v1.ListRunsRequest
+	16,  // 84: stella.orchestrator.v1.SchedulerService.GetRunDag:input_type -> stella.orchestrator.v1.GetRunDagRequest
+	18,  // 85: stella.orchestrator.v1.SchedulerService.CancelRun:input_type -> stella.orchestrator.v1.CancelRunRequest
+	20,  // 86: stella.orchestrator.v1.SchedulerService.SubmitJob:input_type -> stella.orchestrator.v1.SubmitJobRequest
+	22,  // 87: stella.orchestrator.v1.SchedulerService.SubmitJobs:input_type -> stella.orchestrator.v1.SubmitJobsRequest
+	24,  // 88: stella.orchestrator.v1.SchedulerService.GetJob:input_type -> stella.orchestrator.v1.GetJobRequest
+	26,  // 89: stella.orchestrator.v1.SchedulerService.ListJobs:input_type -> stella.orchestrator.v1.ListJobsRequest
+	28,  // 90: stella.orchestrator.v1.SchedulerService.CancelJob:input_type -> stella.orchestrator.v1.CancelJobRequest
+	30,  // 91: stella.orchestrator.v1.SchedulerService.RetryJob:input_type -> stella.orchestrator.v1.RetryJobRequest
+	32,  // 92: stella.orchestrator.v1.SchedulerService.ListJobEvents:input_type -> stella.orchestrator.v1.ListJobEventsRequest
+	34,  // 93: stella.orchestrator.v1.SchedulerService.CreateQuota:input_type -> stella.orchestrator.v1.CreateQuotaRequest
+	36,  // 94: stella.orchestrator.v1.SchedulerService.GetQuota:input_type -> stella.orchestrator.v1.GetQuotaRequest
+	38,  // 95: stella.orchestrator.v1.SchedulerService.ListQuotas:input_type -> stella.orchestrator.v1.ListQuotasRequest
+	40,  // 96: stella.orchestrator.v1.SchedulerService.UpdateQuota:input_type -> stella.orchestrator.v1.UpdateQuotaRequest
+	42,  // 97: stella.orchestrator.v1.SchedulerService.DeleteQuota:input_type -> stella.orchestrator.v1.DeleteQuotaRequest
+	44,  // 98: stella.orchestrator.v1.SchedulerService.CreateSchedule:input_type -> stella.orchestrator.v1.CreateScheduleRequest
+	46,  // 99: stella.orchestrator.v1.SchedulerService.GetSchedule:input_type -> stella.orchestrator.v1.GetScheduleRequest
+	48,  // 100: stella.orchestrator.v1.SchedulerService.ListSchedules:input_type -> stella.orchestrator.v1.ListSchedulesRequest
+	50,  // 101: stella.orchestrator.v1.SchedulerService.UpdateSchedule:input_type -> stella.orchestrator.v1.UpdateScheduleRequest
+	52,  // 102: stella.orchestrator.v1.SchedulerService.DeleteSchedule:input_type -> stella.orchestrator.v1.DeleteScheduleRequest
+	54,  // 103: stella.orchestrator.v1.SchedulerService.ListWatermarks:input_type -> stella.orchestrator.v1.ListWatermarksRequest
+	56,  // 104: stella.orchestrator.v1.SchedulerService.CreateBackfill:input_type -> stella.orchestrator.v1.CreateBackfillRequest
+	60,  // 105: stella.orchestrator.v1.SchedulerService.GetBackfill:input_type -> stella.orchestrator.v1.GetBackfillRequest
+	62,  // 106: stella.orchestrator.v1.SchedulerService.ListBackfills:input_type -> stella.orchestrator.v1.ListBackfillsRequest
+	64,  // 107: stella.orchestrator.v1.SchedulerService.CancelBackfill:input_type -> stella.orchestrator.v1.CancelBackfillRequest
+	66,  // 108: stella.orchestrator.v1.SchedulerService.PauseJobs:input_type -> stella.orchestrator.v1.PauseJobsRequest
+	68,  // 109: stella.orchestrator.v1.SchedulerService.ResumeJobs:input_type -> stella.orchestrator.v1.ResumeJobsRequest
+	70,  // 110: stella.orchestrator.v1.SchedulerService.PrioritizeJob:input_type -> stella.orchestrator.v1.PrioritizeJobRequest
+	72,  // 111: stella.orchestrator.v1.SchedulerService.PrioritizeRun:input_type -> stella.orchestrator.v1.PrioritizeRunRequest
+	74,  // 112: stella.orchestrator.v1.SchedulerService.ReplayJob:input_type -> stella.orchestrator.v1.ReplayJobRequest
+	1,   // 113: stella.orchestrator.v1.SchedulerService.CreateSource:output_type -> stella.orchestrator.v1.CreateSourceResponse
+	3,   // 114: stella.orchestrator.v1.SchedulerService.GetSource:output_type -> stella.orchestrator.v1.GetSourceResponse
+	5,   // 115: stella.orchestrator.v1.SchedulerService.ListSources:output_type -> stella.orchestrator.v1.ListSourcesResponse
+	7,   // 116: stella.orchestrator.v1.SchedulerService.UpdateSource:output_type -> stella.orchestrator.v1.UpdateSourceResponse
+	9,   // 117: stella.orchestrator.v1.SchedulerService.DeleteSource:output_type -> stella.orchestrator.v1.DeleteSourceResponse
+	11,  // 118: stella.orchestrator.v1.SchedulerService.CreateRun:output_type -> stella.orchestrator.v1.CreateRunResponse
+	13,  // 119: stella.orchestrator.v1.SchedulerService.GetRun:output_type -> stella.orchestrator.v1.GetRunResponse
+	15,  // 120: stella.orchestrator.v1.SchedulerService.ListRuns:output_type -> stella.orchestrator.v1.ListRunsResponse
+	17,  // 121: stella.orchestrator.v1.SchedulerService.GetRunDag:output_type -> stella.orchestrator.v1.GetRunDagResponse
+	19,  // 122: stella.orchestrator.v1.SchedulerService.CancelRun:output_type -> stella.orchestrator.v1.CancelRunResponse
+	21,  // 123: stella.orchestrator.v1.SchedulerService.SubmitJob:output_type -> stella.orchestrator.v1.SubmitJobResponse
+	23,  // 124: stella.orchestrator.v1.SchedulerService.SubmitJobs:output_type -> stella.orchestrator.v1.SubmitJobsResponse
+	25,  // 125: stella.orchestrator.v1.SchedulerService.GetJob:output_type -> stella.orchestrator.v1.GetJobResponse
+	27,  // 126: stella.orchestrator.v1.SchedulerService.ListJobs:output_type -> stella.orchestrator.v1.ListJobsResponse
+	29,  // 127: stella.orchestrator.v1.SchedulerService.CancelJob:output_type -> stella.orchestrator.v1.CancelJobResponse
+	31,  // 128: stella.orchestrator.v1.SchedulerService.RetryJob:output_type -> stella.orchestrator.v1.RetryJobResponse
+	33,  // 129: stella.orchestrator.v1.SchedulerService.ListJobEvents:output_type -> stella.orchestrator.v1.ListJobEventsResponse
+	35,  // 130: stella.orchestrator.v1.SchedulerService.CreateQuota:output_type -> stella.orchestrator.v1.CreateQuotaResponse
+	37,  // 131: stella.orchestrator.v1.SchedulerService.GetQuota:output_type -> stella.orchestrator.v1.GetQuotaResponse
+	39,  // 132: stella.orchestrator.v1.SchedulerService.ListQuotas:output_type -> stella.orchestrator.v1.ListQuotasResponse
+	41,  // 133: stella.orchestrator.v1.SchedulerService.UpdateQuota:output_type -> stella.orchestrator.v1.UpdateQuotaResponse
+	43,  // 134: stella.orchestrator.v1.SchedulerService.DeleteQuota:output_type -> stella.orchestrator.v1.DeleteQuotaResponse
+	45,  // 135: stella.orchestrator.v1.SchedulerService.CreateSchedule:output_type -> stella.orchestrator.v1.CreateScheduleResponse
+	47,  // 136: stella.orchestrator.v1.SchedulerService.GetSchedule:output_type -> stella.orchestrator.v1.GetScheduleResponse
+	49,  // 137: stella.orchestrator.v1.SchedulerService.ListSchedules:output_type -> stella.orchestrator.v1.ListSchedulesResponse
+	51,  // 138: stella.orchestrator.v1.SchedulerService.UpdateSchedule:output_type -> stella.orchestrator.v1.UpdateScheduleResponse
+	53,  // 139: stella.orchestrator.v1.SchedulerService.DeleteSchedule:output_type -> stella.orchestrator.v1.DeleteScheduleResponse
+	55,  // 140: stella.orchestrator.v1.SchedulerService.ListWatermarks:output_type -> stella.orchestrator.v1.ListWatermarksResponse
+	59,  // 141: stella.orchestrator.v1.SchedulerService.CreateBackfill:output_type -> stella.orchestrator.v1.CreateBackfillResponse
+	61,  // 142: stella.orchestrator.v1.SchedulerService.GetBackfill:output_type -> stella.orchestrator.v1.GetBackfillResponse
+	63,  // 143: stella.orchestrator.v1.SchedulerService.ListBackfills:output_type -> stella.orchestrator.v1.ListBackfillsResponse
+	65,  // 144: stella.orchestrator.v1.SchedulerService.CancelBackfill:output_type -> stella.orchestrator.v1.CancelBackfillResponse
+	67,  // 145: stella.orchestrator.v1.SchedulerService.PauseJobs:output_type -> stella.orchestrator.v1.PauseJobsResponse
+	69,  // 146: stella.orchestrator.v1.SchedulerService.ResumeJobs:output_type -> stella.orchestrator.v1.ResumeJobsResponse
+	71,  // 147: stella.orchestrator.v1.SchedulerService.PrioritizeJob:output_type -> stella.orchestrator.v1.PrioritizeJobResponse
+	73,  // 148: stella.orchestrator.v1.SchedulerService.PrioritizeRun:output_type -> stella.orchestrator.v1.PrioritizeRunResponse
+	75,  // 149: stella.orchestrator.v1.SchedulerService.ReplayJob:output_type -> stella.orchestrator.v1.ReplayJobResponse
+	113, // [113:150] is the sub-list for method output_type
+	76,  // [76:113] is the sub-list for method input_type
+	76,  // [76:76] is the sub-list for extension type_name
+	76,  // [76:76] is the sub-list for extension extendee
+	0,   // [0:76] is the sub-list for field type_name
 }
 
 func init() { file_stella_orchestrator_v1_scheduler_proto_init() }
@@ -3555,13 +4899,14 @@ func file_stella_orchestrator_v1_scheduler_proto_init() {
 	file_stella_orchestrator_v1_scheduler_proto_msgTypes[4].OneofWrappers = []any{}
 	file_stella_orchestrator_v1_scheduler_proto_msgTypes[38].OneofWrappers = []any{}
 	file_stella_orchestrator_v1_scheduler_proto_msgTypes[48].OneofWrappers = []any{}
+	file_stella_orchestrator_v1_scheduler_proto_msgTypes[56].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stella_orchestrator_v1_scheduler_proto_rawDesc), len(file_stella_orchestrator_v1_scheduler_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   57,
+			NumMessages:   77,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

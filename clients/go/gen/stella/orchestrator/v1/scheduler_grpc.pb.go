@@ -47,6 +47,15 @@ const (
 	SchedulerService_UpdateSchedule_FullMethodName = "/stella.orchestrator.v1.SchedulerService/UpdateSchedule"
 	SchedulerService_DeleteSchedule_FullMethodName = "/stella.orchestrator.v1.SchedulerService/DeleteSchedule"
 	SchedulerService_ListWatermarks_FullMethodName = "/stella.orchestrator.v1.SchedulerService/ListWatermarks"
+	SchedulerService_CreateBackfill_FullMethodName = "/stella.orchestrator.v1.SchedulerService/CreateBackfill"
+	SchedulerService_GetBackfill_FullMethodName    = "/stella.orchestrator.v1.SchedulerService/GetBackfill"
+	SchedulerService_ListBackfills_FullMethodName  = "/stella.orchestrator.v1.SchedulerService/ListBackfills"
+	SchedulerService_CancelBackfill_FullMethodName = "/stella.orchestrator.v1.SchedulerService/CancelBackfill"
+	SchedulerService_PauseJobs_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/PauseJobs"
+	SchedulerService_ResumeJobs_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/ResumeJobs"
+	SchedulerService_PrioritizeJob_FullMethodName  = "/stella.orchestrator.v1.SchedulerService/PrioritizeJob"
+	SchedulerService_PrioritizeRun_FullMethodName  = "/stella.orchestrator.v1.SchedulerService/PrioritizeRun"
+	SchedulerService_ReplayJob_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/ReplayJob"
 )
 
 // SchedulerServiceClient is the client API for SchedulerService service.
@@ -113,6 +122,25 @@ type SchedulerServiceClient interface {
 	DeleteSchedule(ctx context.Context, in *DeleteScheduleRequest, opts ...grpc.CallOption) (*DeleteScheduleResponse, error)
 	// ListWatermarks returns the event-time watermarks of the caller's sources.
 	ListWatermarks(ctx context.Context, in *ListWatermarksRequest, opts ...grpc.CallOption) (*ListWatermarksResponse, error)
+	// CreateBackfill re-processes a past event-time range in windows (scope orch:backfill, reason
+	// and ticket required); dry_run previews without writing.
+	CreateBackfill(ctx context.Context, in *CreateBackfillRequest, opts ...grpc.CallOption) (*CreateBackfillResponse, error)
+	// GetBackfill returns one backfill with its progress.
+	GetBackfill(ctx context.Context, in *GetBackfillRequest, opts ...grpc.CallOption) (*GetBackfillResponse, error)
+	// ListBackfills pages through the caller's backfills in id order.
+	ListBackfills(ctx context.Context, in *ListBackfillsRequest, opts ...grpc.CallOption) (*ListBackfillsResponse, error)
+	// CancelBackfill cancels the unfinished window jobs of a backfill (scope orch:backfill).
+	CancelBackfill(ctx context.Context, in *CancelBackfillRequest, opts ...grpc.CallOption) (*CancelBackfillResponse, error)
+	// PauseJobs stops leasing the tenant's jobs, or one job type's; they stay ready (audited).
+	PauseJobs(ctx context.Context, in *PauseJobsRequest, opts ...grpc.CallOption) (*PauseJobsResponse, error)
+	// ResumeJobs lets paused jobs of the tenant, or of one job type, be leased again (audited).
+	ResumeJobs(ctx context.Context, in *ResumeJobsRequest, opts ...grpc.CallOption) (*ResumeJobsResponse, error)
+	// PrioritizeJob changes the priority of a pending or ready job (audited).
+	PrioritizeJob(ctx context.Context, in *PrioritizeJobRequest, opts ...grpc.CallOption) (*PrioritizeJobResponse, error)
+	// PrioritizeRun changes the priority of every pending or ready job of a run (audited).
+	PrioritizeRun(ctx context.Context, in *PrioritizeRunRequest, opts ...grpc.CallOption) (*PrioritizeRunResponse, error)
+	// ReplayJob runs a succeeded job again as a new job whose replay_of names it (audited).
+	ReplayJob(ctx context.Context, in *ReplayJobRequest, opts ...grpc.CallOption) (*ReplayJobResponse, error)
 }
 
 type schedulerServiceClient struct {
@@ -403,6 +431,96 @@ func (c *schedulerServiceClient) ListWatermarks(ctx context.Context, in *ListWat
 	return out, nil
 }
 
+func (c *schedulerServiceClient) CreateBackfill(ctx context.Context, in *CreateBackfillRequest, opts ...grpc.CallOption) (*CreateBackfillResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateBackfillResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_CreateBackfill_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) GetBackfill(ctx context.Context, in *GetBackfillRequest, opts ...grpc.CallOption) (*GetBackfillResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBackfillResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_GetBackfill_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) ListBackfills(ctx context.Context, in *ListBackfillsRequest, opts ...grpc.CallOption) (*ListBackfillsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBackfillsResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ListBackfills_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) CancelBackfill(ctx context.Context, in *CancelBackfillRequest, opts ...grpc.CallOption) (*CancelBackfillResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelBackfillResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_CancelBackfill_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) PauseJobs(ctx context.Context, in *PauseJobsRequest, opts ...grpc.CallOption) (*PauseJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseJobsResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_PauseJobs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) ResumeJobs(ctx context.Context, in *ResumeJobsRequest, opts ...grpc.CallOption) (*ResumeJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeJobsResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ResumeJobs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) PrioritizeJob(ctx context.Context, in *PrioritizeJobRequest, opts ...grpc.CallOption) (*PrioritizeJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PrioritizeJobResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_PrioritizeJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) PrioritizeRun(ctx context.Context, in *PrioritizeRunRequest, opts ...grpc.CallOption) (*PrioritizeRunResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PrioritizeRunResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_PrioritizeRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) ReplayJob(ctx context.Context, in *ReplayJobRequest, opts ...grpc.CallOption) (*ReplayJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplayJobResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ReplayJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SchedulerServiceServer is the server API for SchedulerService service.
 // All implementations must embed UnimplementedSchedulerServiceServer
 // for forward compatibility.
@@ -467,6 +585,25 @@ type SchedulerServiceServer interface {
 	DeleteSchedule(context.Context, *DeleteScheduleRequest) (*DeleteScheduleResponse, error)
 	// ListWatermarks returns the event-time watermarks of the caller's sources.
 	ListWatermarks(context.Context, *ListWatermarksRequest) (*ListWatermarksResponse, error)
+	// CreateBackfill re-processes a past event-time range in windows (scope orch:backfill, reason
+	// and ticket required); dry_run previews without writing.
+	CreateBackfill(context.Context, *CreateBackfillRequest) (*CreateBackfillResponse, error)
+	// GetBackfill returns one backfill with its progress.
+	GetBackfill(context.Context, *GetBackfillRequest) (*GetBackfillResponse, error)
+	// ListBackfills pages through the caller's backfills in id order.
+	ListBackfills(context.Context, *ListBackfillsRequest) (*ListBackfillsResponse, error)
+	// CancelBackfill cancels the unfinished window jobs of a backfill (scope orch:backfill).
+	CancelBackfill(context.Context, *CancelBackfillRequest) (*CancelBackfillResponse, error)
+	// PauseJobs stops leasing the tenant's jobs, or one job type's; they stay ready (audited).
+	PauseJobs(context.Context, *PauseJobsRequest) (*PauseJobsResponse, error)
+	// ResumeJobs lets paused jobs of the tenant, or of one job type, be leased again (audited).
+	ResumeJobs(context.Context, *ResumeJobsRequest) (*ResumeJobsResponse, error)
+	// PrioritizeJob changes the priority of a pending or ready job (audited).
+	PrioritizeJob(context.Context, *PrioritizeJobRequest) (*PrioritizeJobResponse, error)
+	// PrioritizeRun changes the priority of every pending or ready job of a run (audited).
+	PrioritizeRun(context.Context, *PrioritizeRunRequest) (*PrioritizeRunResponse, error)
+	// ReplayJob runs a succeeded job again as a new job whose replay_of names it (audited).
+	ReplayJob(context.Context, *ReplayJobRequest) (*ReplayJobResponse, error)
 	mustEmbedUnimplementedSchedulerServiceServer()
 }
 
@@ -560,6 +697,33 @@ func (UnimplementedSchedulerServiceServer) DeleteSchedule(context.Context, *Dele
 }
 func (UnimplementedSchedulerServiceServer) ListWatermarks(context.Context, *ListWatermarksRequest) (*ListWatermarksResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListWatermarks not implemented")
+}
+func (UnimplementedSchedulerServiceServer) CreateBackfill(context.Context, *CreateBackfillRequest) (*CreateBackfillResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateBackfill not implemented")
+}
+func (UnimplementedSchedulerServiceServer) GetBackfill(context.Context, *GetBackfillRequest) (*GetBackfillResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBackfill not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ListBackfills(context.Context, *ListBackfillsRequest) (*ListBackfillsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBackfills not implemented")
+}
+func (UnimplementedSchedulerServiceServer) CancelBackfill(context.Context, *CancelBackfillRequest) (*CancelBackfillResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CancelBackfill not implemented")
+}
+func (UnimplementedSchedulerServiceServer) PauseJobs(context.Context, *PauseJobsRequest) (*PauseJobsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseJobs not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ResumeJobs(context.Context, *ResumeJobsRequest) (*ResumeJobsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeJobs not implemented")
+}
+func (UnimplementedSchedulerServiceServer) PrioritizeJob(context.Context, *PrioritizeJobRequest) (*PrioritizeJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PrioritizeJob not implemented")
+}
+func (UnimplementedSchedulerServiceServer) PrioritizeRun(context.Context, *PrioritizeRunRequest) (*PrioritizeRunResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PrioritizeRun not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ReplayJob(context.Context, *ReplayJobRequest) (*ReplayJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplayJob not implemented")
 }
 func (UnimplementedSchedulerServiceServer) mustEmbedUnimplementedSchedulerServiceServer() {}
 func (UnimplementedSchedulerServiceServer) testEmbeddedByValue()                          {}
@@ -1086,6 +1250,168 @@ func _SchedulerService_ListWatermarks_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SchedulerService_CreateBackfill_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateBackfillRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).CreateBackfill(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_CreateBackfill_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).CreateBackfill(ctx, req.(*CreateBackfillRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_GetBackfill_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBackfillRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).GetBackfill(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_GetBackfill_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).GetBackfill(ctx, req.(*GetBackfillRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_ListBackfills_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBackfillsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ListBackfills(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ListBackfills_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ListBackfills(ctx, req.(*ListBackfillsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_CancelBackfill_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelBackfillRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).CancelBackfill(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_CancelBackfill_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).CancelBackfill(ctx, req.(*CancelBackfillRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_PauseJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseJobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).PauseJobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_PauseJobs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).PauseJobs(ctx, req.(*PauseJobsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_ResumeJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeJobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ResumeJobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ResumeJobs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ResumeJobs(ctx, req.(*ResumeJobsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_PrioritizeJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PrioritizeJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).PrioritizeJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_PrioritizeJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).PrioritizeJob(ctx, req.(*PrioritizeJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_PrioritizeRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PrioritizeRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).PrioritizeRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_PrioritizeRun_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).PrioritizeRun(ctx, req.(*PrioritizeRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_ReplayJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplayJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ReplayJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ReplayJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ReplayJob(ctx, req.(*ReplayJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SchedulerService_ServiceDesc is the grpc.ServiceDesc for SchedulerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1204,6 +1530,42 @@ var SchedulerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListWatermarks",
 			Handler:    _SchedulerService_ListWatermarks_Handler,
+		},
+		{
+			MethodName: "CreateBackfill",
+			Handler:    _SchedulerService_CreateBackfill_Handler,
+		},
+		{
+			MethodName: "GetBackfill",
+			Handler:    _SchedulerService_GetBackfill_Handler,
+		},
+		{
+			MethodName: "ListBackfills",
+			Handler:    _SchedulerService_ListBackfills_Handler,
+		},
+		{
+			MethodName: "CancelBackfill",
+			Handler:    _SchedulerService_CancelBackfill_Handler,
+		},
+		{
+			MethodName: "PauseJobs",
+			Handler:    _SchedulerService_PauseJobs_Handler,
+		},
+		{
+			MethodName: "ResumeJobs",
+			Handler:    _SchedulerService_ResumeJobs_Handler,
+		},
+		{
+			MethodName: "PrioritizeJob",
+			Handler:    _SchedulerService_PrioritizeJob_Handler,
+		},
+		{
+			MethodName: "PrioritizeRun",
+			Handler:    _SchedulerService_PrioritizeRun_Handler,
+		},
+		{
+			MethodName: "ReplayJob",
+			Handler:    _SchedulerService_ReplayJob_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
