@@ -1,13 +1,23 @@
 """Connection pool and per-transaction context.
 
 Every write goes through :meth:`Database.transaction`, which sets, for that transaction
-only, the tenant (for row-level security), the actor written into each event by the outbox
-triggers, and the injected clock's "now" (``orchestrator.clock_now()`` in SQL).
+only, the tenant, the actor written into each event by the outbox triggers, and the injected
+clock's "now" (``orchestrator.clock_now()`` in SQL).
+
+Row-level security (migration 0006). Every tenant table has a policy that, when the
+transaction sets ``orchestrator.isolate_tenant``, admits only that tenant's rows (reads and
+writes). Tenant-scoped code asks for it explicitly: :meth:`Database.isolated` returns a view
+of the same pool whose :meth:`~Database.transaction` isolates to ``ctx.tenant``, and
+:meth:`Database.reader` opens an isolated read-only transaction. The ledgers of tenant APIs
+(:class:`~orchestrator_pg.Ledger`, quotas, audit) use them. Platform paths that span tenants
+by design — fair-share claims (filtered by the worker token's tenants in SQL), the lease
+watchdog, partition maintenance, audit chaining — use the plain pool and stay unrestricted.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+import copy
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +48,12 @@ class TxContext:
     ticket: str = ""
 
 
+ISOLATION_SQL = (
+    "SELECT set_config('orchestrator.tenant', %s, true),"
+    " set_config('orchestrator.isolate_tenant', %s, true)"
+)
+
+
 class Database:
     """An async connection pool plus the transaction helper.
 
@@ -52,6 +68,7 @@ class Database:
         min_size: int = POOL_MIN_SIZE,
         max_size: int = POOL_MAX_SIZE,
     ) -> None:
+        self.isolating = False
         self.conninfo = conninfo
         self.clock: Clock = clock or SystemClock()
         self._pool = AsyncConnectionPool(
@@ -70,6 +87,13 @@ class Database:
     async def close(self) -> None:
         await self._pool.close()
 
+    def isolated(self) -> Database:
+        """A view of this database (same pool and clock) whose transactions are confined to
+        their ``ctx.tenant`` by row-level security; opening or closing it acts on the pool."""
+        view = copy.copy(self)
+        view.isolating = True
+        return view
+
     async def __aenter__(self) -> Database:
         await self.open()
         return self
@@ -81,15 +105,40 @@ class Database:
     async def transaction(self, ctx: TxContext) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
         """A connection inside a transaction carrying ``ctx``; commits on success."""
         now = ctx.now or self.clock.now()
+        if self.isolating and not ctx.tenant:
+            raise ValueError("an isolated transaction needs a tenant")
         async with self._pool.connection() as conn, conn.transaction():
             await conn.execute(
                 "SELECT set_config('orchestrator.tenant', %s, true),"
                 " set_config('orchestrator.actor_subject', %s, true),"
                 " set_config('orchestrator.actor_scopes', %s, true),"
-                " set_config('orchestrator.now', %s, true)",
-                (ctx.tenant, ctx.actor_subject, ",".join(ctx.actor_scopes), now.isoformat()),
+                " set_config('orchestrator.now', %s, true),"
+                " set_config('orchestrator.isolate_tenant', %s, true)",
+                (
+                    ctx.tenant,
+                    ctx.actor_subject,
+                    ",".join(ctx.actor_scopes),
+                    now.isoformat(),
+                    ctx.tenant if self.isolating else "",
+                ),
             )
             yield conn
+
+    @asynccontextmanager
+    async def reader(self, tenant: str) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
+        """A connection inside a read transaction that sees only ``tenant``'s rows (row-level
+        security), whether or not this view is :meth:`isolated`; rolled back on return.
+
+        The isolation statement travels in one pipeline with the caller's first query, so an
+        isolated read costs no extra round trip.
+        """
+        if not tenant:
+            raise ValueError("an isolated read needs a tenant")
+        async with self._pool.connection() as conn:
+            async with conn.pipeline():
+                await conn.execute(ISOLATION_SQL, (tenant, tenant))
+                yield conn
+            await conn.rollback()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:

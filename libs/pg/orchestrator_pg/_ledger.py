@@ -144,13 +144,15 @@ class Ledger:
     """Storage operations of the scheduler (named noun-first, STYLE rule 4)."""
 
     def __init__(self, db: Database) -> None:
-        self.db = db
+        # Tenant APIs: every transaction is confined to its tenant by row-level security, and
+        # reads go through Database.reader (the second wall behind each query's tenant filter).
+        self.db = db.isolated()
 
     async def _one(
         self, name: str, params: dict[str, Any], resource_type: str, resource_id: object
     ) -> Row:
         """The single row of a named read, or NotFound for ``resource_type``."""
-        async with self.db.connection() as conn:
+        async with self.db.reader(params["tenant"]) as conn:
             cur = await conn.execute(query(name), params)
             row = await cur.fetchone()
         if row is None:
@@ -159,7 +161,7 @@ class Ledger:
 
     async def _all(self, name: str, params: dict[str, Any]) -> list[Row]:
         """Every row of a named read."""
-        async with self.db.connection() as conn:
+        async with self.db.reader(params["tenant"]) as conn:
             cur = await conn.execute(query(name), params)
             return await cur.fetchall()
 
@@ -371,7 +373,7 @@ class Ledger:
         return run_row, await cur.fetchall()
 
     async def _run_by_idempotency_key(self, tenant: str, key: str) -> CreatedRun | None:
-        async with self.db.connection() as conn:
+        async with self.db.reader(tenant) as conn:
             cur = await conn.execute(
                 query("run_get_by_idempotency_key"), {"tenant": tenant, "idempotency_key": key}
             )
@@ -415,7 +417,7 @@ class Ledger:
         counts: dict[uuid.UUID, dict[str, int]] = {rid: {} for rid in run_ids}
         if not run_ids:
             return counts
-        async with self.db.connection() as conn:
+        async with self.db.reader(tenant) as conn:
             cur = await conn.execute(
                 query("run_job_counts"), {"tenant": tenant, "run_ids": list(run_ids)}
             )
@@ -425,7 +427,7 @@ class Ledger:
 
     async def run_dag(self, tenant: str, run_id: uuid.UUID) -> tuple[Row, list[Row], list[Row]]:
         """The run, its jobs (id order) and its edges."""
-        async with self.db.connection() as conn:
+        async with self.db.reader(tenant) as conn:
             cur = await conn.execute(query("run_get"), {"tenant": tenant, "id": run_id})
             run_row = await cur.fetchone()
             if run_row is None:
@@ -674,7 +676,7 @@ class Ledger:
     async def job_events(
         self, tenant: str, job_id: uuid.UUID, *, after_seq: int, limit: int
     ) -> list[Row]:
-        async with self.db.connection() as conn:
+        async with self.db.reader(tenant) as conn:
             cur = await conn.execute(query("job_get"), {"tenant": tenant, "id": job_id})
             if await cur.fetchone() is None:
                 raise NotFound("job", str(job_id))
