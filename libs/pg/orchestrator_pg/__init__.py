@@ -13,6 +13,7 @@ Design note
 """
 
 from orchestrator_pg._admin import create_database, database_url_for, drop_database
+from orchestrator_pg._audit_chain import AuditLedger, ChainLink, ExportData, ExportScope
 from orchestrator_pg._backfills import (
     BackfillLedger,
     BackfillPlan,
@@ -64,6 +65,8 @@ __all__ = [
     "SCHEDULE_MUTABLE_FIELDS",
     "WORKER_CRASH",
     "Artifact",
+    "AuditLedger",
+    "ChainLink",
     "BackfillLedger",
     "BackfillPlan",
     "BackfillRequest",
@@ -72,6 +75,8 @@ __all__ = [
     "CreatedRun",
     "Database",
     "EventPartitionMaintainer",
+    "ExportData",
+    "ExportScope",
     "Failure",
     "Heartbeat",
     "LeaseLedger",

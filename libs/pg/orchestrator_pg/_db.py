@@ -16,8 +16,8 @@ watchdog, partition maintenance, audit chaining — use the plain pool and stay 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
 import copy
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -125,20 +125,30 @@ class Database:
             yield conn
 
     @asynccontextmanager
-    async def reader(self, tenant: str) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
+    async def reader(
+        self, tenant: str, *, snapshot: bool = False
+    ) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
         """A connection inside a read transaction that sees only ``tenant``'s rows (row-level
         security), whether or not this view is :meth:`isolated`; rolled back on return.
 
         The isolation statement travels in one pipeline with the caller's first query, so an
-        isolated read costs no extra round trip.
+        isolated read costs no extra round trip. ``snapshot`` makes every query of the
+        transaction see the same snapshot (REPEATABLE READ).
         """
         if not tenant:
             raise ValueError("an isolated read needs a tenant")
         async with self._pool.connection() as conn:
-            async with conn.pipeline():
-                await conn.execute(ISOLATION_SQL, (tenant, tenant))
-                yield conn
-            await conn.rollback()
+            if snapshot:
+                await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
+            try:
+                async with conn.pipeline():
+                    await conn.execute(ISOLATION_SQL, (tenant, tenant))
+                    yield conn
+                await conn.rollback()
+            finally:
+                if snapshot:
+                    await conn.rollback()
+                    await conn.set_isolation_level(None)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:

@@ -1,0 +1,23 @@
+"""python -m orchestrator_audit: run the audit service until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+
+from orchestrator_audit._app import build_service
+from orchestrator_grpckit import ServiceConfig, configure_logging, run_service
+
+
+async def _main() -> None:
+    config = ServiceConfig.from_env("audit")
+    configure_logging(config.log_level, service="audit")
+    async with build_service(config) as service:
+        await run_service(service)
+
+
+def main() -> None:
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()
