@@ -238,7 +238,9 @@ async def test_export_twice_is_byte_identical_and_verifies(
 ):
     run_id = await _the_run(scheduler, leases, run_box)
     paths = run_box["paths"]
-    assert paths["canceled"] == 100 and paths["dead"] > 0 and paths["retried_ok"] > 0
+    assert paths["canceled"] == 100
+    assert paths["dead"] > 0
+    assert paths["retried_ok"] > 0
     first, summary = await audit.export(run_id=run_id)
     second, again = await audit.export(run_id=run_id)
     assert hashlib.sha256(first).hexdigest() == hashlib.sha256(second).hexdigest()
@@ -247,20 +249,21 @@ async def test_export_twice_is_byte_identical_and_verifies(
     assert summary.counts["history.jsonl"] > 3000
     assert [f.path for f in summary.files] == ["history.jsonl", "jobs.jsonl", "throttles.jsonl"]
     key = await audit.GetPublicKey(audit_pb2.GetPublicKeyRequest())
-    assert key.key_id == signer.key_id == summary.key_id and key.algorithm == "ed25519"
+    assert key.key_id == signer.key_id == summary.key_id
+    assert key.algorithm == "ed25519"
     from orchestrator_audit import load_public_key
 
     verdict = verify_archive(first, [load_public_key(key.public_key_pem.encode())])
     assert verdict.ok, verdict.problems
     replayed = replay_archive(first)
     assert replayed.ok, replayed.problems[:5]
-    names = tarfile.open(fileobj=io.BytesIO(first)).getnames()
-    assert names == sorted(ALL_FILES)
-    for member in tarfile.open(fileobj=io.BytesIO(first)).getmembers():
+    assert [m.name for m in _members(first)] == sorted(ALL_FILES)
+    for member in _members(first):
         assert (member.mtime, member.uid, member.gid, member.mode) == (0, 0, 0, 0o644)
     # the service's own verification agrees
     verified = await audit.VerifyBundle(audit_pb2.VerifyBundleRequest(bundle=first))
-    assert verified.ok and not verified.problems
+    assert verified.ok
+    assert not verified.problems
     assert verified.manifest.chain_head.seq == summary.chain_head.seq > 0
 
 
@@ -269,16 +272,15 @@ async def test_replay_covers_every_path_and_jobs_match_the_ledger(
 ):
     run_id = await _the_run(scheduler, leases, run_box)
     archive, _ = await audit.export(run_id=run_id)
-    files = {
-        m.name: tarfile.open(fileobj=io.BytesIO(archive)).extractfile(m).read()
-        for m in tarfile.open(fileobj=io.BytesIO(archive)).getmembers()
-    }
+    files = _files(archive)
     jobs = [json.loads(line) for line in files["jobs.jsonl"].splitlines()]
     states = {
         state: sum(1 for j in jobs if j["state"] == state)
         for state in ("succeeded", "dead", "canceled", "ready")
     }
-    assert states["canceled"] == 100 and states["dead"] >= 1 and states["ready"] == 1
+    assert states["canceled"] == 100
+    assert states["dead"] >= 1
+    assert states["ready"] == 1
     assert states["succeeded"] == 1000 - 100 - states["dead"] - 1
     assert any(j["attempt"] == 2 and j["state"] == "succeeded" for j in jobs)
     # a job record edited to disagree with its history is caught, by name
@@ -290,6 +292,31 @@ async def test_replay_covers_every_path_and_jobs_match_the_ledger(
     assert not verdict.ok
     assert any(
         "state is 'succeeded', replaying history.jsonl gives 'dead'" in p for p in verdict.problems
+    )
+
+
+def _files(archive: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        out = {}
+        for member in tar.getmembers():
+            handle = tar.extractfile(member)
+            assert handle is not None
+            out[member.name] = handle.read()
+        return out
+
+
+def _members(archive: bytes) -> list[tarfile.TarInfo]:
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        return tar.getmembers()
+
+
+async def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "stella_orchestrator.cli", "orchestrator", "audit", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -309,7 +336,7 @@ async def test_flipping_any_byte_fails_verification_naming_what(
     archive, _ = await audit.export(run_id=run_id)
     key = signer.public_key
     offsets = _member_offsets(archive)
-    sizes = {m.name: m.size for m in tarfile.open(fileobj=io.BytesIO(archive)).getmembers()}
+    sizes = {m.name: m.size for m in _members(archive)}
     for name, offset in offsets.items():
         if sizes[name] == 0:
             continue
@@ -317,7 +344,7 @@ async def test_flipping_any_byte_fails_verification_naming_what(
         assert not verdict.ok
         assert any(p.startswith(name) or name in p for p in verdict.problems), (name, verdict)
     # the signature itself
-    envelope = tarfile.open(fileobj=io.BytesIO(archive)).extractfile("manifest.dsse.json").read()
+    envelope = _files(archive)["manifest.dsse.json"]
     sig_at = offsets["manifest.dsse.json"] + envelope.index(b'"sig":"') + 10
     verdict = verify_archive(_flip(archive, sig_at), [key])
     assert any("signature by key" in p for p in verdict.problems), verdict.problems
@@ -346,56 +373,13 @@ async def test_flipping_any_byte_fails_verification_naming_what(
     good.write_bytes(archive)
     bad.write_bytes(_flip(archive, offsets["jobs.jsonl"] + 5))
     pub.write_text(signer.public_key_pem)
-    ok = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stella_orchestrator.cli",
-            "orchestrator",
-            "audit",
-            "verify",
-            str(good),
-            "--key",
-            str(pub),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    ok = await _cli("verify", str(good), "--key", str(pub))
     assert ok.returncode == 0, ok.stderr
     assert "OK" in ok.stdout
-    failed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stella_orchestrator.cli",
-            "orchestrator",
-            "audit",
-            "verify",
-            str(bad),
-            "--key",
-            str(pub),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    failed = await _cli("verify", str(bad), "--key", str(pub))
     assert failed.returncode == 1
     assert "jobs.jsonl: sha256" in failed.stderr
-    replayed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "stella_orchestrator.cli",
-            "orchestrator",
-            "audit",
-            "replay",
-            str(good),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    replayed = await _cli("replay", str(good))
     assert replayed.returncode == 0, replayed.stderr
 
 
@@ -407,13 +391,13 @@ async def test_dsse_envelope_verifies_with_securesystemslib(
 
     run_id = await _the_run(scheduler, leases, run_box)
     archive, _ = await audit.export(run_id=run_id)
-    raw = tarfile.open(fileobj=io.BytesIO(archive)).extractfile("manifest.dsse.json").read()
+    raw = _files(archive)["manifest.dsse.json"]
     envelope = Envelope.from_dict(json.loads(raw))
     key = SSlibKey.from_crypto(signer.public_key, keyid=signer.key_id)
     assert signer.key_id in envelope.verify([key], 1)
     statement = json.loads(envelope.payload)
     assert statement["_type"] == "https://in-toto.io/Statement/v1"
-    manifest = tarfile.open(fileobj=io.BytesIO(archive)).extractfile("manifest.json").read()
+    manifest = _files(archive)["manifest.json"]
     digests = {s["name"]: s["digest"]["sha256"] for s in statement["subject"]}
     assert digests["manifest.json"] == hashlib.sha256(manifest).hexdigest()
     # a tampered payload fails the independent check too
@@ -498,7 +482,8 @@ async def test_bad_input_gets_invalid_argument_with_details(audit, stack):
         await audit.GetPublicKey(audit_pb2.GetPublicKeyRequest(key_id="nope"))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     garbage = await audit.VerifyBundle(audit_pb2.VerifyBundleRequest(bundle=b"not a tar"))
-    assert not garbage.ok and garbage.problems[0].startswith("archive:")
+    assert not garbage.ok
+    assert garbage.problems[0].startswith("archive:")
 
 
 async def test_audit_entries_query_and_chain_head(
@@ -509,11 +494,16 @@ async def test_audit_entries_query_and_chain_head(
     page = await audit.ListAuditEntries(
         audit_pb2.ListAuditEntriesRequest(action="job.cancel", page_size=40)
     )
-    assert len(page.entries) == 40 and page.next_page_token
+    assert len(page.entries) == 40
+    assert page.next_page_token
     entry = page.entries[0]
-    assert entry.actor.subject == "tester" and entry.reason == "duplicate feed"
-    assert entry.ticket == "T-1" and entry.target.startswith("jobs/")
-    assert len(entry.hash) == 64 and len(entry.prev_hash) == 64 and entry.event_id
+    assert entry.actor.subject == "tester"
+    assert entry.reason == "duplicate feed"
+    assert entry.ticket == "T-1"
+    assert entry.target.startswith("jobs/")
+    assert len(entry.hash) == 64
+    assert len(entry.prev_hash) == 64
+    assert entry.event_id
     seen = [e.seq for e in page.entries]
     while page.next_page_token:
         page = await audit.ListAuditEntries(
@@ -522,7 +512,8 @@ async def test_audit_entries_query_and_chain_head(
             )
         )
         seen += [e.seq for e in page.entries]
-    assert len(seen) == 100 and seen == sorted(seen)
+    assert len(seen) == 100
+    assert seen == sorted(seen)
     retry = await audit.ListAuditEntries(audit_pb2.ListAuditEntriesRequest(action="job.retry"))
     assert [e.reason for e in retry.entries] == ["fixed"]
     nobody = await audit.ListAuditEntries(audit_pb2.ListAuditEntriesRequest(actor="nobody"))
@@ -533,5 +524,7 @@ async def test_audit_entries_query_and_chain_head(
         await audit.ListAuditEntries(audit_pb2.ListAuditEntriesRequest(time_range=window))
     ).entries
     head = (await audit.GetChainHead(audit_pb2.GetChainHeadRequest())).head
-    assert head.tenant == "acme" and head.seq > 0 and len(head.hash) == 64
+    assert head.tenant == "acme"
+    assert head.seq > 0
+    assert len(head.hash) == 64
     assert head.HasField("anchored_at")
