@@ -1,7 +1,10 @@
 """Structured JSON logging on top of stdlib ``logging``.
 
 One JSON object per line, so log shippers need no parsing rules. Fields passed with
-``extra={...}`` become top-level keys; the current request id is added automatically.
+``extra={...}`` become top-level keys; the current request id is added automatically. Every
+line passes through :func:`orchestrator_core.redaction.redact_text` last, so a credential
+that reaches a message, an extra field or a traceback (a database error quoting a row, an
+upstream error quoting a header) is never written out.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import sys
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from orchestrator_core.redaction import redact_text
 from orchestrator_grpckit._context import current_request_id
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
@@ -64,7 +68,9 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         # default=str: a stray non-JSON value must degrade to its str(), never lose the line.
-        return json.dumps(entry, default=str, ensure_ascii=False, separators=(",", ":"))
+        return redact_text(
+            json.dumps(entry, default=str, ensure_ascii=False, separators=(",", ":"))
+        )
 
 
 class _JsonHandler(logging.StreamHandler[IO[str]]):

@@ -26,13 +26,17 @@ from orchestrator_core import (
     Aborted,
     AlreadyExists,
     FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
     JobState,
     NotFound,
     PreconditionViolation,
     Reason,
     RetryPolicy,
     new_id,
+    payload_digest,
 )
+from orchestrator_core.redaction import redact_text, redact_value
 from orchestrator_pg._backpressure import check_queue_caps
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._queries import query
@@ -355,7 +359,7 @@ class Ledger:
                 "source_id": run.source_id,
                 "correlation_id": run.correlation_id,
                 "idempotency_key": run.idempotency_key,
-                "labels": Jsonb(run.labels),
+                "labels": Jsonb(redact_value(run.labels)),
                 "job_total": len(jobs),
                 "schedule_id": run.schedule_id,
                 "backfill_id": run.backfill_id,
@@ -833,8 +837,22 @@ class Ledger:
         return resolved
 
 
+REASON_REQUIRED_ACTIONS = ("quota.", "backfill.")
+
+
 async def _audit(conn: Conn, ctx: TxContext, action: str, target: str, now: datetime) -> None:
-    """Records an operator action (who, scopes, reason, ticket) in the same transaction."""
+    """Records an operator action (who, scopes, reason, ticket) in the same transaction; the
+    entry is also an ``audit.<action>`` event, so it is chained like every other event.
+
+    Raises:
+        InvalidArgument: A quota or backfill action without an operator reason (the
+            transaction rolls back: nothing changes).
+    """
+    if action.startswith(REASON_REQUIRED_ACTIONS) and not ctx.reason.strip():
+        raise InvalidArgument(
+            f"{action} needs an operator reason (it is recorded in the audit trail)",
+            [FieldViolation("operator.reason", "required for quota and backfill actions")],
+        )
     await conn.execute(
         query("audit_entry_insert"),
         {
@@ -844,8 +862,8 @@ async def _audit(conn: Conn, ctx: TxContext, action: str, target: str, now: date
             "actor_scopes": list(ctx.actor_scopes),
             "action": action,
             "target": target,
-            "reason": ctx.reason,
-            "ticket": ctx.ticket,
+            "reason": redact_text(ctx.reason),
+            "ticket": redact_text(ctx.ticket),
             "now": now,
         },
     )
@@ -853,6 +871,10 @@ async def _audit(conn: Conn, ctx: TxContext, action: str, target: str, now: date
 
 def _job_values(job: NewJob, run_id: uuid.UUID | None, waiting: int) -> dict[str, Any]:
     policy = job.retry_policy
+    # Secrets travel by secretRef only: a credential-looking value never reaches the ledger,
+    # its events, the Console or bundles; the digest is of what is stored.
+    payload = redact_value(job.payload)
+    digest = job.payload_digest if payload == job.payload else payload_digest(payload)
     return {
         "id": job.id,
         "project": job.project,
@@ -865,8 +887,8 @@ def _job_values(job: NewJob, run_id: uuid.UUID | None, waiting: int) -> dict[str
         "priority": job.priority,
         "idempotency_key": job.idempotency_key,
         "correlation_id": job.correlation_id,
-        "payload": Jsonb(job.payload),
-        "payload_digest": job.payload_digest,
+        "payload": Jsonb(payload),
+        "payload_digest": digest,
         "pending_parents": waiting,
         "max_attempts": policy.max_attempts,
         "initial_backoff_s": policy.initial_backoff_s,
@@ -878,7 +900,7 @@ def _job_values(job: NewJob, run_id: uuid.UUID | None, waiting: int) -> dict[str
         "replay_of": job.replay_of,
         "trace_parent": job.trace_parent,
         "trace_state": job.trace_state,
-        "labels": Jsonb(job.labels),
+        "labels": Jsonb(redact_value(job.labels)),
     }
 
 
@@ -947,13 +969,13 @@ def _source_params(fields: SourceFields) -> dict[str, Any]:
         "name": fields.name,
         "source_type": fields.source_type,
         "host": fields.host,
-        "base_url": fields.base_url,
+        "base_url": redact_text(fields.base_url),
         "enabled": fields.enabled,
         "paused": fields.paused,
         "paused_reason": fields.paused_reason,
         "paused_ticket": fields.paused_ticket,
         "job_types": list(fields.job_types),
-        "labels": Jsonb(fields.labels),
+        "labels": Jsonb(redact_value(fields.labels)),
         "max_active": fields.max_active,
     }
 
