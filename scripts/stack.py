@@ -43,11 +43,12 @@ class ServiceSpec:
         return int(os.environ.get(self.port_env, self.default_port))
 
 
-# Services that exist so far; audit and the gateway join this list as they are built.
+# Services that exist so far; the gateway joins this list when it is built.
 SERVICES = (
     ServiceSpec("scheduler", "orchestrator_scheduler", "ORCH_SCHEDULER_GRPC_PORT", 50051),
     ServiceSpec("leases", "orchestrator_leases", "ORCH_LEASES_GRPC_PORT", 50052),
     ServiceSpec("ratelimit", "orchestrator_ratelimit", "ORCH_RATELIMIT_GRPC_PORT", 50053),
+    ServiceSpec("audit", "orchestrator_audit", "ORCH_AUDIT_GRPC_PORT", 50054),
 )
 
 
