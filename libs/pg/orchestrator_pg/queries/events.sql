@@ -23,10 +23,14 @@ SELECT orchestrator.events_ensure_partitions(%(from_day)s::date, %(days)s) AS cr
 SELECT orchestrator.events_drop_partitions(%(cutoff)s::date, %(max_seq)s) AS dropped;
 
 -- name: event_anchored_seq
--- The lowest, over every tenant that has events, of its newest audit anchor: retention may
--- drop events up to here. A tenant with events but no anchor yet holds retention at 0.
-SELECT coalesce(min(coalesce(a.seq, 0)), 0) AS seq
-  FROM orchestrator.tenants t
-  LEFT JOIN (SELECT tenant, max(seq) AS seq FROM orchestrator.audit_anchors GROUP BY tenant) a
-         ON a.tenant = t.id
- WHERE EXISTS (SELECT 1 FROM orchestrator.events e WHERE e.tenant = t.id);
+-- How far retention may drop events: the audit chainer's cursor (every event at or below it
+-- is chained, and each chaining batch anchors every tenant it touched), or, when higher, the
+-- lowest newest-anchor over every tenant that has events (a tenant with events but no
+-- anchor yet holds that bound at 0).
+SELECT greatest(
+         coalesce((SELECT seq FROM orchestrator.audit_cursor WHERE id), 0),
+         (SELECT coalesce(min(coalesce(a.seq, 0)), 0)
+            FROM orchestrator.tenants t
+            LEFT JOIN (SELECT tenant, max(seq) AS seq FROM orchestrator.audit_anchors
+                        GROUP BY tenant) a ON a.tenant = t.id
+           WHERE EXISTS (SELECT 1 FROM orchestrator.events e WHERE e.tenant = t.id))) AS seq;
