@@ -89,7 +89,11 @@ class Database:
 
     def isolated(self) -> Database:
         """A view of this database (same pool and clock) whose transactions are confined to
-        their ``ctx.tenant`` by row-level security; opening or closing it acts on the pool."""
+        their ``ctx.tenant`` by row-level security; opening or closing it acts on the pool.
+
+        A context without a tenant (``TxContext(tenant="")``) is a platform transaction —
+        the schedule firer's pass over every tenant's due schedules — and is not confined.
+        """
         view = copy.copy(self)
         view.isolating = True
         return view
@@ -105,8 +109,6 @@ class Database:
     async def transaction(self, ctx: TxContext) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
         """A connection inside a transaction carrying ``ctx``; commits on success."""
         now = ctx.now or self.clock.now()
-        if self.isolating and not ctx.tenant:
-            raise ValueError("an isolated transaction needs a tenant")
         async with self._pool.connection() as conn, conn.transaction():
             await conn.execute(
                 "SELECT set_config('orchestrator.tenant', %s, true),"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -156,7 +157,7 @@ class Ledger:
         self, name: str, params: dict[str, Any], resource_type: str, resource_id: object
     ) -> Row:
         """The single row of a named read, or NotFound for ``resource_type``."""
-        async with self.db.reader(params["tenant"]) as conn:
+        async with self._reader(params) as conn:
             cur = await conn.execute(query(name), params)
             row = await cur.fetchone()
         if row is None:
@@ -165,9 +166,15 @@ class Ledger:
 
     async def _all(self, name: str, params: dict[str, Any]) -> list[Row]:
         """Every row of a named read."""
-        async with self.db.reader(params["tenant"]) as conn:
+        async with self._reader(params) as conn:
             cur = await conn.execute(query(name), params)
             return await cur.fetchall()
+
+    def _reader(self, params: dict[str, Any]) -> AbstractAsyncContextManager[Conn]:
+        """An isolated read for the tenant the query names; a plain connection for the
+        few platform reads without one (e.g. the firer's next due schedule)."""
+        tenant = params.get("tenant")
+        return self.db.reader(tenant) if tenant else self.db.connection()
 
     def _now(self, ctx: TxContext) -> datetime:
         return ctx.now or self.db.clock.now()

@@ -141,3 +141,7 @@ ALTER TABLE orchestrator.audit_entries ENABLE ROW LEVEL SECURITY;
 ALTER TABLE orchestrator.audit_entries FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON orchestrator.audit_entries
   USING (orchestrator.tenant_visible(tenant)) WITH CHECK (orchestrator.tenant_visible(tenant));
+ALTER TABLE orchestrator.quota_usage ENABLE ROW LEVEL SECURITY;
+ALTER TABLE orchestrator.quota_usage FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON orchestrator.quota_usage
+  USING (orchestrator.tenant_visible(tenant)) WITH CHECK (orchestrator.tenant_visible(tenant));
