@@ -528,3 +528,50 @@ async def test_audit_entries_query_and_chain_head(
     assert head.seq > 0
     assert len(head.hash) == 64
     assert head.HasField("anchored_at")
+
+
+@pytest.fixture
+def behind_db(admin_url):
+    with migrated_database(admin_url, "orch_audit_behind", tenants=("acme",)) as url:
+        yield url
+
+
+async def test_export_refuses_while_the_chain_is_behind(behind_db, signer, make_token, monkeypatch):
+    """With no chainer running, an export is refused with UNAVAILABLE / CHAIN_BEHIND instead
+    of leaving committed events out."""
+    from orchestrator_audit import _servicer, build_service
+    from orchestrator_audit._chainer import Chainer
+
+    async def idle(self) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(Chainer, "run_forever", idle)
+    monkeypatch.setattr(_servicer, "EXPORT_CHAIN_WAIT_S", 0.2)
+    url = behind_db
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO orchestrator.sources (id, tenant, name, source_type, host,"
+            " created_at, updated_at) VALUES (gen_random_uuid(), 'acme', 'n', 'nvd', 'h',"
+            " now(), now())"
+        )
+    async with build_service(service_config("audit", url), signer=signer) as service:
+        await service.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+                stub = AuditStub(channel, make_token("acme", ("orch:read",)))
+                window = common_pb2.TimeWindow()
+                window.start.FromDatetime(datetime.now(UTC) - timedelta(hours=1))
+                window.end.FromDatetime(datetime.now(UTC) + timedelta(hours=1))
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await stub.export(time_range=window)
+                assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+                info = [
+                    d
+                    for d in rpc_status.from_call(caught.value).details
+                    if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR)
+                ]
+                reason = error_details_pb2.ErrorInfo()
+                info[0].Unpack(reason)
+                assert reason.reason == "CHAIN_BEHIND"
+        finally:
+            await service.stop()

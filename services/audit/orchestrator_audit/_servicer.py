@@ -21,7 +21,7 @@ from orchestrator_audit._bundle import MEDIA_TYPE, build_bundle
 from orchestrator_audit._canonical import GENESIS_HASH
 from orchestrator_audit._keys import ALGORITHM, Signer
 from orchestrator_audit._verify import verify_archive
-from orchestrator_core import FieldViolation, InvalidArgument, NotFound
+from orchestrator_core import FieldViolation, InvalidArgument, NotFound, Unavailable
 from orchestrator_grpckit import current_principal
 from orchestrator_pg import AuditLedger, ExportScope, Row
 from stella.orchestrator.v1 import audit_pb2, audit_pb2_grpc, common_pb2
@@ -211,12 +211,26 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         self.signer = signer
 
     async def _wait_for_chain(self) -> None:
-        # Export what was committed when the request came: wait (bounded) for the chainer.
+        """Waits (bounded) until the chain covers what was committed when the request came.
+
+        Raises:
+            Unavailable: The chainer is behind (or not running): a bundle never silently
+                leaves out committed events.
+        """
         target = await self.ledger.seq_allocated()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + EXPORT_CHAIN_WAIT_S
-        while await self.ledger.cursor() < target and loop.time() < deadline:  # noqa: ASYNC110
+        cursor = await self.ledger.cursor()
+        while cursor < target and loop.time() < deadline:
             await asyncio.sleep(EXPORT_CHAIN_POLL_S)
+            cursor = await self.ledger.cursor()
+        if cursor < target:
+            raise Unavailable(
+                f"the audit chain has reached seq {cursor} of {target} committed; retry the "
+                "export shortly (bundles only hold chained events, and leave none out)",
+                reason="CHAIN_BEHIND",
+                metadata={"chained_seq": str(cursor), "committed_seq": str(target)},
+            )
 
     async def ExportBundle(
         self, request: audit_pb2.ExportBundleRequest, context: Any
