@@ -113,7 +113,7 @@ class BackfillLedger(Ledger):
 
     async def backfill_plan(self, tenant: str, request: BackfillRequest) -> BackfillPlan:
         """What :meth:`backfill_create` would do now (the dry run); writes nothing."""
-        async with self.db.connection() as conn:
+        async with self.db.reader(tenant) as conn:
             return await self._plan(conn, tenant, request)
 
     async def backfill_queue_room(self, tenant: str, job_type: str) -> list[Row]:
