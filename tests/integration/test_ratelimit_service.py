@@ -258,6 +258,22 @@ async def test_report_throttle_pauses_lowers_rate_and_records_event(
     host = _host("thr")
     await _configure(rl, host, capacity=5, rate=2.0)
     job_id = str(uuid.uuid4())
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:  # not acme's job: nothing changes
+        await rl.ReportThrottle(
+            ratelimit_pb2.ReportThrottleRequest(
+                key=_key(host), error_class=common_pb2.ERROR_CLASS_HTTP_429, job_id=job_id
+            )
+        )
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+    untouched = await rl.GetBucket(ratelimit_pb2.GetBucketRequest(key=_key(host)))
+    assert not untouched.bucket.HasField("paused_until")
+    db.execute(
+        "INSERT INTO orchestrator.jobs (id, tenant, job_type, state, reason, payload_digest,"
+        " max_attempts, initial_backoff_s, max_backoff_s, backoff_multiplier, not_before,"
+        " created_at, updated_at) VALUES (%s, 'acme', 'thr.probe', 'ready', 'submitted',"
+        " 'sha256:' || repeat('0', 64), 3, 1, 10, 2, now(), now(), now())",
+        (job_id,),
+    )
     before = datetime.now(UTC)
     response = await rl.ReportThrottle(
         ratelimit_pb2.ReportThrottleRequest(

@@ -62,6 +62,7 @@ class RatelimitRepo:
         }
         try:
             async with self.db.transaction(ctx) as conn:
+                await self._check_refs(conn, ctx.tenant, params)
                 cur = await conn.execute(query("throttle_insert"), params)
                 row = await cur.fetchone()
                 assert row is not None
@@ -71,11 +72,34 @@ class RatelimitRepo:
         except psycopg.errors.ForeignKeyViolation:
             raise NotFound("source", str(params.get("source_id"))) from None
 
+    async def _check_refs(
+        self, conn: psycopg.AsyncConnection[Row], tenant: str, params: Mapping[str, Any]
+    ) -> None:
+        """NOT_FOUND for a source or job of another tenant, exactly as for an unknown one."""
+        for name, kind, key in (
+            ("source_of_tenant", "source", "source_id"),
+            ("job_of_tenant", "job", "job_id"),
+        ):
+            value = params.get(key)
+            if value is None:
+                continue
+            cur = await conn.execute(query(name), {"tenant": tenant, "id": value})
+            row = await cur.fetchone()
+            if not row or not row["mine"]:
+                raise NotFound(kind, str(value))
+
+    async def check_refs(self, tenant: str, params: Mapping[str, Any]) -> None:
+        """NOT_FOUND unless the ``source_id`` / ``job_id`` named are ``tenant``'s."""
+        async with self.db.connection() as conn:
+            await self._check_refs(conn, tenant, params)
+
     async def blackout_upsert(self, ctx: TxContext, fields: Mapping[str, Any]) -> Row:
-        """Create or replace a blackout of ``ctx.tenant``.
+        """Create a blackout of ``ctx.tenant`` (no id) or replace the tenant's blackout with
+        the given id.
 
         Raises:
-            NotFound: the id belongs to no blackout of this tenant, or the source is unknown.
+            NotFound: the id names no blackout of this tenant (another tenant's id answers
+                the same), or the source is not the tenant's.
         """
         params = {
             "tenant": ctx.tenant,
@@ -85,13 +109,17 @@ class RatelimitRepo:
             "now": ctx.now or self.db.clock.now(),
             **fields,
         }
-        if params.get("id") is None:
+        replace = params.get("id") is not None
+        if not replace:
             params["id"] = new_id(self.db.clock)
         if params.get("recurrence") is not None:
             params["recurrence"] = Jsonb(params["recurrence"])
         try:
             async with self.db.transaction(ctx) as conn:
-                cur = await conn.execute(query("blackout_upsert"), params)
+                await self._check_refs(conn, ctx.tenant, params)
+                cur = await conn.execute(
+                    query("blackout_replace" if replace else "blackout_insert"), params
+                )
                 row = await cur.fetchone()
                 if row is None:
                     raise NotFound("blackout", str(params["id"]))

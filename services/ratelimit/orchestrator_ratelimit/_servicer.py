@@ -177,6 +177,8 @@ class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
         source_id = validate.optional_id(request.source_id, "source_id", out)
         job_id = validate.optional_id(request.job_id, "job_id", out)
         out.raise_if_any("invalid throttle report")
+        # References first: a report naming another tenant's source or job changes nothing.
+        await self.repo.check_refs(principal.tenant, {"source_id": source_id, "job_id": job_id})
         assert key is not None
         assert origin is not None
         status = "429" if origin == "upstream_429" else "503"

@@ -10,19 +10,31 @@ VALUES (%(id)s, %(tenant)s, %(source_id)s, %(host)s, %(origin)s, %(refill_per_se
         %(reason)s, %(ticket)s, %(created_by)s, %(now)s, %(expires_at)s, %(job_id)s)
 RETURNING *;
 
--- name: blackout_upsert
--- Creates the blackout, or replaces the tenant's blackout with the same id.
+-- name: blackout_insert
 INSERT INTO orchestrator.blackouts (id, tenant, source_id, start_at, end_at, recurrence,
                                     reason, ticket, created_by, created_at)
 VALUES (%(id)s, %(tenant)s, %(source_id)s, %(start_at)s, %(end_at)s, %(recurrence)s,
         %(reason)s, %(ticket)s, %(created_by)s, %(now)s)
-ON CONFLICT (id) DO UPDATE
-   SET source_id = EXCLUDED.source_id, start_at = EXCLUDED.start_at,
-       end_at = EXCLUDED.end_at, recurrence = EXCLUDED.recurrence,
-       reason = EXCLUDED.reason, ticket = EXCLUDED.ticket,
-       created_by = EXCLUDED.created_by, created_at = EXCLUDED.created_at
- WHERE orchestrator.blackouts.tenant = EXCLUDED.tenant
 RETURNING *;
+
+-- name: blackout_replace
+-- Replaces the tenant's blackout with this id (no row: no such blackout in the tenant).
+UPDATE orchestrator.blackouts
+   SET source_id = %(source_id)s, start_at = %(start_at)s, end_at = %(end_at)s,
+       recurrence = %(recurrence)s, reason = %(reason)s, ticket = %(ticket)s,
+       created_by = %(created_by)s, created_at = %(now)s
+ WHERE tenant = %(tenant)s AND id = %(id)s
+RETURNING *;
+
+-- name: source_of_tenant
+-- Whether a source belongs to the tenant (references to sources are checked here, not left
+-- to foreign keys, which would accept another tenant's source).
+SELECT EXISTS (SELECT 1 FROM orchestrator.sources
+                WHERE tenant = %(tenant)s AND id = %(id)s AND deleted_at IS NULL) AS mine;
+
+-- name: job_of_tenant
+SELECT EXISTS (SELECT 1 FROM orchestrator.jobs
+                WHERE tenant = %(tenant)s AND id = %(id)s) AS mine;
 
 -- name: blackout_list
 SELECT * FROM orchestrator.blackouts
