@@ -747,7 +747,9 @@ async def test_redis_down_fails_closed_then_recovers(database_url: str) -> None:
                         assert not grant.granted
                         assert grant.deny_reason == "backend_unavailable"
                         assert grant.retry_after.ToTimedelta() == timedelta(seconds=1)
-                    assert rl_metrics.BACKEND_UP._value.get() == 0
+                    # (orch_ratelimit_backend_up is process-wide: the suite's other, healthy
+                    # ratelimit service in this process may set it back to 1 at any probe, so
+                    # the down state is asserted through this service's health below.)
                     for name in (SERVICE_NAME, ENVOY_SERVICE_NAME):
                         status = await _health(ch, name)
                         assert status == health_pb2.HealthCheckResponse.NOT_SERVING
