@@ -15,6 +15,7 @@ Design note
 from orchestrator_pg._admin import create_database, database_url_for, drop_database
 from orchestrator_pg._backpressure import QUEUE_RETRY_AFTER_S, queue_limit
 from orchestrator_pg._db import Database, Row, TxContext
+from orchestrator_pg._eventstream import EventHorizon, EventReader
 from orchestrator_pg._leasing import (
     ARTIFACT_CONFLICT,
     DEFAULT_LEASE_TTL_S,
@@ -44,6 +45,7 @@ from orchestrator_pg._migrate import (
     migrate,
     schema_sql,
 )
+from orchestrator_pg._operations import OperationsLedger
 from orchestrator_pg._queries import parse_queries, queries, query
 from orchestrator_pg._quotas import QUOTA_MUTABLE_FIELDS, QuotaFields, QuotaLedger
 
@@ -58,7 +60,9 @@ __all__ = [
     "Completion",
     "CreatedRun",
     "Database",
+    "EventHorizon",
     "EventPartitionMaintainer",
+    "EventReader",
     "Failure",
     "Heartbeat",
     "LeaseLedger",
@@ -67,6 +71,7 @@ __all__ = [
     "MigrationError",
     "NewJob",
     "NewRun",
+    "OperationsLedger",
     "Outcome",
     "ProgressUpdate",
     "QuotaFields",

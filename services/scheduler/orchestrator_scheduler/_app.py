@@ -8,10 +8,28 @@ from contextlib import asynccontextmanager
 
 from orchestrator_core import Clock
 from orchestrator_grpckit import GrpcService, ServiceConfig
-from orchestrator_pg import Database, EventPartitionMaintainer, QuotaLedger
+from orchestrator_pg import (
+    Database,
+    EventHorizon,
+    EventPartitionMaintainer,
+    EventReader,
+    OperationsLedger,
+    QuotaLedger,
+)
+from orchestrator_scheduler._events import (
+    EVENTS_METHOD_SCOPES,
+    EVENTS_SERVICE_NAME,
+    KEEPALIVE_S,
+    EventStreamServicer,
+)
+from orchestrator_scheduler._operations import (
+    OPERATIONS_METHOD_SCOPES,
+    OPERATIONS_SERVICE_NAME,
+    OperationsServicer,
+)
 from orchestrator_scheduler._servicer import METHOD_SCOPES, SERVICE_NAME, SchedulerServicer
 from orchestrator_scheduler._validate import MAX_PAYLOAD_BYTES
-from stella.orchestrator.v1 import scheduler_pb2_grpc
+from stella.orchestrator.v1 import events_pb2_grpc, operations_pb2_grpc, scheduler_pb2_grpc
 
 
 @asynccontextmanager
@@ -21,7 +39,11 @@ async def build_service(
     """The scheduler service with an open database pool; the pool closes on exit.
 
     Env: ``ORCH_MAX_PAYLOAD_BYTES`` (default 262144), ``ORCH_EVENTS_RETENTION_DAYS``
-    (default 0 = keep every event partition).
+    (default 0 = keep every event partition), ``ORCH_STREAM_KEEPALIVE_S`` (default 15: idle
+    time before a live event stream sends a keep-alive).
+
+    Besides SchedulerService it serves EventStreamService (the event history, live) and
+    OperationsService (dead letters, incidents, artifacts, overview).
     """
     db = Database(config.database_url, clock=clock)
     await db.open()
@@ -35,11 +57,33 @@ async def build_service(
             retention_days=int(os.environ.get("ORCH_EVENTS_RETENTION_DAYS", "0")),
             clock=clock,
         )
+        horizon = EventHorizon(config.database_url)
+        events = EventStreamServicer(
+            EventReader(db),
+            horizon,
+            keepalive_s=float(os.environ.get("ORCH_STREAM_KEEPALIVE_S", KEEPALIVE_S)),
+        )
+        operations = OperationsServicer(OperationsLedger(db))
         service = GrpcService(
             config,
-            [(scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server, servicer, SERVICE_NAME)],
-            background=[("event-partitions", maintainer.run_forever)],
-            method_scopes=METHOD_SCOPES,
+            [
+                (scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server, servicer, SERVICE_NAME),
+                (
+                    events_pb2_grpc.add_EventStreamServiceServicer_to_server,
+                    events,
+                    EVENTS_SERVICE_NAME,
+                ),
+                (
+                    operations_pb2_grpc.add_OperationsServiceServicer_to_server,
+                    operations,
+                    OPERATIONS_SERVICE_NAME,
+                ),
+            ],
+            background=[
+                ("event-partitions", maintainer.run_forever),
+                ("event-horizon", horizon.run),
+            ],
+            method_scopes={**METHOD_SCOPES, **EVENTS_METHOD_SCOPES, **OPERATIONS_METHOD_SCOPES},
         )
         yield service
     finally:
