@@ -73,7 +73,8 @@ async def test_read_only_token_cannot_operate(stack, client: httpx.AsyncClient) 
 
 async def test_sources_crud_pause_resume_with_reason(client: httpx.AsyncClient) -> None:
     source = await create_source(client)
-    assert source["paused"] is False and source["enabled"] is True
+    assert source["paused"] is False
+    assert source["enabled"] is True
     got = (await client.get(f"/sources/{source['id']}")).json()
     assert got == source
 
@@ -92,7 +93,8 @@ async def test_sources_crud_pause_resume_with_reason(client: httpx.AsyncClient) 
     assert resumed.json()["paused"] is False
 
     patched = await client.patch(f"/sources/{source['id']}", json={"enabled": False})
-    assert patched.status_code == 200 and patched.json()["enabled"] is False
+    assert patched.status_code == 200
+    assert patched.json()["enabled"] is False
     listed = (await client.get("/sources", params={"enabled": "false"})).json()
     assert source["id"] in [s["id"] for s in listed["items"]]
 
@@ -182,7 +184,8 @@ async def test_dead_letter_list_stats_show_replay(stack, client: httpx.AsyncClie
     stats = (await client.get("/deadletter/stats")).json()
     assert stats["by_error_class"]["schema_mismatch"] >= 1
     cluster = next(c for c in stats["clusters"] if c["job_type"] == dead["job_type"])
-    assert cluster["count"] == 1 and cluster["sample_message"] == "boom"
+    assert cluster["count"] == 1
+    assert cluster["sample_message"] == "boom"
 
     _is_problem(await client.post(f"/deadletter/{entry['id']}/replay"), 400)  # no reason
     replayed = await client.post(f"/deadletter/{entry['id']}/replay", headers=REASON)
@@ -213,9 +216,11 @@ async def test_job_retry_and_cancel_controls(stack, client: httpx.AsyncClient) -
     dead = await make_dead_job(client, stack)
     job_id = dead["job"]["id"]
     retried = await client.post(f"/jobs/{job_id}/retry", headers=REASON)
-    assert retried.status_code == 200 and retried.json()["state"] == "ready"
+    assert retried.status_code == 200
+    assert retried.json()["state"] == "ready"
     canceled = await client.post(f"/jobs/{job_id}/cancel", headers=REASON)
-    assert canceled.status_code == 200 and canceled.json()["state"] == "canceled"
+    assert canceled.status_code == 200
+    assert canceled.json()["state"] == "canceled"
     assert canceled.json()["reason"] == "user_canceled"
 
 
@@ -248,7 +253,7 @@ async def test_rate_limit_headers_and_429(stack) -> None:
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
     )
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
         await asyncio.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
