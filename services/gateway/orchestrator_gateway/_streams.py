@@ -72,7 +72,10 @@ class EventFeed:
 
     async def _pump(self) -> None:
         try:
-            async for message in self.call:
+            while True:
+                message = await self.call.read()
+                if message is grpc.aio.EOF:
+                    break
                 try:
                     self.queue.put_nowait(message)
                 except asyncio.QueueFull:
