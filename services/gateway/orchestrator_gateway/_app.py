@@ -178,13 +178,27 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
         }
         schema["security"] = [{"bearer": []}]
+        problem = {
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        }
         for path in schema.get("paths", {}).values():
-            for operation in path.values():
-                for response in operation.get("responses", {}).values():
+            for method, operation in path.items():
+                responses = operation.setdefault("responses", {})
+                # Validation errors are 400 problem+json, not FastAPI's 422 JSON.
+                responses.pop("422", None)
+                if method == "post":
+                    responses["422"] = {
+                        "description": "Idempotency-Key reused with another body",
+                        **problem,
+                    }
+                    responses["413"] = {"description": "Request body too large", **problem}
+                for response in responses.values():
                     content = response.get("content", {})
                     if "application/json" in content and PROBLEM_MEDIA_TYPE in content:
                         # Errors are problem+json only.
                         del content["application/json"]
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components["schemas"].pop(unused, None)
         app.openapi_schema = schema
         return schema
 
