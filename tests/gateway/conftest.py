@@ -74,6 +74,7 @@ class _Runner:
         from orchestrator_gateway import GatewaySettings, create_app
         from orchestrator_leases import LeaseSettings
         from orchestrator_leases import build_service as build_leases
+        from orchestrator_ratelimit import RatelimitSettings
         from orchestrator_ratelimit import build_service as build_ratelimit
         from orchestrator_scheduler import build_service as build_scheduler
 
@@ -87,7 +88,9 @@ class _Runner:
                     settings=LeaseSettings(lease_ttl_s=30.0, watchdog_interval_s=0.5),
                 ) as leases,
                 build_ratelimit(
-                    service_config("ratelimit", self.database_url), redis_url=REDIS_URL
+                    service_config("ratelimit", self.database_url),
+                    redis_url=REDIS_URL,
+                    settings=RatelimitSettings(envoy_port=0),
                 ) as ratelimit,
             ):
                 await scheduler.start()
