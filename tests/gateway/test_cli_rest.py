@@ -133,7 +133,7 @@ def test_runs_family(stack, capsys) -> None:
     code, out, _ = cli(stack, capsys, "runs", "cancel", run["id"], "--reason", "not needed")
     assert code == 0
     assert "3 job(s) canceled" in out
-    code, out, err = cli(stack, capsys, "runs", "watch", run["id"], "-o", "json")
+    code, out, _err = cli(stack, capsys, "runs", "watch", run["id"], "-o", "json")
     assert code == 1  # terminal, but not succeeded
     assert json.loads(out)["state"] == "canceled"
 
