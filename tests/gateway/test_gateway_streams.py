@@ -50,6 +50,21 @@ async def _all_events(client: httpx.AsyncClient, run_id: str) -> list[dict[str, 
             return out
 
 
+async def _settled_events(
+    client: httpx.AsyncClient, run_id: str, minimum: int
+) -> list[dict[str, Any]]:
+    """The run's events once at least ``minimum`` are readable and two reads agree (the
+    history is served up to the commit horizon, which trails a commit by milliseconds)."""
+    previous: list[dict[str, Any]] | None = None
+    for _ in range(100):
+        events = await _all_events(client, run_id)
+        if len(events) >= minimum and events == previous:
+            return events
+        previous = events
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"run {run_id} history did not settle: {len(previous or [])} events")
+
+
 async def _work(stack, job_type: str, total: int, workers: int = 4) -> None:
     """Claim and complete ``total`` jobs with a few concurrent workers."""
     done = 0
@@ -98,7 +113,7 @@ async def test_sse_resume_with_last_event_id_gets_every_event_once_in_order(stac
         # Meanwhile the workers keep going; resume from the last id.
         await asyncio.sleep(0.3)
         await worker
-        truth = await _all_events(c, run_id)
+        truth = await _settled_events(c, run_id, 1 + 3 * jobs)
         async with c.stream(
             "GET",
             "/events/stream",
@@ -176,7 +191,7 @@ async def test_websocket_feed_resumes_with_after_seq(stack) -> None:
                 },
             )
         ).json()["run"]
-        truth = await _all_events(c, run["id"])
+        truth = await _settled_events(c, run["id"], 6)
     url = stack.api.replace("http://", "ws://") + f"/events/ws?run_id={run['id']}&after_seq=0"
     received: list[dict[str, Any]] = []
     async with websockets.connect(url, subprotocols=["bearer", stack.token()]) as ws:

@@ -1,4 +1,5 @@
-"""Operator-facing reads and the dead-letter replay: the storage side of OperationsService.
+"""Operator-facing reads and the dead-letter replay: the storage side of the
+scheduler's operator RPCs (ListDeadLetters ... GetOverview).
 
 Dead-letter rows are written by the leasing ledger when a job dies; a replay is the operator
 retry of the job (:meth:`Ledger.job_retry`), which marks the entry replayed in the same

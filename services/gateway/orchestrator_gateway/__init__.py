@@ -4,10 +4,10 @@ plus the Console.
 Design note
 -----------
 The gateway is the top layer: it reaches the services only through their gRPC stubs
-(scheduler — which also serves EventStreamService and OperationsService —, ratelimit and
-audit), forwarding the caller's bearer token, so every rule (tenancy, scopes, states) stays
-in the services; the gateway checks the token too, to answer 401/403 early and to key rate
-limits and idempotency by caller. REST resources are the protobuf messages rendered as JSON
+(scheduler, which also serves EventStreamService; ratelimit; audit), forwarding the caller's
+bearer token, so every rule (tenancy, scopes, states) stays in the services; the gateway
+checks the token too, to answer 401/403 early and to key rate limits and idempotency by
+caller. REST resources are the protobuf messages rendered as JSON
 (``_models``: one schema source, the .proto files). Errors are RFC 9457 problem+json
 (``_problems``: one gRPC → HTTP table, ``google.rpc`` details carried over). Live feeds
 (``_streams``) relay EventStreamService with bounded per-client buffers. The Console is a

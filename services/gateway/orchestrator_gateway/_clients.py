@@ -12,7 +12,6 @@ from orchestrator_gateway._settings import GatewaySettings
 from stella.orchestrator.v1 import (
     audit_pb2_grpc,
     events_pb2_grpc,
-    operations_pb2_grpc,
     ratelimit_pb2_grpc,
     scheduler_pb2_grpc,
 )
@@ -40,7 +39,8 @@ class Clients:
         self._audit = grpc.aio.insecure_channel(settings.audit_target, options=CHANNEL_OPTIONS)
         self.scheduler = scheduler_pb2_grpc.SchedulerServiceStub(self._scheduler)
         self.events = events_pb2_grpc.EventStreamServiceStub(self._scheduler)
-        self.operations = operations_pb2_grpc.OperationsServiceStub(self._scheduler)
+        # The operator RPCs (dead letters, incidents, artifacts, overview) are SchedulerService's.
+        self.operations = self.scheduler
         self.ratelimit = ratelimit_pb2_grpc.RateLimitServiceStub(self._ratelimit)
         self.audit = audit_pb2_grpc.AuditServiceStub(self._audit)
 

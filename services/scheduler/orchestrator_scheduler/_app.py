@@ -13,7 +13,6 @@ from orchestrator_pg import (
     EventHorizon,
     EventPartitionMaintainer,
     EventReader,
-    OperationsLedger,
     QuotaLedger,
 )
 from orchestrator_scheduler._events import (
@@ -22,14 +21,9 @@ from orchestrator_scheduler._events import (
     KEEPALIVE_S,
     EventStreamServicer,
 )
-from orchestrator_scheduler._operations import (
-    OPERATIONS_METHOD_SCOPES,
-    OPERATIONS_SERVICE_NAME,
-    OperationsServicer,
-)
 from orchestrator_scheduler._servicer import METHOD_SCOPES, SERVICE_NAME, SchedulerServicer
 from orchestrator_scheduler._validate import MAX_PAYLOAD_BYTES
-from stella.orchestrator.v1 import events_pb2_grpc, operations_pb2_grpc, scheduler_pb2_grpc
+from stella.orchestrator.v1 import events_pb2_grpc, scheduler_pb2_grpc
 
 
 @asynccontextmanager
@@ -42,8 +36,8 @@ async def build_service(
     (default 0 = keep every event partition), ``ORCH_STREAM_KEEPALIVE_S`` (default 15: idle
     time before a live event stream sends a keep-alive).
 
-    Besides SchedulerService it serves EventStreamService (the event history, live) and
-    OperationsService (dead letters, incidents, artifacts, overview).
+    Besides SchedulerService (which includes the operator RPCs: dead letters, incidents,
+    artifacts, overview) it serves EventStreamService (the event history, live).
     """
     db = Database(config.database_url, clock=clock)
     await db.open()
@@ -63,7 +57,6 @@ async def build_service(
             horizon,
             keepalive_s=float(os.environ.get("ORCH_STREAM_KEEPALIVE_S", KEEPALIVE_S)),
         )
-        operations = OperationsServicer(OperationsLedger(db))
         service = GrpcService(
             config,
             [
@@ -73,17 +66,12 @@ async def build_service(
                     events,
                     EVENTS_SERVICE_NAME,
                 ),
-                (
-                    operations_pb2_grpc.add_OperationsServiceServicer_to_server,
-                    operations,
-                    OPERATIONS_SERVICE_NAME,
-                ),
             ],
             background=[
                 ("event-partitions", maintainer.run_forever),
                 ("event-horizon", horizon.run),
             ],
-            method_scopes={**METHOD_SCOPES, **EVENTS_METHOD_SCOPES, **OPERATIONS_METHOD_SCOPES},
+            method_scopes={**METHOD_SCOPES, **EVENTS_METHOD_SCOPES},
         )
         yield service
     finally:

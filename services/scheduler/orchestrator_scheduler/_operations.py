@@ -1,4 +1,5 @@
-"""OperationsService: dead-letter queue, incidents, artifacts and the Console overview.
+"""SchedulerService's operator RPCs: dead-letter queue, incidents, artifacts and the Console
+overview (a mixin of :class:`SchedulerServicer`, like the quota methods).
 
 Translation only (STYLE rule 12): requests are checked here, rows become messages here, and
 the storage lives in :class:`~orchestrator_pg.OperationsLedger`.
@@ -12,15 +13,15 @@ from typing import Any
 
 from orchestrator_core import FieldViolation, InvalidArgument
 from orchestrator_grpckit import current_principal
-from orchestrator_pg import OperationsLedger, Row, TxContext
+from orchestrator_pg import OperationsLedger, QuotaLedger, Row, TxContext
 from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _paging as paging
 from orchestrator_scheduler import _validate as validate
-from stella.orchestrator.v1 import common_pb2, operations_pb2, operations_pb2_grpc, resources_pb2
+from stella.orchestrator.v1 import common_pb2, operations_pb2, resources_pb2
 
-OPERATIONS_SERVICE_NAME = "stella.orchestrator.v1.OperationsService"
+_SERVICE_NAME = "stella.orchestrator.v1.SchedulerService"
 OPERATIONS_METHOD_SCOPES = {
-    f"/{OPERATIONS_SERVICE_NAME}/{method}": scope
+    f"/{_SERVICE_NAME}/{method}": scope
     for method, scope in {
         "ListDeadLetters": "orch:read",
         "GetDeadLetter": "orch:read",
@@ -128,12 +129,19 @@ def _time_token(row: Row, at_field: str, filters: dict[str, object]) -> str:
     return paging.encode_token(f"{row[at_field].isoformat()}|{row['id']}", filters)
 
 
-class OperationsServicer(operations_pb2_grpc.OperationsServiceServicer):
+class OperationsMethods:
     """Dead letters, incidents, artifacts and the overview of the caller's tenant."""
 
-    def __init__(self, ledger: OperationsLedger, *, slo_target: float = SLO_TARGET) -> None:
-        self.ledger = ledger
-        self.slo_target = slo_target
+    ledger: QuotaLedger
+    slo_target: float = SLO_TARGET
+    _ops: OperationsLedger | None = None
+
+    @property
+    def ops(self) -> OperationsLedger:
+        """The operations storage, on the servicer's database pool."""
+        if self._ops is None:
+            self._ops = OperationsLedger(self.ledger.db)
+        return self._ops
 
     async def ListDeadLetters(
         self, request: operations_pb2.ListDeadLettersRequest, context: Any
@@ -150,7 +158,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServiceServicer):
             "retryable": request.retryable if request.HasField("retryable") else None,
         }
         size = paging.page_size(request.page_size)
-        rows = await self.ledger.dead_letter_list(
+        rows = await self.ops.dead_letter_list(
             principal.tenant,
             **filters,
             after=_time_cursor(request.page_token, filters),
@@ -166,7 +174,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServiceServicer):
     ) -> Any:
         principal = current_principal()
         entry_id = validate.parse_id_or_raise(request.entry_id, "entry_id")
-        row = await self.ledger.dead_letter_get(principal.tenant, entry_id)
+        row = await self.ops.dead_letter_get(principal.tenant, entry_id)
         return operations_pb2.GetDeadLetterResponse(entry=dead_letter(row))
 
     async def GetDeadLetterStats(
@@ -177,7 +185,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServiceServicer):
             _label(resources_pb2.DeadLetterStatus, "DEAD_LETTER_STATUS_", request.status)
             or "pending"
         )
-        rows = await self.ledger.dead_letter_clusters(principal.tenant, status)
+        rows = await self.ops.dead_letter_clusters(principal.tenant, status)
         by_class: dict[str, int] = {}
         clusters = []
         for row in rows:
@@ -211,8 +219,8 @@ class OperationsServicer(operations_pb2_grpc.OperationsServiceServicer):
             reason=request.operator.reason,
             ticket=request.operator.ticket,
         )
-        entry, job = await self.ledger.dead_letter_replay(ctx, entry_id)
-        parents = await self.ledger.job_parents([job["id"]])
+        entry, job = await self.ops.dead_letter_replay(ctx, entry_id)
+        parents = await self.ops.job_parents([job["id"]])
         return operations_pb2.ReplayDeadLetterResponse(
             entry=dead_letter(entry), job=convert.job(job, parents[job["id"]])
         )
@@ -225,7 +233,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServiceServicer):
             "state": _label(resources_pb2.IncidentState, "INCIDENT_STATE_", request.state)
         }
         size = paging.page_size(request.page_size)
-        rows = await self.ledger.incident_list(
+        rows = await self.ops.incident_list(
             principal.tenant,
             **filters,
             after=_time_cursor(request.page_token, filters),
@@ -248,7 +256,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServiceServicer):
         out.raise_if_any("invalid artifact filter")
         filters = {"job_id": request.job_id, "run_id": request.run_id}
         size = paging.page_size(request.page_size)
-        rows = await self.ledger.artifact_list(
+        rows = await self.ops.artifact_list(
             principal.tenant,
             job_id=job_id,
             run_id=run_id,
@@ -270,7 +278,7 @@ class OperationsServicer(operations_pb2_grpc.OperationsServiceServicer):
                     "window must be positive and at most 24 hours",
                     [FieldViolation("window", f"got {window.total_seconds()} s")],
                 )
-        data = await self.ledger.overview(principal.tenant, window)
+        data = await self.ops.overview(principal.tenant, window)
         by_state = data["jobs_by_state"]
         succeeded = int(data.get("succeeded") or 0)
         failed = int(data.get("failed_attempts") or 0)

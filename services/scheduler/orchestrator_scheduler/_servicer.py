@@ -14,6 +14,7 @@ from typing import Any
 from orchestrator_grpckit import Principal, current_principal
 from orchestrator_pg import QuotaLedger, TxContext
 from orchestrator_scheduler import _convert as convert
+from orchestrator_scheduler import _operations as operations
 from orchestrator_scheduler import _paging as paging
 from orchestrator_scheduler import _quotas as quotas
 from orchestrator_scheduler import _validate as validate
@@ -45,7 +46,7 @@ METHOD_SCOPES: dict[str, str] = {
         **dict.fromkeys(quotas.QUOTA_READ_METHODS, _READ),
         **dict.fromkeys(quotas.QUOTA_WRITE_METHODS, quotas.QUOTA_SCOPE),
     }.items()
-}
+} | operations.OPERATIONS_METHOD_SCOPES
 
 
 def _ctx(principal: Principal, operator: common_pb2.OperatorContext | None = None) -> TxContext:
@@ -62,7 +63,11 @@ def _ctx(principal: Principal, operator: common_pb2.OperatorContext | None = Non
     )
 
 
-class SchedulerServicer(quotas.QuotaMethods, scheduler_pb2_grpc.SchedulerServiceServicer):
+class SchedulerServicer(
+    quotas.QuotaMethods,
+    operations.OperationsMethods,
+    scheduler_pb2_grpc.SchedulerServiceServicer,
+):
     """Sources, runs with their DAG, jobs, and quotas (every job insert of the ledger goes
     through the ``max_queued`` backpressure check)."""
 

@@ -1,5 +1,5 @@
 -- The dead-letter queue (rows written by the leasing ledger when a job dies), incidents,
--- artifacts and the overview figures: the operator-facing reads of OperationsService.
+-- artifacts and the overview figures: the operator-facing reads of SchedulerService.
 
 -- name: dead_letter_list
 -- Newest first; the cursor is (failed_at, id) of the last row of the previous page.
