@@ -8,6 +8,7 @@ parallel sessions sharing PostgreSQL and Redis never see each other's data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -79,61 +80,67 @@ class _Runner:
         from orchestrator_scheduler import build_service as build_scheduler
 
         self._stop = asyncio.Event()
-        os.environ["ORCH_STREAM_KEEPALIVE_S"] = str(KEEPALIVE_S)
-        try:
-            async with (
-                build_scheduler(service_config("scheduler", self.database_url)) as scheduler,
+        async with contextlib.AsyncExitStack() as stack:
+            # The keep-alive interval is read when the scheduler is built: set it only then.
+            os.environ["ORCH_STREAM_KEEPALIVE_S"] = str(KEEPALIVE_S)
+            try:
+                scheduler = await stack.enter_async_context(
+                    build_scheduler(service_config("scheduler", self.database_url))
+                )
+            finally:
+                os.environ.pop("ORCH_STREAM_KEEPALIVE_S", None)
+            leases = await stack.enter_async_context(
                 build_leases(
                     service_config("leases", self.database_url),
                     settings=LeaseSettings(lease_ttl_s=30.0, watchdog_interval_s=0.5),
-                ) as leases,
+                )
+            )
+            ratelimit = await stack.enter_async_context(
                 build_ratelimit(
                     service_config("ratelimit", self.database_url),
                     redis_url=REDIS_URL,
                     settings=RatelimitSettings(envoy_port=0),
-                ) as ratelimit,
-            ):
-                await scheduler.start()
-                await leases.start()
-                await ratelimit.start()
-                settings = GatewaySettings(
-                    http_port=0,
-                    scheduler_target=f"127.0.0.1:{scheduler.port}",
-                    ratelimit_target=f"127.0.0.1:{ratelimit.port}",
-                    audit_target=self.gateway_env.get("audit_target", "127.0.0.1:1"),
-                    auth_hs256_secret=DEV_SECRET,
-                    rate_per_s=float(self.gateway_env.get("rate_per_s", 1000)),
-                    rate_burst=int(self.gateway_env.get("rate_burst", 5000)),
-                    stream_buffer=int(self.gateway_env.get("stream_buffer", 1000)),
                 )
-                config = uvicorn.Config(
-                    create_app(settings),
-                    host="127.0.0.1",
-                    port=0,
-                    log_level="warning",
-                    lifespan="on",
-                    ws="websockets-sansio",
-                )
-                server = uvicorn.Server(config)
-                task = asyncio.create_task(server.serve())
-                while not server.started:
-                    if task.done():
-                        task.result()
-                    await asyncio.sleep(0.02)
-                self.ports = {
-                    "http": server.servers[0].sockets[0].getsockname()[1],
-                    "scheduler": scheduler.port,
-                    "leases": leases.port,
-                }
-                self.ready.set()
-                await self._stop.wait()
-                server.should_exit = True
-                await task
-                await leases.stop()
-                await ratelimit.stop()
-                await scheduler.stop()
-        finally:
-            os.environ.pop("ORCH_STREAM_KEEPALIVE_S", None)
+            )
+            await scheduler.start()
+            await leases.start()
+            await ratelimit.start()
+            settings = GatewaySettings(
+                http_port=0,
+                scheduler_target=f"127.0.0.1:{scheduler.port}",
+                ratelimit_target=f"127.0.0.1:{ratelimit.port}",
+                audit_target=self.gateway_env.get("audit_target", "127.0.0.1:1"),
+                auth_hs256_secret=DEV_SECRET,
+                rate_per_s=float(self.gateway_env.get("rate_per_s", 1000)),
+                rate_burst=int(self.gateway_env.get("rate_burst", 5000)),
+                stream_buffer=int(self.gateway_env.get("stream_buffer", 1000)),
+            )
+            config = uvicorn.Config(
+                create_app(settings),
+                host="127.0.0.1",
+                port=0,
+                log_level="warning",
+                lifespan="on",
+                ws="websockets-sansio",
+            )
+            server = uvicorn.Server(config)
+            task = asyncio.create_task(server.serve())
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.02)
+            self.ports = {
+                "http": server.servers[0].sockets[0].getsockname()[1],
+                "scheduler": scheduler.port,
+                "leases": leases.port,
+            }
+            self.ready.set()
+            await self._stop.wait()
+            server.should_exit = True
+            await task
+            await leases.stop()
+            await ratelimit.stop()
+            await scheduler.stop()
 
     def start(self) -> None:
         self.thread.start()

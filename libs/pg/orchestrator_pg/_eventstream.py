@@ -7,8 +7,10 @@ holds a seq ``<= h`` has finished (committed or rolled back): events ``<= h`` ne
 a reader that pages ``(after, h]`` misses nothing and repeats nothing.
 
 How: read the sequence's last value ``c``, then take a snapshot; every writer holding a seq
-``<= c`` got its transaction id before that snapshot, so once every transaction that snapshot
-lists as in progress has ended, ``c`` is safe. One LISTEN connection per process wakes the
+``<= c`` got its transaction id before that snapshot (events are only inserted by AFTER
+triggers of another write, so a writer has an xid before it takes a seq; and the sequence has
+no per-session cache), so once every transaction that snapshot lists as in progress and that
+writes events (holds a lock on ``orchestrator.events``) has ended, ``c`` is safe. One LISTEN connection per process wakes the
 tracker on ``orch_events``; a poll every :data:`POLL_INTERVAL_S` covers lost notifications.
 """
 
@@ -30,9 +32,8 @@ from orchestrator_pg._queries import query
 
 POLL_INTERVAL_S = 1.0
 SETTLE_POLL_S = 0.005
-# A writer still open after this long is assumed not to hold an event seq (an idle session,
-# a long report); the horizon moves on rather than stalling every stream. Writers of the
-# ledger commit in milliseconds.
+# A writer of events still open after this long is assumed stuck; the horizon moves on rather
+# than stalling every stream (and logs it). Writers of the ledger commit in milliseconds.
 SETTLE_TIMEOUT_S = 5.0
 RECONNECT_MIN_S = 0.2
 RECONNECT_MAX_S = 5.0
@@ -90,8 +91,8 @@ class EventHorizon:
                 return candidate
             if loop.time() > deadline:
                 _log.warning(
-                    "a transaction stayed open %.0f s while computing the event horizon; "
-                    "moving on to seq %d",
+                    "a transaction writing events stayed open %.0f s while computing the "
+                    "event horizon; moving on to seq %d (a stream may miss its events)",
                     SETTLE_TIMEOUT_S,
                     candidate,
                 )

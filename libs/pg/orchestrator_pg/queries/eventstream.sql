@@ -26,10 +26,20 @@ SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS seq FROM orchestrator.e
 SELECT pg_current_snapshot()::text AS snapshot;
 
 -- name: event_horizon_settled
--- Step 3: true once no transaction of that in-progress list is still running.
+-- Step 3: true once no transaction of that in-progress list that writes events is still
+-- running. A writer of events holds a lock on orchestrator.events (taken before the insert
+-- draws its seq) until it ends, so only those transactions are waited for; transactions of
+-- other databases or that never touch events do not hold the horizon back.
 SELECT NOT EXISTS (
-  SELECT 1 FROM pg_snapshot_xip(%(snapshot)s::pg_snapshot) AS x
-   WHERE pg_xact_status(x) = 'in progress') AS settled;
+  SELECT 1
+    FROM pg_locks rel
+    JOIN pg_locks tx ON tx.virtualtransaction = rel.virtualtransaction
+                    AND tx.locktype = 'transactionid'
+   WHERE rel.locktype = 'relation'
+     AND rel.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+     AND rel.relation = 'orchestrator.events'::regclass
+     AND tx.transactionid IN (
+           SELECT xid(x) FROM pg_snapshot_xip(%(snapshot)s::pg_snapshot) AS x)) AS settled;
 
 -- name: events_listen
 LISTEN orch_events;
