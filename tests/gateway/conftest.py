@@ -32,6 +32,7 @@ class Stack:
     leases: str
     tenant: str
     other_tenant: str
+    database_url: str
 
     def token(
         self,
@@ -170,6 +171,7 @@ def _start_stack(admin_url: str, prefix: str, **gateway_env: str) -> Iterator[St
                 leases=f"127.0.0.1:{runner.ports['leases']}",
                 tenant=tenant,
                 other_tenant=other,
+                database_url=url,
             )
         finally:
             runner.stop()

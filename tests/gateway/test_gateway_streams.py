@@ -287,3 +287,47 @@ async def test_slow_sse_client_is_cut_not_the_server(stack) -> None:
         sock.close()
         server.should_exit = True
         await task
+
+
+async def test_an_event_committed_late_is_not_skipped(stack) -> None:
+    """seq comes from a sequence: a transaction holding a lower seq can commit after one with
+    a higher seq. The stream holds the higher one back until the lower one is final, so a
+    reader never moves past an event that is still to appear."""
+    import psycopg
+
+    async with httpx.AsyncClient(base_url=stack.api, headers=stack.headers(), timeout=30) as c:
+        early = await create_source(c)
+        async with c.stream("GET", "/events/stream") as stream:
+            items = sse_events(stream)
+            assert "comment" in await anext(items)  # open
+            slow = await psycopg.AsyncConnection.connect(stack.database_url)
+            try:
+                # The slow transaction draws its seq first and stays open...
+                await slow.execute(
+                    'UPDATE orchestrator.sources SET labels = \'{"late": "1"}\','
+                    " version = version + 1 WHERE id = %s",
+                    (early["id"],),
+                )
+                # ...while a later one commits a higher seq.
+                late = await create_source(c)
+
+                async def next_event() -> dict[str, Any]:
+                    async for item in items:
+                        if "id" in item:
+                            return item
+                    raise AssertionError("stream ended")
+
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(
+                        asyncio.shield(pending := asyncio.ensure_future(next_event())), 1.5
+                    )
+                await slow.commit()
+                first = await asyncio.wait_for(pending, 10)
+                second = await asyncio.wait_for(next_event(), 10)
+            finally:
+                await slow.close()
+    assert first["data"]["source_id"] == early["id"]
+    assert first["event"] == "source.updated"
+    assert second["data"]["source_id"] == late["id"]
+    assert second["event"] == "source.created"
+    assert first["id"] < second["id"]
