@@ -5,9 +5,13 @@ One figure per line, ``name value unit`` (DESIGN.md §9):
 * enqueue_jobs_per_s             SubmitJobs over gRPC, batches of 500 standalone no-op jobs
 * e2e_jobs_per_s                 burn-down of those jobs (20,000 by default) by 4 Python SDK
                                  worker processes x concurrency 50 through the leases service's
-                                 Work stream, leases, fencing, events and idempotency all on;
-                                 measured in the ledger from the first lease to the last
-                                 completion (process start-up excluded, like the peers)
+                                 Work stream, leases, fencing, events, idempotency and leasing
+                                 rate limits (a token per lease from Redis; unconfigured
+                                 buckets do not bind) all on; measured in the ledger from the
+                                 first lease to the last completion (process start-up
+                                 excluded, like the peers); median of --e2e-rounds
+* e2e_jobs_per_s_ratelimit_off   the same with ORCH_LEASES_RATELIMIT=off, rounds alternating
+* ratelimit_overhead_pct         (off - on) / off: the cost of non-binding rate limiting
 * start_latency_p50_ms / _p99_ms enqueue→lease latency at a steady 500 jobs/s offered load
                                  (created_at → leased_at of each job)
 * dag_create_jobs_per_s          CreateRun of 1,000-job three-level DAGs
@@ -76,10 +80,11 @@ def _free_port() -> int:
 class Stack:
     """The scheduler and leases services as subprocesses on free ports."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, *, ratelimit: str = "on") -> None:
         self.ports = {"scheduler": _free_port(), "leases": _free_port()}
         env = {
             **os.environ,
+            "ORCH_LEASES_RATELIMIT": ratelimit,
             "ORCH_DATABASE_URL": database_url,
             "ORCH_AUTH_HS256_SECRET": SECRET,
             "ORCH_SCHEDULER_GRPC_PORT": str(self.ports["scheduler"]),
@@ -154,7 +159,8 @@ def _payload(i: int) -> struct_pb2.Struct:
     return s
 
 
-async def bench_enqueue(stub, md, job_type: str, total: int) -> None:
+async def bench_enqueue(stub, md, job_type: str, total: int) -> float:
+    """Submits ``total`` no-op jobs; returns jobs/s."""
     start = time.perf_counter()
     for offset in range(0, total, SUBMIT_BATCH):
         specs = [
@@ -162,7 +168,60 @@ async def bench_enqueue(stub, md, job_type: str, total: int) -> None:
             for i in range(min(SUBMIT_BATCH, total - offset))
         ]
         await stub.SubmitJobs(scheduler_pb2.SubmitJobsRequest(jobs=specs), metadata=md)
-    figure("enqueue_jobs_per_s", total / (time.perf_counter() - start), "jobs/s")
+    return total / (time.perf_counter() - start)
+
+
+async def fresh_database(prefix: str) -> tuple[str, str]:
+    """A new, migrated database with the bench tenant: (url, name); the caller drops it."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    url = create_database(ADMIN_URL, name)
+    await migrate(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO orchestrator.tenants (id) VALUES (%s)", (TENANT,))
+    return url, name
+
+
+async def e2e_run(md, total: int, ratelimit: str) -> tuple[float, float]:
+    """One burn-down on a fresh database (so no run sees another's rows): enqueue and e2e
+    jobs/s."""
+    url, name = await fresh_database("orch_bench_e2e")
+    stack = Stack(url, ratelimit=ratelimit)
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        stack.wait_serving()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.ports['scheduler']}") as channel:
+            stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+            enqueue = await bench_enqueue(stub, md, "bench.noop", total)
+        workers = start_workers(
+            f"127.0.0.1:{stack.ports['leases']}", "bench.noop", WORKER_PROCESSES
+        )
+        with psycopg.connect(url, autocommit=True) as db:
+            wait_done(db, "bench.noop", total, 600)
+            return enqueue, e2e_figure(db, "bench.noop", total)
+    finally:
+        stop_workers(workers)
+        stack.stop()
+        drop_database(ADMIN_URL, name)
+
+
+async def bench_e2e(md, total: int, rounds: int) -> float:
+    """The burn-down with leasing rate limits on (the default: every lease spends a token
+    of its {tenant, host} bucket in Redis; unconfigured buckets do not bind) and off, in
+    ABBA order (off-on, on-off, ...) so neither mode always runs second; prints the medians
+    and the overhead. Returns the rate-limited (default) figure."""
+    rates: dict[str, list[float]] = {"on": [], "off": []}
+    enqueue: list[float] = []
+    for round_ in range(rounds):
+        for mode in ("off", "on") if round_ % 2 == 0 else ("on", "off"):
+            submitted, rate = await e2e_run(md, total, mode)
+            enqueue.append(submitted)
+            rates[mode].append(rate)
+    on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
+    figure("enqueue_jobs_per_s", statistics.median(enqueue), "jobs/s")
+    figure("e2e_jobs_per_s", on, "jobs/s")
+    figure("e2e_jobs_per_s_ratelimit_off", off, "jobs/s")
+    figure("ratelimit_overhead_pct", (off - on) / off * 100, "%")
+    return on
 
 
 def wait_done(db: psycopg.Connection, job_type: str, total: int, timeout_s: float) -> None:
@@ -254,29 +313,20 @@ async def bench_acquire() -> None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
-    name = f"orch_bench_{uuid.uuid4().hex[:8]}"
-    url = create_database(ADMIN_URL, name)
     ours: dict[str, float] = {}
     stack: Stack | None = None
     workers: list[subprocess.Popen[bytes]] = []
+    token = mint_dev_token(SECRET, "bench", [TENANT], ["orch:read", "orch:operate"])
+    md = (("authorization", f"Bearer {token}"),)
+    ours["e2e"] = await bench_e2e(md, args.jobs, args.e2e_rounds)
+    url, name = await fresh_database("orch_bench")
     try:
-        await migrate(url)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("INSERT INTO orchestrator.tenants (id) VALUES (%s)", (TENANT,))
         stack = Stack(url)
         stack.wait_serving()
-        token = mint_dev_token(SECRET, "bench", [TENANT], ["orch:read", "orch:operate"])
-        md = (("authorization", f"Bearer {token}"),)
         leases_target = f"127.0.0.1:{stack.ports['leases']}"
         db = psycopg.connect(url, autocommit=True)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.ports['scheduler']}") as channel:
             stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
-            await bench_enqueue(stub, md, "bench.noop", args.jobs)
-            workers = start_workers(leases_target, "bench.noop", WORKER_PROCESSES)
-            wait_done(db, "bench.noop", args.jobs, 600)
-            ours["e2e"] = e2e_figure(db, "bench.noop", args.jobs)
-            figure("e2e_jobs_per_s", ours["e2e"], "jobs/s")
-            stop_workers(workers)
             workers = start_workers(leases_target, "bench.latency", WORKER_PROCESSES)
             await asyncio.sleep(3)  # let every worker connect before offering load
             await bench_latency(stub, md, db, "bench.latency")
@@ -298,6 +348,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Stella Orchestrator benchmarks")
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument(
+        "--e2e-rounds",
+        type=int,
+        default=4,
+        help="burn-downs per mode (rate limiting on / off, ABBA order); medians are printed",
+    )
     args = parser.parse_args()
     ours = asyncio.run(run(args))
     if args.skip_peers:

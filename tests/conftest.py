@@ -101,10 +101,13 @@ def service_config(service_name: str, database_url: str):
 
 @pytest.fixture(scope="session")
 async def scheduler_target(database_url: str, tenants: tuple[str, str]) -> AsyncIterator[str]:
-    """The scheduler service on a free port, for the whole session."""
+    """The scheduler service on a free port, for the whole session. It fires no schedules:
+    tests drive firing with their own clocks (tests/integration/test_schedules.py)."""
     from orchestrator_scheduler import build_service
 
-    async with build_service(service_config("scheduler", database_url)) as service:
+    async with build_service(
+        service_config("scheduler", database_url), schedule_firing=False
+    ) as service:
         await service.start()
         try:
             yield f"127.0.0.1:{service.port}"

@@ -28,7 +28,7 @@ from redis.backoff import NoBackoff
 from orchestrator_grpckit import ServiceConfig, mint_dev_token
 from orchestrator_leases import LeasesApp, LeaseSettings, build_app
 from orchestrator_leases import _metrics as lease_metrics
-from orchestrator_redis import BucketConfig, BucketKey, BucketStore, CircuitPolicy
+from orchestrator_redis import NON_BINDING, BucketConfig, BucketKey, BucketStore, CircuitPolicy
 from stella.orchestrator.v1 import (
     common_pb2,
     leases_pb2,
@@ -500,3 +500,154 @@ async def test_off_leases_without_limits(rl_db, sched, db, redis_client, prefix)
         assert app.limiter is None
         await _submit(sched, job_type, 10, source)
         await w.wait_for(10, within_s=3)
+
+
+async def test_unconfigured_buckets_do_not_bind(rl_db, sched, db, redis_client, prefix) -> None:
+    # The store default is NON_BINDING: 300 jobs of an unconfigured host (and 300 without a
+    # source) lease in one go; a binding default (10 burst) would hold most of them back.
+    assert LeaseSettings().ratelimit is True
+    assert LeaseSettings.from_env({}).ratelimit_default_bucket == NON_BINDING
+    store = BucketStore(redis_client, prefix=prefix, default=NON_BINDING)
+    source = _source(db, _host("unconfigured"))
+    job_type = _job_type()
+    async with _leases(rl_db, _settings(), store) as app, _worker(app, job_type) as w:
+        ids = [*await _submit(sched, job_type, 300, source), *await _submit(sched, job_type, 300)]
+        await w.wait_for(600, within_s=10)
+        for _ in range(100):  # the last completions are still in flight
+            if {r[0] for r in _states(db, ids)} == {"succeeded"}:
+                break
+            await asyncio.sleep(0.05)
+    assert {r[0] for r in _states(db, ids)} == {"succeeded"}
+    assert all(r[1] == 1 for r in _states(db, ids))  # every job leased once, none deferred
+
+
+async def test_sourceless_429_delays_only_that_job(rl_db, sched, db, redis_client, prefix) -> None:
+    # A 429 from a job without a source names no upstream: its retry honours the
+    # Retry-After, but the tenant's other source-less jobs keep flowing.
+    store = BucketStore(redis_client, prefix=prefix, default=NON_BINDING)
+    job_type = _job_type()
+    throttled: set[str] = set()
+
+    def policy(a: leases_pb2.Assignment):
+        if a.job_id in throttled:
+            return _fail(a, common_pb2.ERROR_CLASS_HTTP_429, 60.0)
+        return None
+
+    async with _leases(rl_db, _settings(), store) as app, _worker(app, job_type, policy) as w:
+        (probe,) = await _submit(sched, job_type, 1)
+        throttled.add(probe)
+        await w.wait_for(1, [probe])
+        await asyncio.sleep(0.3)  # let the feedback loop drain
+        others = await _submit(sched, job_type, 20)
+        await w.wait_for(20, others, within_s=3)
+        assert len(w.leased([probe])) == 1  # the throttled job waits for its Retry-After
+    state = await store.state(BucketKey(TENANT, ""), now=time.time())
+    assert state.paused_until is None
+    row = db.execute(
+        "SELECT state, not_before > now() + interval '50 seconds' FROM orchestrator.jobs"
+        " WHERE id = %s",
+        (probe,),
+    ).fetchone()
+    assert row == ("ready", True)
+
+
+async def test_max_active_quota_paces_the_stream_by_completions(
+    rl_db, sched, db, redis_client, prefix
+) -> None:
+    # A job-type quota of 2 active leases: the worker never holds more than 2 of its jobs,
+    # and each completion makes room at once (the dispatcher claims again when a lease
+    # ends while a cap is full; it does not wait for the 1-2 s fallback poll).
+    store = BucketStore(redis_client, prefix=prefix, default=NON_BINDING)
+    job_type = _job_type()
+    db.execute(
+        "INSERT INTO orchestrator.quotas (id, tenant, job_type, max_active, created_at,"
+        " updated_at) VALUES (gen_random_uuid(), %s, %s, 2, now(), now())",
+        (TENANT, job_type),
+    )
+    held: list[int] = []
+
+    async def watch() -> None:
+        while True:
+            (n,) = db.execute(
+                "SELECT count(*) FROM orchestrator.jobs WHERE job_type = %s AND state = 'leased'",
+                (job_type,),
+            ).fetchone()
+            held.append(n)
+            await asyncio.sleep(0.005)
+
+    async with _leases(rl_db, _settings(), store) as app, _worker(app, job_type) as w:
+        watcher = asyncio.create_task(watch())
+        ids = await _submit(sched, job_type, 20)
+        start = time.monotonic()
+        await w.wait_for(20, within_s=10)
+        elapsed = time.monotonic() - start
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    assert max(held) <= 2
+    assert elapsed < 4.0, f"20 jobs at 2 at a time took {elapsed:.1f} s"
+    assert all(r[1] == 1 for r in _states(db, ids))  # none deferred or retried
+
+
+class _CountingStore(BucketStore):
+    """The real store, counting its acquire round trips (a spy, not a stand-in)."""
+
+    acquires = 0
+
+    async def acquire(self, requests, *, now, whole=None):  # type: ignore[no-untyped-def]
+        self.acquires += 1
+        return await super().acquire(requests, now=now, whole=whole)
+
+
+async def test_held_tokens_skip_redis_for_roomy_buckets_only(
+    rl_db, db, redis_client, prefix
+) -> None:
+    from orchestrator_leases._ratelimit import PREFETCH, LeaseLimiter
+    from orchestrator_pg import Database, LeaseLedger, TxContext
+
+    store = _CountingStore(redis_client, prefix=prefix, default=NON_BINDING)
+    tight = _host("tight")
+    await store.configure(BucketKey(TENANT, tight), BucketConfig(5, 1), now=time.time())
+    tight_src = _source(db, tight)
+    roomy_type, tight_type = _job_type(), _job_type()
+    for job_type, source_id in ((roomy_type, None), (tight_type, tight_src)):
+        db.execute(
+            "INSERT INTO orchestrator.jobs (id, tenant, job_type, state, reason, payload_digest,"
+            " max_attempts, initial_backoff_s, max_backoff_s, backoff_multiplier, not_before,"
+            " created_at, updated_at, source_id)"
+            " SELECT gen_random_uuid(), %s, %s, 'ready', 'submitted',"
+            " 'sha256:' || repeat('0', 64), 3, 1, 10, 2, now(), now(), now(), %s"
+            " FROM generate_series(1, 600)",
+            (TENANT, job_type, source_id),
+        )
+    async with Database(rl_db) as database:
+        ledger = LeaseLedger(database)
+        limiter = LeaseLimiter(store, ledger, jitter_s=0.0)
+
+        async def claims(job_type: str, n: int) -> int:
+            leased = 0
+            for _ in range(n):
+                reserved = limiter.reserve()
+                result = await ledger.claim_admitted(
+                    TxContext(tenant=TENANT, actor_subject="held-test"),
+                    worker_ids=["w"] * 50,
+                    job_types=[job_type],
+                    tenants=[TENANT],
+                    admit=limiter.admit,
+                    allowance=reserved,
+                )
+                limiter.release(reserved, result.spent)
+                leased += len(result.rows)
+            return leased
+
+        # Unconfigured key: the first grant shows it roomy, the second also fetches PREFETCH
+        # tokens, and the next PREFETCH / 50 claims spend them without calling Redis.
+        assert await claims(roomy_type, 10) == 500
+        assert store.acquires == 2
+        # A binding bucket (5 burst, 1/s) is asked exactly what each claim needs: nothing
+        # is hoarded and leasing never runs ahead of it.
+        before = store.acquires
+        assert await claims(tight_type, 3) <= 5 + 1
+        assert store.acquires - before >= 1
+    held = limiter.reserve()
+    assert held.get((TENANT, tight), 0) == 0
+    assert 0 < held.get((TENANT, ""), 0) <= PREFETCH

@@ -195,6 +195,31 @@ async def test_acquire_grants_then_denies_with_retry_after(rl: Client) -> None:
     assert later.grants[0].granted
 
 
+async def test_multi_token_acquire_is_all_or_nothing_unless_partial(rl: Client) -> None:
+    host = _host("multi")
+    await _configure(rl, host, capacity=5, rate=1.0)
+    now = datetime.now(UTC) + timedelta(seconds=1)
+
+    def item(tokens: int, partial: bool = False) -> ratelimit_pb2.AcquireRequestItem:
+        return ratelimit_pb2.AcquireRequestItem(key=_key(host), tokens=tokens, partial=partial)
+
+    first = await rl.Acquire(ratelimit_pb2.AcquireRequest(items=[item(3)], now=_ts(now)))
+    assert first.grants[0].granted
+    assert first.grants[0].granted_tokens == 3
+    # 2 left: asking for 4 takes nothing and says when all 4 could go.
+    whole = await rl.Acquire(ratelimit_pb2.AcquireRequest(items=[item(4)], now=_ts(now)))
+    (denied,) = whole.grants
+    assert (denied.granted, denied.granted_tokens, denied.deny_reason) == (False, 0, "tokens")
+    assert denied.remaining == pytest.approx(2.0)  # the short bucket kept its tokens
+    assert denied.retry_after.ToTimedelta() == timedelta(seconds=2)
+    # partial takes the 2 there are and tells when the other 2 could go.
+    part = await rl.Acquire(ratelimit_pb2.AcquireRequest(items=[item(4, True)], now=_ts(now)))
+    (some,) = part.grants
+    assert (some.granted, some.granted_tokens) == (False, 2)
+    assert some.remaining == pytest.approx(0.0)
+    assert some.retry_after.ToTimedelta() == timedelta(seconds=2)
+
+
 async def test_configure_bucket_per_source_and_tenant_default(channel: grpc.aio.Channel) -> None:
     client = _client(channel, DEFAULTS_TENANT)
     default = await client.ConfigureBucket(

@@ -417,3 +417,36 @@ async def test_disabled_source_accepts_no_new_jobs(scheduler, db):
         "SELECT count(*) FROM orchestrator.jobs WHERE source_id = %s", (source.id,)
     ).fetchone()
     assert count == 0
+
+
+async def test_source_max_active_is_set_cleared_and_validated(scheduler, db):
+    created = await _create(scheduler, _source(_marker()))
+    assert created.max_active == 0  # no cap by default
+    capped = await _update(
+        scheduler, resources_pb2.Source(id=created.id, max_active=4), "max_active"
+    )
+    assert capped.max_active == 4
+    (stored,) = db.execute(
+        "SELECT max_active FROM orchestrator.sources WHERE id = %s", (created.id,)
+    ).fetchone()
+    assert stored == 4
+    err = await _refused(
+        scheduler.UpdateSource(
+            scheduler_pb2.UpdateSourceRequest(
+                source=resources_pb2.Source(id=created.id, max_active=-1),
+                update_mask=field_mask_pb2.FieldMask(paths=["max_active"]),
+            )
+        )
+    )
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert {v.field for v in error_details(err)["BadRequest"].field_violations} == {
+        "source.max_active"
+    }
+    cleared = await _update(
+        scheduler, resources_pb2.Source(id=created.id, max_active=0), "max_active"
+    )
+    assert cleared.max_active == 0
+    (stored,) = db.execute(
+        "SELECT max_active FROM orchestrator.sources WHERE id = %s", (created.id,)
+    ).fetchone()
+    assert stored is None

@@ -48,6 +48,7 @@ from orchestrator_pg._migrate import (
 from orchestrator_pg._operations import OperationsLedger
 from orchestrator_pg._queries import parse_queries, queries, query
 from orchestrator_pg._quotas import QUOTA_MUTABLE_FIELDS, QuotaFields, QuotaLedger
+from orchestrator_pg._schedules import SCHEDULE_MUTABLE_FIELDS, ScheduleFields, ScheduleLedger
 
 __all__ = [
     "ARTIFACT_CONFLICT",
@@ -55,6 +56,7 @@ __all__ = [
     "LEASE_LOST",
     "QUEUE_RETRY_AFTER_S",
     "QUOTA_MUTABLE_FIELDS",
+    "SCHEDULE_MUTABLE_FIELDS",
     "WORKER_CRASH",
     "Artifact",
     "Completion",
@@ -77,6 +79,8 @@ __all__ = [
     "QuotaFields",
     "QuotaLedger",
     "Row",
+    "ScheduleFields",
+    "ScheduleLedger",
     "SourceFields",
     "SubmittedJob",
     "TxContext",

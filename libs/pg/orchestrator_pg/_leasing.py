@@ -4,7 +4,7 @@ release and expire.
 These are the storage half of the leases service (``orchestrator_leases`` is the gRPC half);
 they live beside the scheduler's operations because both write the same job rows through the
 same triggers. Each call is one transaction over a batch, one statement per kind of write.
-The hot-path calls (``claim_fair``, ``heartbeat``, ``progress``, ``record_artifacts``,
+The hot-path calls (``claim_admitted``, ``heartbeat``, ``progress``, ``record_artifacts``,
 ``complete``, ``release``) run in psycopg pipeline mode: BEGIN, the transaction context,
 the statement and COMMIT travel together, which saves round trips per batch.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -137,23 +137,46 @@ class Deferral:
 
 @dataclass(frozen=True)
 class LimitedClaim:
-    """What :meth:`LeaseLedger.claim_limited` did: the leased rows (as ``claim_fair``
-    returns them, plus ``host``) and the deferred candidates."""
+    """What :meth:`LeaseLedger.claim_admitted` did.
+
+    Attributes:
+        rows: the leased rows (assignment columns, ``slot`` and ``host``), in slot order.
+        deferred: candidates that may not go now (blackout, denied tokens).
+        now: the claim's time.
+        quota_wake_at: when the next hourly quota token comes for a quota that has none
+            now (None: no quota is waiting for tokens).
+        cap_full: some quota or source was at its ``max_active``: a lease ending may make
+            room, so the caller should claim again when one ends.
+        spent: leased rows per ``(tenant, host)`` taken from the caller's allowance.
+    """
 
     rows: list[Row]
     deferred: list[Deferral]
     now: datetime
+    quota_wake_at: datetime | None = None
+    cap_full: bool = False
+    spent: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @property
     def earliest_deferral(self) -> datetime | None:
         """When the first deferred candidate becomes claimable again (None: none)."""
         return min((d.not_before for d in self.deferred), default=None)
 
+    @property
+    def wake_at(self) -> datetime | None:
+        """When something held back now may go: the first deferral or quota token."""
+        times = [t for t in (self.earliest_deferral, self.quota_wake_at) if t is not None]
+        return min(times, default=None)
+
 
 Admit = Callable[[Sequence[Row], datetime], Awaitable[dict[uuid.UUID, tuple[datetime, str]]]]
-"""Admission of claim candidates (rows with ``id``, ``tenant``, ``source_id``, ``host``,
-``slot``, in claim order) at ``now``: returns ``{job id: (not_before, reason)}`` for the
-candidates that may not go now; every other candidate is leased."""
+"""Admission of waiting claim candidates (rows with ``id``, ``tenant``, ``source_id``,
+``host``, ``slot``, in claim order) at ``now``: returns ``{job id: (not_before, reason)}``
+for the candidates that may not go now; every other candidate is leased."""
+
+Allowance = Mapping[tuple[str, str], int]
+"""Tokens the caller already holds per ``(tenant, host)``: that many candidates of the key
+are leased without calling ``admit``."""
 
 BLACKOUT = "blackout"
 
@@ -219,73 +242,43 @@ class LeaseLedger:
             )
             yield conn
 
-    async def claim_fair(
+    async def claim_admitted(
         self,
         ctx: TxContext,
         *,
         worker_ids: Sequence[str],
         job_types: Sequence[str],
         tenants: Sequence[str] | None,
+        admit: Admit | None = None,
+        allowance: Allowance | None = None,
         lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
         per_tenant: int | None = None,
-    ) -> list[Row]:
-        """Leases up to ``len(worker_ids)`` ready jobs, fairly across tenants.
+    ) -> LimitedClaim:
+        """Leases up to ``len(worker_ids)`` ready jobs, fairly across tenants, inside every
+        cap, in one transaction (the statement and its rules: ``job_claim_admitted`` in
+        ``queries/leases.sql``).
+
+        Left out: jobs of paused sources and paused quotas, jobs beyond a quota's
+        ``max_active`` / hourly tokens or a source's ``max_active``. Candidates under a
+        blackout are deferred to its end. With ``admit`` (rate limiting), a candidate goes
+        at once while ``allowance`` holds tokens for its ``(tenant, host)``; the others are
+        passed to ``admit`` (e.g. one batched token acquire) in a second phase, which leases
+        the admitted ones and defers the rest (``not_before`` moved; no lease, no attempt,
+        no event). In the common case (allowance covers the batch, no blackout) the whole
+        claim is one pipelined round trip.
 
         Args:
             ctx: transaction context (actor recorded on the ``job.leased`` events).
             worker_ids: one entry per slot; slot ``k`` (1-based, returned as ``slot``) is
-                leased to ``worker_ids[k - 1]``, so one statement serves several sessions.
+                leased to ``worker_ids[k - 1]``, so one claim serves several sessions.
             job_types: job types to claim.
             tenants: tenants to claim from, or None for every tenant.
+            admit: token admission of candidates beyond the allowance (None: no rate
+                limiting, every candidate inside the caps goes).
+            allowance: tokens already held per ``(tenant, host)`` (with ``admit`` only).
             lease_ttl_s: lease length.
-            per_tenant: most candidates taken per tenant and job type (default: the whole
-                batch); smaller values lock fewer rows when many tenants have a backlog.
-
-        Returns:
-            The leased rows with the assignment columns, ``slot`` and ``ready_at``.
-        """
-        if not worker_ids or not job_types:
-            return []
-        now = ctx.now or self.db.clock.now()
-        limit = len(worker_ids)
-        async with self._pipelined(ctx, now) as conn:
-            cur = await conn.execute(
-                query("job_claim_fair"),
-                {
-                    "job_types": list(job_types),
-                    "tenants": _tenant_filter(tenants),
-                    "limit": limit,
-                    "per_tenant": max(1, min(per_tenant or limit, limit)),
-                    "worker_ids": list(worker_ids),
-                    "lease_ttl_s": lease_ttl_s,
-                    "now": now,
-                },
-            )
-            rows = await cur.fetchall()
-            run_ids = [r["run_id"] for r in rows if r["run_id"] is not None]
-            if run_ids:
-                await settle(conn, [], [], run_ids, now, lock_runs=False)
-        return rows
-
-    async def claim_limited(
-        self,
-        ctx: TxContext,
-        *,
-        worker_ids: Sequence[str],
-        job_types: Sequence[str],
-        tenants: Sequence[str] | None,
-        admit: Admit,
-        lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
-        per_tenant: int | None = None,
-    ) -> LimitedClaim:
-        """Like :meth:`claim_fair`, with admission control, in one transaction.
-
-        Phase one picks the candidates exactly as ``claim_fair`` does (fair across tenants,
-        ``FOR UPDATE SKIP LOCKED``), leaving out jobs of paused sources, with each job's
-        bucket host and active blackout. Candidates under a blackout are deferred to its end;
-        the others go to ``admit`` (e.g. a batched token acquire), which names the ones that
-        must wait. Phase two leases the rest (slots renumbered in claim order, so slot ``k``
-        still goes to ``worker_ids[k - 1]``) and moves ``not_before`` of the deferred ones.
+            per_tenant: most candidates per tenant and job type (default: the whole batch);
+                smaller values lock fewer rows when many tenants have a backlog.
 
         Raises:
             Whatever ``admit`` raises (the transaction rolls back; nothing changes).
@@ -295,45 +288,62 @@ class LeaseLedger:
             return LimitedClaim([], [], now)
         limit = len(worker_ids)
         tenant_filter = _tenant_filter(tenants)
+        allow = dict(allowance or {})
         async with self._pipelined(ctx, now) as conn:
+            await conn.execute(query("claim_caps_lock"), {"tenants": tenant_filter})
             cur = await conn.execute(
-                query("job_claim_candidates"),
+                query("job_claim_admitted"),
                 {
                     "job_types": list(job_types),
                     "tenants": tenant_filter,
                     "limit": limit,
                     "per_tenant": max(1, min(per_tenant or limit, limit)),
+                    "worker_ids": list(worker_ids),
+                    "lease_ttl_s": lease_ttl_s,
                     "now": now,
+                    "limited": admit is not None,
+                    "allow_tenants": [k[0] for k in allow],
+                    "allow_hosts": [k[1] for k in allow],
+                    "allow_counts": list(allow.values()),
                 },
             )
-            candidates = await cur.fetchall()
-            if not candidates:
-                return LimitedClaim([], [], now)
+            leased: list[Row] = []
+            waiting: list[Row] = []
+            meta: Row = {}
+            for row in await cur.fetchall():
+                kind = row["kind"]
+                if kind == "leased":
+                    leased.append(row)
+                elif kind == "waiting":
+                    waiting.append(row)
+                else:
+                    meta = row
+            spent: dict[tuple[str, str], int] = {}
+            if admit is not None:
+                for row in leased:
+                    key = (row["tenant"], row["host"])
+                    spent[key] = spent.get(key, 0) + 1
             deferred: list[Deferral] = []
-            open_: list[Row] = []
-            for cand in candidates:
+            need: list[Row] = []
+            for cand in waiting:
                 until = cand["blackout_until"]
                 if until is not None:
                     deferred.append(Deferral(cand["id"], until, BLACKOUT))
                 else:
-                    open_.append(cand)
-            denied = await admit(open_, now) if open_ else {}
-            go = [c for c in open_ if c["id"] not in denied]
-            deferred += [Deferral(i, nb, why) for i, (nb, why) in denied.items()]
-            rows: list[Row] = []
-            if go:
-                cur = await conn.execute(
-                    query("job_lease_slots"),
-                    {
-                        "ids": [c["id"] for c in go],
-                        "slots": list(range(1, len(go) + 1)),
-                        "hosts": [c["host"] for c in go],
-                        "worker_ids": list(worker_ids),
-                        "lease_ttl_s": lease_ttl_s,
-                        "now": now,
-                    },
-                )
-                rows = sorted(await cur.fetchall(), key=lambda r: r["slot"])
+                    need.append(cand)
+            cap_full = bool(meta.get("capped"))
+            if need and admit is not None:
+                denied = await admit(need, now)
+                go = [c for c in need if c["id"] not in denied]
+                deferred += [Deferral(i, nb, why) for i, (nb, why) in denied.items()]
+                # The statement judged caps on its own leases only; leases of capped keys
+                # made here may have filled one, so say so (the caller claims again when a
+                # lease ends).
+                cap_full = cap_full or any(c["capped"] for c in go)
+                if go:
+                    leased += await self._lease_admitted(
+                        conn, go, leased, worker_ids, ttl=lease_ttl_s, now=now
+                    )
             if deferred:
                 await conn.execute(
                     query("job_defer_many"),
@@ -343,10 +353,54 @@ class LeaseLedger:
                         "now": now,
                     },
                 )
-            run_ids = [r["run_id"] for r in rows if r["run_id"] is not None]
+            run_ids = [r["run_id"] for r in leased if r["run_id"] is not None]
             if run_ids:
                 await settle(conn, [], [], run_ids, now, lock_runs=False)
-        return LimitedClaim(rows, deferred, now)
+        return LimitedClaim(
+            leased,
+            deferred,
+            now,
+            quota_wake_at=meta.get("wake_at"),
+            cap_full=cap_full,
+            spent=spent,
+        )
+
+    @staticmethod
+    async def _lease_admitted(
+        conn: Conn,
+        go: Sequence[Row],
+        leased: Sequence[Row],
+        worker_ids: Sequence[str],
+        *,
+        ttl: float,
+        now: datetime,
+    ) -> list[Row]:
+        """Phase two: leases the candidates admitted after waiting, in the slots after
+        phase one's, and spends their hourly quota tokens."""
+        first = len(leased) + 1
+        cur = await conn.execute(
+            query("job_lease_slots"),
+            {
+                "ids": [c["id"] for c in go],
+                "slots": list(range(first, first + len(go))),
+                "hosts": [c["host"] for c in go],
+                "worker_ids": list(worker_ids),
+                "lease_ttl_s": ttl,
+                "now": now,
+            },
+        )
+        rows = sorted(await cur.fetchall(), key=lambda r: r["slot"])
+        capped = [c for c in go if c["capped"]]
+        if capped:
+            await conn.execute(
+                query("quota_spend"),
+                {
+                    "tenants": [c["tenant"] for c in capped],
+                    "job_types": [c["job_type"] for c in capped],
+                    "now": now,
+                },
+            )
+        return rows
 
     async def bucket_hosts(self, job_ids: Sequence[uuid.UUID]) -> list[Row]:
         """``id``, ``tenant``, ``source_id`` and ``host`` (the source's, ``""`` without a

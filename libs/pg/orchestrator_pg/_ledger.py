@@ -102,6 +102,7 @@ class NewRun:
     correlation_id: str = ""
     idempotency_key: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    schedule_id: uuid.UUID | None = None  # set on the runs a schedule fires
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class SourceFields:
     paused_ticket: str = ""
     job_types: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    max_active: int | None = None  # None: no cap
 
 
 @dataclass(frozen=True)
@@ -336,6 +338,7 @@ class Ledger:
                         "idempotency_key": run.idempotency_key,
                         "labels": Jsonb(run.labels),
                         "job_total": len(jobs),
+                        "schedule_id": run.schedule_id,
                         "now": now,
                     },
                 )
@@ -943,6 +946,7 @@ def _source_params(fields: SourceFields) -> dict[str, Any]:
         "paused_ticket": fields.paused_ticket,
         "job_types": list(fields.job_types),
         "labels": Jsonb(fields.labels),
+        "max_active": fields.max_active,
     }
 
 

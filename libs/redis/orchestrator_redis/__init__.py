@@ -29,6 +29,7 @@ from orchestrator_redis._errors import (
 )
 from orchestrator_redis._jitter import PAUSE_JITTER_FRACTION, pause_jitter_s
 from orchestrator_redis._model import (
+    NON_BINDING,
     AdaptivePolicy,
     BucketConfig,
     BucketKey,
@@ -37,6 +38,7 @@ from orchestrator_redis._model import (
     DenyReason,
     Grant,
     RedisKeys,
+    parse_default_bucket,
     redis_keys,
 )
 from orchestrator_redis._store import (
@@ -50,6 +52,7 @@ __all__ = [
     "BENCH_TENANT",
     "DEFAULT_PREFIX",
     "IDLE_TTL_S",
+    "NON_BINDING",
     "PAUSE_JITTER_FRACTION",
     "STOPPED_RETRY_AFTER_S",
     "AdaptivePolicy",
@@ -65,6 +68,7 @@ __all__ = [
     "RedisKeys",
     "RedisUnavailable",
     "acquire_decisions_per_s",
+    "parse_default_bucket",
     "pause_jitter_s",
     "redis_keys",
 ]

@@ -83,6 +83,36 @@ class BucketConfig:
             raise InvalidBucketArgument("refill_per_s", f"must be > 0, got {self.refill_per_s!r}")
 
 
+# The store default of buckets with neither their own config nor a tenant default, unless
+# ORCH_RATELIMIT_DEFAULT_BUCKET says otherwise: so large it never binds. An unconfigured
+# {tenant, host} then only waits for what an upstream asked (a 429/503 Retry-After pause)
+# and for open circuits; configure a bucket (per source host or per tenant) to cap a rate.
+NON_BINDING = BucketConfig(1e9, 1e9)
+
+
+def parse_default_bucket(text: str) -> BucketConfig:
+    """The store default from its setting: ``none`` (or empty) is :data:`NON_BINDING`;
+    ``CAPACITY/REFILL_PER_S`` (e.g. ``10/5``) a binding default for every unconfigured
+    bucket.
+
+    Raises:
+        InvalidBucketArgument: neither form, or numbers out of range.
+    """
+    raw = text.strip().lower()
+    if raw in ("", "none", "unlimited"):
+        return NON_BINDING
+    capacity, sep, rate = raw.partition("/")
+    try:
+        numbers = (float(capacity), float(rate)) if sep else None
+    except ValueError:
+        numbers = None
+    if numbers is None:
+        raise InvalidBucketArgument(
+            "default_bucket", f"must be 'none' or CAPACITY/REFILL_PER_S like '10/5', got {text!r}"
+        )
+    return BucketConfig(*numbers)
+
+
 @dataclass(frozen=True, slots=True)
 class CircuitPolicy:
     """When a bucket's circuit breaker opens and for how long.

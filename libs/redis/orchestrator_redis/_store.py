@@ -157,14 +157,19 @@ class BucketStore:
         return await self._single("bucket_configure", key, now, extra)
 
     async def acquire(
-        self, requests: Sequence[tuple[BucketKey, int]], *, now: float
+        self,
+        requests: Sequence[tuple[BucketKey, int]],
+        *,
+        now: float,
+        whole: Sequence[bool] | None = None,
     ) -> list[Grant]:
         """Takes tokens from many buckets in one round trip (one script call per tenant, all
         in one pipeline). Requests apply in order, so a key may appear more than once.
 
-        Each request gets up to ``n`` whole tokens; partial grants happen. Nothing is
-        granted while the bucket is paused or its circuit is open; a half-open circuit lets
-        one probe token out.
+        Each request gets up to ``n`` whole tokens; partial grants happen unless
+        ``whole[i]`` asks for all or nothing (then a short bucket keeps its tokens and the
+        grant is 0, with the wait for all ``n``). Nothing is granted while the bucket is
+        paused or its circuit is open; a half-open circuit lets one probe token out.
 
         Returns:
             One :class:`Grant` per request, in request order.
@@ -174,6 +179,8 @@ class BucketStore:
             RedisUnavailable: Redis cannot be reached.
         """
         _check_now(now)
+        if whole is not None and len(whole) != len(requests):
+            raise InvalidBucketArgument("whole", "must have one flag per request")
         by_tenant: dict[str, list[int]] = {}
         for index, (key, n) in enumerate(requests):
             _check_key(key)
@@ -187,7 +194,7 @@ class BucketStore:
             for index in indexes:
                 key, n = requests[index]
                 keys.append(redis_keys(self.prefix, key).bucket)
-                args += [key.host, str(n)]
+                args += [key.host, str(n), "1" if whole is not None and whole[index] else "0"]
             calls.append((script("bucket_acquire"), keys, args))
         replies = await self._run(calls)
         grants: list[Grant | None] = [None] * len(requests)

@@ -64,7 +64,9 @@ async def build_app(
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
         )
-        bucket_store = BucketStore(client, prefix=settings.ratelimit_key_prefix)
+        bucket_store = BucketStore(
+            client, prefix=settings.ratelimit_key_prefix, default=settings.ratelimit_default_bucket
+        )
     db = Database(config.database_url, clock=clock)
     await db.open()
     try:
@@ -92,6 +94,7 @@ async def build_app(
             claim_batch=settings.claim_batch,
             limiter=limiter,
         )
+        completer.on_leases_ended = dispatcher.leases_ended
         listener = ReadyListener(config.database_url)
         listener.subscribe(dispatcher.on_ready)
         watchdog = Watchdog(

@@ -11,6 +11,11 @@ Rate-limit feedback: with a limiter, the applied completions and failures of eac
 handed to it (:meth:`LeaseLimiter.observe`, no I/O); its own task updates the buckets, so
 acks never wait for Redis.
 
+Leases ended (completions and failures committed) are signalled through
+``on_leases_ended`` (the dispatcher's :meth:`Dispatcher.leases_ended`): a ``max_active`` cap
+that was full may have room now, which the session's slot credit (sent before the commit)
+cannot tell.
+
 Backpressure: at most ``MAX_BACKLOG_ITEMS`` wait for a flush; :meth:`Completer.submit`
 awaits room beyond that, which stalls the stream reader that called it and, through HTTP/2
 flow control, the worker.
@@ -23,7 +28,7 @@ import contextlib
 import enum
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +88,8 @@ class Completer:
     ) -> None:
         self._ledger = ledger
         self._limiter = limiter
+        # Called after a flush committed completions or failures (see the module docstring).
+        self.on_leases_ended: Callable[[], None] | None = None
         self._ttl_s = lease_ttl_s
         self._flush_s = flush_ms / 1000
         self._flush_items = flush_items
@@ -168,10 +175,12 @@ class Completer:
             return await ledger.record_artifacts(ctx, items, tenants=actor.tenants)
         if kind is Kind.COMPLETION:
             outcomes = await ledger.complete(ctx, items, tenants=actor.tenants)
-            metrics.LEASES_COMPLETED.inc(sum(1 for o in outcomes if o.ok and o.new_state))
+            done = [o.job_id for o in outcomes if o.ok and o.new_state]
+            metrics.LEASES_COMPLETED.inc(len(done))
             if self._limiter is not None:
-                done = [o.job_id for o in outcomes if o.ok and o.new_state]
                 self._limiter.observe(actor, done, ())
+            if done and self.on_leases_ended is not None:
+                self.on_leases_ended()
             return outcomes
         outcomes = await ledger.fail(ctx, items, tenants=actor.tenants)
         applied = [f for f, o in zip(items, outcomes, strict=True) if o.ok]
@@ -179,4 +188,6 @@ class Completer:
             metrics.LEASES_FAILED.labels(error_class).inc(n)
         if self._limiter is not None:
             self._limiter.observe(actor, (), applied)
+        if applied and self.on_leases_ended is not None:
+            self.on_leases_ended()
         return outcomes

@@ -12,12 +12,15 @@ that came back full, or by the jittered fallback poll (``POLL_MIN_S``..``POLL_MA
 jobs whose ``not_before`` passes without a NOTIFY); a claim that comes back short clears it.
 A generation counter keeps a NOTIFY that arrives during a claim from being lost.
 
-Rate limiting (``ORCH_LEASES_RATELIMIT=on``, :mod:`orchestrator_leases._ratelimit`): the
-claim is ``LeaseLedger.claim_limited`` with the limiter's batched token admission; candidates
-that may not go now are deferred (``not_before`` moved), not leased. A claim whose every
-candidate was deferred does not count as "may have more": the group waits for a NOTIFY, its
-fallback poll, or the earliest deferred ``not_before``, whichever comes first, so deferred
-jobs are claimed when due without a busy loop.
+The claim is ``LeaseLedger.claim_admitted``: caps (quotas, per-source ``max_active``),
+paused sources and quotas and blackouts always apply; with rate limiting
+(``ORCH_LEASES_RATELIMIT=on``, :mod:`orchestrator_leases._ratelimit`) the limiter's held
+tokens and batched admission too. Candidates that may not go now are deferred
+(``not_before`` moved), not leased. A claim whose every candidate was deferred does not
+count as "may have more": the group waits for a NOTIFY, its fallback poll, or the earliest
+deferred ``not_before`` / next hourly quota token, whichever comes first, so held-back jobs
+are claimed when due without a busy loop. A claim that found a ``max_active`` cap full
+makes the group claim again when any of its leases ends.
 
 Fairness across tenants is in the claim itself (round-robin over tenants); the per-tenant
 limit adapts to how many tenants the previous claim found, so a batch does not lock many
@@ -36,6 +39,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from orchestrator_leases import _convert as convert
 from orchestrator_leases import _metrics as metrics
@@ -53,6 +57,17 @@ MAX_CLAIMS_IN_FLIGHT = 2
 _log = logging.getLogger("orchestrator_leases.dispatcher")
 
 
+class ClaimOutcome(NamedTuple):
+    """One claim: the leased rows, how many candidates were deferred, the seconds until
+    something held back may go (a deferral or an hourly quota token; None: nothing), and
+    whether a ``max_active`` cap was full (a lease ending may make room)."""
+
+    rows: list[Row]
+    deferred: int
+    wake_in: float | None
+    cap_full: bool
+
+
 @dataclass(eq=False)
 class _Group:
     actor: Actor
@@ -66,6 +81,8 @@ class _Group:
     # loop times at which deferred jobs come due (a small heap): a claim that finds nothing
     # must not forget deferrals made by earlier claims, or due jobs wait for the fallback poll
     due_at: list[float] = field(default_factory=list)
+    # the last claim found a max_active cap full: freed slots (a lease ended) claim again
+    cap_full: bool = False
 
 
 class Dispatcher:
@@ -120,6 +137,15 @@ class Dispatcher:
         group: _Group | None = session.group
         if group is not None and group.maybe_more:
             self._wake.set()
+
+    def leases_ended(self) -> None:
+        """Leases ended and committed: groups whose last claim found a ``max_active`` cap
+        full claim again (there may be room now)."""
+        for group in self._groups.values():
+            if group.cap_full:
+                group.generation += 1  # a claim in flight may predate the commit
+                group.maybe_more = True
+                self._wake.set()
 
     def on_ready(self, job_types: frozenset[str] | None) -> None:
         """A NOTIFY said jobs of these types (None: of any type) became ready."""
@@ -185,7 +211,7 @@ class Dispatcher:
         deferred = 0
         wake_in: float | None = None
         try:
-            rows, deferred, wake_in = await self.claim(
+            rows, deferred, wake_in, group.cap_full = await self.claim(
                 group.actor, [s.worker_id for s in slots], group.job_types, per_tenant
             )
         except Exception:
@@ -227,33 +253,31 @@ class Dispatcher:
         worker_ids: Sequence[str],
         job_types: Sequence[str],
         per_tenant: int | None = None,
-    ) -> tuple[list[Row], int, float | None]:
-        """One claim (rate limited when a limiter is set): the leased rows, how many
-        candidates were deferred, and the seconds until the first of them is due (None
-        when none was deferred)."""
-        if self._limiter is None:
-            rows = await self._ledger.claim_fair(
+    ) -> ClaimOutcome:
+        """One claim (rate limited when a limiter is set)."""
+        limiter = self._limiter
+        reserved = limiter.reserve() if limiter is not None else {}
+        spent: dict[tuple[str, str], int] = {}
+        try:
+            result = await self._ledger.claim_admitted(
                 actor.ctx(),
                 worker_ids=worker_ids,
                 job_types=job_types,
                 tenants=actor.tenants,
+                admit=limiter.admit if limiter is not None else None,
+                allowance=reserved,
                 lease_ttl_s=self._ttl_s,
                 per_tenant=per_tenant,
             )
-            return rows, 0, None
-        result = await self._ledger.claim_limited(
-            actor.ctx(),
-            worker_ids=worker_ids,
-            job_types=job_types,
-            tenants=actor.tenants,
-            admit=self._limiter.admit,
-            lease_ttl_s=self._ttl_s,
-            per_tenant=per_tenant,
-        )
-        self._limiter.remember(result.rows)
-        earliest: datetime | None = result.earliest_deferral
-        wake_in = None if earliest is None else max(0.0, (earliest - result.now).total_seconds())
-        return result.rows, len(result.deferred), wake_in
+            spent = result.spent
+        finally:
+            if limiter is not None:
+                limiter.release(reserved, spent)
+        if limiter is not None:
+            limiter.remember(result.rows)
+        wake_at: datetime | None = result.wake_at
+        wake_in = None if wake_at is None else max(0.0, (wake_at - result.now).total_seconds())
+        return ClaimOutcome(result.rows, len(result.deferred), wake_in, result.cap_full)
 
     def _deliver(self, slots: Sequence[WorkSession], rows: list[Row]) -> None:
         if not rows:

@@ -1,13 +1,25 @@
 """Rate limiting on the leasing hot path (DESIGN §3, §4): admission of claim candidates and
 adaptive feedback from worker results.
 
-Admission (:meth:`LeaseLimiter.admit`, the ``admit`` callback of
-``LeaseLedger.claim_limited``): the claim's candidates are grouped by bucket key
-``{tenant, source host}`` (``""``: jobs without a source, the tenant's default bucket) and
-their tokens are taken in ONE batched :meth:`BucketStore.acquire` (one ``(key, count)``
-item per key, one Redis round trip). Per key the first ``granted`` candidates (claim order)
-are leased; the rest get ``not_before = now + retry_after``. Paused sources and blackouts
-are handled in the claim's SQL (paused: not candidates; blackout: deferred to its end).
+Admission, batched: tokens are taken from Redis ahead of need and spent locally.
+:meth:`LeaseLimiter.reserve` hands a claim the tokens this process holds per
+``{tenant, source host}`` (``""``: jobs without a source, the tenant's default bucket); the
+claim statement (``LeaseLedger.claim_admitted``) leases that many candidates per key
+without asking Redis, so in the steady state a claim is one PostgreSQL round trip and no
+Redis call. Candidates beyond the allowance go to :meth:`LeaseLimiter.admit`, which takes
+their tokens in ONE batched :meth:`BucketStore.acquire` (one ``(key, count)`` item per key,
+one Redis round trip): per key the first ``granted`` candidates (claim order) are leased,
+the rest get ``not_before = now + retry_after``. Only for a roomy bucket (the last grant
+left at least :data:`PREFETCH` tokens: the bucket does not bind) does it also take
+:data:`PREFETCH` more and keep them for the next claims; a binding bucket is asked for
+exactly what a claim needs, so tokens are spent when they are granted and leases follow
+the bucket's pace (measured: prefetching from binding buckets bunched leases and raised
+the upstream 429 share of the convergence test from ~1.5% to ~4%). Held tokens expire after
+:data:`ALLOWANCE_TTL_S` (so an upstream pause, open circuit or operator override reached
+through another process binds within that time) and are dropped at once when this process
+sees its own throttle of the key. Every lease still spends one token the bucket granted,
+so ``leases <= capacity + rate x elapsed`` holds. Paused sources, caps and blackouts are
+handled in the claim's SQL.
 
 Why the BucketStore directly and not the ratelimit service over gRPC: the leases process
 talks to the same Redis with the same Lua scripts and key prefix
@@ -30,7 +42,10 @@ one ``orchestrator.throttles`` row per bucket per drain (origin ``upstream_429``
 ``upstream_503``; the table's trigger emits ``throttle.changed``). Once per bucket per
 drain, ``record_results`` reports the completions (additive recovery) and the 429/5xx
 failures (circuit breaker). The key of a result comes from the job → key map filled at
-claim time, else from the ledger.
+claim time, else from the ledger. Results of jobs without a source (host ``""``) feed
+nothing back: their upstream is unknown, so a 429 only delays that job (its retry's
+``not_before`` honours the Retry-After) instead of pausing every source-less job of the
+tenant.
 """
 
 from __future__ import annotations
@@ -60,6 +75,11 @@ from orchestrator_redis import (
 FailurePolicy = Literal["closed", "open"]
 
 BACKEND_RETRY_S = 1.0
+# Tokens acquired beyond a claim's need, per key, for the next claims (several claim batches,
+# so most claims spend held tokens and skip Redis; a binding bucket grants only what it has).
+PREFETCH = 500
+# How long held tokens stay usable.
+ALLOWANCE_TTL_S = 0.5
 DEFAULT_RETRY_AFTER_S = 1.0
 # A denied candidate waits at least this long, so a bucket answering "retry now" cannot make
 # the dispatcher spin on the same rows.
@@ -123,6 +143,10 @@ class LeaseLimiter:
         self.backend_up = True
         metrics.RATELIMIT_BACKEND_UP.set(1)
         self._keys: dict[uuid.UUID, _JobKey] = {}
+        # Tokens held per (tenant, host): (count, expiry in epoch seconds).
+        self._held: dict[tuple[str, str], tuple[int, float]] = {}
+        # Keys whose last grant left at least PREFETCH tokens (they do not bind).
+        self._roomy: set[tuple[str, str]] = set()
         self._pending = _Pending()
         self._wake = asyncio.Event()
 
@@ -140,15 +164,46 @@ class LeaseLimiter:
         self.backend_up = up
         metrics.RATELIMIT_BACKEND_UP.set(1 if up else 0)
 
+    def reserve(self) -> dict[tuple[str, str], int]:
+        """Takes the unexpired held tokens out of the pool for one claim (so two claims in
+        flight never spend the same token); give the rest back with :meth:`release`."""
+        now = self._clock.now().timestamp()
+        held, self._held = self._held, {}
+        reserved: dict[tuple[str, str], int] = {}
+        for key, (count, expires) in held.items():
+            if expires > now and count > 0:
+                reserved[key] = count
+                self._held[key] = (0, expires)
+        return reserved
+
+    def release(
+        self, reserved: dict[tuple[str, str], int], spent: dict[tuple[str, str], int]
+    ) -> None:
+        """Returns the tokens of a reservation the claim did not spend."""
+        for key, count in reserved.items():
+            left = count - spent.get(key, 0)
+            slot = self._held.get(key)
+            if left > 0 and slot is not None:
+                self._held[key] = (slot[0] + left, slot[1])
+
+    def _hold(self, key: tuple[str, str], count: int, now: float) -> None:
+        held, _ = self._held.get(key, (0, 0.0))
+        self._held[key] = (held + count, now + ALLOWANCE_TTL_S)
+
     async def admit(
         self, candidates: Sequence[Row], now: datetime
     ) -> dict[uuid.UUID, tuple[datetime, str]]:
         """The candidates that may not go now, with when they can and why (the
-        ``admit`` callback of ``LeaseLedger.claim_limited``); one Redis round trip."""
+        ``admit`` callback of ``LeaseLedger.claim_admitted``); one Redis round trip, which
+        also fetches :data:`PREFETCH` tokens per key for the next claims."""
         by_key: dict[BucketKey, list[Row]] = {}
         for cand in candidates:
             by_key.setdefault(BucketKey(cand["tenant"], cand["host"]), []).append(cand)
-        requests = [(key, len(rows)) for key, rows in by_key.items()]
+        roomy = self._roomy
+        requests = [
+            (key, len(rows) + (PREFETCH if (key.tenant, key.host) in roomy else 0))
+            for key, rows in by_key.items()
+        ]
         denied: dict[uuid.UUID, tuple[datetime, str]] = {}
         try:
             grants = await self.store.acquire(requests, now=now.timestamp())
@@ -164,8 +219,16 @@ class LeaseLimiter:
             return {c["id"]: (until, BACKEND_UNAVAILABLE) for c in candidates}
         if not self.backend_up:
             self._mark(True)
-        for grant, rows in zip(grants, by_key.values(), strict=True):
+        now_s = now.timestamp()
+        for (key, rows), grant in zip(by_key.items(), grants, strict=True):
+            pair = (key.tenant, key.host)
+            if grant.remaining >= PREFETCH and not grant.deny_reason:
+                roomy.add(pair)
+            else:
+                roomy.discard(pair)
             if grant.granted >= len(rows):
+                if grant.granted > len(rows):
+                    self._hold(pair, grant.granted - len(rows), now_s)
                 continue
             wait = max(MIN_DEFER_S, grant.retry_after_s)
             until = now + timedelta(seconds=wait)
@@ -177,10 +240,12 @@ class LeaseLimiter:
         return denied
 
     def remember(self, rows: Sequence[Row]) -> None:
-        """Keeps the bucket key of leased rows for the feedback of their results."""
+        """Keeps the bucket key of leased rows with a source host for the feedback of their
+        results (source-less jobs feed nothing back)."""
         keys = self._keys
         for row in rows:
-            keys[row["id"]] = _JobKey(BucketKey(row["tenant"], row["host"]), row["source_id"])
+            if row["host"]:
+                keys[row["id"]] = _JobKey(BucketKey(row["tenant"], row["host"]), row["source_id"])
         overflow = len(keys) - MAX_REMEMBERED_JOBS
         if overflow > 0:
             for job_id in list(keys)[:overflow]:
@@ -223,26 +288,32 @@ class LeaseLimiter:
                     len(pending.successes) + len(pending.failures),
                 )
 
-    async def _keys_of(self, job_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, _JobKey]:
-        known = {i: self._keys.pop(i) for i in job_ids if i in self._keys}
-        missing = [i for i in job_ids if i not in known]
+    async def _keys_of(
+        self, successes: Sequence[uuid.UUID], failures: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, _JobKey]:
+        # Successes of jobs not remembered (no source host, or leased before a restart) are
+        # skipped: they only feed recovery. Throttling failures are looked up in the ledger.
+        remembered = self._keys
+        known = {i: remembered.pop(i) for i in successes if i in remembered}
+        known |= {i: remembered.pop(i) for i in failures if i in remembered}
+        missing = [i for i in failures if i not in known]
         if missing:
             for row in await self._ledger.bucket_hosts(missing):
                 known[row["id"]] = _JobKey(BucketKey(row["tenant"], row["host"]), row["source_id"])
         return known
 
     async def _apply(self, pending: _Pending) -> None:
-        keys = await self._keys_of([*pending.successes, *(f.job_id for _, f in pending.failures)])
+        keys = await self._keys_of(pending.successes, [f.job_id for _, f in pending.failures])
         successes: Counter[BucketKey] = Counter()
         for job_id in pending.successes:
-            if job_id in keys:
+            if job_id in keys and keys[job_id].key.host:
                 successes[keys[job_id].key] += 1
         failures: Counter[BucketKey] = Counter()
         # Per bucket: the longest retry-after, the report that carried it, its actor.
         throttled: dict[BucketKey, tuple[float, Failure, _JobKey, Actor]] = {}
         for actor, failure in pending.failures:
             job_key = keys.get(failure.job_id)
-            if job_key is None:
+            if job_key is None or not job_key.key.host:
                 continue
             failures[job_key.key] += 1
             retry = failure.retry_after_s or DEFAULT_RETRY_AFTER_S
@@ -254,6 +325,8 @@ class LeaseLimiter:
         records: dict[Actor, list[dict[str, Any]]] = {}
         try:
             for key, (retry, failure, job_key, actor) in throttled.items():
+                self._held.pop((key.tenant, key.host), None)  # held tokens predate the 429
+                self._roomy.discard((key.tenant, key.host))
                 origin = THROTTLE_ORIGINS[failure.error_class]
                 status = "429" if origin == "upstream_429" else "5xx"
                 reason = f"upstream {status} retry-after {retry:g}s (job {failure.job_id})"

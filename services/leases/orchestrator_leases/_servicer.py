@@ -165,7 +165,7 @@ class LeaseServicer(leases_pb2_grpc.LeaseServiceServicer):
         try:
             while True:
                 woken.clear()
-                rows, _, wake_in = await self._dispatcher.claim(
+                rows, _, wake_in, _ = await self._dispatcher.claim(
                     actor, [request.worker_id] * max_jobs, job_types
                 )
                 remaining = deadline - loop.time()

@@ -9,10 +9,14 @@
 
 Rate limiting (see :mod:`orchestrator_leases._ratelimit`):
 
-* ``ORCH_LEASES_RATELIMIT`` (``off``): ``on`` leases a job only when its
+* ``ORCH_LEASES_RATELIMIT`` (``on``): ``on`` leases a job only when its
   ``{tenant, source host}`` bucket grants a token (and its source is not paused or blacked
-  out); ``off`` is the claim without limits. Off by default until unconfigured buckets get
-  a non-binding default and the hot-path cost is brought under 10% (measured 20-50% slower).
+  out); ``off`` skips the token buckets (no Redis). Quotas (``max_active``,
+  ``max_per_hour``/``burst``, paused quotas) and per-source concurrency caps hold either way.
+* ``ORCH_RATELIMIT_DEFAULT_BUCKET`` (``none``): the bucket of a ``{tenant, host}`` with
+  neither its own config nor a tenant default: ``none`` never binds (only upstream
+  Retry-After pauses and open circuits hold such jobs back), ``CAPACITY/REFILL_PER_S``
+  (e.g. ``10/5``) caps every unconfigured bucket. Set it alike on leases and ratelimit.
 * ``ORCH_LEASES_RATELIMIT_FAILURE`` (``closed``): while Redis is down, ``closed`` leases
   nothing (candidates wait 1 s and stay ready); ``open`` leases without tokens.
 * ``ORCH_LEASES_RATELIMIT_REDIS_TIMEOUT_S`` (``0.5``): Redis connect and socket timeout.
@@ -34,6 +38,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from orchestrator_grpckit import ConfigError
+from orchestrator_redis import (
+    NON_BINDING,
+    BucketConfig,
+    InvalidBucketArgument,
+    parse_default_bucket,
+)
 
 DEFAULT_LEASE_TTL_S = 30.0
 DEFAULT_CLAIM_BATCH = 100
@@ -58,17 +68,20 @@ class LeaseSettings:
         ratelimit_key_prefix: Redis key prefix of the buckets.
         ratelimit_jitter_s: most jitter added to an upstream retry-after.
         ratelimit_redis_timeout_s: Redis connect and socket timeout.
+        ratelimit_default_bucket: config of buckets with no config of their own or of their
+            tenant (:data:`orchestrator_redis.NON_BINDING` by default).
     """
 
     lease_ttl_s: float = DEFAULT_LEASE_TTL_S
     claim_batch: int = DEFAULT_CLAIM_BATCH
     watchdog_interval_s: float = DEFAULT_WATCHDOG_INTERVAL_S
     completer_flush_ms: float = DEFAULT_COMPLETER_FLUSH_MS
-    ratelimit: bool = False
+    ratelimit: bool = True
     ratelimit_failure: Literal["closed", "open"] = "closed"
     ratelimit_key_prefix: str = DEFAULT_KEY_PREFIX
     ratelimit_jitter_s: float = 1.0
     ratelimit_redis_timeout_s: float = 0.5
+    ratelimit_default_bucket: BucketConfig = NON_BINDING
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LeaseSettings:
@@ -82,13 +95,17 @@ class LeaseSettings:
         batch = int(_number(env, "ORCH_CLAIM_BATCH", DEFAULT_CLAIM_BATCH, 1, MAX_CLAIM_BATCH))
         interval = _number(env, "ORCH_WATCHDOG_INTERVAL_S", DEFAULT_WATCHDOG_INTERVAL_S, 0.05, 3600)
         flush = _number(env, "ORCH_COMPLETER_FLUSH_MS", DEFAULT_COMPLETER_FLUSH_MS, 0, 1000)
-        ratelimit = _choice(env, "ORCH_LEASES_RATELIMIT", ("on", "off"), "off") == "on"
+        ratelimit = _choice(env, "ORCH_LEASES_RATELIMIT", ("on", "off"), "on") == "on"
         failure = _choice(env, "ORCH_LEASES_RATELIMIT_FAILURE", ("closed", "open"), "closed")
         timeout = _number(env, "ORCH_LEASES_RATELIMIT_REDIS_TIMEOUT_S", 0.5, 0.01, 60)
         jitter = _number(env, "ORCH_RATELIMIT_JITTER_S", 1.0, 0, 3600)
         prefix = env.get("ORCH_RATELIMIT_KEY_PREFIX", "") or DEFAULT_KEY_PREFIX
         if "{" in prefix or "}" in prefix:
             raise ConfigError(f"ORCH_RATELIMIT_KEY_PREFIX={prefix!r} must not contain braces")
+        try:
+            default_bucket = parse_default_bucket(env.get("ORCH_RATELIMIT_DEFAULT_BUCKET", ""))
+        except InvalidBucketArgument as exc:
+            raise ConfigError(f"ORCH_RATELIMIT_DEFAULT_BUCKET: {exc}") from None
         return cls(
             ttl,
             batch,
@@ -99,6 +116,7 @@ class LeaseSettings:
             ratelimit_key_prefix=prefix,
             ratelimit_jitter_s=jitter,
             ratelimit_redis_timeout_s=timeout,
+            ratelimit_default_bucket=default_bucket,
         )
 
 

@@ -15,8 +15,8 @@ Design note
 * Envoy's ``ShouldRateLimit`` answers from the same buckets (:mod:`._envoy`).
 """
 
+from orchestrator_core.blackouts import Weekly, Window, active_until, blackout_until
 from orchestrator_ratelimit._app import RatelimitApp, build_app, build_service
-from orchestrator_ratelimit._blackout import Weekly, Window, active_until, blackout_until
 from orchestrator_ratelimit._envoy import ENVOY_SERVICE_NAME, EnvoyRateLimitServicer
 from orchestrator_ratelimit._servicer import METHOD_SCOPES, SERVICE_NAME, RateLimitServicer
 from orchestrator_ratelimit._settings import RatelimitSettings

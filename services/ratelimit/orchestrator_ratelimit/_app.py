@@ -70,7 +70,7 @@ async def build_app(
     await db.open()
     listener: EnvoyListener | None = None
     try:
-        store = BucketStore(client, prefix=settings.key_prefix)
+        store = BucketStore(client, prefix=settings.key_prefix, default=settings.default_bucket)
         backend = Backend(
             store,
             probe_interval_s=settings.probe_interval_s,

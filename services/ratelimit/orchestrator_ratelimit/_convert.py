@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from orchestrator_core.blackouts import Weekly
 from orchestrator_pg import Row
-from orchestrator_ratelimit._blackout import Weekly
 from orchestrator_redis import BucketKey, BucketState
 from stella.orchestrator.v1 import common_pb2, ratelimit_pb2, resources_pb2
 

@@ -24,8 +24,8 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio
 
 from orchestrator_core import FieldViolation, InvalidArgument, Unavailable
+from orchestrator_core.blackouts import Weekly, Window, blackout_until
 from orchestrator_ratelimit import _metrics as metrics
-from orchestrator_ratelimit._blackout import Weekly, Window, blackout_until
 from orchestrator_ratelimit._repo import RatelimitRepo
 from orchestrator_ratelimit._settings import FailurePolicy
 from orchestrator_redis import (
@@ -133,17 +133,21 @@ class Want:
     key: BucketKey
     tokens: int
     source_id: uuid.UUID | None = None
+    # Accept fewer tokens than asked (else all or nothing: a short bucket keeps its tokens).
+    partial: bool = False
 
 
 @dataclass(frozen=True)
 class Decision:
-    """The answer for one :class:`Want`."""
+    """The answer for one :class:`Want`: ``granted`` when every token asked was taken,
+    ``granted_tokens`` how many were (fewer only for a partial want)."""
 
     key: BucketKey
     granted: bool
     remaining: float
     retry_after_s: float
     deny_reason: str
+    granted_tokens: int = 0
 
 
 class Limiter:
@@ -204,10 +208,11 @@ class Limiter:
                 pending.append(i)
         if pending:
             requests = [(wants[i].key, wants[i].tokens) for i in pending]
+            whole = [not wants[i].partial for i in pending]
             now_s = now.timestamp()
             try:
                 grants = await self.backend.call(
-                    lambda: self.backend.store.acquire(requests, now=now_s)
+                    lambda: self.backend.store.acquire(requests, now=now_s, whole=whole)
                 )
             except RedisUnavailable:
                 open_ = self.failure_policy == "open"
@@ -218,16 +223,18 @@ class Limiter:
                         0.0,
                         0.0 if open_ else BACKEND_RETRY_S,
                         "" if open_ else BACKEND_UNAVAILABLE,
+                        wants[i].tokens if open_ else 0,
                     )
             else:
                 for i, grant in zip(pending, grants, strict=True):
-                    ok = not grant.deny_reason and grant.granted >= grant.requested
+                    ok = grant.granted >= grant.requested
                     decisions[i] = Decision(
                         wants[i].key,
                         ok,
                         float(grant.remaining),
                         0.0 if ok else max(float(grant.retry_after_s), 0.0),
                         "" if ok else (grant.deny_reason or "tokens"),
+                        grant.granted,
                     )
         result = [d for d in decisions if d is not None]
         for decision in result:

@@ -135,7 +135,7 @@ class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
                 out.add(f"{field}.tokens", f"must be 0..{validate.MAX_TOKENS}")
             source_id = validate.optional_id(item.source_id, f"{field}.source_id", out)
             if key is not None:
-                wants.append(Want(key, item.tokens or 1, source_id))
+                wants.append(Want(key, item.tokens or 1, source_id, partial=item.partial))
         out.raise_if_any("invalid acquire request")
         decisions = await self.limiter.decide(
             wants, now, cached_blackouts=not request.HasField("now")
@@ -147,6 +147,7 @@ class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
                 granted=d.granted,
                 remaining=d.remaining,
                 deny_reason=d.deny_reason,
+                granted_tokens=d.granted_tokens,
             )
             if not d.granted:
                 grant.retry_after.CopyFrom(convert.dur(d.retry_after_s))

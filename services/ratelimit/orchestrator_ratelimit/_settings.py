@@ -14,6 +14,10 @@
   the main port, with a bearer token (scope ``orch:work``).
 * ``ORCH_RATELIMIT_ENVOY_GRPC_PORT`` (``8081``): port of the token-less Envoy listener
   (with ``ENVOY_AUTH=none``; 0 picks a free port).
+* ``ORCH_RATELIMIT_DEFAULT_BUCKET`` (``none``): config of a ``{tenant, host}`` bucket with
+  neither its own config nor a tenant default: ``none`` never binds (upstream Retry-After
+  pauses and open circuits still hold), ``CAPACITY/REFILL_PER_S`` (e.g. ``10/5``) caps every
+  unconfigured bucket. Set it alike on leases and ratelimit, which share the buckets.
 * ``ORCH_RATELIMIT_ALLOW_REQUEST_CLOCK`` (``false``): accept ``AcquireRequest.now``
   (deterministic tests only).
 """
@@ -26,6 +30,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from orchestrator_grpckit import ConfigError
+from orchestrator_redis import (
+    NON_BINDING,
+    BucketConfig,
+    InvalidBucketArgument,
+    parse_default_bucket,
+)
 
 FailurePolicy = Literal["closed", "open"]
 EnvoyAuth = Literal["none", "token"]
@@ -45,6 +55,7 @@ class RatelimitSettings:
     envoy_auth: EnvoyAuth = "none"
     envoy_port: int = DEFAULT_ENVOY_PORT
     allow_request_clock: bool = False
+    default_bucket: BucketConfig = NON_BINDING
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RatelimitSettings:
@@ -55,6 +66,10 @@ class RatelimitSettings:
         envoy_auth = env.get("ORCH_RATELIMIT_ENVOY_AUTH", "none").strip().lower() or "none"
         if envoy_auth not in ("none", "token"):
             raise _bad("ORCH_RATELIMIT_ENVOY_AUTH", envoy_auth, "none or token")
+        try:
+            default_bucket = parse_default_bucket(env.get("ORCH_RATELIMIT_DEFAULT_BUCKET", ""))
+        except InvalidBucketArgument as exc:
+            raise ConfigError(f"ORCH_RATELIMIT_DEFAULT_BUCKET: {exc}") from None
         return cls(
             redis_failure=failure,  # type: ignore[arg-type]
             redis_timeout_s=_float(env, "ORCH_RATELIMIT_REDIS_TIMEOUT_S", 0.5),
@@ -65,6 +80,7 @@ class RatelimitSettings:
             envoy_port=int(_float(env, "ORCH_RATELIMIT_ENVOY_GRPC_PORT", DEFAULT_ENVOY_PORT)),
             allow_request_clock=env.get("ORCH_RATELIMIT_ALLOW_REQUEST_CLOCK", "").strip().lower()
             in ("1", "true", "yes"),
+            default_bucket=default_bucket,
         )
 
 

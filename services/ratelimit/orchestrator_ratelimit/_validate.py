@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from google.protobuf.message import Message
 
 from orchestrator_core import FieldViolation, InvalidArgument, PermissionDenied
+from orchestrator_core.blackouts import MAX_WEEKLY_DURATION_S, Weekly
 from orchestrator_grpckit import Principal
-from orchestrator_ratelimit._blackout import MAX_WEEKLY_DURATION_S, Weekly
 from orchestrator_redis import BucketKey
 from stella.orchestrator.v1 import common_pb2, ratelimit_pb2
 

@@ -14,6 +14,7 @@ from orchestrator_pg import (
     EventPartitionMaintainer,
     EventReader,
     QuotaLedger,
+    ScheduleLedger,
 )
 from orchestrator_scheduler._events import (
     EVENTS_METHOD_SCOPES,
@@ -21,6 +22,7 @@ from orchestrator_scheduler._events import (
     KEEPALIVE_S,
     EventStreamServicer,
 )
+from orchestrator_scheduler._firing import ScheduleFirer
 from orchestrator_scheduler._servicer import METHOD_SCOPES, SERVICE_NAME, SchedulerServicer
 from orchestrator_scheduler._validate import MAX_PAYLOAD_BYTES
 from stella.orchestrator.v1 import events_pb2_grpc, scheduler_pb2_grpc
@@ -28,13 +30,15 @@ from stella.orchestrator.v1 import events_pb2_grpc, scheduler_pb2_grpc
 
 @asynccontextmanager
 async def build_service(
-    config: ServiceConfig, *, clock: Clock | None = None
+    config: ServiceConfig, *, clock: Clock | None = None, schedule_firing: bool | None = None
 ) -> AsyncIterator[GrpcService]:
     """The scheduler service with an open database pool; the pool closes on exit.
 
     Env: ``ORCH_MAX_PAYLOAD_BYTES`` (default 262144), ``ORCH_EVENTS_RETENTION_DAYS``
-    (default 0 = keep every event partition), ``ORCH_STREAM_KEEPALIVE_S`` (default 15: idle
-    time before a live event stream sends a keep-alive).
+    (default 0 = keep every event partition), ``ORCH_SCHEDULES_FIRING`` (``on``: this
+    replica takes part in firing schedules; one replica fires at a time);
+    ``schedule_firing`` overrides it; ``ORCH_STREAM_KEEPALIVE_S`` (default 15: idle time
+    before a live event stream sends a keep-alive).
 
     Besides SchedulerService (which includes the operator RPCs: dead letters, incidents,
     artifacts, overview) it serves EventStreamService (the event history, live).
@@ -42,9 +46,19 @@ async def build_service(
     db = Database(config.database_url, clock=clock)
     await db.open()
     try:
+        firing = schedule_firing
+        if firing is None:
+            firing = os.environ.get("ORCH_SCHEDULES_FIRING", "on").strip().lower() != "off"
+        max_payload = int(os.environ.get("ORCH_MAX_PAYLOAD_BYTES", MAX_PAYLOAD_BYTES))
+        schedule_ledger = ScheduleLedger(db)
         servicer = SchedulerServicer(
             QuotaLedger(db),
-            max_payload_bytes=int(os.environ.get("ORCH_MAX_PAYLOAD_BYTES", MAX_PAYLOAD_BYTES)),
+            max_payload_bytes=max_payload,
+            schedule_ledger=schedule_ledger,
+            clock=clock,
+        )
+        firer = ScheduleFirer(
+            schedule_ledger, config.database_url, clock=clock, max_payload_bytes=max_payload
         )
         maintainer = EventPartitionMaintainer(
             config.database_url,
@@ -70,6 +84,7 @@ async def build_service(
             background=[
                 ("event-partitions", maintainer.run_forever),
                 ("event-horizon", horizon.run),
+                *([("schedule-firing", firer.run_forever)] if firing else []),
             ],
             method_scopes={**METHOD_SCOPES, **EVENTS_METHOD_SCOPES},
         )

@@ -84,6 +84,7 @@ def source(row: Row) -> resources_pb2.Source:
         created_at=_ts(row["created_at"]),
         updated_at=_ts(row["updated_at"]),
         version=row["version"],
+        max_active=row["max_active"] or 0,
     )
 
 

@@ -11,12 +11,14 @@ import heapq
 import uuid
 from typing import Any
 
+from orchestrator_core import Clock, SystemClock
 from orchestrator_grpckit import Principal, current_principal
-from orchestrator_pg import QuotaLedger, TxContext
+from orchestrator_pg import QuotaLedger, ScheduleLedger, TxContext
 from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _operations as operations
 from orchestrator_scheduler import _paging as paging
 from orchestrator_scheduler import _quotas as quotas
+from orchestrator_scheduler import _schedules as schedules
 from orchestrator_scheduler import _validate as validate
 from stella.orchestrator.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
 
@@ -45,6 +47,8 @@ METHOD_SCOPES: dict[str, str] = {
         "ListJobEvents": _READ,
         **dict.fromkeys(quotas.QUOTA_READ_METHODS, _READ),
         **dict.fromkeys(quotas.QUOTA_WRITE_METHODS, quotas.QUOTA_SCOPE),
+        **dict.fromkeys(schedules.SCHEDULE_READ_METHODS, _READ),
+        **dict.fromkeys(schedules.SCHEDULE_WRITE_METHODS, _OPERATE),
     }.items()
 } | operations.OPERATIONS_METHOD_SCOPES
 
@@ -65,15 +69,25 @@ def _ctx(principal: Principal, operator: common_pb2.OperatorContext | None = Non
 
 class SchedulerServicer(
     quotas.QuotaMethods,
+    schedules.ScheduleMethods,
     operations.OperationsMethods,
     scheduler_pb2_grpc.SchedulerServiceServicer,
 ):
-    """Sources, runs with their DAG, jobs, and quotas (every job insert of the ledger goes
-    through the ``max_queued`` backpressure check)."""
+    """Sources, runs with their DAG, jobs, quotas, schedules and the operator reads (every job
+    insert of the ledger goes through the ``max_queued`` backpressure check)."""
 
-    def __init__(self, ledger: QuotaLedger, *, max_payload_bytes: int = validate.MAX_PAYLOAD_BYTES):
+    def __init__(
+        self,
+        ledger: QuotaLedger,
+        *,
+        max_payload_bytes: int = validate.MAX_PAYLOAD_BYTES,
+        schedule_ledger: ScheduleLedger | None = None,
+        clock: Clock | None = None,
+    ):
         self.ledger = ledger
         self.max_payload_bytes = max_payload_bytes
+        self.schedules = schedule_ledger or ScheduleLedger(ledger.db)
+        self.clock = clock or SystemClock()
 
     # ------------------------------------------------------------- sources
 

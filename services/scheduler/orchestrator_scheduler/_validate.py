@@ -50,7 +50,9 @@ SOURCE_MUTABLE_FIELDS = (
     "paused_reason",
     "job_types",
     "labels",
+    "max_active",
 )
+MAX_SOURCE_ACTIVE = 100_000
 
 
 class Violations:
@@ -345,6 +347,8 @@ def source_fields(src: resources_pb2.Source, field: str, paths: Sequence[str]) -
             if not JOB_TYPE_RE.match(jt):
                 out.add(f"{field}.job_types[{i}]", "must match ^[a-z][a-z0-9_.-]{0,127}$")
     labels = _labels(dict(src.labels), f"{field}.labels", out) if "labels" in wanted else {}
+    if "max_active" in wanted and not 0 <= src.max_active <= MAX_SOURCE_ACTIVE:
+        out.add(f"{field}.max_active", f"must be 0 (no cap) to {MAX_SOURCE_ACTIVE}")
     out.raise_if_any("invalid source")
     return SourceFields(
         name=src.name,
@@ -356,6 +360,7 @@ def source_fields(src: resources_pb2.Source, field: str, paths: Sequence[str]) -
         paused_reason=src.paused_reason,
         job_types=tuple(src.job_types),
         labels=labels,
+        max_active=src.max_active or None,
     )
 
 

@@ -3,10 +3,10 @@
 -- name: source_insert
 INSERT INTO orchestrator.sources (id, tenant, name, source_type, host, base_url, enabled,
                                   paused, paused_reason, paused_ticket, job_types, labels,
-                                  created_at, updated_at)
+                                  max_active, created_at, updated_at)
 VALUES (%(id)s, %(tenant)s, %(name)s, %(source_type)s, %(host)s, %(base_url)s, %(enabled)s,
         %(paused)s, %(paused_reason)s, %(paused_ticket)s, %(job_types)s, %(labels)s,
-        %(now)s, %(now)s)
+        %(max_active)s, %(now)s, %(now)s)
 RETURNING *;
 
 -- name: source_get
@@ -39,6 +39,7 @@ UPDATE orchestrator.sources SET
        paused_ticket = CASE WHEN 'paused_ticket' = ANY(%(mask)s) THEN %(paused_ticket)s ELSE paused_ticket END,
        job_types     = CASE WHEN 'job_types' = ANY(%(mask)s) THEN %(job_types)s ELSE job_types END,
        labels        = CASE WHEN 'labels' = ANY(%(mask)s) THEN %(labels)s ELSE labels END,
+       max_active    = CASE WHEN 'max_active' = ANY(%(mask)s) THEN %(max_active)s ELSE max_active END,
        version       = version + 1,
        updated_at    = %(now)s
  WHERE tenant = %(tenant)s AND id = %(id)s AND deleted_at IS NULL

@@ -172,7 +172,8 @@ end
 
 -- Take up to n tokens: {granted, retry_after_s, remaining tokens, deny_reason}; the
 -- acquire script sends it as one space-separated string (deny_reason may be empty).
-local function take(b, n)
+-- Takes up to n whole tokens; with whole, all n or none (the rest's wait is still told).
+local function take(b, n, whole)
   advance(b)
   if n <= 0 then
     return {0, '0', fmt(b.tok), ''}
@@ -207,6 +208,9 @@ local function take(b, n)
     limit = 1
   end
   local granted = math.min(limit, math.floor(b.tok))
+  if whole and granted < n then
+    granted = 0
+  end
   b.tok = b.tok - granted
   if b.cs == 'half_open' and granted > 0 then
     b.probe_at = NOW
@@ -215,7 +219,7 @@ local function take(b, n)
   if rest == 0 then
     return {granted, '0', fmt(b.tok), ''}
   end
-  if b.cs == 'half_open' and granted == limit then
+  if b.cs == 'half_open' and (granted == limit or limit < n) then
     return {granted, fmt(P.open_s), fmt(b.tok), 'circuit_open'}
   end
   -- When the rest (at most a full bucket) will have accrued.
@@ -230,12 +234,12 @@ end
 
 -- name: bucket_acquire
 -- KEYS[3..]: one bucket per request (a key may repeat: requests apply in order).
--- ARGV[13..]: host, n per request.
+-- ARGV[13..]: host, n, whole ("1": all or nothing) per request.
 local out = {}
 for i = 3, #KEYS do
-  local j = ARG0 + (i - 3) * 2
+  local j = ARG0 + (i - 3) * 3
   local b = load(KEYS[i], ARGV[j + 1])
-  local r = take(b, tonumber(ARGV[j + 2]))
+  local r = take(b, tonumber(ARGV[j + 2]), ARGV[j + 3] == '1')
   save(b)
   -- One flat string per request: far cheaper for the client to parse than a nested array.
   out[#out + 1] = r[1] .. ' ' .. r[2] .. ' ' .. r[3] .. ' ' .. r[4]

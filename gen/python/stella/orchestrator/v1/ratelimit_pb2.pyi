@@ -65,14 +65,16 @@ class Bucket(_message.Message):
     def __init__(self, key: _Optional[_Union[BucketKey, _Mapping]] = ..., capacity: _Optional[int] = ..., refill_per_second: _Optional[float] = ..., effective_refill_per_second: _Optional[float] = ..., tokens: _Optional[float] = ..., paused_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., circuit_state: _Optional[_Union[_common_pb2.CircuitState, str]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., override_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class AcquireRequestItem(_message.Message):
-    __slots__ = ("key", "tokens", "source_id")
+    __slots__ = ("key", "tokens", "source_id", "partial")
     KEY_FIELD_NUMBER: _ClassVar[int]
     TOKENS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_FIELD_NUMBER: _ClassVar[int]
     key: BucketKey
     tokens: int
     source_id: str
-    def __init__(self, key: _Optional[_Union[BucketKey, _Mapping]] = ..., tokens: _Optional[int] = ..., source_id: _Optional[str] = ...) -> None: ...
+    partial: bool
+    def __init__(self, key: _Optional[_Union[BucketKey, _Mapping]] = ..., tokens: _Optional[int] = ..., source_id: _Optional[str] = ..., partial: _Optional[bool] = ...) -> None: ...
 
 class AcquireRequest(_message.Message):
     __slots__ = ("items", "now")
@@ -83,20 +85,22 @@ class AcquireRequest(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[AcquireRequestItem, _Mapping]]] = ..., now: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class AcquireGrant(_message.Message):
-    __slots__ = ("key", "granted", "retry_after", "available_at", "remaining", "deny_reason")
+    __slots__ = ("key", "granted", "retry_after", "available_at", "remaining", "deny_reason", "granted_tokens")
     KEY_FIELD_NUMBER: _ClassVar[int]
     GRANTED_FIELD_NUMBER: _ClassVar[int]
     RETRY_AFTER_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_AT_FIELD_NUMBER: _ClassVar[int]
     REMAINING_FIELD_NUMBER: _ClassVar[int]
     DENY_REASON_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     key: BucketKey
     granted: bool
     retry_after: _duration_pb2.Duration
     available_at: _timestamp_pb2.Timestamp
     remaining: float
     deny_reason: str
-    def __init__(self, key: _Optional[_Union[BucketKey, _Mapping]] = ..., granted: _Optional[bool] = ..., retry_after: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., available_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., remaining: _Optional[float] = ..., deny_reason: _Optional[str] = ...) -> None: ...
+    granted_tokens: int
+    def __init__(self, key: _Optional[_Union[BucketKey, _Mapping]] = ..., granted: _Optional[bool] = ..., retry_after: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., available_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., remaining: _Optional[float] = ..., deny_reason: _Optional[str] = ..., granted_tokens: _Optional[int] = ...) -> None: ...
 
 class AcquireResponse(_message.Message):
     __slots__ = ("grants",)

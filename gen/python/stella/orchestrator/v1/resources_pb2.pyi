@@ -86,7 +86,7 @@ THROTTLE_ORIGIN_OPERATOR: ThrottleOrigin
 THROTTLE_ORIGIN_RECOVERY: ThrottleOrigin
 
 class Source(_message.Message):
-    __slots__ = ("id", "tenant", "name", "source_type", "host", "base_url", "enabled", "paused", "paused_reason", "job_types", "labels", "created_at", "updated_at", "version", "paused_ticket")
+    __slots__ = ("id", "tenant", "name", "source_type", "host", "base_url", "enabled", "paused", "paused_reason", "job_types", "labels", "created_at", "updated_at", "version", "paused_ticket", "max_active")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -109,6 +109,7 @@ class Source(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PAUSED_TICKET_FIELD_NUMBER: _ClassVar[int]
+    MAX_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant: str
     name: str
@@ -124,7 +125,8 @@ class Source(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     version: int
     paused_ticket: str
-    def __init__(self, id: _Optional[str] = ..., tenant: _Optional[str] = ..., name: _Optional[str] = ..., source_type: _Optional[str] = ..., host: _Optional[str] = ..., base_url: _Optional[str] = ..., enabled: _Optional[bool] = ..., paused: _Optional[bool] = ..., paused_reason: _Optional[str] = ..., job_types: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., paused_ticket: _Optional[str] = ...) -> None: ...
+    max_active: int
+    def __init__(self, id: _Optional[str] = ..., tenant: _Optional[str] = ..., name: _Optional[str] = ..., source_type: _Optional[str] = ..., host: _Optional[str] = ..., base_url: _Optional[str] = ..., enabled: _Optional[bool] = ..., paused: _Optional[bool] = ..., paused_reason: _Optional[str] = ..., job_types: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., paused_ticket: _Optional[str] = ..., max_active: _Optional[int] = ...) -> None: ...
 
 class Run(_message.Message):
     __slots__ = ("id", "tenant", "project", "name", "source_id", "state", "correlation_id", "idempotency_key", "labels", "job_counts", "created_at", "started_at", "finished_at", "schedule_id", "backfill_id")

@@ -1,5 +1,9 @@
 """Blackout windows: pure, UTC-only evaluation of whether a window is active at an instant.
 
+The one rule, used by the ratelimit service (Acquire, Envoy) here and by the claim statement
+as the SQL function ``orchestrator.blackout_active_until`` (migration 0005): a property test
+(tests/migration/test_blackout_rule.py) holds the two to the same answers.
+
 A blackout without recurrence is the single range ``[start, end)``. A weekly recurrence
 starts an occurrence on each listed ISO weekday at ``start_minute_utc`` and lasts
 ``duration_s`` (it may cross midnight or the end of the week); every occurrence is clipped

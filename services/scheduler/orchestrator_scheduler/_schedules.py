@@ -1,0 +1,227 @@
+"""Schedule RPCs of SchedulerService (CreateSchedule, GetSchedule, ListSchedules,
+UpdateSchedule, DeleteSchedule), mixed into :class:`~orchestrator_scheduler.SchedulerServicer`.
+
+Writes need ``orch:operate`` and are audited with the operator's reason and ticket; reads
+need ``orch:read``. The template is validated like a CreateRun request when it is stored,
+so a schedule never fires a run that would be refused. Firing is
+:mod:`orchestrator_scheduler._firing`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from google.protobuf import duration_pb2, json_format, timestamp_pb2
+
+from orchestrator_core import Clock, SystemClock, new_id
+from orchestrator_grpckit import Principal, current_principal
+from orchestrator_pg import SCHEDULE_MUTABLE_FIELDS, Row, ScheduleFields, ScheduleLedger, TxContext
+from orchestrator_scheduler import _firing as firing
+from orchestrator_scheduler import _paging as paging
+from orchestrator_scheduler import _validate as validate
+from stella.orchestrator.v1 import common_pb2, resources_pb2, scheduler_pb2
+
+SCHEDULE_READ_METHODS = ("GetSchedule", "ListSchedules")
+SCHEDULE_WRITE_METHODS = ("CreateSchedule", "UpdateSchedule", "DeleteSchedule")
+MAX_JOBS_PER_TEMPLATE = 10_000
+
+_CATCH_UP = {
+    resources_pb2.CATCH_UP_POLICY_UNSPECIFIED: "one",
+    resources_pb2.CATCH_UP_POLICY_SKIP: "skip",
+    resources_pb2.CATCH_UP_POLICY_ONE: "one",
+    resources_pb2.CATCH_UP_POLICY_ALL: "all",
+}
+_OVERLAP = {
+    resources_pb2.OVERLAP_POLICY_UNSPECIFIED: "skip",
+    resources_pb2.OVERLAP_POLICY_SKIP: "skip",
+    resources_pb2.OVERLAP_POLICY_BUFFER_ONE: "buffer_one",
+    resources_pb2.OVERLAP_POLICY_ALLOW: "allow",
+}
+_CATCH_UP_ENUM = {
+    "skip": resources_pb2.CATCH_UP_POLICY_SKIP,
+    "one": resources_pb2.CATCH_UP_POLICY_ONE,
+    "all": resources_pb2.CATCH_UP_POLICY_ALL,
+}
+_OVERLAP_ENUM = {
+    "skip": resources_pb2.OVERLAP_POLICY_SKIP,
+    "buffer_one": resources_pb2.OVERLAP_POLICY_BUFFER_ONE,
+    "allow": resources_pb2.OVERLAP_POLICY_ALLOW,
+}
+
+
+def _ctx(principal: Principal, operator: common_pb2.OperatorContext) -> TxContext:
+    validate.operator_context(operator)
+    return TxContext(
+        tenant=principal.tenant,
+        actor_subject=principal.subject,
+        actor_scopes=tuple(sorted(principal.scopes)),
+        reason=operator.reason,
+        ticket=operator.ticket,
+    )
+
+
+def schedule_fields(
+    schedule: resources_pb2.Schedule, paths: Sequence[str], *, max_payload_bytes: int
+) -> ScheduleFields:
+    """Validates the fields of ``schedule`` named in ``paths`` (all of them on create)."""
+    out = validate.Violations()
+    wanted = set(paths)
+    cron = schedule.cron
+    if "name" in wanted and not validate.SOURCE_NAME_RE.match(schedule.name):
+        out.add("schedule.name", "is required and must match ^[a-z0-9][a-z0-9._-]{0,62}$")
+    if "cron" in wanted:
+        try:
+            cron = firing.check_cron(schedule.cron, "schedule.cron")
+        except validate.InvalidArgument as exc:
+            out.merge(exc)
+    source_id = (
+        validate.optional_id(schedule.source_id, "schedule.source_id", out)
+        if "source_id" in wanted
+        else None
+    )
+    template: dict[str, Any] = {}
+    if "run_template" in wanted:
+        jobs = schedule.run_template.jobs
+        if len(jobs) > MAX_JOBS_PER_TEMPLATE:
+            out.add("schedule.run_template.jobs", f"at most {MAX_JOBS_PER_TEMPLATE} jobs")
+        else:
+            try:
+                validate.job_batch(
+                    jobs,
+                    "schedule.run_template.jobs",
+                    allow_external_keys=False,
+                    required=True,
+                    max_payload_bytes=max_payload_bytes,
+                )
+            except validate.InvalidArgument as exc:
+                out.merge(exc)
+        template = json_format.MessageToDict(schedule.run_template)
+    window: timedelta | None = None
+    if "catch_up_window" in wanted and schedule.HasField("catch_up_window"):
+        window = schedule.catch_up_window.ToTimedelta()
+        if window <= timedelta(0):
+            out.add("schedule.catch_up_window", "must be positive, or unset for no limit")
+    out.raise_if_any("invalid schedule")
+    return ScheduleFields(
+        name=schedule.name,
+        cron=cron,
+        source_id=source_id,
+        run_template=template,
+        catch_up=_CATCH_UP.get(schedule.catch_up, "one"),
+        catch_up_window=window,
+        overlap=_OVERLAP.get(schedule.overlap, "skip"),
+        enabled=schedule.enabled,
+    )
+
+
+def schedule_message(row: Row) -> resources_pb2.Schedule:
+    msg = resources_pb2.Schedule(
+        id=str(row["id"]),
+        tenant=row["tenant"],
+        name=row["name"],
+        cron=row["cron"],
+        source_id=str(row["source_id"]) if row["source_id"] else "",
+        catch_up=_CATCH_UP_ENUM[row["catch_up"]],
+        overlap=_OVERLAP_ENUM[row["overlap"]],
+        enabled=row["enabled"],
+    )
+    json_format.ParseDict(row["run_template"], msg.run_template)
+    if row["catch_up_window"] is not None:
+        msg.catch_up_window.CopyFrom(_duration(row["catch_up_window"]))
+    for name in ("next_fire_at", "last_fire_at", "created_at", "updated_at"):
+        if row[name] is not None:
+            getattr(msg, name).CopyFrom(_timestamp(row[name]))
+    return msg
+
+
+def _duration(value: timedelta) -> duration_pb2.Duration:
+    out = duration_pb2.Duration()
+    out.FromTimedelta(value)
+    return out
+
+
+def _timestamp(value: Any) -> timestamp_pb2.Timestamp:
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
+class ScheduleMethods:
+    """The schedule RPCs; the servicer provides ``schedules``, ``clock`` and
+    ``max_payload_bytes``."""
+
+    schedules: ScheduleLedger
+    clock: Clock = SystemClock()
+    max_payload_bytes: int
+
+    async def CreateSchedule(
+        self, request: scheduler_pb2.CreateScheduleRequest, context: Any
+    ) -> Any:
+        principal = current_principal()
+        fields = schedule_fields(
+            request.schedule, SCHEDULE_MUTABLE_FIELDS, max_payload_bytes=self.max_payload_bytes
+        )
+        ctx = _ctx(principal, request.operator)
+        next_fire = firing.next_after(fields.cron, self.clock.now()) if fields.enabled else None
+        row = await self.schedules.schedule_create(
+            ctx, uuid.UUID(new_id(self.clock)), fields, next_fire
+        )
+        return scheduler_pb2.CreateScheduleResponse(schedule=schedule_message(row))
+
+    async def GetSchedule(self, request: scheduler_pb2.GetScheduleRequest, context: Any) -> Any:
+        principal = current_principal()
+        schedule_id = validate.parse_id_or_raise(request.schedule_id, "schedule_id")
+        row = await self.schedules.schedule_get(principal.tenant, schedule_id)
+        return scheduler_pb2.GetScheduleResponse(schedule=schedule_message(row))
+
+    async def ListSchedules(self, request: scheduler_pb2.ListSchedulesRequest, context: Any) -> Any:
+        principal = current_principal()
+        filters = {"enabled": request.enabled if request.HasField("enabled") else None}
+        size = paging.page_size(request.page_size)
+        rows = await self.schedules.schedule_list(
+            principal.tenant,
+            enabled=filters["enabled"],
+            after_id=paging.decode_id_token(request.page_token, filters),
+            limit=size + 1,
+        )
+        token = paging.encode_token(str(rows[size - 1]["id"]), filters) if len(rows) > size else ""
+        return scheduler_pb2.ListSchedulesResponse(
+            schedules=[schedule_message(r) for r in rows[:size]], next_page_token=token
+        )
+
+    async def UpdateSchedule(
+        self, request: scheduler_pb2.UpdateScheduleRequest, context: Any
+    ) -> Any:
+        principal = current_principal()
+        schedule_id = validate.parse_id_or_raise(request.schedule.id, "schedule.id")
+        out = validate.Violations()
+        paths = list(dict.fromkeys(request.update_mask.paths))
+        if not paths:
+            out.add("update_mask", "name the fields to change, e.g. paths: ['cron']")
+        for i, path in enumerate(paths):
+            if path not in SCHEDULE_MUTABLE_FIELDS:
+                out.add(
+                    f"update_mask.paths[{i}]",
+                    f"'{path}' cannot be updated; updatable: {', '.join(SCHEDULE_MUTABLE_FIELDS)}",
+                )
+        out.raise_if_any("invalid update_mask")
+        fields = schedule_fields(request.schedule, paths, max_payload_bytes=self.max_payload_bytes)
+        ctx = _ctx(principal, request.operator)
+        next_fire = None
+        if "cron" in paths or ("enabled" in paths and fields.enabled):
+            current = await self.schedules.schedule_get(principal.tenant, schedule_id)
+            cron = fields.cron if "cron" in paths else current["cron"]
+            next_fire = firing.next_after(cron, self.clock.now())
+        row = await self.schedules.schedule_update(ctx, schedule_id, fields, paths, next_fire)
+        return scheduler_pb2.UpdateScheduleResponse(schedule=schedule_message(row))
+
+    async def DeleteSchedule(
+        self, request: scheduler_pb2.DeleteScheduleRequest, context: Any
+    ) -> Any:
+        principal = current_principal()
+        schedule_id = validate.parse_id_or_raise(request.schedule_id, "schedule_id")
+        await self.schedules.schedule_delete(_ctx(principal, request.operator), schedule_id)
+        return scheduler_pb2.DeleteScheduleResponse()
