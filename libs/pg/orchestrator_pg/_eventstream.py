@@ -10,8 +10,9 @@ How: read the sequence's last value ``c``, then take a snapshot; every writer ho
 ``<= c`` got its transaction id before that snapshot (events are only inserted by AFTER
 triggers of another write, so a writer has an xid before it takes a seq; and the sequence has
 no per-session cache), so once every transaction that snapshot lists as in progress and that
-writes events (holds a lock on ``orchestrator.events``) has ended, ``c`` is safe. One LISTEN connection per process wakes the
-tracker on ``orch_events``; a poll every :data:`POLL_INTERVAL_S` covers lost notifications.
+writes events (holds a lock on ``orchestrator.events``) has ended, ``c`` is safe. One LISTEN
+connection per process wakes the tracker on ``orch_events``; a poll every
+:data:`POLL_INTERVAL_S` covers lost notifications.
 """
 
 from __future__ import annotations
