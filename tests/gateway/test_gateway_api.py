@@ -303,3 +303,37 @@ async def test_openapi_document_is_3_1(anon: httpx.AsyncClient, stack) -> None:
     assert doc["openapi"].startswith("3.1")
     assert "/api/v1/orchestrator/deadletter/{entry_id}/replay" in doc["paths"]
     assert "Problem" in doc["components"]["schemas"]
+
+
+async def test_schedules_crud(client: httpx.AsyncClient) -> None:
+    source = await create_source(client)
+    body = {
+        "name": unique("sched"),
+        "cron": "0 */6 * * *",
+        "source_id": source["id"],
+        "run_template": {
+            "name": "nvd {fire_time}",
+            "jobs": [{"key": "fetch", "job_type": "ingest.nvd", "source_id": source["id"]}],
+        },
+        "catch_up": "skip",
+        "overlap": "buffer_one",
+        "enabled": False,
+    }
+    created = await client.post("/schedules", json=body)
+    assert created.status_code == 201, created.text
+    schedule = created.json()
+    assert schedule["catch_up"] == "skip"
+    assert schedule["overlap"] == "buffer_one"
+    assert schedule["run_template"]["jobs"][0]["key"] == "fetch"
+    assert (await client.get(f"/schedules/{schedule['id']}")).json() == schedule
+    listed = (await client.get("/schedules", params={"enabled": "false"})).json()["items"]
+    assert schedule["id"] in [s["id"] for s in listed]
+    enabled = await client.patch(f"/schedules/{schedule['id']}", json={"enabled": True})
+    assert enabled.status_code == 200, enabled.text
+    assert enabled.json()["enabled"] is True
+    assert enabled.json()["next_fire_at"] is not None
+    bad = await client.post("/schedules", json={**body, "name": unique("s"), "cron": "nope"})
+    assert _is_problem(bad, 400)["grpc_status"] == "INVALID_ARGUMENT"
+    gone = await client.delete(f"/schedules/{schedule['id']}", headers=REASON)
+    assert gone.status_code == 204
+    _is_problem(await client.get(f"/schedules/{schedule['id']}"), 404)

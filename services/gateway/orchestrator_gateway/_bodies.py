@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -118,3 +118,39 @@ class BulkReplayIn(Body):
     source_id: str | None = Field(default=None, max_length=64)
     retryable: bool | None = None
     limit: int = Field(default=100, ge=1, le=500, description="At most this many entries")
+
+
+class RunTemplateIn(Body):
+    """The run a schedule creates at each fire time."""
+
+    name: str = Field(default="", max_length=200, description='"{fire_time}" is replaced')
+    project: str = Field(default="", max_length=200)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
+    jobs: list[JobSpecIn] = Field(min_length=1, max_length=10_000)
+
+
+CatchUp = Literal["skip", "one", "all"]
+Overlap = Literal["skip", "buffer_one", "allow"]
+
+
+class ScheduleCreate(Body):
+    """A cron schedule (UTC) that creates runs from a template."""
+
+    name: str = Field(min_length=1, max_length=200)
+    cron: str = Field(min_length=1, max_length=200)
+    source_id: str = Field(default="", max_length=64)
+    run_template: RunTemplateIn
+    catch_up: CatchUp | None = None
+    overlap: Overlap | None = None
+    catch_up_window_s: float | None = Field(default=None, gt=0, le=366 * 24 * 3600)
+    enabled: bool = True
+
+
+class ScheduleUpdate(Body):
+    """Schedule fields to change; absent fields stay as they are."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    cron: str | None = Field(default=None, min_length=1, max_length=200)
+    catch_up: CatchUp | None = None
+    overlap: Overlap | None = None
+    enabled: bool | None = None

@@ -259,6 +259,18 @@ class IdempotencyMiddleware:
             return await receive()
 
         parts: list[bytes] = []
+        remembered = False
+
+        def remember() -> None:
+            # Before the last byte goes out: a client may repeat the request the moment it has
+            # the answer, and must then get the replay, not "still in flight".
+            nonlocal remembered
+            remembered = True
+            if entry.status and entry.status < 500 and entry.status != 429:
+                entry.body = b"".join(parts)
+                entry.done = True
+            else:
+                self._store.pop(store_key, None)
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -270,13 +282,13 @@ class IdempotencyMiddleware:
                 ]
             elif message["type"] == "http.response.body":
                 parts.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    remember()
             await send(message)
 
         try:
             await self.app(scope, replay_receive, capture)
         finally:
-            if entry.status and entry.status < 500 and entry.status != 429:
-                entry.body = b"".join(parts)
-                entry.done = True
-            else:
-                self._store.pop(store_key, None)
+            if not remembered:
+                entry.status = 0  # no complete answer: forget the key
+                remember()

@@ -26,6 +26,8 @@ from orchestrator_gateway._bodies import (
     QuotaCreate,
     QuotaUpdate,
     RunCreate,
+    ScheduleCreate,
+    ScheduleUpdate,
     SourceCreate,
     SourceUpdate,
     ThrottleIn,
@@ -78,6 +80,9 @@ Run = model_for(resources_pb2.Run.DESCRIPTOR)
 Job = model_for(resources_pb2.Job.DESCRIPTOR)
 DagEdge = model_for(resources_pb2.DagEdge.DESCRIPTOR)
 Quota = model_for(resources_pb2.Quota.DESCRIPTOR)
+Schedule = model_for(resources_pb2.Schedule.DESCRIPTOR)
+_CATCH_UP = resources_pb2.CatchUpPolicy.DESCRIPTOR
+_OVERLAP = resources_pb2.OverlapPolicy.DESCRIPTOR
 Bucket = model_for(ratelimit_pb2.Bucket.DESCRIPTOR)
 Throttle = model_for(resources_pb2.Throttle.DESCRIPTOR)
 DeadLetterEntry = model_for(resources_pb2.DeadLetterEntry.DESCRIPTOR)
@@ -769,6 +774,121 @@ async def delete_quota(quota_id: str, who: QuotaAdmin, grpc_: Grpc, why: Reason)
         who,
         grpc_.scheduler.DeleteQuota,
         scheduler_pb2.DeleteQuotaRequest(quota_id=quota_id, operator=_operator_ctx(why)),
+    )
+    return Response(status_code=204)
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+@router.get(
+    "/schedules", response_model=page_model(resources_pb2.Schedule.DESCRIPTOR), tags=["schedules"]
+)
+async def list_schedules(
+    who: Reader,
+    grpc_: Grpc,
+    enabled: bool | None = None,
+    page_size: PageSize = 50,
+    page_token: PageToken = "",
+) -> dict[str, Any]:
+    """The tenant's schedules in id order."""
+    req = scheduler_pb2.ListSchedulesRequest(page_size=page_size, page_token=page_token)
+    if enabled is not None:
+        req.enabled = enabled
+    resp = await grpc_.call(who, grpc_.scheduler.ListSchedules, req)
+    return _page(list(resp.schedules), resp.next_page_token)
+
+
+@router.post(
+    "/schedules",
+    response_model=Schedule,
+    status_code=201,
+    tags=["schedules"],
+    openapi_extra=_idempotency_doc(),
+)
+async def create_schedule(
+    body: ScheduleCreate,
+    who: Operator,
+    grpc_: Grpc,
+    why: Annotated[OperatorReason, Depends(optional_reason)],
+) -> dict[str, Any]:
+    """Register a cron schedule (UTC) that creates runs from a template (scope orch:operate)."""
+    schedule = resources_pb2.Schedule(
+        name=body.name,
+        cron=body.cron,
+        source_id=body.source_id,
+        run_template=resources_pb2.RunTemplate(
+            name=body.run_template.name,
+            project=body.run_template.project,
+            labels=body.run_template.labels,
+            jobs=[_job_spec(j) for j in body.run_template.jobs],
+        ),
+        catch_up=enum_number(_CATCH_UP, body.catch_up) if body.catch_up else None,
+        overlap=enum_number(_OVERLAP, body.overlap) if body.overlap else None,
+        enabled=body.enabled,
+    )
+    if body.catch_up_window_s is not None:
+        schedule.catch_up_window.FromTimedelta(timedelta(seconds=body.catch_up_window_s))
+    resp = await grpc_.call(
+        who,
+        grpc_.scheduler.CreateSchedule,
+        scheduler_pb2.CreateScheduleRequest(schedule=schedule, operator=_operator_ctx(why)),
+    )
+    return to_json(resp.schedule)
+
+
+@router.get("/schedules/{schedule_id}", response_model=Schedule, tags=["schedules"])
+async def get_schedule(schedule_id: str, who: Reader, grpc_: Grpc) -> dict[str, Any]:
+    """One schedule with its next and last fire times."""
+    resp = await grpc_.call(
+        who,
+        grpc_.scheduler.GetSchedule,
+        scheduler_pb2.GetScheduleRequest(schedule_id=schedule_id),
+    )
+    return to_json(resp.schedule)
+
+
+@router.patch("/schedules/{schedule_id}", response_model=Schedule, tags=["schedules"])
+async def update_schedule(
+    schedule_id: str,
+    body: ScheduleUpdate,
+    who: Operator,
+    grpc_: Grpc,
+    why: Annotated[OperatorReason, Depends(optional_reason)],
+) -> dict[str, Any]:
+    """Change a schedule (scope orch:operate), e.g. ``{"enabled": false}`` to stop it."""
+    fields = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+    if not fields:
+        raise ProblemError(400, "nothing to change: send at least one field")
+    if "catch_up" in fields:
+        fields["catch_up"] = enum_number(_CATCH_UP, fields["catch_up"])
+    if "overlap" in fields:
+        fields["overlap"] = enum_number(_OVERLAP, fields["overlap"])
+    resp = await grpc_.call(
+        who,
+        grpc_.scheduler.UpdateSchedule,
+        scheduler_pb2.UpdateScheduleRequest(
+            schedule=resources_pb2.Schedule(id=schedule_id, **fields),
+            update_mask=field_mask_pb2.FieldMask(paths=sorted(fields)),
+            operator=_operator_ctx(why),
+        ),
+    )
+    return to_json(resp.schedule)
+
+
+@router.delete(
+    "/schedules/{schedule_id}",
+    status_code=204,
+    response_class=Response,
+    tags=["schedules"],
+    openapi_extra=_reason_doc(),
+)
+async def delete_schedule(schedule_id: str, who: Operator, grpc_: Grpc, why: Reason) -> Response:
+    """Remove a schedule; runs it created stay (scope orch:operate; reason required)."""
+    await grpc_.call(
+        who,
+        grpc_.scheduler.DeleteSchedule,
+        scheduler_pb2.DeleteScheduleRequest(schedule_id=schedule_id, operator=_operator_ctx(why)),
     )
     return Response(status_code=204)
 
