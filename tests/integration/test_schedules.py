@@ -180,3 +180,77 @@ async def test_every_minute_schedule_across_a_leader_failover(scheduler, databas
         "SELECT next_fire_at FROM orchestrator.schedules WHERE id = %s", (created.id,)
     ).fetchone()
     assert next_fire == start + timedelta(minutes=21) - timedelta(seconds=30)
+
+
+async def test_watermark_advances_over_contiguous_succeeded_windows_only(
+    scheduler, reader, database_url, db
+) -> None:
+    from orchestrator_pg import Completion, LeaseLedger, TxContext
+
+    source = (
+        await scheduler.CreateSource(
+            scheduler_pb2.CreateSourceRequest(
+                source=resources_pb2.Source(
+                    name=f"osv-{uuid.uuid4().hex[:8]}",
+                    source_type="osv",
+                    host="api.osv.dev",
+                    enabled=True,
+                )
+            )
+        )
+    ).source
+    job_type = f"wm{uuid.uuid4().hex[:10]}.ingest"
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    specs = []
+    for i in range(4):
+        window = common_pb2.TimeWindow()
+        window.start.FromDatetime(t0 + i * hour)
+        window.end.FromDatetime(t0 + (i + 1) * hour)
+        specs.append(
+            resources_pb2.JobSpec(job_type=job_type, source_id=source.id, event_time_window=window)
+        )
+    jobs = (await scheduler.SubmitJobs(scheduler_pb2.SubmitJobsRequest(jobs=specs))).jobs
+    by_window = {j.event_time_window.start.ToDatetime(tzinfo=UTC): j.id for j in jobs}
+
+    async def mark() -> datetime | None:
+        reply = await reader.ListWatermarks(
+            scheduler_pb2.ListWatermarksRequest(source_id=source.id, job_type=job_type)
+        )
+        if not reply.watermarks:
+            return None
+        (wm,) = reply.watermarks
+        return wm.high_watermark.ToDatetime(tzinfo=UTC)
+
+    async with Database(database_url) as database:
+        leases = LeaseLedger(database)
+        ctx = TxContext(tenant="acme", actor_subject="wm-worker")
+        leased = await leases.claim(
+            ctx, worker_id="wm-worker", job_types=[job_type], limit=10, tenants=["acme"]
+        )
+        lease_of = {r["id"]: r["lease_id"] for r in leased}
+
+        async def succeed(i: int) -> None:
+            job_id = uuid.UUID(by_window[t0 + i * hour])
+            (outcome,) = await leases.complete(
+                ctx, [Completion(job_id, lease_of[job_id])], tenants=["acme"]
+            )
+            assert outcome.ok
+
+        await succeed(3)  # a later window first: the watermark stays at the first window
+        assert await mark() == t0
+        await succeed(1)
+        assert await mark() == t0
+        await succeed(0)  # the gap closes: up to the end of window 1
+        assert await mark() == t0 + 2 * hour
+        await succeed(2)  # and on over the already succeeded window 3
+        assert await mark() == t0 + 4 * hour
+    moves = db.execute(
+        "SELECT data->>'from', data->>'to' FROM orchestrator.events"
+        " WHERE type = 'watermark.advanced' AND source_id = %s AND job_type = %s ORDER BY seq",
+        (source.id, job_type),
+    ).fetchall()
+    assert [(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in moves] == [
+        (t0, t0 + 2 * hour),
+        (t0 + 2 * hour, t0 + 4 * hour),
+    ]

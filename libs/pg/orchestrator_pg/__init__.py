@@ -13,7 +13,14 @@ Design note
 """
 
 from orchestrator_pg._admin import create_database, database_url_for, drop_database
+from orchestrator_pg._backfills import (
+    BackfillLedger,
+    BackfillPlan,
+    BackfillRequest,
+    split_windows,
+)
 from orchestrator_pg._backpressure import QUEUE_RETRY_AFTER_S, queue_limit
+from orchestrator_pg._controls import ControlLedger
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._eventstream import EventHorizon, EventReader
 from orchestrator_pg._leasing import (
@@ -59,7 +66,11 @@ __all__ = [
     "SCHEDULE_MUTABLE_FIELDS",
     "WORKER_CRASH",
     "Artifact",
+    "BackfillLedger",
+    "BackfillPlan",
+    "BackfillRequest",
     "Completion",
+    "ControlLedger",
     "CreatedRun",
     "Database",
     "EventHorizon",
@@ -94,4 +105,5 @@ __all__ = [
     "query",
     "queue_limit",
     "schema_sql",
+    "split_windows",
 ]

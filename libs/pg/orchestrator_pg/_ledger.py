@@ -103,6 +103,7 @@ class NewRun:
     idempotency_key: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     schedule_id: uuid.UUID | None = None  # set on the runs a schedule fires
+    backfill_id: uuid.UUID | None = None  # set on the run holding a backfill's windows
 
 
 @dataclass(frozen=True)
@@ -323,35 +324,7 @@ class Ledger:
         now = self._now(ctx)
         try:
             async with self.db.transaction(ctx) as conn:
-                await self._check_sources(
-                    conn, ctx.tenant, [run.source_id, *(j.source_id for j in jobs)]
-                )
-                cur = await conn.execute(
-                    query("run_insert"),
-                    {
-                        "id": run.id,
-                        "tenant": ctx.tenant,
-                        "project": run.project,
-                        "name": run.name,
-                        "source_id": run.source_id,
-                        "correlation_id": run.correlation_id,
-                        "idempotency_key": run.idempotency_key,
-                        "labels": Jsonb(run.labels),
-                        "job_total": len(jobs),
-                        "schedule_id": run.schedule_id,
-                        "now": now,
-                    },
-                )
-                run_row = await cur.fetchone()
-                assert run_row is not None
-                await self._insert_jobs(conn, ctx, jobs, run.id, now, all_or_nothing=True)
-                await settle(conn, [], [], [run.id], now)
-                cur = await conn.execute(query("run_get"), {"tenant": ctx.tenant, "id": run.id})
-                run_row = await cur.fetchone()
-                cur = await conn.execute(
-                    query("job_list_for_run"), {"tenant": ctx.tenant, "run_id": run.id}
-                )
-                job_rows = await cur.fetchall()
+                run_row, job_rows = await self._run_insert(conn, ctx, run, jobs, now)
         except pg_errors.UniqueViolation as exc:
             # Lost a race with a concurrent CreateRun carrying the same idempotency key.
             if run.idempotency_key and "runs_tenant_idempotency" in str(exc):
@@ -363,6 +336,39 @@ class Ledger:
             raise _foreign_key_error(exc, ctx.tenant) from None
         assert run_row is not None
         return CreatedRun(run=run_row, jobs=job_rows, existing=False)
+
+    async def _run_insert(
+        self, conn: Conn, ctx: TxContext, run: NewRun, jobs: Sequence[NewJob], now: datetime
+    ) -> tuple[Row, list[Row]]:
+        """Inserts a run and its DAG in the caller's transaction; returns the run (with
+        its settled state) and its jobs."""
+        await self._check_sources(conn, ctx.tenant, [run.source_id, *(j.source_id for j in jobs)])
+        await conn.execute(
+            query("run_insert"),
+            {
+                "id": run.id,
+                "tenant": ctx.tenant,
+                "project": run.project,
+                "name": run.name,
+                "source_id": run.source_id,
+                "correlation_id": run.correlation_id,
+                "idempotency_key": run.idempotency_key,
+                "labels": Jsonb(run.labels),
+                "job_total": len(jobs),
+                "schedule_id": run.schedule_id,
+                "backfill_id": run.backfill_id,
+                "now": now,
+            },
+        )
+        await self._insert_jobs(conn, ctx, jobs, run.id, now, all_or_nothing=True)
+        await settle(conn, [], [], [run.id], now)
+        cur = await conn.execute(query("run_get"), {"tenant": ctx.tenant, "id": run.id})
+        run_row = await cur.fetchone()
+        assert run_row is not None
+        cur = await conn.execute(
+            query("job_list_for_run"), {"tenant": ctx.tenant, "run_id": run.id}
+        )
+        return run_row, await cur.fetchall()
 
     async def _run_by_idempotency_key(self, tenant: str, key: str) -> CreatedRun | None:
         async with self.db.connection() as conn:

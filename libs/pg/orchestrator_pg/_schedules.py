@@ -1,4 +1,5 @@
-"""Cron schedules: storage, operator changes, and the firing pass's reads and writes.
+"""Cron schedules (storage, operator changes, the firing pass's reads and writes) and the
+event-time watermarks they advance.
 
 The cron arithmetic (next fire times, catch-up and overlap policies) is the scheduler
 service's (:mod:`orchestrator_scheduler._firing`); this module only stores what it decides.
@@ -178,6 +179,28 @@ class ScheduleLedger(Ledger):
         cur = await conn.execute(query("schedule_open_run"), {"id": schedule_id})
         row = await cur.fetchone()
         return bool(row and row["open"])
+
+    async def watermark_list(
+        self,
+        tenant: str,
+        *,
+        source_id: uuid.UUID | None,
+        job_type: str | None,
+        after: str | None,
+        limit: int,
+    ) -> list[Row]:
+        """Watermarks (advanced by the ledger's ``jobs_watermarks`` trigger) in
+        ``"<source id>|<job type>"`` order after ``after``."""
+        return await self._all(
+            "watermark_list",
+            {
+                "tenant": tenant,
+                "source_id": source_id,
+                "job_type": job_type,
+                "after": after,
+                "limit": limit,
+            },
+        )
 
     async def next_due(self) -> datetime | None:
         rows = await self._all("schedule_next_due", {})

@@ -6,6 +6,10 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
 from orchestrator_core import Clock
 from orchestrator_grpckit import GrpcService, ServiceConfig
 from orchestrator_pg import (
@@ -16,6 +20,7 @@ from orchestrator_pg import (
     QuotaLedger,
     ScheduleLedger,
 )
+from orchestrator_redis import DEFAULT_PREFIX, BucketStore
 from orchestrator_scheduler._events import (
     EVENTS_METHOD_SCOPES,
     EVENTS_SERVICE_NAME,
@@ -45,6 +50,13 @@ async def build_service(
     """
     db = Database(config.database_url, clock=clock)
     await db.open()
+    # Redis only feeds backfill estimates (the source's bucket rate): short timeouts, one try.
+    redis_client = redis.asyncio.Redis.from_url(
+        config.redis_url,
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+        retry=Retry(NoBackoff(), 0),
+    )
     try:
         firing = schedule_firing
         if firing is None:
@@ -56,6 +68,10 @@ async def build_service(
             max_payload_bytes=max_payload,
             schedule_ledger=schedule_ledger,
             clock=clock,
+            bucket_store=BucketStore(
+                redis_client,
+                prefix=os.environ.get("ORCH_RATELIMIT_KEY_PREFIX", "") or DEFAULT_PREFIX,
+            ),
         )
         firer = ScheduleFirer(
             schedule_ledger, config.database_url, clock=clock, max_payload_bytes=max_payload
@@ -91,3 +107,4 @@ async def build_service(
         yield service
     finally:
         await db.close()
+        await redis_client.aclose()

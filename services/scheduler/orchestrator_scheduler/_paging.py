@@ -83,6 +83,23 @@ def decode_id_token(token: str, filters: Mapping[str, object]) -> uuid.UUID | No
         ) from None
 
 
+def decode_text_token(token: str, filters: Mapping[str, object]) -> str | None:
+    """The text key after which the next page starts, or None for the first page."""
+    if not token:
+        return None
+    value = _decode(token, filters)
+    if not isinstance(value, str):
+        raise InvalidArgument(
+            "page_token is not valid for this request",
+            [
+                FieldViolation(
+                    "page_token", "pass the next_page_token of the previous page unchanged"
+                )
+            ],
+        )
+    return value
+
+
 def decode_seq_token(token: str, filters: Mapping[str, object]) -> int:
     """The event seq after which the next page starts (0 for the first page)."""
     if not token:

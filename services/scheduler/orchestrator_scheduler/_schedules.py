@@ -24,7 +24,7 @@ from orchestrator_scheduler import _paging as paging
 from orchestrator_scheduler import _validate as validate
 from stella.orchestrator.v1 import common_pb2, resources_pb2, scheduler_pb2
 
-SCHEDULE_READ_METHODS = ("GetSchedule", "ListSchedules")
+SCHEDULE_READ_METHODS = ("GetSchedule", "ListSchedules", "ListWatermarks")
 SCHEDULE_WRITE_METHODS = ("CreateSchedule", "UpdateSchedule", "DeleteSchedule")
 MAX_JOBS_PER_TEMPLATE = 10_000
 
@@ -225,3 +225,39 @@ class ScheduleMethods:
         schedule_id = validate.parse_id_or_raise(request.schedule_id, "schedule_id")
         await self.schedules.schedule_delete(_ctx(principal, request.operator), schedule_id)
         return scheduler_pb2.DeleteScheduleResponse()
+
+    async def ListWatermarks(
+        self, request: scheduler_pb2.ListWatermarksRequest, context: Any
+    ) -> Any:
+        principal = current_principal()
+        out = validate.Violations()
+        source_id = validate.optional_id(request.source_id, "source_id", out)
+        out.raise_if_any("invalid watermark filter")
+        filters = {"source_id": request.source_id, "job_type": request.job_type}
+        size = paging.page_size(request.page_size)
+        rows = await self.schedules.watermark_list(
+            principal.tenant,
+            source_id=source_id,
+            job_type=request.job_type or None,
+            after=paging.decode_text_token(request.page_token, filters),
+            limit=size + 1,
+        )
+        token = ""
+        if len(rows) > size:
+            last = rows[size - 1]
+            token = paging.encode_token(f"{last['source_id']}|{last['job_type']}", filters)
+        return scheduler_pb2.ListWatermarksResponse(
+            watermarks=[watermark_message(r) for r in rows[:size]], next_page_token=token
+        )
+
+
+def watermark_message(row: Row) -> resources_pb2.Watermark:
+    msg = resources_pb2.Watermark(
+        tenant=row["tenant"],
+        source_id=str(row["source_id"]),
+        job_type=row["job_type"],
+        last_job_id=str(row["last_job_id"]) if row["last_job_id"] else "",
+    )
+    msg.high_watermark.CopyFrom(_timestamp(row["high_watermark"]))
+    msg.updated_at.CopyFrom(_timestamp(row["updated_at"]))
+    return msg

@@ -13,7 +13,10 @@ from typing import Any
 
 from orchestrator_core import Clock, SystemClock
 from orchestrator_grpckit import Principal, current_principal
-from orchestrator_pg import QuotaLedger, ScheduleLedger, TxContext
+from orchestrator_pg import BackfillLedger, ControlLedger, QuotaLedger, ScheduleLedger, TxContext
+from orchestrator_redis import BucketStore
+from orchestrator_scheduler import _backfills as backfills
+from orchestrator_scheduler import _controls as controls
 from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _operations as operations
 from orchestrator_scheduler import _paging as paging
@@ -49,6 +52,9 @@ METHOD_SCOPES: dict[str, str] = {
         **dict.fromkeys(quotas.QUOTA_WRITE_METHODS, quotas.QUOTA_SCOPE),
         **dict.fromkeys(schedules.SCHEDULE_READ_METHODS, _READ),
         **dict.fromkeys(schedules.SCHEDULE_WRITE_METHODS, _OPERATE),
+        **dict.fromkeys(backfills.BACKFILL_READ_METHODS, _READ),
+        **dict.fromkeys(backfills.BACKFILL_WRITE_METHODS, backfills.BACKFILL_SCOPE),
+        **dict.fromkeys(controls.CONTROL_METHODS, _OPERATE),
     }.items()
 } | operations.OPERATIONS_METHOD_SCOPES
 
@@ -70,11 +76,14 @@ def _ctx(principal: Principal, operator: common_pb2.OperatorContext | None = Non
 class SchedulerServicer(
     quotas.QuotaMethods,
     schedules.ScheduleMethods,
+    backfills.BackfillMethods,
+    controls.ControlMethods,
     operations.OperationsMethods,
     scheduler_pb2_grpc.SchedulerServiceServicer,
 ):
-    """Sources, runs with their DAG, jobs, quotas, schedules and the operator reads (every job
-    insert of the ledger goes through the ``max_queued`` backpressure check)."""
+    """Sources, runs with their DAG, jobs, quotas, schedules, watermarks, backfills, controls
+    and the operator reads (every job insert of the ledger goes through the ``max_queued``
+    backpressure check)."""
 
     def __init__(
         self,
@@ -83,10 +92,14 @@ class SchedulerServicer(
         max_payload_bytes: int = validate.MAX_PAYLOAD_BYTES,
         schedule_ledger: ScheduleLedger | None = None,
         clock: Clock | None = None,
+        bucket_store: BucketStore | None = None,
     ):
         self.ledger = ledger
         self.max_payload_bytes = max_payload_bytes
         self.schedules = schedule_ledger or ScheduleLedger(ledger.db)
+        self.backfills = BackfillLedger(ledger.db)
+        self.controls = ControlLedger(ledger.db)
+        self.bucket_store = bucket_store
         self.clock = clock or SystemClock()
 
     # ------------------------------------------------------------- sources

@@ -85,3 +85,88 @@ ALTER TABLE orchestrator.schedules ADD COLUMN buffered_fire_at timestamptz;
 CREATE INDEX schedules_tenant_id ON orchestrator.schedules (tenant, id);
 CREATE INDEX runs_schedule_open ON orchestrator.runs (schedule_id)
   WHERE schedule_id IS NOT NULL AND state IN ('pending', 'running');
+
+-- Watermarks: per {tenant, source, job type}, the event time up to which every window has
+-- succeeded. It starts at the earliest window requested for the key and advances only over
+-- a contiguous run of succeeded windows (a later window succeeding first does not move it;
+-- it is picked up when the gap closes); it never moves back. Advanced by a statement
+-- trigger on the job transitions to succeeded (same transaction), which also writes a
+-- watermark.advanced event. Keys are handled in order, so concurrent completions lock
+-- watermark rows in the same order.
+CREATE INDEX jobs_event_windows ON orchestrator.jobs (tenant, source_id, job_type, event_window_start)
+  WHERE event_window_start IS NOT NULL AND source_id IS NOT NULL;
+
+CREATE FUNCTION orchestrator.watermark_advance(p_tenant text, p_source uuid, p_job_type text,
+                                               p_job uuid) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  mark timestamptz;
+  start_mark timestamptz;
+  next_mark timestamptz;
+BEGIN
+  INSERT INTO orchestrator.watermarks (tenant, source_id, job_type, high_watermark, updated_at)
+  SELECT p_tenant, p_source, p_job_type, min(j.event_window_start), orchestrator.clock_now()
+    FROM orchestrator.jobs j
+   WHERE j.tenant = p_tenant AND j.source_id = p_source AND j.job_type = p_job_type
+     AND j.event_window_start IS NOT NULL
+  HAVING min(j.event_window_start) IS NOT NULL
+  ON CONFLICT DO NOTHING;
+  SELECT w.high_watermark INTO mark FROM orchestrator.watermarks w
+   WHERE w.tenant = p_tenant AND w.source_id = p_source AND w.job_type = p_job_type
+   FOR UPDATE;
+  IF mark IS NULL THEN
+    RETURN;
+  END IF;
+  start_mark := mark;
+  LOOP
+    SELECT max(j.event_window_end) INTO next_mark FROM orchestrator.jobs j
+     WHERE j.tenant = p_tenant AND j.source_id = p_source AND j.job_type = p_job_type
+       AND j.event_window_start IS NOT NULL AND j.event_window_start <= mark
+       AND j.event_window_end > mark AND j.state = 'succeeded';
+    EXIT WHEN next_mark IS NULL;
+    mark := next_mark;
+  END LOOP;
+  IF mark > start_mark THEN
+    UPDATE orchestrator.watermarks
+       SET high_watermark = mark, last_job_id = p_job, updated_at = orchestrator.clock_now()
+     WHERE tenant = p_tenant AND source_id = p_source AND job_type = p_job_type;
+    INSERT INTO orchestrator.events (occurred_at, event_id, tenant, type, idempotency_key,
+        actor_subject, actor_scopes, source_id, job_id, job_type, data)
+    VALUES (orchestrator.clock_now(), gen_random_uuid(), p_tenant, 'watermark.advanced',
+            format('orch-watermark-%s-%s-%s', p_source, p_job_type,
+                   extract(epoch FROM mark)::numeric),
+            coalesce(current_setting('orchestrator.actor_subject', true), ''),
+            orchestrator.actor_scopes(), p_source, p_job, p_job_type,
+            jsonb_build_object('from', start_mark, 'to', mark));
+    PERFORM orchestrator.notify_events(NULL);
+  END IF;
+END
+$$;
+
+CREATE FUNCTION orchestrator.jobs_watermarks() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  k record;
+BEGIN
+  -- Most job updates (claims, heartbeats, failures) succeed nothing: leave at once.
+  IF NOT EXISTS (SELECT 1 FROM new_rows n
+                  WHERE n.state = 'succeeded' AND n.event_window_start IS NOT NULL
+                    AND n.source_id IS NOT NULL) THEN
+    RETURN NULL;
+  END IF;
+  FOR k IN
+    SELECT n.tenant, n.source_id, n.job_type, max(n.id::text)::uuid AS job_id
+      FROM new_rows n JOIN old_rows o USING (id)
+     WHERE n.state = 'succeeded' AND o.state <> 'succeeded'
+       AND n.source_id IS NOT NULL AND n.event_window_start IS NOT NULL
+     GROUP BY n.tenant, n.source_id, n.job_type
+     ORDER BY n.tenant, n.source_id, n.job_type
+  LOOP
+    PERFORM orchestrator.watermark_advance(k.tenant, k.source_id, k.job_type, k.job_id);
+  END LOOP;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER jobs_watermarks AFTER UPDATE ON orchestrator.jobs
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION orchestrator.jobs_watermarks();

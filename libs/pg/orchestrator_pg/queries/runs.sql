@@ -2,10 +2,11 @@
 
 -- name: run_insert
 INSERT INTO orchestrator.runs (id, tenant, project, name, source_id, state, correlation_id,
-                               idempotency_key, labels, job_total, schedule_id, created_at,
-                               updated_at)
+                               idempotency_key, labels, job_total, schedule_id, backfill_id,
+                               created_at, updated_at)
 VALUES (%(id)s, %(tenant)s, %(project)s, %(name)s, %(source_id)s, 'pending', %(correlation_id)s,
-        %(idempotency_key)s, %(labels)s, %(job_total)s, %(schedule_id)s, %(now)s, %(now)s)
+        %(idempotency_key)s, %(labels)s, %(job_total)s, %(schedule_id)s, %(backfill_id)s,
+        %(now)s, %(now)s)
 RETURNING *;
 
 -- name: run_get

@@ -1,4 +1,8 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from stella.orchestrator.v1 import common_pb2 as _common_pb2
 from stella.orchestrator.v1 import events_pb2 as _events_pb2
 from stella.orchestrator.v1 import operations_pb2 as _operations_pb2
@@ -445,3 +449,203 @@ class DeleteScheduleRequest(_message.Message):
 class DeleteScheduleResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class ListWatermarksRequest(_message.Message):
+    __slots__ = ("source_id", "job_type", "page_size", "page_token")
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    source_id: str
+    job_type: str
+    page_size: int
+    page_token: str
+    def __init__(self, source_id: _Optional[str] = ..., job_type: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListWatermarksResponse(_message.Message):
+    __slots__ = ("watermarks", "next_page_token")
+    WATERMARKS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    watermarks: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Watermark]
+    next_page_token: str
+    def __init__(self, watermarks: _Optional[_Iterable[_Union[_resources_pb2.Watermark, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CreateBackfillRequest(_message.Message):
+    __slots__ = ("source_id", "job_type", "range", "window_size", "priority", "payload", "dry_run", "operator")
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    source_id: str
+    job_type: str
+    range: _common_pb2.TimeWindow
+    window_size: _duration_pb2.Duration
+    priority: int
+    payload: _struct_pb2.Struct
+    dry_run: bool
+    operator: _common_pb2.OperatorContext
+    def __init__(self, source_id: _Optional[str] = ..., job_type: _Optional[str] = ..., range: _Optional[_Union[_common_pb2.TimeWindow, _Mapping]] = ..., window_size: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[int] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., dry_run: _Optional[bool] = ..., operator: _Optional[_Union[_common_pb2.OperatorContext, _Mapping]] = ...) -> None: ...
+
+class BackfillQuotaImpact(_message.Message):
+    __slots__ = ("job_type", "max_queued", "queued", "exceeds_max_queued", "max_per_hour")
+    JOB_TYPE_FIELD_NUMBER: _ClassVar[int]
+    MAX_QUEUED_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    EXCEEDS_MAX_QUEUED_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_HOUR_FIELD_NUMBER: _ClassVar[int]
+    job_type: str
+    max_queued: int
+    queued: int
+    exceeds_max_queued: bool
+    max_per_hour: int
+    def __init__(self, job_type: _Optional[str] = ..., max_queued: _Optional[int] = ..., queued: _Optional[int] = ..., exceeds_max_queued: _Optional[bool] = ..., max_per_hour: _Optional[int] = ...) -> None: ...
+
+class BackfillPreview(_message.Message):
+    __slots__ = ("window_count", "job_count", "suppressed_window_count", "estimated_duration", "limited_by", "quota_impact", "overlapping_backfill_ids")
+    WINDOW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    JOB_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SUPPRESSED_WINDOW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_DURATION_FIELD_NUMBER: _ClassVar[int]
+    LIMITED_BY_FIELD_NUMBER: _ClassVar[int]
+    QUOTA_IMPACT_FIELD_NUMBER: _ClassVar[int]
+    OVERLAPPING_BACKFILL_IDS_FIELD_NUMBER: _ClassVar[int]
+    window_count: int
+    job_count: int
+    suppressed_window_count: int
+    estimated_duration: _duration_pb2.Duration
+    limited_by: str
+    quota_impact: _containers.RepeatedCompositeFieldContainer[BackfillQuotaImpact]
+    overlapping_backfill_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, window_count: _Optional[int] = ..., job_count: _Optional[int] = ..., suppressed_window_count: _Optional[int] = ..., estimated_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., limited_by: _Optional[str] = ..., quota_impact: _Optional[_Iterable[_Union[BackfillQuotaImpact, _Mapping]]] = ..., overlapping_backfill_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CreateBackfillResponse(_message.Message):
+    __slots__ = ("backfill", "existing", "preview")
+    BACKFILL_FIELD_NUMBER: _ClassVar[int]
+    EXISTING_FIELD_NUMBER: _ClassVar[int]
+    PREVIEW_FIELD_NUMBER: _ClassVar[int]
+    backfill: _resources_pb2.Backfill
+    existing: bool
+    preview: BackfillPreview
+    def __init__(self, backfill: _Optional[_Union[_resources_pb2.Backfill, _Mapping]] = ..., existing: _Optional[bool] = ..., preview: _Optional[_Union[BackfillPreview, _Mapping]] = ...) -> None: ...
+
+class GetBackfillRequest(_message.Message):
+    __slots__ = ("backfill_id",)
+    BACKFILL_ID_FIELD_NUMBER: _ClassVar[int]
+    backfill_id: str
+    def __init__(self, backfill_id: _Optional[str] = ...) -> None: ...
+
+class GetBackfillResponse(_message.Message):
+    __slots__ = ("backfill",)
+    BACKFILL_FIELD_NUMBER: _ClassVar[int]
+    backfill: _resources_pb2.Backfill
+    def __init__(self, backfill: _Optional[_Union[_resources_pb2.Backfill, _Mapping]] = ...) -> None: ...
+
+class ListBackfillsRequest(_message.Message):
+    __slots__ = ("source_id", "page_size", "page_token")
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    source_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, source_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListBackfillsResponse(_message.Message):
+    __slots__ = ("backfills", "next_page_token")
+    BACKFILLS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    backfills: _containers.RepeatedCompositeFieldContainer[_resources_pb2.Backfill]
+    next_page_token: str
+    def __init__(self, backfills: _Optional[_Iterable[_Union[_resources_pb2.Backfill, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CancelBackfillRequest(_message.Message):
+    __slots__ = ("backfill_id", "operator")
+    BACKFILL_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    backfill_id: str
+    operator: _common_pb2.OperatorContext
+    def __init__(self, backfill_id: _Optional[str] = ..., operator: _Optional[_Union[_common_pb2.OperatorContext, _Mapping]] = ...) -> None: ...
+
+class CancelBackfillResponse(_message.Message):
+    __slots__ = ("backfill",)
+    BACKFILL_FIELD_NUMBER: _ClassVar[int]
+    backfill: _resources_pb2.Backfill
+    def __init__(self, backfill: _Optional[_Union[_resources_pb2.Backfill, _Mapping]] = ...) -> None: ...
+
+class PauseJobsRequest(_message.Message):
+    __slots__ = ("job_type", "operator")
+    JOB_TYPE_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    job_type: str
+    operator: _common_pb2.OperatorContext
+    def __init__(self, job_type: _Optional[str] = ..., operator: _Optional[_Union[_common_pb2.OperatorContext, _Mapping]] = ...) -> None: ...
+
+class PauseJobsResponse(_message.Message):
+    __slots__ = ("quota",)
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    quota: _resources_pb2.Quota
+    def __init__(self, quota: _Optional[_Union[_resources_pb2.Quota, _Mapping]] = ...) -> None: ...
+
+class ResumeJobsRequest(_message.Message):
+    __slots__ = ("job_type", "operator")
+    JOB_TYPE_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    job_type: str
+    operator: _common_pb2.OperatorContext
+    def __init__(self, job_type: _Optional[str] = ..., operator: _Optional[_Union[_common_pb2.OperatorContext, _Mapping]] = ...) -> None: ...
+
+class ResumeJobsResponse(_message.Message):
+    __slots__ = ("quota",)
+    QUOTA_FIELD_NUMBER: _ClassVar[int]
+    quota: _resources_pb2.Quota
+    def __init__(self, quota: _Optional[_Union[_resources_pb2.Quota, _Mapping]] = ...) -> None: ...
+
+class PrioritizeJobRequest(_message.Message):
+    __slots__ = ("job_id", "priority", "operator")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    priority: int
+    operator: _common_pb2.OperatorContext
+    def __init__(self, job_id: _Optional[str] = ..., priority: _Optional[int] = ..., operator: _Optional[_Union[_common_pb2.OperatorContext, _Mapping]] = ...) -> None: ...
+
+class PrioritizeJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _resources_pb2.Job
+    def __init__(self, job: _Optional[_Union[_resources_pb2.Job, _Mapping]] = ...) -> None: ...
+
+class PrioritizeRunRequest(_message.Message):
+    __slots__ = ("run_id", "priority", "operator")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    priority: int
+    operator: _common_pb2.OperatorContext
+    def __init__(self, run_id: _Optional[str] = ..., priority: _Optional[int] = ..., operator: _Optional[_Union[_common_pb2.OperatorContext, _Mapping]] = ...) -> None: ...
+
+class PrioritizeRunResponse(_message.Message):
+    __slots__ = ("changed_jobs",)
+    CHANGED_JOBS_FIELD_NUMBER: _ClassVar[int]
+    changed_jobs: int
+    def __init__(self, changed_jobs: _Optional[int] = ...) -> None: ...
+
+class ReplayJobRequest(_message.Message):
+    __slots__ = ("job_id", "operator")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    operator: _common_pb2.OperatorContext
+    def __init__(self, job_id: _Optional[str] = ..., operator: _Optional[_Union[_common_pb2.OperatorContext, _Mapping]] = ...) -> None: ...
+
+class ReplayJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _resources_pb2.Job
+    def __init__(self, job: _Optional[_Union[_resources_pb2.Job, _Mapping]] = ...) -> None: ...

@@ -173,6 +173,56 @@ class SchedulerServiceStub:
                 request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.DeleteScheduleRequest.SerializeToString,
                 response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.DeleteScheduleResponse.FromString,
                 _registered_method=True)
+        self.ListWatermarks = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/ListWatermarks',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListWatermarksRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListWatermarksResponse.FromString,
+                _registered_method=True)
+        self.CreateBackfill = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/CreateBackfill',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CreateBackfillRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CreateBackfillResponse.FromString,
+                _registered_method=True)
+        self.GetBackfill = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/GetBackfill',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.GetBackfillRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.GetBackfillResponse.FromString,
+                _registered_method=True)
+        self.ListBackfills = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/ListBackfills',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListBackfillsRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListBackfillsResponse.FromString,
+                _registered_method=True)
+        self.CancelBackfill = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/CancelBackfill',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelBackfillRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelBackfillResponse.FromString,
+                _registered_method=True)
+        self.PauseJobs = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/PauseJobs',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PauseJobsRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PauseJobsResponse.FromString,
+                _registered_method=True)
+        self.ResumeJobs = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/ResumeJobs',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ResumeJobsRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ResumeJobsResponse.FromString,
+                _registered_method=True)
+        self.PrioritizeJob = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/PrioritizeJob',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeJobRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeJobResponse.FromString,
+                _registered_method=True)
+        self.PrioritizeRun = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/PrioritizeRun',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeRunRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeRunResponse.FromString,
+                _registered_method=True)
+        self.ReplayJob = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/ReplayJob',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ReplayJobRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ReplayJobResponse.FromString,
+                _registered_method=True)
         self.ListDeadLetters = channel.unary_unary(
                 '/stella.orchestrator.v1.SchedulerService/ListDeadLetters',
                 request_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListDeadLettersRequest.SerializeToString,
@@ -405,6 +455,77 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListWatermarks(self, request, context):
+        """ListWatermarks returns the event-time watermarks of the caller's sources.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateBackfill(self, request, context):
+        """CreateBackfill re-processes a past event-time range in windows (scope orch:backfill, reason
+        and ticket required); dry_run previews without writing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBackfill(self, request, context):
+        """GetBackfill returns one backfill with its progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListBackfills(self, request, context):
+        """ListBackfills pages through the caller's backfills in id order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelBackfill(self, request, context):
+        """CancelBackfill cancels the unfinished window jobs of a backfill (scope orch:backfill).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseJobs(self, request, context):
+        """PauseJobs stops leasing the tenant's jobs, or one job type's; they stay ready (audited).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeJobs(self, request, context):
+        """ResumeJobs lets paused jobs of the tenant, or of one job type, be leased again (audited).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PrioritizeJob(self, request, context):
+        """PrioritizeJob changes the priority of a pending or ready job (audited).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PrioritizeRun(self, request, context):
+        """PrioritizeRun changes the priority of every pending or ready job of a run (audited).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayJob(self, request, context):
+        """ReplayJob runs a succeeded job again as a new job whose replay_of names it (audited).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListDeadLetters(self, request, context):
         """ListDeadLetters returns a page of the tenant's dead-letter entries, newest first (scope orch:read).
         """
@@ -591,6 +712,56 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.DeleteSchedule,
                     request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.DeleteScheduleRequest.FromString,
                     response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.DeleteScheduleResponse.SerializeToString,
+            ),
+            'ListWatermarks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWatermarks,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListWatermarksRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListWatermarksResponse.SerializeToString,
+            ),
+            'CreateBackfill': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateBackfill,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CreateBackfillRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CreateBackfillResponse.SerializeToString,
+            ),
+            'GetBackfill': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBackfill,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.GetBackfillRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.GetBackfillResponse.SerializeToString,
+            ),
+            'ListBackfills': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListBackfills,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListBackfillsRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListBackfillsResponse.SerializeToString,
+            ),
+            'CancelBackfill': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelBackfill,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelBackfillRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelBackfillResponse.SerializeToString,
+            ),
+            'PauseJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseJobs,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PauseJobsRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PauseJobsResponse.SerializeToString,
+            ),
+            'ResumeJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeJobs,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ResumeJobsRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ResumeJobsResponse.SerializeToString,
+            ),
+            'PrioritizeJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.PrioritizeJob,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeJobRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeJobResponse.SerializeToString,
+            ),
+            'PrioritizeRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.PrioritizeRun,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeRunRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeRunResponse.SerializeToString,
+            ),
+            'ReplayJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayJob,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ReplayJobRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ReplayJobResponse.SerializeToString,
             ),
             'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDeadLetters,
@@ -1360,6 +1531,276 @@ class SchedulerService:
             '/stella.orchestrator.v1.SchedulerService/DeleteSchedule',
             stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.DeleteScheduleRequest.SerializeToString,
             stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.DeleteScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWatermarks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/ListWatermarks',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListWatermarksRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListWatermarksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateBackfill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/CreateBackfill',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CreateBackfillRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CreateBackfillResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBackfill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/GetBackfill',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.GetBackfillRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.GetBackfillResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListBackfills(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/ListBackfills',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListBackfillsRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ListBackfillsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelBackfill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/CancelBackfill',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelBackfillRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelBackfillResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/PauseJobs',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PauseJobsRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PauseJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/ResumeJobs',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ResumeJobsRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ResumeJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PrioritizeJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/PrioritizeJob',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeJobRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PrioritizeRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/PrioritizeRun',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeRunRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.PrioritizeRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/ReplayJob',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ReplayJobRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ReplayJobResponse.FromString,
             options,
             channel_credentials,
             insecure,
