@@ -264,3 +264,57 @@ def test_environment_variables(stack, capsys, monkeypatch) -> None:
     assert "items" in json.loads(capsys.readouterr().out)
     monkeypatch.delenv("STELLA_ORCH_TOKEN")
     assert main(["orchestrator", "sources", "list"]) == 2
+
+
+def test_backfill_family(stack, capsys) -> None:
+    source = seed(stack, create_source)
+    args = (
+        "backfill",
+        "create",
+        "--source",
+        source["id"],
+        "--job-type",
+        unique("bf"),
+        "--start",
+        "2026-02-01T00:00:00Z",
+        "--end",
+        "2026-02-01T04:00:00Z",
+        "--window",
+        "3600",
+        "--reason",
+        "gap in feed",
+        "--ticket",
+        "OPS-9",
+    )
+    code, _, err = cli(stack, capsys, *args, scopes=("orch:read", "orch:operate"))
+    assert code == 3, err  # orch:backfill missing
+    scopes = ("orch:read", "orch:backfill")
+    code, out, _ = cli(stack, capsys, *args, "--dry-run", scopes=scopes)
+    assert code == 0
+    assert "window_count" in out
+    code, out, _ = cli(stack, capsys, *args, "-o", "json", scopes=scopes)
+    assert code == 0
+    backfill = json.loads(out)["backfill"]
+    assert backfill["window_count"] == 4
+    code, out, _ = cli(stack, capsys, "backfill", "list", "--source", source["id"])
+    assert code == 0
+    assert backfill["id"] in out
+    code, out, _ = cli(stack, capsys, "backfill", "show", backfill["id"], "-o", "json")
+    assert json.loads(out)["ticket"] == "OPS-9"
+    code, out, err = cli(
+        stack,
+        capsys,
+        "backfill",
+        "cancel",
+        backfill["id"],
+        "--reason",
+        "not needed",
+        "--ticket",
+        "OPS-9",
+        scopes=scopes,
+    )
+    assert code == 0, err
+    assert "canceled" in out
+    code, out, _ = cli(stack, capsys, "backfill", "watch", backfill["id"], "-o", "json")
+    assert code == 1  # terminal but not succeeded
+    assert json.loads(out)["state"] == "canceled"

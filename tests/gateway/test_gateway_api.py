@@ -337,3 +337,76 @@ async def test_schedules_crud(client: httpx.AsyncClient) -> None:
     gone = await client.delete(f"/schedules/{schedule['id']}", headers=REASON)
     assert gone.status_code == 204
     _is_problem(await client.get(f"/schedules/{schedule['id']}"), 404)
+
+
+async def test_backfill_needs_its_scope_and_a_ticket_then_previews_and_runs(
+    stack, client: httpx.AsyncClient
+) -> None:
+    source = await create_source(client)
+    body = {
+        "source_id": source["id"],
+        "job_type": unique("bf"),
+        "start": "2026-01-01T00:00:00Z",
+        "end": "2026-01-01T06:00:00Z",
+        "window_size_s": 3600,
+    }
+    denied = await client.post("/backfills", json=body, headers=REASON)
+    assert _is_problem(denied, 403)["required_scope"] == "orch:backfill"
+    scoped = stack.headers(("orch:read", "orch:backfill"))
+    no_ticket = await client.post(
+        "/backfills", json=body, headers={**scoped, "X-Stella-Operator-Reason": "NVD outage"}
+    )
+    assert _is_problem(no_ticket, 400)["grpc_status"] == "INVALID_ARGUMENT"
+    preview = await client.post(
+        "/backfills", json={**body, "dry_run": True}, headers={**scoped, **REASON}
+    )
+    assert preview.status_code == 201, preview.text
+    assert preview.json()["preview"]["window_count"] == 6
+    created = await client.post("/backfills", json=body, headers={**scoped, **REASON})
+    assert created.status_code == 201, created.text
+    backfill = created.json()["backfill"]
+    assert backfill["window_count"] == 6
+    assert backfill["ticket"] == "OPS-1"
+    assert (await client.get(f"/backfills/{backfill['id']}")).json()["id"] == backfill["id"]
+    listed = (await client.get("/backfills", params={"source_id": source["id"]})).json()
+    assert [b["id"] for b in listed["items"]] == [backfill["id"]]
+    canceled = await client.post(
+        f"/backfills/{backfill['id']}/cancel", headers={**scoped, **REASON}
+    )
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json()["state"] == "canceled"
+    watermarks = await client.get("/watermarks", params={"source_id": source["id"]})
+    assert watermarks.status_code == 200
+
+
+async def test_prioritize_replay_and_pause_jobs(stack, client: httpx.AsyncClient) -> None:
+    job_type = unique("jt")
+    source = await create_source(client)
+    run = (await create_run(client, source["id"], job_type))["run"]
+    changed = await client.post(
+        f"/runs/{run['id']}/prioritize", json={"priority": 50}, headers=REASON
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["changed_jobs"] == 3
+    jobs = (await client.get("/jobs", params={"run_id": run["id"]})).json()["items"]
+    assert {j["priority"] for j in jobs} == {50}
+    one = await client.post(
+        f"/jobs/{jobs[0]['id']}/prioritize", json={"priority": 7}, headers=REASON
+    )
+    assert one.json()["priority"] == 7
+
+    paused = await client.post("/jobs/pause", json={"job_type": job_type}, headers=REASON)
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["paused"] is True
+    resumed = await client.post("/jobs/resume", json={"job_type": job_type}, headers=REASON)
+    assert resumed.json()["paused"] is False
+
+    (assignment,) = await claim(stack, job_type)
+    await complete(stack, job_type, assignment)
+    replay = await client.post(f"/jobs/{assignment.job_id}/replay", headers=REASON)
+    assert replay.status_code == 200, replay.text
+    assert replay.json()["replay_of"] == assignment.job_id
+    assert replay.json()["state"] == "ready"
+    dead = await make_dead_job(client, stack)
+    refused = await client.post(f"/jobs/{dead['job']['id']}/replay", headers=REASON)
+    assert _is_problem(refused, 409)["reason"] == "JOB_NOT_SUCCEEDED"

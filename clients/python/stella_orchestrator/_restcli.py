@@ -1,5 +1,6 @@
-"""``stella orchestrator sources|runs|jobs|throttle|deadletter|audit …``: the operator CLI over
-the gateway's REST API (the same API the Console uses, so both stay at parity).
+"""``stella orchestrator sources|runs|jobs|throttle|backfill|deadletter|audit …``: the
+operator CLI over the gateway's REST API (the same API the Console uses, so both stay at
+parity).
 
 Every command takes ``--api-url``, ``--token``, ``--tenant`` (or ``STELLA_ORCH_API_URL``,
 ``STELLA_ORCH_TOKEN``, ``STELLA_ORCH_TENANT``) and ``--output table|json``
@@ -478,6 +479,104 @@ def _dead_replay(args: argparse.Namespace, client: RestClient, out: Output) -> i
     return EXIT_OK if not failed else EXIT_ERROR
 
 
+# ------------------------------------------------------------------------- backfill
+
+BACKFILL_COLUMNS = (
+    ("ID", "id"),
+    ("SOURCE", "source_id"),
+    ("JOB TYPE", "job_type"),
+    ("FROM (UTC)", "range.start"),
+    ("TO (UTC)", "range.end"),
+    ("STATE", "state"),
+    ("WINDOWS", "window_count"),
+    ("JOBS", "job_count"),
+    ("SUPPRESSED", "suppressed_window_count"),
+    ("SUCCEEDED", "succeeded_job_count"),
+)
+
+
+def _backfill_list(args: argparse.Namespace, client: RestClient, out: Output) -> int:
+    return _list(args, client, out, "/backfills", BACKFILL_COLUMNS, source_id=args.source)
+
+
+def _backfill_show(args: argparse.Namespace, client: RestClient, out: Output) -> int:
+    out.record(client.get(f"/backfills/{args.id}"))
+    return EXIT_OK
+
+
+def _backfill_create(args: argparse.Namespace, client: RestClient, out: Output) -> int:
+    body = {
+        "source_id": args.source,
+        "job_type": args.job_type,
+        "start": args.start,
+        "end": args.end,
+        "window_size_s": args.window,
+        "dry_run": args.dry_run,
+    }
+    if args.priority is not None:
+        body["priority"] = args.priority
+    result = client.request("POST", "/backfills", json=body, reason=args.reason, ticket=args.ticket)
+    if out.mode == "json":
+        out.json(result)
+    elif result.get("preview") and args.dry_run:
+        out.record(
+            result["preview"],
+            [
+                "window_count",
+                "job_count",
+                "suppressed_window_count",
+                "estimated_duration",
+                "limited_by",
+                "overlapping_backfill_ids",
+            ],
+        )
+    else:
+        backfill = result["backfill"]
+        out.table([backfill], BACKFILL_COLUMNS)
+        if result.get("existing"):
+            out.err.print("an identical backfill exists; nothing new was created")
+    return EXIT_OK
+
+
+def _backfill_cancel(args: argparse.Namespace, client: RestClient, out: Output) -> int:
+    backfill = client.request(
+        "POST", f"/backfills/{args.id}/cancel", reason=args.reason, ticket=args.ticket
+    )
+    out.record(backfill, ["id", "state", "job_count", "succeeded_job_count"])
+    return EXIT_OK
+
+
+def _backfill_watch(args: argparse.Namespace, client: RestClient, out: Output) -> int:
+    """Progress bar of a backfill's window jobs until it is terminal."""
+    deadline = time.monotonic() + args.timeout
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out.err,
+        transient=out.mode == "json",
+    ) as progress:
+        task = progress.add_task("backfill", total=None)
+        while True:
+            backfill = client.get(f"/backfills/{args.id}")
+            progress.update(
+                task,
+                total=backfill["job_count"],
+                completed=backfill["succeeded_job_count"],
+                description=f"backfill {backfill['state']}",
+            )
+            if backfill["state"] in RUN_TERMINAL:
+                break
+            if time.monotonic() > deadline:
+                out.err.print(f"timeout: backfill still {backfill['state']}")
+                return EXIT_ERROR
+            time.sleep(args.interval)
+    if out.mode == "json":
+        out.json(backfill)
+    return EXIT_OK if backfill["state"] == "succeeded" else EXIT_ERROR
+
+
 # ------------------------------------------------------------------------- audit
 
 
@@ -570,7 +669,8 @@ def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
 
 
 def register(commands: Any) -> None:
-    """Adds sources, runs, jobs, throttle, deadletter and audit to ``stella orchestrator``."""
+    """Adds sources, runs, jobs, throttle, backfill, deadletter and audit to
+    ``stella orchestrator``."""
     common, paging, control = _common(), _paging(), _control()
 
     def leaf(sub: Any, name: str, handler: Handler, help_: str, *parents: Any) -> Any:
@@ -649,6 +749,33 @@ def register(commands: Any) -> None:
     p.add_argument("--error-class", choices=ERROR_CLASSES)
     p.add_argument("--job-type", default="")
     p.add_argument("--limit", type=int, default=100, help="bulk: at most this many (<= 500)")
+
+    backfill = commands.add_parser("backfill", help="re-process past event-time ranges")
+    bsub = backfill.add_subparsers(dest="backfill_command", required=True, metavar="ACTION")
+    p = leaf(bsub, "list", _backfill_list, "list backfills", paging)
+    p.add_argument("--source", default="")
+    p = leaf(bsub, "show", _backfill_show, "show one backfill")
+    p.add_argument("id")
+    p = leaf(
+        bsub,
+        "create",
+        _backfill_create,
+        "backfill a range of a source (scope orch:backfill; --ticket required)",
+        control,
+    )
+    p.add_argument("--source", required=True, help="source id")
+    p.add_argument("--job-type", required=True)
+    p.add_argument("--start", required=True, help="RFC 3339 UTC, inclusive")
+    p.add_argument("--end", required=True, help="RFC 3339 UTC, exclusive")
+    p.add_argument("--window", type=float, default=3600.0, help="window length in seconds")
+    p.add_argument("--priority", type=int, default=None)
+    p.add_argument("--dry-run", action="store_true", help="preview only")
+    p = leaf(bsub, "cancel", _backfill_cancel, "cancel a backfill's unfinished jobs", control)
+    p.add_argument("id")
+    p = leaf(bsub, "watch", _backfill_watch, "progress bar until the backfill is terminal")
+    p.add_argument("id")
+    p.add_argument("--interval", type=float, default=1.0)
+    p.add_argument("--timeout", type=float, default=3600.0)
 
     audit = commands.add_parser("audit", help="the audit log of operator actions")
     asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")

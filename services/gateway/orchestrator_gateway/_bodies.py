@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -154,3 +155,28 @@ class ScheduleUpdate(Body):
     catch_up: CatchUp | None = None
     overlap: Overlap | None = None
     enabled: bool | None = None
+
+
+class BackfillCreate(Body):
+    """A past event-time range of a source to re-process in windows (one job each)."""
+
+    source_id: str = Field(min_length=1, max_length=64)
+    job_type: str = Field(min_length=1, max_length=200)
+    start: datetime = Field(description="Inclusive start of the range (UTC)")
+    end: datetime = Field(description="Exclusive end of the range (UTC)")
+    window_size_s: float = Field(gt=0, le=366 * 24 * 3600, description="Length of each window")
+    priority: int | None = Field(default=None, ge=-1000, le=1000)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    dry_run: bool = Field(default=False, description="Preview counts and impact only")
+
+
+class PriorityIn(Body):
+    """A new scheduling priority (higher is leased first)."""
+
+    priority: int = Field(ge=-1000, le=1000)
+
+
+class JobTypeIn(Body):
+    """Which jobs to pause or resume: one job type, or the whole tenant when empty."""
+
+    job_type: str = Field(default="", max_length=200)

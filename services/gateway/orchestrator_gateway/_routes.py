@@ -19,10 +19,13 @@ from pydantic import BaseModel, Field
 from orchestrator_gateway import _auth as auth
 from orchestrator_gateway._auth import Caller, OperatorReason
 from orchestrator_gateway._bodies import (
+    BackfillCreate,
     BucketConfigIn,
     BulkReplayIn,
     JobSpecIn,
     JobSubmit,
+    JobTypeIn,
+    PriorityIn,
     QuotaCreate,
     QuotaUpdate,
     RunCreate,
@@ -81,6 +84,8 @@ Job = model_for(resources_pb2.Job.DESCRIPTOR)
 DagEdge = model_for(resources_pb2.DagEdge.DESCRIPTOR)
 Quota = model_for(resources_pb2.Quota.DESCRIPTOR)
 Schedule = model_for(resources_pb2.Schedule.DESCRIPTOR)
+Backfill = model_for(resources_pb2.Backfill.DESCRIPTOR)
+BackfillCreated = model_for(scheduler_pb2.CreateBackfillResponse.DESCRIPTOR)
 _CATCH_UP = resources_pb2.CatchUpPolicy.DESCRIPTOR
 _OVERLAP = resources_pb2.OverlapPolicy.DESCRIPTOR
 Bucket = model_for(ratelimit_pb2.Bucket.DESCRIPTOR)
@@ -891,6 +896,198 @@ async def delete_schedule(schedule_id: str, who: Operator, grpc_: Grpc, why: Rea
         scheduler_pb2.DeleteScheduleRequest(schedule_id=schedule_id, operator=_operator_ctx(why)),
     )
     return Response(status_code=204)
+
+
+# ------------------------------------------------------------------------ backfills, watermarks
+
+
+def backfiller(who: Annotated[Caller, Depends(caller)]) -> Caller:
+    auth.require_scope(who, auth.BACKFILL)
+    return who
+
+
+Backfiller = Annotated[Caller, Depends(backfiller)]
+
+
+@router.get(
+    "/watermarks",
+    response_model=page_model(resources_pb2.Watermark.DESCRIPTOR),
+    tags=["backfills"],
+)
+async def list_watermarks(
+    who: Reader,
+    grpc_: Grpc,
+    source_id: Annotated[str, Query(max_length=64)] = "",
+    job_type: Annotated[str, Query(max_length=200)] = "",
+    page_size: PageSize = 50,
+    page_token: PageToken = "",
+) -> dict[str, Any]:
+    """Event-time watermarks of the tenant's sources."""
+    resp = await grpc_.call(
+        who,
+        grpc_.scheduler.ListWatermarks,
+        scheduler_pb2.ListWatermarksRequest(
+            source_id=source_id, job_type=job_type, page_size=page_size, page_token=page_token
+        ),
+    )
+    return _page(list(resp.watermarks), resp.next_page_token)
+
+
+@router.get(
+    "/backfills", response_model=page_model(resources_pb2.Backfill.DESCRIPTOR), tags=["backfills"]
+)
+async def list_backfills(
+    who: Reader,
+    grpc_: Grpc,
+    source_id: Annotated[str, Query(max_length=64)] = "",
+    page_size: PageSize = 50,
+    page_token: PageToken = "",
+) -> dict[str, Any]:
+    """The tenant's backfills with their progress, in id order."""
+    resp = await grpc_.call(
+        who,
+        grpc_.scheduler.ListBackfills,
+        scheduler_pb2.ListBackfillsRequest(
+            source_id=source_id, page_size=page_size, page_token=page_token
+        ),
+    )
+    return _page(list(resp.backfills), resp.next_page_token)
+
+
+@router.post(
+    "/backfills",
+    response_model=BackfillCreated,
+    status_code=201,
+    tags=["backfills"],
+    openapi_extra=CONTROL_DOC,
+)
+async def create_backfill(
+    body: BackfillCreate, who: Backfiller, grpc_: Grpc, why: Reason
+) -> dict[str, Any]:
+    """Re-process a past range in windows (scope orch:backfill; reason and ticket required by
+    the scheduler). ``dry_run`` answers the preview only."""
+    req = scheduler_pb2.CreateBackfillRequest(
+        source_id=body.source_id,
+        job_type=body.job_type,
+        payload=_struct(body.payload),
+        dry_run=body.dry_run,
+        operator=_operator_ctx(why),
+    )
+    req.range.start.FromDatetime(body.start)
+    req.range.end.FromDatetime(body.end)
+    req.window_size.FromTimedelta(timedelta(seconds=body.window_size_s))
+    if body.priority is not None:
+        req.priority = body.priority
+    resp = await grpc_.call(who, grpc_.scheduler.CreateBackfill, req)
+    return to_json(resp)
+
+
+@router.get("/backfills/{backfill_id}", response_model=Backfill, tags=["backfills"])
+async def get_backfill(backfill_id: str, who: Reader, grpc_: Grpc) -> dict[str, Any]:
+    """One backfill with its progress."""
+    resp = await grpc_.call(
+        who,
+        grpc_.scheduler.GetBackfill,
+        scheduler_pb2.GetBackfillRequest(backfill_id=backfill_id),
+    )
+    return to_json(resp.backfill)
+
+
+@router.post(
+    "/backfills/{backfill_id}/cancel",
+    response_model=Backfill,
+    tags=["backfills"],
+    openapi_extra=CONTROL_DOC,
+)
+async def cancel_backfill(
+    backfill_id: str, who: Backfiller, grpc_: Grpc, why: Reason
+) -> dict[str, Any]:
+    """Cancel the unfinished window jobs of a backfill (scope orch:backfill; reason required)."""
+    resp = await grpc_.call(
+        who,
+        grpc_.scheduler.CancelBackfill,
+        scheduler_pb2.CancelBackfillRequest(backfill_id=backfill_id, operator=_operator_ctx(why)),
+    )
+    return to_json(resp.backfill)
+
+
+# ----------------------------------------------------------------------------- job controls
+
+
+@router.post(
+    "/jobs/{job_id}/prioritize", response_model=Job, tags=["jobs"], openapi_extra=CONTROL_DOC
+)
+async def prioritize_job(
+    job_id: str, body: PriorityIn, who: Operator, grpc_: Grpc, why: Reason
+) -> dict[str, Any]:
+    """Change a waiting job's priority (scope orch:operate; reason required)."""
+    resp = await grpc_.call(
+        who,
+        grpc_.scheduler.PrioritizeJob,
+        scheduler_pb2.PrioritizeJobRequest(
+            job_id=job_id, priority=body.priority, operator=_operator_ctx(why)
+        ),
+    )
+    return to_json(resp.job)
+
+
+class Prioritized(ApiModel):
+    """How many waiting jobs of the run got the new priority."""
+
+    changed_jobs: int
+
+
+@router.post(
+    "/runs/{run_id}/prioritize",
+    response_model=Prioritized,
+    tags=["runs"],
+    openapi_extra=CONTROL_DOC,
+)
+async def prioritize_run(
+    run_id: str, body: PriorityIn, who: Operator, grpc_: Grpc, why: Reason
+) -> dict[str, Any]:
+    """Change the priority of a run's waiting jobs (scope orch:operate; reason required)."""
+    resp = await grpc_.call(
+        who,
+        grpc_.scheduler.PrioritizeRun,
+        scheduler_pb2.PrioritizeRunRequest(
+            run_id=run_id, priority=body.priority, operator=_operator_ctx(why)
+        ),
+    )
+    return {"changed_jobs": resp.changed_jobs}
+
+
+@router.post("/jobs/{job_id}/replay", response_model=Job, tags=["jobs"], openapi_extra=CONTROL_DOC)
+async def replay_job(job_id: str, who: Operator, grpc_: Grpc, why: Reason) -> dict[str, Any]:
+    """Create a new job from a job's payload, with replay_of set (scope orch:operate)."""
+    resp = await grpc_.call(
+        who,
+        grpc_.scheduler.ReplayJob,
+        scheduler_pb2.ReplayJobRequest(job_id=job_id, operator=_operator_ctx(why)),
+    )
+    return to_json(resp.job)
+
+
+@router.post("/jobs/pause", response_model=Quota, tags=["jobs"], openapi_extra=CONTROL_DOC)
+async def pause_jobs(body: JobTypeIn, who: Operator, grpc_: Grpc, why: Reason) -> dict[str, Any]:
+    """Stop leasing the tenant's jobs, or one job type's; they stay ready (orch:operate)."""
+    resp = await grpc_.call(
+        who,
+        grpc_.scheduler.PauseJobs,
+        scheduler_pb2.PauseJobsRequest(job_type=body.job_type, operator=_operator_ctx(why)),
+    )
+    return to_json(resp.quota)
+
+
+@router.post("/jobs/resume", response_model=Quota, tags=["jobs"], openapi_extra=CONTROL_DOC)
+async def resume_jobs(body: JobTypeIn, who: Operator, grpc_: Grpc, why: Reason) -> dict[str, Any]:
+    """Lease the tenant's (or one job type's) jobs again (scope orch:operate)."""
+    resp = await grpc_.call(
+        who,
+        grpc_.scheduler.ResumeJobs,
+        scheduler_pb2.ResumeJobsRequest(job_type=body.job_type, operator=_operator_ctx(why)),
+    )
+    return to_json(resp.quota)
 
 
 # ----------------------------------------------------------------------------- throttles
