@@ -25,6 +25,7 @@ SECTIONS = [
     ("Dead letter", "Dead letter"),
     ("Incidents", "Incidents"),
     ("Throttles", "Throttles"),
+    ("Backfills", "Backfills"),
     ("Audit log", "Audit log"),
 ]
 
@@ -62,7 +63,9 @@ def test_console_sections_controls_and_live_updates(stack) -> None:
     run_id = created["run"]["id"]
     first_job = next(j for j in created["jobs"] if j["key"] == "j0")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    token = stack.token(("orch:read", "orch:operate", "orch:quota"), subject="console-user")
+    token = stack.token(
+        ("orch:read", "orch:operate", "orch:quota", "orch:backfill"), subject="console-user"
+    )
     errors: list[str] = []
 
     with sync_playwright() as pw:
@@ -117,6 +120,26 @@ def test_console_sections_controls_and_live_updates(stack) -> None:
         ).json()
         assert job["state"] == "ready"
 
+        # A backfill: preview (dry run), then create, each confirmed with reason and ticket.
+        page.get_by_role("link", name="Backfills").click()
+        form = page.get_by_role("form", name="new backfill")
+        form.get_by_label("Source").select_option(label=source["name"])
+        form.get_by_label("Job type").fill(unique("bf"))
+        form.get_by_label("From (UTC)").fill("2026-01-01T00:00")
+        form.get_by_label("To (UTC)").fill("2026-01-01T06:00")
+        form.get_by_role("button", name="Preview").click()
+        page.get_by_role("dialog").get_by_label("Reason (required)").fill("NVD outage")
+        page.get_by_role("dialog").get_by_label("Ticket").fill("OPS-77")
+        page.get_by_role("dialog").get_by_role("button", name="Confirm").click()
+        expect(page.get_by_test_id("backfill-preview")).to_contain_text("6")
+        form.get_by_role("button", name="Create backfill").click()
+        page.get_by_role("dialog").get_by_label("Reason (required)").fill("NVD outage")
+        page.get_by_role("dialog").get_by_label("Ticket").fill("OPS-77")
+        page.get_by_role("dialog").get_by_role("button", name="Confirm").click()
+        expect(page.locator("table[data-testid=backfills] tbody tr")).to_have_count(1)
+        expect(page.locator("table[data-testid=backfills]")).to_contain_text("OPS-77")
+        page.screenshot(path=str(ARTIFACTS / "backfills-created.png"))
+
         # Run detail: the DAG drawn by the layout library, and the job page.
         page.goto(f"{stack.base_url}/#/runs/{run_id}")
         expect(page.locator("figure.dag svg g.node")).to_have_count(3)
@@ -140,5 +163,13 @@ def test_console_sections_controls_and_live_updates(stack) -> None:
         page.screenshot(path=str(ARTIFACTS / "run-gantt.png"))
         browser.close()
     assert errors == []
-    for name in ("overview", "sources", "runs", "dead-letter", "incidents", "throttles"):
+    for name in (
+        "overview",
+        "sources",
+        "runs",
+        "dead-letter",
+        "incidents",
+        "throttles",
+        "backfills",
+    ):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 5_000

@@ -4,6 +4,7 @@ import { api, getToken, openEventStream, setToken } from "./api.js";
 import { errorText, publish } from "./components.jsx";
 import {
   Audit,
+  Backfills,
   DeadLetter,
   Incidents,
   JobDetail,
@@ -21,6 +22,7 @@ const SECTIONS = [
   ["deadletter", "Dead letter", "d"],
   ["incidents", "Incidents", "i"],
   ["throttles", "Throttles", "t"],
+  ["backfills", "Backfills", "b"],
   ["audit", "Audit log", "a"],
 ];
 
@@ -151,6 +153,7 @@ function App() {
   else if (section === "deadletter") view = <DeadLetter scopes={scopes} />;
   else if (section === "incidents") view = <Incidents />;
   else if (section === "throttles") view = <Throttles />;
+  else if (section === "backfills") view = <Backfills scopes={scopes} />;
   else if (section === "audit") view = <Audit />;
   else view = <Overview />;
   const active = section === "jobs" ? "runs" : section;

@@ -11,6 +11,7 @@ import {
 } from "./components.jsx";
 import { DagView, GanttView } from "./dag.jsx";
 
+const LIFECYCLE = ["pending", "ready", "leased", "succeeded", "dead", "canceled"];
 const pct = (x) => `${(x * 100).toFixed(1)}%`;
 const isJobOrRun = (e) => e.type.startsWith("job.") || e.type.startsWith("run.");
 
@@ -110,7 +111,11 @@ export function Overview() {
                 { title: "State", render: (r) => <Badge value={r.state} /> },
                 { title: "Jobs", render: (r) => r.count },
               ]}
-              rows={Object.entries(o.jobs_by_state).map(([state, count]) => ({ id: state, state, count }))}
+              rows={LIFECYCLE.filter((state) => state in o.jobs_by_state).map((state) => ({
+                id: state,
+                state,
+                count: o.jobs_by_state[state],
+              }))}
             />
             <p class="muted">As of {utc(o.as_of)} · head event seq {o.head_seq}</p>
           </>
@@ -659,6 +664,130 @@ export function Audit() {
           { title: "Target", render: (a) => a.target },
           { title: "Reason", render: (a) => a.reason },
           { title: "Ticket", render: (a) => a.ticket || "–" },
+        ]}
+      />
+    </Section>
+  );
+}
+
+// ------------------------------------------------------------------ backfills
+
+function toIso(local) {
+  // <input type="datetime-local"> values are read as UTC (the Console shows UTC everywhere).
+  return local ? `${local}:00Z` : "";
+}
+
+export function Backfills({ scopes }) {
+  const sources = useResource(() => apiAll("/sources"), [], () => false);
+  const [form, setForm] = useState({ source_id: "", job_type: "", start: "", end: "", hours: "1" });
+  const [preview, setPreview] = useState(null);
+  const [tick, setTick] = useState(0);
+  const canBackfill = scopes.includes("orch:backfill");
+  const set = (key) => (e) => setForm({ ...form, [key]: e.currentTarget.value });
+  const body = (dryRun) => ({
+    source_id: form.source_id,
+    job_type: form.job_type,
+    start: toIso(form.start),
+    end: toIso(form.end),
+    window_size_s: Number(form.hours) * 3600,
+    dry_run: dryRun,
+  });
+  const ready = form.source_id && form.job_type && form.start && form.end && Number(form.hours) > 0;
+  return (
+    <Section title="Backfills">
+      <form class="backfill-form" onSubmit={(e) => e.preventDefault()} aria-label="new backfill">
+        <label>
+          Source
+          <select value={form.source_id} onChange={set("source_id")}>
+            <option value="">choose…</option>
+            {(sources.data || []).map((s) => (
+              <option key={s.id} value={s.id}>
+                {s.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Job type
+          <input value={form.job_type} onInput={set("job_type")} maxLength={200} />
+        </label>
+        <label>
+          From (UTC)
+          <input type="datetime-local" value={form.start} onInput={set("start")} />
+        </label>
+        <label>
+          To (UTC)
+          <input type="datetime-local" value={form.end} onInput={set("end")} />
+        </label>
+        <label>
+          Window (hours)
+          <input type="number" min="0.01" step="any" value={form.hours} onInput={set("hours")} />
+        </label>
+        <div class="controls">
+          <ControlButton
+            label="Preview"
+            title="Preview this backfill (dry run)"
+            disabled={!canBackfill || !ready}
+            action={async (reason, ticket) => {
+              const result = await control("/backfills", reason, ticket, body(true));
+              setPreview(result.preview);
+            }}
+          />
+          <ControlButton
+            label="Create backfill"
+            title="Create this backfill"
+            disabled={!canBackfill || !ready}
+            action={async (reason, ticket) => {
+              await control("/backfills", reason, ticket, body(false));
+              setPreview(null);
+            }}
+            onDone={() => setTick((t) => t + 1)}
+          />
+        </div>
+      </form>
+      {preview && (
+        <dl class="facts" data-testid="backfill-preview">
+          <dt>Windows</dt>
+          <dd>{preview.window_count}</dd>
+          <dt>Jobs</dt>
+          <dd>{preview.job_count}</dd>
+          <dt>Suppressed windows</dt>
+          <dd>{preview.suppressed_window_count}</dd>
+          <dt>Estimated duration</dt>
+          <dd>{preview.estimated_duration === null ? "–" : `${Math.round(preview.estimated_duration)} s`}</dd>
+          <dt>Limited by</dt>
+          <dd>{preview.limited_by || "–"}</dd>
+          <dt>Overlapping backfills</dt>
+          <dd>{preview.overlapping_backfill_ids.length ? preview.overlapping_backfill_ids.join(", ") : "none"}</dd>
+        </dl>
+      )}
+      <h2>Backfills</h2>
+      <Paged
+        key={tick}
+        path="/backfills"
+        params={{}}
+        live={(e) => e.type.startsWith("job.") && !!e.run_id}
+        testId="backfills"
+        columns={[
+          { title: "Source", render: (b) => shortId(b.source_id) },
+          { title: "Job type", render: (b) => b.job_type },
+          { title: "Range (UTC)", render: (b) => `${utc(b.range && b.range.start)} → ${utc(b.range && b.range.end)}` },
+          { title: "State", render: (b) => <Badge value={b.state} /> },
+          { title: "Progress", render: (b) => `${b.succeeded_job_count} / ${b.job_count} jobs` },
+          { title: "Ticket", render: (b) => b.ticket },
+          { title: "Run", render: (b) => (b.run_id ? <a href={`#/runs/${b.run_id}`}>{shortId(b.run_id)}</a> : "–") },
+          {
+            title: "Controls",
+            render: (b) => (
+              <ControlButton
+                label="Cancel"
+                danger
+                disabled={!canBackfill || ["succeeded", "failed", "canceled"].includes(b.state)}
+                action={(reason, ticket) => control(`/backfills/${b.id}/cancel`, reason, ticket)}
+                onDone={() => setTick((t) => t + 1)}
+              />
+            ),
+          },
         ]}
       />
     </Section>
