@@ -12,6 +12,7 @@ ARGS ?=
 PYTEST_ARGS ?=
 
 include scripts/proto.mk
+include scripts/sdk.mk
 
 .DEFAULT_GOAL := help
 .PHONY: help venv services migrate up down status demo test lint typecheck fmt \

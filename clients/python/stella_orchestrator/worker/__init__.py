@@ -34,7 +34,7 @@ the standard library. Logs go to the ``stella_orchestrator.worker`` logger and n
 tokens or payloads.
 """
 
-from stella_orchestrator.worker._backoff import Backoff
+from stella_orchestrator.worker._backoff import Backoff, SplitMix64
 from stella_orchestrator.worker._context import artifact, current_job, heartbeat, progress
 from stella_orchestrator.worker._digest import (
     bytes_digest,
@@ -78,6 +78,7 @@ __all__ = [
     "ParseError",
     "RPCError",
     "SchemaMismatch",
+    "SplitMix64",
     "UpstreamRejected",
     "UpstreamThrottled",
     "UpstreamUnavailable",

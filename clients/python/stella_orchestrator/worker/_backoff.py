@@ -2,6 +2,10 @@
 
 Full jitter (a uniform draw in ``[0, ceiling]``) spreads a fleet that lost the same server
 over the whole window instead of having it reconnect in lock-step waves.
+
+:class:`SplitMix64` is a seeded generator that the Go and Rust SDKs implement identically,
+so a schedule drawn with ``Backoff(rng=SplitMix64(seed))`` is the same, bit for bit, in all
+three languages (the shared vectors in ``tests/vectors/backoff.json``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,50 @@ from typing import Final
 RECONNECT_INITIAL_S: Final = 0.1
 RECONNECT_CAP_S: Final = 10.0
 RECONNECT_MULTIPLIER: Final = 2.0
+
+
+_MASK_64: Final = (1 << 64) - 1
+
+
+class SplitMix64(random.Random):
+    """SplitMix64 (Steele, Lea & Flood 2014) as a ``random.Random``: ``random()`` takes the
+    top 53 bits of each 64-bit output, so ``uniform(a, b)`` = ``a + (b - a) * random()`` is
+    the same arithmetic in every SDK.
+
+    Args:
+        seed: Initial 64-bit state.
+    """
+
+    def __init__(self, seed: int = 0) -> None:
+        self._state = 0
+        super().__init__(seed)
+
+    def seed(self, a: object = None, version: int = 2) -> None:
+        self._state = int(a or 0) & _MASK_64  # type: ignore[call-overload]
+
+    def next_u64(self) -> int:
+        """The next 64 random bits."""
+        self._state = (self._state + 0x9E3779B97F4A7C15) & _MASK_64
+        z = self._state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK_64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK_64
+        return z ^ (z >> 31)
+
+    def random(self) -> float:
+        """Uniform in ``[0, 1)`` from the top 53 bits of the next output."""
+        return (self.next_u64() >> 11) * (1.0 / (1 << 53))
+
+    def getrandbits(self, k: int) -> int:
+        bits = 0
+        for shift in range(0, k, 64):
+            bits |= self.next_u64() << shift
+        return bits & ((1 << k) - 1)
+
+    def getstate(self) -> tuple[int, ...]:
+        return (self._state,)
+
+    def setstate(self, state: tuple[int, ...]) -> None:
+        (self._state,) = state
 
 
 class Backoff:

@@ -1,0 +1,124 @@
+"""Fixtures of the cross-language tests: the Go and Rust example workers built once per
+session (caches under .cache/, see scripts/sdk.mk), and a launcher for worker processes of
+each language. Missing go or cargo is a failure, not a skip: CI machines have both."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / ".cache"
+GO_WORKER = CACHE / "bin" / "stella-go-worker"
+RUST_TARGET = CACHE / "cargo-target"
+RUST_WORKER = RUST_TARGET / "debug" / "examples" / "worker"
+BUILD_TIMEOUT_S = 900
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name) or (
+        str(Path.home() / ".cargo" / "bin" / name)
+        if (Path.home() / ".cargo" / "bin" / name).exists()
+        else None
+    )
+    if path is None:
+        pytest.fail(f"{name} is not installed; the cross-language tests need it (see .ci/run)")
+    return path
+
+
+def build_env() -> dict[str, str]:
+    """Environment for go/cargo with the caches inside the checkout."""
+    return {
+        **os.environ,
+        "GOCACHE": str(CACHE / "go-build"),
+        "CARGO_TARGET_DIR": str(RUST_TARGET),
+        "GOFLAGS": "-buildvcs=false",
+    }
+
+
+@pytest.fixture(scope="session")
+def go_worker_bin() -> Path:
+    subprocess.run(
+        [_tool("go"), "build", "-o", str(GO_WORKER), "./examples/worker"],
+        cwd=ROOT / "clients" / "go",
+        env=build_env(),
+        check=True,
+        timeout=BUILD_TIMEOUT_S,
+    )
+    return GO_WORKER
+
+
+@pytest.fixture(scope="session")
+def rust_worker_bin() -> Path:
+    subprocess.run(
+        [_tool("cargo"), "build", "--locked", "--example", "worker"],
+        cwd=ROOT / "clients" / "rust",
+        env=build_env(),
+        check=True,
+        timeout=BUILD_TIMEOUT_S,
+    )
+    return RUST_WORKER
+
+
+Launcher = Callable[..., subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def launch(
+    leases_target: str, make_token, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Launcher]:
+    """Start a worker process: ``launch(sdk, worker_id, job_types, delay_s=0.03)`` (each job
+    takes ``delay_s``); every process still
+    running at teardown is drained (SIGTERM), then killed."""
+    token = make_token("acme", ("orch:work",), subject="crosslang-fleet")
+    procs: list[subprocess.Popen[bytes]] = []
+    logs: list[IO[bytes]] = []
+
+    def start(
+        sdk: str, worker_id: str, job_types: list[str], delay_s: float = 0.03
+    ) -> subprocess.Popen[bytes]:
+        types = ",".join(job_types)
+        if sdk == "python":
+            cmd = [sys.executable, "-m", "tests.crosslang._python_worker"]
+            cmd += [leases_target, token, worker_id, "8", types, str(delay_s)]
+        else:
+            # Built on first use, so a test needing one language builds only that one.
+            binary = request.getfixturevalue(f"{sdk}_worker_bin")
+            cmd = [str(binary), "-target", leases_target, "-token", token, "-worker-id", worker_id]
+            cmd += ["-concurrency", "8", "-types", types, "-delay", f"{int(delay_s * 1000)}ms"]
+        log = (tmp_path / f"{worker_id}.log").open("wb")
+        logs.append(log)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "RUST_LOG": "info"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    draining = [proc for proc in procs if proc.poll() is None]
+    for proc in draining:
+        proc.terminate()
+    stuck = []
+    for proc in draining:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            stuck.append(proc.args)
+            proc.kill()
+            proc.wait(timeout=10)
+    for log in logs:
+        log.close()
+    # A worker must drain and exit 0 on SIGTERM, also when it is idle.
+    assert not stuck, f"workers ignored SIGTERM for 30 s: {stuck}"
+    assert all(proc.returncode == 0 for proc in draining), [p.returncode for p in draining]
