@@ -106,6 +106,15 @@ def test_console_sections_controls_and_live_updates(stack) -> None:
         page.get_by_role("dialog").get_by_label("Reason (required)").fill("maintenance over")
         page.keyboard.press("Enter")  # keyboard submits the dialog
         expect(row.get_by_test_id("source-state")).to_contain_text("active")
+        # Throttle the source's host to 2 requests/s for 5 minutes.
+        row.get_by_role("button", name="Throttle").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_label("Requests per second (0 pauses)").fill("2")
+        dialog.get_by_label("For minutes").fill("5")
+        dialog.get_by_label("Reason (required)").fill("upstream asked us to slow down")
+        dialog.get_by_role("button", name="Confirm").click()
+        expect(page.get_by_role("dialog")).to_have_count(0)
+        expect(row).to_contain_text("2/s of")
 
         # Retry a dead-letter entry.
         page.get_by_role("link", name="Dead letter").click()
@@ -149,6 +158,11 @@ def test_console_sections_controls_and_live_updates(stack) -> None:
         page.goto(f"{stack.base_url}/#/jobs/{first_job['id']}")
         state = page.get_by_test_id("job-state")
         expect(state).to_contain_text("ready")
+        page.get_by_role("button", name="Prioritize").click()
+        page.get_by_role("dialog").get_by_label("Priority (higher first)").fill("9")
+        page.get_by_role("dialog").get_by_label("Reason (required)").fill("customer waiting")
+        page.get_by_role("dialog").get_by_role("button", name="Confirm").click()
+        expect(page.get_by_test_id("job-priority")).to_have_text("9")
         # A worker leases and completes the job; the open page follows the live stream.
         (assignment,) = _off_loop(claim(stack, job_type))
         assert assignment.job_id == first_job["id"]
@@ -157,6 +171,11 @@ def test_console_sections_controls_and_live_updates(stack) -> None:
         expect(state).to_contain_text("succeeded", timeout=10_000)
         expect(page.get_by_test_id("history")).to_contain_text("job.succeeded")
         page.screenshot(path=str(ARTIFACTS / "job-detail.png"))
+        page.get_by_role("button", name="Replay").click()
+        page.get_by_role("dialog").get_by_label("Reason (required)").fill("re-run after fix")
+        page.get_by_role("dialog").get_by_role("button", name="Confirm").click()
+        expect(page.get_by_text("Replay of")).to_be_visible()
+        expect(page.get_by_test_id("job-state")).to_contain_text("ready")
 
         page.goto(f"{stack.base_url}/#/runs/{run_id}")
         expect(page.locator("figure.gantt svg rect.bar")).to_have_count(1)

@@ -86,7 +86,9 @@ export function Badge({ value }) {
 }
 
 // A control action: asks for confirmation with a reason (required) and a ticket.
-export function ControlButton({ label, title, action, disabled, danger, onDone, testId }) {
+// `fields`: extra inputs asked for in the dialog, e.g. [{name: "priority", label: "Priority",
+// type: "number", value: "0"}]; their values reach `action(reason, ticket, values)`.
+export function ControlButton({ label, title, action, disabled, danger, onDone, testId, fields }) {
   const [open, setOpen] = useState(false);
   return (
     <>
@@ -102,9 +104,10 @@ export function ControlButton({ label, title, action, disabled, danger, onDone, 
       {open && (
         <ConfirmDialog
           title={title || label}
+          fields={fields}
           onCancel={() => setOpen(false)}
-          onConfirm={async (reason, ticket) => {
-            await action(reason, ticket);
+          onConfirm={async (reason, ticket, values) => {
+            await action(reason, ticket, values);
             setOpen(false);
             if (onDone) onDone();
           }}
@@ -114,8 +117,9 @@ export function ControlButton({ label, title, action, disabled, danger, onDone, 
   );
 }
 
-export function ConfirmDialog({ title, onCancel, onConfirm }) {
+export function ConfirmDialog({ title, onCancel, onConfirm, fields = [] }) {
   const ref = useRef(null);
+  const [values, setValues] = useState(Object.fromEntries(fields.map((f) => [f.name, f.value])));
   const [reason, setReason] = useState("");
   const [ticket, setTicket] = useState("");
   const [busy, setBusy] = useState(false);
@@ -132,7 +136,7 @@ export function ConfirmDialog({ title, onCancel, onConfirm }) {
     setBusy(true);
     setError(null);
     try {
-      await onConfirm(reason.trim(), ticket.trim());
+      await onConfirm(reason.trim(), ticket.trim(), values);
     } catch (err) {
       setError(err);
       setBusy(false);
@@ -151,6 +155,19 @@ export function ConfirmDialog({ title, onCancel, onConfirm }) {
       <form onSubmit={submit}>
         <h2 id="confirm-title">{title}?</h2>
         <p>This action is recorded in the audit trail with your reason.</p>
+        {fields.map((f) => (
+          <label key={f.name}>
+            {f.label}
+            <input
+              name={f.name}
+              type={f.type || "text"}
+              step="any"
+              required
+              value={values[f.name]}
+              onInput={(e) => setValues({ ...values, [f.name]: e.currentTarget.value })}
+            />
+          </label>
+        ))}
         <label>
           Reason (required)
           <input

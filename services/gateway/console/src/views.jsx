@@ -215,13 +215,17 @@ export function Sources({ scopes }) {
                   />
                 )}
                 <ControlButton
-                  label="Throttle 1/s for 1 h"
-                  title={`Throttle ${s.host} to 1 request/s for an hour`}
+                  label="Throttle"
+                  title={`Throttle ${s.host}`}
                   disabled={!canQuota}
-                  action={(reason, ticket) =>
+                  fields={[
+                    { name: "rate", label: "Requests per second (0 pauses)", type: "number", value: "1" },
+                    { name: "minutes", label: "For minutes", type: "number", value: "60" },
+                  ]}
+                  action={(reason, ticket, v) =>
                     control(`/sources/${s.id}/throttle`, reason, ticket, {
-                      refill_per_second: 1,
-                      duration_s: 3600,
+                      refill_per_second: Number(v.rate),
+                      duration_s: Number(v.minutes) * 60,
                     })
                   }
                   onDone={() => buckets.refresh()}
@@ -387,6 +391,25 @@ export function JobDetail({ id, scopes }) {
                 action={(reason, ticket) => control(`/jobs/${id}/cancel`, reason, ticket)}
                 onDone={job.refresh}
               />
+              <ControlButton
+                label="Prioritize"
+                title="Change this job's priority"
+                disabled={!canOperate || !["pending", "ready"].includes(j.state)}
+                fields={[{ name: "priority", label: "Priority (higher first)", type: "number", value: String(j.priority) }]}
+                action={(reason, ticket, v) =>
+                  control(`/jobs/${id}/prioritize`, reason, ticket, { priority: Number(v.priority) })
+                }
+                onDone={job.refresh}
+              />
+              <ControlButton
+                label="Replay"
+                title="Run this job again as a new job"
+                disabled={!canOperate || j.state !== "succeeded"}
+                action={async (reason, ticket) => {
+                  const copy = await control(`/jobs/${id}/replay`, reason, ticket);
+                  location.hash = `#/jobs/${copy.id}`;
+                }}
+              />
             </div>
             <dl class="facts">
               <dt>Key</dt>
@@ -405,6 +428,16 @@ export function JobDetail({ id, scopes }) {
               <dd>
                 {j.attempt} of {j.retry_policy ? j.retry_policy.max_attempts : "?"}
               </dd>
+              <dt>Priority</dt>
+              <dd data-testid="job-priority">{j.priority}</dd>
+              {j.replay_of && (
+                <>
+                  <dt>Replay of</dt>
+                  <dd>
+                    <a href={`#/jobs/${j.replay_of}`}>{shortId(j.replay_of)}</a>
+                  </dd>
+                </>
+              )}
               <dt>Run</dt>
               <dd>{j.run_id ? <a href={`#/runs/${j.run_id}`}>{shortId(j.run_id)}</a> : "–"}</dd>
               <dt>Progress</dt>
