@@ -307,6 +307,15 @@ def main() -> int:
         console.print(f"Tokens for tenant '{TENANT}' (12 h):")
         console.print(f"  read:     {reader}", soft_wrap=True)
         console.print(f"  operator: {operator}", soft_wrap=True)
+        gateway = f"http://127.0.0.1:{os.environ.get('ORCH_GATEWAY_HTTP_PORT', '8080')}"
+        console.print(f"Console: {gateway}/  (sign in with a token above)")
+        console.print(
+            f"REST API: {gateway}/api/v1/orchestrator  (OpenAPI: {gateway}/.well-known/openapi)"
+        )
+        console.print(
+            f"CLI: STELLA_ORCH_API_URL={gateway} STELLA_ORCH_TOKEN=<token> "
+            ".venv/bin/stella orchestrator runs list"
+        )
         console.print(f"Explore: grpcurl -plaintext {SCHEDULER_TARGET} list")
         if args.exit:
             return 0 if ok else 1

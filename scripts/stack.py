@@ -4,7 +4,8 @@
 ORCH_REDIS_URL point elsewhere), applies migrations, registers the demo tenant, starts every
 service as a background process (logs and pid files under .run/) and returns once each one
 answers ``grpc.health.v1`` SERVING. ``down`` sends SIGTERM and waits for a clean exit.
-``status`` prints a table.
+``status`` prints a table. The gateway (REST, SSE, Console on ``ORCH_GATEWAY_HTTP_PORT``,
+default 8080) is checked with ``GET /healthz`` instead of gRPC health.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
+GATEWAY_PORT_ENV = "ORCH_GATEWAY_HTTP_PORT"
+GATEWAY_DEFAULT_PORT = 8080
 RUN_DIR = Path(os.environ.get("ORCH_STATE_DIR", ROOT / ".run"))
 PYTHON = sys.executable
 STARTUP_TIMEOUT_S = 30.0
@@ -37,18 +41,23 @@ class ServiceSpec:
     module: str
     port_env: str
     default_port: int
+    http: bool = False
 
     @property
     def port(self) -> int:
         return int(os.environ.get(self.port_env, self.default_port))
 
 
-# Services that exist so far; the gateway joins this list when it is built.
+# The services. The gateway starts last (it only needs the others to answer by the time a
+# request comes) and is checked over HTTP.
 SERVICES = (
     ServiceSpec("scheduler", "orchestrator_scheduler", "ORCH_SCHEDULER_GRPC_PORT", 50051),
     ServiceSpec("leases", "orchestrator_leases", "ORCH_LEASES_GRPC_PORT", 50052),
     ServiceSpec("ratelimit", "orchestrator_ratelimit", "ORCH_RATELIMIT_GRPC_PORT", 50053),
     ServiceSpec("audit", "orchestrator_audit", "ORCH_AUDIT_GRPC_PORT", 50054),
+    ServiceSpec(
+        "gateway", "orchestrator_gateway", GATEWAY_PORT_ENV, GATEWAY_DEFAULT_PORT, http=True
+    ),
 )
 
 
@@ -63,6 +72,18 @@ def _running_pid(spec: ServiceSpec) -> int | None:
     except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
         return None
     return pid
+
+
+def _http_health(port: int, timeout_s: float = 1.0) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout_s) as r:
+            return "SERVING" if r.status == 200 else f"DOWN (HTTP {r.status})"
+    except OSError as exc:
+        return f"DOWN ({type(exc).__name__})"
+
+
+def _spec_health(spec: ServiceSpec) -> str:
+    return _http_health(spec.port) if spec.http else _health(spec.port)
 
 
 def _health(port: int, timeout_s: float = 1.0) -> str:
@@ -107,7 +128,7 @@ def up() -> int:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     for spec, proc in started:
         while True:
-            status = _health(spec.port)
+            status = _spec_health(spec)
             if status == "SERVING":
                 print(f"{spec.name}: SERVING on 127.0.0.1:{spec.port} (pid {proc.pid})")
                 break
@@ -146,7 +167,7 @@ def status() -> int:
     print(f"{'SERVICE':<12} {'PID':>7}  {'ADDRESS':<16} HEALTH")
     for spec in SERVICES:
         pid = _running_pid(spec)
-        print(f"{spec.name:<12} {pid or '-':>7}  127.0.0.1:{spec.port:<6} {_health(spec.port)}")
+        print(f"{spec.name:<12} {pid or '-':>7}  127.0.0.1:{spec.port:<6} {_spec_health(spec)}")
     return 0
 
 

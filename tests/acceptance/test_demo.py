@@ -35,6 +35,7 @@ def test_demo_runs_to_completion_and_explains_every_failure(database_url: str, t
         "ORCH_RATELIMIT_GRPC_PORT": str(_free_port()),
         "ORCH_RATELIMIT_METRICS_PORT": str(_free_port()),
         "ORCH_RATELIMIT_ENVOY_GRPC_PORT": str(_free_port()),
+        "ORCH_GATEWAY_HTTP_PORT": str(_free_port()),
         "ORCH_RATELIMIT_KEY_PREFIX": f"orch:demo-test:{tmp_path.name}:",
         "COLUMNS": "160",
     }
@@ -50,6 +51,7 @@ def test_demo_runs_to_completion_and_explains_every_failure(database_url: str, t
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "jobs finished" in done.stdout
     assert "Demo runs" in done.stdout
+    assert "Console: http://127.0.0.1:" in done.stdout
     with psycopg.connect(database_url) as db:
         rows = db.execute(
             "SELECT j.state, j.reason, d.error_class"

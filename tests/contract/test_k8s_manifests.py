@@ -53,9 +53,11 @@ def test_deployments_are_production_shaped(deployment):
         assert container["readinessProbe"]
         assert container["livenessProbe"]
         if container["image"] == "stella-orchestrator":
-            # our services answer grpc.health.v1: the kubelet probes it directly
-            assert "grpc" in container["readinessProbe"], "gRPC health probe expected"
-            assert "grpc" in container["livenessProbe"]
+            # our gRPC services answer grpc.health.v1: the kubelet probes it directly; the
+            # gateway is HTTP and answers GET /healthz
+            kind = "httpGet" if container["name"] == "gateway" else "grpc"
+            assert kind in container["readinessProbe"], f"{kind} health probe expected"
+            assert kind in container["livenessProbe"]
         assert container["resources"]["requests"]
         assert container["resources"]["limits"]
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
@@ -67,6 +69,8 @@ def test_services_speak_h2c_to_their_grpc_port():
     services = [o for o in _base_objects() if o["kind"] == "Service"]
     assert services
     for svc in services:
+        if svc["metadata"]["name"] == "orchestrator-gateway":  # HTTP only
+            continue
         grpc_ports = [p for p in svc["spec"]["ports"] if p["name"] == "grpc"]
         assert grpc_ports
         assert grpc_ports[0]["appProtocol"] == "kubernetes.io/h2c"

@@ -23,6 +23,7 @@ from orchestrator_pg._backfills import (
 from orchestrator_pg._backpressure import QUEUE_RETRY_AFTER_S, queue_limit
 from orchestrator_pg._controls import ControlLedger
 from orchestrator_pg._db import Database, Row, TxContext
+from orchestrator_pg._eventstream import EventHorizon, EventReader
 from orchestrator_pg._leasing import (
     ARTIFACT_CONFLICT,
     DEFAULT_LEASE_TTL_S,
@@ -52,6 +53,7 @@ from orchestrator_pg._migrate import (
     migrate,
     schema_sql,
 )
+from orchestrator_pg._operations import OperationsLedger
 from orchestrator_pg._queries import parse_queries, queries, query
 from orchestrator_pg._quotas import QUOTA_MUTABLE_FIELDS, QuotaFields, QuotaLedger
 from orchestrator_pg._schedules import SCHEDULE_MUTABLE_FIELDS, ScheduleFields, ScheduleLedger
@@ -74,9 +76,11 @@ __all__ = [
     "ControlLedger",
     "CreatedRun",
     "Database",
+    "EventHorizon",
     "EventPartitionMaintainer",
     "ExportData",
     "ExportScope",
+    "EventReader",
     "Failure",
     "Heartbeat",
     "LeaseLedger",
@@ -85,6 +89,7 @@ __all__ = [
     "MigrationError",
     "NewJob",
     "NewRun",
+    "OperationsLedger",
     "Outcome",
     "ProgressUpdate",
     "QuotaFields",

@@ -12,12 +12,25 @@ from redis.backoff import NoBackoff
 
 from orchestrator_core import Clock
 from orchestrator_grpckit import GrpcService, ServiceConfig
-from orchestrator_pg import Database, EventPartitionMaintainer, QuotaLedger, ScheduleLedger
+from orchestrator_pg import (
+    Database,
+    EventHorizon,
+    EventPartitionMaintainer,
+    EventReader,
+    QuotaLedger,
+    ScheduleLedger,
+)
 from orchestrator_redis import DEFAULT_PREFIX, BucketStore
+from orchestrator_scheduler._events import (
+    EVENTS_METHOD_SCOPES,
+    EVENTS_SERVICE_NAME,
+    KEEPALIVE_S,
+    EventStreamServicer,
+)
 from orchestrator_scheduler._firing import ScheduleFirer
 from orchestrator_scheduler._servicer import METHOD_SCOPES, SERVICE_NAME, SchedulerServicer
 from orchestrator_scheduler._validate import MAX_PAYLOAD_BYTES
-from stella.orchestrator.v1 import scheduler_pb2_grpc
+from stella.orchestrator.v1 import events_pb2_grpc, scheduler_pb2_grpc
 
 
 @asynccontextmanager
@@ -29,7 +42,11 @@ async def build_service(
     Env: ``ORCH_MAX_PAYLOAD_BYTES`` (default 262144), ``ORCH_EVENTS_RETENTION_DAYS``
     (default 0 = keep every event partition), ``ORCH_SCHEDULES_FIRING`` (``on``: this
     replica takes part in firing schedules; one replica fires at a time);
-    ``schedule_firing`` overrides it.
+    ``schedule_firing`` overrides it; ``ORCH_STREAM_KEEPALIVE_S`` (default 15: idle time
+    before a live event stream sends a keep-alive).
+
+    Besides SchedulerService (which includes the operator RPCs: dead letters, incidents,
+    artifacts, overview) it serves EventStreamService (the event history, live).
     """
     db = Database(config.database_url, clock=clock)
     await db.open()
@@ -64,14 +81,28 @@ async def build_service(
             retention_days=int(os.environ.get("ORCH_EVENTS_RETENTION_DAYS", "0")),
             clock=clock,
         )
+        horizon = EventHorizon(config.database_url)
+        events = EventStreamServicer(
+            EventReader(db),
+            horizon,
+            keepalive_s=float(os.environ.get("ORCH_STREAM_KEEPALIVE_S", KEEPALIVE_S)),
+        )
         service = GrpcService(
             config,
-            [(scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server, servicer, SERVICE_NAME)],
+            [
+                (scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server, servicer, SERVICE_NAME),
+                (
+                    events_pb2_grpc.add_EventStreamServiceServicer_to_server,
+                    events,
+                    EVENTS_SERVICE_NAME,
+                ),
+            ],
             background=[
                 ("event-partitions", maintainer.run_forever),
+                ("event-horizon", horizon.run),
                 *([("schedule-firing", firer.run_forever)] if firing else []),
             ],
-            method_scopes=METHOD_SCOPES,
+            method_scopes={**METHOD_SCOPES, **EVENTS_METHOD_SCOPES},
         )
         yield service
     finally:

@@ -60,6 +60,11 @@ def _decode(token: str, filters: Mapping[str, object]) -> object:
     return data["a"]
 
 
+def decode_value_token(token: str, filters: Mapping[str, object]) -> object:
+    """The raw cursor value of a token issued by :func:`encode_token` for ``filters``."""
+    return _decode(token, filters)
+
+
 def decode_id_token(token: str, filters: Mapping[str, object]) -> uuid.UUID | None:
     """The id after which the next page starts, or None for the first page."""
     if not token:

@@ -18,6 +18,7 @@ from orchestrator_redis import BucketStore
 from orchestrator_scheduler import _backfills as backfills
 from orchestrator_scheduler import _controls as controls
 from orchestrator_scheduler import _convert as convert
+from orchestrator_scheduler import _operations as operations
 from orchestrator_scheduler import _paging as paging
 from orchestrator_scheduler import _quotas as quotas
 from orchestrator_scheduler import _schedules as schedules
@@ -55,7 +56,7 @@ METHOD_SCOPES: dict[str, str] = {
         **dict.fromkeys(backfills.BACKFILL_WRITE_METHODS, backfills.BACKFILL_SCOPE),
         **dict.fromkeys(controls.CONTROL_METHODS, _OPERATE),
     }.items()
-}
+} | operations.OPERATIONS_METHOD_SCOPES
 
 
 def _ctx(principal: Principal, operator: common_pb2.OperatorContext | None = None) -> TxContext:
@@ -77,10 +78,12 @@ class SchedulerServicer(
     schedules.ScheduleMethods,
     backfills.BackfillMethods,
     controls.ControlMethods,
+    operations.OperationsMethods,
     scheduler_pb2_grpc.SchedulerServiceServicer,
 ):
-    """Sources, runs with their DAG, jobs, quotas, schedules, watermarks and backfills
-    (every job insert of the ledger goes through the ``max_queued`` backpressure check)."""
+    """Sources, runs with their DAG, jobs, quotas, schedules, watermarks, backfills, controls
+    and the operator reads (every job insert of the ledger goes through the ``max_queued``
+    backpressure check)."""
 
     def __init__(
         self,

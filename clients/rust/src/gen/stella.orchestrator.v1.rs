@@ -2652,6 +2652,226 @@ impl ThrottleOrigin {
         }
     }
 }
+/// ListDeadLettersRequest filters and pages the dead-letter entries.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListDeadLettersRequest {
+    /// Only entries with this review status; unspecified matches every status.
+    #[prost(enumeration = "DeadLetterStatus", tag = "1")]
+    pub status: i32,
+    /// Only entries of this failure class; unspecified matches every class.
+    #[prost(enumeration = "ErrorClass", tag = "2")]
+    pub error_class: i32,
+    /// Only entries of this job type; empty matches every type.
+    #[prost(string, tag = "3")]
+    pub job_type: ::prost::alloc::string::String,
+    /// Only entries of this source; empty matches every source.
+    #[prost(string, tag = "4")]
+    pub source_id: ::prost::alloc::string::String,
+    /// Only entries whose final failure was retryable (true) or not (false); unset matches both.
+    #[prost(bool, optional, tag = "5")]
+    pub retryable: ::core::option::Option<bool>,
+    /// Maximum number of entries to return; default 50, maximum 500.
+    #[prost(int32, tag = "6")]
+    pub page_size: i32,
+    /// next_page_token of a previous response to continue from.
+    #[prost(string, tag = "7")]
+    pub page_token: ::prost::alloc::string::String,
+}
+/// ListDeadLettersResponse is one page of dead-letter entries.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListDeadLettersResponse {
+    /// Entries in descending id (newest first) order.
+    #[prost(message, repeated, tag = "1")]
+    pub entries: ::prost::alloc::vec::Vec<DeadLetterEntry>,
+    /// Token for the next page; empty on the last page.
+    #[prost(string, tag = "2")]
+    pub next_page_token: ::prost::alloc::string::String,
+}
+/// GetDeadLetterRequest names the entry to read.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetDeadLetterRequest {
+    /// Id of the entry; NOT_FOUND if it does not exist in the caller's tenant.
+    #[prost(string, tag = "1")]
+    pub entry_id: ::prost::alloc::string::String,
+}
+/// GetDeadLetterResponse returns the requested entry.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetDeadLetterResponse {
+    /// Entry as stored.
+    #[prost(message, optional, tag = "1")]
+    pub entry: ::core::option::Option<DeadLetterEntry>,
+}
+/// GetDeadLetterStatsRequest selects which entries the statistics cover.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetDeadLetterStatsRequest {
+    /// Only entries with this review status; unspecified counts PENDING entries only.
+    #[prost(enumeration = "DeadLetterStatus", tag = "1")]
+    pub status: i32,
+}
+/// DeadLetterCluster is a group of dead-letter entries sharing failure class, job type and source.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeadLetterCluster {
+    /// Failure class of the entries.
+    #[prost(enumeration = "ErrorClass", tag = "1")]
+    pub error_class: i32,
+    /// Job type of the entries.
+    #[prost(string, tag = "2")]
+    pub job_type: ::prost::alloc::string::String,
+    /// Source of the entries; empty for jobs without a source.
+    #[prost(string, tag = "3")]
+    pub source_id: ::prost::alloc::string::String,
+    /// Number of entries in the cluster.
+    #[prost(int64, tag = "4")]
+    pub count: i64,
+    /// How many of them failed with a retryable error (attempts exhausted).
+    #[prost(int64, tag = "5")]
+    pub retryable_count: i64,
+    /// Earliest failure in the cluster.
+    #[prost(message, optional, tag = "6")]
+    pub first_failed_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// Latest failure in the cluster.
+    #[prost(message, optional, tag = "7")]
+    pub last_failed_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// Most frequent error message in the cluster (truncated to 200 characters).
+    #[prost(string, tag = "8")]
+    pub sample_message: ::prost::alloc::string::String,
+}
+/// GetDeadLetterStatsResponse is the clustered count of dead-letter entries.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GetDeadLetterStatsResponse {
+    /// Number of entries counted.
+    #[prost(int64, tag = "1")]
+    pub total: i64,
+    /// Counts by the lower-case error class label (e.g. "http_429").
+    #[prost(map = "string, int64", tag = "2")]
+    pub by_error_class: ::std::collections::HashMap<::prost::alloc::string::String, i64>,
+    /// Clusters, largest first, ties broken by error class, job type and source.
+    #[prost(message, repeated, tag = "3")]
+    pub clusters: ::prost::alloc::vec::Vec<DeadLetterCluster>,
+}
+/// ReplayDeadLetterRequest names the entry whose job to retry.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ReplayDeadLetterRequest {
+    /// Id of the entry; FAILED_PRECONDITION unless it is PENDING and its job is DEAD.
+    #[prost(string, tag = "1")]
+    pub entry_id: ::prost::alloc::string::String,
+    /// Justification recorded in the audit trail and on the entry; reason is required.
+    #[prost(message, optional, tag = "2")]
+    pub operator: ::core::option::Option<OperatorContext>,
+}
+/// ReplayDeadLetterResponse returns the entry and the retried job.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ReplayDeadLetterResponse {
+    /// Entry after the replay (status REPLAYED).
+    #[prost(message, optional, tag = "1")]
+    pub entry: ::core::option::Option<DeadLetterEntry>,
+    /// Job after the retry (state READY).
+    #[prost(message, optional, tag = "2")]
+    pub job: ::core::option::Option<Job>,
+}
+/// ListIncidentsRequest filters and pages the tenant's incidents.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListIncidentsRequest {
+    /// Only incidents in this state; unspecified matches every state.
+    #[prost(enumeration = "IncidentState", tag = "1")]
+    pub state: i32,
+    /// Maximum number of incidents to return; default 50, maximum 500.
+    #[prost(int32, tag = "2")]
+    pub page_size: i32,
+    /// next_page_token of a previous response to continue from.
+    #[prost(string, tag = "3")]
+    pub page_token: ::prost::alloc::string::String,
+}
+/// ListIncidentsResponse is one page of incidents.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListIncidentsResponse {
+    /// Incidents, most recently seen first, ties broken by id.
+    #[prost(message, repeated, tag = "1")]
+    pub incidents: ::prost::alloc::vec::Vec<Incident>,
+    /// Token for the next page; empty on the last page.
+    #[prost(string, tag = "2")]
+    pub next_page_token: ::prost::alloc::string::String,
+}
+/// ListArtifactsRequest names the job or run whose artifacts to list.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListArtifactsRequest {
+    /// Artifacts of this job; exactly one of job_id and run_id must be set.
+    #[prost(string, tag = "1")]
+    pub job_id: ::prost::alloc::string::String,
+    /// Artifacts of every job of this run; exactly one of job_id and run_id must be set.
+    #[prost(string, tag = "2")]
+    pub run_id: ::prost::alloc::string::String,
+    /// Maximum number of artifacts to return; default 50, maximum 500.
+    #[prost(int32, tag = "3")]
+    pub page_size: i32,
+    /// next_page_token of a previous response to continue from.
+    #[prost(string, tag = "4")]
+    pub page_token: ::prost::alloc::string::String,
+}
+/// ListArtifactsResponse is one page of artifacts.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListArtifactsResponse {
+    /// Artifacts in ascending id (creation) order.
+    #[prost(message, repeated, tag = "1")]
+    pub artifacts: ::prost::alloc::vec::Vec<Artifact>,
+    /// Token for the next page; empty on the last page.
+    #[prost(string, tag = "2")]
+    pub next_page_token: ::prost::alloc::string::String,
+}
+/// GetOverviewRequest selects the time window of the rate figures.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetOverviewRequest {
+    /// Length of the window ending now over which throughput and failure rate are computed;
+    /// unset means 15 minutes, at most 24 hours.
+    #[prost(message, optional, tag = "1")]
+    pub window: ::core::option::Option<::prost_types::Duration>,
+}
+/// GetOverviewResponse is a snapshot of the tenant's work.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GetOverviewResponse {
+    /// Number of jobs per state, keyed by the lower-case state name (every state is present).
+    #[prost(map = "string, int64", tag = "1")]
+    pub jobs_by_state: ::std::collections::HashMap<::prost::alloc::string::String, i64>,
+    /// Jobs waiting to run: PENDING plus READY.
+    #[prost(int64, tag = "2")]
+    pub queue_depth: i64,
+    /// Window the rate figures cover.
+    #[prost(message, optional, tag = "3")]
+    pub window: ::core::option::Option<::prost_types::Duration>,
+    /// Jobs that succeeded in the window.
+    #[prost(int64, tag = "4")]
+    pub succeeded_in_window: i64,
+    /// Jobs that died (dead-lettered) in the window.
+    #[prost(int64, tag = "5")]
+    pub dead_in_window: i64,
+    /// Failed attempts (retried or dead) in the window.
+    #[prost(int64, tag = "6")]
+    pub failed_attempts_in_window: i64,
+    /// Succeeded jobs per minute over the window.
+    #[prost(double, tag = "7")]
+    pub throughput_per_minute: f64,
+    /// Failed attempts divided by finished attempts (succeeded plus failed) in the window; 0 when none.
+    #[prost(double, tag = "8")]
+    pub failure_rate: f64,
+    /// Objective on the success ratio of attempts used for the burn rate, e.g. 0.99.
+    #[prost(double, tag = "9")]
+    pub slo_target: f64,
+    /// failure_rate divided by the error budget (1 - slo_target): 1 spends the budget exactly.
+    #[prost(double, tag = "10")]
+    pub slo_burn_rate: f64,
+    /// Pending dead-letter entries.
+    #[prost(int64, tag = "11")]
+    pub dead_letter_pending: i64,
+    /// Runs not yet terminal (PENDING or RUNNING).
+    #[prost(int64, tag = "12")]
+    pub active_runs: i64,
+    /// Highest event seq of the tenant at the time of the snapshot.
+    #[prost(int64, tag = "13")]
+    pub head_seq: i64,
+    /// Server time of the snapshot.
+    #[prost(message, optional, tag = "14")]
+    pub as_of: ::core::option::Option<::prost_types::Timestamp>,
+}
 /// BucketKey names one token bucket: outbound calls of one tenant to one upstream host.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct BucketKey {
@@ -5594,6 +5814,216 @@ pub mod scheduler_service_client {
                     GrpcMethod::new(
                         "stella.orchestrator.v1.SchedulerService",
                         "ReplayJob",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// ListDeadLetters returns a page of the tenant's dead-letter entries, newest first (scope orch:read).
+        pub async fn list_dead_letters(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListDeadLettersRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListDeadLettersResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/ListDeadLetters",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "ListDeadLetters",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// GetDeadLetter returns one dead-letter entry by id (scope orch:read).
+        pub async fn get_dead_letter(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetDeadLetterRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetDeadLetterResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/GetDeadLetter",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "GetDeadLetter",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// GetDeadLetterStats counts the tenant's dead-letter entries by cluster (scope orch:read).
+        pub async fn get_dead_letter_stats(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetDeadLetterStatsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetDeadLetterStatsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/GetDeadLetterStats",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "GetDeadLetterStats",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// ReplayDeadLetter retries the dead job of a pending entry and marks the entry replayed (scope orch:operate).
+        pub async fn replay_dead_letter(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ReplayDeadLetterRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ReplayDeadLetterResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/ReplayDeadLetter",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "ReplayDeadLetter",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// ListIncidents returns a page of the tenant's incidents, most recently seen first (scope orch:read).
+        pub async fn list_incidents(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListIncidentsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListIncidentsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/ListIncidents",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "ListIncidents",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// ListArtifacts returns a page of the artifacts of one job or one run (scope orch:read).
+        pub async fn list_artifacts(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListArtifactsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListArtifactsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/ListArtifacts",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "ListArtifacts",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// GetOverview returns the tenant's queue depth, throughput and failure figures (scope orch:read).
+        pub async fn get_overview(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetOverviewRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetOverviewResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/GetOverview",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "GetOverview",
                     ),
                 );
             self.inner.unary(req, path, codec).await

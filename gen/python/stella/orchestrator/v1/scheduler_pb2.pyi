@@ -5,6 +5,7 @@ from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from stella.orchestrator.v1 import common_pb2 as _common_pb2
 from stella.orchestrator.v1 import events_pb2 as _events_pb2
+from stella.orchestrator.v1 import operations_pb2 as _operations_pb2
 from stella.orchestrator.v1 import resources_pb2 as _resources_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from stella.orchestrator.v1 import operations_pb2 as stella_dot_orchestrator_dot_v1_dot_operations__pb2
 from stella.orchestrator.v1 import scheduler_pb2 as stella_dot_orchestrator_dot_v1_dot_scheduler__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -221,6 +222,41 @@ class SchedulerServiceStub:
                 '/stella.orchestrator.v1.SchedulerService/ReplayJob',
                 request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ReplayJobRequest.SerializeToString,
                 response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ReplayJobResponse.FromString,
+                _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/ListDeadLetters',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.GetDeadLetter = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/GetDeadLetter',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetDeadLetterRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetDeadLetterResponse.FromString,
+                _registered_method=True)
+        self.GetDeadLetterStats = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/GetDeadLetterStats',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetDeadLetterStatsRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetDeadLetterStatsResponse.FromString,
+                _registered_method=True)
+        self.ReplayDeadLetter = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/ReplayDeadLetter',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ReplayDeadLetterRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ReplayDeadLetterResponse.FromString,
+                _registered_method=True)
+        self.ListIncidents = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/ListIncidents',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListIncidentsRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListIncidentsResponse.FromString,
+                _registered_method=True)
+        self.ListArtifacts = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/ListArtifacts',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListArtifactsRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListArtifactsResponse.FromString,
+                _registered_method=True)
+        self.GetOverview = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/GetOverview',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetOverviewRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetOverviewResponse.FromString,
                 _registered_method=True)
 
 
@@ -490,6 +526,55 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeadLetters(self, request, context):
+        """ListDeadLetters returns a page of the tenant's dead-letter entries, newest first (scope orch:read).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDeadLetter(self, request, context):
+        """GetDeadLetter returns one dead-letter entry by id (scope orch:read).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDeadLetterStats(self, request, context):
+        """GetDeadLetterStats counts the tenant's dead-letter entries by cluster (scope orch:read).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayDeadLetter(self, request, context):
+        """ReplayDeadLetter retries the dead job of a pending entry and marks the entry replayed (scope orch:operate).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIncidents(self, request, context):
+        """ListIncidents returns a page of the tenant's incidents, most recently seen first (scope orch:read).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListArtifacts(self, request, context):
+        """ListArtifacts returns a page of the artifacts of one job or one run (scope orch:read).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOverview(self, request, context):
+        """GetOverview returns the tenant's queue depth, throughput and failure figures (scope orch:read).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -677,6 +762,41 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.ReplayJob,
                     request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ReplayJobRequest.FromString,
                     response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ReplayJobResponse.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'GetDeadLetter': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDeadLetter,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetDeadLetterRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetDeadLetterResponse.SerializeToString,
+            ),
+            'GetDeadLetterStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDeadLetterStats,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetDeadLetterStatsRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetDeadLetterStatsResponse.SerializeToString,
+            ),
+            'ReplayDeadLetter': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayDeadLetter,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ReplayDeadLetterRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ReplayDeadLetterResponse.SerializeToString,
+            ),
+            'ListIncidents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIncidents,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListIncidentsRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListIncidentsResponse.SerializeToString,
+            ),
+            'ListArtifacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListArtifacts,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListArtifactsRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListArtifactsResponse.SerializeToString,
+            ),
+            'GetOverview': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOverview,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetOverviewRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetOverviewResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1681,6 +1801,195 @@ class SchedulerService:
             '/stella.orchestrator.v1.SchedulerService/ReplayJob',
             stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ReplayJobRequest.SerializeToString,
             stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ReplayJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/ListDeadLetters',
+            stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListDeadLettersRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDeadLetter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/GetDeadLetter',
+            stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetDeadLetterRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetDeadLetterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDeadLetterStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/GetDeadLetterStats',
+            stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetDeadLetterStatsRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetDeadLetterStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayDeadLetter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/ReplayDeadLetter',
+            stella_dot_orchestrator_dot_v1_dot_operations__pb2.ReplayDeadLetterRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_operations__pb2.ReplayDeadLetterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIncidents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/ListIncidents',
+            stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListIncidentsRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListIncidentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListArtifacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/ListArtifacts',
+            stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListArtifactsRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListArtifactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOverview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/GetOverview',
+            stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetOverviewRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetOverviewResponse.FromString,
             options,
             channel_credentials,
             insecure,

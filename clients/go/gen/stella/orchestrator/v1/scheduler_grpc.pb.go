@@ -19,43 +19,50 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SchedulerService_CreateSource_FullMethodName   = "/stella.orchestrator.v1.SchedulerService/CreateSource"
-	SchedulerService_GetSource_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/GetSource"
-	SchedulerService_ListSources_FullMethodName    = "/stella.orchestrator.v1.SchedulerService/ListSources"
-	SchedulerService_UpdateSource_FullMethodName   = "/stella.orchestrator.v1.SchedulerService/UpdateSource"
-	SchedulerService_DeleteSource_FullMethodName   = "/stella.orchestrator.v1.SchedulerService/DeleteSource"
-	SchedulerService_CreateRun_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/CreateRun"
-	SchedulerService_GetRun_FullMethodName         = "/stella.orchestrator.v1.SchedulerService/GetRun"
-	SchedulerService_ListRuns_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/ListRuns"
-	SchedulerService_GetRunDag_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/GetRunDag"
-	SchedulerService_CancelRun_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/CancelRun"
-	SchedulerService_SubmitJob_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/SubmitJob"
-	SchedulerService_SubmitJobs_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/SubmitJobs"
-	SchedulerService_GetJob_FullMethodName         = "/stella.orchestrator.v1.SchedulerService/GetJob"
-	SchedulerService_ListJobs_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/ListJobs"
-	SchedulerService_CancelJob_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/CancelJob"
-	SchedulerService_RetryJob_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/RetryJob"
-	SchedulerService_ListJobEvents_FullMethodName  = "/stella.orchestrator.v1.SchedulerService/ListJobEvents"
-	SchedulerService_CreateQuota_FullMethodName    = "/stella.orchestrator.v1.SchedulerService/CreateQuota"
-	SchedulerService_GetQuota_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/GetQuota"
-	SchedulerService_ListQuotas_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/ListQuotas"
-	SchedulerService_UpdateQuota_FullMethodName    = "/stella.orchestrator.v1.SchedulerService/UpdateQuota"
-	SchedulerService_DeleteQuota_FullMethodName    = "/stella.orchestrator.v1.SchedulerService/DeleteQuota"
-	SchedulerService_CreateSchedule_FullMethodName = "/stella.orchestrator.v1.SchedulerService/CreateSchedule"
-	SchedulerService_GetSchedule_FullMethodName    = "/stella.orchestrator.v1.SchedulerService/GetSchedule"
-	SchedulerService_ListSchedules_FullMethodName  = "/stella.orchestrator.v1.SchedulerService/ListSchedules"
-	SchedulerService_UpdateSchedule_FullMethodName = "/stella.orchestrator.v1.SchedulerService/UpdateSchedule"
-	SchedulerService_DeleteSchedule_FullMethodName = "/stella.orchestrator.v1.SchedulerService/DeleteSchedule"
-	SchedulerService_ListWatermarks_FullMethodName = "/stella.orchestrator.v1.SchedulerService/ListWatermarks"
-	SchedulerService_CreateBackfill_FullMethodName = "/stella.orchestrator.v1.SchedulerService/CreateBackfill"
-	SchedulerService_GetBackfill_FullMethodName    = "/stella.orchestrator.v1.SchedulerService/GetBackfill"
-	SchedulerService_ListBackfills_FullMethodName  = "/stella.orchestrator.v1.SchedulerService/ListBackfills"
-	SchedulerService_CancelBackfill_FullMethodName = "/stella.orchestrator.v1.SchedulerService/CancelBackfill"
-	SchedulerService_PauseJobs_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/PauseJobs"
-	SchedulerService_ResumeJobs_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/ResumeJobs"
-	SchedulerService_PrioritizeJob_FullMethodName  = "/stella.orchestrator.v1.SchedulerService/PrioritizeJob"
-	SchedulerService_PrioritizeRun_FullMethodName  = "/stella.orchestrator.v1.SchedulerService/PrioritizeRun"
-	SchedulerService_ReplayJob_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/ReplayJob"
+	SchedulerService_CreateSource_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/CreateSource"
+	SchedulerService_GetSource_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/GetSource"
+	SchedulerService_ListSources_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/ListSources"
+	SchedulerService_UpdateSource_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/UpdateSource"
+	SchedulerService_DeleteSource_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/DeleteSource"
+	SchedulerService_CreateRun_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/CreateRun"
+	SchedulerService_GetRun_FullMethodName             = "/stella.orchestrator.v1.SchedulerService/GetRun"
+	SchedulerService_ListRuns_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/ListRuns"
+	SchedulerService_GetRunDag_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/GetRunDag"
+	SchedulerService_CancelRun_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/CancelRun"
+	SchedulerService_SubmitJob_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/SubmitJob"
+	SchedulerService_SubmitJobs_FullMethodName         = "/stella.orchestrator.v1.SchedulerService/SubmitJobs"
+	SchedulerService_GetJob_FullMethodName             = "/stella.orchestrator.v1.SchedulerService/GetJob"
+	SchedulerService_ListJobs_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/ListJobs"
+	SchedulerService_CancelJob_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/CancelJob"
+	SchedulerService_RetryJob_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/RetryJob"
+	SchedulerService_ListJobEvents_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/ListJobEvents"
+	SchedulerService_CreateQuota_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/CreateQuota"
+	SchedulerService_GetQuota_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/GetQuota"
+	SchedulerService_ListQuotas_FullMethodName         = "/stella.orchestrator.v1.SchedulerService/ListQuotas"
+	SchedulerService_UpdateQuota_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/UpdateQuota"
+	SchedulerService_DeleteQuota_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/DeleteQuota"
+	SchedulerService_CreateSchedule_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/CreateSchedule"
+	SchedulerService_GetSchedule_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/GetSchedule"
+	SchedulerService_ListSchedules_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/ListSchedules"
+	SchedulerService_UpdateSchedule_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/UpdateSchedule"
+	SchedulerService_DeleteSchedule_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/DeleteSchedule"
+	SchedulerService_ListWatermarks_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/ListWatermarks"
+	SchedulerService_CreateBackfill_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/CreateBackfill"
+	SchedulerService_GetBackfill_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/GetBackfill"
+	SchedulerService_ListBackfills_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/ListBackfills"
+	SchedulerService_CancelBackfill_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/CancelBackfill"
+	SchedulerService_PauseJobs_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/PauseJobs"
+	SchedulerService_ResumeJobs_FullMethodName         = "/stella.orchestrator.v1.SchedulerService/ResumeJobs"
+	SchedulerService_PrioritizeJob_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/PrioritizeJob"
+	SchedulerService_PrioritizeRun_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/PrioritizeRun"
+	SchedulerService_ReplayJob_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/ReplayJob"
+	SchedulerService_ListDeadLetters_FullMethodName    = "/stella.orchestrator.v1.SchedulerService/ListDeadLetters"
+	SchedulerService_GetDeadLetter_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/GetDeadLetter"
+	SchedulerService_GetDeadLetterStats_FullMethodName = "/stella.orchestrator.v1.SchedulerService/GetDeadLetterStats"
+	SchedulerService_ReplayDeadLetter_FullMethodName   = "/stella.orchestrator.v1.SchedulerService/ReplayDeadLetter"
+	SchedulerService_ListIncidents_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/ListIncidents"
+	SchedulerService_ListArtifacts_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/ListArtifacts"
+	SchedulerService_GetOverview_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/GetOverview"
 )
 
 // SchedulerServiceClient is the client API for SchedulerService service.
@@ -141,6 +148,20 @@ type SchedulerServiceClient interface {
 	PrioritizeRun(ctx context.Context, in *PrioritizeRunRequest, opts ...grpc.CallOption) (*PrioritizeRunResponse, error)
 	// ReplayJob runs a succeeded job again as a new job whose replay_of names it (audited).
 	ReplayJob(ctx context.Context, in *ReplayJobRequest, opts ...grpc.CallOption) (*ReplayJobResponse, error)
+	// ListDeadLetters returns a page of the tenant's dead-letter entries, newest first (scope orch:read).
+	ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error)
+	// GetDeadLetter returns one dead-letter entry by id (scope orch:read).
+	GetDeadLetter(ctx context.Context, in *GetDeadLetterRequest, opts ...grpc.CallOption) (*GetDeadLetterResponse, error)
+	// GetDeadLetterStats counts the tenant's dead-letter entries by cluster (scope orch:read).
+	GetDeadLetterStats(ctx context.Context, in *GetDeadLetterStatsRequest, opts ...grpc.CallOption) (*GetDeadLetterStatsResponse, error)
+	// ReplayDeadLetter retries the dead job of a pending entry and marks the entry replayed (scope orch:operate).
+	ReplayDeadLetter(ctx context.Context, in *ReplayDeadLetterRequest, opts ...grpc.CallOption) (*ReplayDeadLetterResponse, error)
+	// ListIncidents returns a page of the tenant's incidents, most recently seen first (scope orch:read).
+	ListIncidents(ctx context.Context, in *ListIncidentsRequest, opts ...grpc.CallOption) (*ListIncidentsResponse, error)
+	// ListArtifacts returns a page of the artifacts of one job or one run (scope orch:read).
+	ListArtifacts(ctx context.Context, in *ListArtifactsRequest, opts ...grpc.CallOption) (*ListArtifactsResponse, error)
+	// GetOverview returns the tenant's queue depth, throughput and failure figures (scope orch:read).
+	GetOverview(ctx context.Context, in *GetOverviewRequest, opts ...grpc.CallOption) (*GetOverviewResponse, error)
 }
 
 type schedulerServiceClient struct {
@@ -521,6 +542,76 @@ func (c *schedulerServiceClient) ReplayJob(ctx context.Context, in *ReplayJobReq
 	return out, nil
 }
 
+func (c *schedulerServiceClient) ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDeadLettersResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ListDeadLetters_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) GetDeadLetter(ctx context.Context, in *GetDeadLetterRequest, opts ...grpc.CallOption) (*GetDeadLetterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDeadLetterResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_GetDeadLetter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) GetDeadLetterStats(ctx context.Context, in *GetDeadLetterStatsRequest, opts ...grpc.CallOption) (*GetDeadLetterStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetDeadLetterStatsResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_GetDeadLetterStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) ReplayDeadLetter(ctx context.Context, in *ReplayDeadLetterRequest, opts ...grpc.CallOption) (*ReplayDeadLetterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReplayDeadLetterResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ReplayDeadLetter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) ListIncidents(ctx context.Context, in *ListIncidentsRequest, opts ...grpc.CallOption) (*ListIncidentsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListIncidentsResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ListIncidents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) ListArtifacts(ctx context.Context, in *ListArtifactsRequest, opts ...grpc.CallOption) (*ListArtifactsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListArtifactsResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ListArtifacts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) GetOverview(ctx context.Context, in *GetOverviewRequest, opts ...grpc.CallOption) (*GetOverviewResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetOverviewResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_GetOverview_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SchedulerServiceServer is the server API for SchedulerService service.
 // All implementations must embed UnimplementedSchedulerServiceServer
 // for forward compatibility.
@@ -604,6 +695,20 @@ type SchedulerServiceServer interface {
 	PrioritizeRun(context.Context, *PrioritizeRunRequest) (*PrioritizeRunResponse, error)
 	// ReplayJob runs a succeeded job again as a new job whose replay_of names it (audited).
 	ReplayJob(context.Context, *ReplayJobRequest) (*ReplayJobResponse, error)
+	// ListDeadLetters returns a page of the tenant's dead-letter entries, newest first (scope orch:read).
+	ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error)
+	// GetDeadLetter returns one dead-letter entry by id (scope orch:read).
+	GetDeadLetter(context.Context, *GetDeadLetterRequest) (*GetDeadLetterResponse, error)
+	// GetDeadLetterStats counts the tenant's dead-letter entries by cluster (scope orch:read).
+	GetDeadLetterStats(context.Context, *GetDeadLetterStatsRequest) (*GetDeadLetterStatsResponse, error)
+	// ReplayDeadLetter retries the dead job of a pending entry and marks the entry replayed (scope orch:operate).
+	ReplayDeadLetter(context.Context, *ReplayDeadLetterRequest) (*ReplayDeadLetterResponse, error)
+	// ListIncidents returns a page of the tenant's incidents, most recently seen first (scope orch:read).
+	ListIncidents(context.Context, *ListIncidentsRequest) (*ListIncidentsResponse, error)
+	// ListArtifacts returns a page of the artifacts of one job or one run (scope orch:read).
+	ListArtifacts(context.Context, *ListArtifactsRequest) (*ListArtifactsResponse, error)
+	// GetOverview returns the tenant's queue depth, throughput and failure figures (scope orch:read).
+	GetOverview(context.Context, *GetOverviewRequest) (*GetOverviewResponse, error)
 	mustEmbedUnimplementedSchedulerServiceServer()
 }
 
@@ -724,6 +829,27 @@ func (UnimplementedSchedulerServiceServer) PrioritizeRun(context.Context, *Prior
 }
 func (UnimplementedSchedulerServiceServer) ReplayJob(context.Context, *ReplayJobRequest) (*ReplayJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReplayJob not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDeadLetters not implemented")
+}
+func (UnimplementedSchedulerServiceServer) GetDeadLetter(context.Context, *GetDeadLetterRequest) (*GetDeadLetterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDeadLetter not implemented")
+}
+func (UnimplementedSchedulerServiceServer) GetDeadLetterStats(context.Context, *GetDeadLetterStatsRequest) (*GetDeadLetterStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetDeadLetterStats not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ReplayDeadLetter(context.Context, *ReplayDeadLetterRequest) (*ReplayDeadLetterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReplayDeadLetter not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ListIncidents(context.Context, *ListIncidentsRequest) (*ListIncidentsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListIncidents not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ListArtifacts(context.Context, *ListArtifactsRequest) (*ListArtifactsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListArtifacts not implemented")
+}
+func (UnimplementedSchedulerServiceServer) GetOverview(context.Context, *GetOverviewRequest) (*GetOverviewResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetOverview not implemented")
 }
 func (UnimplementedSchedulerServiceServer) mustEmbedUnimplementedSchedulerServiceServer() {}
 func (UnimplementedSchedulerServiceServer) testEmbeddedByValue()                          {}
@@ -1412,6 +1538,132 @@ func _SchedulerService_ReplayJob_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SchedulerService_ListDeadLetters_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDeadLettersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ListDeadLetters(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ListDeadLetters_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ListDeadLetters(ctx, req.(*ListDeadLettersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_GetDeadLetter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDeadLetterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).GetDeadLetter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_GetDeadLetter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).GetDeadLetter(ctx, req.(*GetDeadLetterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_GetDeadLetterStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetDeadLetterStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).GetDeadLetterStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_GetDeadLetterStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).GetDeadLetterStats(ctx, req.(*GetDeadLetterStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_ReplayDeadLetter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReplayDeadLetterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ReplayDeadLetter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ReplayDeadLetter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ReplayDeadLetter(ctx, req.(*ReplayDeadLetterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_ListIncidents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListIncidentsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ListIncidents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ListIncidents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ListIncidents(ctx, req.(*ListIncidentsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_ListArtifacts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListArtifactsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ListArtifacts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ListArtifacts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ListArtifacts(ctx, req.(*ListArtifactsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_GetOverview_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetOverviewRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).GetOverview(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_GetOverview_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).GetOverview(ctx, req.(*GetOverviewRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SchedulerService_ServiceDesc is the grpc.ServiceDesc for SchedulerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1566,6 +1818,34 @@ var SchedulerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReplayJob",
 			Handler:    _SchedulerService_ReplayJob_Handler,
+		},
+		{
+			MethodName: "ListDeadLetters",
+			Handler:    _SchedulerService_ListDeadLetters_Handler,
+		},
+		{
+			MethodName: "GetDeadLetter",
+			Handler:    _SchedulerService_GetDeadLetter_Handler,
+		},
+		{
+			MethodName: "GetDeadLetterStats",
+			Handler:    _SchedulerService_GetDeadLetterStats_Handler,
+		},
+		{
+			MethodName: "ReplayDeadLetter",
+			Handler:    _SchedulerService_ReplayDeadLetter_Handler,
+		},
+		{
+			MethodName: "ListIncidents",
+			Handler:    _SchedulerService_ListIncidents_Handler,
+		},
+		{
+			MethodName: "ListArtifacts",
+			Handler:    _SchedulerService_ListArtifacts_Handler,
+		},
+		{
+			MethodName: "GetOverview",
+			Handler:    _SchedulerService_GetOverview_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,166 @@
+"""Event history readers for live streams: a safe horizon and pages up to it.
+
+Why a horizon: ``events.seq`` comes from a sequence, and transactions commit in any order, so
+seq 11 can be visible while seq 10 is still uncommitted. A stream that resumed after 11 would
+lose 10 for good. :class:`EventHorizon` publishes a seq ``h`` such that every transaction that
+holds a seq ``<= h`` has finished (committed or rolled back): events ``<= h`` never change, so
+a reader that pages ``(after, h]`` misses nothing and repeats nothing.
+
+How: read the sequence's last value ``c``, then take a snapshot; every writer holding a seq
+``<= c`` got its transaction id before that snapshot (events are only inserted by AFTER
+triggers of another write, so a writer has an xid before it takes a seq; and the sequence has
+no per-session cache), so once every transaction that snapshot lists as in progress and that
+writes events (holds a lock on ``orchestrator.events``) has ended, ``c`` is safe. One LISTEN
+connection per process wakes the tracker on ``orch_events``; a poll every
+:data:`POLL_INTERVAL_S` covers lost notifications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from orchestrator_pg._db import Database, Row
+from orchestrator_pg._queries import query
+
+POLL_INTERVAL_S = 1.0
+SETTLE_POLL_S = 0.005
+# A writer of events still open after this long is assumed stuck; the horizon moves on rather
+# than stalling every stream (and logs it). Writers of the ledger commit in milliseconds.
+SETTLE_TIMEOUT_S = 5.0
+RECONNECT_MIN_S = 0.2
+RECONNECT_MAX_S = 5.0
+
+_log = logging.getLogger("orchestrator_pg.eventstream")
+
+
+class EventHorizon:
+    """Tracks the highest event seq that is final (see the module note).
+
+    Args:
+        conninfo: PostgreSQL URL; the tracker keeps one dedicated connection.
+    """
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._seq = -1
+        self._changed = asyncio.Condition()
+        self.ready = asyncio.Event()
+
+    @property
+    def seq(self) -> int:
+        """The current horizon (``-1`` before the first computation)."""
+        return self._seq
+
+    async def wait_beyond(self, seq: int, timeout_s: float) -> int:
+        """Wait until the horizon passes ``seq`` or ``timeout_s`` elapses.
+
+        Returns:
+            The horizon at return.
+        """
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait_for(lambda: self._seq > seq), timeout_s)
+            return self._seq
+
+    async def _publish(self, seq: int) -> None:
+        if seq > self._seq:
+            async with self._changed:
+                self._seq = seq
+                self._changed.notify_all()
+        self.ready.set()
+
+    async def _compute(self, conn: psycopg.AsyncConnection[Row]) -> int:
+        cur = await conn.execute(query("event_horizon_candidate"))
+        candidate = int((await cur.fetchone() or {"seq": 0})["seq"])
+        cur = await conn.execute(query("event_horizon_snapshot"))
+        snapshot = (await cur.fetchone() or {"snapshot": ""})["snapshot"]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_TIMEOUT_S
+        while True:
+            cur = await conn.execute(query("event_horizon_settled"), {"snapshot": snapshot})
+            row = await cur.fetchone()
+            if row is not None and row["settled"]:
+                return candidate
+            if loop.time() > deadline:
+                _log.warning(
+                    "a transaction writing events stayed open %.0f s while computing the "
+                    "event horizon; moving on to seq %d (a stream may miss its events)",
+                    SETTLE_TIMEOUT_S,
+                    candidate,
+                )
+                return candidate
+            await asyncio.sleep(SETTLE_POLL_S)
+
+    async def run(self) -> None:
+        """Track the horizon until cancelled, reconnecting after errors."""
+        delay = RECONNECT_MIN_S
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True, row_factory=dict_row
+                )
+            except psycopg.OperationalError as exc:
+                _log.warning("event horizon connection failed (%s); retrying", exc)
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, RECONNECT_MAX_S)
+                continue
+            try:
+                async with conn:
+                    await conn.execute(query("events_listen"))
+                    delay = RECONNECT_MIN_S
+                    while True:
+                        await self._publish(await self._compute(conn))
+                        # Drain notifications; wake on the first one or after the poll interval.
+                        async for _ in conn.notifies(timeout=POLL_INTERVAL_S, stop_after=1):
+                            break
+            except psycopg.OperationalError as exc:
+                _log.warning("event horizon connection lost (%s); reconnecting", exc)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, RECONNECT_MAX_S)
+
+
+class EventReader:
+    """Pages of the event history, bounded by a horizon."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def event_list_upto(
+        self,
+        tenant: str,
+        *,
+        after_seq: int,
+        upto_seq: int,
+        run_id: uuid.UUID | None = None,
+        source_id: uuid.UUID | None = None,
+        job_id: uuid.UUID | None = None,
+        types: Sequence[str] = (),
+        limit: int,
+    ) -> list[Row]:
+        """Events of ``tenant`` with ``after_seq < seq <= upto_seq`` matching the filters,
+        in seq order. A ``types`` entry ending in ``.`` matches a type prefix."""
+        exact = [t for t in types if not t.endswith(".")]
+        prefixes = [t for t in types if t.endswith(".")]
+        params: dict[str, Any] = {
+            "tenant": tenant,
+            "after_seq": after_seq,
+            "upto_seq": upto_seq,
+            "run_id": run_id,
+            "source_id": source_id,
+            "job_id": job_id,
+            "types": exact or None,
+            "prefixes": prefixes or None,
+            "limit": limit,
+        }
+        async with self.db.connection() as conn:
+            cur = await conn.execute(query("event_list_upto"), params)
+            return await cur.fetchall()

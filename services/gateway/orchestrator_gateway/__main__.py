@@ -1,0 +1,26 @@
+"""python -m orchestrator_gateway: serve the gateway (REST, streams, Console) until SIGTERM."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from orchestrator_gateway._app import create_app
+from orchestrator_gateway._settings import GatewaySettings
+from orchestrator_grpckit import configure_logging
+
+
+def main() -> None:
+    settings = GatewaySettings.from_env()
+    configure_logging("INFO")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.bind_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
+if __name__ == "__main__":
+    main()

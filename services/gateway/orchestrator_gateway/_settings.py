@@ -1,0 +1,105 @@
+"""Gateway configuration from ``ORCH_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator_grpckit import DEV_HS256_SECRET, ConfigError
+
+DEFAULT_HTTP_PORT = 8080
+DEFAULT_METRICS_PORT = 9105
+DEFAULT_SCHEDULER_TARGET = "127.0.0.1:50051"
+DEFAULT_RATELIMIT_TARGET = "127.0.0.1:50053"
+DEFAULT_AUDIT_TARGET = "127.0.0.1:50054"
+DEFAULT_RATE_PER_S = 50.0
+DEFAULT_RATE_BURST = 200
+DEFAULT_STREAM_BUFFER = 1000
+DEFAULT_IDEMPOTENCY_TTL_S = 24 * 3600.0
+DEFAULT_GRPC_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """Runtime configuration of the gateway.
+
+    Attributes:
+        http_port: HTTP listen port (REST, SSE, WebSocket, Console, ``/metrics``).
+        bind_host: Interface to bind.
+        scheduler_target: ``host:port`` of the scheduler (also serves events and operations).
+        ratelimit_target: ``host:port`` of the ratelimit service.
+        audit_target: ``host:port`` of the audit service.
+        auth_hs256_secret: HS256 secret for bearer tokens, or ``None``.
+        auth_ed25519_public_key_file: PEM public key for EdDSA tokens, or ``None``.
+        rate_per_s: Requests per second allowed per caller (tenant + subject).
+        rate_burst: Burst size of that per-caller token bucket.
+        stream_buffer: Events buffered per SSE/WebSocket client before it is cut.
+        idempotency_ttl_s: How long an ``Idempotency-Key`` answer is replayed.
+        grpc_timeout_s: Deadline of each unary gRPC call.
+        console_dir: Directory of the built Console (``index.html`` and assets).
+    """
+
+    http_port: int = DEFAULT_HTTP_PORT
+    bind_host: str = "127.0.0.1"
+    scheduler_target: str = DEFAULT_SCHEDULER_TARGET
+    ratelimit_target: str = DEFAULT_RATELIMIT_TARGET
+    audit_target: str = DEFAULT_AUDIT_TARGET
+    auth_hs256_secret: str | None = field(default=DEV_HS256_SECRET, repr=False)
+    auth_ed25519_public_key_file: Path | None = None
+    rate_per_s: float = DEFAULT_RATE_PER_S
+    rate_burst: int = DEFAULT_RATE_BURST
+    stream_buffer: int = DEFAULT_STREAM_BUFFER
+    idempotency_ttl_s: float = DEFAULT_IDEMPOTENCY_TTL_S
+    grpc_timeout_s: float = DEFAULT_GRPC_TIMEOUT_S
+    console_dir: Path = Path(__file__).resolve().parent / "console"
+
+    def ed25519_public_key_pem(self) -> bytes | None:
+        if self.auth_ed25519_public_key_file is None:
+            return None
+        try:
+            return self.auth_ed25519_public_key_file.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read ORCH_AUTH_ED25519_PUBLIC_KEY_FILE: {exc}") from exc
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
+        """Read the settings; unset variables take the defaults above.
+
+        Raises:
+            ConfigError: A number is malformed.
+        """
+        env = os.environ if environ is None else environ
+
+        def number(name: str, default: float) -> float:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not a number") from None
+            if value <= 0:
+                raise ConfigError(f"{name} must be positive, got {raw}")
+            return value
+
+        key_file = env.get("ORCH_AUTH_ED25519_PUBLIC_KEY_FILE", "").strip()
+        secret = env.get("ORCH_AUTH_HS256_SECRET", DEV_HS256_SECRET)
+        return cls(
+            http_port=int(number("ORCH_GATEWAY_HTTP_PORT", DEFAULT_HTTP_PORT)),
+            bind_host=env.get("ORCH_BIND_HOST", "127.0.0.1").strip() or "127.0.0.1",
+            scheduler_target=env.get("ORCH_SCHEDULER_TARGET", "")
+            or f"127.0.0.1:{env.get('ORCH_SCHEDULER_GRPC_PORT', '50051')}",
+            ratelimit_target=env.get("ORCH_RATELIMIT_TARGET", "")
+            or f"127.0.0.1:{env.get('ORCH_RATELIMIT_GRPC_PORT', '50053')}",
+            audit_target=env.get("ORCH_AUDIT_TARGET", "")
+            or f"127.0.0.1:{env.get('ORCH_AUDIT_GRPC_PORT', '50054')}",
+            auth_hs256_secret=secret or None,
+            auth_ed25519_public_key_file=Path(key_file) if key_file else None,
+            rate_per_s=number("ORCH_GATEWAY_RATE_PER_S", DEFAULT_RATE_PER_S),
+            rate_burst=int(number("ORCH_GATEWAY_RATE_BURST", DEFAULT_RATE_BURST)),
+            stream_buffer=int(number("ORCH_GATEWAY_STREAM_BUFFER", DEFAULT_STREAM_BUFFER)),
+            idempotency_ttl_s=number("ORCH_GATEWAY_IDEMPOTENCY_TTL_S", DEFAULT_IDEMPOTENCY_TTL_S),
+            grpc_timeout_s=number("ORCH_GATEWAY_GRPC_TIMEOUT_S", DEFAULT_GRPC_TIMEOUT_S),
+        )

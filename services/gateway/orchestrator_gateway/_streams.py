@@ -1,0 +1,297 @@
+"""Live event feeds: Server-Sent Events and WebSocket over EventStreamService.StreamEvents.
+
+Resume: SSE sends each event with ``id: <seq>``; a client that reconnects with
+``Last-Event-ID`` (or ``?after_seq=``) gets every later event exactly once, in order (the
+scheduler serves only events below its commit horizon, see orchestrator_pg.EventHorizon).
+Without either the feed starts at the head (only new events); ``after_seq=0`` replays the
+retained history first.
+
+Keep-alive: the scheduler sends a keep-alive on an idle stream (``ORCH_STREAM_KEEPALIVE_S``),
+which becomes an SSE comment line (``: keep-alive``) or a ``{"keep_alive": true}`` message.
+
+Back-pressure: events for one client wait in a bounded buffer (``stream_buffer``). A client
+that does not read fast enough fills it and is cut (SSE: the response ends; WebSocket: close
+code 4008), never the server; it resumes from its last seq.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import grpc
+from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+
+from orchestrator_core import OrchestratorError
+from orchestrator_gateway import _auth as auth
+from orchestrator_gateway._auth import Caller
+from orchestrator_gateway._clients import Clients
+from orchestrator_gateway._models import to_json
+from orchestrator_gateway._problems import PROBLEM_RESPONSES, ProblemError
+from orchestrator_gateway._routes import API_PREFIX, Grpc, Reader
+from stella.orchestrator.v1 import events_pb2
+
+SLOW_CLIENT_CLOSE_CODE = 4008
+SSE_RETRY_MS = 2000
+_END = object()
+_log = logging.getLogger("orchestrator_gateway.streams")
+
+router = APIRouter(prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
+
+
+class SlowClient(Exception):
+    """The client's buffer overflowed."""
+
+
+class EventFeed:
+    """One StreamEvents call drained into a bounded queue by a background task."""
+
+    def __init__(self, call: Any, buffer: int) -> None:
+        self.call = call
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=buffer)
+        self.cut = False
+        self.consumer: asyncio.Task[Any] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def open(self) -> events_pb2.StreamEventsResponse:
+        """Read the first (keep-alive) message, so call errors surface before streaming.
+
+        Raises:
+            grpc.aio.AioRpcError: The call failed (bad filter, auth, scheduler down).
+        """
+        first = await self.call.read()
+        if first is grpc.aio.EOF:
+            raise ProblemError(503, "event stream ended before it started")
+        self._task = asyncio.create_task(self._pump(), name="event-feed")
+        return first
+
+    async def _pump(self) -> None:
+        try:
+            while True:
+                message = await self.call.read()
+                if message is grpc.aio.EOF:
+                    break
+                try:
+                    self.queue.put_nowait(message)
+                except asyncio.QueueFull:
+                    self.cut = True
+                    self.call.cancel()
+                    # The consumer may be blocked writing to a client that does not read:
+                    # cancelling it makes the server drop the connection.
+                    if self.consumer is not None:
+                        self.consumer.cancel()
+                    break
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.CANCELLED:
+                _log.warning("event stream failed: %s", exc.code().name)
+        finally:
+            with contextlib.suppress(asyncio.QueueFull):
+                self.queue.put_nowait(_END)
+            if self.cut:
+                # The queue may be full: make room for the end marker.
+                with contextlib.suppress(asyncio.QueueEmpty, asyncio.QueueFull):
+                    self.queue.get_nowait()
+                    self.queue.put_nowait(_END)
+
+    async def messages(self) -> AsyncIterator[events_pb2.StreamEventsResponse]:
+        """Messages in order; raises :class:`SlowClient` once the buffer overflowed."""
+        while True:
+            if self.cut:
+                raise SlowClient
+            item = await self.queue.get()
+            if item is _END:
+                if self.cut:
+                    raise SlowClient
+                return
+            yield item
+
+    async def close(self) -> None:
+        self.call.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def _request(
+    after_seq: int, run_id: str, source_id: str, job_id: str, types: list[str]
+) -> events_pb2.StreamEventsRequest:
+    return events_pb2.StreamEventsRequest(
+        after_seq=after_seq, run_id=run_id, source_id=source_id, job_id=job_id, types=types
+    )
+
+
+def _resume_point(last_event_id: str | None, after_seq: int | None) -> int:
+    if last_event_id is not None and last_event_id.strip():
+        try:
+            value = int(last_event_id.strip())
+        except ValueError:
+            raise ProblemError(
+                400,
+                "Last-Event-ID must be the seq of the last event received",
+                errors=[{"field": "Last-Event-ID", "description": "a non-negative integer"}],
+            ) from None
+        if value < 0:
+            raise ProblemError(400, "Last-Event-ID must not be negative")
+        return value
+    return -1 if after_seq is None else after_seq
+
+
+def _sse_event(event: events_pb2.Event) -> bytes:
+    data = json.dumps(to_json(event), separators=(",", ":"))
+    return f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
+
+
+@router.get(
+    "/events/stream",
+    tags=["events"],
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "An endless text/event-stream: one SSE event per ledger event "
+            "(id = seq, event = type, data = the event JSON) and ': keep-alive' comments.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def stream_events_sse(
+    request: Request,
+    who: Reader,
+    grpc_: Grpc,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
+    after_seq: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    run_id: Annotated[str, Query(max_length=64)] = "",
+    source_id: Annotated[str, Query(max_length=64)] = "",
+    job_id: Annotated[str, Query(max_length=64)] = "",
+    type: Annotated[list[str], Query(max_length=32)] = [],  # noqa: B006
+) -> StreamingResponse:
+    """Live events of the tenant as Server-Sent Events, resumable with ``Last-Event-ID``."""
+    start = _resume_point(last_event_id, after_seq)
+    call = grpc_.events.StreamEvents(
+        _request(start, run_id, source_id, job_id, type), metadata=who.metadata
+    )
+    feed = EventFeed(call, request.app.state.settings.stream_buffer)
+    try:
+        first = await feed.open()
+    except BaseException:
+        await feed.close()
+        raise
+
+    async def body() -> AsyncIterator[bytes]:
+        feed.consumer = asyncio.current_task()
+        try:
+            yield f"retry: {SSE_RETRY_MS}\n: open head_seq={first.head_seq}\n\n".encode()
+            async for message in feed.messages():
+                if message.keep_alive:
+                    yield f": keep-alive head_seq={message.head_seq}\n\n".encode()
+                for event in message.events:
+                    yield _sse_event(event)
+        except SlowClient:
+            _log.info("SSE client too slow (buffer full); cut it")
+        finally:
+            await feed.close()
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _ws_caller(websocket: WebSocket) -> tuple[Caller, str | None]:
+    """Authenticate a WebSocket: ``Authorization`` header, or the subprotocol pair
+    ``["bearer", "<token>"]`` (browsers cannot set headers on WebSockets)."""
+    verifier = websocket.app.state.verifier
+    header = websocket.headers.get("authorization")
+    subprotocol = None
+    token = None
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer":
+            token = value.strip()
+    else:
+        offered = [
+            p.strip()
+            for p in websocket.headers.get("sec-websocket-protocol", "").split(",")
+            if p.strip()
+        ]
+        if len(offered) == 2 and offered[0] == "bearer":
+            token, subprotocol = offered[1], "bearer"
+    if not token:
+        raise ProblemError(401, "missing bearer token")
+    requested = websocket.headers.get("x-stella-tenant")
+    try:
+        principal = verifier.verify(token, requested)
+    except OrchestratorError as exc:
+        raise ProblemError(401, str(exc)) from None
+    caller = Caller(principal=principal, token=token)
+    auth.require_scope(caller, auth.READ)
+    return caller, subprotocol
+
+
+@router.websocket("/events/ws")
+async def stream_events_ws(
+    websocket: WebSocket,
+    after_seq: Annotated[int, Query(ge=-1, le=2**62)] = -1,
+    run_id: Annotated[str, Query(max_length=64)] = "",
+    source_id: Annotated[str, Query(max_length=64)] = "",
+    job_id: Annotated[str, Query(max_length=64)] = "",
+    type: Annotated[list[str], Query(max_length=32)] = [],  # noqa: B006
+) -> None:
+    """Live events as WebSocket text messages, one event JSON each (NDJSON framing);
+    resume with ``?after_seq=<last seq>``. Keep-alives are ``{"keep_alive": true, ...}``."""
+    try:
+        caller, subprotocol = _ws_caller(websocket)
+    except ProblemError as exc:
+        await websocket.close(code=1008, reason=exc.detail[:120])
+        return
+    grpc_: Clients = websocket.app.state.clients
+    call = grpc_.events.StreamEvents(
+        _request(after_seq, run_id, source_id, job_id, type), metadata=caller.metadata
+    )
+    feed = EventFeed(call, websocket.app.state.settings.stream_buffer)
+    try:
+        first = await feed.open()
+    except grpc.aio.AioRpcError as exc:
+        await feed.close()
+        await websocket.close(code=1008, reason=(exc.details() or exc.code().name)[:120])
+        return
+    await websocket.accept(subprotocol=subprotocol)
+
+    async def watch_disconnect() -> None:
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await websocket.receive_text()
+
+    watcher = asyncio.create_task(watch_disconnect())
+    feed.consumer = asyncio.current_task()
+    try:
+        await websocket.send_text(json.dumps({"keep_alive": True, "head_seq": first.head_seq}))
+        async for message in feed.messages():
+            if watcher.done():
+                break
+            if message.keep_alive:
+                await websocket.send_text(
+                    json.dumps({"keep_alive": True, "head_seq": message.head_seq})
+                )
+            for event in message.events:
+                await websocket.send_text(json.dumps(to_json(event), separators=(",", ":")))
+    except (SlowClient, asyncio.CancelledError):
+        if not feed.cut:
+            raise
+        _log.info("WebSocket client too slow (buffer full); cut it")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                websocket.close(code=SLOW_CLIENT_CLOSE_CODE, reason="client too slow; resume"),
+                1.0,
+            )
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        watcher.cancel()
+        await feed.close()

@@ -1,0 +1,304 @@
+"""SchedulerService's operator RPCs: dead-letter queue, incidents, artifacts and the Console
+overview (a mixin of :class:`SchedulerServicer`, like the quota methods).
+
+Translation only (STYLE rule 12): requests are checked here, rows become messages here, and
+the storage lives in :class:`~orchestrator_pg.OperationsLedger`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from orchestrator_core import FieldViolation, InvalidArgument
+from orchestrator_grpckit import current_principal
+from orchestrator_pg import OperationsLedger, QuotaLedger, Row, TxContext
+from orchestrator_scheduler import _convert as convert
+from orchestrator_scheduler import _paging as paging
+from orchestrator_scheduler import _validate as validate
+from stella.orchestrator.v1 import common_pb2, operations_pb2, resources_pb2
+
+_SERVICE_NAME = "stella.orchestrator.v1.SchedulerService"
+OPERATIONS_METHOD_SCOPES = {
+    f"/{_SERVICE_NAME}/{method}": scope
+    for method, scope in {
+        "ListDeadLetters": "orch:read",
+        "GetDeadLetter": "orch:read",
+        "GetDeadLetterStats": "orch:read",
+        "ReplayDeadLetter": "orch:operate",
+        "ListIncidents": "orch:read",
+        "ListArtifacts": "orch:read",
+        "GetOverview": "orch:read",
+    }.items()
+}
+DEFAULT_WINDOW = timedelta(minutes=15)
+MAX_WINDOW = timedelta(hours=24)
+SLO_TARGET = 0.99
+
+
+def _label(enum: Any, prefix: str, value: int) -> str | None:
+    """The lower-case label of an enum value, or None for UNSPECIFIED (no filter)."""
+    if value == 0:
+        return None
+    try:
+        return str(enum.Name(value)).removeprefix(prefix).lower()
+    except ValueError:
+        raise InvalidArgument(
+            f"unknown enum value {value}", [FieldViolation(prefix.lower(), "unknown value")]
+        ) from None
+
+
+def _status_value(name: str) -> int:
+    return int(resources_pb2.DeadLetterStatus.Value("DEAD_LETTER_STATUS_" + name.upper()))
+
+
+def dead_letter(row: Row) -> resources_pb2.DeadLetterEntry:
+    error_class = convert.error_class(row["error_class"])
+    return resources_pb2.DeadLetterEntry(
+        id=str(row["id"]),
+        tenant=row["tenant"],
+        job_id=str(row["job_id"]),
+        job_type=row["job_type"],
+        source_id=str(row["source_id"] or ""),
+        run_id=str(row["run_id"] or ""),
+        error_class=error_class,  # type: ignore[arg-type]
+        last_error=common_pb2.JobError(
+            error_class=error_class,  # type: ignore[arg-type]
+            message=row["last_error"],
+            retryable=row["retryable"],
+            code=row["error_class"],
+        ),
+        attempts=row["attempts"],
+        retryable=row["retryable"],
+        failed_at=convert._ts(row["failed_at"]),
+        status=_status_value(row["status"]),  # type: ignore[arg-type]
+        resolved_by=row["resolved_by"] or "",
+        resolution_reason=row["resolution_reason"] or "",
+        reason=row["job_reason"] or "",
+    )
+
+
+def incident(row: Row) -> resources_pb2.Incident:
+    return resources_pb2.Incident(
+        id=str(row["id"]),
+        tenant=row["tenant"],
+        error_class=convert.error_class(row["error_class"]),  # type: ignore[arg-type]
+        source_id=str(row["source_id"] or ""),
+        job_type=row["job_type"],
+        state=resources_pb2.IncidentState.Value("INCIDENT_STATE_" + row["state"].upper()),  # type: ignore[arg-type]
+        reason_code=row["reason_code"],
+        first_seen_at=convert._ts(row["first_seen_at"]),
+        last_seen_at=convert._ts(row["last_seen_at"]),
+        failure_count=row["failure_count"],
+        sample_job_ids=[str(j) for j in row["sample_job_ids"]],
+    )
+
+
+def artifact(row: Row) -> resources_pb2.Artifact:
+    return resources_pb2.Artifact(
+        id=str(row["id"]),
+        tenant=row["tenant"],
+        job_id=str(row["job_id"]),
+        run_id=str(row["run_id"] or ""),
+        name=row["name"],
+        media_type=row["media_type"],
+        size_bytes=row["size_bytes"],
+        digest=row["digest"],
+        uri=row["uri"],
+        created_at=convert._ts(row["created_at"]),
+    )
+
+
+def _time_cursor(token: str, filters: dict[str, object]) -> tuple[datetime, uuid.UUID] | None:
+    """Decodes a ``"<iso time>|<uuid>"`` cursor (newest-first lists)."""
+    if not token:
+        return None
+    raw = paging.decode_value_token(token, filters)
+    try:
+        at, _, ident = str(raw).partition("|")
+        return datetime.fromisoformat(at), uuid.UUID(ident)
+    except ValueError:
+        raise InvalidArgument(
+            "page_token is not valid for this request",
+            [FieldViolation("page_token", "pass the next_page_token of the previous page")],
+        ) from None
+
+
+def _time_token(row: Row, at_field: str, filters: dict[str, object]) -> str:
+    return paging.encode_token(f"{row[at_field].isoformat()}|{row['id']}", filters)
+
+
+class OperationsMethods:
+    """Dead letters, incidents, artifacts and the overview of the caller's tenant."""
+
+    ledger: QuotaLedger
+    slo_target: float = SLO_TARGET
+    _ops: OperationsLedger | None = None
+
+    @property
+    def ops(self) -> OperationsLedger:
+        """The operations storage, on the servicer's database pool."""
+        if self._ops is None:
+            self._ops = OperationsLedger(self.ledger.db)
+        return self._ops
+
+    async def ListDeadLetters(
+        self, request: operations_pb2.ListDeadLettersRequest, context: Any
+    ) -> Any:
+        principal = current_principal()
+        out = validate.Violations()
+        source_id = validate.optional_id(request.source_id, "source_id", out)
+        out.raise_if_any("invalid dead-letter filter")
+        filters: dict[str, Any] = {
+            "status": _label(resources_pb2.DeadLetterStatus, "DEAD_LETTER_STATUS_", request.status),
+            "error_class": _label(common_pb2.ErrorClass, "ERROR_CLASS_", request.error_class),
+            "job_type": request.job_type or None,
+            "source_id": source_id,
+            "retryable": request.retryable if request.HasField("retryable") else None,
+        }
+        size = paging.page_size(request.page_size)
+        rows = await self.ops.dead_letter_list(
+            principal.tenant,
+            **filters,
+            after=_time_cursor(request.page_token, filters),
+            limit=size + 1,
+        )
+        token = _time_token(rows[size - 1], "failed_at", filters) if len(rows) > size else ""
+        return operations_pb2.ListDeadLettersResponse(
+            entries=[dead_letter(r) for r in rows[:size]], next_page_token=token
+        )
+
+    async def GetDeadLetter(
+        self, request: operations_pb2.GetDeadLetterRequest, context: Any
+    ) -> Any:
+        principal = current_principal()
+        entry_id = validate.parse_id_or_raise(request.entry_id, "entry_id")
+        row = await self.ops.dead_letter_get(principal.tenant, entry_id)
+        return operations_pb2.GetDeadLetterResponse(entry=dead_letter(row))
+
+    async def GetDeadLetterStats(
+        self, request: operations_pb2.GetDeadLetterStatsRequest, context: Any
+    ) -> Any:
+        principal = current_principal()
+        status = (
+            _label(resources_pb2.DeadLetterStatus, "DEAD_LETTER_STATUS_", request.status)
+            or "pending"
+        )
+        rows = await self.ops.dead_letter_clusters(principal.tenant, status)
+        by_class: dict[str, int] = {}
+        clusters = []
+        for row in rows:
+            by_class[row["error_class"]] = by_class.get(row["error_class"], 0) + row["count"]
+            clusters.append(
+                operations_pb2.DeadLetterCluster(
+                    error_class=convert.error_class(row["error_class"]),  # type: ignore[arg-type]
+                    job_type=row["job_type"],
+                    source_id=str(row["source_id"] or ""),
+                    count=row["count"],
+                    retryable_count=row["retryable_count"],
+                    first_failed_at=convert._ts(row["first_failed_at"]),
+                    last_failed_at=convert._ts(row["last_failed_at"]),
+                    sample_message=row["sample_message"] or "",
+                )
+            )
+        return operations_pb2.GetDeadLetterStatsResponse(
+            total=sum(by_class.values()), by_error_class=by_class, clusters=clusters
+        )
+
+    async def ReplayDeadLetter(
+        self, request: operations_pb2.ReplayDeadLetterRequest, context: Any
+    ) -> Any:
+        principal = current_principal()
+        entry_id = validate.parse_id_or_raise(request.entry_id, "entry_id")
+        validate.operator_context(request.operator, reason_required=True)
+        ctx = TxContext(
+            tenant=principal.tenant,
+            actor_subject=principal.subject,
+            actor_scopes=tuple(sorted(principal.scopes)),
+            reason=request.operator.reason,
+            ticket=request.operator.ticket,
+        )
+        entry, job = await self.ops.dead_letter_replay(ctx, entry_id)
+        parents = await self.ops.job_parents([job["id"]])
+        return operations_pb2.ReplayDeadLetterResponse(
+            entry=dead_letter(entry), job=convert.job(job, parents[job["id"]])
+        )
+
+    async def ListIncidents(
+        self, request: operations_pb2.ListIncidentsRequest, context: Any
+    ) -> Any:
+        principal = current_principal()
+        filters: dict[str, Any] = {
+            "state": _label(resources_pb2.IncidentState, "INCIDENT_STATE_", request.state)
+        }
+        size = paging.page_size(request.page_size)
+        rows = await self.ops.incident_list(
+            principal.tenant,
+            **filters,
+            after=_time_cursor(request.page_token, filters),
+            limit=size + 1,
+        )
+        token = _time_token(rows[size - 1], "last_seen_at", filters) if len(rows) > size else ""
+        return operations_pb2.ListIncidentsResponse(
+            incidents=[incident(r) for r in rows[:size]], next_page_token=token
+        )
+
+    async def ListArtifacts(
+        self, request: operations_pb2.ListArtifactsRequest, context: Any
+    ) -> Any:
+        principal = current_principal()
+        out = validate.Violations()
+        job_id = validate.optional_id(request.job_id, "job_id", out)
+        run_id = validate.optional_id(request.run_id, "run_id", out)
+        if (job_id is None) == (run_id is None) and not out.items:
+            out.add("job_id", "set exactly one of job_id and run_id")
+        out.raise_if_any("invalid artifact filter")
+        filters = {"job_id": request.job_id, "run_id": request.run_id}
+        size = paging.page_size(request.page_size)
+        rows = await self.ops.artifact_list(
+            principal.tenant,
+            job_id=job_id,
+            run_id=run_id,
+            after_id=paging.decode_id_token(request.page_token, filters),
+            limit=size + 1,
+        )
+        token = paging.encode_token(str(rows[size - 1]["id"]), filters) if len(rows) > size else ""
+        return operations_pb2.ListArtifactsResponse(
+            artifacts=[artifact(r) for r in rows[:size]], next_page_token=token
+        )
+
+    async def GetOverview(self, request: operations_pb2.GetOverviewRequest, context: Any) -> Any:
+        principal = current_principal()
+        window = DEFAULT_WINDOW
+        if request.HasField("window"):
+            window = request.window.ToTimedelta()
+            if window <= timedelta(0) or window > MAX_WINDOW:
+                raise InvalidArgument(
+                    "window must be positive and at most 24 hours",
+                    [FieldViolation("window", f"got {window.total_seconds()} s")],
+                )
+        data = await self.ops.overview(principal.tenant, window)
+        by_state = data["jobs_by_state"]
+        succeeded = int(data.get("succeeded") or 0)
+        failed = int(data.get("failed_attempts") or 0)
+        finished = succeeded + failed
+        failure_rate = failed / finished if finished else 0.0
+        budget = 1.0 - self.slo_target
+        response = operations_pb2.GetOverviewResponse(
+            jobs_by_state=by_state,
+            queue_depth=by_state["pending"] + by_state["ready"],
+            succeeded_in_window=succeeded,
+            dead_in_window=int(data.get("dead") or 0),
+            failed_attempts_in_window=failed,
+            throughput_per_minute=succeeded / (window.total_seconds() / 60.0),
+            failure_rate=failure_rate,
+            slo_target=self.slo_target,
+            slo_burn_rate=failure_rate / budget if budget > 0 else 0.0,
+            dead_letter_pending=int(data.get("dead_letter_pending") or 0),
+            active_runs=int(data.get("active_runs") or 0),
+            head_seq=int(data.get("head_seq") or 0),
+        )
+        response.window.FromTimedelta(window)
+        response.as_of.FromDatetime(data["now"])
+        return response
