@@ -777,8 +777,22 @@ def register(commands: Any) -> None:
     p.add_argument("--interval", type=float, default=1.0)
     p.add_argument("--timeout", type=float, default=3600.0)
 
-    audit = commands.add_parser("audit", help="the audit log of operator actions")
-    asub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    # `audit` is shared with the audit service's offline commands (verify, replay, keygen),
+    # which may have registered it first: join its subcommands rather than clash.
+    audit = commands.choices.get("audit") or commands.add_parser(
+        "audit", help="the audit log of operator actions; bundles offline"
+    )
+    asub = _subcommands(audit) or audit.add_subparsers(
+        dest="audit_command", required=True, metavar="ACTION"
+    )
     p = leaf(asub, "list", _audit_list, "list audit entries", paging)
     p.add_argument("--actor", default="")
     p.add_argument("--action", default="")
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> Any:
+    """The parser's subcommand action if it has one already (None otherwise)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return None

@@ -74,10 +74,13 @@ def _keygen(args: argparse.Namespace) -> int:
 
 def register(commands: Any) -> None:
     """Adds ``audit verify|replay|keygen`` to ``stella orchestrator``."""
-    audit = commands.add_parser(
-        "audit", help="check audit bundles offline", description="Audit bundles, offline."
+    # `audit` is shared with the REST CLI's `audit list`, which may have registered it first.
+    audit = commands.choices.get("audit") or commands.add_parser(
+        "audit", help="the audit log and bundles", description="Audit entries and bundles."
     )
-    sub = audit.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
+    sub = next(
+        (a for a in audit._actions if isinstance(a, argparse._SubParsersAction)), None
+    ) or audit.add_subparsers(dest="audit_command", required=True, metavar="SUBCOMMAND")
     verify = sub.add_parser("verify", help="check a bundle's signature, file hashes and hash chain")
     verify.add_argument("bundle", help="bundle archive (.tar) from ExportBundle")
     verify.add_argument("--key", required=True, help="PEM public key (GetPublicKey)")
