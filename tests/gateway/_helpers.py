@@ -82,7 +82,12 @@ async def complete(stack: Any, job_type: str, assignment: leases_pb2.Assignment)
 
 
 async def fail(
-    stack: Any, job_type: str, assignment: leases_pb2.Assignment, *, message: str = "boom"
+    stack: Any,
+    job_type: str,
+    assignment: leases_pb2.Assignment,
+    *,
+    message: str = "boom",
+    error_class: int = common_pb2.ERROR_CLASS_SCHEMA_MISMATCH,
 ) -> None:
     async with grpc.aio.insecure_channel(stack.leases) as channel:
         stub = leases_pb2_grpc.LeaseServiceStub(channel)
@@ -93,7 +98,7 @@ async def fail(
                         job_id=assignment.job_id,
                         lease_id=assignment.lease_id,
                         error=common_pb2.JobError(
-                            error_class=common_pb2.ERROR_CLASS_SCHEMA_MISMATCH,
+                            error_class=error_class,
                             message=message,
                             retryable=False,
                         ),

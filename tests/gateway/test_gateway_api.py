@@ -212,6 +212,37 @@ async def test_bulk_replay_by_filter(stack, client: httpx.AsyncClient) -> None:
     assert job["state"] == "ready"
 
 
+async def test_bulk_replay_by_error_class_replays_exactly_the_matching_entries_once(
+    stack, client: httpx.AsyncClient
+) -> None:
+    from stella.orchestrator.v1 import common_pb2
+    from tests.gateway._helpers import claim, create_source, fail
+
+    job_type = unique("bulk")
+    source = await create_source(client)
+    classes = [common_pb2.ERROR_CLASS_PARSE_ERROR] * 3 + [common_pb2.ERROR_CLASS_TIMEOUT] * 2
+    ids = []
+    for _ in classes:
+        resp = await client.post(
+            "/jobs",
+            json={"job": {"job_type": job_type, "source_id": source["id"], "max_attempts": 1}},
+        )
+        assert resp.status_code == 201, resp.text
+        ids.append(resp.json()["job"]["id"])
+    assignments = await claim(stack, job_type, max_jobs=len(ids))
+    by_id = {a.job_id: a for a in assignments}
+    for job_id, error_class in zip(ids, classes, strict=True):
+        await fail(stack, job_type, by_id[job_id], error_class=error_class)
+    body = {"job_type": job_type, "error_class": "parse_error"}
+    first = await client.post("/deadletter/replay", json=body, headers=REASON)
+    assert first.status_code == 200, first.text
+    assert (first.json()["matched"], len(first.json()["replayed"])) == (3, 3)
+    again = await client.post("/deadletter/replay", json=body, headers=REASON)
+    assert (again.json()["matched"], again.json()["replayed"]) == (0, [])  # once only
+    states = [(await client.get(f"/jobs/{i}")).json()["state"] for i in ids]
+    assert states == ["ready"] * 3 + ["dead"] * 2  # the timeouts were left alone
+
+
 async def test_job_retry_and_cancel_controls(stack, client: httpx.AsyncClient) -> None:
     dead = await make_dead_job(client, stack)
     job_id = dead["job"]["id"]
