@@ -73,6 +73,7 @@ class _Runner:
     async def _serve(self) -> None:
         import uvicorn
 
+        from orchestrator_audit import build_service as build_audit
         from orchestrator_gateway import GatewaySettings, create_app
         from orchestrator_leases import LeaseSettings
         from orchestrator_leases import build_service as build_leases
@@ -103,14 +104,18 @@ class _Runner:
                     settings=RatelimitSettings(envoy_port=0),
                 )
             )
+            audit = await stack.enter_async_context(
+                build_audit(service_config("audit", self.database_url))
+            )
             await scheduler.start()
             await leases.start()
             await ratelimit.start()
+            await audit.start()
             settings = GatewaySettings(
                 http_port=0,
                 scheduler_target=f"127.0.0.1:{scheduler.port}",
                 ratelimit_target=f"127.0.0.1:{ratelimit.port}",
-                audit_target=self.gateway_env.get("audit_target", "127.0.0.1:1"),
+                audit_target=self.gateway_env.get("audit_target", f"127.0.0.1:{audit.port}"),
                 auth_hs256_secret=DEV_SECRET,
                 rate_per_s=float(self.gateway_env.get("rate_per_s", 1000)),
                 rate_burst=int(self.gateway_env.get("rate_burst", 5000)),

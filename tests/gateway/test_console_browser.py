@@ -85,10 +85,10 @@ def test_console_sections_controls_and_live_updates(stack) -> None:
             expect(page.locator("[aria-busy=true]")).to_have_count(0)
             expect(page.locator("main table, main .tile, main .state").first).to_be_visible()
             page.screenshot(path=str(ARTIFACTS / f"{link.lower().replace(' ', '-')}.png"))
-        # The audit service is not part of this stack: the page says so and offers a retry.
+        # The audit log answers (the audit service runs in this stack): no error state.
         page.get_by_role("link", name="Audit log").click()
-        expect(page.get_by_role("alert")).to_contain_text("503")
-        expect(page.get_by_role("button", name="Retry")).to_be_visible()
+        expect(page.locator("[aria-busy=true]")).to_have_count(0)
+        expect(page.get_by_role("alert")).to_have_count(0)
 
         # Pause -> resume a source, each confirmed with a reason.
         page.get_by_role("link", name="Sources").click()

@@ -320,11 +320,46 @@ async def test_overview_counts_the_tenant(stack, client: httpx.AsyncClient) -> N
     assert overview["slo_target"] == 0.99
 
 
-async def test_audit_answers_503_problem_while_the_audit_service_is_down(
-    client: httpx.AsyncClient,
-) -> None:
-    body = _is_problem(await client.get("/audit"), 503)
-    assert body["grpc_status"] == "UNAVAILABLE"
+async def test_audit_lists_the_operator_actions_of_the_tenant(client: httpx.AsyncClient) -> None:
+    source = await create_source(client)
+    paused = await client.post(f"/sources/{source['id']}/pause", headers=REASON)
+    assert paused.status_code == 200, paused.text
+    resp = await client.get("/audit", params={"page_size": 500})
+    assert resp.status_code == 200, resp.text
+    entries = resp.json()["items"]
+    assert any(e["target"] == f"sources/{source['id']}" for e in entries)
+    assert all(e["tenant"] == entries[0]["tenant"] for e in entries)
+
+
+async def test_audit_answers_503_problem_while_the_audit_service_is_down(stack) -> None:
+    import uvicorn
+
+    from orchestrator_gateway import GatewaySettings, create_app
+    from tests.conftest import DEV_SECRET
+
+    settings = GatewaySettings(
+        http_port=0,
+        scheduler_target=stack.scheduler,
+        audit_target="127.0.0.1:1",  # nothing listens there
+        auth_hs256_secret=DEV_SECRET,
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn exposes only a flag
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}/api/v1/orchestrator",
+            headers={"authorization": f"Bearer {stack.token()}"},
+        ) as client:
+            body = _is_problem(await client.get("/audit"), 503)
+        assert body["grpc_status"] == "UNAVAILABLE"
+    finally:
+        server.should_exit = True
+        await task
 
 
 async def test_openapi_document_is_3_1(anon: httpx.AsyncClient, stack) -> None:

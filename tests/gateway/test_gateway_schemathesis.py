@@ -2,8 +2,7 @@
 OpenAPI document and checks every answer against it (no 5xx, status codes, content types,
 headers and bodies as documented), over real HTTP against the real services.
 
-Excluded: the SSE stream (an endless response) and /audit, which answers 503 until the
-audit service (issue 5) runs in this stack.
+Excluded: the SSE stream (an endless response).
 """
 
 from __future__ import annotations
@@ -17,10 +16,8 @@ from orchestrator_gateway import GatewaySettings, create_app
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-schema = (
-    schemathesis.openapi.from_dict(create_app(GatewaySettings()).openapi())
-    .exclude(path="/api/v1/orchestrator/events/stream")
-    .exclude(path="/api/v1/orchestrator/audit")
+schema = schemathesis.openapi.from_dict(create_app(GatewaySettings()).openapi()).exclude(
+    path="/api/v1/orchestrator/events/stream"
 )
 
 CHECKS = [

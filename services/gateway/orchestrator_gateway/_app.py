@@ -131,6 +131,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             headers=dict(exc.headers or {}),
         )
 
+    @app.exception_handler(ValueError)
+    @app.exception_handler(OverflowError)
+    async def on_out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        # Raised while turning the request into protobuf (an integer past int64, an instant
+        # past year 9999): the caller's input, not a server fault.
+        return problem_response(
+            400,
+            f"invalid request: a value is out of range ({exc})",
+            request.url.path,
+            reason="VALUE_OUT_OF_RANGE",
+        )
+
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         _log.exception("unhandled error on %s %s", request.method, request.url.path)
