@@ -31,6 +31,7 @@ from orchestrator_pg import (
 from orchestrator_redis import BucketKey, BucketStore, OrchestratorRedisError
 from orchestrator_scheduler import _paging as paging
 from orchestrator_scheduler import _validate as validate
+from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import common_pb2, resources_pb2, scheduler_pb2
 
 BACKFILL_SCOPE = "orch:backfill"
@@ -60,14 +61,7 @@ def _write_ctx(principal: Principal, operator: common_pb2.OperatorContext) -> Tx
     if not operator.ticket.strip():
         out.add("operator.ticket", "is required for backfills, e.g. 'OPS-1234'")
     out.raise_if_any("a backfill needs an operator reason and ticket")
-    validate.operator_context(operator, reason_required=True)
-    return TxContext(
-        tenant=principal.tenant,
-        actor_subject=principal.subject,
-        actor_scopes=tuple(sorted(principal.scopes)),
-        reason=operator.reason,
-        ticket=operator.ticket,
-    )
+    return request_context(principal, operator, reason_required=True)
 
 
 def backfill_request(request: scheduler_pb2.CreateBackfillRequest) -> BackfillRequest:

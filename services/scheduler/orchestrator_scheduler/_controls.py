@@ -9,27 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator_grpckit import Principal, current_principal
-from orchestrator_pg import ControlLedger, TxContext
+from orchestrator_grpckit import current_principal
+from orchestrator_pg import ControlLedger
 from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _validate as validate
 from orchestrator_scheduler._quotas import quota_message
-from stella.orchestrator.v1 import common_pb2, scheduler_pb2
+from orchestrator_scheduler._validate import request_context
+from stella.orchestrator.v1 import scheduler_pb2
 
 CONTROL_METHODS = ("PauseJobs", "ResumeJobs", "PrioritizeJob", "PrioritizeRun", "ReplayJob")
-
-
-def _ctx(
-    principal: Principal, operator: common_pb2.OperatorContext, *, reason_required: bool = False
-) -> TxContext:
-    validate.operator_context(operator, reason_required=reason_required)
-    return TxContext(
-        tenant=principal.tenant,
-        actor_subject=principal.subject,
-        actor_scopes=tuple(sorted(principal.scopes)),
-        reason=operator.reason,
-        ticket=operator.ticket,
-    )
 
 
 def _job_type(value: str) -> str:
@@ -54,30 +42,30 @@ class ControlMethods:
     controls: ControlLedger
 
     async def PauseJobs(self, request: scheduler_pb2.PauseJobsRequest, context: Any) -> Any:
-        ctx = _ctx(current_principal(), request.operator, reason_required=True)
+        ctx = request_context(current_principal(), request.operator, reason_required=True)
         row = await self.controls.jobs_pause(ctx, _job_type(request.job_type), paused=True)
         return scheduler_pb2.PauseJobsResponse(quota=quota_message(row))
 
     async def ResumeJobs(self, request: scheduler_pb2.ResumeJobsRequest, context: Any) -> Any:
-        ctx = _ctx(current_principal(), request.operator, reason_required=True)
+        ctx = request_context(current_principal(), request.operator, reason_required=True)
         row = await self.controls.jobs_pause(ctx, _job_type(request.job_type), paused=False)
         return scheduler_pb2.ResumeJobsResponse(quota=quota_message(row))
 
     async def PrioritizeJob(self, request: scheduler_pb2.PrioritizeJobRequest, context: Any) -> Any:
-        ctx = _ctx(current_principal(), request.operator)
+        ctx = request_context(current_principal(), request.operator)
         job_id = validate.parse_id_or_raise(request.job_id, "job_id")
         row = await self.controls.job_prioritize(ctx, job_id, _priority(request.priority))
         parents = await self.controls.job_parents([job_id])
         return scheduler_pb2.PrioritizeJobResponse(job=convert.job(row, parents[job_id]))
 
     async def PrioritizeRun(self, request: scheduler_pb2.PrioritizeRunRequest, context: Any) -> Any:
-        ctx = _ctx(current_principal(), request.operator)
+        ctx = request_context(current_principal(), request.operator)
         run_id = validate.parse_id_or_raise(request.run_id, "run_id")
         changed = await self.controls.run_prioritize(ctx, run_id, _priority(request.priority))
         return scheduler_pb2.PrioritizeRunResponse(changed_jobs=changed)
 
     async def ReplayJob(self, request: scheduler_pb2.ReplayJobRequest, context: Any) -> Any:
-        ctx = _ctx(current_principal(), request.operator)
+        ctx = request_context(current_principal(), request.operator)
         job_id = validate.parse_id_or_raise(request.job_id, "job_id")
         row = await self.controls.job_replay(ctx, job_id)
         return scheduler_pb2.ReplayJobResponse(job=convert.job(row))

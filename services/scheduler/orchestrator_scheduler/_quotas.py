@@ -12,27 +12,17 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator_grpckit import Principal, current_principal
-from orchestrator_pg import QUOTA_MUTABLE_FIELDS, QuotaFields, QuotaLedger, Row, TxContext
+from orchestrator_grpckit import current_principal
+from orchestrator_pg import QUOTA_MUTABLE_FIELDS, QuotaFields, QuotaLedger, Row
 from orchestrator_scheduler import _paging as paging
 from orchestrator_scheduler import _validate as validate
-from stella.orchestrator.v1 import common_pb2, resources_pb2, scheduler_pb2
+from orchestrator_scheduler._validate import request_context
+from stella.orchestrator.v1 import resources_pb2, scheduler_pb2
 
 QUOTA_SCOPE = "orch:quota"
 QUOTA_READ_METHODS = ("GetQuota", "ListQuotas")
 QUOTA_WRITE_METHODS = ("CreateQuota", "UpdateQuota", "DeleteQuota")
 MAX_QUOTA_VALUE = 1_000_000_000
-
-
-def _write_ctx(principal: Principal, operator: common_pb2.OperatorContext) -> TxContext:
-    validate.operator_context(operator, reason_required=True)
-    return TxContext(
-        tenant=principal.tenant,
-        actor_subject=principal.subject,
-        actor_scopes=tuple(sorted(principal.scopes)),
-        reason=operator.reason,
-        ticket=operator.ticket,
-    )
 
 
 def quota_fields(quota: resources_pb2.Quota, field: str, paths: Sequence[str]) -> QuotaFields:
@@ -99,7 +89,9 @@ class QuotaMethods:
     async def CreateQuota(self, request: scheduler_pb2.CreateQuotaRequest, context: Any) -> Any:
         principal = current_principal()
         fields = quota_fields(request.quota, "quota", ("job_type", *QUOTA_MUTABLE_FIELDS))
-        row = await self.ledger.quota_create(_write_ctx(principal, request.operator), fields)
+        row = await self.ledger.quota_create(
+            request_context(principal, request.operator, reason_required=True), fields
+        )
         return scheduler_pb2.CreateQuotaResponse(quota=quota_message(row))
 
     async def GetQuota(self, request: scheduler_pb2.GetQuotaRequest, context: Any) -> Any:
@@ -133,12 +125,17 @@ class QuotaMethods:
         mask = quota_update_mask(list(request.update_mask.paths))
         fields = quota_fields(request.quota, "quota", mask)
         row = await self.ledger.quota_update(
-            _write_ctx(principal, request.operator), quota_id, fields, mask
+            request_context(principal, request.operator, reason_required=True),
+            quota_id,
+            fields,
+            mask,
         )
         return scheduler_pb2.UpdateQuotaResponse(quota=quota_message(row))
 
     async def DeleteQuota(self, request: scheduler_pb2.DeleteQuotaRequest, context: Any) -> Any:
         principal = current_principal()
         quota_id: uuid.UUID = validate.parse_id_or_raise(request.quota_id, "quota_id")
-        await self.ledger.quota_delete(_write_ctx(principal, request.operator), quota_id)
+        await self.ledger.quota_delete(
+            request_context(principal, request.operator, reason_required=True), quota_id
+        )
         return scheduler_pb2.DeleteQuotaResponse()

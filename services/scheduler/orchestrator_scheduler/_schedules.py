@@ -17,12 +17,13 @@ from typing import Any
 from google.protobuf import duration_pb2, json_format, timestamp_pb2
 
 from orchestrator_core import Clock, SystemClock, new_id
-from orchestrator_grpckit import Principal, current_principal
-from orchestrator_pg import SCHEDULE_MUTABLE_FIELDS, Row, ScheduleFields, ScheduleLedger, TxContext
+from orchestrator_grpckit import current_principal
+from orchestrator_pg import SCHEDULE_MUTABLE_FIELDS, Row, ScheduleFields, ScheduleLedger
 from orchestrator_scheduler import _firing as firing
 from orchestrator_scheduler import _paging as paging
 from orchestrator_scheduler import _validate as validate
-from stella.orchestrator.v1 import common_pb2, resources_pb2, scheduler_pb2
+from orchestrator_scheduler._validate import request_context
+from stella.orchestrator.v1 import resources_pb2, scheduler_pb2
 
 SCHEDULE_READ_METHODS = ("GetSchedule", "ListSchedules", "ListWatermarks")
 SCHEDULE_WRITE_METHODS = ("CreateSchedule", "UpdateSchedule", "DeleteSchedule")
@@ -50,17 +51,6 @@ _OVERLAP_ENUM = {
     "buffer_one": resources_pb2.OVERLAP_POLICY_BUFFER_ONE,
     "allow": resources_pb2.OVERLAP_POLICY_ALLOW,
 }
-
-
-def _ctx(principal: Principal, operator: common_pb2.OperatorContext) -> TxContext:
-    validate.operator_context(operator)
-    return TxContext(
-        tenant=principal.tenant,
-        actor_subject=principal.subject,
-        actor_scopes=tuple(sorted(principal.scopes)),
-        reason=operator.reason,
-        ticket=operator.ticket,
-    )
 
 
 def schedule_fields(
@@ -164,7 +154,7 @@ class ScheduleMethods:
         fields = schedule_fields(
             request.schedule, SCHEDULE_MUTABLE_FIELDS, max_payload_bytes=self.max_payload_bytes
         )
-        ctx = _ctx(principal, request.operator)
+        ctx = request_context(principal, request.operator)
         next_fire = firing.next_after(fields.cron, self.clock.now()) if fields.enabled else None
         row = await self.schedules.schedule_create(
             ctx, uuid.UUID(new_id(self.clock)), fields, next_fire
@@ -209,7 +199,7 @@ class ScheduleMethods:
                 )
         out.raise_if_any("invalid update_mask")
         fields = schedule_fields(request.schedule, paths, max_payload_bytes=self.max_payload_bytes)
-        ctx = _ctx(principal, request.operator)
+        ctx = request_context(principal, request.operator)
         next_fire = None
         if "cron" in paths or ("enabled" in paths and fields.enabled):
             current = await self.schedules.schedule_get(principal.tenant, schedule_id)
@@ -223,7 +213,9 @@ class ScheduleMethods:
     ) -> Any:
         principal = current_principal()
         schedule_id = validate.parse_id_or_raise(request.schedule_id, "schedule_id")
-        await self.schedules.schedule_delete(_ctx(principal, request.operator), schedule_id)
+        await self.schedules.schedule_delete(
+            request_context(principal, request.operator), schedule_id
+        )
         return scheduler_pb2.DeleteScheduleResponse()
 
     async def ListWatermarks(

@@ -13,7 +13,7 @@ from typing import Any
 
 from orchestrator_core import Clock, SystemClock
 from orchestrator_grpckit import Principal, current_principal
-from orchestrator_pg import BackfillLedger, ControlLedger, QuotaLedger, ScheduleLedger, TxContext
+from orchestrator_pg import BackfillLedger, ControlLedger, QuotaLedger, ScheduleLedger
 from orchestrator_redis import BucketStore
 from orchestrator_scheduler import _backfills as backfills
 from orchestrator_scheduler import _controls as controls
@@ -23,7 +23,8 @@ from orchestrator_scheduler import _paging as paging
 from orchestrator_scheduler import _quotas as quotas
 from orchestrator_scheduler import _schedules as schedules
 from orchestrator_scheduler import _validate as validate
-from stella.orchestrator.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
+from orchestrator_scheduler._validate import request_context
+from stella.orchestrator.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 SERVICE_NAME = "stella.orchestrator.v1.SchedulerService"
 _READ = "orch:read"
@@ -57,20 +58,6 @@ METHOD_SCOPES: dict[str, str] = {
         **dict.fromkeys(controls.CONTROL_METHODS, _OPERATE),
     }.items()
 } | operations.OPERATIONS_METHOD_SCOPES
-
-
-def _ctx(principal: Principal, operator: common_pb2.OperatorContext | None = None) -> TxContext:
-    """The transaction context: the caller's tenant and identity, and the operator's reason
-    and ticket (recorded in audit entries)."""
-    if operator is not None:
-        validate.operator_context(operator)
-    return TxContext(
-        tenant=principal.tenant,
-        actor_subject=principal.subject,
-        actor_scopes=tuple(sorted(principal.scopes)),
-        reason=operator.reason if operator is not None else "",
-        ticket=operator.ticket if operator is not None else "",
-    )
 
 
 class SchedulerServicer(
@@ -108,7 +95,7 @@ class SchedulerServicer(
         principal = current_principal()
         fields = validate.source_fields(request.source, "source", validate.SOURCE_MUTABLE_FIELDS)
         fields = validate.pause_fields(fields, request.source.paused, request.operator)
-        row = await self.ledger.source_create(_ctx(principal, request.operator), fields)
+        row = await self.ledger.source_create(request_context(principal, request.operator), fields)
         return scheduler_pb2.CreateSourceResponse(source=convert.source(row))
 
     async def GetSource(self, request: scheduler_pb2.GetSourceRequest, context: Any) -> Any:
@@ -147,7 +134,7 @@ class SchedulerServicer(
             )
             mask = [*mask, "paused_reason", "paused_ticket"]
         row = await self.ledger.source_update(
-            _ctx(principal, request.operator),
+            request_context(principal, request.operator),
             source_id,
             fields,
             list(dict.fromkeys(mask)),
@@ -158,7 +145,7 @@ class SchedulerServicer(
     async def DeleteSource(self, request: scheduler_pb2.DeleteSourceRequest, context: Any) -> Any:
         principal = current_principal()
         source_id = validate.parse_id_or_raise(request.source_id, "source_id")
-        await self.ledger.source_delete(_ctx(principal, request.operator), source_id)
+        await self.ledger.source_delete(request_context(principal, request.operator), source_id)
         return scheduler_pb2.DeleteSourceResponse()
 
     # ------------------------------------------------------------- runs
@@ -180,7 +167,7 @@ class SchedulerServicer(
             required=True,
             max_payload_bytes=self.max_payload_bytes,
         )
-        created = await self.ledger.run_create(_ctx(principal), run, jobs)
+        created = await self.ledger.run_create(request_context(principal), run, jobs)
         run_id = created.run["id"]
         counts = await self.ledger.run_job_counts(principal.tenant, [run_id])
         parents = await self.ledger.job_parents([j["id"] for j in created.jobs])
@@ -245,7 +232,7 @@ class SchedulerServicer(
         principal = current_principal()
         run_id = validate.parse_id_or_raise(request.run_id, "run_id")
         before = await self.ledger.run_job_counts(principal.tenant, [run_id])
-        row = await self.ledger.run_cancel(_ctx(principal, request.operator), run_id)
+        row = await self.ledger.run_cancel(request_context(principal, request.operator), run_id)
         counts = await self.ledger.run_job_counts(principal.tenant, [run_id])
         canceled = counts[run_id].get("canceled", 0) - before[run_id].get("canceled", 0)
         return scheduler_pb2.CancelRunResponse(
@@ -283,7 +270,7 @@ class SchedulerServicer(
             required=True,
             max_payload_bytes=self.max_payload_bytes,
         )
-        return await self.ledger.job_submit(_ctx(principal), jobs, run)
+        return await self.ledger.job_submit(request_context(principal), jobs, run)
 
     async def GetJob(self, request: scheduler_pb2.GetJobRequest, context: Any) -> Any:
         principal = current_principal()
@@ -325,14 +312,14 @@ class SchedulerServicer(
     async def CancelJob(self, request: scheduler_pb2.CancelJobRequest, context: Any) -> Any:
         principal = current_principal()
         job_id = validate.parse_id_or_raise(request.job_id, "job_id")
-        row = await self.ledger.job_cancel(_ctx(principal, request.operator), job_id)
+        row = await self.ledger.job_cancel(request_context(principal, request.operator), job_id)
         parents = await self.ledger.job_parents([job_id])
         return scheduler_pb2.CancelJobResponse(job=convert.job(row, parents[job_id]))
 
     async def RetryJob(self, request: scheduler_pb2.RetryJobRequest, context: Any) -> Any:
         principal = current_principal()
         job_id = validate.parse_id_or_raise(request.job_id, "job_id")
-        row = await self.ledger.job_retry(_ctx(principal, request.operator), job_id)
+        row = await self.ledger.job_retry(request_context(principal, request.operator), job_id)
         parents = await self.ledger.job_parents([job_id])
         return scheduler_pb2.RetryJobResponse(job=convert.job(row, parents[job_id]))
 

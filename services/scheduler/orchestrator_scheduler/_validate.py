@@ -24,7 +24,8 @@ from orchestrator_core import (
     canonical_json,
     new_id,
 )
-from orchestrator_pg import NewJob, NewRun, SourceFields
+from orchestrator_grpckit import Principal
+from orchestrator_pg import NewJob, NewRun, SourceFields, TxContext
 from stella.orchestrator.v1 import common_pb2, resources_pb2
 
 MAX_PAYLOAD_BYTES = 256 * 1024
@@ -393,6 +394,26 @@ def operator_context(
     _text(operator.reason, "operator.reason", out, MAX_REASON)
     _text(operator.ticket, "operator.ticket", out, MAX_TICKET)
     out.raise_if_any("invalid operator context")
+
+
+def request_context(
+    principal: Principal,
+    operator: common_pb2.OperatorContext | None = None,
+    *,
+    reason_required: bool = False,
+) -> TxContext:
+    """The transaction context of a request: the caller's tenant and identity and, when the
+    request carries one, the operator's reason and ticket (checked; recorded in audit
+    entries)."""
+    if operator is not None:
+        operator_context(operator, reason_required=reason_required)
+    return TxContext(
+        tenant=principal.tenant,
+        actor_subject=principal.subject,
+        actor_scopes=tuple(sorted(principal.scopes)),
+        reason=operator.reason if operator is not None else "",
+        ticket=operator.ticket if operator is not None else "",
+    )
 
 
 def pause_fields(
