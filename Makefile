@@ -15,20 +15,30 @@ include scripts/proto.mk
 include scripts/sdk.mk
 
 .DEFAULT_GOAL := help
-.PHONY: help venv services migrate up down status demo test lint typecheck fmt \
+.PHONY: help venv lock console services migrate up down status demo test lint typecheck fmt \
         test-unit test-integration bench clean
 
 ## help: list the targets
 help:
 	@grep -hE '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
 
-## venv: create .venv and install the project with its dev tools (re-run when pyproject changes)
+## venv: create .venv with exactly the locked versions (requirements/dev.txt, hashed) and the project
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements/dev.txt
+	@# A fresh venv each time the lock changes: nothing outside the lock survives an update.
+	rm -rf $(VENV)
 	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check --upgrade pip
-	$(VENV)/bin/pip install -q --disable-pip-version-check -e ".[dev]"
+	$(VENV)/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements/dev.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
+
+## lock: recompile requirements/{runtime,dev}.txt from pyproject.toml (UPGRADE=1 takes newer versions)
+LOCK_FLAGS = --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+             --no-header --quiet $(if $(UPGRADE),--upgrade,)
+lock: venv
+	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_FLAGS) -o requirements/runtime.txt
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) \
+	    -c requirements/runtime.txt -o requirements/dev.txt
 
 ## services: install (Debian packages) and start PostgreSQL and Redis on loopback
 services:
