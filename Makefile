@@ -1,4 +1,4 @@
-# Stella Orchestrator — developer entry points (DESIGN.md §9).
+# Stella Orchestrator — developer entry points (docs/architecture.md §8).
 #   make demo    the whole stack on embedded defaults plus a demo workload
 #   make test    every test tier (static checks, unit, contract, integration, migration, acceptance)
 #   make up/down the stack in the background, for scripts

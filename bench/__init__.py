@@ -1,1 +1,1 @@
-"""Benchmarks: `make bench` prints one figure per line as `name value unit` (DESIGN.md §9)."""
+"""Benchmarks: `make bench` prints one figure per line as `name value unit` (docs/architecture.md §8)."""

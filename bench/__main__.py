@@ -1,6 +1,6 @@
 """make bench: throughput and latency of the orchestrator, and the peers on the same machine.
 
-One figure per line, ``name value unit`` (DESIGN.md §9):
+One figure per line, ``name value unit`` (docs/architecture.md §8):
 
 * enqueue_jobs_per_s             SubmitJobs over gRPC, batches of 500 standalone no-op jobs
 * e2e_jobs_per_s                 burn-down of those jobs (20,000 by default) by 4 Python SDK

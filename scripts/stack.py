@@ -35,7 +35,7 @@ DEMO_TENANT = "demo"
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """One deployable: its module and default gRPC port (DESIGN.md §9)."""
+    """One deployable: its module and default gRPC port (docs/architecture.md §1)."""
 
     name: str
     module: str

@@ -4,7 +4,7 @@ Each peer gets a fresh database, N no-op jobs enqueued in bulk, then a timed bur
 moment its worker processes are told to start until no job is left. The count is polled every
 100 ms, so up to 100 ms lands on the elapsed time: the local-queue run takes ~1 s for 20,000
 jobs, so its figure can read up to ~10 % low. Figures, as
-``name value unit`` (DESIGN.md §9):
+``name value unit`` (docs/architecture.md §8):
 
 * ``peer_graphile_worker_jobs_per_s``              graphile-worker, default fetch/complete path
 * ``peer_graphile_worker_local_queue_jobs_per_s``  same with ``localQueue.size`` 500 and

@@ -8,7 +8,7 @@ workers whose handler calls the job's source once and maps 429 → ``UpstreamThr
 
 The orchestrator is NOT told R: the tenant's default bucket (capacity 20, 200/s) is above
 every host's rate, so the per-host buckets must converge from 429 feedback alone (pause for
-Retry-After + multiplicative decrease, additive recovery on successes; DESIGN §4).
+Retry-After + multiplicative decrease, additive recovery on successes; docs/architecture.md §4).
 
 Acceptance: every job succeeds exactly once (nothing dead-lettered for 429s), fewer than 5%
 of upstream calls after the first 10 s get 429, and the total time is within 1.3x the ideal

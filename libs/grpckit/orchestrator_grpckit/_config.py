@@ -20,7 +20,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_LOG_LEVEL = "INFO"
 DEFAULT_SHUTDOWN_GRACE_S = 10.0
 
-# DESIGN.md §9: gRPC 50051..50054 and metrics 9101..9105 in the order
+# docs/architecture.md §1: gRPC 50051..50054 and metrics 9101..9105 in the order
 # gateway, scheduler, leases, ratelimit, audit. The gateway has no gRPC port of its own.
 DEFAULT_GRPC_PORTS: Mapping[str, int] = {
     "scheduler": 50051,
@@ -187,7 +187,7 @@ class ServiceConfig:
                 lower-case name; it selects ``ORCH_<SERVICE>_GRPC_PORT`` and
                 ``ORCH_<SERVICE>_METRICS_PORT``.
             default_grpc_port: Port used when the variable is unset; defaults to the
-                DESIGN.md §9 port of a known service.
+                architecture.md §1 port of a known service.
             default_metrics_port: Same for the metrics port.
             environ: Mapping to read instead of ``os.environ`` (tests).
 

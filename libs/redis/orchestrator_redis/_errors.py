@@ -11,7 +11,7 @@ class OrchestratorRedisError(Exception):
 
 class RedisUnavailable(OrchestratorRedisError):
     """Redis cannot be reached (connection refused, timeout, loading); ``__cause__`` holds
-    the redis-py error. Callers apply their explicit Redis-down policy (DESIGN §4)."""
+    the redis-py error. Callers apply their explicit Redis-down policy (docs/architecture.md §4)."""
 
 
 class InvalidBucketArgument(OrchestratorRedisError, ValueError):

@@ -1,4 +1,4 @@
-"""Rate limiting on the leasing hot path (DESIGN §3, §4): admission of claim candidates and
+"""Rate limiting on the leasing hot path (docs/architecture.md §2, §4): admission of claim candidates and
 adaptive feedback from worker results.
 
 Admission, batched: tokens are taken from Redis ahead of need and spent locally.

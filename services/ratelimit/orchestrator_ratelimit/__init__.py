@@ -1,4 +1,4 @@
-"""orchestrator_ratelimit: the rate-limit gRPC service (DESIGN §4).
+"""orchestrator_ratelimit: the rate-limit gRPC service (docs/architecture.md §4).
 
 Design note
 -----------

@@ -3,7 +3,7 @@
 An in-memory ledger (the shape the Postgres store has: mutable rows plus an event list)
 moves jobs with ``check_transition``, ``decide_failure``/``failure_reason`` and
 ``backoff_s``; Hypothesis picks the operations. After every step the invariants of
-DESIGN.md §2 must hold, and replaying each job's events with ``fold`` must rebuild its row.
+docs/state-machine.md must hold, and replaying each job's events with ``fold`` must rebuild its row.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
--- Token buckets and circuit breakers per {tenant, source host} (DESIGN §4).
+-- Token buckets and circuit breakers per {tenant, source host} (docs/architecture.md §4).
 --
 -- Everything above the first "-- name:" header is the shared prelude: the loader prepends it
 -- to every script of this file, so each script is self-contained for SCRIPT LOAD / EVALSHA.
