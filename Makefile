@@ -40,6 +40,12 @@ lock: venv
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) \
 	    -c requirements/runtime.txt -o requirements/dev.txt
 
+## console: rebuild the Console bundle the gateway serves (npm ci, then esbuild; deterministic)
+CONSOLE_DIR := services/gateway/console
+console:
+	cd $(CONSOLE_DIR) && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
+	@echo "Console built into services/gateway/orchestrator_gateway/console (commit it with the sources)"
+
 ## services: install (Debian packages) and start PostgreSQL and Redis on loopback
 services:
 	bash scripts/services.sh start
