@@ -2,8 +2,9 @@
 
 Design note
 -----------
-* One bucket per ``{tenant, source host}`` (docs/architecture.md §4); host ``""`` is the tenant's default
-  bucket, whose config the tenant's host buckets inherit (else the store default).
+* One bucket per ``{tenant, source host}`` (docs/architecture.md §4); host ``""`` is the
+  tenant's default bucket, whose config the tenant's host buckets inherit (else the store
+  default).
 * The token bucket math lives in ``lua/buckets.lua``, one ``-- name:`` header per script,
   loaded by name (:func:`orchestrator_redis._lua.script`), sent with ``SCRIPT LOAD`` once and
   run with ``EVALSHA`` (reloaded after ``NOSCRIPT``). Python never builds Lua from strings.

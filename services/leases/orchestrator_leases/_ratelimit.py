@@ -1,5 +1,5 @@
-"""Rate limiting on the leasing hot path (docs/architecture.md §2, §4): admission of claim candidates and
-adaptive feedback from worker results.
+"""Rate limiting on the leasing hot path (docs/architecture.md §2, §4): admission of claim
+candidates and adaptive feedback from worker results.
 
 Admission, batched: tokens are taken from Redis ahead of need and spent locally.
 :meth:`LeaseLimiter.reserve` hands a claim the tokens this process holds per
