@@ -150,6 +150,7 @@ async def test_every_minute_schedule_across_a_leader_failover(scheduler, databas
     ):
         a = _CrashingFirer(ScheduleLedger(one), database_url, clock=clock, lock_key=lock_key)
         b = ScheduleFirer(ScheduleLedger(two), database_url, clock=clock, lock_key=lock_key)
+        assert await a.leadership.ensure()  # A leads from the start and keeps leading
         for minute in range(1, 21):
             clock.set(start + timedelta(minutes=minute))
             if minute < 8:  # both replicas run; one leads, the other stands by
@@ -160,8 +161,10 @@ async def test_every_minute_schedule_across_a_leader_failover(scheduler, databas
                 a.crash = True
                 with pytest.raises(_ReplicaDied):
                     await a.run_once()
+                await a.leadership.release()  # its process ends: PostgreSQL frees the lock
             else:  # A is gone: B takes over, re-fires 09:08 (the same run) and goes on
                 assert await b.run_once() is not None
+        await b.leadership.release()
     rows = db.execute(
         "SELECT id, idempotency_key, created_at FROM orchestrator.runs WHERE schedule_id = %s",
         (created.id,),

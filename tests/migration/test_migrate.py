@@ -12,7 +12,6 @@ import psycopg
 import pytest
 
 from orchestrator_pg import MigrationError, load_migrations, migrate
-from orchestrator_pg._migrate import MIGRATION_LOCK_KEY
 from tests.migration._catalog import catalog_snapshot
 
 pytestmark = pytest.mark.integration
@@ -121,7 +120,3 @@ def test_cli_reports_an_edited_migration(migrated_db: str) -> None:
     )
     assert done.returncode == 1
     assert "changed after it was applied" in done.stderr
-
-
-def test_lock_key_is_a_valid_bigint() -> None:
-    assert 0 < MIGRATION_LOCK_KEY < 2**63

@@ -14,8 +14,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from orchestrator_core import FrozenClock
-from orchestrator_pg import EventPartitionMaintainer
-from orchestrator_pg._maintenance import MAINTENANCE_LOCK_KEY, PARTITION_DAYS_AHEAD
+from orchestrator_pg import EventPartitionMaintainer, LeaderLoop
+from orchestrator_pg._maintenance import PARTITION_DAYS_AHEAD
 
 pytestmark = pytest.mark.integration
 
@@ -220,10 +220,10 @@ async def test_maintainer_is_leader_only(migrated_db: str, db: psycopg.Connectio
     before = partitions(db)
 
     with psycopg.connect(migrated_db, autocommit=True) as leader:
-        leader.execute("SELECT pg_advisory_lock(%s)", (MAINTENANCE_LOCK_KEY,))
+        leader.execute("SELECT pg_advisory_lock(%s)", (LeaderLoop.EVENT_PARTITIONS.key,))
         assert await maintainer.run_once() == (0, [])
         assert partitions(db) == before
-        leader.execute("SELECT pg_advisory_unlock(%s)", (MAINTENANCE_LOCK_KEY,))
+        leader.execute("SELECT pg_advisory_unlock(%s)", (LeaderLoop.EVENT_PARTITIONS.key,))
 
     # Lock free again: this replica leads, and releases the lock when done.
     assert await maintainer.run_once() == (PARTITION_DAYS_AHEAD + 2, [])

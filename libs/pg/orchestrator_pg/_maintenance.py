@@ -1,7 +1,9 @@
 """Leader-only upkeep of the event history's partitions.
 
-Any number of scheduler replicas run this loop; the one holding the advisory lock does the
-work, the others just wait for their next turn. Each pass creates daily partitions a week
+Any number of scheduler replicas run this loop; the one that leads
+:attr:`LeaderLoop.EVENT_PARTITIONS` does the work, the others just wait for their next turn.
+Leadership is taken for a pass and given up after it: the pass runs once an hour, so an idle
+replica holds neither a lock nor a connection in between. Each pass creates daily partitions a week
 ahead (events written before a partition exists land in the default partition and are moved
 when it is created) and, when retention is on, drops whole days older than it whose events
 the audit chain has already anchored.
@@ -14,12 +16,11 @@ import logging
 from datetime import timedelta
 
 import psycopg
-from psycopg.rows import dict_row
 
 from orchestrator_core import Clock, SystemClock
+from orchestrator_pg._leadership import LeaderLoop, Leadership
 from orchestrator_pg._queries import query
 
-MAINTENANCE_LOCK_KEY = 0x5354_4F52_4348_0002
 MAINTENANCE_INTERVAL_S = 3600.0
 PARTITION_DAYS_AHEAD = 7
 
@@ -44,39 +45,31 @@ class EventPartitionMaintainer:
 
     async def run_once(self) -> tuple[int, list[str]]:
         """One pass. Returns (partitions created, partitions dropped); (0, []) when another
-        replica holds the leader lock."""
-        async with await psycopg.AsyncConnection.connect(
-            self.conninfo, autocommit=True, row_factory=dict_row
-        ) as conn:
-            cur = await conn.execute(
-                "SELECT pg_try_advisory_lock(%s) AS leader", (MAINTENANCE_LOCK_KEY,)
-            )
-            row = await cur.fetchone()
-            if not row or not row["leader"]:
+        replica leads."""
+        async with Leadership(self.conninfo, LeaderLoop.EVENT_PARTITIONS) as leadership:
+            if not await leadership.ensure():
                 return 0, []
-            try:
-                today = self.clock.now().date()
+            conn = leadership.connection
+            today = self.clock.now().date()
+            cur = await conn.execute(
+                query("event_ensure_partitions"),
+                {"from_day": today - timedelta(days=1), "days": PARTITION_DAYS_AHEAD + 2},
+            )
+            created_row = await cur.fetchone()
+            created = int(created_row["created"]) if created_row else 0
+            dropped: list[str] = []
+            if self.retention_days > 0:
+                cur = await conn.execute(query("event_anchored_seq"))
+                anchored = await cur.fetchone()
                 cur = await conn.execute(
-                    query("event_ensure_partitions"),
-                    {"from_day": today - timedelta(days=1), "days": PARTITION_DAYS_AHEAD + 2},
+                    query("event_drop_partitions"),
+                    {
+                        "cutoff": today - timedelta(days=self.retention_days),
+                        "max_seq": int(anchored["seq"]) if anchored else 0,
+                    },
                 )
-                created_row = await cur.fetchone()
-                created = int(created_row["created"]) if created_row else 0
-                dropped: list[str] = []
-                if self.retention_days > 0:
-                    cur = await conn.execute(query("event_anchored_seq"))
-                    anchored = await cur.fetchone()
-                    cur = await conn.execute(
-                        query("event_drop_partitions"),
-                        {
-                            "cutoff": today - timedelta(days=self.retention_days),
-                            "max_seq": int(anchored["seq"]) if anchored else 0,
-                        },
-                    )
-                    dropped = [r["dropped"] for r in await cur.fetchall()]
-                return created, dropped
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock(%s)", (MAINTENANCE_LOCK_KEY,))
+                dropped = [r["dropped"] for r in await cur.fetchall()]
+            return created, dropped
 
     async def run_forever(self) -> None:
         """Runs a pass every MAINTENANCE_INTERVAL_S until cancelled."""

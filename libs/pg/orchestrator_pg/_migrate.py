@@ -16,8 +16,8 @@ from importlib import resources
 
 import psycopg
 
-# Arbitrary but fixed: every process that migrates this schema takes the same lock.
-MIGRATION_LOCK_KEY = 0x5354_4F52_4348_0001
+from orchestrator_pg._leadership import LeaderLoop
+
 PARTITION_DAYS_AT_MIGRATE = 9
 _FILE_RE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -81,7 +81,7 @@ async def migrate(conninfo: str) -> list[str]:
     """
     applied_now: list[str] = []
     async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        await conn.execute("SELECT pg_advisory_lock(%s)", (LeaderLoop.MIGRATIONS.key,))
         try:
             await conn.execute(_BOOKKEEPING)
             cur = await conn.execute("SELECT version, checksum FROM orchestrator.schema_migrations")
@@ -111,5 +111,5 @@ async def migrate(conninfo: str) -> list[str]:
                 (PARTITION_DAYS_AT_MIGRATE,),
             )
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (LeaderLoop.MIGRATIONS.key,))
     return applied_now

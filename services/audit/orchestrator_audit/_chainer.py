@@ -1,11 +1,13 @@
 """The chainer: appends every event to its tenant's hash chain, once, in seq order.
 
 It wakes on ``LISTEN orch_events`` (the outbox NOTIFYs after each statement), on a jittered
-poll, or on stop. Each pass asks the ledger for the settled seq (everything at or below it is
+poll. Each pass asks the ledger for the settled seq (everything at or below it is
 committed or never will be), reads the events after its cursor up to there in batches,
 links them and writes links, anchors and the cursor in one transaction. A restart reads the
 cursor and the chain heads back, so it misses nothing and chains nothing twice. Any number
-of replicas may run: only the holder of the advisory lock chains.
+of replicas may run: only the leader of :attr:`LeaderLoop.AUDIT_CHAIN` chains, and it
+re-checks its leadership before every pass. A leader that lost its lock mid-pass cannot chain
+an event twice either: a link's key is (tenant, seq), so its late write fails and rolls back.
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ import psycopg
 
 from orchestrator_audit._canonical import GENESIS_HASH, chain_hash, event_document
 from orchestrator_core import Clock, SystemClock
-from orchestrator_pg import AuditLedger, ChainLink
+from orchestrator_pg import AuditLedger, ChainLink, LeaderLoop, Leadership
 
-CHAIN_LOCK_KEY = 0x5354_4F52_4348_0005
 BATCH_EVENTS = 2000
 POLL_MIN_S = 0.5
 POLL_MAX_S = 1.0
@@ -38,60 +39,61 @@ class Chainer:
         ledger: the audit ledger (plain pool: chaining spans tenants by design).
         conninfo: database URL for the LISTEN / leader-lock connection.
         clock: the injected clock (``chained_at`` / ``anchored_at``).
+        lock_key: another advisory lock key (tests that must not contend with a stack).
     """
 
-    def __init__(self, ledger: AuditLedger, conninfo: str, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        ledger: AuditLedger,
+        conninfo: str,
+        *,
+        clock: Clock | None = None,
+        lock_key: int | None = None,
+    ) -> None:
         self._ledger = ledger
-        self._conninfo = conninfo
+        self._leadership = Leadership(conninfo, LeaderLoop.AUDIT_CHAIN, key=lock_key)
         self._clock = clock or SystemClock()
-        self._wake = asyncio.Event()
         self._heads: dict[str, str] = {}
         self.cursor = 0
         self.chained = 0
-        self.is_leader = False
         self.caught_up = asyncio.Event()
 
+    @property
+    def is_leader(self) -> bool:
+        """Whether this replica led at its last check."""
+        return self._leadership.is_leader
+
     async def run_forever(self) -> None:
-        """Waits for the leader lock, then chains until cancelled."""
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True
-                ) as conn:
-                    while not await self._try_lead(conn):  # noqa: ASYNC110 - a lock, no event
-                        await asyncio.sleep(LEADER_RETRY_S)
-                    self.is_leader = True
-                    await conn.execute("LISTEN orch_events")
-                    listener = asyncio.create_task(self._listen(conn), name="audit:listen")
-                    try:
-                        await self._lead()
-                    finally:
-                        listener.cancel()
-                        with contextlib.suppress(asyncio.CancelledError, psycopg.Error):
-                            await listener
-            except psycopg.Error as exc:
-                self.is_leader = False
-                _log.warning("chainer lost its database connection: %s", exc)
-                await asyncio.sleep(ERROR_BACKOFF_S)
-
-    async def _try_lead(self, conn: psycopg.AsyncConnection) -> bool:
-        cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (CHAIN_LOCK_KEY,))
-        row = await cur.fetchone()
-        return bool(row and row[0])
-
-    async def _listen(self, conn: psycopg.AsyncConnection) -> None:
-        async for _ in conn.notifies():
-            self._wake.set()
+        """Waits for leadership, then chains while it lasts, until cancelled."""
+        async with self._leadership:
+            while True:
+                if not await self._leadership.ensure():
+                    await asyncio.sleep(LEADER_RETRY_S * random.uniform(0.8, 1.0))
+                    continue
+                try:
+                    await self._lead()
+                except psycopg.Error as exc:
+                    _log.warning("chainer pass failed: %s", exc)
+                    await asyncio.sleep(ERROR_BACKOFF_S)
 
     async def _lead(self) -> None:
+        """Chains until leadership is lost, waking on ``orch_events`` (LISTENed on the
+        leadership's connection) or a jittered poll."""
+        conn = self._leadership.connection
+        await conn.execute("LISTEN orch_events")
         self.cursor = await self._ledger.cursor()
         self._heads = await self._ledger.heads()
         rng = random.Random()
-        while True:
-            self._wake.clear()
+        while await self._leadership.ensure():
             await self.run_pass()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), rng.uniform(POLL_MIN_S, POLL_MAX_S))
+            # Holds the connection only while waiting: the next ensure() needs it too.
+            # Notifications that arrive in between are kept by psycopg and end the next wait.
+            # aclosing: a cancelled wait must close the generator, which holds the
+            # connection's lock (release() on the way out needs it).
+            wait = conn.notifies(timeout=rng.uniform(POLL_MIN_S, POLL_MAX_S), stop_after=1)
+            async with contextlib.aclosing(wait) as notifies:
+                async for _ in notifies:
+                    pass
 
     async def run_pass(self) -> int:
         """Chains everything settled; returns how many events it linked."""

@@ -18,7 +18,7 @@ from orchestrator_leases._notify import ReadyListener
 from orchestrator_leases._ratelimit import LeaseLimiter
 from orchestrator_leases._servicer import METHOD_SCOPES, SERVICE_NAME, LeaseServicer
 from orchestrator_leases._settings import LeaseSettings
-from orchestrator_leases._watchdog import WATCHDOG_LOCK_KEY, Watchdog
+from orchestrator_leases._watchdog import Watchdog
 from orchestrator_pg import Database, LeaseLedger
 from orchestrator_redis import BucketStore
 from stella.orchestrator.v1 import leases_pb2_grpc
@@ -44,7 +44,7 @@ async def build_app(
     *,
     clock: Clock | None = None,
     settings: LeaseSettings | None = None,
-    watchdog_lock_key: int = WATCHDOG_LOCK_KEY,
+    watchdog_lock_key: int | None = None,
     bucket_store: BucketStore | None = None,
 ) -> AsyncIterator[LeasesApp]:
     """Like :func:`build_service`, exposing the components too.

@@ -1,12 +1,11 @@
 """Watchdog: expires overdue leases; one leader among all leases replicas.
 
-Leadership is a session advisory lock (``pg_try_advisory_lock``) held on a dedicated
-connection: any number of replicas run a watchdog, exactly one holds the lock and works, the
-others retry every ``LEADER_RETRY_INTERVALS`` intervals and take over when the leader's
-connection ends. Every ``ORCH_WATCHDOG_INTERVAL_S`` the leader checks it still holds the
-lock and calls :meth:`orchestrator_pg.LeaseLedger.expire` in batches of ``EXPIRE_BATCH``
-until nothing is overdue: each expired job goes back to ready with backoff (reason
-``lease_expired``) or dead with a dead-letter entry when its attempts are used up.
+Every leases replica runs a watchdog; the one that leads :attr:`LeaderLoop.LEASE_WATCHDOG`
+(see ``orchestrator_pg._leadership``) works, the others try again every interval and take
+over when the leader's connection ends. Every ``ORCH_WATCHDOG_INTERVAL_S`` the leader
+re-checks its leadership and calls :meth:`orchestrator_pg.LeaseLedger.expire` in batches of
+``EXPIRE_BATCH`` until nothing is overdue: each expired job goes back to ready with backoff
+(reason ``lease_expired``) or dead with a dead-letter entry when its attempts are used up.
 """
 
 from __future__ import annotations
@@ -16,17 +15,12 @@ import logging
 import random
 
 import psycopg
-from psycopg.rows import dict_row
 
 from orchestrator_core import Clock, SystemClock
 from orchestrator_leases import _metrics as metrics
-from orchestrator_pg import LeaseLedger, TxContext, query
+from orchestrator_pg import LeaderLoop, Leadership, LeaseLedger, TxContext
 
-# Arbitrary but fixed ("STORCH" + 0x0002): every leases replica contends for the same lock.
-WATCHDOG_LOCK_KEY = 0x5354_4F52_4348_0002
 EXPIRE_BATCH = 500
-LEADER_RETRY_INTERVALS = 5
-RECONNECT_MAX_S = 5.0
 ACTOR = "orchestrator-leases/watchdog"
 
 _log = logging.getLogger("orchestrator_leases.watchdog")
@@ -40,7 +34,7 @@ class Watchdog:
         ledger: the lease ledger.
         interval_s: pause between passes.
         clock: the clock whose "now" decides expiry.
-        lock_key: advisory lock key (tests use their own).
+        lock_key: another advisory lock key (tests that must not contend with a stack).
     """
 
     def __init__(
@@ -50,53 +44,27 @@ class Watchdog:
         *,
         interval_s: float,
         clock: Clock | None = None,
-        lock_key: int = WATCHDOG_LOCK_KEY,
+        lock_key: int | None = None,
     ) -> None:
-        self._conninfo = conninfo
         self._ledger = ledger
         self._interval_s = interval_s
         self._clock = clock or SystemClock()
-        self._key = lock_key
-        self.is_leader = False
+        self._leadership = Leadership(conninfo, LeaderLoop.LEASE_WATCHDOG, key=lock_key)
         self.passes = 0
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this replica led at its last check."""
+        return self._leadership.is_leader
 
     async def run(self) -> None:
         """Contends for leadership and expires leases until cancelled."""
-        delay = self._interval_s
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True, row_factory=dict_row
-                ) as conn:
-                    delay = self._interval_s
-                    await self._serve(conn)
-            except psycopg.OperationalError as exc:
-                _log.warning("watchdog connection failed (%s); retrying", exc)
-            finally:
-                if self.is_leader:
-                    _log.info("watchdog leadership lost")
-                self.is_leader = False
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, RECONNECT_MAX_S)
-
-    async def _serve(self, conn: psycopg.AsyncConnection[dict[str, object]]) -> None:
-        while True:
-            if not self.is_leader:
-                cur = await conn.execute(query("leader_try_lock"), {"key": self._key})
-                row = await cur.fetchone()
-                self.is_leader = bool(row and row["acquired"])
-                if self.is_leader:
-                    _log.info("watchdog leadership acquired")
-                else:
-                    await asyncio.sleep(self._interval_s * LEADER_RETRY_INTERVALS)
-                    continue
-            cur = await conn.execute(query("leader_check"), {"key": self._key})
-            row = await cur.fetchone()
-            if not (row and row["held"]):
-                self.is_leader = False
-                continue
-            await self.expire_overdue()
-            await asyncio.sleep(self._interval_s)
+        async with self._leadership:
+            while True:
+                if await self._leadership.ensure():
+                    await self.expire_overdue()
+                # jittered, so standing-by replicas do not retry in step
+                await asyncio.sleep(self._interval_s * random.uniform(0.8, 1.0))
 
     async def expire_overdue(self) -> int:
         """One pass: expires every overdue lease (in batches); returns how many."""

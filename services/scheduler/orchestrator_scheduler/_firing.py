@@ -3,8 +3,9 @@
 Cron expressions are standard 5-field UTC crons or ``@hourly``-style aliases, evaluated by
 ``croniter`` (a well-kept library; we do not parse cron by hand).
 
-A pass (:meth:`ScheduleFirer.run_once`, leader only: ``pg_try_advisory_lock`` on a
-dedicated connection, so any number of scheduler replicas may run the loop and one fires)
+A pass (:meth:`ScheduleFirer.run_once`, leader only: the replica that leads
+:attr:`LeaderLoop.SCHEDULE_FIRING` fires, the others stand by; leadership is held between
+passes and re-checked before each)
 locks the due schedules (``FOR UPDATE SKIP LOCKED``), decides their fire times with
 :func:`plan`, creates one run per fire time and advances the schedule. A fire time always
 gives the same run: id ``uuid5(schedule id, fire time)`` and idempotency key
@@ -31,16 +32,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 from croniter import croniter
 from google.protobuf import json_format
 
 from orchestrator_core import Clock, FieldViolation, InvalidArgument, SystemClock
-from orchestrator_pg import NewRun, Row, ScheduleLedger, TxContext
+from orchestrator_pg import LeaderLoop, Leadership, NewRun, Row, ScheduleLedger, TxContext
 from orchestrator_scheduler import _validate as validate
 from stella.orchestrator.v1 import resources_pb2
 
-FIRING_LOCK_KEY = 0x5354_4F52_4348_0003
 LATE_GRACE_S = 60.0
 MAX_FIRES_PER_PASS = 1000  # fire times looked at per schedule per pass
 DUE_BATCH = 100
@@ -134,6 +133,7 @@ class ScheduleFirer:
         conninfo: database URL (the leader lock's dedicated connection).
         clock: the injected clock.
         max_payload_bytes: payload limit applied to templates, as for CreateRun.
+        lock_key: another advisory lock key (tests that must not contend with a stack).
     """
 
     def __init__(
@@ -143,16 +143,19 @@ class ScheduleFirer:
         *,
         clock: Clock | None = None,
         max_payload_bytes: int = validate.MAX_PAYLOAD_BYTES,
-        lock_key: int = FIRING_LOCK_KEY,
+        lock_key: int | None = None,
     ) -> None:
         self.ledger = ledger
-        self.conninfo = conninfo
         self.clock = clock or SystemClock()
         self.max_payload_bytes = max_payload_bytes
-        self.lock_key = lock_key
+        self.leadership = Leadership(conninfo, LeaderLoop.SCHEDULE_FIRING, key=lock_key)
         self.wake = asyncio.Event()
 
     async def run_forever(self) -> None:
+        async with self.leadership:
+            await self._fire_forever()
+
+    async def _fire_forever(self) -> None:
         while True:
             try:
                 await self.run_once()
@@ -170,17 +173,14 @@ class ScheduleFirer:
 
     async def run_once(self) -> int | None:
         """One pass. Returns the runs created, or None when another replica leads."""
-        async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as lock:
-            cur = await lock.execute("SELECT pg_try_advisory_lock(%s)", (self.lock_key,))
-            row = await cur.fetchone()
-            if not row or not row[0]:
-                return None
-            created = 0
-            now = self.clock.now()
-            async with self.ledger.due(now, DUE_BATCH) as (conn, schedules):
-                for schedule in schedules:
-                    created += await self._fire(conn, schedule, now)
-            return created
+        if not await self.leadership.ensure():
+            return None
+        created = 0
+        now = self.clock.now()
+        async with self.ledger.due(now, DUE_BATCH) as (conn, schedules):
+            for schedule in schedules:
+                created += await self._fire(conn, schedule, now)
+        return created
 
     async def _fire(self, conn: Any, schedule: Row, now: datetime) -> int:
         open_run = await self.ledger.has_open_run(conn, schedule["id"])

@@ -146,17 +146,6 @@ SELECT a.job_id, a.name, a.digest, a.size_bytes
 -- The channel the outbox triggers NOTIFY with the job types that became claimable.
 LISTEN orch_jobs_ready;
 
--- name: leader_try_lock
--- Leadership of a leader-only loop: a session advisory lock held by a dedicated connection
--- (released by PostgreSQL when that connection ends).
-SELECT pg_try_advisory_lock(%(key)s) AS acquired;
-
--- name: leader_check
--- The leader's connection still holds its lock (a dead connection fails this call).
-SELECT count(*) > 0 AS held FROM pg_locks
- WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-   AND ((classid::bigint << 32) | objid::bigint) = %(key)s;
-
 -- name: claim_caps_lock
 -- Serialises the claims of capped tenants (a quota with max_active, max_per_hour or a
 -- pause, or a source with max_active) so two claimers cannot both see the same room: one

@@ -1,0 +1,172 @@
+"""Leadership of the leader-only loops: one registry of lock keys, one mechanism.
+
+Every replica of a service runs its leader loops; a PostgreSQL session advisory lock, held on
+a connection of its own, makes exactly one replica act. When the leader dies its connection
+ends, PostgreSQL releases the lock, and the next replica to try takes it. Each loop has its
+own key in :class:`LeaderLoop` — two loops sharing a key would make one starve the other
+(this happened: the lease watchdog and the partition maintainer once shared one).
+
+:class:`Leadership` is the only code that takes these locks (migrations excepted: they wait on
+a blocking lock rather than contend, see ``_migrate.py``, but their key lives here too). It
+connects, tries the lock, re-checks it on every call while it leads (a connection that died
+or was terminated loses it), reports ``orch_leader{loop}`` and logs every change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import enum
+import logging
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from prometheus_client import Gauge
+from psycopg.rows import dict_row
+
+from orchestrator_pg._queries import query
+
+# A check or a lock attempt that takes this long means the connection is wedged (a network
+# partition shows no error): it is dropped and leadership given up, never assumed.
+LEADERSHIP_QUERY_TIMEOUT_S = 15.0
+
+LEADER = Gauge(
+    "orch_leader",
+    "1 while this process leads the loop (holds its advisory lock), else 0.",
+    ["loop"],
+)
+# Leading Leadership objects per loop in this process: one in a service, several in a test.
+_leading: collections.Counter[str] = collections.Counter()
+
+_log = logging.getLogger("orchestrator.pg.leadership")
+
+
+@enum.unique
+class LeaderLoop(enum.Enum):
+    """Every leader-only loop and its advisory-lock key ("STORCH" + a number).
+
+    ``enum.unique`` refuses two members with one key at import time. Keys are never reused:
+    a replica of an older release may still hold an old key during a rolling update.
+    """
+
+    MIGRATIONS = 0x5354_4F52_4348_0001
+    EVENT_PARTITIONS = 0x5354_4F52_4348_0002
+    SCHEDULE_FIRING = 0x5354_4F52_4348_0003
+    # 0x...0004 is retired; never reuse it.
+    AUDIT_CHAIN = 0x5354_4F52_4348_0005
+    # Was 0x...0002, the partition maintainer's key, so the watchdog starved it.
+    LEASE_WATCHDOG = 0x5354_4F52_4348_0006
+
+    @property
+    def key(self) -> int:
+        """The advisory-lock key (a PostgreSQL bigint)."""
+        return int(self.value)
+
+    @property
+    def label(self) -> str:
+        """The loop's name in metrics and logs, e.g. ``lease_watchdog``."""
+        return self.name.lower()
+
+
+class Leadership:
+    """One replica's bid to lead one loop, on a dedicated autocommit connection.
+
+    Args:
+        conninfo: PostgreSQL URL.
+        loop: the loop; its key is the lock.
+        key: another key for the same loop (tests that must not contend with a running stack).
+    """
+
+    def __init__(self, conninfo: str, loop: LeaderLoop, *, key: int | None = None) -> None:
+        self._conninfo = conninfo
+        self.loop = loop
+        self.key = loop.key if key is None else key
+        self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
+        self._leading = False
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether the last :meth:`ensure` found this replica leading."""
+        return self._leading
+
+    @property
+    def connection(self) -> psycopg.AsyncConnection[dict[str, Any]]:
+        """The connection that holds the lock (a leader may LISTEN on it).
+
+        Raises:
+            RuntimeError: this replica does not lead.
+        """
+        if not self._leading or self._conn is None:
+            raise RuntimeError(f"not the leader of {self.loop.label}")
+        return self._conn
+
+    async def ensure(self) -> bool:
+        """True when this replica leads now: connects if needed, re-checks a lock it holds,
+        tries to take it otherwise. A database error is logged and answers False (the
+        connection is dropped, so the lock is not held either); it never raises."""
+        try:
+            return await asyncio.wait_for(self._ensure(), LEADERSHIP_QUERY_TIMEOUT_S)
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            _log.warning("leadership of %s unavailable: %s", self.loop.label, exc or type(exc))
+            await self._drop()
+            self._set(False)
+            return False
+
+    async def _ensure(self) -> bool:
+        if self._conn is None or self._conn.closed:
+            self._set(False)
+            self._conn = await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True, row_factory=dict_row
+            )
+        if self._leading:
+            cur = await self._conn.execute(query("leader_check"), {"key": self.key})
+            row = await cur.fetchone()
+            if row and row["held"]:
+                return True
+            self._set(False)
+        cur = await self._conn.execute(query("leader_try_lock"), {"key": self.key})
+        row = await cur.fetchone()
+        self._set(bool(row and row["acquired"]))
+        return self._leading
+
+    async def release(self) -> None:
+        """Gives leadership up and closes the connection (another replica may take over)."""
+        if self._conn is not None and not self._conn.closed and self._leading:
+            try:
+                await self._conn.execute(query("leader_unlock"), {"key": self.key})
+            except psycopg.Error as exc:  # closing the connection releases it anyway
+                _log.debug("unlock of %s failed: %s", self.loop.label, exc)
+        await self._drop()
+        self._set(False)
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
+
+    def _set(self, leading: bool) -> None:
+        label = self.loop.label
+        if leading != self._leading:
+            _log.info(
+                "leadership of %s %s",
+                label,
+                "acquired" if leading else "lost",
+                extra={"loop": label, "leader": leading},
+            )
+            _leading[label] += 1 if leading else -1
+        self._leading = leading
+        LEADER.labels(loop=label).set(min(_leading[label], 1))
+
+    async def __aenter__(self) -> Leadership:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.release()
