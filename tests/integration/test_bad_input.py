@@ -772,3 +772,25 @@ async def test_update_source_with_bad_mask_is_invalid_and_changes_nothing(
     assert footprint(db, m) == before
     after = (await scheduler.GetSource(scheduler_pb2.GetSourceRequest(source_id=created.id))).source
     assert after == created
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda m: _job(m, "a", payload=_payload(note="a\x00b")), id="payload"),
+        pytest.param(lambda m: _job(m, "a", correlation_id="c\x00"), id="text-field"),
+        pytest.param(lambda m: _job(m, "a", payload=_payload(**{"k\x00": 1})), id="payload-key"),
+    ],
+)
+async def test_a_nul_character_is_invalid_argument_and_writes_nothing(scheduler, db, build):
+    # PostgreSQL text cannot hold NUL; it was a 500 (found by schemathesis on a REST filter)
+    m = _marker()
+    err = await _refused(scheduler.SubmitJobs(scheduler_pb2.SubmitJobsRequest(jobs=[build(m)])))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+    assert "NUL" in err.details()
+    assert footprint(db, m) == {"jobs": 0, "runs": 0, "sources": 0, "events": 0}
+
+
+async def test_a_nul_character_in_a_filter_is_invalid_argument(scheduler):
+    err = await _refused(scheduler.ListQuotas(scheduler_pb2.ListQuotasRequest(job_type="a\x00")))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()

@@ -17,8 +17,8 @@ watchdog, partition maintenance, audit chaining — use the plain pool and stay 
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,12 +27,33 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from orchestrator_core import Clock, SystemClock
+from orchestrator_core import Clock, InvalidArgument, SystemClock
 
 Row = dict[str, Any]
 POOL_MIN_SIZE = 2
 POOL_MAX_SIZE = 20
 POOL_TIMEOUT_S = 10.0
+
+
+@contextmanager
+def unstorable_text_refused() -> Iterator[None]:
+    """PostgreSQL text holds no NUL byte (nor, in JSON, ``\\u0000``): a request carrying one is
+    bad input, answered INVALID_ARGUMENT, not an internal error (schemathesis found it)."""
+    try:
+        yield
+    except (
+        psycopg.errors.UntranslatableCharacter,
+        psycopg.errors.CharacterNotInRepertoire,
+    ) as exc:
+        raise InvalidArgument(
+            f"a text value cannot be stored ({exc.diag.message_primary}); remove NUL characters"
+        ) from exc
+    except psycopg.DataError as exc:
+        if "NUL" not in str(exc):
+            raise
+        raise InvalidArgument(
+            "a text value contains a NUL (0x00) character, which cannot be stored; remove it"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -109,22 +130,23 @@ class Database:
     async def transaction(self, ctx: TxContext) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
         """A connection inside a transaction carrying ``ctx``; commits on success."""
         now = ctx.now or self.clock.now()
-        async with self._pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                "SELECT set_config('orchestrator.tenant', %s, true),"
-                " set_config('orchestrator.actor_subject', %s, true),"
-                " set_config('orchestrator.actor_scopes', %s, true),"
-                " set_config('orchestrator.now', %s, true),"
-                " set_config('orchestrator.isolate_tenant', %s, true)",
-                (
-                    ctx.tenant,
-                    ctx.actor_subject,
-                    ",".join(ctx.actor_scopes),
-                    now.isoformat(),
-                    ctx.tenant if self.isolating else "",
-                ),
-            )
-            yield conn
+        with unstorable_text_refused():
+            async with self._pool.connection() as conn, conn.transaction():
+                await conn.execute(
+                    "SELECT set_config('orchestrator.tenant', %s, true),"
+                    " set_config('orchestrator.actor_subject', %s, true),"
+                    " set_config('orchestrator.actor_scopes', %s, true),"
+                    " set_config('orchestrator.now', %s, true),"
+                    " set_config('orchestrator.isolate_tenant', %s, true)",
+                    (
+                        ctx.tenant,
+                        ctx.actor_subject,
+                        ",".join(ctx.actor_scopes),
+                        now.isoformat(),
+                        ctx.tenant if self.isolating else "",
+                    ),
+                )
+                yield conn
 
     @asynccontextmanager
     async def reader(
@@ -139,21 +161,23 @@ class Database:
         """
         if not tenant:
             raise ValueError("an isolated read needs a tenant")
-        async with self._pool.connection() as conn:
-            if snapshot:
-                await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
-            try:
-                async with conn.pipeline():
-                    await conn.execute(ISOLATION_SQL, (tenant, tenant))
-                    yield conn
-                await conn.rollback()
-            finally:
+        with unstorable_text_refused():
+            async with self._pool.connection() as conn:
                 if snapshot:
+                    await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
+                try:
+                    async with conn.pipeline():
+                        await conn.execute(ISOLATION_SQL, (tenant, tenant))
+                        yield conn
                     await conn.rollback()
-                    await conn.set_isolation_level(None)
+                finally:
+                    if snapshot:
+                        await conn.rollback()
+                        await conn.set_isolation_level(None)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
         """A pooled connection for reads (autocommit off, rolled back on return)."""
-        async with self._pool.connection() as conn:
-            yield conn
+        with unstorable_text_refused():
+            async with self._pool.connection() as conn:
+                yield conn

@@ -40,6 +40,8 @@ RECONNECT_MIN_S = 0.2
 RECONNECT_MAX_S = 5.0
 
 _log = logging.getLogger("orchestrator_pg.eventstream")
+# Reconnect jitter from its own generator: the global one belongs to the application.
+_JITTER = random.Random()
 
 
 class EventHorizon:
@@ -110,7 +112,7 @@ class EventHorizon:
                 )
             except psycopg.OperationalError as exc:
                 _log.warning("event horizon connection failed (%s); retrying", exc)
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                await asyncio.sleep(delay * _JITTER.uniform(0.5, 1.0))
                 delay = min(delay * 2, RECONNECT_MAX_S)
                 continue
             try:
@@ -124,7 +126,7 @@ class EventHorizon:
                             break
             except psycopg.OperationalError as exc:
                 _log.warning("event horizon connection lost (%s); reconnecting", exc)
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            await asyncio.sleep(delay * _JITTER.uniform(0.5, 1.0))
             delay = min(delay * 2, RECONNECT_MAX_S)
 
 

@@ -65,10 +65,11 @@ class Chainer:
 
     async def run_forever(self) -> None:
         """Waits for leadership, then chains while it lasts, until cancelled."""
+        rng = random.Random()  # its own: the global one belongs to the application
         async with self._leadership:
             while True:
                 if not await self._leadership.ensure():
-                    await asyncio.sleep(LEADER_RETRY_S * random.uniform(0.8, 1.0))
+                    await asyncio.sleep(LEADER_RETRY_S * rng.uniform(0.8, 1.0))
                     continue
                 try:
                     await self._lead()

@@ -26,6 +26,8 @@ WakeFn = Callable[[frozenset[str] | None], None]
 """Called with the job types that became ready, or None for "anything may be ready"."""
 
 _log = logging.getLogger("orchestrator_leases.notify")
+# Reconnect jitter from its own generator: the global one belongs to the application.
+_JITTER = random.Random()
 
 
 class ReadyListener:
@@ -57,7 +59,7 @@ class ReadyListener:
                 conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
             except psycopg.OperationalError as exc:
                 _log.warning("LISTEN connection failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                await asyncio.sleep(delay * _JITTER.uniform(0.5, 1.0))
                 delay = min(delay * 2, RECONNECT_MAX_S)
                 continue
             try:
@@ -73,5 +75,5 @@ class ReadyListener:
                 _log.warning("LISTEN connection lost (%s); reconnecting", exc)
             finally:
                 self.connected.clear()
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            await asyncio.sleep(delay * _JITTER.uniform(0.5, 1.0))
             delay = min(delay * 2, RECONNECT_MAX_S)

@@ -50,6 +50,7 @@ class Watchdog:
         self._interval_s = interval_s
         self._clock = clock or SystemClock()
         self._leadership = Leadership(conninfo, LeaderLoop.LEASE_WATCHDOG, key=lock_key)
+        self._rng = random.Random()  # its own: the global one belongs to the application
         self.passes = 0
 
     @property
@@ -64,7 +65,7 @@ class Watchdog:
                 if await self._leadership.ensure():
                     await self.expire_overdue()
                 # jittered, so standing-by replicas do not retry in step
-                await asyncio.sleep(self._interval_s * random.uniform(0.8, 1.0))
+                await asyncio.sleep(self._interval_s * self._rng.uniform(0.8, 1.0))
 
     async def expire_overdue(self) -> int:
         """One pass: expires every overdue lease (in batches); returns how many."""
