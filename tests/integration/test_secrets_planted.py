@@ -1,10 +1,13 @@
-"""Secrets planted in every input path never come out: not in the ledger (any table, the
-event history included), not in API responses, not in audit bundles, not in the logs.
+"""Secrets planted in every input path never come out: not in API responses, not in audit
+bundles, not in the logs.
 
-Inputs: job payloads (headers, password/token/api-key fields, URLs with passwords), job and
-source labels, a source base URL, worker failure and progress messages (through the lease
-ledger, as the leases service writes them), and operator reasons and tickets. ``secretRef``
-values are references, not secrets, and must survive.
+Inputs are never altered, so what looks like a live credential (a URL with a password, a
+Bearer header, a ``password`` or ``api_key`` field, a ``client_secret`` label) is refused at
+submit and stored nowhere; what does not (a ``token=…`` note, a ``token`` label) is stored as
+given and redacted where it leaves for display. Worker failure and progress messages (through
+the lease ledger, as the leases service writes them) and operator reasons and tickets are
+free text redacted before they are stored. ``secretRef`` values are references, not secrets,
+and must survive.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ from datetime import UTC, datetime
 import grpc
 import psycopg
 import pytest
-from google.protobuf import struct_pb2
+from google.protobuf import json_format, struct_pb2
 
 from orchestrator_audit import Signer, generate_private_pem
 from orchestrator_core.redaction import redact_text
-from orchestrator_grpckit import configure_logging
+from orchestrator_grpckit import configure_logging, error_details
 from orchestrator_pg import Database, Failure, LeaseLedger, ProgressUpdate, TxContext
 from stella.orchestrator.v1 import (
     audit_pb2,
@@ -77,19 +80,48 @@ async def targets(secrets_db, log_stream):
             await scheduler.stop()
 
 
-def _payload() -> struct_pb2.Struct:
+# SECRETS 0-3, 5 and 6 are refused at submit; 8-11 are free text redacted before storage.
+# Accepted and stored as given (not credential-shaped), redacted wherever they are shown.
+STORED = (SECRETS[4], SECRETS[7])
+
+
+def _struct(value: dict[str, object]) -> struct_pb2.Struct:
     body = struct_pb2.Struct()
-    body.update(
+    body.update(value)
+    return body
+
+
+def _credential_payload() -> struct_pb2.Struct:
+    return _struct(
         {
             "url": f"https://svc:{SECRETS[0]}@feeds.example/cve",
             "headers": {"Authorization": f"Bearer {SECRETS[1]}", "Accept": "application/json"},
             "password": SECRETS[2],
             "api_key": SECRETS[3],
+            "auth": {"secretRef": SECRET_REF},
+        }
+    )
+
+
+def _payload() -> struct_pb2.Struct:
+    return _struct(
+        {
+            "url": "https://feeds.example/cve?page_token=eyJvZmZzZXQiOjEwMH0",
+            "page_token": "eyJvZmZzZXQiOjEwMH0",
             "note": f"retry with token={SECRETS[4]}",
             "auth": {"secretRef": SECRET_REF},
         }
     )
-    return body
+
+
+def _violations(err: grpc.aio.AioRpcError) -> dict[str, str]:
+    details = error_details(err)
+    return {v.field: v.description for v in details["BadRequest"].field_violations}
+
+
+def _count(url: str, table: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(f"SELECT count(*) FROM orchestrator.{table}").fetchone()[0]
 
 
 def _everything_stored(url: str) -> str:
@@ -119,19 +151,59 @@ async def test_planted_secrets_never_come_out(targets, secrets_db, make_token, l
         audit = audit_pb2_grpc.AuditServiceStub(aud)
         responses: list[str] = []
 
+        # credential-shaped inputs are refused, each field named, and nothing is stored
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await scheduler.CreateSource(
+                scheduler_pb2.CreateSourceRequest(
+                    source=resources_pb2.Source(
+                        name="nvd",
+                        source_type="nvd",
+                        host="feeds.example",
+                        base_url=f"https://svc:{SECRETS[5]}@feeds.example",
+                        enabled=True,
+                        labels={"client_secret": SECRETS[6]},
+                    )
+                )
+            )
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert set(_violations(refused.value)) == {
+            "source.base_url",
+            "source.labels.client_secret",
+        }
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await scheduler.CreateRun(
+                scheduler_pb2.CreateRunRequest(
+                    name="planted",
+                    jobs=[
+                        resources_pb2.JobSpec(
+                            key="j0", job_type=JOB_TYPE, payload=_credential_payload()
+                        )
+                    ],
+                )
+            )
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        violations = _violations(refused.value)
+        assert set(violations) == {
+            f"jobs[0].payload.{f}" for f in ("url", "headers.Authorization", "password", "api_key")
+        }
+        assert all("secretRef" in text for text in violations.values())
+        responses.append(str(refused.value.details()) + str(violations))
+        assert (_count(secrets_db, "sources"), _count(secrets_db, "runs")) == (0, 0)
+        assert _count(secrets_db, "jobs") == 0
+
         source = await scheduler.CreateSource(
             scheduler_pb2.CreateSourceRequest(
                 source=resources_pb2.Source(
                     name="nvd",
                     source_type="nvd",
                     host="feeds.example",
-                    base_url=f"https://svc:{SECRETS[5]}@feeds.example",
+                    base_url="https://feeds.example",
                     enabled=True,
-                    labels={"client_secret": SECRETS[6]},
                 )
             )
         )
         responses.append(str(source))
+        submitted = [_payload() for _ in range(3)]
         run = await scheduler.CreateRun(
             scheduler_pb2.CreateRunRequest(
                 name="planted",
@@ -140,7 +212,7 @@ async def test_planted_secrets_never_come_out(targets, secrets_db, make_token, l
                     resources_pb2.JobSpec(
                         key=f"j{i}",
                         job_type=JOB_TYPE,
-                        payload=_payload(),
+                        payload=submitted[i],
                         labels={"token": SECRETS[7]},
                     )
                     for i in range(3)
@@ -158,6 +230,10 @@ async def test_planted_secrets_never_come_out(targets, secrets_db, make_token, l
                 ctx, worker_id="worker-1", job_types=[JOB_TYPE], limit=3, tenants=["acme"]
             )
             assert len(claimed) == 3
+            # the worker's copy is the submitted payload, unaltered
+            assert sorted(
+                (json_format.MessageToDict(p) for p in submitted), key=json.dumps
+            ) == sorted((c["payload"] for c in claimed), key=json.dumps)
             await leases.progress(
                 ctx,
                 [
@@ -240,8 +316,12 @@ async def test_planted_secrets_never_come_out(targets, secrets_db, make_token, l
         "bundles": b"\n".join(bundles).decode("utf-8"),
         "logs": logs,
     }
-    leaks = [(where, s) for where, text in outputs.items() for s in SECRETS if s in text]
+    # Inputs that were accepted are stored as given; nothing else planted is stored anywhere.
+    shown = {k: v for k, v in outputs.items() if k != "ledger"}
+    leaks = [(where, s) for where, text in shown.items() for s in SECRETS if s in text]
+    leaks += [("ledger", s) for s in SECRETS if s in stored and s not in STORED]
     assert not leaks, leaks
+    assert all(s in stored for s in STORED)
     assert "[REDACTED]" in outputs["ledger"]
     assert "[REDACTED]" in outputs["api"]
     assert SECRET_REF in outputs["ledger"]

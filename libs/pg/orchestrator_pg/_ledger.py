@@ -35,9 +35,8 @@ from orchestrator_core import (
     Reason,
     RetryPolicy,
     new_id,
-    payload_digest,
 )
-from orchestrator_core.redaction import redact_text, redact_value
+from orchestrator_core.redaction import redact_text
 from orchestrator_pg._backpressure import check_queue_caps
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._queries import query
@@ -366,7 +365,7 @@ class Ledger:
                 "source_id": run.source_id,
                 "correlation_id": run.correlation_id,
                 "idempotency_key": run.idempotency_key,
-                "labels": Jsonb(redact_value(run.labels)),
+                "labels": Jsonb(run.labels),
                 "job_total": len(jobs),
                 "schedule_id": run.schedule_id,
                 "backfill_id": run.backfill_id,
@@ -878,10 +877,8 @@ async def _audit(conn: Conn, ctx: TxContext, action: str, target: str, now: date
 
 def _job_values(job: NewJob, run_id: uuid.UUID | None, waiting: int) -> dict[str, Any]:
     policy = job.retry_policy
-    # Secrets travel by secretRef only: a credential-looking value never reaches the ledger,
-    # its events, the Console or bundles; the digest is of what is stored.
-    payload = redact_value(job.payload)
-    digest = job.payload_digest if payload == job.payload else payload_digest(payload)
+    # Stored exactly as submitted (a live-looking credential was refused at submit; display
+    # paths redact): the worker gets these bytes, and the digest is of them.
     return {
         "id": job.id,
         "project": job.project,
@@ -894,8 +891,8 @@ def _job_values(job: NewJob, run_id: uuid.UUID | None, waiting: int) -> dict[str
         "priority": job.priority,
         "idempotency_key": job.idempotency_key,
         "correlation_id": job.correlation_id,
-        "payload": Jsonb(payload),
-        "payload_digest": digest,
+        "payload": Jsonb(job.payload),
+        "payload_digest": job.payload_digest,
         "pending_parents": waiting,
         "max_attempts": policy.max_attempts,
         "initial_backoff_s": policy.initial_backoff_s,
@@ -907,7 +904,7 @@ def _job_values(job: NewJob, run_id: uuid.UUID | None, waiting: int) -> dict[str
         "replay_of": job.replay_of,
         "trace_parent": job.trace_parent,
         "trace_state": job.trace_state,
-        "labels": Jsonb(redact_value(job.labels)),
+        "labels": Jsonb(job.labels),
     }
 
 
@@ -976,13 +973,13 @@ def _source_params(fields: SourceFields) -> dict[str, Any]:
         "name": fields.name,
         "source_type": fields.source_type,
         "host": fields.host,
-        "base_url": redact_text(fields.base_url),
+        "base_url": fields.base_url,
         "enabled": fields.enabled,
         "paused": fields.paused,
         "paused_reason": fields.paused_reason,
         "paused_ticket": fields.paused_ticket,
         "job_types": list(fields.job_types),
-        "labels": Jsonb(redact_value(fields.labels)),
+        "labels": Jsonb(fields.labels),
         "max_active": fields.max_active,
     }
 

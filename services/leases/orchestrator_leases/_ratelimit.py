@@ -40,12 +40,12 @@ Feedback (:meth:`LeaseLimiter.observe`, fed by the completer after each flush, d
 paused until ``retry_after`` (default 1 s) plus random jitter, refill rate cut — and writes
 one ``orchestrator.throttles`` row per bucket per drain (origin ``upstream_429`` /
 ``upstream_503``; the table's trigger emits ``throttle.changed``). Once per bucket per
-drain, ``record_results`` reports the completions (additive recovery) and the 429/5xx
-failures (circuit breaker). The key of a result comes from the job → key map filled at
-claim time, else from the ledger. Results of jobs without a source (host ``""``) feed
-nothing back: their upstream is unknown, so a 429 only delays that job (its retry's
-``not_before`` honours the Retry-After) instead of pausing every source-less job of the
-tenant.
+drain, ``record_results`` reports the completions (additive recovery) and the 5xx and
+timeout failures (circuit breaker; a 429 only throttles, it never trips the circuit). The
+key of a result comes from the job → key map filled at claim time, else from the ledger.
+Results of jobs without a source (host ``""``) feed nothing back: their upstream is
+unknown, so a 429 only delays that job (its retry's ``not_before`` honours the Retry-After)
+instead of pausing every source-less job of the tenant.
 """
 
 from __future__ import annotations
@@ -96,6 +96,10 @@ THROTTLE_ORIGINS = {
     "http_5xx": "upstream_503",
     "http_503": "upstream_503",
 }
+# Failures that count toward a host's circuit breaker: the upstream is failing. A 429 is not
+# one — it is the upstream asking us to slow down, answered by the bucket (pause, lower
+# refill); tripping the circuit on it and bursting again when it closes defeats convergence.
+CIRCUIT_FAILURES = frozenset({"http_5xx", "http_503", "timeout"})
 
 _log = logging.getLogger("orchestrator_leases.ratelimit")
 
@@ -263,7 +267,7 @@ class LeaseLimiter:
         if completed:
             self._pending.successes += completed
         for failure in failures:
-            if failure.error_class in THROTTLE_ORIGINS:
+            if failure.error_class in THROTTLE_ORIGINS or failure.error_class in CIRCUIT_FAILURES:
                 self._pending.failures.append((actor, failure))
             else:
                 self._keys.pop(failure.job_id, None)
@@ -279,14 +283,18 @@ class LeaseLimiter:
             if not self._pending.failures:
                 await asyncio.sleep(SUCCESS_FEEDBACK_INTERVAL_S)
             self._wake.clear()
-            pending, self._pending = self._pending, _Pending()
-            try:
-                await self._apply(pending)
-            except Exception:
-                _log.exception(
-                    "rate-limit feedback of %d results failed",
-                    len(pending.successes) + len(pending.failures),
-                )
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Applies everything queued so far (logs, never raises: feedback is best effort)."""
+        pending, self._pending = self._pending, _Pending()
+        try:
+            await self._apply(pending)
+        except Exception:
+            _log.exception(
+                "rate-limit feedback of %d results failed",
+                len(pending.successes) + len(pending.failures),
+            )
 
     async def _keys_of(
         self, successes: Sequence[uuid.UUID], failures: Sequence[uuid.UUID]
@@ -315,7 +323,10 @@ class LeaseLimiter:
             job_key = keys.get(failure.job_id)
             if job_key is None or not job_key.key.host:
                 continue
-            failures[job_key.key] += 1
+            if failure.error_class in CIRCUIT_FAILURES:
+                failures[job_key.key] += 1
+            if failure.error_class not in THROTTLE_ORIGINS:
+                continue
             retry = failure.retry_after_s or DEFAULT_RETRY_AFTER_S
             seen = throttled.get(job_key.key)
             if seen is None or retry > seen[0]:

@@ -1,4 +1,10 @@
-"""Ledger rows → protobuf messages (the only place that knows both shapes)."""
+"""Ledger rows → protobuf messages (the only place that knows both shapes).
+
+Reads are where stored data leaves for display (the CLI, the Console, grpcurl), so payloads,
+labels and base URLs are redacted here (``orchestrator_core.redaction``); the ledger keeps
+them as submitted and workers receive them unredacted from the leases service. Digests are of
+the stored bytes, so they still verify the worker's copy.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from typing import Any
 
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
+from orchestrator_core.redaction import redact_text, redact_value
 from orchestrator_pg import Row
 from stella.orchestrator.v1 import common_pb2, events_pb2, resources_pb2
 
@@ -74,13 +81,13 @@ def source(row: Row) -> resources_pb2.Source:
         name=row["name"],
         source_type=row["source_type"],
         host=row["host"],
-        base_url=row["base_url"],
+        base_url=redact_text(row["base_url"]),
         enabled=row["enabled"],
         paused=row["paused"],
         paused_reason=row["paused_reason"],
         paused_ticket=row["paused_ticket"],
         job_types=row["job_types"],
-        labels=row["labels"],
+        labels=redact_value(row["labels"]),
         created_at=_ts(row["created_at"]),
         updated_at=_ts(row["updated_at"]),
         version=row["version"],
@@ -98,7 +105,7 @@ def run(row: Row, counts: Mapping[str, int] | None = None) -> resources_pb2.Run:
         state=run_state(row["state"]),  # type: ignore[arg-type]
         correlation_id=row["correlation_id"],
         idempotency_key=row["idempotency_key"] or "",
-        labels=row["labels"],
+        labels=redact_value(row["labels"]),
         job_counts=dict(counts or {}),
         created_at=_ts(row["created_at"]),
         started_at=_ts(row["started_at"]),
@@ -122,7 +129,7 @@ def job(row: Row, parents: Sequence[uuid.UUID] = ()) -> resources_pb2.Job:
         priority=row["priority"],
         idempotency_key=row["idempotency_key"] or "",
         correlation_id=row["correlation_id"],
-        payload=_struct(row["payload"]),
+        payload=_struct(redact_value(row["payload"])),
         payload_digest=row["payload_digest"],
         depends_on=[str(p) for p in parents],
         retry_policy=common_pb2.RetryPolicy(
@@ -140,7 +147,7 @@ def job(row: Row, parents: Sequence[uuid.UUID] = ()) -> resources_pb2.Job:
         updated_at=_ts(row["updated_at"]),
         started_at=_ts(row["started_at"]),
         finished_at=_ts(row["finished_at"]),
-        labels=row["labels"],
+        labels=redact_value(row["labels"]),
         result_digest=row["result_digest"] or "",
     )
     if row["lease_id"] is not None:

@@ -17,6 +17,7 @@ from typing import Any
 from google.protobuf import duration_pb2, json_format, timestamp_pb2
 
 from orchestrator_core import Clock, SystemClock, new_id
+from orchestrator_core.redaction import redact_value
 from orchestrator_grpckit import current_principal
 from orchestrator_pg import SCHEDULE_MUTABLE_FIELDS, Row, ScheduleFields, ScheduleLedger
 from orchestrator_scheduler import _firing as firing
@@ -118,7 +119,8 @@ def schedule_message(row: Row) -> resources_pb2.Schedule:
         overlap=_OVERLAP_ENUM[row["overlap"]],
         enabled=row["enabled"],
     )
-    json_format.ParseDict(row["run_template"], msg.run_template)
+    # a read is a display: template payloads and labels leave redacted, as jobs' do
+    json_format.ParseDict(redact_value(row["run_template"]), msg.run_template)
     if row["catch_up_window"] is not None:
         msg.catch_up_window.CopyFrom(_duration(row["catch_up_window"]))
     for name in ("next_fire_at", "last_fire_at", "created_at", "updated_at"):

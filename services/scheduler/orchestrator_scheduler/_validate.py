@@ -24,6 +24,7 @@ from orchestrator_core import (
     canonical_json,
     new_id,
 )
+from orchestrator_core.redaction import live_credentials
 from orchestrator_grpckit import Principal
 from orchestrator_pg import NewJob, NewRun, SourceFields, TxContext
 from stella.orchestrator.v1 import common_pb2, resources_pb2
@@ -105,7 +106,19 @@ def parse_id_or_raise(value: str, field: str) -> uuid.UUID:
     return parsed
 
 
+def no_credentials(value: object, field: str, out: Violations) -> None:
+    """Records a violation for each value that looks like a live credential: inputs are
+    stored exactly as given, so a secret must not be given (it travels by reference)."""
+    for found in live_credentials(value, field):
+        out.add(
+            found.field,
+            f"looks like a live credential ({found.what}); it would be stored and shown as "
+            'given — pass secrets by reference instead, e.g. {"secretRef": "vault://kv/feed#key"}',
+        )
+
+
 def _labels(labels: dict[str, str], field: str, out: Violations) -> dict[str, str]:
+    no_credentials(labels, field, out)
     if len(labels) > MAX_LABELS:
         out.add(field, f"at most {MAX_LABELS} labels, got {len(labels)}")
     for key, value in labels.items():
@@ -187,6 +200,7 @@ def job_spec(
         digest = "sha256:" + hashlib.sha256(encoded).hexdigest()
     except InvalidArgument as exc:
         out.merge(exc)
+    no_credentials(payload, f"{field}.payload", out)
     window_start = (
         _ts(spec.event_time_window, "start") if spec.HasField("event_time_window") else None
     )
@@ -341,6 +355,7 @@ def source_fields(src: resources_pb2.Source, field: str, paths: Sequence[str]) -
         _text(src.base_url, f"{field}.base_url", out, 2048)
         if src.base_url and not src.base_url.startswith(("http://", "https://")):
             out.add(f"{field}.base_url", "must be an http(s) URL")
+        no_credentials(src.base_url, f"{field}.base_url", out)
     if "paused_reason" in wanted:
         _text(src.paused_reason, f"{field}.paused_reason", out)
     if "job_types" in wanted:
