@@ -20,6 +20,9 @@ One figure per line, ``name value unit`` (docs/architecture.md §8):
 * peer_*_jobs_per_s              graphile-worker (default and local queue) and Procrastinate
                                  burn-downs on the same PostgreSQL (bench/peers)
 * ratio_vs_*                     e2e_jobs_per_s / that peer's figure
+* ratelimit_convergence_*        429 share after 10 s and slowdown against the ideal when three
+                                 simulated upstreams throttle at limits nobody configured
+                                 (bench/ratelimit_convergence.py; --skip-convergence)
 
 Services run as separate processes (``python -m orchestrator_scheduler`` / ``_leases``) on a
 fresh database, as an operator would run them. ``--skip-peers`` leaves the peers out.
@@ -354,8 +357,16 @@ def main() -> None:
         default=4,
         help="burn-downs per mode (rate limiting on / off, ABBA order); medians are printed",
     )
+    parser.add_argument(
+        "--skip-convergence", action="store_true", help="leave the rate-limit convergence run out"
+    )
     args = parser.parse_args()
     ours = asyncio.run(run(args))
+    if not args.skip_convergence:
+        from bench.ratelimit_convergence import convergence_figures
+
+        for name, (value, unit) in convergence_figures().items():
+            figure(name, value, unit)
     if args.skip_peers:
         return
     from bench.peers import run_peers

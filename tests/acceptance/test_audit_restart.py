@@ -23,11 +23,15 @@ from psycopg.rows import dict_row
 from orchestrator_audit import GENESIS_HASH, chain_hash, event_document
 from tests.conftest import migrated_database
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 SECRET = "acceptance-secret-0123456789abcdef"
 TENANTS = ("acme", "globex", "initech")
 TOTAL_EVENTS = 10_000
 BATCH = 50
+# Generous bounds for a loaded 2-core machine: they only catch hangs, never set the pace.
+PROGRESS_MAX_S = 300.0
+WRITERS_MAX_S = 300.0
+WRITER_PAUSE_MAX_S = 600.0
 
 INSERT_SOURCES = """
 INSERT INTO orchestrator.sources (id, tenant, name, source_type, host, created_at, updated_at)
@@ -88,42 +92,87 @@ def _cursor(conn: psycopg.Connection) -> int:
     return int(row["seq"]) if row else 0
 
 
-def _writers(url: str, stop_at: int, committed: list[int]) -> list[threading.Thread]:
+class _Writers:
     """Three writers (one per tenant) commit batches of source inserts; a fourth rolls back
     every batch (seq gaps) and a fifth holds its seqs in a long transaction before
-    committing (out-of-order commits)."""
-    lock = threading.Lock()
+    committing (out-of-order commits). The batch writers stop at ``pause_at`` committed
+    events until :attr:`resume` is set, so events are always written both before and after
+    the kill, however fast or slow the machine. ``committed`` counts only what committed; an
+    exception in any writer is kept and re-raised by :meth:`join`, never lost with its thread.
+    """
 
-    def commit_batches(tenant: str) -> None:
-        with psycopg.connect(url, autocommit=False) as conn:
-            while True:
-                with lock:
-                    if committed[0] >= stop_at:
-                        return
-                    committed[0] += BATCH
+    def __init__(self, url: str, stop_at: int, pause_at: int) -> None:
+        self.url = url
+        self.stop_at = stop_at
+        self.pause_at = pause_at
+        self.resume = threading.Event()
+        self.committed = 0
+        self._reserved = 0
+        self._lock = threading.Lock()
+        self._errors: list[BaseException] = []
+        targets = [(self._commit_batches, (t,)) for t in TENANTS]
+        targets += [(self._roll_back, ()), (self._slow_commit, ())]
+        self._threads = [
+            threading.Thread(target=self._guard, args=(fn, args), daemon=True)
+            for fn, args in targets
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def join(self, timeout_s: float) -> None:
+        """Waits for every writer; fails the test on a writer's exception or a hang."""
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if self._errors:
+            raise self._errors[0]
+        alive = [t.name for t in self._threads if t.is_alive()]
+        assert not alive, f"writers still running after {timeout_s:.0f} s: {alive}"
+
+    def _guard(self, fn, args) -> None:
+        try:
+            fn(*args)
+        except BaseException as exc:  # kept for join(): threading would only print it
+            self._errors.append(exc)
+            self.resume.set()  # no writer waits on a run that already failed
+
+    def _reserve(self, n: int) -> bool:
+        with self._lock:
+            if self._reserved >= self.stop_at:
+                return False
+            self._reserved += n
+            return True
+
+    def _done(self, n: int) -> None:
+        with self._lock:
+            self.committed += n
+
+    def _commit_batches(self, tenant: str) -> None:
+        with psycopg.connect(self.url, autocommit=False) as conn:
+            while self._reserve(BATCH):
+                if self.committed >= self.pause_at and not self.resume.is_set():
+                    assert self.resume.wait(WRITER_PAUSE_MAX_S), "never resumed"
                 conn.execute(INSERT_SOURCES, {"tenant": tenant, "n": BATCH})
                 conn.commit()
+                self._done(BATCH)
                 time.sleep(0.01)
 
-    def roll_back() -> None:
-        with psycopg.connect(url, autocommit=False) as conn:
+    def _roll_back(self) -> None:
+        with psycopg.connect(self.url, autocommit=False) as conn:
             for _ in range(40):
                 conn.execute(INSERT_SOURCES, {"tenant": "acme", "n": 10})
                 conn.rollback()
                 time.sleep(0.05)
 
-    def slow_commit() -> None:
-        with psycopg.connect(url, autocommit=False) as conn:
+    def _slow_commit(self) -> None:
+        with psycopg.connect(self.url, autocommit=False) as conn:
             for _ in range(5):
-                with lock:
-                    committed[0] += 20
                 conn.execute(INSERT_SOURCES, {"tenant": "globex", "n": 20})
                 time.sleep(0.7)  # its seqs stay uncommitted while others commit later ones
                 conn.commit()
-
-    threads = [threading.Thread(target=commit_batches, args=(t,)) for t in TENANTS]
-    threads += [threading.Thread(target=roll_back), threading.Thread(target=slow_commit)]
-    return threads
+                self._done(20)
 
 
 def _verify_chains(conn: psycopg.Connection) -> dict[str, int]:
@@ -149,31 +198,29 @@ def _verify_chains(conn: psycopg.Connection) -> dict[str, int]:
 
 def test_kill_mid_stream_and_restart_chains_every_event_exactly_once(audit_restart_db):
     url = audit_restart_db
-    committed = [0]
-    threads = _writers(url, TOTAL_EVENTS - 100, committed)
+    writers = _Writers(url, stop_at=TOTAL_EVENTS - 100, pause_at=TOTAL_EVENTS // 2)
     proc = _start(url)
     killed_at = None
     try:
         with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-            for thread in threads:
-                thread.start()
-            deadline = time.monotonic() + 60
+            writers.start()
+            deadline = time.monotonic() + PROGRESS_MAX_S
             while _cursor(conn) < 3000:
                 assert time.monotonic() < deadline, "the chainer made no progress"
                 time.sleep(0.02)
             proc.send_signal(signal.SIGKILL)
-            proc.communicate(timeout=10)
+            proc.communicate(timeout=30)
             killed_at = _cursor(conn)
-            time.sleep(0.5)  # events keep coming while the service is down
-            proc = _start(url)
-            for thread in threads:
-                thread.join(timeout=120)
+            writers.resume.set()  # the other half is written while the service is down...
+            time.sleep(0.5)
+            proc = _start(url)  # ...and while it restarts
+            writers.join(WRITERS_MAX_S)
             events = conn.execute("SELECT count(*) AS n FROM orchestrator.events").fetchone()["n"]
-            assert events == committed[0] == TOTAL_EVENTS
+            assert events == writers.committed == TOTAL_EVENTS
             target = conn.execute(
                 "SELECT pg_sequence_last_value('orchestrator.events_seq') AS seq"
             ).fetchone()["seq"]
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + PROGRESS_MAX_S
             while _cursor(conn) < target:
                 assert time.monotonic() < deadline, "the restarted chainer did not catch up"
                 time.sleep(0.05)
@@ -202,8 +249,7 @@ def test_kill_mid_stream_and_restart_chains_every_event_exactly_once(audit_resta
                 t: h["hash"] for t, h in heads.items()
             }
     finally:
-        for thread in threads:
-            thread.join(timeout=30)
+        writers.resume.set()
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
