@@ -24,10 +24,12 @@ from orchestrator_pg._maintenance import PARTITION_DAYS_AHEAD
 
 
 def holders(url: str, loop: LeaderLoop) -> list[int]:
-    """Backend pids that hold the loop's lock, read from pg_locks by another connection."""
+    """Backend pids that hold the loop's lock in this database (pg_locks is cluster-wide:
+    stacks of other tests hold the same keys in theirs), read by another connection."""
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             " AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = %s",
             (loop.key,),
         ).fetchall()
