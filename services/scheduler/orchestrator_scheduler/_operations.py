@@ -37,15 +37,21 @@ MAX_WINDOW = timedelta(hours=24)
 SLO_TARGET = 0.99
 
 
-def _label(enum: Any, prefix: str, value: int) -> str | None:
-    """The lower-case label of an enum value, or None for UNSPECIFIED (no filter)."""
+def _label(enum: Any, prefix: str, value: int, field: str) -> str | None:
+    """The lower-case label of an enum value, or None for UNSPECIFIED (no filter).
+
+    Raises:
+        InvalidArgument: ``value`` is not a value of ``enum`` (named as request ``field``).
+    """
     if value == 0:
         return None
     try:
         return str(enum.Name(value)).removeprefix(prefix).lower()
     except ValueError:
+        known = ", ".join(v.name for v in enum.DESCRIPTOR.values if v.number)
         raise InvalidArgument(
-            f"unknown enum value {value}", [FieldViolation(prefix.lower(), "unknown value")]
+            f"unknown {field} value {value}",
+            [FieldViolation(field, f"unknown value {value}; one of {known}")],
         ) from None
 
 
@@ -151,8 +157,12 @@ class OperationsMethods:
         source_id = validate.optional_id(request.source_id, "source_id", out)
         out.raise_if_any("invalid dead-letter filter")
         filters: dict[str, Any] = {
-            "status": _label(resources_pb2.DeadLetterStatus, "DEAD_LETTER_STATUS_", request.status),
-            "error_class": _label(common_pb2.ErrorClass, "ERROR_CLASS_", request.error_class),
+            "status": _label(
+                resources_pb2.DeadLetterStatus, "DEAD_LETTER_STATUS_", request.status, "status"
+            ),
+            "error_class": _label(
+                common_pb2.ErrorClass, "ERROR_CLASS_", request.error_class, "error_class"
+            ),
             "job_type": request.job_type or None,
             "source_id": source_id,
             "retryable": request.retryable if request.HasField("retryable") else None,
@@ -182,7 +192,7 @@ class OperationsMethods:
     ) -> Any:
         principal = current_principal()
         status = (
-            _label(resources_pb2.DeadLetterStatus, "DEAD_LETTER_STATUS_", request.status)
+            _label(resources_pb2.DeadLetterStatus, "DEAD_LETTER_STATUS_", request.status, "status")
             or "pending"
         )
         rows = await self.ops.dead_letter_clusters(principal.tenant, status)
@@ -230,7 +240,7 @@ class OperationsMethods:
     ) -> Any:
         principal = current_principal()
         filters: dict[str, Any] = {
-            "state": _label(resources_pb2.IncidentState, "INCIDENT_STATE_", request.state)
+            "state": _label(resources_pb2.IncidentState, "INCIDENT_STATE_", request.state, "state")
         }
         size = paging.page_size(request.page_size)
         rows = await self.ops.incident_list(
