@@ -61,7 +61,8 @@ _SECRET_WORDS = (
 _SECRET_SUFFIXES = ("password", "passwd", "secret", "token", "apikey", "accesskey", "privatekey")
 # Field names that carry references or metadata about secrets, not their values.
 _SAFE_SUFFIXES = ("ref", "refs", "id", "ids", "name", "type", "count", "expiresat", "ttl")
-# Pagination cursors are named like tokens (OSV's ``page_token``) but are data.
+# Pagination cursors are named like tokens (OSV's ``page_token``) but are data: a name ending
+# in "token" or "cursor" with one of these words in it (not ``next_auth_secret``).
 _CURSOR_WORDS = ("page", "cursor", "continuation", "next", "resume", "sync", "offset")
 
 SECRET_REF_FIELD: Final = "secretRef"
@@ -152,7 +153,8 @@ def is_secret_field(name: str) -> bool:
         True for names like ``Authorization``, ``password``, ``api-key``, ``access_token``.
     """
     key = _normalise(name)
-    if not key or key.endswith(_SAFE_SUFFIXES) or any(w in key for w in _CURSOR_WORDS):
+    cursor = key.endswith(("token", "cursor")) and any(w in key for w in _CURSOR_WORDS)
+    if not key or key.endswith(_SAFE_SUFFIXES) or cursor:
         return False
     return key in _SECRET_WORDS or key.endswith(_SECRET_SUFFIXES)
 

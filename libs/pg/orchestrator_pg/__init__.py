@@ -24,7 +24,7 @@ from orchestrator_pg._backpressure import QUEUE_RETRY_AFTER_S, queue_limit
 from orchestrator_pg._controls import ControlLedger
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._eventstream import EventHorizon, EventReader
-from orchestrator_pg._leadership import LEADERSHIP_QUERY_TIMEOUT_S, LeaderLoop, Leadership
+from orchestrator_pg._leadership import LeaderLoop, Leadership
 from orchestrator_pg._leasing import (
     ARTIFACT_CONFLICT,
     DEFAULT_LEASE_TTL_S,
@@ -62,7 +62,6 @@ from orchestrator_pg._schedules import SCHEDULE_MUTABLE_FIELDS, ScheduleFields, 
 __all__ = [
     "ARTIFACT_CONFLICT",
     "DEFAULT_LEASE_TTL_S",
-    "LEADERSHIP_QUERY_TIMEOUT_S",
     "LEASE_LOST",
     "QUEUE_RETRY_AFTER_S",
     "QUOTA_MUTABLE_FIELDS",

@@ -131,6 +131,29 @@ class Leadership:
         self._set(bool(row and row["acquired"]))
         return self._leading
 
+    async def listen(self, listen_query: str) -> None:
+        """Runs the named ``LISTEN`` query on the leader's connection (e.g. ``events_listen``),
+        so a leader wakes on NOTIFY without a connection of its own.
+
+        Raises:
+            RuntimeError: this replica does not lead.
+        """
+        await self.connection.execute(query(listen_query))
+
+    async def wait_for_notification(self, timeout_s: float) -> bool:
+        """Waits up to ``timeout_s`` for a notification on the leader's connection; True when
+        one came. Notifications that arrived since the last wait end it at once and are all
+        consumed (psycopg keeps them; the generator yields the whole backlog before it stops).
+        The connection is held only while waiting, so :meth:`ensure` can use it in between; a
+        cancelled wait releases it (``aclosing``), or :meth:`release` would hang.
+        """
+        came = False
+        waiting = self.connection.notifies(timeout=timeout_s, stop_after=1)
+        async with contextlib.aclosing(waiting) as notifies:
+            async for _ in notifies:
+                came = True
+        return came
+
     async def release(self) -> None:
         """Gives leadership up and closes the connection (another replica may take over)."""
         if self._conn is not None and not self._conn.closed and self._leading:

@@ -13,11 +13,8 @@ an event twice either: a link's key is (tenant, seq), so its late write fails an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-
-import psycopg
 
 from orchestrator_audit._canonical import GENESIS_HASH, chain_hash, event_document
 from orchestrator_core import Clock, SystemClock
@@ -52,6 +49,7 @@ class Chainer:
     ) -> None:
         self._ledger = ledger
         self._leadership = Leadership(conninfo, LeaderLoop.AUDIT_CHAIN, key=lock_key)
+        self._rng = random.Random()  # jitter from its own: the global one is the application's
         self._clock = clock or SystemClock()
         self._heads: dict[str, str] = {}
         self.cursor = 0
@@ -65,36 +63,26 @@ class Chainer:
 
     async def run_forever(self) -> None:
         """Waits for leadership, then chains while it lasts, until cancelled."""
-        rng = random.Random()  # its own: the global one belongs to the application
         async with self._leadership:
             while True:
                 if not await self._leadership.ensure():
-                    await asyncio.sleep(LEADER_RETRY_S * rng.uniform(0.8, 1.0))
+                    await asyncio.sleep(LEADER_RETRY_S * self._rng.uniform(0.8, 1.0))
                     continue
                 try:
                     await self._lead()
-                except psycopg.Error as exc:
-                    _log.warning("chainer pass failed: %s", exc)
+                except Exception:  # a database error mid-pass: back off, re-check, resume
+                    _log.exception("chainer pass failed")
                     await asyncio.sleep(ERROR_BACKOFF_S)
 
     async def _lead(self) -> None:
         """Chains until leadership is lost, waking on ``orch_events`` (LISTENed on the
         leadership's connection) or a jittered poll."""
-        conn = self._leadership.connection
-        await conn.execute("LISTEN orch_events")
+        await self._leadership.listen("events_listen")
         self.cursor = await self._ledger.cursor()
         self._heads = await self._ledger.heads()
-        rng = random.Random()
         while await self._leadership.ensure():
             await self.run_pass()
-            # Holds the connection only while waiting: the next ensure() needs it too.
-            # Notifications that arrive in between are kept by psycopg and end the next wait.
-            # aclosing: a cancelled wait must close the generator, which holds the
-            # connection's lock (release() on the way out needs it).
-            wait = conn.notifies(timeout=rng.uniform(POLL_MIN_S, POLL_MAX_S), stop_after=1)
-            async with contextlib.aclosing(wait) as notifies:
-                async for _ in notifies:
-                    pass
+            await self._leadership.wait_for_notification(self._rng.uniform(POLL_MIN_S, POLL_MAX_S))
 
     async def run_pass(self) -> int:
         """Chains everything settled; returns how many events it linked."""
