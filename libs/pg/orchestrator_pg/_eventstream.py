@@ -70,7 +70,8 @@ class EventHorizon:
         """
         async with self._changed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait_for(lambda: self._seq > seq), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    await self._changed.wait_for(lambda: self._seq > seq)
             return self._seq
 
     async def _publish(self, seq: int) -> None:

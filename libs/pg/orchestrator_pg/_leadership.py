@@ -107,7 +107,8 @@ class Leadership:
         tries to take it otherwise. A database error is logged and answers False (the
         connection is dropped, so the lock is not held either); it never raises."""
         try:
-            return await asyncio.wait_for(self._ensure(), LEADERSHIP_QUERY_TIMEOUT_S)
+            async with asyncio.timeout(LEADERSHIP_QUERY_TIMEOUT_S):
+                return await self._ensure()
         except (psycopg.Error, OSError, TimeoutError) as exc:
             _log.warning("leadership of %s unavailable: %s", self.loop.label, exc or type(exc))
             await self._drop()

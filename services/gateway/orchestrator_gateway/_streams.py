@@ -286,10 +286,8 @@ async def stream_events_ws(
             raise
         _log.info("WebSocket client too slow (buffer full); cut it")
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(
-                websocket.close(code=SLOW_CLIENT_CLOSE_CODE, reason="client too slow; resume"),
-                1.0,
-            )
+            async with asyncio.timeout(1.0):
+                await websocket.close(code=SLOW_CLIENT_CLOSE_CODE, reason="client too slow; resume")
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:

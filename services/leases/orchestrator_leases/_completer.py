@@ -125,13 +125,16 @@ class Completer:
         return await (await self.submit(actor, kind, items))
 
     async def run(self) -> None:
-        """Flushes until cancelled; on cancel, fails what is still queued."""
+        """Flushes until cancelled; on cancel, cancels what is queued or being flushed (a
+        session awaiting its reports must not wait for a flush that will never end)."""
+        batch: dict[tuple[Kind, Actor], _Pending] = {}
         try:
             while True:
                 await self._ready.wait()
                 if self._count < self._flush_items and self._flush_s > 0:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._full.wait(), self._flush_s)
+                        async with asyncio.timeout(self._flush_s):
+                            await self._full.wait()
                 batch, self._pending = self._pending, {}
                 self._count = 0
                 self._ready.clear()
@@ -139,7 +142,7 @@ class Completer:
                 self._room.set()
                 await self._flush(batch)
         finally:
-            for pending in self._pending.values():
+            for pending in [*batch.values(), *self._pending.values()]:
                 for chunk in pending.chunks:
                     if not chunk.future.done():
                         chunk.future.cancel()

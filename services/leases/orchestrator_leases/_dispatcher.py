@@ -180,7 +180,8 @@ class Dispatcher:
                     await self._wake.wait()
                 else:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout)
+                        async with asyncio.timeout(timeout):
+                            await self._wake.wait()
         finally:
             for task in self._claims:
                 task.cancel()

@@ -175,7 +175,8 @@ class LeaseServicer(leases_pb2_grpc.LeaseServiceServicer):
                 if wake_in is not None:
                     poll = min(poll, max(wake_in, 0.01))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), min(remaining, poll))
+                    async with asyncio.timeout(min(remaining, poll)):
+                        await woken.wait()
         finally:
             unsubscribe()
         record_claimed(rows, self._settings.lease_ttl_s)

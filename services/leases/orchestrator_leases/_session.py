@@ -9,8 +9,13 @@ slots. Everything the server sends goes through one queue that the RPC's respons
 drains, so grpc sees a single writer.
 
 Slots: ``capacity - in_flight - reserved``; ``in_flight`` grows with each assignment and
-shrinks with each completion, failure and credit the worker sends (whatever their outcome:
-the slot is the worker's to reuse). WorkerDrain stops assignments; results are still
+shrinks when a completion or failure the worker sent has been *applied* (committed by the
+completer, whatever its outcome: the slot is the worker's to reuse), or at once for a credit
+or a malformed report. Freeing a slot on receipt instead let a slow completer fall behind
+without bound while new claims kept coming: thousands of received-but-unapplied results per
+session whose leases the watchdog then expired. So a session never holds more leases that
+are not yet ended in the ledger than its capacity, and a slow database slows the claims
+down instead of letting leases run out. WorkerDrain stops assignments; results are still
 accepted. When the stream ends — cleanly, with an error or because the client vanished —
 reports already submitted are awaited, then every lease the session still holds is
 released at once (fenced by lease id: ready now, reason ``worker_disconnected``).
@@ -19,6 +24,7 @@ released at once (fenced by lease id: ready now, reason ``worker_disconnected``)
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -172,11 +178,16 @@ class WorkSession:
         finally:
             self._acks.put_nowait(None)
 
-    async def _on_batch(self, batch: leases_pb2.WorkerBatch) -> None:
-        freed = len(batch.completions) + len(batch.failures) + batch.credits
-        if freed:
-            self.in_flight = max(0, self.in_flight - freed)
+    def _slots_applied(self, slots: int, _: asyncio.Future[list[Outcome]]) -> None:
+        self._free(slots)
+
+    def _free(self, slots: int) -> None:
+        if slots:
+            self.in_flight = max(0, self.in_flight - slots)
             self._dispatcher.poke(self)
+
+    async def _on_batch(self, batch: leases_pb2.WorkerBatch) -> None:
+        self._free(batch.credits)
         parts: list[_AckPart] = []
         reports: list[tuple[Kind, Sequence[Any], Callable[[Any, str, convert.Violations], Any]]]
         reports = [
@@ -200,9 +211,14 @@ class WorkSession:
                     slots.append(len(items))
                     items.append(item)
             future = await self._completer.submit(self.actor, kind, items) if items else None
+            ends_leases = kind is Kind.COMPLETION or kind is Kind.FAILURE
+            if ends_leases:
+                self._free(len(messages) - len(items))  # malformed: nothing to wait for
             if future is not None:
                 self._submitted.add(future)
                 future.add_done_callback(self._submitted.discard)
+                if ends_leases:
+                    future.add_done_callback(functools.partial(self._slots_applied, len(items)))
             parts.append((kind, future, slots))
         if parts:
             self._acks.put_nowait(parts)

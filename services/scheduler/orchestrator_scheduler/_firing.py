@@ -168,7 +168,8 @@ class ScheduleFirer:
                     wait = (upcoming - self.clock.now()).total_seconds()
                     delay = min(MAX_SLEEP_S, max(0.01, wait))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self.wake.wait()
             self.wake.clear()
 
     async def run_once(self) -> int | None:

@@ -236,7 +236,8 @@ class Session:
     async def _ended_error(self) -> RPCError:
         """The error for a stream the server ended without a drain."""
         try:
-            code = await asyncio.wait_for(self.call.code(), FLUSH_TIMEOUT_S)
+            async with asyncio.timeout(FLUSH_TIMEOUT_S):
+                code = await self.call.code()
             details = await self.call.details()
             trailing = await self.call.trailing_metadata()
         except (TimeoutError, grpc.RpcError):

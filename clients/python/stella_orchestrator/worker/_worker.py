@@ -301,7 +301,8 @@ class Worker:
         assert self._wake is not None
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay_s)
+            async with asyncio.timeout(delay_s):
+                await self._wake.wait()
 
     def request_drain(self, reason: str = "shutdown") -> None:
         """Start a graceful drain without waiting for it (safe from signal handlers and
