@@ -360,8 +360,18 @@ def main() -> None:
     parser.add_argument(
         "--skip-convergence", action="store_true", help="leave the rate-limit convergence run out"
     )
+    parser.add_argument(
+        "--skip-backlog", action="store_true", help="leave the backlog burn-downs out"
+    )
     args = parser.parse_args()
     ours = asyncio.run(run(args))
+    if not args.skip_backlog:
+        from bench.backlog import backlog_figures
+
+        sizes = [20_000, 100_000]
+        if os.environ.get("BENCH_BACKLOG_1M") == "1":
+            sizes.append(1_000_000)
+        backlog_figures(sizes)
     if not args.skip_convergence:
         from bench.ratelimit_convergence import convergence_figures
 

@@ -1,0 +1,200 @@
+"""Backlog burn-downs: the steady state, not the best case.
+
+A backlog is queued on a fresh database *before* any worker connects, then burned by
+``WORKER_PROCESSES`` SDK workers x ``WORKER_CONCURRENCY`` whose handlers take 20-60 ms, like
+real work (no-op handlers finish before surplus leases can age and hide what a busy worker
+sees). The figures come from the event history, so they say what the ledger saw:
+
+- ``e2e_backlog_<n>_jobs_per_s``: jobs from the first lease to the last success, per second;
+- ``backlog_<n>_max_gap_s``: the longest time between two consecutive successes;
+- ``backlog_<n>_lease_expired``: leases the watchdog expired (each one a job run twice);
+- ``backlog_<n>_peak_leases_per_worker``: the most leases any worker held at once (the
+  capacity bound: never above ``WORKER_CONCURRENCY``);
+- ``backlog_<n>_slot_share_pct``: the rate as a share of what the slots allow
+  (slots ÷ mean handler time).
+
+``python -m bench.backlog 20000 100000`` runs the given sizes; ``make bench`` runs 20,000 and
+100,000 (and 1,000,000 with ``BENCH_BACKLOG_1M=1``: about a quarter of an hour here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from typing import NamedTuple
+
+import grpc
+import psycopg
+
+from bench.__main__ import (
+    ADMIN_URL,
+    ROOT,
+    SECRET,
+    TENANT,
+    WORKER_CONCURRENCY,
+    WORKER_PROCESSES,
+    Stack,
+    bench_enqueue,
+    figure,
+    fresh_database,
+    note,
+    stop_workers,
+    wait_done,
+)
+from orchestrator_grpckit import mint_dev_token
+from orchestrator_pg import drop_database
+from stella.orchestrator.v1 import scheduler_pb2_grpc
+
+JOB_TYPE = "bench.backlog"
+MEAN_HANDLER_S = 0.040  # tests.e2e._worker_proc sleeps uniformly 20-60 ms
+
+
+class LeaseEvent(NamedTuple):
+    """One lease transition of the event history, in ``seq`` order."""
+
+    job_id: str
+    to_leased: bool  # ready → leased (else: leased → anything)
+    worker_id: str
+
+
+class Burndown(NamedTuple):
+    jobs_per_s: float
+    max_gap_s: float
+    lease_expired: int
+    peak_leases_per_worker: int
+    succeeded_twice: int
+
+
+def peak_leases(events: Iterable[LeaseEvent]) -> dict[str, int]:
+    """The most leases each worker held at once.
+
+    Replays the transitions in ``seq`` order. A slot is freed only after the lease that held
+    it ended and committed, so the claim that reuses the slot writes a higher ``seq`` than
+    the end of that lease: the replay never counts a lease twice.
+    """
+    holder: dict[str, str] = {}
+    held: dict[str, int] = defaultdict(int)
+    peak: dict[str, int] = defaultdict(int)
+    for event in events:
+        if event.to_leased:
+            holder[event.job_id] = event.worker_id
+            held[event.worker_id] += 1
+            peak[event.worker_id] = max(peak[event.worker_id], held[event.worker_id])
+        elif (worker := holder.pop(event.job_id, None)) is not None:
+            held[worker] -= 1
+    return dict(peak)
+
+
+def lease_events(db: psycopg.Connection, job_type: str) -> list[LeaseEvent]:
+    rows = db.execute(
+        "SELECT job_id::text, to_state = 'leased', coalesce(data->>'worker_id', '')"
+        "  FROM orchestrator.events"
+        " WHERE job_type = %s AND (to_state = 'leased' OR from_state = 'leased')"
+        " ORDER BY seq",
+        (job_type,),
+    ).fetchall()
+    return [LeaseEvent(*row) for row in rows]
+
+
+def burndown_from_history(db: psycopg.Connection, job_type: str, total: int) -> Burndown:
+    """The figures of one burn-down, read from its event history."""
+    done: list[datetime] = [
+        r[0]
+        for r in db.execute(
+            "SELECT occurred_at FROM orchestrator.events"
+            " WHERE job_type = %s AND type = 'job.succeeded' ORDER BY occurred_at",
+            (job_type,),
+        ).fetchall()
+    ]
+    (first_lease, expired, twice) = db.execute(
+        "SELECT min(occurred_at) FILTER (WHERE type = 'job.leased'),"
+        "       count(*) FILTER (WHERE type = 'job.lease_expired'),"
+        "       count(*) FILTER (WHERE type = 'job.succeeded')"
+        "         - count(DISTINCT job_id) FILTER (WHERE type = 'job.succeeded')"
+        "  FROM orchestrator.events WHERE job_type = %s",
+        (job_type,),
+    ).fetchone()
+    if len(done) < total:
+        raise RuntimeError(f"{len(done)} job.succeeded events for {total} jobs")
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(done)]
+    peaks = peak_leases(lease_events(db, job_type))
+    return Burndown(
+        jobs_per_s=total / (done[-1] - first_lease).total_seconds(),
+        max_gap_s=max(gaps, default=0.0),
+        lease_expired=expired,
+        peak_leases_per_worker=max(peaks.values(), default=0),
+        succeeded_twice=twice,
+    )
+
+
+def start_busy_workers(target: str, count: int) -> list[subprocess.Popen[bytes]]:
+    token = mint_dev_token(SECRET, "bench-worker", [TENANT], ["orch:work"])
+    return [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.e2e._worker_proc",
+                target,
+                token,
+                f"bench-busy-w{n}",
+                str(WORKER_CONCURRENCY),
+                JOB_TYPE,
+            ],
+            cwd=ROOT,
+        )
+        for n in range(count)
+    ]
+
+
+async def burndown(total: int) -> Burndown:
+    """Queues ``total`` jobs on a fresh database, then burns them with busy workers."""
+    url, name = await fresh_database("orch_bench_backlog")
+    stack = Stack(url)
+    workers: list[subprocess.Popen[bytes]] = []
+    token = mint_dev_token(SECRET, "bench", [TENANT], ["orch:read", "orch:operate"])
+    md = (("authorization", f"Bearer {token}"),)
+    try:
+        stack.wait_serving()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.ports['scheduler']}") as channel:
+            stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+            await bench_enqueue(stub, md, JOB_TYPE, total)
+        workers = start_busy_workers(f"127.0.0.1:{stack.ports['leases']}", WORKER_PROCESSES)
+        with psycopg.connect(url, autocommit=True) as db:
+            wait_done(db, JOB_TYPE, total, timeout_s=max(600, total / 100))
+            return burndown_from_history(db, JOB_TYPE, total)
+    finally:
+        stop_workers(workers)
+        stack.stop()
+        drop_database(ADMIN_URL, name)
+
+
+def label(total: int) -> str:
+    return f"{total // 1_000_000}m" if total % 1_000_000 == 0 else f"{total // 1000}k"
+
+
+def backlog_figures(sizes: Iterable[int]) -> None:
+    """Runs one burn-down per size (each on a fresh database) and prints its figures."""
+    slots_allow = WORKER_PROCESSES * WORKER_CONCURRENCY / MEAN_HANDLER_S
+    for total in sizes:
+        note(
+            f"backlog burn-down of {total:,} jobs ({WORKER_PROCESSES} workers x "
+            f"{WORKER_CONCURRENCY}, 20-60 ms handlers)"
+        )
+        result = asyncio.run(burndown(total))
+        n = label(total)
+        figure(f"e2e_backlog_{n}_jobs_per_s", result.jobs_per_s, "jobs/s")
+        figure(f"backlog_{n}_slot_share_pct", 100 * result.jobs_per_s / slots_allow, "%")
+        figure(f"backlog_{n}_max_gap_s", result.max_gap_s, "s")
+        figure(f"backlog_{n}_lease_expired", result.lease_expired, "leases")
+        figure(f"backlog_{n}_succeeded_twice", result.succeeded_twice, "jobs")
+        figure(f"backlog_{n}_peak_leases_per_worker", result.peak_leases_per_worker, "leases")
+
+
+if __name__ == "__main__":
+    backlog_figures(int(arg) for arg in sys.argv[1:] or ["20000"])
