@@ -9,7 +9,6 @@ jobs. Time is real: buckets are small enough that pacing shows within seconds.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 import uuid
@@ -37,12 +36,11 @@ from stella.orchestrator.v1 import (
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
-from tests.conftest import migrated_database
+from tests.conftest import REDIS_URL, migrated_database
 
 pytestmark = pytest.mark.integration
 
 SECRET = "leases-rl-test-secret-0123456789abcdef01"
-REDIS_URL = os.environ.get("ORCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TENANT = "acme"
 # A throttle pause and an open circuit long enough that a loaded machine still acts well
 # inside them (the assertions leave a second or more of slack on each side).
