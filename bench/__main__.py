@@ -352,8 +352,12 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
 
 def convergence() -> None:
     """Prints the ratelimit_convergence_* figures (one run of the scenario)."""
+    import logging
+
     from bench.ratelimit_convergence import convergence_figures
 
+    # Each 429 is the scenario working, not news: the SDK would log thousands of them.
+    logging.getLogger("stella_orchestrator.worker").setLevel(logging.ERROR)
     redis_url = os.environ.get("ORCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     for name, (value, unit) in asyncio.run(convergence_figures(ADMIN_URL, redis_url)).items():
         figure(name, value, unit)
