@@ -19,6 +19,8 @@ import pytest
 
 DEFAULT_TEST_ADMIN_URL = "postgresql://orchestrator:orchestrator@127.0.0.1:5432/orchestrator_test"
 DEV_SECRET = "integration-test-secret-0123456789abcdef"
+# The Redis the integration tests use (each test works under its own key prefix).
+REDIS_URL = os.environ.get("ORCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ BATCH = 50
 PROGRESS_MAX_S = 300.0
 WRITERS_MAX_S = 300.0
 WRITER_PAUSE_MAX_S = 600.0
+START_MAX_S = 120.0
 
 INSERT_SOURCES = """
 INSERT INTO orchestrator.sources (id, tenant, name, source_type, host, created_at, updated_at)
@@ -69,7 +70,7 @@ def _start(url: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + START_MAX_S
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         while True:
@@ -98,7 +99,15 @@ class _Writers:
     committing (out-of-order commits). The batch writers stop at ``pause_at`` committed
     events until :attr:`resume` is set, so events are always written both before and after
     the kill, however fast or slow the machine. ``committed`` counts only what committed; an
-    exception in any writer is kept and re-raised by :meth:`join`, never lost with its thread.
+    exception in any writer is kept and re-raised by :meth:`check` and :meth:`join`, never
+    lost with its thread.
+
+    The batch writers share a budget of ``stop_at`` events of their own; the slow writer's
+    100 come on top, so the total is ``stop_at + 100`` whatever the interleaving. (It used to
+    be one counter for all: when the slow writer had counted 60 or more of its events before
+    the batch writers reached the stop, as on a loaded machine where the batches go slower
+    and the slow writer's sleeps do not, the batch writers stopped one or two batches early:
+    9,950 or 9,900 events instead of 10,000.)
     """
 
     def __init__(self, url: str, stop_at: int, pause_at: int) -> None:
@@ -121,15 +130,27 @@ class _Writers:
         for thread in self._threads:
             thread.start()
 
+    def check(self) -> None:
+        """Re-raises the first writer's exception, if any (call it while waiting)."""
+        if self._errors:
+            raise self._errors[0]
+
     def join(self, timeout_s: float) -> None:
         """Waits for every writer; fails the test on a writer's exception or a hang."""
         deadline = time.monotonic() + timeout_s
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        if self._errors:
-            raise self._errors[0]
+        self.check()
         alive = [t.name for t in self._threads if t.is_alive()]
         assert not alive, f"writers still running after {timeout_s:.0f} s: {alive}"
+
+    def stop(self, timeout_s: float) -> None:
+        """On the way out of a failed test: lets paused writers go and waits a bounded time
+        for them, so none still writes while the database is dropped."""
+        self.resume.set()
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _guard(self, fn, args) -> None:
         try:
@@ -206,6 +227,7 @@ def test_kill_mid_stream_and_restart_chains_every_event_exactly_once(audit_resta
             writers.start()
             deadline = time.monotonic() + PROGRESS_MAX_S
             while _cursor(conn) < 3000:
+                writers.check()
                 assert time.monotonic() < deadline, "the chainer made no progress"
                 time.sleep(0.02)
             proc.send_signal(signal.SIGKILL)
@@ -249,7 +271,7 @@ def test_kill_mid_stream_and_restart_chains_every_event_exactly_once(audit_resta
                 t: h["hash"] for t, h in heads.items()
             }
     finally:
-        writers.resume.set()
+        writers.stop(WRITERS_MAX_S)
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import DEV_SECRET, migrated_database, service_config
+from tests.conftest import DEV_SECRET, REDIS_URL, migrated_database, service_config
 
-REDIS_URL = os.environ.get("ORCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 KEEPALIVE_S = 0.5
 
 

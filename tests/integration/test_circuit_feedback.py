@@ -6,7 +6,6 @@ and PostgreSQL, so nothing here depends on timing."""
 
 from __future__ import annotations
 
-import os
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -21,10 +20,10 @@ from orchestrator_leases._ratelimit import LeaseLimiter
 from orchestrator_pg import Database, Failure, LeaseLedger
 from orchestrator_redis import BucketConfig, BucketKey, BucketStore, CircuitPolicy
 from stella.orchestrator.v1 import resources_pb2, scheduler_pb2
+from tests.conftest import REDIS_URL
 
 pytestmark = pytest.mark.integration
 
-REDIS_URL = os.environ.get("ORCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 T0 = datetime(2026, 6, 1, 12, tzinfo=UTC)
 ACTOR = Actor("acme", "worker-circuit", ("orch:work",), ("acme",))
 

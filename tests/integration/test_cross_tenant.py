@@ -8,7 +8,6 @@ unchanged afterwards. Row-level security is checked directly as the second wall.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -33,11 +32,10 @@ from stella.orchestrator.v1 import (
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
-from tests.conftest import DEV_SECRET, service_config
+from tests.conftest import DEV_SECRET, REDIS_URL, service_config
 
 pytestmark = pytest.mark.integration
 
-REDIS_URL = os.environ.get("ORCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SCOPES = ("orch:read", "orch:operate", "orch:quota", "orch:backfill", "orch:work")
 OPERATOR = common_pb2.OperatorContext(reason="cross-tenant probe", ticket="SEC-1")
 TENANT_TABLES = (

@@ -437,7 +437,9 @@ async def test_a_dropped_stream_releases_its_leases_at_once(leases_channel, sche
     await worker.collect_assignments(3)
     await worker.close()
     ids = [j.id for j in jobs]
-    deadline = time.monotonic() + 2
+    # A generous bound (a loaded machine); the reason below tells release-on-disconnect from
+    # the watchdog's expiry of the leases, whenever it comes.
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         rows = [_row(db, i) for i in ids]
         if all(r["state"] == "ready" for r in rows):
@@ -556,9 +558,11 @@ async def test_notify_wakes_a_waiting_stream_quickly(leases_channel, sched):
     await worker.quiet(0.3)  # idle: the dispatcher found nothing and waits
     started = time.monotonic()
     await _submit(sched, job_type)
-    await worker.collect_assignments(1, within_s=3)
+    await worker.collect_assignments(1, within_s=30)
     elapsed = time.monotonic() - started
-    assert elapsed < 0.3, f"assignment took {elapsed * 1000:.0f} ms (NOTIFY should wake it)"
+    # The dispatcher's fallback poll comes 1-2 s after its last claim, so 0.7 s or more after
+    # `started`: anything sooner was the NOTIFY (0.65 s leaves a loaded machine room).
+    assert elapsed < 0.65, f"assignment took {elapsed * 1000:.0f} ms (NOTIFY should wake it)"
     await worker.close()
 
 

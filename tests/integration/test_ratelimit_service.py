@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import socket
 import subprocess
@@ -39,14 +38,13 @@ from orchestrator_ratelimit import (
 )
 from orchestrator_ratelimit import _metrics as rl_metrics
 from stella.orchestrator.v1 import common_pb2, ratelimit_pb2, ratelimit_pb2_grpc, resources_pb2
-from tests.conftest import DEV_SECRET, service_config
+from tests.conftest import DEV_SECRET, REDIS_URL, service_config
 
 from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2 as envoy_common  # isort: skip
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc  # isort: skip
 
 pytestmark = pytest.mark.integration
 
-REDIS_URL = os.environ.get("ORCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ALL = ("orch:read", "orch:work", "orch:quota", "orch:operate")
 OPERATOR = common_pb2.OperatorContext(reason="integration test", ticket="OPS-1")
 DEFAULTS_TENANT = "rl-defaults"

@@ -5,7 +5,6 @@ keys at the end; time is moved by passing ``now``, never by sleeping."""
 from __future__ import annotations
 
 import math
-import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -27,10 +26,10 @@ from orchestrator_redis import (
     RedisUnavailable,
     acquire_decisions_per_s,
 )
+from tests.conftest import REDIS_URL
 
 pytestmark = pytest.mark.integration
 
-REDIS_URL = os.environ.get("ORCH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 T0 = 1_700_000_000.0
 KEY = BucketKey("acme", "api.example.com")
 
