@@ -233,7 +233,7 @@ def outcome(
     text = details or ""
     status = rpc_status.from_call(_Call(code, text, trailers))
     result = Outcome(code, text, responses, trailers, status)
-    result.parsed = error_details(result)  # type: ignore[arg-type]
+    result.parsed = error_details(result)  # reads trailing_metadata(), as from an RpcError
     return result
 
 
