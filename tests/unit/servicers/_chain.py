@@ -20,7 +20,7 @@
   from ``grpc_testing``'s blocking request iterator on a worker thread.
 
 No network, no database: storage is whatever fake the test builds the servicer with
-(see ``Untouched`` in ``_harness.py``).
+(see ``Untouched`` in ``_untouched.py``).
 """
 
 from __future__ import annotations

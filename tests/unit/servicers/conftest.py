@@ -27,7 +27,7 @@ from orchestrator_scheduler._servicer import METHOD_SCOPES as SCHEDULER_SCOPES
 from orchestrator_scheduler._servicer import SchedulerServicer
 from stella.orchestrator.v1 import audit_pb2, events_pb2, leases_pb2, ratelimit_pb2, scheduler_pb2
 from tests.unit.servicers._chain import Chain
-from tests.unit.servicers._harness import Untouched
+from tests.unit.servicers._untouched import Untouched
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ from stella.orchestrator.v1 import leases_pb2 as L
 from stella.orchestrator.v1 import ratelimit_pb2 as R
 from stella.orchestrator.v1 import scheduler_pb2 as S
 from tests.unit.servicers._chain import bearer, token
-from tests.unit.servicers._harness import Untouched
+from tests.unit.servicers._untouched import Untouched
 from tests.unit.servicers.conftest import SERVICES, Serve
 
 ID = "0190a6b2-3c4d-7e5f-8a9b-0c1d2e3f4a5b"
