@@ -618,6 +618,26 @@ async def test_envoy_should_rate_limit_ok_then_over_limit(
     assert authed.overall_code == rls_pb2.RateLimitResponse.OVER_LIMIT
 
 
+async def test_envoy_listener_hides_an_unexpected_error(
+    app: RatelimitApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token-less listener answers an unexpected exception INTERNAL with a generic
+    message, as the main port does; grpc.aio alone would send UNKNOWN with the message."""
+    leaked = "redis://:hunter2@cache.internal:6379 refused"
+
+    async def broken(*_: object) -> object:
+        raise RuntimeError(leaked)
+
+    monkeypatch.setattr(app.limiter, "decide", broken)  # a fault no real part produces
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.envoy_port}") as public:
+        stub = rls_pb2_grpc.RateLimitServiceStub(public)
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await stub.ShouldRateLimit(_envoy_request("acme", _host("broken")))
+    assert failed.value.code() == grpc.StatusCode.INTERNAL
+    assert "hunter2" not in (failed.value.details() or "")
+    assert "hunter2" not in repr(failed.value.trailing_metadata())
+
+
 # ----------------------------------------------------------------- tenancy and scopes
 
 

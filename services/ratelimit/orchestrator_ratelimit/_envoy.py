@@ -32,11 +32,10 @@ from orchestrator_core import (
     Clock,
     FieldViolation,
     InvalidArgument,
-    OrchestratorError,
     PermissionDenied,
     SystemClock,
 )
-from orchestrator_grpckit import SERVER_OPTIONS, current_principal, to_rpc_status
+from orchestrator_grpckit import SERVER_OPTIONS, ErrorInterceptor, current_principal
 from orchestrator_ratelimit._limiter import Decision, Limiter, Want
 from orchestrator_ratelimit._validate import HOST_RE
 from orchestrator_redis import BucketKey, BucketState, InvalidBucketArgument, RedisUnavailable
@@ -87,14 +86,7 @@ class EnvoyRateLimitServicer(rls_pb2_grpc.RateLimitServiceServicer):
         self.clock: Clock = clock or SystemClock()
 
     async def ShouldRateLimit(self, request: Any, context: Any) -> _Response:
-        if self.authenticated:
-            return await self._decide(request)
-        try:
-            return await self._decide(request)
-        except OrchestratorError as exc:
-            # No interceptor chain on the public listener: map our errors here.
-            status = to_rpc_status(exc)
-            await context.abort(status.code, status.details, status.trailing_metadata)
+        return await self._decide(request)
 
     def _keys(self, request: Any) -> list[tuple[BucketKey, int]]:
         violations: list[FieldViolation] = []
@@ -200,7 +192,9 @@ class EnvoyListener:
         self.port: int | None = None
 
     async def start(self) -> None:
-        server = grpc.aio.server(options=list(SERVER_OPTIONS))
+        # No token here, but errors still go through the one error interceptor: a domain
+        # error gets its status and details, anything else INTERNAL without its message.
+        server = grpc.aio.server(options=list(SERVER_OPTIONS), interceptors=[ErrorInterceptor()])
         rls_pb2_grpc.add_RateLimitServiceServicer_to_server(self._servicer, server)
         self.port = server.add_insecure_port(self._address)
         await server.start()

@@ -258,7 +258,8 @@ class Chain:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self._pullers = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="requests")
-        chain: list[grpc.aio.ServerInterceptor] = []
+        # a token-less listener (Envoy's) has the error interceptor only, as EnvoyListener
+        chain: list[grpc.aio.ServerInterceptor] = [ErrorInterceptor()]
         if method_scopes is not None:
             verifier = TokenVerifier(SECRET, None)
             chain = [ErrorInterceptor(), AuthInterceptor(verifier, method_scopes)]

@@ -145,10 +145,7 @@ def _mapping_cases() -> Iterator[object]:
     for name in VALID:
         for mapped in DOMAIN_ERRORS:
             yield pytest.param(name, mapped, id=f"{name}-{type(mapped.error).__name__}")
-        # the token-less listener has no error interceptor: it maps domain errors itself
-        # and leaves any other exception to grpc.aio (not modelled by grpc_testing)
-        if name != "envoy-listener":
-            yield pytest.param(name, UNEXPECTED, id=f"{name}-unexpected")
+        yield pytest.param(name, UNEXPECTED, id=f"{name}-unexpected")
 
 
 @pytest.mark.parametrize(("name", "mapped"), list(_mapping_cases()))
