@@ -602,6 +602,49 @@ async def test_fairness_small_tenant_is_served_in_the_first_batches(leases_chann
     assert set(seen) == small
 
 
+@pytest.mark.parametrize("tenants", [("acme", "globex"), ("*",)], ids=["two-tenants", "any"])
+async def test_a_shared_fleet_serves_every_granted_tenant_without_naming_one(
+    leases_channel, sched, db, tenants
+):
+    """A worker token granting several tenants (or '*') opens one Work stream with no
+    x-stella-tenant, is served both tenants' jobs fairly, and completes them; a method that
+    acts for one tenant (the scheduler's) still asks which."""
+    job_type = _job_type()
+    big = {j.id for j in await _submit(sched, job_type, 300, tenant="acme")}
+    small = {j.id for j in await _submit(sched, job_type, 6, tenant="globex")}
+    worker = StreamWorker(leases_channel, _token(tenants=tenants))  # no tenant header
+    welcome = await worker.hello([job_type], capacity=40)
+    assert welcome.session_id
+    await worker.collect_assignments(40)
+    first = {a.job_id for a in worker.assignments[:40]}
+    assert small <= first, "fair share: the small tenant's jobs come in the first batch"
+    assert {a.tenant for a in worker.assignments} == {"acme", "globex"}
+    await worker.send(
+        batch=leases_pb2.WorkerBatch(completions=[_completion(a) for a in worker.assignments])
+    )
+    acks = (await worker.next("results")).results.acks
+    assert all(a.ok for a in acks)
+    assert len(acks) == 40
+    await worker.close()
+    done = {
+        str(r[0])
+        for r in db.execute(
+            "SELECT id FROM orchestrator.jobs WHERE job_type = %s AND state = 'succeeded'",
+            (job_type,),
+        ).fetchall()
+    }
+    assert done == first
+    assert done <= big | small
+
+    with pytest.raises(grpc.aio.AioRpcError) as which:
+        await sched.ListJobs(
+            scheduler_pb2.ListJobsRequest(),
+            metadata=_md(mint_dev_token(SECRET, "fleet", list(tenants), OPERATE)),
+        )
+    assert which.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "x-stella-tenant" in (which.value.details() or "")
+
+
 # --------------------------------------------------------------------------- expiry
 
 

@@ -182,13 +182,16 @@ class TokenVerifier:
         """JWT ``alg`` values this verifier accepts."""
         return tuple(self._keys)
 
-    def authenticate(self, metadata: Metadata | None) -> Principal:
+    def authenticate(self, metadata: Metadata | None, *, spans_tenants: bool = False) -> Principal:
         """Authenticate a call from its invocation metadata.
 
         Reads ``authorization: Bearer <jwt>`` and the optional ``x-stella-tenant``.
 
         Args:
             metadata: The call's invocation metadata.
+            spans_tenants: The method acts across every tenant the token grants (a shared
+                worker fleet's Work stream): a token naming several tenants, or ``*``, needs
+                no ``x-stella-tenant``, and the principal's ``tenant`` is then ``""``.
 
         Returns:
             The principal, with its tenant selected.
@@ -217,9 +220,11 @@ class TokenVerifier:
             raise Unauthenticated(
                 "'authorization' metadata must be 'Bearer <token>'", reason="TOKEN_MALFORMED"
             )
-        return self.verify(token.strip(), tenant)
+        return self.verify(token.strip(), tenant, spans_tenants=spans_tenants)
 
-    def verify(self, token: str, requested_tenant: str | None = None) -> Principal:
+    def verify(
+        self, token: str, requested_tenant: str | None = None, *, spans_tenants: bool = False
+    ) -> Principal:
         """Verify one JWT and select the tenant.
 
         Args:
@@ -250,7 +255,7 @@ class TokenVerifier:
                 )
         return Principal(
             subject=subject,
-            tenant=_select_tenant(tenants, requested_tenant),
+            tenant=_select_tenant(tenants, requested_tenant, spans_tenants=spans_tenants),
             tenants=tenants,
             scopes=frozenset(_str_list(claims, "scopes", required=True)),
             job_types=_str_list(claims, "job_types", required=False),
@@ -307,11 +312,15 @@ def _str_list(claims: dict[str, Any], name: str, *, required: bool) -> tuple[str
     return tuple(value)
 
 
-def _select_tenant(tenants: tuple[str, ...], requested: str | None) -> str:
+def _select_tenant(
+    tenants: tuple[str, ...], requested: str | None, *, spans_tenants: bool = False
+) -> str:
     wildcard = ANY_TENANT in tenants
     if requested is None or requested == "":
         if not wildcard and len(tenants) == 1:
             return tenants[0]
+        if spans_tenants:
+            return ""  # the call acts for every granted tenant, none in particular
         granted = "any tenant ('*')" if wildcard else "tenants " + ", ".join(tenants)
         raise Unauthenticated(
             f"the token grants {granted}; name the tenant of this call with "

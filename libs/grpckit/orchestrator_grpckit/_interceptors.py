@@ -18,7 +18,15 @@ import os
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -289,6 +297,8 @@ class AuthInterceptor(_ScopeInterceptor):
             required before the servicer runs. Servicers may also call
             ``current_principal().require_scope(...)`` themselves.
         public_prefixes: Method path prefixes served without a token.
+        tenant_spanning: Full method names that act across every tenant the token grants
+            (see :meth:`TokenVerifier.authenticate`): no ``x-stella-tenant`` needed.
     """
 
     def __init__(
@@ -296,10 +306,12 @@ class AuthInterceptor(_ScopeInterceptor):
         verifier: TokenVerifier,
         method_scopes: Mapping[str, str] | None = None,
         public_prefixes: Sequence[str] = PUBLIC_METHOD_PREFIXES,
+        tenant_spanning: Collection[str] = (),
     ) -> None:
         self._verifier = verifier
         self._method_scopes = dict(method_scopes or {})
         self._public_prefixes = tuple(public_prefixes)
+        self._tenant_spanning = frozenset(tenant_spanning)
 
     def _applies(self, method: str) -> bool:
         return not method.startswith(self._public_prefixes)
@@ -308,7 +320,9 @@ class AuthInterceptor(_ScopeInterceptor):
     async def _scope(
         self, method: str, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[None]:
-        principal = self._verifier.authenticate(context.invocation_metadata())
+        principal = self._verifier.authenticate(
+            context.invocation_metadata(), spans_tenants=method in self._tenant_spanning
+        )
         _set_principal(principal)
         required = self._method_scopes.get(method)
         if required is not None:
@@ -320,6 +334,7 @@ def server_interceptors(
     verifier: TokenVerifier,
     *,
     method_scopes: Mapping[str, str] | None = None,
+    tenant_spanning: Collection[str] = (),
     tracing: bool = True,
     extra: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> list[grpc.aio.ServerInterceptor]:
@@ -328,6 +343,8 @@ def server_interceptors(
     Args:
         verifier: Token verifier for :class:`AuthInterceptor`.
         method_scopes: Scope required per full method name (see :class:`AuthInterceptor`).
+        tenant_spanning: Methods acting across the token's tenants (see
+            :class:`AuthInterceptor`).
         tracing: Add the OpenTelemetry aio server interceptor when the package is installed
             (spans go nowhere until the process configures a tracer provider).
         extra: Interceptors run innermost, after authentication; their exceptions are mapped
@@ -344,7 +361,7 @@ def server_interceptors(
         RequestIdInterceptor(),
         ObservabilityInterceptor(),
         ErrorInterceptor(),
-        AuthInterceptor(verifier, method_scopes),
+        AuthInterceptor(verifier, method_scopes, tenant_spanning=tenant_spanning),
     ]
     chain += list(extra)
     return chain

@@ -14,7 +14,7 @@ import logging
 import signal
 import socket
 import threading
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -117,6 +117,8 @@ class GrpcService:
             :class:`BackgroundTaskFailed`.
         verifier: Token verifier (default: built from ``config``).
         method_scopes: Scope required per full method name, checked before the servicer.
+        tenant_spanning: Full method names that act across every tenant the token grants
+            (a shared worker fleet needs no ``x-stella-tenant`` on them).
         interceptors: Extra interceptors, run innermost (after authentication).
         tracing: Add OpenTelemetry server instrumentation when it is installed.
         server_options: Extra/overriding channel arguments for ``grpc.aio.server``.
@@ -130,6 +132,7 @@ class GrpcService:
         background: Sequence[Background] = (),
         verifier: TokenVerifier | None = None,
         method_scopes: Mapping[str, str] | None = None,
+        tenant_spanning: Collection[str] = (),
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         tracing: bool = True,
         server_options: Sequence[tuple[str, Any]] = (),
@@ -142,6 +145,7 @@ class GrpcService:
             raise ValueError(f"background task names must be unique, got {names}")
         self._verifier = verifier
         self._method_scopes = dict(method_scopes or {})
+        self._tenant_spanning = frozenset(tenant_spanning)
         self._extra_interceptors = list(interceptors)
         self._tracing = tracing
         # Later entries win in grpc channel args, so overrides go last.
@@ -219,6 +223,7 @@ class GrpcService:
             interceptors=server_interceptors(
                 verifier,
                 method_scopes=self._method_scopes,
+                tenant_spanning=self._tenant_spanning,
                 tracing=self._tracing,
                 extra=self._extra_interceptors,
             ),

@@ -16,7 +16,12 @@ from orchestrator_leases._completer import Completer
 from orchestrator_leases._dispatcher import Dispatcher
 from orchestrator_leases._notify import ReadyListener
 from orchestrator_leases._ratelimit import LeaseLimiter
-from orchestrator_leases._servicer import METHOD_SCOPES, SERVICE_NAME, LeaseServicer
+from orchestrator_leases._servicer import (
+    METHOD_SCOPES,
+    SERVICE_NAME,
+    TENANT_SPANNING_METHODS,
+    LeaseServicer,
+)
 from orchestrator_leases._settings import LeaseSettings
 from orchestrator_leases._watchdog import Watchdog
 from orchestrator_pg import Database, LeaseLedger
@@ -116,6 +121,7 @@ async def build_app(
                 *background,
             ],
             method_scopes=METHOD_SCOPES,
+            tenant_spanning=TENANT_SPANNING_METHODS,
         )
         yield LeasesApp(
             service, servicer, dispatcher, completer, watchdog, listener, settings, limiter

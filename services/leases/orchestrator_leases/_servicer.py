@@ -39,6 +39,9 @@ METHOD_SCOPES: dict[str, str] = {
     f"/{SERVICE_NAME}/{method}": WORK_SCOPE
     for method in ("Work", "Claim", "Heartbeat", "Complete", "Fail", "RecordArtifacts")
 }
+# Every leases RPC acts for all the tenants the worker token grants (the claim filters by
+# them): a shared fleet's token names several tenants or '*' and no x-stella-tenant.
+TENANT_SPANNING_METHODS = frozenset(METHOD_SCOPES)
 MAX_CAPACITY = 10_000
 MAX_CLAIM_JOBS = 500
 MAX_CLAIM_WAIT_S = 30.0

@@ -253,6 +253,27 @@ def test_verifier_rejects_hs256_signed_with_the_public_key() -> None:
     assert verifier.algorithms == ("EdDSA",)
 
 
+@pytest.mark.parametrize("tenants", [["acme", "globex"], ["*"]], ids=["two", "any"])
+def test_a_tenant_spanning_method_needs_no_tenant_header(secret: str, tenants: list[str]) -> None:
+    verifier = TokenVerifier(secret, None)
+    token = mint_dev_token(secret, "fleet", tenants, ["orch:work"])
+    spanning = verifier.verify(token, spans_tenants=True)
+    assert spanning.tenant == ""  # acts for every granted tenant, none in particular
+    assert spanning.tenants == tuple(tenants)
+    # a header still selects (and is still checked against the grant)
+    assert verifier.verify(token, "globex", spans_tenants=True).tenant == "globex"
+    with pytest.raises(InvalidArgument):
+        verifier.verify(token, "-bad", spans_tenants=True)
+    if tenants != ["*"]:
+        with pytest.raises(PermissionDenied):
+            verifier.verify(token, "initech", spans_tenants=True)
+    # a single-tenant token keeps its tenant; other methods still ask which tenant
+    one = mint_dev_token(secret, "worker", ["acme"], ["orch:work"])
+    assert verifier.verify(one, spans_tenants=True).tenant == "acme"
+    with pytest.raises(Unauthenticated, match="x-stella-tenant"):
+        verifier.verify(token)
+
+
 def test_verifier_direct_rules(secret: str) -> None:
     verifier = TokenVerifier(secret, None)
     token = mint_dev_token(secret, "bob", ["acme", "globex"], ["orch:read"])
