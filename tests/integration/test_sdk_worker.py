@@ -417,6 +417,77 @@ async def test_worker_reconnects_after_the_service_restarts(
             await second.stop()
 
 
+async def test_a_stopping_leases_service_lets_running_handlers_finish(
+    database_url, scheduler, adb, make_token, job_type
+) -> None:
+    """A rolling update: the leases service stops while handlers run. It sends ServerDrain,
+    assigns nothing more, applies the results the handlers deliver, and closes once the
+    worker hung up — well inside the grace period; no handler is cancelled and no job runs
+    twice."""
+    from orchestrator_grpckit import ServiceConfig
+    from orchestrator_leases import LeaseSettings, build_service
+
+    grace_s = 60.0
+    config = ServiceConfig(
+        service_name="leases",
+        grpc_port=0,
+        metrics_port=None,
+        database_url=database_url,
+        auth_hs256_secret=DEV_SECRET,
+        shutdown_grace_s=grace_s,
+    )
+    rng = random.Random()
+    concurrency = rng.randint(2, 6)
+    running_now = 0
+    all_started = asyncio.Event()
+    cancelled: list[str] = []
+    attempts: list[tuple[str, int]] = []
+
+    async def handle(job):
+        nonlocal running_now
+        attempts.append((job.id, job.attempt))
+        running_now += 1
+        if running_now == concurrency:
+            all_started.set()
+        try:
+            await asyncio.sleep(rng.uniform(0.5, 1.5))
+        except asyncio.CancelledError:
+            cancelled.append(job.id)
+            raise
+        return {"attempt": job.attempt}
+
+    # a backlog larger than the worker's capacity: some jobs must stay ready, not be leased
+    ids = await submit(scheduler, job_type, [{"n": i} for i in range(concurrency * 3)])
+    async with build_service(config, settings=LeaseSettings(lease_ttl_s=30)) as service:
+        await service.start()
+        worker = Worker(
+            f"127.0.0.1:{service.port}",
+            token=make_token("acme", ("orch:work",)),
+            concurrency=concurrency,
+            max_reconnect_attempts=1,
+        )
+        worker.add_handler(job_type, handle)
+        task = asyncio.create_task(worker.run())
+        await asyncio.wait_for(all_started.wait(), WAIT_S)
+        started = time.monotonic()
+        await service.stop()
+        stopped_in = time.monotonic() - started
+    assert cancelled == []
+    assert stopped_in < grace_s / 2, (
+        f"the stop waited {stopped_in:.1f} s: the stream was not drained"
+    )
+    by_state: dict[str, int] = {}
+    for row in (await rows(adb, ids)).values():
+        by_state[row["state"]] = by_state.get(row["state"], 0) + 1
+    # the jobs that ran succeeded once; nothing is left leased; the rest wait for a replica
+    assert by_state.get("succeeded") == concurrency
+    assert by_state.get("ready") == 2 * concurrency
+    assert len(attempts) == len({job_id for job_id, _ in attempts}) == concurrency
+    worker.stop()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(task, WAIT_S)
+
+
 async def test_example_worker_script_runs_and_drains_on_sigterm(
     leases_target, scheduler, adb, make_token
 ) -> None:

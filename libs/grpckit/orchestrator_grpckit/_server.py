@@ -120,6 +120,9 @@ class GrpcService:
         tenant_spanning: Full method names that act across every tenant the token grants
             (a shared worker fleet needs no ``x-stella-tenant`` on them).
         interceptors: Extra interceptors, run innermost (after authentication).
+        on_stopping: Called once when a stop begins, after health turns NOT_SERVING and
+            before the server stops taking RPCs: e.g. tell stream clients to finish and
+            reconnect elsewhere, so the grace period is spent finishing work, not cutting it.
         tracing: Add OpenTelemetry server instrumentation when it is installed.
         server_options: Extra/overriding channel arguments for ``grpc.aio.server``.
     """
@@ -134,6 +137,7 @@ class GrpcService:
         method_scopes: Mapping[str, str] | None = None,
         tenant_spanning: Collection[str] = (),
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        on_stopping: Sequence[Callable[[], None]] = (),
         tracing: bool = True,
         server_options: Sequence[tuple[str, Any]] = (),
     ) -> None:
@@ -147,6 +151,7 @@ class GrpcService:
         self._method_scopes = dict(method_scopes or {})
         self._tenant_spanning = frozenset(tenant_spanning)
         self._extra_interceptors = list(interceptors)
+        self._on_stopping = list(on_stopping)
         self._tracing = tracing
         # Later entries win in grpc channel args, so overrides go last.
         self._options = list(SERVER_OPTIONS) + list(server_options)
@@ -325,6 +330,11 @@ class GrpcService:
         self._state = "stopping"
         try:
             await self._health.enter_graceful_shutdown()
+            for hook in self._on_stopping:
+                try:
+                    hook()
+                except Exception:
+                    _log.exception("stop hook %r failed", hook)
             if self._server is not None:
                 _log.info(
                     "%s stopping (grace %.1f s)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -122,6 +123,9 @@ async def build_app(
             ],
             method_scopes=METHOD_SCOPES,
             tenant_spanning=TENANT_SPANNING_METHODS,
+            # A rolling update: workers finish and deliver what they hold within the grace
+            # period and reconnect to another replica, instead of having handlers cut.
+            on_stopping=[functools.partial(dispatcher.drain_sessions, "shutdown")],
         )
         yield LeasesApp(
             service, servicer, dispatcher, completer, watchdog, listener, settings, limiter

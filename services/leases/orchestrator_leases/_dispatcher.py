@@ -132,6 +132,13 @@ class Dispatcher:
         if not group.sessions:
             self._groups.pop((group.actor, group.job_types), None)
 
+    def drain_sessions(self, reason: str) -> None:
+        """Tells every Work session to drain (the process is stopping): no more assignments;
+        the workers finish what they hold, deliver the results and reconnect elsewhere."""
+        for group in list(self._groups.values()):
+            for session in list(group.sessions):
+                session.drain_from_server(reason)
+
     def poke(self, session: WorkSession) -> None:
         """Slots were freed."""
         group: _Group | None = session.group

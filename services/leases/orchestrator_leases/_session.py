@@ -87,6 +87,7 @@ class WorkSession:
         self.in_flight = 0
         self.reserved = 0
         self.draining = False
+        self.server_drained = False
         self.closed = False
         self.leases: dict[uuid.UUID, uuid.UUID] = {}
         self.group: Any = None  # the dispatcher's bookkeeping
@@ -103,6 +104,15 @@ class WorkSession:
         if self.draining or self.closed:
             return 0
         return max(0, self.capacity - self.in_flight - self.reserved)
+
+    def drain_from_server(self, reason: str) -> None:
+        """Sends ServerDrain: no more assignments on this stream; results are still applied
+        until the worker, done with what it holds, closes the stream."""
+        if self.closed or self.server_drained:
+            return
+        self.server_drained = True
+        self.draining = True
+        self._out.put_nowait(leases_pb2.WorkResponse(drain=leases_pb2.ServerDrain(reason=reason)))
 
     def deliver(self, rows: Sequence[Row], build: Callable[[Row], Any]) -> bool:
         """Sends leased rows as one AssignmentBatch; False when the session is closed (the
