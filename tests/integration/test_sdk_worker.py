@@ -488,6 +488,62 @@ async def test_a_stopping_leases_service_lets_running_handlers_finish(
         await asyncio.wait_for(task, WAIT_S)
 
 
+async def test_an_old_work_stream_is_drained_and_the_worker_reconnects(
+    database_url, scheduler, adb, make_token, job_type
+) -> None:
+    """Streams older than ORCH_WORK_STREAM_MAX_AGE_S are drained so workers spread over new
+    replicas: the worker finishes its handlers, reconnects and goes on; nothing is cancelled
+    and every job succeeds once."""
+    from orchestrator_grpckit import ServiceConfig
+    from orchestrator_leases import LeaseSettings, build_service
+
+    config = ServiceConfig(
+        service_name="leases",
+        grpc_port=0,
+        metrics_port=None,
+        database_url=database_url,
+        auth_hs256_secret=DEV_SECRET,
+    )
+    rng = random.Random()
+    max_age_s = rng.uniform(1.0, 2.0)
+    cancelled: list[str] = []
+    attempts: list[str] = []
+
+    async def handle(job):
+        attempts.append(job.id)
+        try:
+            await asyncio.sleep(rng.uniform(0.1, 0.4))
+        except asyncio.CancelledError:
+            cancelled.append(job.id)
+            raise
+        return {}
+
+    total = rng.randint(40, 80)
+    ids = await submit(scheduler, job_type, [{"n": i} for i in range(total)])
+    settings = LeaseSettings(work_stream_max_age_s=max_age_s)
+    async with build_service(config, settings=settings) as service:
+        await service.start()
+        try:
+            worker = Worker(
+                f"127.0.0.1:{service.port}",
+                token=make_token("acme", ("orch:work",)),
+                concurrency=4,
+            )
+            worker.add_handler(job_type, handle)
+            async with running(worker):
+
+                async def all_done() -> bool:
+                    return all(r["state"] == "succeeded" for r in (await rows(adb, ids)).values())
+
+                await eventually(all_done, 120)
+            assert worker.stats.connects >= 2, "the stream was never drained for age"
+            assert worker.stats.stream_failures == 0
+        finally:
+            await service.stop()
+    assert cancelled == []
+    assert sorted(attempts) == sorted(ids)
+
+
 async def test_example_worker_script_runs_and_drains_on_sigterm(
     leases_target, scheduler, adb, make_token
 ) -> None:

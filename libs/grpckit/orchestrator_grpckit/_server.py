@@ -59,6 +59,11 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.http2.max_ping_strikes", 2),
     # A second replica on the same port must fail to bind, not silently share the traffic.
     ("grpc.so_reuseport", 0),
+    # Recycle connections after ~30 min (gRPC adds jitter): clients re-resolve and spread
+    # over replicas added since they connected. Calls in flight get 30 min more; Work
+    # streams are drained by the leases service before that (ORCH_WORK_STREAM_MAX_AGE_S).
+    ("grpc.max_connection_age_ms", 30 * 60_000),
+    ("grpc.max_connection_age_grace_ms", 30 * 60_000),
 )
 
 _HEALTH_SERVICE = "grpc.health.v1.Health"

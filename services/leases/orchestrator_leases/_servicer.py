@@ -126,15 +126,24 @@ class LeaseServicer(leases_pb2_grpc.LeaseServiceServicer):
             ledger=self._ledger,
             dispatcher=self._dispatcher,
         )
+        # Drained after 90-100 % of its max age (jittered so a fleet that connected together
+        # does not reconnect together): the worker reconnects, and spreads over new replicas.
+        max_age = self._settings.work_stream_max_age_s * self._rng.uniform(0.9, 1.0)
+        rebalance = asyncio.get_running_loop().call_later(
+            max_age, session.drain_from_server, "rebalance"
+        )
         ttl = self._settings.lease_ttl_s
         welcome = leases_pb2.ServerWelcome(
             session_id=session.session_id, max_batch=MAX_WORKER_BATCH
         )
         welcome.lease_ttl.FromNanoseconds(round(ttl * 1e9))
         welcome.heartbeat_interval.FromNanoseconds(round(ttl / 3 * 1e9))
-        yield leases_pb2.WorkResponse(welcome=welcome)
-        async for message in session.run(request_iterator):
-            yield message
+        try:
+            yield leases_pb2.WorkResponse(welcome=welcome)
+            async for message in session.run(request_iterator):
+                yield message
+        finally:
+            rebalance.cancel()
 
     # ------------------------------------------------------------------ unary
 

@@ -6,6 +6,11 @@
 | ``ORCH_CLAIM_BATCH`` | ``100`` | Most jobs one claim statement leases (across waiting sessions). |
 | ``ORCH_WATCHDOG_INTERVAL_S`` | ``1`` | How often the leader watchdog expires overdue leases. |
 | ``ORCH_COMPLETER_FLUSH_MS`` | ``2`` | How long the completer gathers reports before one flush. |
+| ``ORCH_WORK_STREAM_MAX_AGE_S`` | ``1500`` | Work streams drain after 90-100 % of it (below). |
+
+``ORCH_WORK_STREAM_MAX_AGE_S``: a drained stream's worker finishes what it holds and
+reconnects, spreading over replicas added since it connected. It is kept below the servers'
+30 min connection age plus its 30 min grace, so a connection is never cut under a stream.
 
 Rate limiting (see :mod:`orchestrator_leases._ratelimit`):
 
@@ -49,6 +54,7 @@ DEFAULT_LEASE_TTL_S = 30.0
 DEFAULT_CLAIM_BATCH = 100
 DEFAULT_WATCHDOG_INTERVAL_S = 1.0
 DEFAULT_COMPLETER_FLUSH_MS = 2.0
+DEFAULT_WORK_STREAM_MAX_AGE_S = 1500.0
 MAX_CLAIM_BATCH = 500
 DEFAULT_KEY_PREFIX = "orch:rl:"
 
@@ -62,6 +68,7 @@ class LeaseSettings:
         claim_batch: most jobs leased by one claim statement.
         watchdog_interval_s: pause between watchdog passes of the leader.
         completer_flush_ms: linger time of the completer before a flush.
+        work_stream_max_age_s: a Work stream is drained after 90-100 % of this.
         ratelimit: lease only what the rate limits admit (token buckets, blackouts,
             paused sources) and feed worker results back into the buckets.
         ratelimit_failure: ``closed`` or ``open``, what admission does while Redis is down.
@@ -76,6 +83,7 @@ class LeaseSettings:
     claim_batch: int = DEFAULT_CLAIM_BATCH
     watchdog_interval_s: float = DEFAULT_WATCHDOG_INTERVAL_S
     completer_flush_ms: float = DEFAULT_COMPLETER_FLUSH_MS
+    work_stream_max_age_s: float = DEFAULT_WORK_STREAM_MAX_AGE_S
     ratelimit: bool = True
     ratelimit_failure: Literal["closed", "open"] = "closed"
     ratelimit_key_prefix: str = DEFAULT_KEY_PREFIX
@@ -95,6 +103,9 @@ class LeaseSettings:
         batch = int(_number(env, "ORCH_CLAIM_BATCH", DEFAULT_CLAIM_BATCH, 1, MAX_CLAIM_BATCH))
         interval = _number(env, "ORCH_WATCHDOG_INTERVAL_S", DEFAULT_WATCHDOG_INTERVAL_S, 0.05, 3600)
         flush = _number(env, "ORCH_COMPLETER_FLUSH_MS", DEFAULT_COMPLETER_FLUSH_MS, 0, 1000)
+        max_age = _number(
+            env, "ORCH_WORK_STREAM_MAX_AGE_S", DEFAULT_WORK_STREAM_MAX_AGE_S, 1, 1800
+        )
         ratelimit = _choice(env, "ORCH_LEASES_RATELIMIT", ("on", "off"), "on") == "on"
         failure = _choice(env, "ORCH_LEASES_RATELIMIT_FAILURE", ("closed", "open"), "closed")
         timeout = _number(env, "ORCH_LEASES_RATELIMIT_REDIS_TIMEOUT_S", 0.5, 0.01, 60)
@@ -111,6 +122,7 @@ class LeaseSettings:
             batch,
             interval,
             flush,
+            work_stream_max_age_s=max_age,
             ratelimit=ratelimit,
             ratelimit_failure="open" if failure == "open" else "closed",
             ratelimit_key_prefix=prefix,
