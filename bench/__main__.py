@@ -129,17 +129,24 @@ class Stack:
                 proc.kill()
 
 
-def start_workers(target: str, job_type: str, count: int) -> list[subprocess.Popen[bytes]]:
+def start_workers(
+    target: str,
+    job_type: str,
+    count: int,
+    module: str = "bench._noop_worker",
+    prefix: str = "bench-w",
+) -> list[subprocess.Popen[bytes]]:
+    """``count`` worker processes (``module``: no-op handlers by default)."""
     token = mint_dev_token(SECRET, "bench-worker", [TENANT], ["orch:work"])
     return [
         subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "bench._noop_worker",
+                module,
                 target,
                 token,
-                f"bench-w{n}",
+                f"{prefix}{n}",
                 str(WORKER_CONCURRENCY),
                 job_type,
             ],

@@ -33,7 +33,6 @@ import psycopg
 
 from bench.__main__ import (
     ADMIN_URL,
-    ROOT,
     SECRET,
     TENANT,
     WORKER_CONCURRENCY,
@@ -43,6 +42,7 @@ from bench.__main__ import (
     figure,
     fresh_database,
     note,
+    start_workers,
     stop_workers,
     wait_done,
 )
@@ -132,26 +132,6 @@ def burndown_from_history(db: psycopg.Connection, job_type: str, total: int) -> 
     )
 
 
-def start_busy_workers(target: str, count: int) -> list[subprocess.Popen[bytes]]:
-    token = mint_dev_token(SECRET, "bench-worker", [TENANT], ["orch:work"])
-    return [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.e2e._worker_proc",
-                target,
-                token,
-                f"bench-busy-w{n}",
-                str(WORKER_CONCURRENCY),
-                JOB_TYPE,
-            ],
-            cwd=ROOT,
-        )
-        for n in range(count)
-    ]
-
-
 async def burndown(total: int) -> Burndown:
     """Queues ``total`` jobs on a fresh database, then burns them with busy workers."""
     url, name = await fresh_database("orch_bench_backlog")
@@ -164,7 +144,13 @@ async def burndown(total: int) -> Burndown:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.ports['scheduler']}") as channel:
             stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
             await bench_enqueue(stub, md, JOB_TYPE, total)
-        workers = start_busy_workers(f"127.0.0.1:{stack.ports['leases']}", WORKER_PROCESSES)
+        workers = start_workers(
+            f"127.0.0.1:{stack.ports['leases']}",
+            JOB_TYPE,
+            WORKER_PROCESSES,
+            module="tests.e2e._worker_proc",  # 20-60 ms handlers
+            prefix="bench-busy-w",
+        )
         with psycopg.connect(url, autocommit=True) as db:
             wait_done(db, JOB_TYPE, total, timeout_s=max(600, total / 100))
             return burndown_from_history(db, JOB_TYPE, total)

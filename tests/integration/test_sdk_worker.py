@@ -78,6 +78,20 @@ async def running(worker: Worker) -> AsyncIterator[asyncio.Task[None]]:
         await asyncio.wait_for(task, WAIT_S)
 
 
+def _leases_config(database_url: str, **overrides: Any) -> Any:
+    """A leases service of its own on a free port (for tests that stop or restart it)."""
+    from orchestrator_grpckit import ServiceConfig
+
+    return ServiceConfig(
+        service_name="leases",
+        grpc_port=0,
+        metrics_port=None,
+        database_url=database_url,
+        auth_hs256_secret=DEV_SECRET,
+        **overrides,
+    )
+
+
 async def submit(
     scheduler, job_type: str, payloads: list[dict[str, Any]], **spec: Any
 ) -> list[str]:
@@ -356,17 +370,9 @@ async def test_worker_reconnects_after_the_service_restarts(
 ) -> None:
     from dataclasses import replace
 
-    from orchestrator_grpckit import ServiceConfig
     from orchestrator_leases import LeaseSettings, build_service
 
-    config = ServiceConfig(
-        service_name="leases",
-        grpc_port=0,
-        metrics_port=None,
-        database_url=database_url,
-        auth_hs256_secret=DEV_SECRET,
-        shutdown_grace_s=0.5,
-    )
+    config = _leases_config(database_url, shutdown_grace_s=0.5)
     settings = LeaseSettings(lease_ttl_s=LEASE_TTL_S, watchdog_interval_s=0.2)
     started = asyncio.Event()
     interrupted = asyncio.Event()
@@ -424,18 +430,10 @@ async def test_a_stopping_leases_service_lets_running_handlers_finish(
     assigns nothing more, applies the results the handlers deliver, and closes once the
     worker hung up — well inside the grace period; no handler is cancelled and no job runs
     twice."""
-    from orchestrator_grpckit import ServiceConfig
     from orchestrator_leases import LeaseSettings, build_service
 
     grace_s = 60.0
-    config = ServiceConfig(
-        service_name="leases",
-        grpc_port=0,
-        metrics_port=None,
-        database_url=database_url,
-        auth_hs256_secret=DEV_SECRET,
-        shutdown_grace_s=grace_s,
-    )
+    config = _leases_config(database_url, shutdown_grace_s=grace_s)
     rng = random.Random()
     concurrency = rng.randint(2, 6)
     running_now = 0
@@ -494,16 +492,9 @@ async def test_an_old_work_stream_is_drained_and_the_worker_reconnects(
     """Streams older than ORCH_WORK_STREAM_MAX_AGE_S are drained so workers spread over new
     replicas: the worker finishes its handlers, reconnects and goes on; nothing is cancelled
     and every job succeeds once."""
-    from orchestrator_grpckit import ServiceConfig
     from orchestrator_leases import LeaseSettings, build_service
 
-    config = ServiceConfig(
-        service_name="leases",
-        grpc_port=0,
-        metrics_port=None,
-        database_url=database_url,
-        auth_hs256_secret=DEV_SECRET,
-    )
+    config = _leases_config(database_url)
     rng = random.Random()
     max_age_s = rng.uniform(1.0, 2.0)
     cancelled: list[str] = []
