@@ -46,6 +46,7 @@ from orchestrator_pg._ledger import (
     SourceFields,
     SubmittedJob,
 )
+from orchestrator_pg._listen import ReadyListener, WakeFn
 from orchestrator_pg._maintenance import EventPartitionMaintainer
 from orchestrator_pg._migrate import (
     Migration,
@@ -97,12 +98,14 @@ __all__ = [
     "ProgressUpdate",
     "QuotaFields",
     "QuotaLedger",
+    "ReadyListener",
     "Row",
     "ScheduleFields",
     "ScheduleLedger",
     "SourceFields",
     "SubmittedJob",
     "TxContext",
+    "WakeFn",
     "create_database",
     "database_url_for",
     "drop_database",

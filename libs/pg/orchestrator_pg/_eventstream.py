@@ -20,15 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import psycopg
-from psycopg.rows import dict_row
-
 from orchestrator_pg._db import Database, Row
+from orchestrator_pg._listen import ListenConnection, listen_forever
 from orchestrator_pg._queries import query
 
 POLL_INTERVAL_S = 1.0
@@ -36,12 +33,8 @@ SETTLE_POLL_S = 0.005
 # A writer of events still open after this long is assumed stuck; the horizon moves on rather
 # than stalling every stream (and logs it). Writers of the ledger commit in milliseconds.
 SETTLE_TIMEOUT_S = 5.0
-RECONNECT_MIN_S = 0.2
-RECONNECT_MAX_S = 5.0
 
 _log = logging.getLogger("orchestrator_pg.eventstream")
-# Reconnect jitter from its own generator: the global one belongs to the application.
-_JITTER = random.Random()
 
 
 class EventHorizon:
@@ -81,7 +74,7 @@ class EventHorizon:
                 self._changed.notify_all()
         self.ready.set()
 
-    async def _compute(self, conn: psycopg.AsyncConnection[Row]) -> int:
+    async def _compute(self, conn: ListenConnection) -> int:
         cur = await conn.execute(query("event_horizon_candidate"))
         candidate = int((await cur.fetchone() or {"seq": 0})["seq"])
         cur = await conn.execute(query("event_horizon_snapshot"))
@@ -105,30 +98,14 @@ class EventHorizon:
 
     async def run(self) -> None:
         """Track the horizon until cancelled, reconnecting after errors."""
-        delay = RECONNECT_MIN_S
+        await listen_forever(self._conninfo, "events_listen", self._track, label="event horizon")
+
+    async def _track(self, conn: ListenConnection) -> None:
         while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True, row_factory=dict_row
-                )
-            except psycopg.OperationalError as exc:
-                _log.warning("event horizon connection failed (%s); retrying", exc)
-                await asyncio.sleep(delay * _JITTER.uniform(0.5, 1.0))
-                delay = min(delay * 2, RECONNECT_MAX_S)
-                continue
-            try:
-                async with conn:
-                    await conn.execute(query("events_listen"))
-                    delay = RECONNECT_MIN_S
-                    while True:
-                        await self._publish(await self._compute(conn))
-                        # Drain notifications; wake on the first one or after the poll interval.
-                        async for _ in conn.notifies(timeout=POLL_INTERVAL_S, stop_after=1):
-                            break
-            except psycopg.OperationalError as exc:
-                _log.warning("event horizon connection lost (%s); reconnecting", exc)
-            await asyncio.sleep(delay * _JITTER.uniform(0.5, 1.0))
-            delay = min(delay * 2, RECONNECT_MAX_S)
+            await self._publish(await self._compute(conn))
+            # Drain notifications; wake on the first one or after the poll interval.
+            async for _ in conn.notifies(timeout=POLL_INTERVAL_S, stop_after=1):
+                break
 
 
 class EventReader:

@@ -9,7 +9,7 @@ Design note
 * ``_dispatcher``: one claim statement per batch for all waiting sessions with the same
   identity and job types (``FOR UPDATE SKIP LOCKED``, fair round-robin across tenants),
   never more than their free slots; wakes on NOTIFY, a full claim, or a jittered 1-2 s poll.
-* ``_notify``: the process's one ``LISTEN orch_jobs_ready`` connection.
+* the process's one ``LISTEN orch_jobs_ready`` connection is ``orchestrator_pg.ReadyListener``.
 * ``_completer``: heartbeats, progress, artifacts, completions and failures of every session
   batched into one statement per kind per flush, with a bounded backlog.
 * ``_watchdog``: leader-only (advisory lock) expiry of overdue leases.

@@ -15,7 +15,6 @@ from orchestrator_core import Clock
 from orchestrator_grpckit import Background, GrpcService, ServiceConfig
 from orchestrator_leases._completer import Completer
 from orchestrator_leases._dispatcher import Dispatcher
-from orchestrator_leases._notify import ReadyListener
 from orchestrator_leases._ratelimit import LeaseLimiter
 from orchestrator_leases._servicer import (
     METHOD_SCOPES,
@@ -25,7 +24,7 @@ from orchestrator_leases._servicer import (
 )
 from orchestrator_leases._settings import LeaseSettings
 from orchestrator_leases._watchdog import Watchdog
-from orchestrator_pg import Database, LeaseLedger
+from orchestrator_pg import Database, LeaseLedger, ReadyListener
 from orchestrator_redis import BucketStore
 from stella.orchestrator.v1 import leases_pb2_grpc
 

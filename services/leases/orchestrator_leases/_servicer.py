@@ -27,10 +27,9 @@ from orchestrator_leases import _convert as convert
 from orchestrator_leases._actor import Actor
 from orchestrator_leases._completer import Completer, Kind
 from orchestrator_leases._dispatcher import POLL_MAX_S, POLL_MIN_S, Dispatcher, record_claimed
-from orchestrator_leases._notify import ReadyListener
 from orchestrator_leases._session import WorkSession
 from orchestrator_leases._settings import LeaseSettings
-from orchestrator_pg import LeaseLedger
+from orchestrator_pg import LeaseLedger, ReadyListener
 from stella.orchestrator.v1 import leases_pb2, leases_pb2_grpc
 
 SERVICE_NAME = "stella.orchestrator.v1.LeaseService"

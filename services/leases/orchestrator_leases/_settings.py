@@ -103,9 +103,7 @@ class LeaseSettings:
         batch = int(_number(env, "ORCH_CLAIM_BATCH", DEFAULT_CLAIM_BATCH, 1, MAX_CLAIM_BATCH))
         interval = _number(env, "ORCH_WATCHDOG_INTERVAL_S", DEFAULT_WATCHDOG_INTERVAL_S, 0.05, 3600)
         flush = _number(env, "ORCH_COMPLETER_FLUSH_MS", DEFAULT_COMPLETER_FLUSH_MS, 0, 1000)
-        max_age = _number(
-            env, "ORCH_WORK_STREAM_MAX_AGE_S", DEFAULT_WORK_STREAM_MAX_AGE_S, 1, 1800
-        )
+        max_age = _number(env, "ORCH_WORK_STREAM_MAX_AGE_S", DEFAULT_WORK_STREAM_MAX_AGE_S, 1, 1800)
         ratelimit = _choice(env, "ORCH_LEASES_RATELIMIT", ("on", "off"), "on") == "on"
         failure = _choice(env, "ORCH_LEASES_RATELIMIT_FAILURE", ("closed", "open"), "closed")
         timeout = _number(env, "ORCH_LEASES_RATELIMIT_REDIS_TIMEOUT_S", 0.5, 0.01, 60)
