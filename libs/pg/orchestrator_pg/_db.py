@@ -25,9 +25,9 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from orchestrator_core import Clock, InvalidArgument, SystemClock
+from orchestrator_core import Clock, InvalidArgument, SystemClock, Unavailable
 
 Row = dict[str, Any]
 POOL_MIN_SIZE = 2
@@ -36,9 +36,18 @@ POOL_TIMEOUT_S = 10.0
 
 
 @contextmanager
-def unstorable_text_refused() -> Iterator[None]:
-    """PostgreSQL text holds no NUL byte (nor, in JSON, ``\\u0000``): a request carrying one is
-    bad input, answered INVALID_ARGUMENT, not an internal error (schemathesis found it)."""
+def storage_errors_mapped() -> Iterator[None]:
+    """Driver errors that are the caller's or the network's, as domain errors.
+
+    * PostgreSQL text holds no NUL byte (nor, in JSON, ``\\u0000``): a request carrying one
+      is bad input, INVALID_ARGUMENT, not an internal error (schemathesis found it).
+    * A lost or refused connection (SQLSTATE class 08, an administrator or crash shutdown,
+      57P01-57P03, or no SQLSTATE at all: the socket closed) and a pool that found no
+      connection in time are :class:`Unavailable`: callers answer UNAVAILABLE (retryable)
+      and background loops log and try again, while the pool reconnects by itself.
+    Other driver errors (constraint violations, serialization failures) pass through for
+    the ledger to map where it knows what they mean.
+    """
     try:
         yield
     except (
@@ -54,6 +63,13 @@ def unstorable_text_refused() -> Iterator[None]:
         raise InvalidArgument(
             "a text value contains a NUL (0x00) character, which cannot be stored; remove it"
         ) from exc
+    except PoolTimeout as exc:
+        raise Unavailable("the database did not answer in time; retry") from exc
+    except psycopg.OperationalError as exc:
+        state = exc.sqlstate or ""
+        if state and not state.startswith(("08", "57P01", "57P02", "57P03")):
+            raise
+        raise Unavailable("the database connection was lost; retry") from exc
 
 
 @dataclass(frozen=True)
@@ -130,7 +146,7 @@ class Database:
     async def transaction(self, ctx: TxContext) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
         """A connection inside a transaction carrying ``ctx``; commits on success."""
         now = ctx.now or self.clock.now()
-        with unstorable_text_refused():
+        with storage_errors_mapped():
             async with self._pool.connection() as conn, conn.transaction():
                 await conn.execute(
                     "SELECT set_config('orchestrator.tenant', %s, true),"
@@ -161,7 +177,7 @@ class Database:
         """
         if not tenant:
             raise ValueError("an isolated read needs a tenant")
-        with unstorable_text_refused():
+        with storage_errors_mapped():
             async with self._pool.connection() as conn:
                 if snapshot:
                     await conn.set_isolation_level(psycopg.IsolationLevel.REPEATABLE_READ)
@@ -178,6 +194,6 @@ class Database:
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
         """A pooled connection for reads (autocommit off, rolled back on return)."""
-        with unstorable_text_refused():
+        with storage_errors_mapped():
             async with self._pool.connection() as conn:
                 yield conn

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import psycopg
 
-from orchestrator_core import Clock, SystemClock
+from orchestrator_core import Clock, SystemClock, Unavailable
 from orchestrator_pg._leadership import LeaderLoop, Leadership
 from orchestrator_pg._queries import query
 
@@ -81,6 +81,6 @@ class EventPartitionMaintainer:
                         "event partitions maintained",
                         extra={"created": created, "dropped": dropped},
                     )
-            except psycopg.Error as exc:
+            except (psycopg.Error, Unavailable) as exc:
                 log.warning("event partition maintenance failed: %s", exc)
             await asyncio.sleep(MAINTENANCE_INTERVAL_S)

@@ -14,9 +14,7 @@ import asyncio
 import logging
 import random
 
-import psycopg
-
-from orchestrator_core import Clock, SystemClock
+from orchestrator_core import Clock, SystemClock, Unavailable
 from orchestrator_leases import _metrics as metrics
 from orchestrator_pg import LeaderLoop, Leadership, LeaseLedger, TxContext
 
@@ -74,7 +72,11 @@ class Watchdog:
             ctx = TxContext(tenant="", actor_subject=ACTOR, now=self._clock.now())
             try:
                 outcomes = await self._ledger.expire(ctx, limit=EXPIRE_BATCH)
-            except psycopg.Error:
+            except Unavailable as exc:
+                _log.warning("watchdog pass skipped: %s", exc)
+                break
+            except Exception:
+                # a pass must never end the service: log it, the next pass tries again
                 _log.exception("watchdog pass failed")
                 break
             total += len(outcomes)
