@@ -7,10 +7,39 @@ that takes a few tens of milliseconds and returns which worker ran it.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
 import sys
+from pathlib import Path
+from typing import IO
 
 from stella_orchestrator.worker import Job, Worker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def spawn(
+    target: str, token: str, worker_id: str, concurrency: int, job_types: list[str], log: IO[bytes]
+) -> subprocess.Popen[bytes]:
+    """Starts this worker as a process; its output goes to ``log`` (the caller may close
+    its own handle: the child keeps a descriptor of its own)."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.e2e._worker_proc",
+            target,
+            token,
+            worker_id,
+            str(concurrency),
+            *job_types,
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def main() -> None:

@@ -7,10 +7,7 @@ The sizes vary per run (seeded, printed), so the bound is not checked at one luc
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -21,6 +18,7 @@ import pytest
 from bench.backlog import LeaseEvent, burndown_from_history, lease_events, peak_leases
 from stella.orchestrator.v1 import resources_pb2, scheduler_pb2
 from tests.conftest import Stub
+from tests.e2e._worker_proc import spawn
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,23 +26,8 @@ SUBMIT_BATCH = 500
 
 
 def _start_worker(target: str, token: str, wid: str, capacity: int, job_type: str, logs: Path):
-    with (logs / f"{wid}.log").open("wb") as log:  # the child keeps its own descriptor
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.e2e._worker_proc",
-                target,
-                token,
-                wid,
-                str(capacity),
-                job_type,
-            ],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    with (logs / f"{wid}.log").open("wb") as log:
+        return spawn(target, token, wid, capacity, [job_type], log)
 
 
 def _succeeded(db: psycopg.Connection, job_type: str) -> int:

@@ -5,10 +5,8 @@ leased again by the others."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 
 from stella.orchestrator.v1 import common_pb2, resources_pb2, scheduler_pb2
 from tests.conftest import Stub
+from tests.e2e._worker_proc import spawn
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,22 +41,7 @@ def _dag(suffix: str) -> list[resources_pb2.JobSpec]:
 
 
 def _start_worker(target: str, token: str, worker_id: str, job_types: list[str], log):
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.e2e._worker_proc",
-            target,
-            token,
-            worker_id,
-            str(CONCURRENCY),
-            *job_types,
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    return spawn(target, token, worker_id, CONCURRENCY, job_types, log)
 
 
 async def _wait_for(predicate, timeout_s: float, what: str) -> None:
