@@ -13,6 +13,8 @@ from typing import Any, cast
 
 import redis.asyncio
 import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from orchestrator_redis._errors import (
     InvalidBucketArgument,
@@ -115,6 +117,7 @@ class BucketStore:
         adaptive: AdaptivePolicy = DEFAULT_ADAPTIVE,
     ) -> None:
         self._redis = redis
+        self._owns_client = False
         self.prefix = validate_prefix(prefix)
         self.default = default
         self.circuit = circuit
@@ -136,6 +139,27 @@ class BucketStore:
         ]
 
     # -- public operations -------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, url: str, *, timeout_s: float, **options: Any) -> BucketStore:
+        """A store on its own client for ``url`` (closed by :meth:`aclose`); ``options`` as
+        for the constructor. One attempt per command, bounded by ``timeout_s``: the caller's
+        failure policy, not a retry loop, decides what a dead Redis means."""
+        client = redis.asyncio.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        store = cls(client, **options)
+        store._owns_client = True
+        return store
+
+    async def aclose(self) -> None:
+        """Closes the client if :meth:`connect` made it (a client passed in is the caller's)."""
+        if self._owns_client:
+            await self._redis.aclose()
 
     async def configure(self, key: BucketKey, config: BucketConfig, *, now: float) -> BucketState:
         """Sets a bucket's own config; on the tenant default key ``(tenant, "")`` it is also

@@ -7,10 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import redis.asyncio
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from orchestrator_core import Clock
 from orchestrator_grpckit import Background, GrpcService, ServiceConfig
 from orchestrator_leases._completer import Completer
@@ -58,19 +54,13 @@ async def build_app(
     prefix, policies or Redis), else one on ``config.redis_url`` with the settings' prefix.
     """
     settings = settings or LeaseSettings.from_env()
-    client: redis.asyncio.Redis | None = None
+    owned: BucketStore | None = None
     if settings.ratelimit and bucket_store is None:
-        timeout = settings.ratelimit_redis_timeout_s
-        client = redis.asyncio.Redis.from_url(
+        bucket_store = owned = BucketStore.connect(
             config.redis_url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            # One attempt: the failure policy (not a retry loop) decides what a dead Redis means.
-            retry=Retry(NoBackoff(), 0),
-            health_check_interval=0,
-        )
-        bucket_store = BucketStore(
-            client, prefix=settings.ratelimit_key_prefix, default=settings.ratelimit_default_bucket
+            timeout_s=settings.ratelimit_redis_timeout_s,
+            prefix=settings.ratelimit_key_prefix,
+            default=settings.ratelimit_default_bucket,
         )
     db = Database(config.database_url, clock=clock)
     await db.open()
@@ -131,8 +121,8 @@ async def build_app(
         )
     finally:
         await db.close()
-        if client is not None:
-            await client.aclose()
+        if owned is not None:
+            await owned.aclose()
 
 
 @asynccontextmanager

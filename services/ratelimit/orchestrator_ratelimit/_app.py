@@ -6,10 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import redis.asyncio
 from envoy.service.ratelimit.v3 import rls_pb2_grpc
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from orchestrator_core import Clock
 from orchestrator_grpckit import GrpcService, ServiceConfig
@@ -58,19 +55,16 @@ async def build_app(
 ) -> AsyncIterator[RatelimitApp]:
     """Like :func:`build_service`, exposing the components too."""
     settings = settings or RatelimitSettings.from_env()
-    client = redis.asyncio.Redis.from_url(
+    store = BucketStore.connect(
         redis_url or config.redis_url,
-        socket_timeout=settings.redis_timeout_s,
-        socket_connect_timeout=settings.redis_timeout_s,
-        # One attempt: the failure policy (not a retry loop) decides what a dead Redis means.
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=0,
+        timeout_s=settings.redis_timeout_s,
+        prefix=settings.key_prefix,
+        default=settings.default_bucket,
     )
     db = Database(config.database_url, clock=clock)
     await db.open()
     listener: EnvoyListener | None = None
     try:
-        store = BucketStore(client, prefix=settings.key_prefix, default=settings.default_bucket)
         backend = Backend(
             store,
             probe_interval_s=settings.probe_interval_s,
@@ -106,7 +100,7 @@ async def build_app(
         if listener is not None:
             await listener.stop()
         await db.close()
-        await client.aclose()
+        await store.aclose()
 
 
 @asynccontextmanager

@@ -6,10 +6,6 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis.asyncio
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-
 from orchestrator_core import Clock
 from orchestrator_grpckit import GrpcService, ServiceConfig
 from orchestrator_pg import (
@@ -51,11 +47,10 @@ async def build_service(
     db = Database(config.database_url, clock=clock)
     await db.open()
     # Redis only feeds backfill estimates (the source's bucket rate): short timeouts, one try.
-    redis_client = redis.asyncio.Redis.from_url(
+    bucket_store = BucketStore.connect(
         config.redis_url,
-        socket_timeout=0.5,
-        socket_connect_timeout=0.5,
-        retry=Retry(NoBackoff(), 0),
+        timeout_s=0.5,
+        prefix=os.environ.get("ORCH_RATELIMIT_KEY_PREFIX", "") or DEFAULT_PREFIX,
     )
     try:
         firing = schedule_firing
@@ -68,10 +63,7 @@ async def build_service(
             max_payload_bytes=max_payload,
             schedule_ledger=schedule_ledger,
             clock=clock,
-            bucket_store=BucketStore(
-                redis_client,
-                prefix=os.environ.get("ORCH_RATELIMIT_KEY_PREFIX", "") or DEFAULT_PREFIX,
-            ),
+            bucket_store=bucket_store,
         )
         firer = ScheduleFirer(
             schedule_ledger, config.database_url, clock=clock, max_payload_bytes=max_payload
@@ -107,4 +99,4 @@ async def build_service(
         yield service
     finally:
         await db.close()
-        await redis_client.aclose()
+        await bucket_store.aclose()
