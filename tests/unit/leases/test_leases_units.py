@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC
 
 import pytest
 
@@ -16,6 +16,7 @@ from orchestrator_leases._actor import Actor
 from orchestrator_leases._completer import Completer, Kind
 from orchestrator_pg import Outcome
 from stella.orchestrator.v1 import common_pb2, leases_pb2
+from tests.unit.leases._rows import lease_row
 
 ACTOR = Actor("acme", "worker", ("orch:work",), ("acme",))
 
@@ -42,40 +43,14 @@ def test_settings_refuse_bad_values(name, value):
         LeaseSettings.from_env({name: value})
 
 
-def _row(**overrides):
-    row = {
-        "id": uuid.uuid4(),
-        "run_id": None,
-        "tenant": "acme",
-        "project": "",
-        "job_type": "feed.fetch",
-        "key": "",
-        "lease_id": uuid.uuid4(),
-        "lease_expires_at": datetime(2030, 1, 1, tzinfo=UTC),
-        "attempt": 1,
-        "max_attempts": 3,
-        "idempotency_key": None,
-        "correlation_id": "c-1",
-        "payload": {"url": "https://example.org"},
-        "payload_digest": "sha256:" + "0" * 64,
-        "trace_parent": "",
-        "trace_state": "",
-        "event_window_start": None,
-        "event_window_end": None,
-        "source_id": None,
-    }
-    row.update(overrides)
-    return row
-
-
 def test_assignment_idempotency_key_defaults_to_the_job_id():
-    row = _row()
+    row = lease_row()
     msg = convert.assignment(row)
     assert msg.idempotency_key == f"orch-{row['id']}"
     assert msg.payload["url"] == "https://example.org"
     assert msg.lease_expires_at.ToDatetime(UTC) == row["lease_expires_at"]
     assert not msg.HasField("event_time_window")
-    assert convert.assignment(_row(idempotency_key="mine")).idempotency_key == "mine"
+    assert convert.assignment(lease_row(idempotency_key="mine")).idempotency_key == "mine"
 
 
 def test_artifact_digest_must_be_lowercase_sha256():

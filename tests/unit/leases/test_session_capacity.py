@@ -30,6 +30,7 @@ from orchestrator_leases._session import WorkSession
 from orchestrator_pg import Outcome
 from orchestrator_pg._leasing import LimitedClaim
 from stella.orchestrator.v1 import leases_pb2
+from tests.unit.leases._rows import lease_row
 
 JOB_TYPE = "feed.fetch"
 ACTOR = Actor("acme", "fleet", ("orch:work",), ("acme",))
@@ -73,7 +74,9 @@ class _Ledger:
             if held > self.capacity[worker]:  # an assert here would be logged by the dispatcher
                 self.violations.append((worker, held, self.capacity[worker]))
                 self.all_done.set()
-            rows.append(_row(job_id, slot))
+            rows.append(
+                lease_row(id=job_id, slot=slot, ready_at=NOW, host="", lease_expires_at=NOW)
+            )
         return LimitedClaim(rows, [], NOW)
 
     async def complete(self, ctx: Any, items: list[Any], *, tenants: Any) -> list[Outcome]:
@@ -90,33 +93,6 @@ class _Ledger:
 
     async def release(self, ctx: Any, held: list[Any], *, message: str) -> list[Outcome]:
         return []
-
-
-def _row(job_id: uuid.UUID, slot: int) -> dict[str, Any]:
-    return {
-        "id": job_id,
-        "slot": slot,
-        "run_id": None,
-        "tenant": "acme",
-        "project": "",
-        "job_type": JOB_TYPE,
-        "key": "",
-        "lease_id": uuid.uuid4(),
-        "lease_expires_at": NOW,
-        "ready_at": NOW,
-        "attempt": 1,
-        "max_attempts": 3,
-        "idempotency_key": None,
-        "correlation_id": "",
-        "payload": {},
-        "payload_digest": "sha256:" + "0" * 64,
-        "trace_parent": "",
-        "trace_state": "",
-        "event_window_start": None,
-        "event_window_end": None,
-        "source_id": None,
-        "host": "",
-    }
 
 
 async def _worker(session: WorkSession, rng: random.Random, slowness: int, fail_every: int) -> None:
