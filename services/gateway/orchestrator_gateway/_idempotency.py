@@ -35,7 +35,7 @@ import uuid
 
 from prometheus_client import Counter
 
-from orchestrator_core import Unavailable
+from orchestrator_core import InvalidArgument, Unavailable
 from orchestrator_gateway._middleware import (
     API_PREFIX,
     ASGIApp,
@@ -111,7 +111,9 @@ class IdempotencyMiddleware:
             )
             return
         caller = identify(self.verifier, scope)
-        if not caller.authenticated:
+        if not caller.authenticated or "\x00" in path:
+            # Not recordable (no tenant; a NUL that PostgreSQL text cannot hold): the routes
+            # refuse such requests anyway.
             await self.app(scope, receive, send)
             return
         # Read the whole body: it is hashed, then handed to the route unchanged.
@@ -134,6 +136,10 @@ class IdempotencyMiddleware:
         record_key = IdempotencyKey(caller.tenant, caller.subject, path, key)
         try:
             await self._handle(scope, receive, send, record_key, fingerprint, body)
+        except InvalidArgument as exc:
+            await send_problem(
+                send, 400, f"invalid request: {exc}", path, reason="IDEMPOTENCY_KEY_INVALID"
+            )
         except Unavailable as exc:
             OUTCOMES.labels("unavailable").inc()
             _log.warning("Idempotency-Key store unavailable: %s", exc)
