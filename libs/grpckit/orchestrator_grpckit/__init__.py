@@ -47,6 +47,7 @@ from orchestrator_grpckit._config import (
     env_var_table,
 )
 from orchestrator_grpckit._context import current_request_id
+from orchestrator_grpckit._dependencies import DEPENDENCY_UP, Dependency, DependencyMonitor
 from orchestrator_grpckit._exceptions import BackgroundTaskFailed, ConfigError, GrpcKitError
 from orchestrator_grpckit._interceptors import (
     PUBLIC_METHOD_PREFIXES,
@@ -59,6 +60,7 @@ from orchestrator_grpckit._interceptors import (
 )
 from orchestrator_grpckit._logging import JsonFormatter, configure_logging
 from orchestrator_grpckit._server import (
+    LIVENESS_SERVICE,
     MAX_MESSAGE_BYTES,
     SERVER_OPTIONS,
     AddServicerFn,
@@ -77,10 +79,12 @@ __all__ = [
     "DEFAULT_GRPC_PORTS",
     "DEFAULT_METRICS_PORTS",
     "DEFAULT_REDIS_URL",
+    "DEPENDENCY_UP",
     "DEV_HS256_SECRET",
     "ENV_VARS",
     "ERROR_DOMAIN",
     "ISSUER",
+    "LIVENESS_SERVICE",
     "MAX_MESSAGE_BYTES",
     "PUBLIC_METHOD_PREFIXES",
     "REQUEST_ID_HEADER",
@@ -93,6 +97,8 @@ __all__ = [
     "BackgroundFactory",
     "BackgroundTaskFailed",
     "ConfigError",
+    "Dependency",
+    "DependencyMonitor",
     "EnvVar",
     "ErrorInterceptor",
     "GrpcKitError",
