@@ -51,6 +51,8 @@ class Stack:
             "database_url": self.database_url,
             "redis_url": REDIS_URL,
             "ratelimit_key_prefix": self.redis_prefix,
+            # Generous: a loaded CI machine must not make the limit fail open by accident.
+            "redis_timeout_s": 5.0,
             "rate_per_s": 1000.0,
             "rate_burst": 5000,
         }
@@ -143,6 +145,7 @@ class _Runner:
                 database_url=self.database_url,
                 redis_url=REDIS_URL,
                 ratelimit_key_prefix=self.redis_prefix,
+                redis_timeout_s=5.0,
                 rate_per_s=float(self.gateway_env.get("rate_per_s", 1000)),
                 rate_burst=int(self.gateway_env.get("rate_burst", 5000)),
                 stream_buffer=int(self.gateway_env.get("stream_buffer", 1000)),

@@ -272,8 +272,11 @@ async def test_rate_limit_headers_and_429(stack) -> None:
 
     from orchestrator_gateway import create_app
 
+    # A refill this slow adds no token while the test runs, however loaded the machine.
     settings = stack.gateway_settings(
-        rate_per_s=0.5, rate_burst=3, ratelimit_key_prefix=f"{stack.redis_prefix}{unique('rl')}:"
+        rate_per_s=0.0001,
+        rate_burst=3,
+        ratelimit_key_prefix=f"{stack.redis_prefix}{unique('rl')}:",
     )
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")

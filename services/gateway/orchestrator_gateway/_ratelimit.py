@@ -6,7 +6,9 @@ scripts of ``orchestrator_redis`` (``BucketStore``, under its own key prefix
 ``ORCH_GATEWAY_RATELIMIT_KEY_PREFIX``, default ``orch:gw:``): every replica takes from the same
 bucket, so N replicas allow the caller the configured rate, not N times it. A bucket is keyed
 ``{tenant}`` + subject, so a tenant's callers share one cluster slot; an idle bucket expires
-in Redis after a day.
+in Redis after a day. The refill uses each replica's own clock (the scripts never read Redis
+time); a bucket never runs backwards, so a replica whose clock is ``s`` seconds ahead can add
+at most ``rate_per_s * s`` tokens once, never a steady surplus.
 
 Every ``/api/`` answer carries ``X-RateLimit-Limit`` (burst), ``X-RateLimit-Remaining`` and
 ``X-RateLimit-Reset`` (seconds until the bucket is full again); an empty bucket answers 429
