@@ -232,3 +232,32 @@ async def test_sse_and_websocket_feeds_resume_on_the_other_replica(stack) -> Non
                     if not message.get("keep_alive"):
                         ws_received.append(message)
     assert ws_received == truth
+
+
+async def test_a_replica_without_postgresql_serves_but_refuses_to_record_keys(stack) -> None:
+    """PostgreSQL unreachable: the replica starts and serves; a POST with Idempotency-Key is
+    503 (it cannot promise a single run), never run unrecorded."""
+    job_type = unique("nodb-jt")
+    settings = stack.gateway_settings(database_url="postgresql://orchestrator@127.0.0.1:1/none")
+    async with (
+        gateway_replica(settings) as url,
+        httpx.AsyncClient(base_url=url, headers=stack.headers(), timeout=60) as c,
+    ):
+        assert (await c.get("/whoami")).status_code == 200
+        keyed = await c.post(
+            "/jobs",
+            json={"job": {"job_type": job_type}},
+            headers={"Idempotency-Key": unique("key")},
+        )
+        plain = await c.post("/jobs", json={"job": {"job_type": job_type}})
+    assert keyed.status_code == 503, keyed.text
+    assert keyed.headers["content-type"].startswith("application/problem+json")
+    assert keyed.json()["reason"] == "IDEMPOTENCY_STORE_UNAVAILABLE"
+    assert int(keyed.headers["retry-after"]) >= 1
+    assert plain.status_code == 201, plain.text
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        (count,) = conn.execute(
+            "SELECT count(*) FROM orchestrator.jobs WHERE tenant = %s AND job_type = %s",
+            (stack.tenant, job_type),
+        ).fetchone()
+    assert count == 1, "only the request without a key ran"

@@ -119,8 +119,11 @@ class Database:
             name="orchestrator",
         )
 
-    async def open(self) -> None:
-        await self._pool.open(wait=True)
+    async def open(self, *, wait: bool = True) -> None:
+        """Opens the pool; ``wait=False`` returns at once and lets the pool connect in the
+        background (a caller that must start while PostgreSQL is away, like the gateway:
+        its transactions raise :class:`Unavailable` until the database answers)."""
+        await self._pool.open(wait=wait)
 
     async def close(self) -> None:
         await self._pool.close()

@@ -77,16 +77,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.clients = Clients(settings)
+        # The gateway starts without PostgreSQL (reads and plain POSTs go on; a POST with
+        # Idempotency-Key answers 503 until the database is back).
+        await database.open(wait=False)
+        cleanup = asyncio.create_task(cleaner.run_forever(), name="idempotency-cleanup")
         try:
-            async with database:
-                cleanup = asyncio.create_task(cleaner.run_forever(), name="idempotency-cleanup")
-                try:
-                    yield
-                finally:
-                    cleanup.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await cleanup
+            yield
         finally:
+            cleanup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cleanup
+            await database.close()
             await buckets.aclose()
             await app.state.clients.close()
 
