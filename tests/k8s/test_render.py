@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from orchestrator_grpckit import LIVENESS_SERVICE
 from tests.k8s._tools import (
     K8S,
     ROOT,
@@ -206,8 +207,10 @@ def test_grpc_services_are_probed_over_grpc_health(overlay: list[Obj]) -> None:
     for name in ("scheduler", "leases", "ratelimit", "audit"):
         pod = named(overlay, "Deployment", f"orchestrator-{name}")["spec"]["template"]["spec"]
         main = pod["containers"][0]
-        assert "grpc" in main["readinessProbe"]
-        assert "grpc" in main["livenessProbe"]
+        port = next(p["containerPort"] for p in main["ports"] if p["name"] == "grpc")
+        # readiness follows the dependencies (health ""); liveness only the process
+        assert main["readinessProbe"]["grpc"] == {"port": port}
+        assert main["livenessProbe"]["grpc"] == {"port": port, "service": LIVENESS_SERVICE}
     gateway = named(overlay, "Deployment", "orchestrator-gateway")["spec"]["template"]["spec"]
     assert gateway["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/healthz"
 
