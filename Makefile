@@ -13,6 +13,7 @@ PYTEST_ARGS ?=
 
 include scripts/proto.mk
 include scripts/sdk.mk
+include scripts/k8s.mk
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lock console services migrate up down status demo test lint typecheck fmt \
