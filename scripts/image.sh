@@ -95,7 +95,11 @@ base() {
     log "base $BASE_IMAGE present"
     return 0
   fi
-  [ -f "$BASE_TAR" ] || make_base_tar
+  if [ ! -f "$BASE_TAR" ]; then
+    local started=$SECONDS
+    make_base_tar
+    echo "image_base_time $((SECONDS - started)) s (debootstrap, cached as $BASE_TAR)"
+  fi
   log "importing $BASE_TAR as $BASE_IMAGE"
   # `podman import` sets no PATH: the Containerfile's RUN steps need one.
   podman import --quiet \
