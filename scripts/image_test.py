@@ -7,8 +7,9 @@ ratelimit, audit, gateway), read-only root, on the host's network. PostgreSQL an
 the host's. The simulated upstream and the worker fleet stay on the host: they are the
 workload, not the suite.
 
-Its own ports (58150-58159, gateway HTTP 8185; any ``ORCH_*`` port set in the environment
-wins), a database recreated for each run (``orchestrator_image_test``) and a Redis key prefix
+Its own ports (28150-28159 and gateway HTTP 8185, all below the kernel's ephemeral range,
+from which tests draw their free ports; any ``ORCH_*`` port set in the environment wins), a
+database recreated for each run (``orchestrator_image_test``) and a Redis key prefix
 of its own keep it apart from stacks on the default ports. It fails unless the demo exits 0,
 every demo job ended succeeded, dead-lettered with an error class and message, or canceled
 because its upstream job died, and no container of the run is left behind.
@@ -33,16 +34,16 @@ ADMIN_URL = os.environ.get(
 DATABASE = "orchestrator_image_test"
 PORTS = {
     "ORCH_GATEWAY_HTTP_PORT": 8185,
-    "ORCH_GATEWAY_METRICS_PORT": 58150,
-    "ORCH_SCHEDULER_GRPC_PORT": 58151,
-    "ORCH_LEASES_GRPC_PORT": 58152,
-    "ORCH_RATELIMIT_GRPC_PORT": 58153,
-    "ORCH_AUDIT_GRPC_PORT": 58154,
-    "ORCH_RATELIMIT_ENVOY_GRPC_PORT": 58155,
-    "ORCH_SCHEDULER_METRICS_PORT": 58156,
-    "ORCH_LEASES_METRICS_PORT": 58157,
-    "ORCH_RATELIMIT_METRICS_PORT": 58158,
-    "ORCH_AUDIT_METRICS_PORT": 58159,
+    "ORCH_GATEWAY_METRICS_PORT": 28150,
+    "ORCH_SCHEDULER_GRPC_PORT": 28151,
+    "ORCH_LEASES_GRPC_PORT": 28152,
+    "ORCH_RATELIMIT_GRPC_PORT": 28153,
+    "ORCH_AUDIT_GRPC_PORT": 28154,
+    "ORCH_RATELIMIT_ENVOY_GRPC_PORT": 28155,
+    "ORCH_SCHEDULER_METRICS_PORT": 28156,
+    "ORCH_LEASES_METRICS_PORT": 28157,
+    "ORCH_RATELIMIT_METRICS_PORT": 28158,
+    "ORCH_AUDIT_METRICS_PORT": 28159,
 }
 DEMO_TIMEOUT_S = 1200  # the demo's own limit is 600 s of workload plus start and stop
 

@@ -38,7 +38,8 @@ PYTHON = sys.executable
 # A container adds podman's start-up to the service's on a loaded 2-core machine.
 IMAGE = os.environ.get("ORCH_STACK_IMAGE", "")
 STARTUP_TIMEOUT_S = 90.0 if IMAGE else 30.0
-STOP_TIMEOUT_S = 15.0
+# The grace period (ORCH_SHUTDOWN_GRACE_S, 10 s) plus, for a container, podman's teardown.
+STOP_TIMEOUT_S = 30.0 if IMAGE else 15.0
 DEMO_TENANT = "demo"
 
 
