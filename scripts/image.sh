@@ -108,7 +108,7 @@ base() {
 }
 
 build() {
-  local started revision size_bytes
+  local started revision created size_bytes
   started=$SECONDS
   base
   revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -126,12 +126,18 @@ build() {
       break
     fi
   done
+  created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   log "podman build $IMAGE (revision $revision)"
+  # The labels also go in as --label: buildah 1.28 (Debian 12) reuses a cached LABEL step
+  # whose ARG values changed, so a rebuild after a commit kept the old revision and date.
   podman build --layers --pull=never -f Containerfile "${ca_args[@]}" \
     --build-arg BASE_IMAGE="$BASE_IMAGE" \
     --build-arg VERSION="$VERSION" \
     --build-arg REVISION="$revision" \
-    --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    --build-arg CREATED="$created" \
+    --label org.opencontainers.image.version="$VERSION" \
+    --label org.opencontainers.image.revision="$revision" \
+    --label org.opencontainers.image.created="$created" \
     -t "$IMAGE" .
   size_bytes=$(podman image inspect --format '{{.Size}}' "$IMAGE")
   echo "image $IMAGE size $((size_bytes / 1000000)) MB (uncompressed; base $((
