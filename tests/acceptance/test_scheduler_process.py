@@ -108,10 +108,10 @@ def test_serves_requests_metrics_and_stops_gracefully_on_sigterm(scheduler_proce
     counters = [
         line
         for line in body.decode().splitlines()
-        if line.startswith("orch_grpc_requests_total{") and 'method="CreateSource"' in line
+        if line.startswith("grpc_server_handled_total{") and 'grpc_method="CreateSource"' in line
     ]
     assert len(counters) == 1, counters
-    assert 'code="OK"' in counters[0]
+    assert 'grpc_code="OK"' in counters[0]
     assert counters[0].endswith(" 1.0")
 
     proc.send_signal(signal.SIGTERM)

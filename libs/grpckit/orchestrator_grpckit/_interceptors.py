@@ -68,15 +68,23 @@ _DURATION_BUCKETS_S = (
     30.0,
 )
 
-REQUESTS_TOTAL = Counter(
-    "orch_grpc_requests",
-    "gRPC requests served, by status code.",
-    ("service", "method", "code"),
+# The grpc-ecosystem names (go-grpc-middleware / py-grpc-prometheus), so stock gRPC
+# dashboards and alerts apply. Labels are bounded: services and methods come from the
+# registered protos (unknown paths never reach an interceptor), codes are the 17 gRPC codes.
+STARTED_TOTAL = Counter(
+    "grpc_server_started",
+    "RPCs started on the server.",
+    ("grpc_type", "grpc_service", "grpc_method"),
 )
-REQUEST_DURATION_SECONDS = Histogram(
-    "orch_grpc_request_duration_seconds",
-    "gRPC request duration in seconds (streams: until the stream ends).",
-    ("service", "method"),
+HANDLED_TOTAL = Counter(
+    "grpc_server_handled",
+    "RPCs completed on the server, whatever their status code.",
+    ("grpc_type", "grpc_service", "grpc_method", "grpc_code"),
+)
+HANDLING_SECONDS = Histogram(
+    "grpc_server_handling_seconds",
+    "Time until the server finished the RPC (streams: until the stream ended), in seconds.",
+    ("grpc_type", "grpc_service", "grpc_method"),
     buckets=_DURATION_BUCKETS_S,
 )
 
@@ -113,16 +121,30 @@ class _ScopeInterceptor(grpc.aio.ServerInterceptor):
         method = raw.decode() if isinstance(raw, bytes) else raw
         if handler is None or not self._applies(method):
             return handler
-        return _wrap_handler(handler, lambda context: self._scope(method, context))
+        rpc_type = _rpc_type(handler)
+        return _wrap_handler(handler, lambda context: self._typed_scope(method, rpc_type, context))
 
     def _applies(self, method: str) -> bool:
         return True
+
+    def _typed_scope(
+        self, method: str, rpc_type: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AbstractAsyncContextManager[None]:
+        # Only the metrics need the RPC shape; the other scopes ignore it.
+        return self._scope(method, context)
 
     @abc.abstractmethod
     def _scope(
         self, method: str, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AbstractAsyncContextManager[None]:
         """The context each handled call runs inside (subclasses define it)."""
+
+
+def _rpc_type(handler: grpc.RpcMethodHandler) -> str:
+    """The ``grpc_type`` label: unary, client_stream, server_stream or bidi_stream."""
+    if handler.request_streaming:
+        return "bidi_stream" if handler.response_streaming else "client_stream"
+    return "server_stream" if handler.response_streaming else "unary"
 
 
 def _wrap_handler(handler: grpc.RpcMethodHandler, scope: _Scope) -> grpc.RpcMethodHandler:
@@ -201,18 +223,26 @@ class RequestIdInterceptor(_ScopeInterceptor):
 class ObservabilityInterceptor(_ScopeInterceptor):
     """Count and time every RPC and write one JSON access-log line per RPC.
 
-    Metrics: ``orch_grpc_requests_total{service,method,code}`` and
-    ``orch_grpc_request_duration_seconds{service,method}``. Access log (logger
+    Metrics (grpc-ecosystem names): ``grpc_server_started_total``,
+    ``grpc_server_handled_total{grpc_code}`` and ``grpc_server_handling_seconds``, all by
+    ``grpc_type``, ``grpc_service`` and ``grpc_method``. Access log (logger
     ``orchestrator_grpckit.access``): method, code, duration_ms, request_id, tenant,
     subject; never tokens or payloads. Health and reflection calls log at DEBUG so probes
     do not drown the log.
     """
 
-    @asynccontextmanager
-    async def _scope(
+    def _scope(
         self, method: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AbstractAsyncContextManager[None]:
+        return self._typed_scope(method, "unary", context)
+
+    @asynccontextmanager
+    async def _typed_scope(
+        self, method: str, rpc_type: str, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[None]:
         started = time.perf_counter()
+        service, name = split_method(method)
+        STARTED_TOTAL.labels(rpc_type, service, name).inc()
         code = grpc.StatusCode.UNKNOWN
         try:
             yield
@@ -226,9 +256,8 @@ class ObservabilityInterceptor(_ScopeInterceptor):
             raise
         finally:
             elapsed_s = time.perf_counter() - started
-            service, name = split_method(method)
-            REQUESTS_TOTAL.labels(service, name, code.name).inc()
-            REQUEST_DURATION_SECONDS.labels(service, name).observe(elapsed_s)
+            HANDLED_TOTAL.labels(rpc_type, service, name, code.name).inc()
+            HANDLING_SECONDS.labels(rpc_type, service, name).observe(elapsed_s)
             principal = _current_principal_or_none()
             level = logging.DEBUG if method.startswith(PUBLIC_METHOD_PREFIXES) else logging.INFO
             _access_log.log(

@@ -145,14 +145,11 @@ async def test_metrics_endpoint_counts_requests(
     with pytest.raises(grpc.aio.AioRpcError):
         await channel.unary_unary("/test.v1.Probe/Raise")(b"not_found", metadata=auth(mint()))
     text = await asyncio.to_thread(_scrape, service.metrics_port)
-    assert 'orch_grpc_requests_total{code="OK",method="Echo",service="test.v1.Probe"}' in text
-    assert (
-        'orch_grpc_requests_total{code="NOT_FOUND",method="Raise",service="test.v1.Probe"}' in text
-    )
-    assert (
-        'orch_grpc_request_duration_seconds_bucket{le="0.005",method="Echo",service="test.v1.Probe"}'
-        in text
-    )
+    labels = 'grpc_method="{}",grpc_service="test.v1.Probe",grpc_type="unary"'
+    assert f"grpc_server_started_total{{{labels.format('Echo')}}}" in text
+    assert f'grpc_server_handled_total{{grpc_code="OK",{labels.format("Echo")}}}' in text
+    assert f'grpc_server_handled_total{{grpc_code="NOT_FOUND",{labels.format("Raise")}}}' in text
+    assert f'grpc_server_handling_seconds_bucket{{{labels.format("Echo")},le="0.005"}}' in text
 
 
 @pytest.mark.asyncio
