@@ -58,6 +58,7 @@ from orchestrator_pg._ledger import (
 )
 from orchestrator_pg._listen import ReadyListener, WakeFn
 from orchestrator_pg._maintenance import EventPartitionMaintainer
+from orchestrator_pg._metrics import ChainLag, MetricsReader, QueueSnapshot
 from orchestrator_pg._migrate import (
     Migration,
     MigrationError,
@@ -84,6 +85,7 @@ __all__ = [
     "BackfillLedger",
     "BackfillPlan",
     "BackfillRequest",
+    "ChainLag",
     "ChainLink",
     "Completion",
     "ControlLedger",
@@ -105,6 +107,7 @@ __all__ = [
     "Leadership",
     "LeaseLedger",
     "Ledger",
+    "MetricsReader",
     "Migration",
     "MigrationError",
     "NewJob",
@@ -112,6 +115,7 @@ __all__ = [
     "OperationsLedger",
     "Outcome",
     "ProgressUpdate",
+    "QueueSnapshot",
     "QuotaFields",
     "QuotaLedger",
     "ReadyListener",

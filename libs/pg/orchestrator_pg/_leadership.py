@@ -60,6 +60,8 @@ class LeaderLoop(enum.Enum):
     LEASE_WATCHDOG = 0x5354_4F52_4348_0006
     # The gateway's cleanup of expired Idempotency-Key records (_idempotency.py).
     IDEMPOTENCY_KEYS = 0x5354_4F52_4348_0007
+    # The leases service's queue-depth and dead-letter snapshot (orchestrator_leases).
+    QUEUE_METRICS = 0x5354_4F52_4348_0008
 
     @property
     def key(self) -> int:

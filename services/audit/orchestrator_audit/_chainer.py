@@ -8,6 +8,12 @@ cursor and the chain heads back, so it misses nothing and chains nothing twice. 
 of replicas may run: only the leader of :attr:`LeaderLoop.AUDIT_CHAIN` chains, and it
 re-checks its leadership before every pass. A leader that lost its lock mid-pass cannot chain
 an event twice either: a link's key is (tenant, seq), so its late write fails and rolls back.
+
+Lag: after every pass the leader publishes how far the chain trails the outbox,
+``orch_audit_chain_lag_events`` (seqs handed out past its cursor) and
+``orch_audit_chain_lag_seconds`` (age of the oldest committed event not chained yet, 0 when
+none), read in one statement. Only the leader knows; a replica that does not lead reports 0
+for both (``orch_leader{loop="audit_chain"}`` tells whether anyone leads).
 """
 
 from __future__ import annotations
@@ -16,9 +22,11 @@ import asyncio
 import logging
 import random
 
+from prometheus_client import Gauge
+
 from orchestrator_audit._canonical import GENESIS_HASH, chain_hash, event_document
 from orchestrator_core import Clock, SystemClock
-from orchestrator_pg import AuditLedger, ChainLink, LeaderLoop, Leadership
+from orchestrator_pg import AuditLedger, ChainLink, LeaderLoop, Leadership, MetricsReader
 
 BATCH_EVENTS = 2000
 POLL_MIN_S = 0.5
@@ -27,6 +35,15 @@ LEADER_RETRY_S = 1.0
 ERROR_BACKOFF_S = 1.0
 
 _log = logging.getLogger("orchestrator.audit.chainer")
+
+CHAIN_LAG_EVENTS = Gauge(
+    "orch_audit_chain_lag_events",
+    "Event seqs handed out past the audit chainer's cursor (leader only; else 0).",
+)
+CHAIN_LAG_SECONDS = Gauge(
+    "orch_audit_chain_lag_seconds",
+    "Age of the oldest committed event not yet chained, in seconds (leader only; else 0).",
+)
 
 
 class Chainer:
@@ -48,12 +65,16 @@ class Chainer:
         lock_key: int | None = None,
     ) -> None:
         self._ledger = ledger
+        self._lag = MetricsReader(ledger.db)
         self._leadership = Leadership(conninfo, LeaderLoop.AUDIT_CHAIN, key=lock_key)
         self._rng = random.Random()  # jitter from its own: the global one is the application's
         self._clock = clock or SystemClock()
         self._heads: dict[str, str] = {}
         self.cursor = 0
         self.chained = 0
+        self.lag_events = 0
+        self.lag_seconds = 0.0
+        self.lag_measurements = 0
         self.caught_up = asyncio.Event()
 
     @property
@@ -66,6 +87,7 @@ class Chainer:
         async with self._leadership:
             while True:
                 if not await self._leadership.ensure():
+                    self._report_lag(0, 0.0)
                     await asyncio.sleep(LEADER_RETRY_S * self._rng.uniform(0.8, 1.0))
                     continue
                 try:
@@ -107,5 +129,23 @@ class Chainer:
             self.chained += len(links)
         if linked:
             _log.debug("chained %d events up to seq %d", linked, self.cursor)
+        await self._measure_lag()
         self.caught_up.set()
         return linked
+
+    async def _measure_lag(self) -> None:
+        try:
+            lag = await self._lag.audit_chain_lag(self.cursor)
+        except Exception:  # a metric must never stop chaining
+            _log.exception("measuring the chain lag failed")
+            return
+        seconds = 0.0
+        if lag.oldest_unchained_at is not None:
+            seconds = max(0.0, (self._clock.now() - lag.oldest_unchained_at).total_seconds())
+        self._report_lag(lag.events, seconds)
+
+    def _report_lag(self, events: int, seconds: float) -> None:
+        self.lag_events, self.lag_seconds = events, seconds
+        self.lag_measurements += 1
+        CHAIN_LAG_EVENTS.set(events)
+        CHAIN_LAG_SECONDS.set(seconds)

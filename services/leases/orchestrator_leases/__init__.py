@@ -13,6 +13,8 @@ Design note
 * ``_completer``: heartbeats, progress, artifacts, completions and failures of every session
   batched into one statement per kind per flush, with a bounded backlog.
 * ``_watchdog``: leader-only (advisory lock) expiry of overdue leases.
+* ``_queue_metrics``: leader-only queue-depth and dead-letter gauges, one snapshot statement
+  per interval.
 * ``_convert``: wire ↔ ledger records and validation; ``_settings``: the ``ORCH_*`` tunables;
   ``_metrics``: Prometheus metrics.
 

@@ -11,6 +11,7 @@ from orchestrator_core import Clock
 from orchestrator_grpckit import Background, Dependency, GrpcService, ServiceConfig
 from orchestrator_leases._completer import Completer
 from orchestrator_leases._dispatcher import Dispatcher
+from orchestrator_leases._queue_metrics import QueueGauges
 from orchestrator_leases._ratelimit import LeaseLimiter
 from orchestrator_leases._servicer import (
     METHOD_SCOPES,
@@ -20,7 +21,7 @@ from orchestrator_leases._servicer import (
 )
 from orchestrator_leases._settings import LeaseSettings
 from orchestrator_leases._watchdog import Watchdog
-from orchestrator_pg import Database, LeaseLedger, ReadyListener
+from orchestrator_pg import Database, LeaseLedger, MetricsReader, ReadyListener
 from orchestrator_redis import BucketStore
 from stella.orchestrator.v1 import leases_pb2_grpc
 
@@ -37,6 +38,7 @@ class LeasesApp:
     listener: ReadyListener
     settings: LeaseSettings
     limiter: LeaseLimiter | None = None
+    queue_gauges: QueueGauges | None = None
 
 
 @asynccontextmanager
@@ -46,6 +48,7 @@ async def build_app(
     clock: Clock | None = None,
     settings: LeaseSettings | None = None,
     watchdog_lock_key: int | None = None,
+    queue_metrics_lock_key: int | None = None,
     bucket_store: BucketStore | None = None,
 ) -> AsyncIterator[LeasesApp]:
     """Like :func:`build_service`, exposing the components too.
@@ -68,6 +71,7 @@ async def build_app(
     await db.open()
     try:
         ledger = LeaseLedger(db)
+        reader = MetricsReader(db)
         limiter: LeaseLimiter | None = None
         background: list[Background] = []
         if settings.ratelimit and bucket_store is not None:
@@ -84,6 +88,7 @@ async def build_app(
             lease_ttl_s=settings.lease_ttl_s,
             flush_ms=settings.completer_flush_ms,
             limiter=limiter,
+            runs=reader,
         )
         dispatcher = Dispatcher(
             ledger,
@@ -101,6 +106,12 @@ async def build_app(
             clock=clock,
             lock_key=watchdog_lock_key,
         )
+        queue_gauges = QueueGauges(
+            config.database_url,
+            reader,
+            interval_s=settings.queue_metrics_interval_s,
+            lock_key=queue_metrics_lock_key,
+        )
         servicer = LeaseServicer(ledger, completer, dispatcher, listener, settings)
         service = GrpcService(
             config,
@@ -111,6 +122,7 @@ async def build_app(
                 ("dispatcher", dispatcher.run),
                 ("completer", completer.run),
                 ("watchdog", watchdog.run),
+                ("queue-metrics", queue_gauges.run),
                 *background,
             ],
             method_scopes=METHOD_SCOPES,
@@ -120,7 +132,15 @@ async def build_app(
             on_stopping=[functools.partial(dispatcher.drain_sessions, "shutdown")],
         )
         yield LeasesApp(
-            service, servicer, dispatcher, completer, watchdog, listener, settings, limiter
+            service,
+            servicer,
+            dispatcher,
+            completer,
+            watchdog,
+            listener,
+            settings,
+            limiter,
+            queue_gauges,
         )
     finally:
         await db.close()

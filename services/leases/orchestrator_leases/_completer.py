@@ -16,6 +16,10 @@ Leases ended (completions and failures committed) are signalled through
 that was full may have room now, which the session's slot credit (sent before the commit)
 cannot tell.
 
+Run durations (``orch_job_run_duration_seconds``): after a flush has resolved its futures,
+the jobs it completed are read back in one statement (job type, lease to finish on the
+database clock) and observed, so acks never wait for the metric, while the next batch fills.
+
 Backpressure: at most ``MAX_BACKLOG_ITEMS`` wait for a flush; :meth:`Completer.submit`
 awaits room beyond that, which stalls the stream reader that called it and, through HTTP/2
 flow control, the worker.
@@ -27,7 +31,7 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,10 +39,14 @@ from typing import Any
 from orchestrator_leases import _metrics as metrics
 from orchestrator_leases._actor import Actor
 from orchestrator_leases._ratelimit import LeaseLimiter
-from orchestrator_pg import LeaseLedger, Outcome
+from orchestrator_pg import LeaseLedger, MetricsReader, Outcome
 
 FLUSH_ITEMS = 500
 MAX_BACKLOG_ITEMS = 10_000
+# A worker that resends a completion (no ack before a reconnect) gets "ok" again; leases
+# observed lately are remembered so a repeat is not counted twice (a repeat sent to another
+# replica is, which is rare and only inflates the count by one).
+RECENT_RUNS_REMEMBERED = 10_000
 
 _log = logging.getLogger("orchestrator_leases.completer")
 
@@ -74,6 +82,7 @@ class Completer:
         flush_items: a flush starts at once when this many items are queued.
         max_backlog: items queued beyond which :meth:`submit` waits.
         limiter: receives the applied results for rate-limit feedback (None: none).
+        runs: reads run durations of completed jobs (None: the histogram is not fed).
     """
 
     def __init__(
@@ -85,8 +94,12 @@ class Completer:
         flush_items: int = FLUSH_ITEMS,
         max_backlog: int = MAX_BACKLOG_ITEMS,
         limiter: LeaseLimiter | None = None,
+        runs: MetricsReader | None = None,
     ) -> None:
         self._ledger = ledger
+        self._runs = runs
+        self._succeeded: list[tuple[Any, Any]] = []
+        self._recent_runs: OrderedDict[Any, None] = OrderedDict()
         self._limiter = limiter
         # Called after a flush committed completions or failures (see the module docstring).
         self.on_leases_ended: Callable[[], None] | None = None
@@ -141,6 +154,7 @@ class Completer:
                 self._full.clear()
                 self._room.set()
                 await self._flush(batch)
+                await self._observe_runs()
         finally:
             for pending in [*batch.values(), *self._pending.values()]:
                 for chunk in pending.chunks:
@@ -165,6 +179,25 @@ class Completer:
                     chunk.future.set_result(outcomes[start:end])
                 start = end
 
+    async def _observe_runs(self) -> None:
+        fresh = []
+        for job_id, lease_id in self._succeeded:
+            if lease_id not in self._recent_runs:
+                self._recent_runs[lease_id] = None
+                fresh.append((job_id, lease_id))
+        self._succeeded = []
+        while len(self._recent_runs) > RECENT_RUNS_REMEMBERED:
+            self._recent_runs.popitem(last=False)
+        if self._runs is None or not fresh:
+            return
+        try:
+            durations = await self._runs.run_durations(fresh)
+        except Exception:  # a metric must never stop the completer
+            _log.exception("reading the run durations of %d jobs failed", len(fresh))
+            return
+        for job_type, seconds in durations:
+            metrics.JOB_RUN_DURATION_SECONDS.labels(job_type).observe(seconds)
+
     async def _apply(self, kind: Kind, actor: Actor, items: list[Any]) -> list[Outcome]:
         ctx = actor.ctx()
         ledger = self._ledger
@@ -180,6 +213,7 @@ class Completer:
             outcomes = await ledger.complete(ctx, items, tenants=actor.tenants)
             done = [o.job_id for o in outcomes if o.ok and o.new_state]
             metrics.LEASES_COMPLETED.inc(len(done))
+            self._succeeded += [(o.job_id, o.lease_id) for o in outcomes if o.ok and o.new_state]
             if self._limiter is not None:
                 self._limiter.observe(actor, done, ())
             if done and self.on_leases_ended is not None:

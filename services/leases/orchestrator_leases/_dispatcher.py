@@ -319,7 +319,7 @@ def record_claimed(rows: Sequence[Row], lease_ttl_s: float) -> None:
     """Counts leased jobs by type and observes their start latency."""
     for job_type, n in Counter(r["job_type"] for r in rows).items():
         metrics.LEASES_CLAIMED.labels(job_type).inc(n)
-    observe = metrics.JOB_START_LATENCY_SECONDS.observe
+    latency = metrics.JOB_START_LATENCY_SECONDS
     for row in rows:
         waited = (row["lease_expires_at"] - row["ready_at"]).total_seconds() - lease_ttl_s
-        observe(max(0.0, waited))
+        latency.labels(row["job_type"]).observe(max(0.0, waited))

@@ -1,4 +1,9 @@
-"""Prometheus metrics of the leases service (registered once per process)."""
+"""Prometheus metrics of the leases service (registered once per process).
+
+docs/metrics.md lists every metric with its labels and their bounds. ``job_type`` is
+bounded by the job types workers register (a deployment's handful); ``state`` by the three
+unfinished states; ``error_class`` by the ErrorClass enum; tenants by the tenants table.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ LEASE_SESSIONS = Gauge("orch_lease_sessions", "Open Work streams in this process
 JOB_START_LATENCY_SECONDS = Histogram(
     "orch_job_start_latency_seconds",
     "Time from a job becoming claimable (not_before, or creation) to its lease, in seconds.",
+    ("job_type",),
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 RATELIMIT_BACKEND_UP = Gauge(
@@ -34,4 +40,10 @@ THROTTLES = Counter(
     "orch_leases_throttles",
     "Buckets throttled after upstream 429/5xx failures reported by workers, by origin.",
     ("origin",),
+)
+JOB_RUN_DURATION_SECONDS = Histogram(
+    "orch_job_run_duration_seconds",
+    "Time from a job's lease to its successful completion (database clock), by job type.",
+    ("job_type",),
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
 )

@@ -6,6 +6,7 @@
 | ``ORCH_CLAIM_BATCH`` | ``100`` | Most jobs one claim statement leases (across waiting sessions). |
 | ``ORCH_WATCHDOG_INTERVAL_S`` | ``1`` | How often the leader watchdog expires overdue leases. |
 | ``ORCH_COMPLETER_FLUSH_MS`` | ``2`` | How long the completer gathers reports before one flush. |
+| ``ORCH_QUEUE_METRICS_INTERVAL_S`` | ``15`` | Pause between the leader's queue snapshots. |
 | ``ORCH_WORK_STREAM_MAX_AGE_S`` | ``1500`` | Work streams drain after 90-100 % of it (below). |
 
 ``ORCH_WORK_STREAM_MAX_AGE_S``: a drained stream's worker finishes what it holds and
@@ -54,6 +55,8 @@ DEFAULT_LEASE_TTL_S = 30.0
 DEFAULT_CLAIM_BATCH = 100
 DEFAULT_WATCHDOG_INTERVAL_S = 1.0
 DEFAULT_COMPLETER_FLUSH_MS = 2.0
+# One grouped count over the unfinished jobs per interval; a Prometheus scrape interval.
+DEFAULT_QUEUE_METRICS_INTERVAL_S = 15.0
 DEFAULT_WORK_STREAM_MAX_AGE_S = 1500.0
 MAX_CLAIM_BATCH = 500
 DEFAULT_KEY_PREFIX = "orch:rl:"
@@ -77,6 +80,7 @@ class LeaseSettings:
         ratelimit_redis_timeout_s: Redis connect and socket timeout.
         ratelimit_default_bucket: config of buckets with no config of their own or of their
             tenant (:data:`orchestrator_redis.NON_BINDING` by default).
+        queue_metrics_interval_s: pause between the leader's queue-depth snapshots.
     """
 
     lease_ttl_s: float = DEFAULT_LEASE_TTL_S
@@ -90,6 +94,7 @@ class LeaseSettings:
     ratelimit_jitter_s: float = 1.0
     ratelimit_redis_timeout_s: float = 0.5
     ratelimit_default_bucket: BucketConfig = NON_BINDING
+    queue_metrics_interval_s: float = DEFAULT_QUEUE_METRICS_INTERVAL_S
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LeaseSettings:
@@ -104,6 +109,9 @@ class LeaseSettings:
         interval = _number(env, "ORCH_WATCHDOG_INTERVAL_S", DEFAULT_WATCHDOG_INTERVAL_S, 0.05, 3600)
         flush = _number(env, "ORCH_COMPLETER_FLUSH_MS", DEFAULT_COMPLETER_FLUSH_MS, 0, 1000)
         max_age = _number(env, "ORCH_WORK_STREAM_MAX_AGE_S", DEFAULT_WORK_STREAM_MAX_AGE_S, 1, 1800)
+        queue_metrics = _number(
+            env, "ORCH_QUEUE_METRICS_INTERVAL_S", DEFAULT_QUEUE_METRICS_INTERVAL_S, 0.05, 3600
+        )
         ratelimit = _choice(env, "ORCH_LEASES_RATELIMIT", ("on", "off"), "on") == "on"
         failure = _choice(env, "ORCH_LEASES_RATELIMIT_FAILURE", ("closed", "open"), "closed")
         timeout = _number(env, "ORCH_LEASES_RATELIMIT_REDIS_TIMEOUT_S", 0.5, 0.01, 60)
@@ -127,6 +135,7 @@ class LeaseSettings:
             ratelimit_jitter_s=jitter,
             ratelimit_redis_timeout_s=timeout,
             ratelimit_default_bucket=default_bucket,
+            queue_metrics_interval_s=queue_metrics,
         )
 
 

@@ -1,0 +1,81 @@
+"""Reads behind the domain metrics (queries/metrics.sql); docs/metrics.md lists the metrics.
+
+The queue snapshot spans every tenant by design (an operator's view, like the lease
+watchdog): it runs on the leader of :attr:`LeaderLoop.QUEUE_METRICS` only, once per
+interval, so neither scrapes nor replicas multiply its cost.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from orchestrator_pg._db import Database
+from orchestrator_pg._queries import query
+
+# Series per family the snapshot returns at most (largest first): the cardinality bound.
+MAX_SERIES = 1000
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """Unfinished jobs by (tenant, job_type, state) and pending dead-letter entries by
+    (tenant, error_class)."""
+
+    queue: dict[tuple[str, str, str], int]
+    dead_letter: dict[tuple[str, str], int]
+
+
+@dataclass(frozen=True)
+class ChainLag:
+    """How far the audit chain trails: seqs allocated past the cursor, and the oldest
+    committed event after it (None: none)."""
+
+    events: int
+    oldest_unchained_at: datetime | None
+
+
+class MetricsReader:
+    """Storage reads of the metrics (named noun-first, STYLE rule 4)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def queue_snapshot(self, *, max_series: int = MAX_SERIES) -> QueueSnapshot:
+        """One round trip: queue depth and dead-letter entries of every tenant."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(query("metrics_queue_snapshot"), {"max_series": max_series})
+            rows = await cur.fetchall()
+        queue: dict[tuple[str, str, str], int] = {}
+        dead: dict[tuple[str, str], int] = {}
+        for row in rows:
+            if row["kind"] == "queue":
+                queue[(row["tenant"], row["job_type"], row["label"])] = int(row["n"])
+            else:
+                dead[(row["tenant"], row["label"])] = int(row["n"])
+        return QueueSnapshot(queue, dead)
+
+    async def run_durations(
+        self, leases: Sequence[tuple[uuid.UUID, uuid.UUID]]
+    ) -> list[tuple[str, float]]:
+        """``(job_type, seconds from lease to finish)`` of the jobs that succeeded under the
+        given ``(job_id, lease_id)`` pairs."""
+        if not leases:
+            return []
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                query("metrics_run_durations"),
+                {"ids": [j for j, _ in leases], "lease_ids": [lease for _, lease in leases]},
+            )
+            return [(r["job_type"], max(0.0, float(r["run_s"]))) for r in await cur.fetchall()]
+
+    async def audit_chain_lag(self, cursor: int) -> ChainLag:
+        """The chain's lag behind the outbox, given the chainer's cursor."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(query("metrics_audit_chain_lag"), {"cursor": cursor})
+            row = await cur.fetchone()
+        if row is None:
+            return ChainLag(0, None)
+        return ChainLag(max(0, int(row["allocated"]) - cursor), row["oldest_unchained_at"])
