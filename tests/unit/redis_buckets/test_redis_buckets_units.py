@@ -72,8 +72,12 @@ def test_circuit_policy_rejects(kwargs):
     [
         {"decrease_factor": 0},
         {"decrease_factor": 1.1},
-        {"min_refill_fraction": 0},
-        {"recover_per_s": -0.1},
+        {"min_refill_per_s": 0},
+        {"probe_per_s": -0.1},
+        {"goodput_margin": 0},
+        {"goodput_margin": 1.5},
+        {"burst_s": 0},
+        {"min_goodput_window_s": float("nan")},
     ],
 )
 def test_adaptive_policy_rejects(kwargs):
