@@ -186,8 +186,9 @@ async def test_throttle_pauses_decreases_and_floors(store: BucketStore):
         now += 2
 
 
-async def _successes(store: BucketStore, key: BucketKey, per_report: int, start: float,
-                     end: float, step: float = 0.1) -> BucketState:
+async def _successes(
+    store: BucketStore, key: BucketKey, per_report: int, start: float, end: float, step: float = 0.1
+) -> BucketState:
     state = None
     for i in range(round((end - start) / step)):
         now = start + i * step

@@ -59,6 +59,7 @@ from orchestrator_pg._operations import OperationsLedger
 from orchestrator_pg._queries import parse_queries, queries, query
 from orchestrator_pg._quotas import QUOTA_MUTABLE_FIELDS, QuotaFields, QuotaLedger
 from orchestrator_pg._schedules import SCHEDULE_MUTABLE_FIELDS, ScheduleFields, ScheduleLedger
+from orchestrator_pg._throttles import ThrottleStore
 
 __all__ = [
     "ARTIFACT_CONFLICT",
@@ -104,6 +105,7 @@ __all__ = [
     "ScheduleLedger",
     "SourceFields",
     "SubmittedJob",
+    "ThrottleStore",
     "TxContext",
     "WakeFn",
     "create_database",

@@ -181,6 +181,7 @@ class AdaptivePolicy:
     burst_s: float = 0.2
     goodput_window_s: float = 4.0
     min_goodput_window_s: float = 0.5
+    gentle_decrease: float = 0.85
 
     def __post_init__(self) -> None:
         for name in (
@@ -192,9 +193,10 @@ class AdaptivePolicy:
             "burst_s",
             "goodput_window_s",
             "min_goodput_window_s",
+            "gentle_decrease",
         ):
             _finite(name, getattr(self, name))
-        for name in ("decrease_factor", "goodput_margin"):
+        for name in ("decrease_factor", "goodput_margin", "gentle_decrease"):
             if not 0 < getattr(self, name) <= 1:
                 raise InvalidBucketArgument(name, "must be in (0, 1]")
         for name in ("min_refill_per_s", "burst_s", "goodput_window_s", "min_goodput_window_s"):
@@ -249,6 +251,8 @@ class BucketState:
             reason while one is active, else ``""``.
         circuit: ``"closed"``, ``"open"`` or ``"half_open"``.
         updated_at: Latest ``now`` the bucket has seen (epoch seconds).
+        changed: For a throttle report, whether it started an episode (False: the bucket
+            was already paused, the report changed nothing); True otherwise.
     """
 
     key: BucketKey
@@ -260,6 +264,7 @@ class BucketState:
     reason: str
     circuit: CircuitState
     updated_at: float
+    changed: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,7 +123,7 @@ class BucketStore:
         self.circuit = circuit
         self.adaptive = adaptive
         self._loaded = False
-        # ARGV[2..17] of every script (see the calling convention in lua/buckets.lua).
+        # ARGV[2..18] of every script (see the calling convention in lua/buckets.lua).
         self._policy_args = [
             _num(default.capacity),
             _num(default.refill_per_s),
@@ -141,6 +141,7 @@ class BucketStore:
             _num(adaptive.burst_s),
             _num(adaptive.goodput_window_s),
             _num(adaptive.min_goodput_window_s),
+            _num(adaptive.gentle_decrease),
         ]
 
     # -- public operations -------------------------------------------------------------
@@ -426,6 +427,7 @@ class BucketStore:
             reason=_text(reply[5]),
             circuit=cast(CircuitState, _text(reply[6])),
             updated_at=float(_text(reply[7])),
+            changed=len(reply) < 10 or _text(reply[9]) == "1",
         )
 
     async def _plain(self, *commands: tuple[Any, ...]) -> list[Any]:

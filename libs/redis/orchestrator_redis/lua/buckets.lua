@@ -8,11 +8,11 @@
 --   KEYS[1] = config hash {prefix}c:{tenant}   (persistent: configs and overrides)
 --   KEYS[2] = index set   {prefix}i:{tenant}   (hosts with a live bucket hash)
 --   KEYS[3..] = bucket hashes {prefix}b:{tenant}:{host}
---   ARGV[1..17] = now, default capacity, default refill/s, idle TTL s, failure ratio,
+--   ARGV[1..18] = now, default capacity, default refill/s, idle TTL s, failure ratio,
 --                 min volume, window s, open s, decrease factor, min refill/s,
 --                 probe/s, retry-after of an indefinite zero-rate override, goodput margin,
---                 slow-start/s, burst s, goodput window s, min goodput window s
---   ARGV[18..] = script specific.
+--                 slow-start/s, burst s, goodput window s, min goodput window s, gentle cut
+--   ARGV[19..] = script specific.
 -- Time is ALWAYS the caller's `now` (epoch seconds); Redis TIME is never read, so tests move
 -- time instead of sleeping. Numbers go back to Python as %.17g strings (exact doubles):
 -- Redis would truncate a Lua float reply to an integer.
@@ -35,12 +35,14 @@ local P = {
   burst_s = tonumber(ARGV[15]),
   gwindow = tonumber(ARGV[16]),
   gmin = tonumber(ARGV[17]),
+  gentle = tonumber(ARGV[18]),
 }
-local ARG0 = 17
+local ARG0 = 18
 local CFG, IDX = KEYS[1], KEYS[2]
--- The long goodput window (fallback estimate while the short one is too young) spans this
--- many short windows.
-local LONG_WINDOWS = 8
+-- A goodput sample lasts long enough for about this many successes at the rate in force.
+local SAMPLE_SUCCESSES = 5
+-- A sample at least this share of the rate sent means the upstream delivered everything.
+local FULL_DELIVERY = 0.95
 -- The bucket binds (probing is allowed) while the goodput is at least this share of its rate.
 local BUSY_SHARE = 0.7
 
@@ -57,7 +59,7 @@ local function num(v, default)
 end
 
 local FIELDS = {'tok', 'ts', 'est', 'pu', 'preason', 'cs', 'cuntil', 'wstart', 'wsucc',
-                'wfail', 'probe_at', 'radj', 'cut', 'gs', 'gn', 'ls', 'ln'}
+                'wfail', 'probe_at', 'radj', 'cut', 'ss', 'sn', 'gl', 'gm', 'es', 'en', 'fast'}
 
 -- A bucket as a Lua table. Configuration: the host's own, else the tenant default
 -- (host ""), else the store default from ARGV. A bucket never seen before starts full.
@@ -86,10 +88,13 @@ local function load(bkey, host)
   b.probe_at = num(f[11], 0)      -- when the half-open probe token went out, 0 = not yet
   b.radj = num(f[12], 0)          -- last adaptive step (throttle or record_results)
   b.cut = num(f[13], 0)           -- last decrease (a throttle), 0 = never throttled
-  b.gs = num(f[14], 0)            -- short goodput window: start, successes in it
-  b.gn = num(f[15], 0)
-  b.ls = num(f[16], 0)            -- long goodput window: start, successes in it
-  b.ln = num(f[17], 0)
+  b.ss = num(f[14], 0)            -- goodput sample: start, successes in it
+  b.sn = num(f[15], 0)
+  b.gl = num(f[16], 0)            -- last complete sample (successes/s)
+  b.gm = num(f[17], 0)            -- largest sample since the last decrease
+  b.es = num(f[18], 0)            -- episode (since the last decrease): start, successes
+  b.en = num(f[19], 0)
+  b.fast = num(f[20], 1)          -- 1: probe at slow_start (no sampled goodput behind the rate)
   if c[5] then
     b.orate = tonumber(c[5])
     b.ountil = num(c[6], nil)
@@ -168,7 +173,8 @@ local function save(b)
              'pu', fmt(b.pu), 'preason', b.preason, 'cs', b.cs, 'cuntil', fmt(b.cuntil),
              'wstart', fmt(b.wstart), 'wsucc', fmt(b.wsucc), 'wfail', fmt(b.wfail),
              'probe_at', fmt(b.probe_at), 'radj', fmt(b.radj), 'cut', fmt(b.cut),
-             'gs', fmt(b.gs), 'gn', fmt(b.gn), 'ls', fmt(b.ls), 'ln', fmt(b.ln))
+             'ss', fmt(b.ss), 'sn', fmt(b.sn), 'gl', fmt(b.gl), 'gm', fmt(b.gm),
+             'es', fmt(b.es), 'en', fmt(b.en), 'fast', fmt(b.fast))
   -- Idle buckets expire; a pause or an open circuit keeps the bucket at least that long more.
   local ttl = math.ceil(P.ttl + math.max(0, b.pu - NOW, b.cuntil - NOW))
   redis.call('EXPIRE', b.key, ttl)
@@ -266,46 +272,84 @@ local function take(b, n, whole)
   return {granted, fmt(need / rate), fmt(b.tok), 'tokens', fmt(rate)}
 end
 
--- Goodput: successes per second over a window of busy time. The short window restarts at
--- the end of each pause and halves once it is older than gwindow (so it spans the last
--- gwindow/2 to gwindow seconds); the long one spans LONG_WINDOWS of them and is never
--- restarted, the fallback while the short window is younger than gmin (right after a pause,
--- when the first 429 of a flood arrives within milliseconds).
-local function roll(start, count, span)
-  if start <= 0 or start > NOW then
-    return start, count
-  end
-  local age = NOW - start
-  if age > span then
-    local keep = span / 2 / age
-    return NOW - span / 2, count * keep
-  end
-  return start, count
+-- Goodput samples: successes per second over consecutive intervals of busy time, each at
+-- least gmin and long enough for ~SAMPLE_SUCCESSES successes at the rate in force (at most
+-- gwindow). A throttle restarts sampling at the end of its pause (successes reported during
+-- a pause came from requests sent before it). `gl` is the last complete sample (does the
+-- bucket bind?), `gm` the largest since the last decrease (what the upstream delivered: a
+-- max filter, as BBR keeps the bottleneck bandwidth).
+local function sample_len(b)
+  return math.min(P.gwindow, math.max(P.gmin, SAMPLE_SUCCESSES / base_rate(b)))
 end
 
 local function count_goodput(b, n)
-  if b.ls <= 0 then
-    b.ls = NOW
+  if b.es <= 0 then
+    b.es = NOW
   end
-  b.ls, b.ln = roll(b.ls, b.ln, P.gwindow * LONG_WINDOWS)
-  b.ln = b.ln + n
-  if b.gs <= 0 then
-    b.gs = NOW
+  b.en = b.en + n
+  if b.ss <= 0 then
+    b.ss = NOW
   end
-  if NOW >= b.gs then
-    b.gs, b.gn = roll(b.gs, b.gn, P.gwindow)
-    b.gn = b.gn + n
+  if NOW < b.ss then
+    return
+  end
+  b.sn = b.sn + n
+  if NOW - b.ss >= sample_len(b) then
+    b.gl = b.sn / (NOW - b.ss)
+    b.gm = math.max(b.gm, b.gl)
+    b.ss, b.sn = NOW, 0
   end
 end
 
-local function goodput(b)
-  if b.gs > 0 and NOW - b.gs >= P.gmin and b.gn >= 1 then
-    return b.gn / (NOW - b.gs)
+-- The largest goodput sample since the last decrease, counting the one in progress once it
+-- is gmin long (nil: none yet).
+local function sampled_goodput(b)
+  local g = nil
+  if b.gm > 0 then
+    g = b.gm
   end
-  if b.ls > 0 and NOW - b.ls >= P.gmin and b.ln >= 1 then
-    return b.ln / (NOW - b.ls)
+  if b.ss > 0 and NOW - b.ss >= P.gmin and b.sn >= 1 then
+    g = math.max(g or 0, b.sn / (NOW - b.ss))
+  end
+  return g
+end
+
+-- What the whole episode since the last decrease delivered per second, pause included
+-- (nil: nothing yet). The upstream refills during a pause, so after a flood this is about
+-- its rate plus its burst spread over the episode.
+local function episode_goodput(b)
+  if b.es > 0 and NOW > b.es and b.en >= 1 then
+    return b.en / (NOW - b.es)
   end
   return nil
+end
+
+-- The rate to learn from a 429 while sending at `eff` (docs/ratelimits.md):
+-- * a sample shows the limit (the upstream delivered clearly less than we sent): a margin
+--   under that goodput;
+-- * everything we sent was delivered (the 429 came as the upstream's burst ran out): a
+--   gentle cut, no deeper than the episode's average unless we were probing fast (then
+--   the 429 marks the ceiling, as a loss ends TCP's slow start);
+-- * no sample at all (a flood answered 429 within milliseconds of the pause's end): the
+--   episode's average, else a blind cut, and probe fast afterwards.
+local function learn(b, eff)
+  local g = sampled_goodput(b)
+  local episode = episode_goodput(b)
+  if g and g < FULL_DELIVERY * eff then
+    return g * P.margin, 0
+  end
+  if g then
+    local cut = eff * P.gentle
+    if b.fast == 0 and episode and episode < cut then
+      cut = episode
+    end
+    return cut, 0
+  end
+  local cut = eff * P.decrease
+  if episode and episode < cut then
+    cut = episode
+  end
+  return cut, 1
 end
 
 local function open_circuit(b)
@@ -315,7 +359,7 @@ end
 
 -- name: bucket_acquire
 -- KEYS[3..]: one bucket per request (a key may repeat: requests apply in order).
--- ARGV[18..]: host, n, whole ("1": all or nothing) per request.
+-- ARGV[19..]: host, n, whole ("1": all or nothing) per request.
 -- Reply per request: "granted retry_after remaining rate deny_reason" (rate: the refill in
 -- force, so the caller can spread what it defers; deny_reason last, it may be empty).
 local out = {}
@@ -331,7 +375,7 @@ finish()
 return out
 
 -- name: bucket_state
--- Read only. ARGV[18] = host.
+-- Read only. ARGV[19] = host.
 local b = load(KEYS[3], ARGV[ARG0 + 1])
 local stored_ts = b.ts
 advance(b)
@@ -339,7 +383,7 @@ b.ts = stored_ts  -- updated_at is the last write, not this read
 return state_reply(b)
 
 -- name: bucket_configure
--- ARGV[18..20] = host, capacity, refill/s.
+-- ARGV[19..21] = host, capacity, refill/s.
 local host = ARGV[ARG0 + 1]
 local b = load(KEYS[3], host)
 advance(b)
@@ -354,7 +398,7 @@ finish()
 return state_reply(b)
 
 -- name: bucket_throttle
--- Upstream 429 (or a 5xx with Retry-After). ARGV[18..21] = host, retry_after_s, jitter_s,
+-- Upstream 429 (or a 5xx with Retry-After). ARGV[19..22] = host, retry_after_s, jitter_s,
 -- reason. Once per episode: a report while the bucket is paused came from a request sent
 -- before the pause (nothing is admitted during it) and changes nothing, so the host honours
 -- one Retry-After, not one per job. Otherwise: learn the rate from the goodput that preceded
@@ -363,27 +407,28 @@ return state_reply(b)
 local b = load(KEYS[3], ARGV[ARG0 + 1])
 advance(b)
 if b.pu <= NOW then
-  local eff = base_rate(b)
-  local g = goodput(b)
-  if g then
-    b.est = math.min(eff, g) * P.margin
-  else
-    b.est = eff * P.decrease
-  end
+  local est, fast = learn(b, base_rate(b))
+  b.est, b.fast = est, fast
   b.est = math.max(P.min_rate, b.est)
   b.cut = NOW
   b.pu = NOW + tonumber(ARGV[ARG0 + 2]) + tonumber(ARGV[ARG0 + 3])
   b.preason = ARGV[ARG0 + 4]
   b.tok = 0
   b.radj = NOW
-  b.gs, b.gn = b.pu, 0
+  b.ss, b.sn, b.gm = b.pu, 0, 0
+  b.es, b.en = NOW, 0
   save(b)
   finish()
+  local reply = state_reply(b)
+  reply[10] = '1'
+  return reply
 end
-return state_reply(b)
+local reply = state_reply(b)
+reply[10] = '0'
+return reply
 
 -- name: bucket_record
--- ARGV[18..20] = host, successes, failures.
+-- ARGV[19..21] = host, successes, failures.
 local b = load(KEYS[3], ARGV[ARG0 + 1])
 advance(b)
 local succ, fail = tonumber(ARGV[ARG0 + 2]), tonumber(ARGV[ARG0 + 3])
@@ -396,15 +441,15 @@ end
 if succ > 0 and NOW >= b.pu and b.radj > 0 and not b.orate then
   local from = math.max(b.radj, b.pu)
   local eff = base_rate(b)
-  local g = goodput(b)
+  local g = b.gl
   local ceiling = b.rate
   if not b.own then
     ceiling = math.huge
   end
-  if NOW > from and g and g >= BUSY_SHARE * eff and eff < ceiling then
+  if NOW > from and g > 0 and g >= BUSY_SHARE * eff and eff < ceiling then
     local gain = P.probe
-    if b.cut == 0 then
-      gain = P.slow_start  -- no 429 yet: the default was a guess far below the upstream
+    if b.fast == 1 then
+      gain = P.slow_start  -- no 429 yet (a default far below the upstream), or no sample
     end
     b.est = math.min(ceiling, eff * (1 + gain * (NOW - from)))
   end
@@ -435,7 +480,7 @@ finish()
 return state_reply(b)
 
 -- name: bucket_override
--- ARGV[18..21] = host, refill/s ('' clears), until ('' = until cleared), reason.
+-- ARGV[19..22] = host, refill/s ('' clears), until ('' = until cleared), reason.
 local host = ARGV[ARG0 + 1]
 local b = load(KEYS[3], host)
 advance(b)
@@ -454,7 +499,7 @@ finish()
 return state_reply(b)
 
 -- name: bucket_index_prune
--- KEYS[3..]: bucket hashes; ARGV[18..]: their hosts. Drops index entries of expired buckets.
+-- KEYS[3..]: bucket hashes; ARGV[19..]: their hosts. Drops index entries of expired buckets.
 local pruned = 0
 for i = 3, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 0 then
