@@ -12,8 +12,8 @@ What is real and what is simulated:
   workers (50 slots per host; claim rounds every 2 ms at most; the upstream call 1.5-2.5 ms
   after the lease, its answer 10-50 ms later), the completer (failures fed back 5 ms after
   they arrive, successes every 100 ms) and the upstream: per host a token bucket of rate R
-  and burst B answering 429 + ``Retry-After: max(1, ceil(wait))`` beyond it, plus, on the noisy rows, a 503 without
-  Retry-After on 1% of the calls.
+  and burst B answering 429 + ``Retry-After: max(1, ceil(wait))`` beyond it, plus, on the
+  noisy rows, a 503 without Retry-After on 1% of the calls.
 
 Every host starts from the DEFAULT configuration (``ORCH_RATELIMIT_DEFAULT_BUCKET=none``:
 nothing binds until an upstream answers 429) with R x 30 s of work queued, so the ideal
