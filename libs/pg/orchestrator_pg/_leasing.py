@@ -47,6 +47,10 @@ ARTIFACT_CONFLICT = "artifact_conflict"
 DEFAULT_MEDIA_TYPE = "application/octet-stream"
 # Error class recorded when a worker's stream drops while it holds leases.
 WORKER_CRASH = "worker_crash"
+# A worker failure of this class is the upstream asking to slow down (HTTP 429): the attempt
+# is re-queued after its Retry-After (else THROTTLED_RETRY_AFTER_S) and spends no budget.
+THROTTLED_CLASS = "http_429"
+THROTTLED_RETRY_AFTER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -814,6 +818,7 @@ class LeaseLedger:
                 "error_classes",
                 "error_messages",
                 "retryables",
+                "throttleds",
             )
         }
         for row, failure in pairs:
@@ -823,17 +828,29 @@ class LeaseLedger:
                 row["max_backoff_s"],
                 row["backoff_multiplier"],
             )
-            state = decide_failure(policy, row["attempt"], failure.retryable)
-            if state == JobState.READY:
+            # Attempts that ended in a 429 spend none of the budget and grow no backoff.
+            spent = row["attempt"] - row["throttled_attempts"]
+            throttled = backoff and failure.error_class == THROTTLED_CLASS and failure.retryable
+            state = (
+                JobState.READY if throttled else decide_failure(policy, spent, failure.retryable)
+            )
+            not_before: datetime | None
+            if throttled:
+                # Re-queued for when the host may be called again: the Retry-After (the
+                # host's bucket is paused as long and spreads what it admits after).
+                reason = Reason.THROTTLED
+                wait = failure.retry_after_s
+                not_before = now + timedelta(
+                    seconds=THROTTLED_RETRY_AFTER_S if wait is None else wait
+                )
+            elif state == JobState.READY:
                 reason = retry_reason
                 delay = (
-                    backoff_s(policy, row["attempt"], self.rng, failure.retry_after_s)
-                    if backoff
-                    else 0.0
+                    backoff_s(policy, spent, self.rng, failure.retry_after_s) if backoff else 0.0
                 )
-                not_before: datetime | None = now + timedelta(seconds=delay)
+                not_before = now + timedelta(seconds=delay)
             else:
-                reason = failure_reason(policy, row["attempt"], failure.retryable)
+                reason = failure_reason(policy, spent, failure.retryable)
                 not_before = None
             cols["ids"].append(row["id"])
             cols["states"].append(state.value)
@@ -842,6 +859,7 @@ class LeaseLedger:
             cols["error_classes"].append(failure.error_class)
             cols["error_messages"].append(failure.message[:4000])
             cols["retryables"].append(failure.retryable)
+            cols["throttleds"].append(throttled)
         cur = await conn.execute(query("job_fail_many"), {**cols, "now": now})
         changed = await cur.fetchall()
         dead = [r["id"] for r in changed if r["state"] == JobState.DEAD]

@@ -52,17 +52,19 @@ SELECT * FROM orchestrator.jobs
  FOR UPDATE SKIP LOCKED;
 
 -- name: job_fail_many
--- Applies failure decisions made in Python (retry with backoff, or dead).
+-- Applies failure decisions made in Python (retry with backoff, or dead; a throttled
+-- attempt is counted apart: it spends none of max_attempts).
 UPDATE orchestrator.jobs j
    SET state = f.state, reason = f.reason, not_before = coalesce(f.not_before, j.not_before),
        last_error_class = f.error_class, last_error_message = f.error_message,
        last_error_retryable = f.retryable,
+       throttled_attempts = j.throttled_attempts + f.throttled::int,
        finished_at = CASE WHEN f.state = 'dead' THEN %(now)s::timestamptz END,
        updated_at = %(now)s
   FROM unnest(%(ids)s::uuid[], %(states)s::text[], %(reasons)s::text[],
               %(not_befores)s::timestamptz[], %(error_classes)s::text[],
-              %(error_messages)s::text[], %(retryables)s::boolean[])
-       AS f(id, state, reason, not_before, error_class, error_message, retryable)
+              %(error_messages)s::text[], %(retryables)s::boolean[], %(throttleds)s::boolean[])
+       AS f(id, state, reason, not_before, error_class, error_message, retryable, throttled)
  WHERE j.id = f.id AND j.state = 'leased'
 RETURNING j.id, j.run_id, j.state;
 
