@@ -366,8 +366,9 @@ def figures_of(results: Sequence[HostResult]) -> dict[str, tuple[float, str]]:
         min(100 * r.goodput_share() for r in results),
         "%",
     )
+    figures["ratelimit_grid_hosts"] = (len(results), "hosts")
     figures["ratelimit_grid_hosts_within_targets"] = (
         sum(r.within_targets() for r in results),
-        f"of {len(results)}",
+        "hosts",
     )
     return figures
