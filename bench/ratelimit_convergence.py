@@ -433,7 +433,8 @@ async def run_scenario(
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as db:
         await db.execute("INSERT INTO orchestrator.tenants (id) VALUES (%s)", (tenant,))
     client = redis.asyncio.Redis.from_url(redis_url)
-    store = BucketStore(client, prefix=prefix)
+    # Read with the leases service's default (the store default travels with each call).
+    store = BucketStore(client, prefix=prefix, default=DEFAULT_BUCKET)
     try:
         with upstream_server(RATES) as base_url:
             async with grpc.aio.insecure_channel(scheduler_target) as channel:

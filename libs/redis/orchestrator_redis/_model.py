@@ -178,7 +178,7 @@ class AdaptivePolicy:
     probe_per_s: float = 0.02
     goodput_margin: float = 0.9
     slow_start_per_s: float = 0.5
-    burst_s: float = 0.05
+    burst_s: float = 0.25
     goodput_window_s: float = 4.0
     min_goodput_window_s: float = 0.5
     gentle_decrease: float = 0.85

@@ -288,7 +288,9 @@ local function count_goodput(b, n)
   end
   b.en = b.en + n
   if b.ss <= 0 then
+    -- The first report opens the first sample: what it reports was delivered before.
     b.ss = NOW
+    return
   end
   if NOW < b.ss then
     return
