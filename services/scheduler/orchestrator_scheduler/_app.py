@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from orchestrator_core import Clock
-from orchestrator_grpckit import GrpcService, ServiceConfig
+from orchestrator_grpckit import Dependency, GrpcService, ServiceConfig
 from orchestrator_pg import (
     Database,
     EventHorizon,
@@ -45,6 +45,8 @@ async def build_service(
     artifacts, overview) it serves EventStreamService (the event history, live).
     """
     db = Database(config.database_url, clock=clock)
+    # Injected (tests) or else PostgreSQL's: every component reads the same clock.
+    clock = db.clock
     await db.open()
     # Redis only feeds backfill estimates (the source's bucket rate): short timeouts, one try.
     bucket_store = BucketStore.connect(
@@ -89,6 +91,7 @@ async def build_service(
                     EVENTS_SERVICE_NAME,
                 ),
             ],
+            dependencies=[Dependency("postgresql", db.ping)],
             background=[
                 ("event-partitions", maintainer.run_forever),
                 ("event-horizon", horizon.run),
