@@ -177,7 +177,7 @@ class AdaptivePolicy:
     min_refill_per_s: float = 0.1
     probe_per_s: float = 0.02
     goodput_margin: float = 0.9
-    slow_start_per_s: float = 0.5
+    slow_start_per_s: float = 1.0
     burst_s: float = 0.25
     goodput_window_s: float = 4.0
     min_goodput_window_s: float = 0.5

@@ -87,7 +87,7 @@ def test_adaptive_policy_rejects(kwargs):
 
 def test_policy_defaults():
     assert CircuitPolicy() == CircuitPolicy(0.5, 20, 30.0, 15.0)
-    assert AdaptivePolicy() == AdaptivePolicy(0.5, 0.1, 0.02, 0.9, 0.5, 0.25, 4.0, 0.5, 0.85)
+    assert AdaptivePolicy() == AdaptivePolicy(0.5, 0.1, 0.02, 0.9, 1.0, 0.25, 4.0, 0.5, 0.85)
 
 
 def test_key_naming_shares_the_tenant_hash_tag():
