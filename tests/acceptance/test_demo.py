@@ -51,6 +51,10 @@ def test_demo_runs_to_completion_and_explains_every_failure(database_url: str, t
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "jobs finished" in done.stdout
     assert "Demo runs" in done.stdout
+    # issue 15: each feed's 429 share and achieved rate against its upstream's limit
+    for column in ("429 share", "achieved/s", "upstream limit/s"):
+        assert column in done.stdout, column
+    print(done.stdout[done.stdout.index("Demo runs") :][:2500])
     assert "Console: http://127.0.0.1:" in done.stdout
     with psycopg.connect(database_url) as db:
         rows = db.execute(
