@@ -196,12 +196,23 @@ def _run(cmd: list[str]) -> None:
         sys.exit(f"stack: `{' '.join(cmd)}` failed with exit code {result.returncode}")
 
 
-def _running_replicas() -> int | None:
-    """The replica count of the stack ``up`` started, if it still has a state file."""
+def _started() -> list[Replica] | None:
+    """The processes ``up`` started (from its state file, so ``status`` and a later ``up``
+    see the ports it used even without its environment), or None."""
+    by_name = {spec.name: spec for spec in SERVICES}
     try:
-        return int(json.loads(STATE_FILE.read_text())["replicas"])
+        state = json.loads(STATE_FILE.read_text())
+        return [
+            Replica(by_name[p["service"]], int(p["replica"]), dict(p["ports"]))
+            for p in state["processes"]
+        ]
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
+
+
+def _running_replicas() -> int | None:
+    started = _started()
+    return None if started is None else 1 + max(r.index for r in started)
 
 
 def _child_env(replica: Replica, stack: list[Replica]) -> dict[str, str]:
@@ -225,7 +236,8 @@ def up(replicas: int) -> int:
     stella = [PYTHON, "-m", "stella_orchestrator"]
     _run([*stella, "orchestrator", "migrate"])
     _run([*stella, "orchestrator", "tenants", "add", DEMO_TENANT, "--display-name", "Demo"])
-    STATE_FILE.write_text(json.dumps({"replicas": replicas}) + "\n")
+    processes = [{"service": r.spec.name, "replica": r.index, "ports": r.ports} for r in stack]
+    STATE_FILE.write_text(json.dumps({"replicas": replicas, "processes": processes}) + "\n")
     started = []
     for replica in stack:
         pid = _read_pid(replica.pid_file)
@@ -292,9 +304,10 @@ def down() -> int:
 
 
 def status(replicas: int | None) -> int:
-    count = replicas or _running_replicas() or 1
+    started = _started()
+    rows = started if replicas is None and started else plan(replicas or 1)
     print(f"{'SERVICE':<10} {'REPLICA':>7} {'PORT':>6} {'PID':>8}  HEALTH")
-    for replica in plan(count):
+    for replica in rows:
         pid = _read_pid(replica.pid_file)
         print(
             f"{replica.spec.name:<10} {replica.index:>7} {replica.port:>6} {pid or '-':>8}"
