@@ -131,10 +131,14 @@ def _status(env: dict[str, str]) -> dict[tuple[str, int], tuple[int, str]]:
     return rows
 
 
+def _scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        return str(reply.read().decode())
+
+
 def _leases_metrics(port: int) -> dict[tuple[str, str], float]:
     """{(sample name, job_type or ""): value} of one leases replica."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
+    text = _scrape(port)
     return {
         (sample.name, sample.labels.get("job_type", "")): sample.value
         for family in text_string_to_metric_families(text)
@@ -152,6 +156,26 @@ def _start(cmd: list[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+
+def _served(port: int, method: str) -> float:
+    """How many ``method`` calls one replica answered (its ``orch_grpc_requests_total``)."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(_scrape(port))
+        if family.name == "orch_grpc_requests"
+        for sample in family.samples
+        if sample.name.endswith("_total") and sample.labels.get("method") == method
+    )
+
+
+def _rest_get(port: int, path: str, token: str) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/orchestrator{path}",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return int(reply.status)
 
 
 async def _wait_for(predicate, timeout_s: float, what: str) -> None:
@@ -248,6 +272,20 @@ async def test_two_replicas_of_everything_serve_workers_of_three_sdks_and_surviv
         completed = [m.get(("orch_leases_completed_total", ""), 0) for m in per_replica]
         assert all(n > 0 for n in completed), completed
         assert sum(completed) >= len(SDKS) * JOBS_PER_SDK
+
+        # Each gateway replica reaches both scheduler replicas through its one round-robin
+        # target (GetRun is called by nobody else so far).
+        scheduler_metrics = [
+            int(env["ORCH_SCHEDULER_METRICS_PORT"]) + STRIDE * r for r in range(REPLICAS)
+        ]
+        assert [_served(port, "GetRun") for port in scheduler_metrics] == [0] * REPLICAS
+        reader = make_token("acme", ("orch:read",))
+        for r in range(REPLICAS):
+            for _ in range(6):
+                assert _rest_get(status[("gateway", r)][0], f"/runs/{run1}", reader) == 200
+        served = [_served(port, "GetRun") for port in scheduler_metrics]
+        assert all(n > 0 for n in served), f"GetRun per scheduler replica: {served}"
+        assert sum(served) == 6 * REPLICAS
 
         # Run 2: SIGKILL leases replica 0 while it runs; the workers carry on through
         # replica 1 (the killed replica's leases expire and are leased again).
