@@ -225,7 +225,7 @@ def _child_env(replica: Replica, stack: list[Replica]) -> dict[str, str]:
 
 def up(replicas: int) -> int:
     running = _running_replicas()
-    if running is not None and running != replicas and any(_pids()):
+    if running is not None and running != replicas and any(pid for _n, _f, pid in _pids()):
         sys.exit(
             f"stack: running with {running} replica(s); `make down` before starting {replicas}"
         )
