@@ -15,6 +15,13 @@ ports are the usual ``ORCH_*_PORT`` variables, so with the defaults the services
 never meet (each keeps its last digit); ``up`` refuses bases that would collide. The gateway
 replicas reach every scheduler, ratelimit and audit replica through one round-robin target
 (``ORCH_<SERVICE>_TARGET``, a comma list), as workers reach the leases replicas.
+
+With ``ORCH_STACK_IMAGE`` set (``make image-test``), migrations, the tenant and every service
+run from that container image instead of this checkout: one podman container per process, on
+the host's network (PostgreSQL and Redis stay on the host's loopback), read-only root, /tmp
+on tmpfs, no capabilities, as the image's non-root user. The pid files then hold the
+``podman run`` client, which passes SIGTERM on to the service and removes the container when
+it exits; logs land in the same place.
 """
 
 from __future__ import annotations
@@ -40,9 +47,13 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN_DIR = Path(os.environ.get("ORCH_STATE_DIR", ROOT / ".run"))
 STATE_FILE = RUN_DIR / "stack.json"
 PYTHON = sys.executable
-# An upper bound only: ten processes importing at once on a loaded 2-core machine are slow.
+# A container adds podman's start-up to the service's on a loaded 2-core machine.
+IMAGE = os.environ.get("ORCH_STACK_IMAGE", "")
+# An upper bound only: ten processes (or containers) starting at once on a loaded 2-core
+# machine are slow.
 STARTUP_TIMEOUT_S = 90.0
-STOP_TIMEOUT_S = 15.0
+# The grace period (ORCH_SHUTDOWN_GRACE_S, 10 s) plus, for a container, podman's teardown.
+STOP_TIMEOUT_S = 30.0 if IMAGE else 15.0
 DEMO_TENANT = "demo"
 # Replica r listens on base + r * stride. 10 keeps each service's last digit with the
 # default bases (50051..50054, 9102..9105, 8080/8081), so any number of replicas fits.
@@ -124,6 +135,11 @@ class Replica:
     def log_file(self) -> Path:
         return RUN_DIR / "logs" / f"{self.name}.log"
 
+    @property
+    def container(self) -> str:
+        # The port in the name lets two stacks on different ports share one podman store.
+        return f"stella-{self.spec.name}-{self.port}"
+
 
 def plan(replicas: int, environ: Mapping[str, str] = os.environ) -> list[Replica]:
     """Every process of a stack of ``replicas`` replicas, in start order.
@@ -190,6 +206,41 @@ def _health(replica: Replica) -> str:
     return _http_health(replica.port) if replica.spec.http else _grpc_health(replica.port)
 
 
+def _in_image(argv: list[str], env: Mapping[str, str], name: str | None = None) -> list[str]:
+    """``argv`` run in IMAGE the way the Kubernetes manifests run it: read-only root, a tmpfs
+    /tmp as the only writable path, no capabilities, no privilege gain, the image's user."""
+    names = sorted(k for k in env if k.startswith(("ORCH_", "OTEL_")))
+    return [
+        "podman",
+        "run",
+        "--rm",
+        *(["--name", name] if name else []),
+        "--network=host",
+        "--read-only",
+        "--read-only-tmpfs=false",
+        "--tmpfs=/tmp:rw,size=64m,mode=1777",
+        "--cap-drop=all",
+        "--security-opt=no-new-privileges",
+        # --env NAME (no value) passes the podman client's value through without printing
+        # it; the client runs with the replica's environment (its ports, its targets).
+        *[f"--env={k}" for k in names],
+        IMAGE,
+        *argv,
+    ]
+
+
+def _stella(*args: str) -> list[str]:
+    if IMAGE:
+        return _in_image(["stella", *args], os.environ)
+    return [PYTHON, "-m", "stella_orchestrator", *args]
+
+
+def _service_command(replica: Replica, env: Mapping[str, str]) -> list[str]:
+    if IMAGE:
+        return _in_image(["python", "-m", replica.spec.module], env, name=replica.container)
+    return [PYTHON, "-m", replica.spec.module]
+
+
 def _run(cmd: list[str]) -> None:
     result = subprocess.run(cmd, cwd=ROOT, check=False)
     if result.returncode != 0:
@@ -233,9 +284,8 @@ def up(replicas: int) -> int:
     RUN_DIR.mkdir(parents=True, exist_ok=True)
     (RUN_DIR / "logs").mkdir(exist_ok=True)
     _run(["bash", str(ROOT / "scripts" / "services.sh"), "start"])
-    stella = [PYTHON, "-m", "stella_orchestrator"]
-    _run([*stella, "orchestrator", "migrate"])
-    _run([*stella, "orchestrator", "tenants", "add", DEMO_TENANT, "--display-name", "Demo"])
+    _run(_stella("orchestrator", "migrate"))
+    _run(_stella("orchestrator", "tenants", "add", DEMO_TENANT, "--display-name", "Demo"))
     processes = [{"service": r.spec.name, "replica": r.index, "ports": r.ports} for r in stack]
     STATE_FILE.write_text(json.dumps({"replicas": replicas, "processes": processes}) + "\n")
     started = []
@@ -244,11 +294,19 @@ def up(replicas: int) -> int:
         if pid:
             print(f"{replica.name}: already running (pid {pid})")
             continue
+        if IMAGE:
+            # A container left behind by a killed run would hold the name.
+            subprocess.run(
+                ["podman", "rm", "--force", "--ignore", replica.container],
+                check=False,
+                capture_output=True,
+            )
+        env = _child_env(replica, stack)
         with replica.log_file.open("ab") as log:
             proc = subprocess.Popen(
-                [PYTHON, "-m", replica.spec.module],
+                _service_command(replica, env),
                 cwd=ROOT,
-                env=_child_env(replica, stack),
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -260,7 +318,8 @@ def up(replicas: int) -> int:
         while True:
             status = _health(replica)
             if status == "SERVING":
-                print(f"{replica.name}: SERVING on 127.0.0.1:{replica.port} (pid {proc.pid})")
+                where = f"container {replica.container}" if IMAGE else f"pid {proc.pid}"
+                print(f"{replica.name}: SERVING on 127.0.0.1:{replica.port} ({where})")
                 break
             if proc.poll() is not None or time.monotonic() > deadline:
                 log_tail = replica.log_file.read_text(errors="replace")
@@ -279,6 +338,7 @@ def _pids() -> list[tuple[str, Path, int | None]]:
 
 def down() -> int:
     # SIGTERM to all first, so the replicas drain in parallel, then wait for each.
+    containers = {r.name: r.container for r in _started() or []}
     pending = []
     for name, pid_file, pid in _pids():
         if pid is None:
@@ -299,6 +359,9 @@ def down() -> int:
         else:
             print(f"{name}: did not stop in {STOP_TIMEOUT_S:.0f}s; killing", file=sys.stderr)
             os.kill(pid, signal.SIGKILL)
+            if IMAGE and name in containers:
+                # Killing the podman client leaves its container running.
+                subprocess.run(["podman", "rm", "--force", containers[name]], check=False)
         pid_file.unlink(missing_ok=True)
         print(f"{name}: stopped")
     STATE_FILE.unlink(missing_ok=True)

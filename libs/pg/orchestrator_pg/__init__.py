@@ -21,6 +21,7 @@ from orchestrator_pg._backfills import (
     split_windows,
 )
 from orchestrator_pg._backpressure import QUEUE_RETRY_AFTER_S, queue_limit
+from orchestrator_pg._clock import CLOCK_OFFSET, DatabaseClock
 from orchestrator_pg._controls import ControlLedger
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._eventstream import EventHorizon, EventReader
@@ -62,6 +63,7 @@ from orchestrator_pg._schedules import SCHEDULE_MUTABLE_FIELDS, ScheduleFields, 
 
 __all__ = [
     "ARTIFACT_CONFLICT",
+    "CLOCK_OFFSET",
     "DEFAULT_LEASE_TTL_S",
     "LEASE_LOST",
     "QUEUE_RETRY_AFTER_S",
@@ -78,6 +80,7 @@ __all__ = [
     "ControlLedger",
     "CreatedRun",
     "Database",
+    "DatabaseClock",
     "EventHorizon",
     "EventPartitionMaintainer",
     "EventReader",

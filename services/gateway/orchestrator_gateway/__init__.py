@@ -10,7 +10,7 @@ checks the token too, to answer 401/403 early and to key rate limits and idempot
 caller. REST resources are the protobuf messages rendered as JSON
 (``_models``: one schema source, the .proto files). Errors are RFC 9457 problem+json
 (``_problems``: one gRPC → HTTP table, ``google.rpc`` details carried over). Live feeds
-(``_streams``) relay EventStreamService with bounded per-client buffers. The Console is a
+(``_routes.streams``) relay EventStreamService with bounded per-client buffers. The Console is a
 static single-page app built from ``console/`` (Preact + esbuild), served at ``/``.
 """
 

@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchestrator_gateway import _routes, _streams
+from orchestrator_gateway import _routes
 from orchestrator_gateway._clients import Clients
 from orchestrator_gateway._middleware import IdempotencyMiddleware, RateLimitMiddleware
 from orchestrator_gateway._problems import (
@@ -87,7 +87,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.verifier = verifier
     app.include_router(_routes.router)
-    app.include_router(_streams.router)
 
     @app.exception_handler(ProblemError)
     async def on_problem(request: Request, exc: ProblemError) -> JSONResponse:

@@ -24,6 +24,10 @@ from stella_orchestrator.targets import channel_options, channel_target
 
 T = TypeVar("T")
 
+# A target that resolves to several addresses (a comma list from `make up REPLICAS=N`, a
+# headless Service in Kubernetes: deploy/k8s) gets calls spread over all of them
+# (channel_options adds round_robin); grpc's default, pick_first, would send every call of
+# this replica to one upstream until the connection is recycled.
 CHANNEL_OPTIONS = tuple(
     channel_options(
         (

@@ -45,6 +45,8 @@ async def build_service(
     artifacts, overview) it serves EventStreamService (the event history, live).
     """
     db = Database(config.database_url, clock=clock)
+    # Injected (tests) or else PostgreSQL's: every component reads the same clock.
+    clock = db.clock
     await db.open()
     # Redis only feeds backfill estimates (the source's bucket rate): short timeouts, one try.
     bucket_store = BucketStore.connect(
