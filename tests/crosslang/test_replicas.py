@@ -100,6 +100,7 @@ def stack_env(replica_db: str, tmp_path: Path) -> Iterator[dict[str, str]]:
         "ORCH_STATE_DIR": str(tmp_path / "run"),
         "ORCH_AUTH_HS256_SECRET": DEV_SECRET,
         "ORCH_RATELIMIT_KEY_PREFIX": f"orch:replicas-test:{uuid.uuid4().hex[:8]}:",
+        "ORCH_GATEWAY_RATELIMIT_KEY_PREFIX": f"orch:replicas-gw-test:{uuid.uuid4().hex[:8]}:",
         "ORCH_WORK_STREAM_MAX_AGE_S": "2",
         "ORCH_LEASE_TTL_S": "6",
         "ORCH_SHUTDOWN_GRACE_S": "2",
