@@ -91,7 +91,7 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "ORCH_HEALTH_PROBE_S",
         "2",
         "Seconds between two probes of the service's required dependencies (PostgreSQL); "
-        "health is NOT_SERVING while one does not answer.",
+        "health is NOT_SERVING while one does not answer (within 5 s, or this if longer).",
     ),
 )
 

@@ -69,6 +69,7 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
 
 _HEALTH_SERVICE = "grpc.health.v1.Health"
 _DEPENDENCY_TASK = "dependencies"
+PROBE_TIMEOUT_MIN_S = 5.0
 # The health name for liveness probes: SERVING from start to stop whatever the dependencies
 # (a database outage must make pods unready, not restart them all).
 LIVENESS_SERVICE = "liveness"
@@ -168,7 +169,10 @@ class GrpcService:
         self._on_stopping = list(on_stopping)
         self._dependencies = (
             DependencyMonitor(
-                dependencies, interval_s=config.health_probe_s, timeout_s=config.health_probe_s
+                dependencies,
+                interval_s=config.health_probe_s,
+                # A busy database answers slowly, not never: only a long silence is "down".
+                timeout_s=max(config.health_probe_s, PROBE_TIMEOUT_MIN_S),
             )
             if dependencies
             else None

@@ -8,6 +8,8 @@ Design note
   up by name. No SQL is built from strings in Python.
 * The event history is an outbox written by triggers in the same transaction as the state
   change it records, then NOTIFYed (``orch_events``, ``orch_jobs_ready``).
+* :class:`IdempotencyStore` keeps the gateway's ``Idempotency-Key`` answers for every
+  replica; :class:`IdempotencyKeyCleaner` deletes expired ones (leader only).
 * :class:`Ledger` holds the storage operations of sources, runs, jobs and the DAG;
   :class:`LeaseLedger` the hot path (claim, complete, fail, expire), fenced by lease id.
 """
@@ -25,6 +27,13 @@ from orchestrator_pg._clock import CLOCK_OFFSET, DatabaseClock
 from orchestrator_pg._controls import ControlLedger
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._eventstream import EventHorizon, EventReader
+from orchestrator_pg._idempotency import (
+    IdempotencyKey,
+    IdempotencyKeyCleaner,
+    IdempotencyRecord,
+    IdempotencyStore,
+    StoredAnswer,
+)
 from orchestrator_pg._leadership import LeaderLoop, Leadership
 from orchestrator_pg._leasing import (
     ARTIFACT_CONFLICT,
@@ -89,6 +98,10 @@ __all__ = [
     "ExportScope",
     "Failure",
     "Heartbeat",
+    "IdempotencyKey",
+    "IdempotencyKeyCleaner",
+    "IdempotencyRecord",
+    "IdempotencyStore",
     "LeaderLoop",
     "Leadership",
     "LeaseLedger",
@@ -107,6 +120,7 @@ __all__ = [
     "ScheduleFields",
     "ScheduleLedger",
     "SourceFields",
+    "StoredAnswer",
     "SubmittedJob",
     "ThrottleStore",
     "TxContext",

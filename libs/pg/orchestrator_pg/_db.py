@@ -131,10 +131,17 @@ class Database:
             name="orchestrator",
         )
 
-    async def open(self) -> None:
-        await self._pool.open(wait=True)
+    async def open(self, *, wait: bool = True) -> None:
+        """Opens the pool and starts keeping the database clock in sync.
+
+        ``wait=False`` returns at once and lets the pool connect in the background, for a
+        caller that must start while PostgreSQL is away (the gateway): its transactions raise
+        :class:`Unavailable` until the database answers, and the clock's first offset is
+        measured by the periodic sync instead of before returning."""
+        await self._pool.open(wait=wait)
         if self._database_clock is not None:
-            await self._database_clock.sync(self._database_now)
+            if wait:
+                await self._database_clock.sync(self._database_now)
             self._clock_sync = asyncio.create_task(self._keep_clock(), name="database-clock")
 
     async def close(self) -> None:

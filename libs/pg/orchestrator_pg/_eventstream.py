@@ -29,10 +29,15 @@ from orchestrator_pg._listen import ListenConnection, listen_forever
 from orchestrator_pg._queries import query
 
 POLL_INTERVAL_S = 1.0
+# The settle check starts quick (writers of the ledger usually commit in milliseconds) and
+# backs off, so a long writer costs a few queries a second, not hundreds.
 SETTLE_POLL_S = 0.005
+SETTLE_POLL_MAX_S = 0.25
 # A writer of events still open after this long is assumed stuck; the horizon moves on rather
-# than stalling every stream (and logs it). Writers of the ledger commit in milliseconds.
-SETTLE_TIMEOUT_S = 5.0
+# than stalling every stream forever (and logs it: a stream may then miss that writer's
+# events). Long enough for the slowest legitimate writer — a 10,000-job CreateRun on a loaded
+# machine takes seconds — because moving on early loses events for every live reader.
+SETTLE_TIMEOUT_S = 60.0
 
 _log = logging.getLogger("orchestrator_pg.eventstream")
 
@@ -81,6 +86,7 @@ class EventHorizon:
         snapshot = (await cur.fetchone() or {"snapshot": ""})["snapshot"]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETTLE_TIMEOUT_S
+        pause = SETTLE_POLL_S
         while True:
             cur = await conn.execute(query("event_horizon_settled"), {"snapshot": snapshot})
             row = await cur.fetchone()
@@ -94,7 +100,8 @@ class EventHorizon:
                     candidate,
                 )
                 return candidate
-            await asyncio.sleep(SETTLE_POLL_S)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, SETTLE_POLL_MAX_S)
 
     async def run(self) -> None:
         """Track the horizon until cancelled, reconnecting after errors."""

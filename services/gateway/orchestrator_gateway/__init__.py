@@ -12,6 +12,10 @@ caller. REST resources are the protobuf messages rendered as JSON
 (``_problems``: one gRPC → HTTP table, ``google.rpc`` details carried over). Live feeds
 (``_routes.streams``) relay EventStreamService with bounded per-client buffers. The Console is a
 static single-page app built from ``console/`` (Preact + esbuild), served at ``/``.
+What replicas share goes through the adapters' public API, never a driver: ``Idempotency-Key``
+records in PostgreSQL (``_idempotency``, over ``orchestrator_pg.IdempotencyStore``) and
+per-caller rate limits in Redis (``_ratelimit``, over ``orchestrator_redis.BucketStore``), so
+any replica serves any request.
 """
 
 from orchestrator_gateway._app import API_VERSION, OPENAPI_PATH, create_app
