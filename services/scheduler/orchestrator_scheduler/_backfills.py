@@ -14,22 +14,22 @@ import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, timedelta
+from functools import partial
 from typing import Any
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from orchestrator_core import Clock, SystemClock
+from orchestrator_core import Clock, SystemClock, paging
 from orchestrator_grpckit import Principal, current_principal
 from orchestrator_pg import (
-    BackfillLedger,
     BackfillPlan,
     BackfillRequest,
     NewJob,
     Row,
+    Stores,
     TxContext,
 )
 from orchestrator_redis import BucketKey, BucketStore, OrchestratorRedisError
-from orchestrator_scheduler import _paging as paging
 from orchestrator_scheduler import _validate as validate
 from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import common_pb2, resources_pb2, scheduler_pb2
@@ -145,10 +145,10 @@ def backfill_message(row: Row) -> resources_pb2.Backfill:
 
 
 class BackfillMethods:
-    """The backfill RPCs; the servicer provides ``backfills``, ``bucket_store``, ``clock``
+    """The backfill RPCs; the servicer provides ``stores``, ``bucket_store``, ``clock``
     and ``max_payload_bytes``."""
 
-    backfills: BackfillLedger
+    stores: Stores
     bucket_store: BucketStore | None = None
     clock: Clock = SystemClock()
     max_payload_bytes: int
@@ -192,7 +192,7 @@ class BackfillMethods:
             ],
         )
         rates: list[tuple[float, str]] = []
-        for row in await self.backfills.backfill_queue_room(tenant, parsed.job_type):
+        for row in await self.stores.backfills.backfill_queue_room(tenant, parsed.job_type):
             preview.quota_impact.append(
                 scheduler_pb2.BackfillQuotaImpact(
                     job_type=row["job_type"],
@@ -210,7 +210,7 @@ class BackfillMethods:
                 )
         if self.bucket_store is not None:
             try:
-                source = await self.backfills.source_get(tenant, parsed.source_id)
+                source = await self.stores.sources.source_get(tenant, parsed.source_id)
                 state = await self.bucket_store.state(
                     BucketKey(tenant, source["host"]), now=self.clock.now().timestamp()
                 )
@@ -238,14 +238,14 @@ class BackfillMethods:
         ctx = _write_ctx(principal, request.operator)
         parsed = backfill_request(request)
         if request.dry_run:
-            await self.backfills.source_get(principal.tenant, parsed.source_id)
-            plan = await self.backfills.backfill_plan(principal.tenant, parsed)
+            await self.stores.sources.source_get(principal.tenant, parsed.source_id)
+            plan = await self.stores.backfills.backfill_plan(principal.tenant, parsed)
             # validate the window jobs as the real run would (payload size and shape)
             self._window_jobs(request, parsed, uuid.UUID(int=0), plan.missing[:1])
             return scheduler_pb2.CreateBackfillResponse(
                 preview=await self._preview(principal.tenant, parsed, plan)
             )
-        row, existing, plan = await self.backfills.backfill_create(
+        row, existing, plan = await self.stores.backfills.backfill_create(
             ctx,
             parsed,
             lambda backfill_id, windows: self._window_jobs(request, parsed, backfill_id, windows),
@@ -259,7 +259,7 @@ class BackfillMethods:
     async def GetBackfill(self, request: scheduler_pb2.GetBackfillRequest, context: Any) -> Any:
         principal = current_principal()
         backfill_id = validate.parse_id_or_raise(request.backfill_id, "backfill_id")
-        row = await self.backfills.backfill_get(principal.tenant, backfill_id)
+        row = await self.stores.backfills.backfill_get(principal.tenant, backfill_id)
         return scheduler_pb2.GetBackfillResponse(backfill=backfill_message(row))
 
     async def ListBackfills(self, request: scheduler_pb2.ListBackfillsRequest, context: Any) -> Any:
@@ -268,16 +268,13 @@ class BackfillMethods:
         source_id = validate.optional_id(request.source_id, "source_id", out)
         out.raise_if_any("invalid backfill filter")
         filters = {"source_id": request.source_id}
-        size = paging.page_size(request.page_size)
-        rows = await self.backfills.backfill_list(
-            principal.tenant,
-            source_id=source_id,
-            after_id=paging.decode_id_token(request.page_token, filters),
-            limit=size + 1,
+        rows, token = await paging.page(
+            request,
+            filters,
+            partial(self.stores.backfills.backfill_list, principal.tenant, source_id=source_id),
         )
-        token = paging.encode_token(str(rows[size - 1]["id"]), filters) if len(rows) > size else ""
         return scheduler_pb2.ListBackfillsResponse(
-            backfills=[backfill_message(r) for r in rows[:size]], next_page_token=token
+            backfills=[backfill_message(r) for r in rows], next_page_token=token
         )
 
     async def CancelBackfill(
@@ -286,5 +283,5 @@ class BackfillMethods:
         principal = current_principal()
         ctx = _write_ctx(principal, request.operator)
         backfill_id = validate.parse_id_or_raise(request.backfill_id, "backfill_id")
-        row = await self.backfills.backfill_cancel(ctx, backfill_id)
+        row = await self.stores.backfills.backfill_cancel(ctx, backfill_id)
         return scheduler_pb2.CancelBackfillResponse(backfill=backfill_message(row))

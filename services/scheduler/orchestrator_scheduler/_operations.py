@@ -2,21 +2,22 @@
 overview (a mixin of :class:`SchedulerServicer`, like the quota methods).
 
 Translation only (STYLE rule 12): requests are checked here, rows become messages here, and
-the storage lives in :class:`~orchestrator_pg.OperationsLedger`.
+the storage lives in :class:`~orchestrator_pg.DeadLetterStore`, ``IncidentStore``,
+``ArtifactStore`` and ``OverviewStore``.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
+from functools import partial
 from typing import Any
 
-from orchestrator_core import FieldViolation, InvalidArgument
+from orchestrator_core import FieldViolation, InvalidArgument, paging
 from orchestrator_grpckit import current_principal
-from orchestrator_pg import OperationsLedger, QuotaLedger, Row, TxContext
+from orchestrator_pg import Row, Stores
 from orchestrator_scheduler import _convert as convert
-from orchestrator_scheduler import _paging as paging
 from orchestrator_scheduler import _validate as validate
+from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import common_pb2, operations_pb2, resources_pb2
 
 _SERVICE_NAME = "stella.orchestrator.v1.SchedulerService"
@@ -116,38 +117,11 @@ def artifact(row: Row) -> resources_pb2.Artifact:
     )
 
 
-def _time_cursor(token: str, filters: dict[str, object]) -> tuple[datetime, uuid.UUID] | None:
-    """Decodes a ``"<iso time>|<uuid>"`` cursor (newest-first lists)."""
-    if not token:
-        return None
-    raw = paging.decode_value_token(token, filters)
-    try:
-        at, _, ident = str(raw).partition("|")
-        return datetime.fromisoformat(at), uuid.UUID(ident)
-    except ValueError:
-        raise InvalidArgument(
-            "page_token is not valid for this request",
-            [FieldViolation("page_token", "pass the next_page_token of the previous page")],
-        ) from None
-
-
-def _time_token(row: Row, at_field: str, filters: dict[str, object]) -> str:
-    return paging.encode_token(f"{row[at_field].isoformat()}|{row['id']}", filters)
-
-
 class OperationsMethods:
     """Dead letters, incidents, artifacts and the overview of the caller's tenant."""
 
-    ledger: QuotaLedger
+    stores: Stores
     slo_target: float = SLO_TARGET
-    _ops: OperationsLedger | None = None
-
-    @property
-    def ops(self) -> OperationsLedger:
-        """The operations storage, on the servicer's database pool."""
-        if self._ops is None:
-            self._ops = OperationsLedger(self.ledger.db)
-        return self._ops
 
     async def ListDeadLetters(
         self, request: operations_pb2.ListDeadLettersRequest, context: Any
@@ -167,16 +141,14 @@ class OperationsMethods:
             "source_id": source_id,
             "retryable": request.retryable if request.HasField("retryable") else None,
         }
-        size = paging.page_size(request.page_size)
-        rows = await self.ops.dead_letter_list(
-            principal.tenant,
-            **filters,
-            after=_time_cursor(request.page_token, filters),
-            limit=size + 1,
+        rows, token = await paging.page(
+            request,
+            filters,
+            partial(self.stores.dead_letters.dead_letter_list, principal.tenant, **filters),
+            paging.by_time("failed_at"),
         )
-        token = _time_token(rows[size - 1], "failed_at", filters) if len(rows) > size else ""
         return operations_pb2.ListDeadLettersResponse(
-            entries=[dead_letter(r) for r in rows[:size]], next_page_token=token
+            entries=[dead_letter(r) for r in rows], next_page_token=token
         )
 
     async def GetDeadLetter(
@@ -184,7 +156,7 @@ class OperationsMethods:
     ) -> Any:
         principal = current_principal()
         entry_id = validate.parse_id_or_raise(request.entry_id, "entry_id")
-        row = await self.ops.dead_letter_get(principal.tenant, entry_id)
+        row = await self.stores.dead_letters.dead_letter_get(principal.tenant, entry_id)
         return operations_pb2.GetDeadLetterResponse(entry=dead_letter(row))
 
     async def GetDeadLetterStats(
@@ -195,7 +167,7 @@ class OperationsMethods:
             _label(resources_pb2.DeadLetterStatus, "DEAD_LETTER_STATUS_", request.status, "status")
             or "pending"
         )
-        rows = await self.ops.dead_letter_clusters(principal.tenant, status)
+        rows = await self.stores.dead_letters.dead_letter_clusters(principal.tenant, status)
         by_class: dict[str, int] = {}
         clusters = []
         for row in rows:
@@ -221,16 +193,9 @@ class OperationsMethods:
     ) -> Any:
         principal = current_principal()
         entry_id = validate.parse_id_or_raise(request.entry_id, "entry_id")
-        validate.operator_context(request.operator, reason_required=True)
-        ctx = TxContext(
-            tenant=principal.tenant,
-            actor_subject=principal.subject,
-            actor_scopes=tuple(sorted(principal.scopes)),
-            reason=request.operator.reason,
-            ticket=request.operator.ticket,
-        )
-        entry, job = await self.ops.dead_letter_replay(ctx, entry_id)
-        parents = await self.ops.job_parents([job["id"]])
+        ctx = request_context(principal, request.operator, reason_required=True)
+        entry, job = await self.stores.dead_letters.dead_letter_replay(ctx, entry_id)
+        parents = await self.stores.jobs.job_parents([job["id"]])
         return operations_pb2.ReplayDeadLetterResponse(
             entry=dead_letter(entry), job=convert.job(job, parents[job["id"]])
         )
@@ -242,16 +207,14 @@ class OperationsMethods:
         filters: dict[str, Any] = {
             "state": _label(resources_pb2.IncidentState, "INCIDENT_STATE_", request.state, "state")
         }
-        size = paging.page_size(request.page_size)
-        rows = await self.ops.incident_list(
-            principal.tenant,
-            **filters,
-            after=_time_cursor(request.page_token, filters),
-            limit=size + 1,
+        rows, token = await paging.page(
+            request,
+            filters,
+            partial(self.stores.incidents.incident_list, principal.tenant, **filters),
+            paging.by_time("last_seen_at"),
         )
-        token = _time_token(rows[size - 1], "last_seen_at", filters) if len(rows) > size else ""
         return operations_pb2.ListIncidentsResponse(
-            incidents=[incident(r) for r in rows[:size]], next_page_token=token
+            incidents=[incident(r) for r in rows], next_page_token=token
         )
 
     async def ListArtifacts(
@@ -265,17 +228,15 @@ class OperationsMethods:
             out.add("job_id", "set exactly one of job_id and run_id")
         out.raise_if_any("invalid artifact filter")
         filters = {"job_id": request.job_id, "run_id": request.run_id}
-        size = paging.page_size(request.page_size)
-        rows = await self.ops.artifact_list(
-            principal.tenant,
-            job_id=job_id,
-            run_id=run_id,
-            after_id=paging.decode_id_token(request.page_token, filters),
-            limit=size + 1,
+        rows, token = await paging.page(
+            request,
+            filters,
+            partial(
+                self.stores.artifacts.artifact_list, principal.tenant, job_id=job_id, run_id=run_id
+            ),
         )
-        token = paging.encode_token(str(rows[size - 1]["id"]), filters) if len(rows) > size else ""
         return operations_pb2.ListArtifactsResponse(
-            artifacts=[artifact(r) for r in rows[:size]], next_page_token=token
+            artifacts=[artifact(r) for r in rows], next_page_token=token
         )
 
     async def GetOverview(self, request: operations_pb2.GetOverviewRequest, context: Any) -> Any:
@@ -288,7 +249,7 @@ class OperationsMethods:
                     "window must be positive and at most 24 hours",
                     [FieldViolation("window", f"got {window.total_seconds()} s")],
                 )
-        data = await self.ops.overview(principal.tenant, window)
+        data = await self.stores.overview.overview(principal.tenant, window)
         by_state = data["jobs_by_state"]
         succeeded = int(data.get("succeeded") or 0)
         failed = int(data.get("failed_attempts") or 0)

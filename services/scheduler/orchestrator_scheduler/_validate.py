@@ -18,9 +18,9 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from orchestrator_core import (
-    FieldViolation,
     InvalidArgument,
     RetryPolicy,
+    Violations,
     canonical_json,
     new_id,
 )
@@ -55,26 +55,6 @@ SOURCE_MUTABLE_FIELDS = (
     "max_active",
 )
 MAX_SOURCE_ACTIVE = 100_000
-
-
-class Violations:
-    """Collects field violations; :meth:`raise_if_any` raises them together."""
-
-    def __init__(self) -> None:
-        self.items: list[FieldViolation] = []
-
-    def add(self, field: str, description: str) -> None:
-        self.items.append(FieldViolation(field, description))
-
-    def merge(self, error: InvalidArgument, prefix: str = "") -> None:
-        for v in error.violations:
-            self.items.append(FieldViolation(prefix + v.field, v.description))
-
-    def raise_if_any(self, message: str) -> None:
-        if self.items:
-            detail = "; ".join(f"{v.field}: {v.description}" for v in self.items[:5])
-            more = f" (+{len(self.items) - 5} more)" if len(self.items) > 5 else ""
-            raise InvalidArgument(f"{message}: {detail}{more}", self.items)
 
 
 def optional_id(value: str, field: str, out: Violations) -> uuid.UUID | None:
