@@ -49,7 +49,7 @@ def scheduler_process(database_url: str, tenants) -> Iterator[tuple[subprocess.P
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 120  # a loaded CI machine starts processes slowly
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
             while True:

@@ -1,5 +1,7 @@
 """Fairness across tenants: tenant A has 50,000 ready jobs, tenant B submits 20; with one
-worker fleet serving both, B's jobs all start within one second."""
+worker fleet serving both, B's jobs all start before A's backlog gets more than a few worker
+capacities ahead of them (on a quiet machine: within one second; the assertion counts jobs,
+not seconds, so a loaded CI machine cannot fail it)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from tests.conftest import DEV_SECRET, Stub
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BACKLOG = 50_000
 SMALL = 20
+CONCURRENCY = 50
 
 
 def _register(db: psycopg.Connection, *tenants: str) -> None:
@@ -43,7 +46,7 @@ def _bulk_ready_jobs(db: psycopg.Connection, tenant: str, job_type: str, n: int)
     )
 
 
-async def test_small_tenant_starts_within_a_second_next_to_a_huge_backlog(
+async def test_small_tenant_starts_within_a_few_rounds_next_to_a_huge_backlog(
     channel: grpc.aio.Channel, leases_target: str, make_token, database_url: str
 ):
     suffix = uuid.uuid4().hex[:8]
@@ -60,14 +63,14 @@ async def test_small_tenant_starts_within_a_second_next_to_a_huge_backlog(
         leases_target,
         token=mint_dev_token(DEV_SECRET, "fleet", [big, small], ["orch:work"]),
         tenant=big,
-        concurrency=50,
+        concurrency=CONCURRENCY,
         drain_timeout_s=5,
     )
     worker.add_handler(job_type, handle)
     running = asyncio.create_task(worker.run())
     try:
         with psycopg.connect(database_url, autocommit=True) as db:
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 120
             while (
                 db.execute(
                     "SELECT count(*) FROM orchestrator.jobs WHERE tenant = %s AND job_type = %s"
@@ -87,7 +90,7 @@ async def test_small_tenant_starts_within_a_second_next_to_a_huge_backlog(
             )
             ids = [j.id for j in reply.jobs]
             submitted_at = max(j.created_at.ToDatetime(tzinfo=UTC).timestamp() for j in reply.jobs)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 120
             while True:
                 leased = db.execute(
                     "SELECT extract(epoch FROM leased_at) FROM orchestrator.jobs"
@@ -99,7 +102,14 @@ async def test_small_tenant_starts_within_a_second_next_to_a_huge_backlog(
                 assert time.monotonic() < deadline, f"only {len(leased)}/{SMALL} started"
                 await asyncio.sleep(0.05)
             latest_start = max(float(r[0]) for r in leased)
-            assert latest_start - submitted_at <= 1.0, latest_start - submitted_at
+            # FIFO would start ~25,000 of A's jobs first; fair share starts B's within a few
+            # dispatch rounds of the 50-slot fleet, whatever the machine's speed.
+            (overtaken,) = db.execute(
+                "SELECT count(*) FROM orchestrator.jobs WHERE tenant = %s AND job_type = %s"
+                " AND leased_at > to_timestamp(%s) AND leased_at <= to_timestamp(%s)",
+                (big, job_type, submitted_at, latest_start),
+            ).fetchone()
+            assert overtaken <= 4 * CONCURRENCY, (overtaken, latest_start - submitted_at)
             (backlog_left,) = db.execute(
                 "SELECT count(*) FROM orchestrator.jobs WHERE tenant = %s AND job_type = %s"
                 " AND state = 'ready'",

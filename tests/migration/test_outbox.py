@@ -90,8 +90,8 @@ def collect_notifies(
     marker = uuid.uuid4().hex
     writer.execute("SELECT pg_notify(%s, %s)", (SENTINEL, marker))
     got: list[tuple[str, str]] = []
-    deadline = time.monotonic() + 10
-    for note in listener.notifies(timeout=10):
+    deadline = time.monotonic() + 60
+    for note in listener.notifies(timeout=60):
         if note.channel == SENTINEL and note.payload == marker:
             return got
         got.append((note.channel, note.payload))

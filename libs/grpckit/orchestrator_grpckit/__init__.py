@@ -45,6 +45,7 @@ from orchestrator_grpckit._config import (
     env_var_table,
 )
 from orchestrator_grpckit._context import current_request_id
+from orchestrator_grpckit._dependencies import DEPENDENCY_UP, Dependency, DependencyMonitor
 from orchestrator_grpckit._env import env_choice, env_int, env_number
 from orchestrator_grpckit._exceptions import BackgroundTaskFailed, ConfigError, GrpcKitError
 from orchestrator_grpckit._interceptors import (
@@ -58,6 +59,7 @@ from orchestrator_grpckit._interceptors import (
 )
 from orchestrator_grpckit._logging import JsonFormatter, configure_logging
 from orchestrator_grpckit._server import (
+    LIVENESS_SERVICE,
     MAX_MESSAGE_BYTES,
     SERVER_OPTIONS,
     AddServicerFn,
@@ -74,10 +76,12 @@ __all__ = [
     "AUDIENCE",
     "DEFAULT_GRPC_PORTS",
     "DEFAULT_METRICS_PORTS",
+    "DEPENDENCY_UP",
     "DEV_HS256_SECRET",
     "ENV_VARS",
     "ERROR_DOMAIN",
     "ISSUER",
+    "LIVENESS_SERVICE",
     "MAX_MESSAGE_BYTES",
     "PUBLIC_METHOD_PREFIXES",
     "REQUEST_ID_HEADER",
@@ -90,6 +94,8 @@ __all__ = [
     "BackgroundFactory",
     "BackgroundTaskFailed",
     "ConfigError",
+    "Dependency",
+    "DependencyMonitor",
     "EnvVar",
     "ErrorInterceptor",
     "GrpcKitError",

@@ -19,6 +19,7 @@ DEFAULT_DATABASE_URL = "postgresql://orchestrator:orchestrator@127.0.0.1:5432/or
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_LOG_LEVEL = "INFO"
 DEFAULT_SHUTDOWN_GRACE_S = 10.0
+DEFAULT_HEALTH_PROBE_S = 2.0
 
 # docs/architecture.md §1: gRPC 50051..50054 and metrics 9101..9105 in the order
 # gateway, scheduler, leases, ratelimit, audit. The gateway has no gRPC port of its own.
@@ -86,6 +87,12 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "10",
         "Seconds in-flight RPCs get to finish after SIGTERM before they are cancelled.",
     ),
+    EnvVar(
+        "ORCH_HEALTH_PROBE_S",
+        "2",
+        "Seconds between two probes of the service's required dependencies (PostgreSQL); "
+        "health is NOT_SERVING while one does not answer.",
+    ),
 )
 
 
@@ -128,6 +135,7 @@ class ServiceConfig:
         auth_ed25519_public_key_file: PEM public key for EdDSA tokens, or ``None``.
         log_level: Log level name.
         shutdown_grace_s: Grace period for in-flight RPCs on shutdown.
+        health_probe_s: Interval (and timeout) of the required-dependency health probe.
     """
 
     service_name: str
@@ -140,6 +148,7 @@ class ServiceConfig:
     auth_ed25519_public_key_file: Path | None = None
     log_level: str = DEFAULT_LOG_LEVEL
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
+    health_probe_s: float = DEFAULT_HEALTH_PROBE_S
 
     @property
     def uses_dev_secret(self) -> bool:
@@ -232,7 +241,10 @@ class ServiceConfig:
             auth_hs256_secret=secret or None,
             auth_ed25519_public_key_file=Path(key_file) if key_file else None,
             log_level=_log_level(env.get("ORCH_LOG_LEVEL", DEFAULT_LOG_LEVEL)),
-            shutdown_grace_s=_grace(env.get("ORCH_SHUTDOWN_GRACE_S")),
+            shutdown_grace_s=_seconds(env, "ORCH_SHUTDOWN_GRACE_S", DEFAULT_SHUTDOWN_GRACE_S),
+            health_probe_s=_seconds(
+                env, "ORCH_HEALTH_PROBE_S", DEFAULT_HEALTH_PROBE_S, positive=True
+            ),
         )
 
 
@@ -260,13 +272,17 @@ def _log_level(raw: str) -> str:
     return level
 
 
-def _grace(raw: str | None) -> float:
+def _seconds(env: Mapping[str, str], name: str, default: float, *, positive: bool = False) -> float:
+    raw = env.get(name)
     if raw is None or not raw.strip():
-        return DEFAULT_SHUTDOWN_GRACE_S
+        return default
     try:
-        grace = float(raw)
+        seconds = float(raw)
     except ValueError:
-        raise ConfigError(f"ORCH_SHUTDOWN_GRACE_S={raw!r} is not a number of seconds") from None
-    if not grace >= 0:  # also rejects NaN
-        raise ConfigError(f"ORCH_SHUTDOWN_GRACE_S={raw!r} must be >= 0")
-    return grace
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
+    # Written as negations so NaN (which compares false with everything) is refused too.
+    if positive and not seconds > 0:
+        raise ConfigError(f"{name}={raw!r} must be > 0")
+    if not seconds >= 0:
+        raise ConfigError(f"{name}={raw!r} must be >= 0")
+    return seconds

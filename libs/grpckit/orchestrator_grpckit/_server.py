@@ -27,6 +27,7 @@ from prometheus_client import MetricsHandler
 
 from orchestrator_grpckit._auth import TokenVerifier
 from orchestrator_grpckit._config import ServiceConfig
+from orchestrator_grpckit._dependencies import Dependency, DependencyMonitor
 from orchestrator_grpckit._exceptions import BackgroundTaskFailed, GrpcKitError
 from orchestrator_grpckit._interceptors import server_interceptors
 
@@ -67,6 +68,10 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
 )
 
 _HEALTH_SERVICE = "grpc.health.v1.Health"
+_DEPENDENCY_TASK = "dependencies"
+# The health name for liveness probes: SERVING from start to stop whatever the dependencies
+# (a database outage must make pods unready, not restart them all).
+LIVENESS_SERVICE = "liveness"
 # How often the metrics thread checks for shutdown; bounds how long stop() waits for it
 # (prometheus_client.start_http_server uses 0.5 s, which made every stop that slow).
 _METRICS_POLL_INTERVAL_S = 0.05
@@ -128,6 +133,9 @@ class GrpcService:
         on_stopping: Called once when a stop begins, after health turns NOT_SERVING and
             before the server stops taking RPCs: e.g. tell stream clients to finish and
             reconnect elsewhere, so the grace period is spent finishing work, not cutting it.
+        dependencies: What the service cannot serve without: while any of them does not
+            answer its probe (every ``config.health_probe_s``), health is NOT_SERVING
+            (see :mod:`orchestrator_grpckit._dependencies`).
         tracing: Add OpenTelemetry server instrumentation when it is installed.
         server_options: Extra/overriding channel arguments for ``grpc.aio.server``.
     """
@@ -143,6 +151,7 @@ class GrpcService:
         tenant_spanning: Collection[str] = (),
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         on_stopping: Sequence[Callable[[], None]] = (),
+        dependencies: Sequence[Dependency] = (),
         tracing: bool = True,
         server_options: Sequence[tuple[str, Any]] = (),
     ) -> None:
@@ -157,6 +166,17 @@ class GrpcService:
         self._tenant_spanning = frozenset(tenant_spanning)
         self._extra_interceptors = list(interceptors)
         self._on_stopping = list(on_stopping)
+        self._dependencies = (
+            DependencyMonitor(
+                dependencies, interval_s=config.health_probe_s, timeout_s=config.health_probe_s
+            )
+            if dependencies
+            else None
+        )
+        if self._dependencies is not None:
+            if _DEPENDENCY_TASK in names:
+                raise ValueError(f"{_DEPENDENCY_TASK!r} is reserved for the dependency monitor")
+            self._background.append((_DEPENDENCY_TASK, self._watch_dependencies))
         self._tracing = tracing
         # Later entries win in grpc channel args, so overrides go last.
         self._options = list(SERVER_OPTIONS) + list(server_options)
@@ -247,7 +267,7 @@ class GrpcService:
             (*self.service_names, _HEALTH_SERVICE, reflection.SERVICE_NAME), server
         )
         # Nothing is SERVING until the whole start sequence has succeeded.
-        for name in ("", *self.service_names):
+        for name in ("", LIVENESS_SERVICE, *self.service_names):
             await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         try:
             port = server.add_insecure_port(config.grpc_address)
@@ -265,9 +285,12 @@ class GrpcService:
             self._supervisor = asyncio.create_task(
                 self._supervise(), name=f"{config.service_name}:supervisor"
             )
-        for name in ("", *self.service_names):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        serving = True
+        if self._dependencies is not None:
+            serving = await self._dependencies.probe_all()
         self._state = "running"
+        await self._health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
+        await self._set_serving(serving)
         _log.info(
             "%s serving gRPC on %s:%d",
             config.service_name,
@@ -281,6 +304,22 @@ class GrpcService:
                 "background_tasks": list(self._tasks),
             },
         )
+
+    async def _set_serving(self, serving: bool) -> None:
+        """Every status SERVING or NOT_SERVING; a stopping service stays NOT_SERVING."""
+        if self._state != "running":
+            return
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *self.service_names):
+            await self._health.set(name, status)
+
+    async def _watch_dependencies(self) -> None:
+        assert self._dependencies is not None
+        await self._dependencies.watch(self._set_serving)
 
     async def _supervise(self) -> None:
         done, _ = await asyncio.wait(self._tasks.values(), return_when=asyncio.FIRST_COMPLETED)

@@ -89,6 +89,7 @@ ISOLATION_SQL = (
     "SELECT set_config('orchestrator.tenant', %s, true),"
     " set_config('orchestrator.isolate_tenant', %s, true)"
 )
+PING_SQL = "SELECT 1"
 
 
 class Database:
@@ -190,6 +191,18 @@ class Database:
                     if snapshot:
                         await conn.rollback()
                         await conn.set_isolation_level(None)
+
+    async def ping(self) -> None:
+        """One round trip to PostgreSQL: the readiness probe of the services that need it.
+
+        Raises:
+            Unavailable: PostgreSQL does not answer (down, restarting, refusing connections)
+                or the pool has no connection to lend within its timeout.
+        """
+        with storage_errors_mapped():
+            async with self._pool.connection() as conn:
+                await conn.execute(PING_SQL)
+                await conn.rollback()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:

@@ -12,7 +12,7 @@ from orchestrator_audit._chainer import Chainer
 from orchestrator_audit._keys import Signer
 from orchestrator_audit._servicer import METHOD_SCOPES, SERVICE_NAME, AuditServicer
 from orchestrator_core import Clock
-from orchestrator_grpckit import ConfigError, GrpcService, ServiceConfig
+from orchestrator_grpckit import ConfigError, Dependency, GrpcService, ServiceConfig
 from orchestrator_pg import AuditLedger, Database
 from stella.orchestrator.v1 import audit_pb2_grpc
 
@@ -53,6 +53,7 @@ async def build_service(
         service = GrpcService(
             config,
             [(audit_pb2_grpc.add_AuditServiceServicer_to_server, servicer, SERVICE_NAME)],
+            dependencies=[Dependency("postgresql", db.ping)],
             background=[("chainer", chainer.run_forever)],
             method_scopes=METHOD_SCOPES,
         )

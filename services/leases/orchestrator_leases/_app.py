@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from orchestrator_core import Clock
-from orchestrator_grpckit import Background, GrpcService, ServiceConfig
+from orchestrator_grpckit import Background, Dependency, GrpcService, ServiceConfig
 from orchestrator_leases._completer import Completer
 from orchestrator_leases._dispatcher import Dispatcher
 from orchestrator_leases._ratelimit import LeaseLimiter
@@ -103,6 +103,7 @@ async def build_app(
         service = GrpcService(
             config,
             [(leases_pb2_grpc.add_LeaseServiceServicer_to_server, servicer, SERVICE_NAME)],
+            dependencies=[Dependency("postgresql", db.ping)],
             background=[
                 ("ready-listener", listener.run),
                 ("dispatcher", dispatcher.run),

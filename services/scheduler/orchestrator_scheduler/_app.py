@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from orchestrator_core import Clock
-from orchestrator_grpckit import GrpcService, ServiceConfig
+from orchestrator_grpckit import Dependency, GrpcService, ServiceConfig
 from orchestrator_pg import (
     Database,
     EventHorizon,
@@ -80,6 +80,7 @@ async def build_service(
                     EVENTS_SERVICE_NAME,
                 ),
             ],
+            dependencies=[Dependency("postgresql", db.ping)],
             background=[
                 ("event-partitions", maintainer.run_forever),
                 ("event-horizon", horizon.run),
