@@ -14,12 +14,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from orchestrator_core import AlreadyExists, new_id
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._queries import query
-from orchestrator_pg._tx import audit_entry_write, fetch_all, fetch_one, now_of, write_audited
+from orchestrator_pg._tx import (
+    audit_entry_write,
+    fetch_all,
+    fetch_one,
+    fields_params,
+    now_of,
+    write_audited,
+)
 
 QUOTA_MUTABLE_FIELDS = ("max_active", "max_per_hour", "burst", "max_queued", "paused")
 
@@ -44,10 +50,9 @@ class QuotaStore:
         self.db = db.isolated()
 
     async def quota_create(self, ctx: TxContext, fields: QuotaFields) -> Row:
-        params = _quota_params(fields) | {
+        params = fields_params(fields) | {
             "id": uuid.UUID(new_id(self.db.clock)),
             "tenant": ctx.tenant,
-            "job_type": fields.job_type,
             "reason": ctx.reason,
             "ticket": ctx.ticket,
             "now": now_of(self.db, ctx),
@@ -99,7 +104,7 @@ class QuotaStore:
     ) -> Row:
         """Changes the fields named in ``mask``; the reason and ticket of ``ctx`` replace
         those recorded on the quota."""
-        params = _quota_params(fields) | {
+        params = fields_params(fields) | {
             "tenant": ctx.tenant,
             "id": quota_id,
             "mask": list(mask),
@@ -146,13 +151,3 @@ class QuotaStore:
             )
         assert row is not None
         return row
-
-
-def _quota_params(fields: QuotaFields) -> dict[str, Any]:
-    return {
-        "max_active": fields.max_active,
-        "max_per_hour": fields.max_per_hour,
-        "burst": fields.burst,
-        "max_queued": fields.max_queued,
-        "paused": fields.paused,
-    }

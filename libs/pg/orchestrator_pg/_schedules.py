@@ -16,13 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from orchestrator_core import AlreadyExists, ScheduleRecord
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._queries import query
 from orchestrator_pg._sources import source_check_enabled_many
-from orchestrator_pg._tx import Conn, fetch_all, fetch_one, now_of, write_audited
+from orchestrator_pg._tx import Conn, fetch_all, fetch_one, fields_params, now_of, write_audited
 
 SCHEDULE_MUTABLE_FIELDS = (
     "name",
@@ -65,22 +63,7 @@ class ScheduleStore:
         fields: ScheduleFields,
         next_fire_at: datetime | None,
     ) -> Row:
-        params = _params(fields) | {
-            "id": schedule_id,
-            "tenant": ctx.tenant,
-            "next_fire_at": next_fire_at,
-            "now": now_of(self.db, ctx),
-        }
-        return await write_audited(
-            self.db,
-            ctx,
-            "schedule_create",
-            params,
-            action="schedule.create",
-            target=("schedule", schedule_id),
-            taken=_name_taken(ctx.tenant, fields.name),
-            before=lambda conn: source_check_enabled_many(conn, ctx.tenant, [fields.source_id]),
-        )
+        return await self._write(ctx, "create", schedule_id, fields, next_fire_at, {})
 
     async def schedule_get(self, tenant: str, schedule_id: uuid.UUID) -> Row:
         return await fetch_one(
@@ -106,20 +89,36 @@ class ScheduleStore:
     ) -> Row:
         """Changes the fields named in ``mask``; ``next_fire_at`` (when not None) replaces
         the stored one (a new cron, or a re-enabled schedule, starts from now)."""
-        params = _params(fields) | {
-            "tenant": ctx.tenant,
+        return await self._write(
+            ctx, "update", schedule_id, fields, next_fire_at, {"mask": list(mask)}
+        )
+
+    async def _write(
+        self,
+        ctx: TxContext,
+        verb: str,
+        schedule_id: uuid.UUID,
+        fields: ScheduleFields,
+        next_fire_at: datetime | None,
+        extra: dict[str, Any],
+    ) -> Row:
+        """``schedule_create`` or ``schedule_update`` (``extra`` holds its mask), audited;
+        the source it names, if it names a new one, must exist and be enabled."""
+        params = fields_params(fields) | extra
+        params |= {
             "id": schedule_id,
-            "mask": list(mask),
+            "tenant": ctx.tenant,
             "next_fire_at": next_fire_at,
             "now": now_of(self.db, ctx),
         }
-        sources = [fields.source_id] if "source_id" in mask else []
+        named = "mask" not in extra or "source_id" in extra["mask"]
+        sources = [fields.source_id] if named else []
         return await write_audited(
             self.db,
             ctx,
-            "schedule_update",
+            f"schedule_{verb}",
             params,
-            action="schedule.update",
+            action=f"schedule.{verb}",
             target=("schedule", schedule_id),
             taken=_name_taken(ctx.tenant, fields.name),
             before=lambda conn: source_check_enabled_many(conn, ctx.tenant, sources),
@@ -207,16 +206,3 @@ def _name_taken(tenant: str, name: str) -> AlreadyExists:
         reason="SCHEDULE_EXISTS",
         metadata={"name": name},
     )
-
-
-def _params(fields: ScheduleFields) -> dict[str, Any]:
-    return {
-        "name": fields.name,
-        "cron": fields.cron,
-        "source_id": fields.source_id,
-        "run_template": Jsonb(fields.run_template),
-        "catch_up": fields.catch_up,
-        "catch_up_window": fields.catch_up_window,
-        "overlap": fields.overlap,
-        "enabled": fields.enabled,
-    }

@@ -7,9 +7,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from psycopg.types.json import Jsonb
 
 from orchestrator_core import (
     Aborted,
@@ -26,6 +23,7 @@ from orchestrator_pg._tx import (
     audit_entry_write,
     fetch_all,
     fetch_one,
+    fields_params,
     integrity_mapped,
     now_of,
     write_audited,
@@ -80,7 +78,7 @@ class SourceStore:
         self.db = db.isolated()
 
     async def source_create(self, ctx: TxContext, fields: SourceFields) -> Row:
-        params = _source_params(fields) | {
+        params = fields_params(fields) | {
             "id": uuid.UUID(new_id(self.db.clock)),
             "tenant": ctx.tenant,
             "now": now_of(self.db, ctx),
@@ -132,7 +130,7 @@ class SourceStore:
     ) -> Row:
         """Changes the fields named in ``mask``; with ``expected_version`` (optimistic
         concurrency) only if the source is still at that version, else ABORTED."""
-        params = _source_params(fields) | {
+        params = fields_params(fields) | {
             "tenant": ctx.tenant,
             "id": source_id,
             "mask": list(mask),
@@ -203,19 +201,3 @@ def _name_taken(tenant: str, name: str) -> AlreadyExists:
         reason="SOURCE_NAME_TAKEN",
         metadata={"name": name},
     )
-
-
-def _source_params(fields: SourceFields) -> dict[str, Any]:
-    return {
-        "name": fields.name,
-        "source_type": fields.source_type,
-        "host": fields.host,
-        "base_url": fields.base_url,
-        "enabled": fields.enabled,
-        "paused": fields.paused,
-        "paused_reason": fields.paused_reason,
-        "paused_ticket": fields.paused_ticket,
-        "job_types": list(fields.job_types),
-        "labels": Jsonb(fields.labels),
-        "max_active": fields.max_active,
-    }

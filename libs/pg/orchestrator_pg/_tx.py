@@ -9,6 +9,7 @@ another's private helpers.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
@@ -17,6 +18,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.types.json import Jsonb
 
 from orchestrator_core import AlreadyExists, FieldViolation, InvalidArgument, NotFound, new_id
 from orchestrator_core.redaction import redact_text
@@ -26,6 +28,20 @@ from orchestrator_pg._queries import query
 Conn = psycopg.AsyncConnection[Row]
 # Operator actions whose audit entry must say why (quota and backfill changes move capacity).
 REASON_REQUIRED_ACTIONS = ("quota.", "backfill.")
+
+
+def fields_params(fields: Any) -> dict[str, Any]:
+    """The query parameters of a ``*Fields`` dataclass: one per field, dicts as JSONB and
+    tuples as arrays (what the named queries of every store expect)."""
+    params: dict[str, Any] = {}
+    for f in dataclasses.fields(fields):
+        value = getattr(fields, f.name)
+        if isinstance(value, dict):
+            value = Jsonb(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        params[f.name] = value
+    return params
 
 
 def now_of(db: Database, ctx: TxContext) -> datetime:

@@ -14,12 +14,9 @@ import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, timedelta
-from functools import partial
 from typing import Any
 
-from google.protobuf import duration_pb2, timestamp_pb2
-
-from orchestrator_core import Clock, SystemClock, paging
+from orchestrator_core import Clock, SystemClock
 from orchestrator_grpckit import Principal, current_principal
 from orchestrator_pg import (
     BackfillPlan,
@@ -30,7 +27,9 @@ from orchestrator_pg import (
     TxContext,
 )
 from orchestrator_redis import BucketKey, BucketStore, OrchestratorRedisError
+from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _validate as validate
+from orchestrator_scheduler._listing import list_method
 from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import common_pb2, resources_pb2, scheduler_pb2
 
@@ -96,18 +95,6 @@ def backfill_request(request: scheduler_pb2.CreateBackfillRequest) -> BackfillRe
     return BackfillRequest(source_id, request.job_type, start, end, size, priority)
 
 
-def _timestamp(value: Any) -> timestamp_pb2.Timestamp:
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(value)
-    return out
-
-
-def _duration(value: timedelta) -> duration_pb2.Duration:
-    out = duration_pb2.Duration()
-    out.FromTimedelta(value)
-    return out
-
-
 def derived_state(row: Row) -> str:
     """The backfill's state from its run (the stored state only says planned/canceled)."""
     if row["state"] == "canceled" or row["run_state"] == "canceled":
@@ -136,11 +123,11 @@ def backfill_message(row: Row) -> resources_pb2.Backfill:
         created_by=row["created_by"],
         run_id=str(row["run_id"]) if row["run_id"] else "",
     )
-    msg.range.start.CopyFrom(_timestamp(row["range_start"]))
-    msg.range.end.CopyFrom(_timestamp(row["range_end"]))
-    msg.window_size.CopyFrom(_duration(row["window_size"]))
-    msg.created_at.CopyFrom(_timestamp(row["created_at"]))
-    msg.updated_at.CopyFrom(_timestamp(row["updated_at"]))
+    msg.range.start.CopyFrom(convert.timestamp(row["range_start"]))
+    msg.range.end.CopyFrom(convert.timestamp(row["range_end"]))
+    msg.window_size.CopyFrom(convert.duration(row["window_size"]))
+    msg.created_at.CopyFrom(convert.timestamp(row["created_at"]))
+    msg.updated_at.CopyFrom(convert.timestamp(row["updated_at"]))
     return msg
 
 
@@ -172,8 +159,8 @@ class BackfillMethods:
                 idempotency_key=f"backfill:{backfill_id}:{label}",
                 payload=request.payload,
             )
-            spec.event_time_window.start.CopyFrom(_timestamp(start))
-            spec.event_time_window.end.CopyFrom(_timestamp(end))
+            spec.event_time_window.start.CopyFrom(convert.timestamp(start))
+            spec.event_time_window.end.CopyFrom(convert.timestamp(end))
             jobs.append(
                 validate.job_spec(spec, "window", out, max_payload_bytes=self.max_payload_bytes)
             )
@@ -226,7 +213,7 @@ class BackfillMethods:
         if rates and plan.missing:
             rate, name = min(rates)
             preview.estimated_duration.CopyFrom(
-                _duration(timedelta(seconds=len(plan.missing) / rate))
+                convert.duration(timedelta(seconds=len(plan.missing) / rate))
             )
             preview.limited_by = name
         return preview
@@ -262,20 +249,15 @@ class BackfillMethods:
         row = await self.stores.backfills.backfill_get(principal.tenant, backfill_id)
         return scheduler_pb2.GetBackfillResponse(backfill=backfill_message(row))
 
-    async def ListBackfills(self, request: scheduler_pb2.ListBackfillsRequest, context: Any) -> Any:
-        principal = current_principal()
-        out = validate.Violations()
-        source_id = validate.optional_id(request.source_id, "source_id", out)
-        out.raise_if_any("invalid backfill filter")
-        filters = {"source_id": request.source_id}
-        rows, token = await paging.page(
-            request,
-            filters,
-            partial(self.stores.backfills.backfill_list, principal.tenant, source_id=source_id),
-        )
-        return scheduler_pb2.ListBackfillsResponse(
-            backfills=[backfill_message(r) for r in rows], next_page_token=token
-        )
+    ListBackfills = list_method(
+        scheduler_pb2.ListBackfillsResponse,
+        "backfills",
+        lambda row: backfill_message(row),
+        lambda stores: stores.backfills.backfill_list,
+        lambda request: {
+            "source_id": validate.optional_id_or_raise(request.source_id, "source_id")
+        },
+    )
 
     async def CancelBackfill(
         self, request: scheduler_pb2.CancelBackfillRequest, context: Any

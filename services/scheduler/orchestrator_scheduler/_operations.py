@@ -9,7 +9,6 @@ the storage lives in :class:`~orchestrator_pg.DeadLetterStore`, ``IncidentStore`
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from orchestrator_core import FieldViolation, InvalidArgument, paging
@@ -17,6 +16,7 @@ from orchestrator_grpckit import current_principal
 from orchestrator_pg import Row, Stores
 from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _validate as validate
+from orchestrator_scheduler._listing import list_method
 from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import common_pb2, operations_pb2, resources_pb2
 
@@ -117,39 +117,45 @@ def artifact(row: Row) -> resources_pb2.Artifact:
     )
 
 
+def _dead_letter_filters(request: operations_pb2.ListDeadLettersRequest) -> dict[str, Any]:
+    source_id = validate.optional_id_or_raise(request.source_id, "source_id")
+    return {
+        "status": _label(
+            resources_pb2.DeadLetterStatus, "DEAD_LETTER_STATUS_", request.status, "status"
+        ),
+        "error_class": _label(
+            common_pb2.ErrorClass, "ERROR_CLASS_", request.error_class, "error_class"
+        ),
+        "job_type": request.job_type or None,
+        "source_id": source_id,
+        "retryable": request.retryable if request.HasField("retryable") else None,
+    }
+
+
+def _artifact_filters(request: operations_pb2.ListArtifactsRequest) -> dict[str, Any]:
+    out = validate.Violations()
+    job_id = validate.optional_id(request.job_id, "job_id", out)
+    run_id = validate.optional_id(request.run_id, "run_id", out)
+    if (job_id is None) == (run_id is None) and not out.items:
+        out.add("job_id", "set exactly one of job_id and run_id")
+    out.raise_if_any("invalid artifact filter")
+    return {"job_id": job_id, "run_id": run_id}
+
+
 class OperationsMethods:
     """Dead letters, incidents, artifacts and the overview of the caller's tenant."""
 
     stores: Stores
     slo_target: float = SLO_TARGET
 
-    async def ListDeadLetters(
-        self, request: operations_pb2.ListDeadLettersRequest, context: Any
-    ) -> Any:
-        principal = current_principal()
-        out = validate.Violations()
-        source_id = validate.optional_id(request.source_id, "source_id", out)
-        out.raise_if_any("invalid dead-letter filter")
-        filters: dict[str, Any] = {
-            "status": _label(
-                resources_pb2.DeadLetterStatus, "DEAD_LETTER_STATUS_", request.status, "status"
-            ),
-            "error_class": _label(
-                common_pb2.ErrorClass, "ERROR_CLASS_", request.error_class, "error_class"
-            ),
-            "job_type": request.job_type or None,
-            "source_id": source_id,
-            "retryable": request.retryable if request.HasField("retryable") else None,
-        }
-        rows, token = await paging.page(
-            request,
-            filters,
-            partial(self.stores.dead_letters.dead_letter_list, principal.tenant, **filters),
-            paging.by_time("failed_at"),
-        )
-        return operations_pb2.ListDeadLettersResponse(
-            entries=[dead_letter(r) for r in rows], next_page_token=token
-        )
+    ListDeadLetters = list_method(
+        operations_pb2.ListDeadLettersResponse,
+        "entries",
+        lambda row: dead_letter(row),
+        lambda stores: stores.dead_letters.dead_letter_list,
+        lambda request: _dead_letter_filters(request),
+        paging.by_time("failed_at"),
+    )
 
     async def GetDeadLetter(
         self, request: operations_pb2.GetDeadLetterRequest, context: Any
@@ -200,44 +206,24 @@ class OperationsMethods:
             entry=dead_letter(entry), job=convert.job(job, parents[job["id"]])
         )
 
-    async def ListIncidents(
-        self, request: operations_pb2.ListIncidentsRequest, context: Any
-    ) -> Any:
-        principal = current_principal()
-        filters: dict[str, Any] = {
+    ListIncidents = list_method(
+        operations_pb2.ListIncidentsResponse,
+        "incidents",
+        lambda row: incident(row),
+        lambda stores: stores.incidents.incident_list,
+        lambda request: {
             "state": _label(resources_pb2.IncidentState, "INCIDENT_STATE_", request.state, "state")
-        }
-        rows, token = await paging.page(
-            request,
-            filters,
-            partial(self.stores.incidents.incident_list, principal.tenant, **filters),
-            paging.by_time("last_seen_at"),
-        )
-        return operations_pb2.ListIncidentsResponse(
-            incidents=[incident(r) for r in rows], next_page_token=token
-        )
+        },
+        paging.by_time("last_seen_at"),
+    )
 
-    async def ListArtifacts(
-        self, request: operations_pb2.ListArtifactsRequest, context: Any
-    ) -> Any:
-        principal = current_principal()
-        out = validate.Violations()
-        job_id = validate.optional_id(request.job_id, "job_id", out)
-        run_id = validate.optional_id(request.run_id, "run_id", out)
-        if (job_id is None) == (run_id is None) and not out.items:
-            out.add("job_id", "set exactly one of job_id and run_id")
-        out.raise_if_any("invalid artifact filter")
-        filters = {"job_id": request.job_id, "run_id": request.run_id}
-        rows, token = await paging.page(
-            request,
-            filters,
-            partial(
-                self.stores.artifacts.artifact_list, principal.tenant, job_id=job_id, run_id=run_id
-            ),
-        )
-        return operations_pb2.ListArtifactsResponse(
-            artifacts=[artifact(r) for r in rows], next_page_token=token
-        )
+    ListArtifacts = list_method(
+        operations_pb2.ListArtifactsResponse,
+        "artifacts",
+        lambda row: artifact(row),
+        lambda stores: stores.artifacts.artifact_list,
+        lambda request: _artifact_filters(request),
+    )
 
     async def GetOverview(self, request: operations_pb2.GetOverviewRequest, context: Any) -> Any:
         principal = current_principal()

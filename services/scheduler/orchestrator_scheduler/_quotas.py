@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
-from orchestrator_core import paging
 from orchestrator_grpckit import current_principal
 from orchestrator_pg import QUOTA_MUTABLE_FIELDS, QuotaFields, Row, Stores
 from orchestrator_scheduler import _validate as validate
+from orchestrator_scheduler._listing import list_method
 from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import resources_pb2, scheduler_pb2
 
@@ -101,20 +100,16 @@ class QuotaMethods:
         row = await self.stores.quotas.quota_get(principal.tenant, quota_id)
         return scheduler_pb2.GetQuotaResponse(quota=quota_message(row))
 
-    async def ListQuotas(self, request: scheduler_pb2.ListQuotasRequest, context: Any) -> Any:
-        principal = current_principal()
-        filters: dict[str, Any] = {
+    ListQuotas = list_method(
+        scheduler_pb2.ListQuotasResponse,
+        "quotas",
+        quota_message,
+        lambda stores: stores.quotas.quota_list,
+        lambda request: {
             "job_type": request.job_type or None,
             "paused": request.paused if request.HasField("paused") else None,
-        }
-        rows, token = await paging.page(
-            request,
-            filters,
-            partial(self.stores.quotas.quota_list, principal.tenant, **filters),
-        )
-        return scheduler_pb2.ListQuotasResponse(
-            quotas=[quota_message(r) for r in rows], next_page_token=token
-        )
+        },
+    )
 
     async def UpdateQuota(self, request: scheduler_pb2.UpdateQuotaRequest, context: Any) -> Any:
         principal = current_principal()

@@ -23,6 +23,7 @@ from orchestrator_scheduler import _operations as operations
 from orchestrator_scheduler import _quotas as quotas
 from orchestrator_scheduler import _schedules as schedules
 from orchestrator_scheduler import _validate as validate
+from orchestrator_scheduler._listing import list_method
 from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import scheduler_pb2, scheduler_pb2_grpc
 
@@ -102,20 +103,16 @@ class SchedulerServicer(
         row = await self.stores.sources.source_get(principal.tenant, source_id)
         return scheduler_pb2.GetSourceResponse(source=convert.source(row))
 
-    async def ListSources(self, request: scheduler_pb2.ListSourcesRequest, context: Any) -> Any:
-        principal = current_principal()
-        filters: dict[str, Any] = {
+    ListSources = list_method(
+        scheduler_pb2.ListSourcesResponse,
+        "sources",
+        convert.source,
+        lambda stores: stores.sources.source_list,
+        lambda request: {
             "source_type": request.source_type or None,
             "enabled": request.enabled if request.HasField("enabled") else None,
-        }
-        rows, token = await paging.page(
-            request,
-            filters,
-            partial(self.stores.sources.source_list, principal.tenant, **filters),
-        )
-        return scheduler_pb2.ListSourcesResponse(
-            sources=[convert.source(r) for r in rows], next_page_token=token
-        )
+        },
+    )
 
     async def UpdateSource(self, request: scheduler_pb2.UpdateSourceRequest, context: Any) -> Any:
         principal = current_principal()

@@ -78,6 +78,14 @@ def required_id(value: str, field: str, out: Violations) -> uuid.UUID | None:
         return None
 
 
+def optional_id_or_raise(value: str, field: str) -> uuid.UUID | None:
+    """An optional UUID filter ('' = absent), or INVALID_ARGUMENT naming ``field``."""
+    out = Violations()
+    parsed = optional_id(value, field, out)
+    out.raise_if_any(f"invalid {field}")
+    return parsed
+
+
 def parse_id_or_raise(value: str, field: str) -> uuid.UUID:
     out = Violations()
     parsed = required_id(value, field, out)
