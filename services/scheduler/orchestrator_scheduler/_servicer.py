@@ -184,22 +184,14 @@ class SchedulerServicer(
         source_id = validate.optional_id(request.source_id, "source_id", out)
         out.raise_if_any("invalid filters")
         states = sorted({convert.run_state_name(s) for s in request.states if s})
+        # the filters bind the page token and are the store's keyword arguments
         filters: dict[str, Any] = {
             "states": states or None,
-            "source_id": str(source_id) if source_id else None,
+            "source_id": source_id,
             "project": request.project or None,
         }
-        page, token = await paging.page(
-            request,
-            filters,
-            partial(
-                self.stores.runs.run_list,
-                principal.tenant,
-                states=states or None,
-                source_id=source_id,
-                project=request.project or None,
-            ),
-        )
+        list_runs = partial(self.stores.runs.run_list, principal.tenant, **filters)
+        page, token = await paging.page(request, filters, list_runs)
         counts = await self.stores.runs.run_job_counts(principal.tenant, [r["id"] for r in page])
         return scheduler_pb2.ListRunsResponse(
             runs=[convert.run(r, counts[r["id"]]) for r in page], next_page_token=token
@@ -284,21 +276,11 @@ class SchedulerServicer(
         filters: dict[str, Any] = {
             "states": states or None,
             "job_type": request.job_type or None,
-            "run_id": str(run_id) if run_id else None,
-            "source_id": str(source_id) if source_id else None,
+            "run_id": run_id,
+            "source_id": source_id,
         }
-        page, token = await paging.page(
-            request,
-            filters,
-            partial(
-                self.stores.jobs.job_list,
-                principal.tenant,
-                states=states or None,
-                job_type=request.job_type or None,
-                run_id=run_id,
-                source_id=source_id,
-            ),
-        )
+        list_jobs = partial(self.stores.jobs.job_list, principal.tenant, **filters)
+        page, token = await paging.page(request, filters, list_jobs)
         parents = await self.stores.jobs.job_parents([r["id"] for r in page])
         return scheduler_pb2.ListJobsResponse(
             jobs=[convert.job(r, parents[r["id"]]) for r in page], next_page_token=token
