@@ -3,6 +3,7 @@
 #   make test    every test tier (static checks, unit, contract, integration, migration, acceptance)
 #   make up/down the stack in the background, for scripts
 #   make bench   benchmarks, one figure per line: `name value unit`
+#   make image   the container image (podman); make image-test runs the demo against it
 
 SHELL := /bin/bash
 PYTHON_BOOTSTRAP ?= python3
@@ -13,6 +14,8 @@ PYTEST_ARGS ?=
 
 include scripts/proto.mk
 include scripts/sdk.mk
+include scripts/k8s.mk
+include scripts/image.mk
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lock console services migrate up down status demo test lint typecheck fmt \
@@ -32,13 +35,16 @@ $(VENV)/.installed: pyproject.toml requirements/dev.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-## lock: recompile requirements/{runtime,dev}.txt from pyproject.toml (UPGRADE=1 takes newer versions)
+## lock: recompile requirements/{runtime,dev,build}.txt from pyproject.toml (UPGRADE=1 takes newer versions)
 LOCK_FLAGS = --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
              --no-header --quiet $(if $(UPGRADE),--upgrade,)
 lock: venv
 	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_FLAGS) -o requirements/runtime.txt
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) \
 	    -c requirements/runtime.txt -o requirements/dev.txt
+	@# The image builds the project's wheel with exactly this (pyproject's build-system.requires).
+	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires']))" \
+	    | $(VENV)/bin/uv pip compile - $(LOCK_FLAGS) -c requirements/dev.txt -o requirements/build.txt
 
 ## console: rebuild the Console bundle the gateway serves (npm ci, then esbuild; deterministic)
 CONSOLE_DIR := services/gateway/console

@@ -22,6 +22,8 @@ need_install() {
   local missing=()
   command -v pg_ctlcluster >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  # Not a service: the clock-skew test runs a replica under libfaketime (make test needs it).
+  command -v faketime >/dev/null 2>&1 || missing+=(faketime)
   printf '%s\n' "${missing[@]}"
 }
 

@@ -35,8 +35,11 @@ def test_demo_runs_to_completion_and_explains_every_failure(database_url: str, t
         "ORCH_RATELIMIT_GRPC_PORT": str(_free_port()),
         "ORCH_RATELIMIT_METRICS_PORT": str(_free_port()),
         "ORCH_RATELIMIT_ENVOY_GRPC_PORT": str(_free_port()),
+        "ORCH_AUDIT_GRPC_PORT": str(_free_port()),
+        "ORCH_AUDIT_METRICS_PORT": str(_free_port()),
         "ORCH_GATEWAY_HTTP_PORT": str(_free_port()),
         "ORCH_RATELIMIT_KEY_PREFIX": f"orch:demo-test:{tmp_path.name}:",
+        "ORCH_GATEWAY_RATELIMIT_KEY_PREFIX": f"orch:demo-gw-test:{tmp_path.name}:",
         "COLUMNS": "160",
     }
     env.pop("ORCH_AUTH_HS256_SECRET", None)

@@ -36,7 +36,7 @@ def _installed() -> dict[str, str]:
 
 
 def test_every_pin_carries_a_hash():
-    for lock in ("runtime.txt", "dev.txt"):
+    for lock in ("runtime.txt", "dev.txt", "build.txt"):
         text = (LOCKS / lock).read_text()
         entries = re.split(r"\n(?=[A-Za-z0-9])", text)
         pinned = [e for e in entries if PIN.match(e)]
@@ -49,6 +49,13 @@ def test_runtime_lock_agrees_with_dev_lock():
     dev, runtime = _pins(LOCKS / "dev.txt"), _pins(LOCKS / "runtime.txt")
     assert set(runtime) <= set(dev)
     assert {name: dev[name] for name in runtime} == runtime
+
+
+def test_build_lock_agrees_with_dev_lock():
+    # requirements/build.txt: what the image builds the project's wheel with (setuptools).
+    dev, build = _pins(LOCKS / "dev.txt"), _pins(LOCKS / "build.txt")
+    assert "setuptools" in build
+    assert {name: dev[name] for name in build} == build
 
 
 def test_tools_whose_output_ci_checks_are_pinned_exactly():

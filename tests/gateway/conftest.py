@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -32,6 +33,30 @@ class Stack:
     tenant: str
     other_tenant: str
     database_url: str
+    ratelimit: str
+    audit: str
+    redis_prefix: str
+
+    def gateway_settings(self, **overrides: object):
+        """Settings of another gateway replica in front of this stack's services, sharing
+        its PostgreSQL and Redis (overrides as for ``GatewaySettings``)."""
+        from orchestrator_gateway import GatewaySettings
+
+        values: dict[str, object] = {
+            "http_port": 0,
+            "scheduler_target": self.scheduler,
+            "ratelimit_target": self.ratelimit,
+            "audit_target": self.audit,
+            "auth_hs256_secret": DEV_SECRET,
+            "database_url": self.database_url,
+            "redis_url": REDIS_URL,
+            "ratelimit_key_prefix": self.redis_prefix,
+            # Generous: a loaded CI machine must not make the limit fail open by accident.
+            "redis_timeout_s": 5.0,
+            "rate_per_s": 1000.0,
+            "rate_burst": 5000,
+        }
+        return GatewaySettings(**(values | overrides))  # type: ignore[arg-type]
 
     def token(
         self,
@@ -53,6 +78,7 @@ class _Runner:
 
     def __init__(self, database_url: str, gateway_env: dict[str, str]) -> None:
         self.database_url = database_url
+        self.redis_prefix = f"orch:gwtest:{uuid.uuid4().hex[:8]}:"
         self.gateway_env = gateway_env
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -116,6 +142,10 @@ class _Runner:
                 ratelimit_target=f"127.0.0.1:{ratelimit.port}",
                 audit_target=self.gateway_env.get("audit_target", f"127.0.0.1:{audit.port}"),
                 auth_hs256_secret=DEV_SECRET,
+                database_url=self.database_url,
+                redis_url=REDIS_URL,
+                ratelimit_key_prefix=self.redis_prefix,
+                redis_timeout_s=5.0,
                 rate_per_s=float(self.gateway_env.get("rate_per_s", 1000)),
                 rate_burst=int(self.gateway_env.get("rate_burst", 5000)),
                 stream_buffer=int(self.gateway_env.get("stream_buffer", 1000)),
@@ -138,6 +168,8 @@ class _Runner:
                 "http": server.servers[0].sockets[0].getsockname()[1],
                 "scheduler": scheduler.port,
                 "leases": leases.port,
+                "ratelimit": ratelimit.port,
+                "audit": audit.port,
             }
             self.ready.set()
             await self._stop.wait()
@@ -176,6 +208,9 @@ def _start_stack(admin_url: str, prefix: str, **gateway_env: str) -> Iterator[St
                 tenant=tenant,
                 other_tenant=other,
                 database_url=url,
+                ratelimit=f"127.0.0.1:{runner.ports['ratelimit']}",
+                audit=f"127.0.0.1:{runner.ports['audit']}",
+                redis_prefix=runner.redis_prefix,
             )
         finally:
             runner.stop()

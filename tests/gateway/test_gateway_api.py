@@ -270,15 +270,13 @@ async def test_idempotency_key_replays_the_first_answer(client: httpx.AsyncClien
 async def test_rate_limit_headers_and_429(stack) -> None:
     import uvicorn
 
-    from orchestrator_gateway import GatewaySettings, create_app
-    from tests.conftest import DEV_SECRET
+    from orchestrator_gateway import create_app
 
-    settings = GatewaySettings(
-        http_port=0,
-        scheduler_target=stack.scheduler,
-        auth_hs256_secret=DEV_SECRET,
-        rate_per_s=0.5,
+    # A refill this slow adds no token while the test runs, however loaded the machine.
+    settings = stack.gateway_settings(
+        rate_per_s=0.0001,
         rate_burst=3,
+        ratelimit_key_prefix=f"{stack.redis_prefix}{unique('rl')}:",
     )
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
@@ -334,15 +332,9 @@ async def test_audit_lists_the_operator_actions_of_the_tenant(client: httpx.Asyn
 async def test_audit_answers_503_problem_while_the_audit_service_is_down(stack) -> None:
     import uvicorn
 
-    from orchestrator_gateway import GatewaySettings, create_app
-    from tests.conftest import DEV_SECRET
+    from orchestrator_gateway import create_app
 
-    settings = GatewaySettings(
-        http_port=0,
-        scheduler_target=stack.scheduler,
-        audit_target="127.0.0.1:1",  # nothing listens there
-        auth_hs256_secret=DEV_SECRET,
-    )
+    settings = stack.gateway_settings(audit_target="127.0.0.1:1")  # nothing listens there
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
     )

@@ -219,15 +219,9 @@ async def test_slow_sse_client_is_cut_not_the_server(stack) -> None:
     keeps serving everyone else."""
     import uvicorn
 
-    from orchestrator_gateway import GatewaySettings, create_app
-    from tests.conftest import DEV_SECRET
+    from orchestrator_gateway import create_app
 
-    settings = GatewaySettings(
-        http_port=0,
-        scheduler_target=stack.scheduler,
-        auth_hs256_secret=DEV_SECRET,
-        stream_buffer=2,
-    )
+    settings = stack.gateway_settings(stream_buffer=2)
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="critical")
     )

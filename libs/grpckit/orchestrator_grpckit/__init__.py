@@ -36,8 +36,10 @@ from orchestrator_grpckit._auth import (
     mint_token_ed25519,
 )
 from orchestrator_grpckit._config import (
+    DEFAULT_DATABASE_URL,
     DEFAULT_GRPC_PORTS,
     DEFAULT_METRICS_PORTS,
+    DEFAULT_REDIS_URL,
     DEV_HS256_SECRET,
     ENV_VARS,
     EnvVar,
@@ -74,8 +76,10 @@ from orchestrator_grpckit._status import ERROR_DOMAIN, error_details, status_cod
 __all__ = [
     "ANY_TENANT",
     "AUDIENCE",
+    "DEFAULT_DATABASE_URL",
     "DEFAULT_GRPC_PORTS",
     "DEFAULT_METRICS_PORTS",
+    "DEFAULT_REDIS_URL",
     "DEPENDENCY_UP",
     "DEV_HS256_SECRET",
     "ENV_VARS",

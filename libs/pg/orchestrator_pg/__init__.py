@@ -14,6 +14,8 @@ Design note
   :class:`Stores`; their shared transaction helpers (``Conn``, ``settle``, the one
   audit-entry writer, the one integrity-error mapper) are in ``_tx.py``.
   :class:`LeaseLedger` is the hot path (claim, complete, fail, expire), fenced by lease id.
+* :class:`IdempotencyStore` keeps the gateway's ``Idempotency-Key`` answers for every
+  replica; :class:`IdempotencyKeyCleaner` deletes expired ones (leader only).
 """
 
 from orchestrator_pg._admin import create_database, database_url_for, drop_database
@@ -26,9 +28,17 @@ from orchestrator_pg._backfills import (
     split_windows,
 )
 from orchestrator_pg._backpressure import QUEUE_RETRY_AFTER_S, queue_limit
+from orchestrator_pg._clock import CLOCK_OFFSET, DatabaseClock
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._dead_letters import DeadLetterStore
 from orchestrator_pg._eventstream import EventHorizon, EventReader
+from orchestrator_pg._idempotency import (
+    IdempotencyKey,
+    IdempotencyKeyCleaner,
+    IdempotencyRecord,
+    IdempotencyStore,
+    StoredAnswer,
+)
 from orchestrator_pg._incidents import IncidentStore
 from orchestrator_pg._job_insert import NewJob
 from orchestrator_pg._jobs import JobStore, SubmittedJob
@@ -74,6 +84,7 @@ from orchestrator_pg._tx import (
 
 __all__ = [
     "ARTIFACT_CONFLICT",
+    "CLOCK_OFFSET",
     "DEFAULT_LEASE_TTL_S",
     "LEASE_LOST",
     "QUEUE_RETRY_AFTER_S",
@@ -91,6 +102,7 @@ __all__ = [
     "Conn",
     "CreatedRun",
     "Database",
+    "DatabaseClock",
     "DeadLetterStore",
     "EventHorizon",
     "EventPartitionMaintainer",
@@ -99,6 +111,10 @@ __all__ = [
     "ExportScope",
     "Failure",
     "Heartbeat",
+    "IdempotencyKey",
+    "IdempotencyKeyCleaner",
+    "IdempotencyRecord",
+    "IdempotencyStore",
     "IncidentStore",
     "JobStore",
     "LeaderLoop",
@@ -120,6 +136,7 @@ __all__ = [
     "ScheduleStore",
     "SourceFields",
     "SourceStore",
+    "StoredAnswer",
     "Stores",
     "SubmittedJob",
     "TenantStore",

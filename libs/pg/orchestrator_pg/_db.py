@@ -2,7 +2,9 @@
 
 Every write goes through :meth:`Database.transaction`, which sets, for that transaction
 only, the tenant, the actor written into each event by the outbox triggers, and the injected
-clock's "now" (``orchestrator.clock_now()`` in SQL).
+clock's "now" (``orchestrator.clock_now()`` in SQL). Unless a clock is injected (tests), that
+clock is a :class:`~orchestrator_pg._clock.DatabaseClock`: PostgreSQL's time is the authority
+for every replica (see that module), kept in sync by a task the open pool runs.
 
 Row-level security (migration 0006). Every tenant table has a policy that, when the
 transaction sets ``orchestrator.isolate_tenant``, admits only that tenant's rows (reads and
@@ -16,7 +18,10 @@ watchdog, partition maintenance, audit chaining — use the plain pool and stay 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
+import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -27,7 +32,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from orchestrator_core import Clock, InvalidArgument, SystemClock, Unavailable
+from orchestrator_core import Clock, InvalidArgument, Unavailable
+from orchestrator_pg._clock import CLOCK_SYNC_S, DatabaseClock
 
 Row = dict[str, Any]
 POOL_MIN_SIZE = 2
@@ -90,6 +96,9 @@ ISOLATION_SQL = (
     " set_config('orchestrator.isolate_tenant', %s, true)"
 )
 PING_SQL = "SELECT 1"
+CLOCK_SQL = "SELECT clock_timestamp() AS now"
+
+_log = logging.getLogger("orchestrator_pg")
 
 
 class Database:
@@ -108,7 +117,10 @@ class Database:
     ) -> None:
         self.isolating = False
         self.conninfo = conninfo
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock if clock is not None else DatabaseClock()
+        # A DatabaseClock (the default, or a test's with a skewed local clock) is kept in sync.
+        self._database_clock = self.clock if isinstance(self.clock, DatabaseClock) else None
+        self._clock_sync: asyncio.Task[None] | None = None
         self._pool = AsyncConnectionPool(
             conninfo,
             min_size=min_size,
@@ -119,11 +131,46 @@ class Database:
             name="orchestrator",
         )
 
-    async def open(self) -> None:
-        await self._pool.open(wait=True)
+    async def open(self, *, wait: bool = True) -> None:
+        """Opens the pool and starts keeping the database clock in sync.
+
+        ``wait=False`` returns at once and lets the pool connect in the background, for a
+        caller that must start while PostgreSQL is away (the gateway): its transactions raise
+        :class:`Unavailable` until the database answers, and the clock's first offset is
+        measured by the periodic sync instead of before returning."""
+        await self._pool.open(wait=wait)
+        if self._database_clock is not None:
+            if wait:
+                await self._database_clock.sync(self._database_now)
+            self._clock_sync = asyncio.create_task(self._keep_clock(), name="database-clock")
 
     async def close(self) -> None:
+        if self._clock_sync is not None:
+            self._clock_sync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock_sync
+            self._clock_sync = None
         await self._pool.close()
+
+    async def _database_now(self) -> datetime:
+        with storage_errors_mapped():
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(CLOCK_SQL)
+                row = await cur.fetchone()
+                await conn.rollback()
+        assert row is not None
+        now: datetime = row["now"]
+        return now
+
+    async def _keep_clock(self) -> None:
+        assert self._database_clock is not None
+        while True:
+            await asyncio.sleep(CLOCK_SYNC_S)
+            try:
+                await self._database_clock.sync(self._database_now)
+            except Unavailable as exc:
+                # The last offset stays valid; clocks drift by milliseconds per minute.
+                _log.warning("could not re-measure the clock offset to PostgreSQL: %s", exc)
 
     def isolated(self) -> Database:
         """A view of this database (same pool and clock) whose transactions are confined to

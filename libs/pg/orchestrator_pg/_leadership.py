@@ -58,6 +58,8 @@ class LeaderLoop(enum.Enum):
     AUDIT_CHAIN = 0x5354_4F52_4348_0005
     # Was 0x...0002, the partition maintainer's key, so the watchdog starved it.
     LEASE_WATCHDOG = 0x5354_4F52_4348_0006
+    # The gateway's cleanup of expired Idempotency-Key records (_idempotency.py).
+    IDEMPOTENCY_KEYS = 0x5354_4F52_4348_0007
 
     @property
     def key(self) -> int:

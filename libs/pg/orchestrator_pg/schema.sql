@@ -899,6 +899,29 @@ CREATE TRIGGER jobs_redact BEFORE UPDATE ON orchestrator.jobs FOR EACH ROW
         OR NEW.progress_message IS DISTINCT FROM OLD.progress_message)
   EXECUTE FUNCTION orchestrator.jobs_redact();
 
+-- The gateway's Idempotency-Key records, shared by every gateway replica (migration 0007):
+-- one row per (tenant, caller subject, route, key). The request that inserts it owns it
+-- (claim_id) and keeps locked_until ahead while it runs, then stores the answer; any replica
+-- replays it until expires_at. A row whose owner died (lock run out, no answer) is taken over
+-- by the next request with the same body. Expired rows count as absent; the gateway's
+-- cleanup pass (LeaderLoop.IDEMPOTENCY_KEYS) deletes them.
+CREATE TABLE orchestrator.idempotency_keys (
+  tenant       text NOT NULL,
+  caller       text NOT NULL,
+  route        text NOT NULL,
+  key          text NOT NULL CHECK (length(key) BETWEEN 1 AND 255),
+  fingerprint  bytea NOT NULL,
+  claim_id     uuid NOT NULL,
+  locked_until timestamptz NOT NULL,
+  status       integer CHECK (status BETWEEN 100 AND 599),
+  headers      jsonb,
+  body         bytea,
+  created_at   timestamptz NOT NULL,
+  expires_at   timestamptz NOT NULL,
+  PRIMARY KEY (tenant, caller, route, key)
+);
+CREATE INDEX idempotency_keys_expires ON orchestrator.idempotency_keys (expires_at);
+
 -- Row-level security: the second wall behind the services' own tenant filters. A
 -- transaction that sets orchestrator.isolate_tenant (Database.transaction/reader for a
 -- tenant-scoped ledger) sees and writes only that tenant's rows. Platform work that spans
@@ -981,4 +1004,8 @@ CREATE POLICY tenant_isolation ON orchestrator.audit_entries
 ALTER TABLE orchestrator.quota_usage ENABLE ROW LEVEL SECURITY;
 ALTER TABLE orchestrator.quota_usage FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON orchestrator.quota_usage
+  USING (orchestrator.tenant_visible(tenant)) WITH CHECK (orchestrator.tenant_visible(tenant));
+ALTER TABLE orchestrator.idempotency_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE orchestrator.idempotency_keys FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON orchestrator.idempotency_keys
   USING (orchestrator.tenant_visible(tenant)) WITH CHECK (orchestrator.tenant_visible(tenant));

@@ -45,6 +45,8 @@ async def build_service(
 ) -> AsyncIterator[GrpcService]:
     """The audit service (servicer + chainer) with an open pool; the pool closes on exit."""
     db = Database(config.database_url, clock=clock)
+    # Injected (tests) or else PostgreSQL's: every component reads the same clock.
+    clock = db.clock
     await db.open()
     try:
         ledger = AuditLedger(db)

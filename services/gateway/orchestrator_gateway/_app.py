@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -17,9 +19,9 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchestrator_gateway import _routes, _streams
+from orchestrator_gateway import _routes
 from orchestrator_gateway._clients import Clients
-from orchestrator_gateway._middleware import IdempotencyMiddleware, RateLimitMiddleware
+from orchestrator_gateway._idempotency import IdempotencyMiddleware
 from orchestrator_gateway._problems import (
     PROBLEM_MEDIA_TYPE,
     Problem,
@@ -27,8 +29,11 @@ from orchestrator_gateway._problems import (
     grpc_problem,
     problem_response,
 )
+from orchestrator_gateway._ratelimit import RateLimitMiddleware
 from orchestrator_gateway._settings import GatewaySettings
 from orchestrator_grpckit import TokenVerifier
+from orchestrator_pg import Database, IdempotencyKeyCleaner, IdempotencyStore
+from orchestrator_redis import BucketConfig, BucketStore
 
 API_VERSION = "1.0.0"
 OPENAPI_PATH = "/.well-known/openapi"
@@ -58,12 +63,32 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings.from_env()
     verifier = TokenVerifier(settings.auth_hs256_secret, settings.ed25519_public_key_pem())
 
+    # What replicas share (docs/gateway.md, "Replicas"): Idempotency-Key records in
+    # PostgreSQL, per-caller buckets in Redis. Both are opened by the lifespan.
+    database = Database(settings.database_url, min_size=1, max_size=settings.db_pool_max)
+    buckets = BucketStore.connect(
+        settings.redis_url,
+        timeout_s=settings.redis_timeout_s,
+        prefix=settings.ratelimit_key_prefix,
+        default=BucketConfig(settings.rate_burst, settings.rate_per_s),
+    )
+    cleaner = IdempotencyKeyCleaner(settings.database_url)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.clients = Clients(settings)
+        # The gateway starts without PostgreSQL (reads and plain POSTs go on; a POST with
+        # Idempotency-Key answers 503 until the database is back).
+        await database.open(wait=False)
+        cleanup = asyncio.create_task(cleaner.run_forever(), name="idempotency-cleanup")
         try:
             yield
         finally:
+            cleanup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cleanup
+            await database.close()
+            await buckets.aclose()
             await app.state.clients.close()
 
     app = FastAPI(
@@ -87,7 +112,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.verifier = verifier
     app.include_router(_routes.router)
-    app.include_router(_streams.router)
 
     @app.exception_handler(ProblemError)
     async def on_problem(request: Request, exc: ProblemError) -> JSONResponse:
@@ -217,10 +241,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.openapi = openapi  # type: ignore[method-assign]
 
     # Outermost first: rate limit, then idempotency (a replay still counts against the limit).
-    app.add_middleware(IdempotencyMiddleware, verifier=verifier, ttl_s=settings.idempotency_ttl_s)
+    app.add_middleware(
+        IdempotencyMiddleware,
+        verifier=verifier,
+        store=IdempotencyStore(database),
+        ttl_s=settings.idempotency_ttl_s,
+        wait_s=settings.idempotency_wait_s,
+    )
     app.add_middleware(
         RateLimitMiddleware,
         verifier=verifier,
+        buckets=buckets,
         rate_per_s=settings.rate_per_s,
         burst=settings.rate_burst,
     )

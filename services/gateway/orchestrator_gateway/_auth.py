@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastapi import Request
+from fastapi import Request, WebSocket
 
 from orchestrator_core import OrchestratorError
 from orchestrator_gateway._problems import ProblemError
@@ -87,6 +87,41 @@ def authenticate(verifier: TokenVerifier, request: Request) -> Caller:
             status, str(exc), headers=headers, reason=getattr(exc, "reason", None)
         ) from None
     return Caller(principal=principal, token=token.strip())
+
+
+def authenticate_websocket(
+    verifier: TokenVerifier, websocket: WebSocket
+) -> tuple[Caller, str | None]:
+    """The caller of a WebSocket and the subprotocol to accept: the token comes from the
+    ``Authorization`` header, or the subprotocol pair ``["bearer", "<token>"]`` (browsers
+    cannot set headers on WebSockets).
+
+    Raises:
+        ProblemError: 401 without a valid bearer token.
+    """
+    header = websocket.headers.get("authorization")
+    subprotocol = None
+    token = None
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer":
+            token = value.strip()
+    else:
+        offered = [
+            p.strip()
+            for p in websocket.headers.get("sec-websocket-protocol", "").split(",")
+            if p.strip()
+        ]
+        if len(offered) == 2 and offered[0] == "bearer":
+            token, subprotocol = offered[1], "bearer"
+    if not token:
+        raise ProblemError(401, "missing bearer token")
+    requested = websocket.headers.get("x-stella-tenant")
+    try:
+        principal = verifier.verify(token, requested)
+    except OrchestratorError as exc:
+        raise ProblemError(401, str(exc)) from None
+    return Caller(principal=principal, token=token), subprotocol
 
 
 def require_scope(caller: Caller, scope: str) -> None:

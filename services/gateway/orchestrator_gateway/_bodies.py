@@ -1,11 +1,16 @@
-"""Request bodies of the REST API (what clients send; responses come from ``_models``)."""
+"""Request bodies of the REST API (what clients send; responses come from ``_models``), and
+the protobuf forms of the parts several routes send (:func:`job_spec`, :func:`struct`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
 
+from google.protobuf import struct_pb2
 from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator_gateway._problems import ProblemError
+from stella.orchestrator.v1 import resources_pb2
 
 _Name = Field(min_length=1, max_length=200)
 
@@ -180,3 +185,24 @@ class JobTypeIn(Body):
     """Which jobs to pause or resume: one job type, or the whole tenant when empty."""
 
     job_type: str = Field(default="", max_length=200)
+
+
+def struct(data: dict[str, Any]) -> struct_pb2.Struct:
+    """A JSON object as a protobuf ``Struct`` (400 problem if it is not representable)."""
+    s = struct_pb2.Struct()
+    try:
+        s.update(data)
+    except (ValueError, TypeError) as exc:
+        raise ProblemError(400, f"payload is not representable as JSON object: {exc}") from None
+    return s
+
+
+def job_spec(spec: JobSpecIn) -> resources_pb2.JobSpec:
+    """The ``JobSpec`` of one job of a run, a submit or a schedule's run template."""
+    # The body's fields are the message's, but for the payload (a Struct) and max_attempts
+    # (in the retry policy, unset when 0).
+    fields = spec.model_dump(exclude={"payload", "max_attempts"})
+    msg = resources_pb2.JobSpec(**fields, payload=struct(spec.payload))
+    if spec.max_attempts:
+        msg.retry_policy.max_attempts = spec.max_attempts
+    return msg

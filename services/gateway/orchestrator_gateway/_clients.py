@@ -19,6 +19,10 @@ from stella.orchestrator.v1 import (
 T = TypeVar("T")
 
 CHANNEL_OPTIONS = (
+    # A target that resolves to several addresses (a headless Service in Kubernetes:
+    # deploy/k8s) gets calls spread over all of them; grpc's default, pick_first, would send
+    # every call of this replica to one pod until the connection is recycled.
+    ("grpc.lb_policy_name", "round_robin"),
     ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),

@@ -7,7 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator_grpckit import DEV_HS256_SECRET, ConfigError
+from orchestrator_grpckit import (
+    DEFAULT_DATABASE_URL,
+    DEFAULT_REDIS_URL,
+    DEV_HS256_SECRET,
+    ConfigError,
+)
 
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_METRICS_PORT = 9105
@@ -18,7 +23,11 @@ DEFAULT_RATE_PER_S = 50.0
 DEFAULT_RATE_BURST = 200
 DEFAULT_STREAM_BUFFER = 1000
 DEFAULT_IDEMPOTENCY_TTL_S = 24 * 3600.0
+DEFAULT_IDEMPOTENCY_WAIT_S = 20.0
 DEFAULT_GRPC_TIMEOUT_S = 10.0
+DEFAULT_REDIS_TIMEOUT_S = 0.5
+DEFAULT_RATELIMIT_KEY_PREFIX = "orch:gw:"
+DEFAULT_DB_POOL_MAX = 10
 
 
 @dataclass(frozen=True)
@@ -33,10 +42,17 @@ class GatewaySettings:
         audit_target: ``host:port`` of the audit service.
         auth_hs256_secret: HS256 secret for bearer tokens, or ``None``.
         auth_ed25519_public_key_file: PEM public key for EdDSA tokens, or ``None``.
+        database_url: PostgreSQL URL (``Idempotency-Key`` records, shared by all replicas).
+        db_pool_max: Most pooled PostgreSQL connections of one replica.
+        redis_url: Redis URL (per-caller rate limits, shared by all replicas).
+        redis_timeout_s: Redis connect and socket timeout (then the limit fails open).
+        ratelimit_key_prefix: Redis key prefix of the per-caller buckets.
         rate_per_s: Requests per second allowed per caller (tenant + subject).
         rate_burst: Burst size of that per-caller token bucket.
         stream_buffer: Events buffered per SSE/WebSocket client before it is cut.
         idempotency_ttl_s: How long an ``Idempotency-Key`` answer is replayed.
+        idempotency_wait_s: How long a duplicate waits for the first request's answer
+            before it is answered 409.
         grpc_timeout_s: Deadline of each unary gRPC call.
         console_dir: Directory of the built Console (``index.html`` and assets).
     """
@@ -48,10 +64,16 @@ class GatewaySettings:
     audit_target: str = DEFAULT_AUDIT_TARGET
     auth_hs256_secret: str | None = field(default=DEV_HS256_SECRET, repr=False)
     auth_ed25519_public_key_file: Path | None = None
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
+    db_pool_max: int = DEFAULT_DB_POOL_MAX
+    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)
+    redis_timeout_s: float = DEFAULT_REDIS_TIMEOUT_S
+    ratelimit_key_prefix: str = DEFAULT_RATELIMIT_KEY_PREFIX
     rate_per_s: float = DEFAULT_RATE_PER_S
     rate_burst: int = DEFAULT_RATE_BURST
     stream_buffer: int = DEFAULT_STREAM_BUFFER
     idempotency_ttl_s: float = DEFAULT_IDEMPOTENCY_TTL_S
+    idempotency_wait_s: float = DEFAULT_IDEMPOTENCY_WAIT_S
     grpc_timeout_s: float = DEFAULT_GRPC_TIMEOUT_S
     console_dir: Path = Path(__file__).resolve().parent / "console"
 
@@ -97,9 +119,18 @@ class GatewaySettings:
             or f"127.0.0.1:{env.get('ORCH_AUDIT_GRPC_PORT', '50054')}",
             auth_hs256_secret=secret or None,
             auth_ed25519_public_key_file=Path(key_file) if key_file else None,
+            database_url=env.get("ORCH_DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
+            db_pool_max=int(number("ORCH_GATEWAY_DB_POOL_MAX", DEFAULT_DB_POOL_MAX)),
+            redis_url=env.get("ORCH_REDIS_URL", "").strip() or DEFAULT_REDIS_URL,
+            redis_timeout_s=number("ORCH_GATEWAY_REDIS_TIMEOUT_S", DEFAULT_REDIS_TIMEOUT_S),
+            ratelimit_key_prefix=env.get("ORCH_GATEWAY_RATELIMIT_KEY_PREFIX", "").strip()
+            or DEFAULT_RATELIMIT_KEY_PREFIX,
             rate_per_s=number("ORCH_GATEWAY_RATE_PER_S", DEFAULT_RATE_PER_S),
             rate_burst=int(number("ORCH_GATEWAY_RATE_BURST", DEFAULT_RATE_BURST)),
             stream_buffer=int(number("ORCH_GATEWAY_STREAM_BUFFER", DEFAULT_STREAM_BUFFER)),
             idempotency_ttl_s=number("ORCH_GATEWAY_IDEMPOTENCY_TTL_S", DEFAULT_IDEMPOTENCY_TTL_S),
+            idempotency_wait_s=number(
+                "ORCH_GATEWAY_IDEMPOTENCY_WAIT_S", DEFAULT_IDEMPOTENCY_WAIT_S
+            ),
             grpc_timeout_s=number("ORCH_GATEWAY_GRPC_TIMEOUT_S", DEFAULT_GRPC_TIMEOUT_S),
         )

@@ -63,6 +63,8 @@ async def build_app(
             default=settings.ratelimit_default_bucket,
         )
     db = Database(config.database_url, clock=clock)
+    # Injected (tests) or else PostgreSQL's: every component reads the same clock.
+    clock = db.clock
     await db.open()
     try:
         ledger = LeaseLedger(db)

@@ -41,6 +41,8 @@ async def build_service(
     """
     settings = SchedulerSettings.from_env()
     db = Database(config.database_url, clock=clock)
+    # Injected (tests) or else PostgreSQL's: every component reads the same clock.
+    clock = db.clock
     await db.open()
     # Redis only feeds backfill estimates (the source's bucket rate): short timeouts, one try.
     bucket_store = BucketStore.connect(

@@ -1,4 +1,5 @@
-"""Live event feeds: Server-Sent Events and WebSocket over EventStreamService.StreamEvents.
+"""``/events``: the event history (ListEvents) and live feeds, Server-Sent Events and
+WebSocket over EventStreamService.StreamEvents.
 
 Resume: SSE sends each event with ``id: <seq>``; a client that reconnects with
 ``Last-Event-ID`` (or ``?after_seq=``) gets every later event exactly once, in order (the
@@ -24,16 +25,16 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import grpc
-from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
-from orchestrator_core import OrchestratorError
 from orchestrator_gateway import _auth as auth
-from orchestrator_gateway._auth import Caller
 from orchestrator_gateway._clients import Clients
 from orchestrator_gateway._models import to_json
-from orchestrator_gateway._problems import PROBLEM_RESPONSES, ProblemError
-from orchestrator_gateway._routes import API_PREFIX, Grpc, Reader
+from orchestrator_gateway._problems import ProblemError
+from orchestrator_gateway._routes._deps import EventTypes, Grpc, Reader, Text64, new_router
+from orchestrator_gateway._routes._factory import Filter
+from orchestrator_gateway._routes._resource import Resource
 from stella.orchestrator.v1 import events_pb2
 
 SLOW_CLIENT_CLOSE_CODE = 4008
@@ -41,7 +42,15 @@ SSE_RETRY_MS = 2000
 _END = object()
 _log = logging.getLogger("orchestrator_gateway.streams")
 
-router = APIRouter(prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
+router = new_router()
+Resource(router, "event", service="events").list(
+    'Past events in seq order (a type ending in "." matches a prefix).',
+    Filter("after_seq", Annotated[int, Query(ge=0, le=2**62)], 0),
+    Filter("run_id", Text64),
+    Filter("source_id", Text64),
+    Filter("job_id", Text64),
+    Filter("type", EventTypes, [], field="types"),
+)
 
 
 class SlowClient(Exception):
@@ -165,10 +174,10 @@ async def stream_events_sse(
     grpc_: Grpc,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
     after_seq: Annotated[int | None, Query(ge=0, le=2**62)] = None,
-    run_id: Annotated[str, Query(max_length=64)] = "",
-    source_id: Annotated[str, Query(max_length=64)] = "",
-    job_id: Annotated[str, Query(max_length=64)] = "",
-    type: Annotated[list[str], Query(max_length=32)] = [],  # noqa: B006
+    run_id: Text64 = "",
+    source_id: Text64 = "",
+    job_id: Text64 = "",
+    type: EventTypes = [],  # noqa: B006
 ) -> StreamingResponse:
     """Live events of the tenant as Server-Sent Events, resumable with ``Last-Event-ID``."""
     start = _resume_point(last_event_id, after_seq)
@@ -203,50 +212,20 @@ async def stream_events_sse(
     )
 
 
-def _ws_caller(websocket: WebSocket) -> tuple[Caller, str | None]:
-    """Authenticate a WebSocket: ``Authorization`` header, or the subprotocol pair
-    ``["bearer", "<token>"]`` (browsers cannot set headers on WebSockets)."""
-    verifier = websocket.app.state.verifier
-    header = websocket.headers.get("authorization")
-    subprotocol = None
-    token = None
-    if header:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer":
-            token = value.strip()
-    else:
-        offered = [
-            p.strip()
-            for p in websocket.headers.get("sec-websocket-protocol", "").split(",")
-            if p.strip()
-        ]
-        if len(offered) == 2 and offered[0] == "bearer":
-            token, subprotocol = offered[1], "bearer"
-    if not token:
-        raise ProblemError(401, "missing bearer token")
-    requested = websocket.headers.get("x-stella-tenant")
-    try:
-        principal = verifier.verify(token, requested)
-    except OrchestratorError as exc:
-        raise ProblemError(401, str(exc)) from None
-    caller = Caller(principal=principal, token=token)
-    auth.require_scope(caller, auth.READ)
-    return caller, subprotocol
-
-
 @router.websocket("/events/ws")
 async def stream_events_ws(
     websocket: WebSocket,
     after_seq: Annotated[int, Query(ge=-1, le=2**62)] = -1,
-    run_id: Annotated[str, Query(max_length=64)] = "",
-    source_id: Annotated[str, Query(max_length=64)] = "",
-    job_id: Annotated[str, Query(max_length=64)] = "",
-    type: Annotated[list[str], Query(max_length=32)] = [],  # noqa: B006
+    run_id: Text64 = "",
+    source_id: Text64 = "",
+    job_id: Text64 = "",
+    type: EventTypes = [],  # noqa: B006
 ) -> None:
     """Live events as WebSocket text messages, one event JSON each (NDJSON framing);
     resume with ``?after_seq=<last seq>``. Keep-alives are ``{"keep_alive": true, ...}``."""
     try:
-        caller, subprotocol = _ws_caller(websocket)
+        caller, subprotocol = auth.authenticate_websocket(websocket.app.state.verifier, websocket)
+        auth.require_scope(caller, auth.READ)
     except ProblemError as exc:
         await websocket.close(code=1008, reason=exc.detail[:120])
         return
