@@ -60,15 +60,16 @@ services:
 migrate: venv services
 	$(VENV)/bin/stella orchestrator migrate
 
-## up: start every service in the background; returns once all report SERVING
+## up: start every service in the background (REPLICAS=N processes each); returns once all report SERVING
+REPLICAS ?= 1
 up: venv
-	$(PY) scripts/stack.py up
+	$(PY) scripts/stack.py up --replicas $(REPLICAS)
 
 ## down: stop the services started by `make up`
 down:
 	@if [ -x $(PY) ]; then $(PY) scripts/stack.py down; fi
 
-## status: table of services, pids and health
+## status: table of every service replica: port, pid and health
 status: venv
 	$(PY) scripts/stack.py status
 

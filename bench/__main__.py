@@ -26,6 +26,12 @@ One figure per line, ``name value unit`` (docs/architecture.md §8):
                                  scenario tests/e2e/test_ratelimit_convergence.py asserts the
                                  mechanism of; --skip-convergence leaves it out,
                                  --only-convergence runs nothing else)
+* ratelimit_grid_*               the same algorithm's code (Lua buckets in Redis, the leases
+                                 limiter) on a simulated clock over 36 simulated hosts: true
+                                 limits 1-200/s, bursts 1-50, with and without 1% 503s, from
+                                 the default configuration: per host the 429 share after 10 s,
+                                 time / ideal and goodput / R (bench/ratelimit_grid.py; a table
+                                 goes to stderr)
 
 Services run as separate processes (``python -m orchestrator_scheduler`` / ``_leases``) on a
 fresh database, as an operator would run them. ``--skip-peers`` leaves the peers out.
@@ -367,6 +373,12 @@ def convergence() -> None:
     logging.getLogger("stella_orchestrator.worker").setLevel(logging.ERROR)
     redis_url = os.environ.get("ORCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     for name, (value, unit) in asyncio.run(convergence_figures(ADMIN_URL, redis_url)).items():
+        figure(name, value, unit)
+    from bench.ratelimit_grid import describe, figures_of, run_grid
+
+    results = asyncio.run(run_grid(redis_url))
+    print(describe(results), file=sys.stderr)
+    for name, (value, unit) in figures_of(results).items():
         figure(name, value, unit)
 
 

@@ -6,9 +6,11 @@ to the rate) and answer 429 + ``Retry-After`` (whole seconds, at least 1, as HTT
 beyond that. 3,000 jobs (1,000 per host) run through a real scheduler, the leases service
 in-process with rate limiting ON (real Redis, fresh key prefix) and SDK workers whose handler
 calls the job's source once and maps 429 → ``UpstreamThrottled``. The orchestrator is NOT
-told the rates: the tenant's default bucket (capacity 20, 200/s) is above every host's, so the
-per-host buckets must converge from 429 feedback alone (pause for Retry-After + multiplicative
-decrease, additive recovery on successes; docs/architecture.md §4).
+told the rates and starts from the DEFAULT configuration (``ORCH_RATELIMIT_DEFAULT_BUCKET=none``:
+nothing binds), so the per-host buckets must learn them from 429 feedback alone (the rate
+learnt from the goodput before each 429, one Retry-After pause per host, slow probing;
+docs/ratelimits.md). This is the real-services run; ``bench/ratelimit_grid.py`` runs the
+same code on a simulated clock over a grid of 36 hosts.
 
 :func:`run_scenario` runs it once and returns what happened (the upstream's log of answers,
 the ledger, the ``throttles`` rows and every host bucket's state as read from Redis at the
@@ -46,14 +48,14 @@ from google.protobuf import duration_pb2, struct_pb2
 
 from orchestrator_grpckit import ServiceConfig, mint_dev_token
 from orchestrator_leases import LeaseSettings, build_app
-from orchestrator_redis import BucketConfig, BucketKey, BucketState, BucketStore
+from orchestrator_redis import NON_BINDING, BucketKey, BucketState, BucketStore
 from stella.orchestrator.v1 import common_pb2, resources_pb2, scheduler_pb2, scheduler_pb2_grpc
 from stella_orchestrator.worker import Job, UpstreamThrottled, UpstreamUnavailable, Worker
 
 RATES = {"slow": 40.0, "mid": 80.0, "fast": 120.0}  # requests/s the upstream allows per host
 JOBS_PER_HOST = 1000
-# What the orchestrator knows up front: a generous tenant default, above every host's R.
-DEFAULT_BUCKET = BucketConfig(capacity=20, refill_per_s=200)
+# What the orchestrator knows up front: nothing (the store default, which never binds).
+DEFAULT_BUCKET = NON_BINDING
 WORKERS = 2
 CONCURRENCY = 100
 MAX_ATTEMPTS = 20
@@ -431,7 +433,8 @@ async def run_scenario(
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as db:
         await db.execute("INSERT INTO orchestrator.tenants (id) VALUES (%s)", (tenant,))
     client = redis.asyncio.Redis.from_url(redis_url)
-    store = BucketStore(client, prefix=prefix)
+    # Read with the leases service's default (the store default travels with each call).
+    store = BucketStore(client, prefix=prefix, default=DEFAULT_BUCKET)
     try:
         with upstream_server(RATES) as base_url:
             async with grpc.aio.insecure_channel(scheduler_target) as channel:
@@ -440,7 +443,6 @@ async def run_scenario(
                     mint_dev_token(secret, "rlconv", [tenant], ["orch:read", "orch:operate"]),
                 )
                 sources = await _create_sources(operator, base_url, suffix)
-                await store.configure(BucketKey(tenant, ""), DEFAULT_BUCKET, now=time.time())
                 job_ids = await _submit(operator, job_type, sources)
             paths = {source_id: f"/{label}" for label, source_id in sources.items()}
             token = mint_dev_token(secret, "fleet", [tenant], ["orch:work"])

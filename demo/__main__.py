@@ -271,7 +271,9 @@ def main() -> int:
             elapsed = time.monotonic() - started
 
         table = Table(title=f"Demo runs ({elapsed:.1f} s)")
-        for column in ("feed", "run", "state", "jobs", "succeeded", "dead", "canceled", "429s"):
+        columns = ("feed", "run", "state", "jobs", "succeeded", "dead", "canceled", "429s")
+        columns += ("429 share", "achieved/s", "upstream limit/s")
+        for column in columns:
             table.add_column(column, justify="right" if column not in ("feed", "run") else "left")
         unexplained = 0
         for name, _kind, host in FEEDS:
@@ -290,8 +292,16 @@ def main() -> int:
                 str(c.get("dead", 0)),
                 str(c.get("canceled", 0)),
                 str(upstream.stats[host].get(429, 0)),
+                f"{upstream.share_429(host):.1%}",
+                f"{upstream.achieved_per_s(host):.1f}",
+                f"{upstream.rates[host]:g}",
             )
         console.print(table)
+        console.print(
+            "Rate limits were not configured: each feed's bucket learnt its upstream's limit"
+            " from 429s (docs/ratelimits.md); the Console's Throttles view shows the effective"
+            " rates it settled on."
+        )
         dead = _dead_letter_summary([r.id for r in runs.values()])
         if dead:
             dl = Table(

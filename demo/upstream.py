@@ -21,11 +21,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+# Real per-host limits, below what the demo's workers could send (2 processes x 24 slots), and
+# never told to the orchestrator: it starts from the default configuration and learns them
+# (docs/ratelimits.md). The final table compares what each feed achieved with these.
 DEFAULT_RATES = {
-    "services.nvd.nist.gov": 40.0,
-    "api.osv.dev": 80.0,
-    "api.github.com": 60.0,
-    "csaf.vendor.example": 25.0,
+    "services.nvd.nist.gov": 5.0,
+    "api.osv.dev": 20.0,
+    "api.github.com": 10.0,
+    "csaf.vendor.example": 2.0,
 }
 TRANSIENT_503_SHARE = 0.02
 BROKEN_SHARE = 0.03  # of (host, window) pairs: always 500
@@ -63,6 +66,8 @@ class Upstream:
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
         self.stats: dict[str, dict[int, int]] = {h: {} for h in self.rates}
+        # Monotonic times of the first and last 200 answer per host (the achieved rate).
+        self.ok_span: dict[str, tuple[float, float]] = {}
         upstream = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -107,7 +112,22 @@ class Upstream:
         code, body, headers = self._respond(host, kind, window, wait, transient)
         with self._lock:
             self.stats[host][code] = self.stats[host].get(code, 0) + 1
+            if code == 200:
+                now = time.monotonic()
+                first = self.ok_span.get(host, (now, now))[0]
+                self.ok_span[host] = (first, now)
         return code, body, headers
+
+    def achieved_per_s(self, host: str) -> float:
+        """Successful answers per second between the host's first and last one."""
+        first, last = self.ok_span.get(host, (0.0, 0.0))
+        ok = self.stats[host].get(200, 0)
+        return (ok - 1) / (last - first) if ok > 1 and last > first else 0.0
+
+    def share_429(self, host: str) -> float:
+        """429 answers among all the host's answers."""
+        calls = sum(self.stats[host].values())
+        return self.stats[host].get(429, 0) / calls if calls else 0.0
 
     def _respond(
         self, host: str, kind: str, window: str, wait: float, transient: bool

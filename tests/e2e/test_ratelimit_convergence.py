@@ -4,8 +4,8 @@ The scenario (``bench/ratelimit_convergence.py``, shared with ``make bench``): t
 upstream hosts allow 40, 80 and 120 requests/s and answer 429 + ``Retry-After`` beyond that;
 3,000 jobs (1,000 per host) run through the real scheduler, the leases service with rate
 limiting ON (real Redis) and SDK workers that map 429 → ``UpstreamThrottled``. The
-orchestrator is NOT told the rates: the tenant's default bucket (20, 200/s) is above every
-host's, so the per-host buckets must learn them from 429 feedback alone.
+orchestrator is NOT told the rates and starts from the default configuration (nothing binds),
+so the per-host buckets must learn them from 429 feedback alone (docs/ratelimits.md).
 
 The test asserts the mechanism, which holds however fast or loaded the machine: every job
 succeeds exactly once (nothing dead-lettered for 429s, each job reached its host with exactly
@@ -13,7 +13,7 @@ one 200), the upstream did answer 429s, and every host that answered 429 was thr
 the feedback loop: a ``throttles`` row of origin ``upstream_429`` recording the rate Redis cut
 its bucket to, below the default it started from, and the bucket read from Redis during the
 run showing that lowered rate (at the end, read before the buckets are purged, a host that
-stopped being throttled may have recovered to the default: additive increase). How well it
+stopped being throttled may have probed back up). How well it
 converges (the 429 share after the first 10 s, the burn-down time against the ideal) depends
 on the machine's speed: those are ``make bench`` figures, not assertions here.
 """

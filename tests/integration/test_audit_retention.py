@@ -19,8 +19,8 @@ from orchestrator_pg import (
     Database,
     EventPartitionMaintainer,
     ExportScope,
-    Ledger,
     SourceFields,
+    SourceStore,
     TxContext,
 )
 from tests.conftest import migrated_database
@@ -36,7 +36,7 @@ def retention_db(admin_url):
         yield url
 
 
-async def _sources(ledger: Ledger, tenant: str, at: datetime, n: int) -> None:
+async def _sources(ledger: SourceStore, tenant: str, at: datetime, n: int) -> None:
     for i in range(n):
         await ledger.source_create(
             TxContext(tenant=tenant, actor_subject="ops", now=at),
@@ -85,7 +85,7 @@ async def test_pruning_keeps_bundles_and_the_chain_verifiable(retention_db):
     old, older, recent = NOW - timedelta(days=9), NOW - timedelta(days=10), NOW - timedelta(days=8)
     signer = Signer.development()
     async with Database(retention_db) as db:
-        ledger, audit = Ledger(db), AuditLedger(db)
+        ledger, audit = SourceStore(db), AuditLedger(db)
         for tenant in ("acme", "globex"):
             await _sources(ledger, tenant, older, 3)
             await _sources(ledger, tenant, old, 3)

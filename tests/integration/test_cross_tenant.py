@@ -21,7 +21,7 @@ from google.protobuf import message as pb_message
 
 from orchestrator_audit import Signer, generate_private_pem
 from orchestrator_grpckit import mint_dev_token
-from orchestrator_pg import Database, LeaseLedger, Ledger, TxContext
+from orchestrator_pg import Database, JobStore, LeaseLedger, TxContext
 from stella.orchestrator.v1 import (
     audit_pb2_grpc,
     common_pb2,
@@ -489,19 +489,16 @@ async def test_row_level_security_is_the_second_wall(world, database_url):
             )
             assert cur.rowcount == 0
         # the tenant ledger of the scheduler reads through the wall as well
-        ledger = Ledger(db)
+        ledger = JobStore(db)
         assert ledger.db.isolating
-        rows = await ledger._all(
-            "job_list",
-            {
-                "tenant": "acme",
-                "states": None,
-                "job_type": world["job_type"],
-                "run_id": None,
-                "source_id": None,
-                "after_id": None,
-                "limit": 10,
-            },
+        rows = await ledger.job_list(
+            "acme",
+            states=None,
+            job_type=world["job_type"],
+            run_id=None,
+            source_id=None,
+            after_id=None,
+            limit=10,
         )
         assert rows == []
 

@@ -54,10 +54,15 @@ async def _submit(scheduler, job_type: str, n: int = 1, **kwargs) -> list[resour
 
 
 async def _claim(
-    leases: LeaseLedger, job_type: str, limit: int = 10, worker: str = "worker-1", **kwargs
+    leases: LeaseLedger,
+    job_type: str,
+    limit: int = 10,
+    worker: str = "worker-1",
+    ctx_now: datetime | None = None,
+    **kwargs,
 ):
     return await leases.claim(
-        TxContext(tenant="acme", actor_subject=worker),
+        TxContext(tenant="acme", actor_subject=worker, now=ctx_now),
         worker_id=worker,
         job_types=[job_type],
         limit=limit,
@@ -215,6 +220,52 @@ async def test_retry_after_is_honoured(scheduler, leases, db):
     assert row["state"] == "ready"
     assert row["not_before"] >= now + timedelta(seconds=120)
     assert row["not_before"] < now + timedelta(seconds=121)
+
+
+async def test_throttled_attempts_spend_no_budget_and_no_backoff(scheduler, leases, db):
+    # Issue 15: a 429 is the host asking us to slow down, not the job failing. With
+    # max_attempts=2, any number of 429s leaves the job ready (after each Retry-After, never
+    # a grown backoff), recorded in the history as `throttled`; only real failures count.
+    rng = random.Random()
+    throttles = rng.randint(3, 6)
+    job_type = _job_type()
+    (job,) = await _submit(scheduler, job_type, retry_policy=_policy(2, 60, 300))
+    now = datetime.now(UTC)
+    for i in range(throttles):
+        (leased,) = await _claim(leases, job_type, ctx_now=now)
+        retry_after = rng.choice([None, 1.0, 2.5])
+        await leases.fail(
+            TxContext(tenant="acme", now=now),
+            [Failure(leased["id"], leased["lease_id"], "http_429", "slow down", True, retry_after)],
+            tenants=["acme"],
+        )
+        row = _row(db, job.id)
+        assert (row["state"], row["reason"]) == ("ready", "throttled")
+        assert (row["attempt"], row["throttled_attempts"]) == (i + 1, i + 1)
+        assert row["not_before"] == now + timedelta(seconds=retry_after or 1.0)  # no backoff
+        now = row["not_before"]
+    # The first real failure is attempt 1 of 2 (its backoff the first step, <= 60 s) ...
+    (leased,) = await _claim(leases, job_type, ctx_now=now)
+    await leases.fail(
+        TxContext(tenant="acme", now=now),
+        [Failure(leased["id"], leased["lease_id"], "http_5xx", "boom")],
+        tenants=["acme"],
+    )
+    row = _row(db, job.id)
+    assert (row["state"], row["reason"]) == ("ready", "retry_backoff")
+    assert row["not_before"] <= now + timedelta(seconds=60)
+    # ... and the second exhausts the budget.
+    (leased,) = await _claim(leases, job_type, ctx_now=row["not_before"])
+    await leases.fail(
+        TxContext(tenant="acme", now=row["not_before"]),
+        [Failure(leased["id"], leased["lease_id"], "http_5xx", "boom")],
+        tenants=["acme"],
+    )
+    row = _row(db, job.id)
+    assert (row["state"], row["reason"]) == ("dead", "attempts_exhausted")
+    assert row["attempt"] == throttles + 2
+    reasons = [e[3] for e in _events(db, job.id) if e[0] == "job.retrying"]
+    assert reasons == ["throttled"] * throttles + ["retry_backoff"]
 
 
 @pytest.mark.parametrize(

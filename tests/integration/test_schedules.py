@@ -14,7 +14,7 @@ from google.protobuf import duration_pb2, field_mask_pb2
 
 from orchestrator_core import FrozenClock
 from orchestrator_grpckit import error_details
-from orchestrator_pg import Database, ScheduleLedger
+from orchestrator_pg import Database, Stores
 from orchestrator_scheduler._firing import ScheduleFirer, plan, run_identity
 from stella.orchestrator.v1 import common_pb2, resources_pb2, scheduler_pb2
 
@@ -115,7 +115,7 @@ class _CrashingFirer(ScheduleFirer):
     async def _fire(self, conn, schedule, now) -> int:
         if not self.crash:
             return await super()._fire(conn, schedule, now)
-        open_run = await self.ledger.has_open_run(conn, schedule["id"])
+        open_run = await self.stores.schedules.schedule_has_open_run(conn, schedule.id)
         for fire_at in plan(schedule, now, open_run=open_run).fires:
             await self._create_run(schedule, fire_at)
         raise _ReplicaDied("replica died before advancing the schedule")
@@ -148,8 +148,8 @@ async def test_every_minute_schedule_across_a_leader_failover(scheduler, databas
         Database(database_url, clock=clock) as one,
         Database(database_url, clock=clock) as two,
     ):
-        a = _CrashingFirer(ScheduleLedger(one), database_url, clock=clock, lock_key=lock_key)
-        b = ScheduleFirer(ScheduleLedger(two), database_url, clock=clock, lock_key=lock_key)
+        a = _CrashingFirer(Stores.over(one), database_url, clock=clock, lock_key=lock_key)
+        b = ScheduleFirer(Stores.over(two), database_url, clock=clock, lock_key=lock_key)
         assert await a.leadership.ensure()  # A leads from the start and keeps leading
         for minute in range(1, 21):
             clock.set(start + timedelta(minutes=minute))

@@ -28,4 +28,16 @@
 // retrying cannot fix end Run with an *RPCError. Results carry the sha256 of their
 // canonical JSON (RFC 8785, digest.go), the same bytes the server and the Python/Rust SDKs
 // compute (tests/vectors). Logs never include tokens or payloads.
+//
+// # Several leases replicas
+//
+// The target may name several replicas: a comma list ("10.0.0.1:50052,10.0.0.2:50052", also
+// "ipv4:…"), resolved by a resolver registered on the worker's own connection, or a gRPC
+// name that resolves to many addresses ("dns:///orchestrator-leases-headless:50052", a
+// Kubernetes headless Service). The connection uses gRPC's round_robin policy: each Work
+// stream (a reconnect, or a stream the server drained after ORCH_WORK_STREAM_MAX_AGE_S)
+// goes to the next replica that is up, so a killed replica is skipped and new ones are
+// picked up. Against `make up REPLICAS=2`:
+//
+//	w, err := worker.New("127.0.0.1:50052,127.0.0.1:50062", worker.WithToken(token))
 package worker

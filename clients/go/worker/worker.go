@@ -162,7 +162,11 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // WithLogger sets the logger (default slog.Default()). Logs never include tokens or payloads.
 func WithLogger(l *slog.Logger) Option { return func(w *Worker) error { w.logger = l; return nil } }
 
-// New creates a worker for the leases service at target ("host:port").
+// New creates a worker for the leases service at target: "host:port", a comma list of
+// replicas ("10.0.0.1:50052,10.0.0.2:50052") or a gRPC name such as
+// "dns:///leases.orch.svc:50052" (every address of the name). The connection balances
+// round_robin: each Work stream (a reconnect, a stream the server drained) goes to the next
+// replica that is up. A WithDialOptions(grpc.WithDefaultServiceConfig(...)) overrides it.
 func New(target string, opts ...Option) (*Worker, error) {
 	w := &Worker{
 		target: target, concurrency: 10, maxBatchDelay: DefaultMaxBatchDelay,
@@ -284,7 +288,11 @@ func (w *Worker) Run(ctx context.Context) error {
 			return fmt.Errorf("%w: job type %q has no handler", ErrInvalid, t)
 		}
 	}
-	conn, err := grpc.NewClient(w.target, w.channelOptions()...)
+	target, targetOpts, err := dialTarget(w.target)
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(target, append(targetOpts, w.channelOptions()...)...)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}

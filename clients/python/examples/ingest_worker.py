@@ -84,7 +84,11 @@ async def ingest(job: Job) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--target", default=os.environ.get("ORCH_LEASES_TARGET", "localhost:50052"))
+    parser.add_argument(
+        "--target",
+        default=os.environ.get("ORCH_LEASES_TARGET", "localhost:50052"),
+        help="leases service: host:port, a comma list of replicas, or dns:///name:port",
+    )
     parser.add_argument("--token", default=os.environ.get("ORCH_TOKEN"), help="orch:work token")
     parser.add_argument("--tenant", default=None, help="tenant, when the token names several")
     parser.add_argument("--concurrency", type=int, default=10)

@@ -39,6 +39,17 @@
 //! carry the sha256 of their canonical JSON (RFC 8785), the same bytes the server and the
 //! Python/Go SDKs compute (`tests/vectors`). Logs go through the `log` facade and never
 //! include tokens or payloads.
+//!
+//! # Several leases replicas
+//!
+//! The target may name several replicas: a comma list (`10.0.0.1:50052,10.0.0.2:50052`,
+//! also `ipv4:…`), or `dns:///name:port` (every address of the name, looked up again before
+//! each stream: a Kubernetes headless Service). tonic has no gRPC load-balancing policies,
+//! so the worker rotates its Work streams round-robin over the addresses itself, one
+//! channel per address: each stream (a reconnect, or a stream the server drained after
+//! `ORCH_WORK_STREAM_MAX_AGE_S`) goes to the next address, and an attempt on a replica that
+//! is down fails at once and moves on. Against `make up REPLICAS=2`:
+//! `Worker::builder("127.0.0.1:50052,127.0.0.1:50062")`.
 
 #![warn(missing_docs)]
 
@@ -55,6 +66,7 @@ mod errors;
 mod job;
 mod outbox;
 mod session;
+mod target;
 mod worker;
 
 pub use backoff::{

@@ -15,13 +15,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use tokio::sync::watch;
 use tonic::metadata::{MetadataMap, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
 
 use crate::backoff::{Backoff, SplitMix64};
 use crate::errors::{BoxError, Error};
 use crate::job::JobContext;
 use crate::proto::lease_service_client::LeaseServiceClient;
 use crate::session::{Outcome, Session};
+use crate::target::Targets;
 
 /// SDK name sent in WorkerHello.
 pub const SDK_NAME: &str = "rust";
@@ -70,6 +70,7 @@ pub(crate) struct Control {
 
 pub(crate) struct Inner {
     pub target: String,
+    targets: Targets,
     token: Arc<dyn Fn() -> String + Send + Sync>,
     tenant: Option<String>,
     pub concurrency: usize,
@@ -226,7 +227,8 @@ impl WorkerBuilder {
     ///
     /// # Errors
     /// [`Error::Invalid`]: no token, no handler, concurrency 0, a job type without a
-    /// handler, or a repeated handler.
+    /// handler, a repeated handler, or a target that is not `host:port`, a URL, a comma
+    /// list of them or `dns:///name:port`.
     pub fn build(self) -> Result<Worker, Error> {
         if let Some(error) = self.error {
             return Err(error);
@@ -257,14 +259,11 @@ impl WorkerBuilder {
             let tag = SplitMix64::new(seed).next_u64() & 0xff_ffff;
             format!("{host}-{}-{tag:06x}", std::process::id())
         });
-        let target = if self.target.contains("://") {
-            self.target
-        } else {
-            format!("http://{}", self.target)
-        };
+        let targets = Targets::parse(&self.target)?;
         Ok(Worker {
             inner: Arc::new(Inner {
-                target,
+                target: self.target,
+                targets,
                 token,
                 tenant: self.tenant,
                 concurrency: self.concurrency,
@@ -284,7 +283,10 @@ impl WorkerBuilder {
 }
 
 impl Worker {
-    /// Start building a worker for the leases service at `target` (`host:port` or a URL).
+    /// Start building a worker for the leases service at `target`: `host:port`, a URL, a
+    /// comma list of replicas (`10.0.0.1:50052,10.0.0.2:50052`) or `dns:///name:port` (every
+    /// address of the name, looked up before each stream). Each Work stream (a reconnect, a
+    /// stream the server drained) goes to the next address, round-robin.
     pub fn builder(target: impl Into<String>) -> WorkerBuilder {
         WorkerBuilder {
             target: target.into(),
@@ -328,27 +330,13 @@ impl Worker {
         self.inner.control.send_modify(|c| c.stop = true);
     }
 
-    fn channel(&self) -> Result<Channel, Error> {
-        let endpoint = Endpoint::from_shared(self.inner.target.clone())
-            .map_err(|e| Error::Invalid(format!("target {:?}: {e}", self.inner.target)))?
-            .connect_timeout(Duration::from_secs(5))
-            // Detect a vanished server within ~40 s even with no job running.
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .keep_alive_while_idle(true);
-        Ok(endpoint.connect_lazy())
-    }
-
     /// Serve jobs until a drain completes or [`Worker::stop`].
     ///
     /// # Errors
     /// [`Error::Rpc`] when the server refused the worker (kind Permission or Invalid) or
-    /// `max_reconnect_attempts` ran out; [`Error::Invalid`] for a bad target.
+    /// `max_reconnect_attempts` ran out.
     pub async fn run(&self) -> Result<(), Error> {
         let w = &self.inner;
-        let mut client = LeaseServiceClient::new(self.channel()?)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let mut control = w.control.subscribe();
         let mut backoff = Backoff::new(SplitMix64::new(w.seed));
         let mut failures = 0u32;
@@ -362,9 +350,18 @@ impl Worker {
             }
             w.stats.bump(&w.stats.connects);
             let (mut session, done_rx, art_rx) = Session::new(Arc::clone(w));
-            let result = session
-                .run(&mut client, control.clone(), done_rx, art_rx)
-                .await;
+            let result = match w.targets.next_channel().await {
+                Ok((address, channel)) => {
+                    log::debug!("opening a Work stream to {address}");
+                    let mut client = LeaseServiceClient::new(channel)
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+                    session
+                        .run(&mut client, control.clone(), done_rx, art_rx)
+                        .await
+                }
+                Err(error) => Err(error),
+            };
             match result {
                 Ok(Outcome::Drained | Outcome::Stopped) => return Ok(()),
                 Ok(Outcome::ServerDrained) => failures = 0,

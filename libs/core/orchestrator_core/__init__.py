@@ -11,8 +11,9 @@ This package holds the rules every service shares and nothing that does I/O:
   status is named as a string so the core needs no grpc import.
 * ``ids`` / ``digest`` / ``clock``: UUIDv7 ids, canonical JSON (RFC 8785) digests, and an
   injectable clock so tests move time instead of sleeping.
-* ``records`` / ``ports``: immutable records and the narrow Protocols adapters implement.
-* ``statemachine``: a pure fold of transition events into job state, shared by tests and
+* ``paging``: page sizes, filter-bound cursor tokens and the one paged-list step.
+* ``records``: immutable typed records of ledger rows, as the stores hand them to services.
+* ``event_fold``: a pure fold of transition events into job state, shared by tests and
   offline audit replay.
 
 Dependency direction: generated code → core → adapters → services; this package imports
@@ -42,7 +43,9 @@ from orchestrator_core.errors import (
     ResourceExhausted,
     Unauthenticated,
     Unavailable,
+    Violations,
 )
+from orchestrator_core.event_fold import JobModel, TransitionEvent, apply, fold
 from orchestrator_core.ids import (
     TENANT_ID_RE,
     id_timestamp,
@@ -50,8 +53,7 @@ from orchestrator_core.ids import (
     parse_id,
     validate_tenant_id,
 )
-from orchestrator_core.ports import JobStore
-from orchestrator_core.records import JobRecord
+from orchestrator_core.records import JobRecord, ScheduleRecord
 from orchestrator_core.retry import (
     MAX_ATTEMPTS_LIMIT,
     RetryPolicy,
@@ -60,7 +62,6 @@ from orchestrator_core.retry import (
     decide_failure,
     failure_reason,
 )
-from orchestrator_core.statemachine import JobModel, TransitionEvent, apply, fold
 from orchestrator_core.states import (
     EXPECTED_REASONS,
     LEGAL_TRANSITIONS,
@@ -93,7 +94,6 @@ __all__ = [
     "JobModel",
     "JobRecord",
     "JobState",
-    "JobStore",
     "LeaseLost",
     "NotFound",
     "OrchestratorError",
@@ -103,10 +103,12 @@ __all__ = [
     "ResourceExhausted",
     "RetryPolicy",
     "RunState",
+    "ScheduleRecord",
     "SystemClock",
     "TransitionEvent",
     "Unauthenticated",
     "Unavailable",
+    "Violations",
     "apply",
     "backoff_ceiling_s",
     "backoff_s",

@@ -34,6 +34,7 @@ __all__ = [
     "ResourceExhausted",
     "Unauthenticated",
     "Unavailable",
+    "Violations",
 ]
 
 _NON_WORD = re.compile(r"[^A-Za-z0-9]+")
@@ -127,6 +128,29 @@ class InvalidArgument(OrchestratorError):
     def __init__(self, message: str, violations: Sequence[FieldViolation] = ()) -> None:
         super().__init__(message)
         self.violations: tuple[FieldViolation, ...] = tuple(violations)
+
+
+class Violations:
+    """Collects field violations so a request reports all of them at once;
+    :meth:`raise_if_any` raises them together as one :class:`InvalidArgument`."""
+
+    def __init__(self) -> None:
+        self.items: list[FieldViolation] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.items.append(FieldViolation(field, description))
+
+    def merge(self, error: InvalidArgument, prefix: str = "") -> None:
+        """Adds the violations of ``error``, their fields prefixed (``"jobs[3]."``)."""
+        for v in error.violations:
+            self.items.append(FieldViolation(prefix + v.field, v.description))
+
+    def raise_if_any(self, message: str) -> None:
+        """Raises InvalidArgument (``message`` and the first five violations) if any."""
+        if self.items:
+            detail = "; ".join(f"{v.field}: {v.description}" for v in self.items[:5])
+            more = f" (+{len(self.items) - 5} more)" if len(self.items) > 5 else ""
+            raise InvalidArgument(f"{message}: {detail}{more}", self.items)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,17 @@
-"""Plain records the ports exchange: immutable snapshots of ledger rows."""
+"""Typed records: immutable snapshots of ledger rows, as they cross from the stores into
+the services where fields are read (and as unit tests build them, without a database)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from orchestrator_core.states import TERMINAL_JOB_STATES, JobState, Reason
 
-__all__ = ["JobRecord"]
+__all__ = ["JobRecord", "ScheduleRecord"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,3 +86,46 @@ class JobRecord:
     def is_terminal(self) -> bool:
         """Whether the job is succeeded, dead or canceled."""
         return self.state in TERMINAL_JOB_STATES
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleRecord:
+    """One cron schedule as the firing pass reads it (``orchestrator.schedules``).
+
+    Attributes:
+        id: UUIDv7 of the schedule.
+        tenant: Owning tenant.
+        name: Unique within the tenant; the default name of the runs it fires.
+        cron: Five-field cron expression or alias, in UTC.
+        source_id: The source its runs ingest from, if any.
+        run_template: The ``RunTemplate`` (JSON form) each firing instantiates.
+        catch_up: ``skip``, ``one`` or ``all``: what to do with fire times missed.
+        catch_up_window: How far back missed fire times still count.
+        overlap: ``skip``, ``buffer_one`` or ``allow``: a firing while a run is open.
+        enabled: Whether it fires at all.
+        next_fire_at: When it fires next (None: never).
+        last_fire_at: When it fired last.
+        buffered_fire_at: A fire time held back by ``buffer_one`` until the open run ends.
+    """
+
+    id: uuid.UUID
+    tenant: str
+    name: str
+    cron: str
+    source_id: uuid.UUID | None = None
+    run_template: dict[str, Any] = field(default_factory=dict)
+    catch_up: str = "one"
+    catch_up_window: timedelta | None = None
+    overlap: str = "skip"
+    enabled: bool = True
+    next_fire_at: datetime | None = None
+    last_fire_at: datetime | None = None
+    buffered_fire_at: datetime | None = None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> ScheduleRecord:
+        """The record of a database row (columns it does not name are ignored)."""
+        return cls(**{name: row[name] for name in _SCHEDULE_FIELDS if name in row})
+
+
+_SCHEDULE_FIELDS = tuple(ScheduleRecord.__dataclass_fields__)

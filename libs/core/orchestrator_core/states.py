@@ -77,6 +77,7 @@ class Reason(enum.StrEnum):
     USER_CANCELED = "user_canceled"
     UPSTREAM_FAILED = "upstream_failed"
     OPERATOR_RETRY = "operator_retry"
+    THROTTLED = "throttled"
 
 
 _S = JobState
@@ -106,7 +107,7 @@ EXPECTED_REASONS: Final[Mapping[tuple[JobState | None, JobState], frozenset[Reas
             (_S.READY, _S.DEAD): frozenset({_R.NON_RETRYABLE, _R.ATTEMPTS_EXHAUSTED}),
             (_S.LEASED, _S.SUCCEEDED): frozenset({_R.COMPLETED}),
             (_S.LEASED, _S.READY): frozenset(
-                {_R.RETRY_BACKOFF, _R.LEASE_EXPIRED, _R.WORKER_DISCONNECTED}
+                {_R.RETRY_BACKOFF, _R.LEASE_EXPIRED, _R.WORKER_DISCONNECTED, _R.THROTTLED}
             ),
             (_S.LEASED, _S.DEAD): frozenset({_R.ATTEMPTS_EXHAUSTED, _R.NON_RETRYABLE}),
             (_S.LEASED, _S.CANCELED): frozenset({_R.USER_CANCELED, _R.UPSTREAM_FAILED}),

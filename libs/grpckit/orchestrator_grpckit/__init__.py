@@ -48,6 +48,7 @@ from orchestrator_grpckit._config import (
 )
 from orchestrator_grpckit._context import current_request_id
 from orchestrator_grpckit._dependencies import DEPENDENCY_UP, Dependency, DependencyMonitor
+from orchestrator_grpckit._env import env_choice, env_int, env_number
 from orchestrator_grpckit._exceptions import BackgroundTaskFailed, ConfigError, GrpcKitError
 from orchestrator_grpckit._interceptors import (
     PUBLIC_METHOD_PREFIXES,
@@ -113,6 +114,9 @@ __all__ = [
     "configure_logging",
     "current_principal",
     "current_request_id",
+    "env_choice",
+    "env_int",
+    "env_number",
     "env_var_table",
     "error_details",
     "generate_ed25519_keypair",

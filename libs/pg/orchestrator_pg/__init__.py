@@ -8,24 +8,29 @@ Design note
   up by name. No SQL is built from strings in Python.
 * The event history is an outbox written by triggers in the same transaction as the state
   change it records, then NOTIFYed (``orch_events``, ``orch_jobs_ready``).
+* One store per table family, plain classes over :class:`Database` (``SourceStore``,
+  ``RunStore``, ``JobStore``, ``QuotaStore``, ``ScheduleStore``, ``BackfillStore``,
+  ``DeadLetterStore``, ``IncidentStore``, ``ArtifactStore``, ``TenantStore``), bundled by
+  :class:`Stores`; their shared transaction helpers (``Conn``, ``settle``, the one
+  audit-entry writer, the one integrity-error mapper) are in ``_tx.py``.
+  :class:`LeaseLedger` is the hot path (claim, complete, fail, expire), fenced by lease id.
 * :class:`IdempotencyStore` keeps the gateway's ``Idempotency-Key`` answers for every
   replica; :class:`IdempotencyKeyCleaner` deletes expired ones (leader only).
-* :class:`Ledger` holds the storage operations of sources, runs, jobs and the DAG;
-  :class:`LeaseLedger` the hot path (claim, complete, fail, expire), fenced by lease id.
 """
 
 from orchestrator_pg._admin import create_database, database_url_for, drop_database
+from orchestrator_pg._artifacts import ArtifactStore
 from orchestrator_pg._audit_chain import AuditLedger, ChainLink, ExportData, ExportScope
 from orchestrator_pg._backfills import (
-    BackfillLedger,
     BackfillPlan,
     BackfillRequest,
+    BackfillStore,
     split_windows,
 )
 from orchestrator_pg._backpressure import QUEUE_RETRY_AFTER_S, queue_limit
 from orchestrator_pg._clock import CLOCK_OFFSET, DatabaseClock
-from orchestrator_pg._controls import ControlLedger
 from orchestrator_pg._db import Database, Row, TxContext
+from orchestrator_pg._dead_letters import DeadLetterStore
 from orchestrator_pg._eventstream import EventHorizon, EventReader
 from orchestrator_pg._idempotency import (
     IdempotencyKey,
@@ -34,6 +39,9 @@ from orchestrator_pg._idempotency import (
     IdempotencyStore,
     StoredAnswer,
 )
+from orchestrator_pg._incidents import IncidentStore
+from orchestrator_pg._job_insert import NewJob
+from orchestrator_pg._jobs import JobStore, SubmittedJob
 from orchestrator_pg._leadership import LeaderLoop, Leadership
 from orchestrator_pg._leasing import (
     ARTIFACT_CONFLICT,
@@ -48,14 +56,6 @@ from orchestrator_pg._leasing import (
     Outcome,
     ProgressUpdate,
 )
-from orchestrator_pg._ledger import (
-    CreatedRun,
-    Ledger,
-    NewJob,
-    NewRun,
-    SourceFields,
-    SubmittedJob,
-)
 from orchestrator_pg._listen import ReadyListener, WakeFn
 from orchestrator_pg._maintenance import EventPartitionMaintainer
 from orchestrator_pg._metrics import ChainLag, MetricsReader, QueueSnapshot
@@ -66,10 +66,23 @@ from orchestrator_pg._migrate import (
     migrate,
     schema_sql,
 )
-from orchestrator_pg._operations import OperationsLedger
+from orchestrator_pg._overview import OverviewStore
 from orchestrator_pg._queries import parse_queries, queries, query
-from orchestrator_pg._quotas import QUOTA_MUTABLE_FIELDS, QuotaFields, QuotaLedger
-from orchestrator_pg._schedules import SCHEDULE_MUTABLE_FIELDS, ScheduleFields, ScheduleLedger
+from orchestrator_pg._quotas import QUOTA_MUTABLE_FIELDS, QuotaFields, QuotaStore
+from orchestrator_pg._runs import CreatedRun, NewRun, RunStore
+from orchestrator_pg._schedules import SCHEDULE_MUTABLE_FIELDS, ScheduleFields, ScheduleStore
+from orchestrator_pg._sources import SourceFields, SourceStore
+from orchestrator_pg._stores import Stores
+from orchestrator_pg._tenants import TenantStore
+from orchestrator_pg._throttles import ThrottleStore
+from orchestrator_pg._tx import (
+    Conn,
+    audit_entry_write,
+    integrity_error,
+    integrity_mapped,
+    settle,
+    write_audited,
+)
 
 __all__ = [
     "ARTIFACT_CONFLICT",
@@ -81,17 +94,19 @@ __all__ = [
     "SCHEDULE_MUTABLE_FIELDS",
     "WORKER_CRASH",
     "Artifact",
+    "ArtifactStore",
     "AuditLedger",
-    "BackfillLedger",
     "BackfillPlan",
     "BackfillRequest",
+    "BackfillStore",
     "ChainLag",
     "ChainLink",
     "Completion",
-    "ControlLedger",
+    "Conn",
     "CreatedRun",
     "Database",
     "DatabaseClock",
+    "DeadLetterStore",
     "EventHorizon",
     "EventPartitionMaintainer",
     "EventReader",
@@ -103,33 +118,42 @@ __all__ = [
     "IdempotencyKeyCleaner",
     "IdempotencyRecord",
     "IdempotencyStore",
+    "IncidentStore",
+    "JobStore",
     "LeaderLoop",
     "Leadership",
     "LeaseLedger",
-    "Ledger",
     "MetricsReader",
     "Migration",
     "MigrationError",
     "NewJob",
     "NewRun",
-    "OperationsLedger",
     "Outcome",
+    "OverviewStore",
     "ProgressUpdate",
     "QueueSnapshot",
     "QuotaFields",
-    "QuotaLedger",
+    "QuotaStore",
     "ReadyListener",
     "Row",
+    "RunStore",
     "ScheduleFields",
-    "ScheduleLedger",
+    "ScheduleStore",
     "SourceFields",
+    "SourceStore",
     "StoredAnswer",
+    "Stores",
     "SubmittedJob",
+    "TenantStore",
+    "ThrottleStore",
     "TxContext",
     "WakeFn",
+    "audit_entry_write",
     "create_database",
     "database_url_for",
     "drop_database",
+    "integrity_error",
+    "integrity_mapped",
     "load_migrations",
     "migrate",
     "parse_queries",
@@ -137,5 +161,7 @@ __all__ = [
     "query",
     "queue_limit",
     "schema_sql",
+    "settle",
     "split_windows",
+    "write_audited",
 ]

@@ -5,7 +5,7 @@ an identical active backfill (same range and window size) is returned instead (t
 request is suppressed), any other active backfill whose range overlaps is refused with the
 overlap named, windows already covered (a job of the key whose event window contains the
 window and that succeeded or is queued or running) are suppressed, and the rest become the
-jobs of one run. :meth:`BackfillLedger.backfill_plan` answers the same question without
+jobs of one run. :meth:`BackfillStore.backfill_plan` answers the same question without
 writing (the dry run), so its job count is what the real run creates at that moment.
 """
 
@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from orchestrator_core import FailedPrecondition, NotFound, PreconditionViolation, new_id
-from orchestrator_pg._db import Row, TxContext
-from orchestrator_pg._ledger import Conn, Ledger, NewJob, NewRun, _audit
+from orchestrator_pg._db import Database, Row, TxContext
+from orchestrator_pg._job_insert import NewJob
 from orchestrator_pg._queries import query
+from orchestrator_pg._runs import NewRun, RunStore, run_insert
+from orchestrator_pg._sources import source_check_enabled_many
+from orchestrator_pg._tx import Conn, audit_entry_write, fetch_all, fetch_one, now_of
 
 Window = tuple[datetime, datetime]
 MAX_WINDOWS = 100_000
@@ -84,14 +87,20 @@ def _overlap_error(request: BackfillRequest, rows: Sequence[Row]) -> FailedPreco
     )
 
 
-class BackfillLedger(Ledger):
-    """The ledger with backfill storage."""
+class BackfillStore:
+    """Storage of backfills; their runs go through :class:`RunStore` (named noun-first,
+    STYLE rule 4)."""
+
+    def __init__(self, db: Database, runs: RunStore) -> None:
+        # Tenant APIs: confined to their tenant by row-level security (see SourceStore).
+        self.db = db.isolated()
+        self.runs = runs
 
     async def _plan(self, conn: Conn, tenant: str, request: BackfillRequest) -> BackfillPlan:
         windows = split_windows(request.start, request.end, request.window_size)
         key = {"tenant": tenant, "source_id": request.source_id, "job_type": request.job_type}
         cur = await conn.execute(
-            query("backfill_overlapping"), key | {"start": request.start, "end": request.end}
+            query("backfill_list_overlapping"), key | {"start": request.start, "end": request.end}
         )
         overlapping = await cur.fetchall()
         identical = next(
@@ -117,7 +126,9 @@ class BackfillLedger(Ledger):
             return await self._plan(conn, tenant, request)
 
     async def backfill_queue_room(self, tenant: str, job_type: str) -> list[Row]:
-        return await self._all("backfill_queue_room", {"tenant": tenant, "job_type": job_type})
+        return await fetch_all(
+            self.db, "backfill_queue_room", {"tenant": tenant, "job_type": job_type}
+        )
 
     async def backfill_create(
         self,
@@ -133,11 +144,11 @@ class BackfillLedger(Ledger):
             FailedPrecondition: another active backfill overlaps (named).
             ResourceExhausted: the window jobs would exceed a ``max_queued`` quota.
         """
-        now = self._now(ctx)
+        now = now_of(self.db, ctx)
         async with self.db.transaction(ctx) as conn:
             lock = f"orch:backfill:{ctx.tenant}:{request.source_id}:{request.job_type}"
             await conn.execute(query("backfill_lock"), {"lock": lock})
-            await self._check_sources(conn, ctx.tenant, [request.source_id])
+            await source_check_enabled_many(conn, ctx.tenant, [request.source_id])
             plan = await self._plan(conn, ctx.tenant, request)
             if plan.identical is not None:
                 identical_id: uuid.UUID = plan.identical["id"]
@@ -190,22 +201,23 @@ class BackfillLedger(Ledger):
                 labels={"backfill": str(backfill_id)},
                 backfill_id=backfill_id,
             )
-            await self._run_insert(conn, ctx, run, make_jobs(backfill_id, plan.missing), now)
+            await run_insert(conn, ctx, run, make_jobs(backfill_id, plan.missing), now)
             await conn.execute(query("backfill_set_run"), {"id": backfill_id, "run_id": run.id})
-        await _audit(conn, ctx, "backfill.create", f"backfills/{backfill_id}", now)
+        await audit_entry_write(conn, ctx, "backfill.create", f"backfills/{backfill_id}", now)
         return backfill_id
 
     async def backfill_get(self, tenant: str, backfill_id: uuid.UUID) -> Row:
         """The backfill with its progress columns (``jobs``, ``succeeded_jobs``,
         ``dead_jobs``, ``canceled_jobs``, ``started_jobs``, ``run_state``)."""
-        return await self._one(
-            "backfill_get", {"tenant": tenant, "id": backfill_id}, "backfill", backfill_id
+        return await fetch_one(
+            self.db, "backfill_get", {"tenant": tenant, "id": backfill_id}, "backfill", backfill_id
         )
 
     async def backfill_list(
         self, tenant: str, *, source_id: uuid.UUID | None, after_id: uuid.UUID | None, limit: int
     ) -> list[Row]:
-        ids = await self._all(
+        ids = await fetch_all(
+            self.db,
             "backfill_list",
             {"tenant": tenant, "source_id": source_id, "after_id": after_id, "limit": limit},
         )
@@ -217,7 +229,7 @@ class BackfillLedger(Ledger):
         if current["state"] == "canceled":
             return current
         if current["run_id"] is not None and current["run_state"] in ("pending", "running"):
-            await self.run_cancel(ctx, current["run_id"])
+            await self.runs.run_cancel(ctx, current["run_id"])
         elif current["run_id"] is not None or current["state"] == "succeeded":
             raise FailedPrecondition(
                 f"backfill {backfill_id} already finished ({current['run_state'] or 'no jobs'})",
@@ -228,7 +240,7 @@ class BackfillLedger(Ledger):
                     )
                 ],
             )
-        now = self._now(ctx)
+        now = now_of(self.db, ctx)
         async with self.db.transaction(ctx) as conn:
             cur = await conn.execute(
                 query("backfill_set_state"),
@@ -236,5 +248,5 @@ class BackfillLedger(Ledger):
             )
             if await cur.fetchone() is None:
                 raise NotFound("backfill", str(backfill_id))
-            await _audit(conn, ctx, "backfill.cancel", f"backfills/{backfill_id}", now)
+            await audit_entry_write(conn, ctx, "backfill.cancel", f"backfills/{backfill_id}", now)
         return await self.backfill_get(ctx.tenant, backfill_id)

@@ -1,5 +1,5 @@
 """Backpressure: a tenant's queued-job caps (``quotas.max_queued``), checked on every job
-insert, in the insert's transaction, by :meth:`Ledger._insert_jobs`.
+insert, in the insert's transaction, by :func:`~orchestrator_pg._job_insert.job_insert_many`.
 
 A tenant without a ``max_queued`` cap pays one small read and nothing else. With caps, a
 per-tenant advisory transaction lock serialises the check with the insert, so concurrent
@@ -66,7 +66,7 @@ async def check_queue_caps(
     taken: set[str] = set()
     if keys:
         cur = await conn.execute(
-            query("job_by_idempotency_keys_for_share"), {"tenant": tenant, "keys": keys}
+            query("job_get_by_idempotency_keys_for_share"), {"tenant": tenant, "keys": keys}
         )
         taken = {row["idempotency_key"] for row in await cur.fetchall()}
         if taken and all_or_nothing:

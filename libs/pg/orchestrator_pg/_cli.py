@@ -12,8 +12,8 @@ import psycopg
 
 from orchestrator_core import InvalidArgument, validate_tenant_id
 from orchestrator_pg._db import Database
-from orchestrator_pg._ledger import Ledger
 from orchestrator_pg._migrate import MigrationError, load_migrations, migrate
+from orchestrator_pg._tenants import TenantStore
 
 DEFAULT_DATABASE_URL = "postgresql://orchestrator:orchestrator@127.0.0.1:5432/orchestrator"
 
@@ -52,7 +52,7 @@ def _tenants_add(args: argparse.Namespace) -> int:
 
     async def run() -> Any:
         async with Database(_database_url(args), min_size=1, max_size=1) as db:
-            return await Ledger(db).tenant_upsert(tenant, args.display_name)
+            return await TenantStore(db).tenant_upsert(tenant, args.display_name)
 
     try:
         row = asyncio.run(run())
@@ -66,7 +66,7 @@ def _tenants_add(args: argparse.Namespace) -> int:
 def _tenants_list(args: argparse.Namespace) -> int:
     async def run() -> Any:
         async with Database(_database_url(args), min_size=1, max_size=1) as db:
-            return await Ledger(db).tenant_list()
+            return await TenantStore(db).tenant_list()
 
     try:
         rows = asyncio.run(run())

@@ -10,9 +10,9 @@ Row-level security (migration 0006). Every tenant table has a policy that, when 
 transaction sets ``orchestrator.isolate_tenant``, admits only that tenant's rows (reads and
 writes). Tenant-scoped code asks for it explicitly: :meth:`Database.isolated` returns a view
 of the same pool whose :meth:`~Database.transaction` isolates to ``ctx.tenant``, and
-:meth:`Database.reader` opens an isolated read-only transaction. The ledgers of tenant APIs
-(:class:`~orchestrator_pg.Ledger`, quotas, audit) use them. Platform paths that span tenants
-by design — fair-share claims (filtered by the worker token's tenants in SQL), the lease
+:meth:`Database.reader` opens an isolated read-only transaction. The stores of tenant APIs
+(:class:`~orchestrator_pg.Stores`, audit) use them. Platform paths that span tenants by
+design — fair-share claims (filtered by the worker token's tenants in SQL), the lease
 watchdog, partition maintenance, audit chaining — use the plain pool and stay unrestricted.
 """
 

@@ -105,7 +105,7 @@ class EventHorizon:
 
     async def run(self) -> None:
         """Track the horizon until cancelled, reconnecting after errors."""
-        await listen_forever(self._conninfo, "events_listen", self._track, label="event horizon")
+        await listen_forever(self._conninfo, "event_listen", self._track, label="event horizon")
 
     async def _track(self, conn: ListenConnection) -> None:
         while True:

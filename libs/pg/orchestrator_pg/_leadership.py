@@ -137,7 +137,7 @@ class Leadership:
         return self._leading
 
     async def listen(self, listen_query: str) -> None:
-        """Runs the named ``LISTEN`` query on the leader's connection (e.g. ``events_listen``),
+        """Runs the named ``LISTEN`` query on the leader's connection (e.g. ``event_listen``),
         so a leader wakes on NOTIFY without a connection of its own.
 
         Raises:

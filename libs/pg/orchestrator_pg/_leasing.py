@@ -20,7 +20,6 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,137 +35,31 @@ from orchestrator_core import (
     new_id,
 )
 from orchestrator_pg._db import Database, Row, TxContext
-from orchestrator_pg._ledger import Conn, settle
+from orchestrator_pg._lease_records import (
+    DEFAULT_MEDIA_TYPE,
+    Artifact,
+    Completion,
+    Deferral,
+    Failure,
+    Heartbeat,
+    LimitedClaim,
+    Outcome,
+    ProgressUpdate,
+)
 from orchestrator_pg._queries import query
+from orchestrator_pg._tx import Conn, settle
 
 DEFAULT_LEASE_TTL_S = 30.0
 EXPIRE_BATCH = 500
 LEASE_LOST = "lease_lost"
 ALREADY_COMPLETED = "already_completed"
 ARTIFACT_CONFLICT = "artifact_conflict"
-DEFAULT_MEDIA_TYPE = "application/octet-stream"
 # Error class recorded when a worker's stream drops while it holds leases.
 WORKER_CRASH = "worker_crash"
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """An artifact a worker recorded for a leased job (content addressed by ``digest``)."""
-
-    job_id: uuid.UUID
-    lease_id: uuid.UUID
-    name: str
-    digest: str
-    size_bytes: int = 0
-    media_type: str = DEFAULT_MEDIA_TYPE
-    uri: str = ""
-
-
-@dataclass(frozen=True)
-class Completion:
-    """A worker's result for one lease, with artifacts recorded in the same transaction."""
-
-    job_id: uuid.UUID
-    lease_id: uuid.UUID
-    result: dict[str, Any] = field(default_factory=dict)
-    result_digest: str = ""
-    artifacts: tuple[Artifact, ...] = ()
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    """A lease extension; ``percent``/``message`` are recorded when ``has_progress``."""
-
-    job_id: uuid.UUID
-    lease_id: uuid.UUID
-    has_progress: bool = False
-    percent: float = 0.0
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class ProgressUpdate:
-    """Progress of a leased job, without extending its lease."""
-
-    job_id: uuid.UUID
-    lease_id: uuid.UUID
-    percent: float = 0.0
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A worker's failure report for one lease."""
-
-    job_id: uuid.UUID
-    lease_id: uuid.UUID
-    error_class: str
-    message: str = ""
-    retryable: bool = True
-    retry_after_s: float | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one write on a lease: ``ok`` or why not (``lease_lost``).
-
-    ``lease_expires_at`` is the extended expiry after a heartbeat; ``cancel_reason`` is set
-    (e.g. ``user_canceled``) when the write found the job canceled under this very lease, so
-    its holder should stop.
-    """
-
-    job_id: uuid.UUID
-    lease_id: uuid.UUID
-    ok: bool
-    error_reason: str = ""
-    new_state: str = ""
-    lease_expires_at: datetime | None = None
-    cancel_reason: str = ""
-
-
-@dataclass(frozen=True)
-class Deferral:
-    """A claim candidate that may not go now: it stays ready with ``not_before`` moved to
-    when it can (no lease, no attempt, no event). ``reason``: ``blackout`` or what the
-    admission callback said (e.g. ``tokens``, ``paused``, ``circuit_open``)."""
-
-    job_id: uuid.UUID
-    not_before: datetime
-    reason: str
-
-
-@dataclass(frozen=True)
-class LimitedClaim:
-    """What :meth:`LeaseLedger.claim_admitted` did.
-
-    Attributes:
-        rows: the leased rows (assignment columns, ``slot`` and ``host``), in slot order.
-        deferred: candidates that may not go now (blackout, denied tokens).
-        now: the claim's time.
-        quota_wake_at: when the next hourly quota token comes for a quota that has none
-            now (None: no quota is waiting for tokens).
-        cap_full: some quota or source was at its ``max_active``: a lease ending may make
-            room, so the caller should claim again when one ends.
-        spent: leased rows per ``(tenant, host)`` taken from the caller's allowance.
-    """
-
-    rows: list[Row]
-    deferred: list[Deferral]
-    now: datetime
-    quota_wake_at: datetime | None = None
-    cap_full: bool = False
-    spent: dict[tuple[str, str], int] = field(default_factory=dict)
-
-    @property
-    def earliest_deferral(self) -> datetime | None:
-        """When the first deferred candidate becomes claimable again (None: none)."""
-        return min((d.not_before for d in self.deferred), default=None)
-
-    @property
-    def wake_at(self) -> datetime | None:
-        """When something held back now may go: the first deferral or quota token."""
-        times = [t for t in (self.earliest_deferral, self.quota_wake_at) if t is not None]
-        return min(times, default=None)
+# A worker failure of this class is the upstream asking to slow down (HTTP 429): the attempt
+# is re-queued after its Retry-After (else THROTTLED_RETRY_AFTER_S) and spends no budget.
+THROTTLED_CLASS = "http_429"
+THROTTLED_RETRY_AFTER_S = 1.0
 
 
 Admit = Callable[[Sequence[Row], datetime], Awaitable[dict[uuid.UUID, tuple[datetime, str]]]]
@@ -290,7 +183,7 @@ class LeaseLedger:
         tenant_filter = _tenant_filter(tenants)
         allow = dict(allowance or {})
         async with self._pipelined(ctx, now) as conn:
-            await conn.execute(query("claim_caps_lock"), {"tenants": tenant_filter})
+            await conn.execute(query("job_claim_caps_lock"), {"tenants": tenant_filter})
             cur = await conn.execute(
                 query("job_claim_admitted"),
                 {
@@ -814,6 +707,7 @@ class LeaseLedger:
                 "error_classes",
                 "error_messages",
                 "retryables",
+                "throttleds",
             )
         }
         for row, failure in pairs:
@@ -823,17 +717,29 @@ class LeaseLedger:
                 row["max_backoff_s"],
                 row["backoff_multiplier"],
             )
-            state = decide_failure(policy, row["attempt"], failure.retryable)
-            if state == JobState.READY:
+            # Attempts that ended in a 429 spend none of the budget and grow no backoff.
+            spent = row["attempt"] - row["throttled_attempts"]
+            throttled = backoff and failure.error_class == THROTTLED_CLASS and failure.retryable
+            state = (
+                JobState.READY if throttled else decide_failure(policy, spent, failure.retryable)
+            )
+            not_before: datetime | None
+            if throttled:
+                # Re-queued for when the host may be called again: the Retry-After (the
+                # host's bucket is paused as long and spreads what it admits after).
+                reason = Reason.THROTTLED
+                wait = failure.retry_after_s
+                not_before = now + timedelta(
+                    seconds=THROTTLED_RETRY_AFTER_S if wait is None else wait
+                )
+            elif state == JobState.READY:
                 reason = retry_reason
                 delay = (
-                    backoff_s(policy, row["attempt"], self.rng, failure.retry_after_s)
-                    if backoff
-                    else 0.0
+                    backoff_s(policy, spent, self.rng, failure.retry_after_s) if backoff else 0.0
                 )
-                not_before: datetime | None = now + timedelta(seconds=delay)
+                not_before = now + timedelta(seconds=delay)
             else:
-                reason = failure_reason(policy, row["attempt"], failure.retryable)
+                reason = failure_reason(policy, spent, failure.retryable)
                 not_before = None
             cols["ids"].append(row["id"])
             cols["states"].append(state.value)
@@ -842,6 +748,7 @@ class LeaseLedger:
             cols["error_classes"].append(failure.error_class)
             cols["error_messages"].append(failure.message[:4000])
             cols["retryables"].append(failure.retryable)
+            cols["throttleds"].append(throttled)
         cur = await conn.execute(query("job_fail_many"), {**cols, "now": now})
         changed = await cur.fetchall()
         dead = [r["id"] for r in changed if r["state"] == JobState.DEAD]

@@ -44,7 +44,7 @@ async def listen_forever(
 
     Args:
         conninfo: PostgreSQL URL.
-        listen_query: name of the ``LISTEN`` query (``jobs_ready_listen``, ``events_listen``).
+        listen_query: name of the ``LISTEN`` query (``job_ready_listen``, ``event_listen``).
         serve: uses the connection (rows are dicts) until it fails; returning also
             reconnects.
         label: what listens, for the logs and the connection's ``application_name``
@@ -102,7 +102,7 @@ class ReadyListener:
     async def run(self) -> None:
         """Listens until cancelled."""
         await listen_forever(
-            self._conninfo, "jobs_ready_listen", self._serve, label="jobs-ready listener"
+            self._conninfo, "job_ready_listen", self._serve, label="jobs-ready listener"
         )
 
     async def _serve(self, conn: ListenConnection) -> None:

@@ -1,11 +1,12 @@
-"""Tenant quotas: storage and operator changes.
+"""Tenant quotas (``orchestrator.quotas``): storage, operator changes and the pause flags
+(a paused quota row pauses the tenant's or a job type's jobs). Queries: ``queries/quotas.sql``.
 
 Quotas (``orchestrator.quotas``) belong to a tenant and apply to the whole tenant
 (``job_type = ''``) or to one job type. Every change records the operator's reason and
 ticket on the row and in an audit entry, in the same transaction.
 
 Backpressure on ``max_queued`` is not here but in :mod:`orchestrator_pg._backpressure`,
-which every job insert of the :class:`~orchestrator_pg.Ledger` goes through.
+which every job insert goes through (:mod:`orchestrator_pg._job_insert`).
 """
 
 from __future__ import annotations
@@ -13,14 +14,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from psycopg import errors as pg_errors
-
-from orchestrator_core import AlreadyExists, NotFound, new_id
-from orchestrator_pg._db import Row, TxContext
-from orchestrator_pg._ledger import Ledger, _audit, _foreign_key_error
+from orchestrator_core import AlreadyExists, new_id
+from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._queries import query
+from orchestrator_pg._tx import (
+    audit_entry_write,
+    fetch_all,
+    fetch_one,
+    fields_params,
+    now_of,
+    write_audited,
+)
 
 QUOTA_MUTABLE_FIELDS = ("max_active", "max_per_hour", "burst", "max_queued", "paused")
 
@@ -37,41 +42,41 @@ class QuotaFields:
     paused: bool = False
 
 
-class QuotaLedger(Ledger):
-    """The ledger with quota storage."""
+class QuotaStore:
+    """Storage of quotas and of the pause flags they carry (named noun-first, STYLE rule 4)."""
 
-    # ---------------------------------------------------------------- quotas
+    def __init__(self, db: Database) -> None:
+        # Tenant APIs: confined to their tenant by row-level security (see SourceStore).
+        self.db = db.isolated()
 
     async def quota_create(self, ctx: TxContext, fields: QuotaFields) -> Row:
-        now = self._now(ctx)
-        params = _quota_params(fields) | {
+        params = fields_params(fields) | {
             "id": uuid.UUID(new_id(self.db.clock)),
             "tenant": ctx.tenant,
-            "job_type": fields.job_type,
             "reason": ctx.reason,
             "ticket": ctx.ticket,
-            "now": now,
+            "now": now_of(self.db, ctx),
         }
-        try:
-            async with self.db.transaction(ctx) as conn:
-                cur = await conn.execute(query("quota_insert"), params)
-                row = await cur.fetchone()
-                await _audit(conn, ctx, "quota.create", f"quotas/{params['id']}", now)
-        except pg_errors.UniqueViolation:
-            scope = f"job type '{fields.job_type}'" if fields.job_type else "the whole tenant"
-            raise AlreadyExists(
+        scope = f"job type '{fields.job_type}'" if fields.job_type else "the whole tenant"
+        return await write_audited(
+            self.db,
+            ctx,
+            "quota_create",
+            params,
+            action="quota.create",
+            target=("quota", params["id"]),
+            taken=AlreadyExists(
                 f"tenant '{ctx.tenant}' already has a quota for {scope}; change it with "
                 "UpdateQuota",
                 reason="QUOTA_EXISTS",
                 metadata={"job_type": fields.job_type},
-            ) from None
-        except pg_errors.ForeignKeyViolation as exc:
-            raise _foreign_key_error(exc, ctx.tenant) from None
-        assert row is not None
-        return row
+            ),
+        )
 
     async def quota_get(self, tenant: str, quota_id: uuid.UUID) -> Row:
-        return await self._one("quota_get", {"tenant": tenant, "id": quota_id}, "quota", quota_id)
+        return await fetch_one(
+            self.db, "quota_get", {"tenant": tenant, "id": quota_id}, "quota", quota_id
+        )
 
     async def quota_list(
         self,
@@ -82,7 +87,8 @@ class QuotaLedger(Ledger):
         after_id: uuid.UUID | None,
         limit: int,
     ) -> list[Row]:
-        return await self._all(
+        return await fetch_all(
+            self.db,
             "quota_list",
             {
                 "tenant": tenant,
@@ -98,40 +104,50 @@ class QuotaLedger(Ledger):
     ) -> Row:
         """Changes the fields named in ``mask``; the reason and ticket of ``ctx`` replace
         those recorded on the quota."""
-        now = self._now(ctx)
-        params = _quota_params(fields) | {
+        params = fields_params(fields) | {
             "tenant": ctx.tenant,
             "id": quota_id,
             "mask": list(mask),
             "reason": ctx.reason,
             "ticket": ctx.ticket,
-            "now": now,
+            "now": now_of(self.db, ctx),
         }
-        async with self.db.transaction(ctx) as conn:
-            cur = await conn.execute(query("quota_update"), params)
-            row = await cur.fetchone()
-            if row is not None:
-                await _audit(conn, ctx, "quota.update", f"quotas/{quota_id}", now)
-        if row is None:
-            raise NotFound("quota", str(quota_id))
-        return row
+        return await write_audited(
+            self.db, ctx, "quota_update", params, action="quota.update", target=("quota", quota_id)
+        )
 
     async def quota_delete(self, ctx: TxContext, quota_id: uuid.UUID) -> None:
-        now = self._now(ctx)
+        await write_audited(
+            self.db,
+            ctx,
+            "quota_delete",
+            {"tenant": ctx.tenant, "id": quota_id, "now": now_of(self.db, ctx)},
+            action="quota.delete",
+            target=("quota", quota_id),
+        )
+
+    async def quota_pause_upsert(self, ctx: TxContext, job_type: str, *, paused: bool) -> Row:
+        """Pauses (or resumes) the tenant's jobs (``job_type`` ``""``) or one job type's:
+        they stay ready and are not leased until resumed. Returns the quota row holding
+        the flag."""
+        now = now_of(self.db, ctx)
         async with self.db.transaction(ctx) as conn:
-            cur = await conn.execute(query("quota_delete"), {"tenant": ctx.tenant, "id": quota_id})
+            cur = await conn.execute(
+                query("quota_pause_upsert"),
+                {
+                    "id": uuid.UUID(new_id(self.db.clock)),
+                    "tenant": ctx.tenant,
+                    "job_type": job_type,
+                    "paused": paused,
+                    "reason": ctx.reason,
+                    "ticket": ctx.ticket,
+                    "now": now,
+                },
+            )
             row = await cur.fetchone()
-            if row is not None:
-                await _audit(conn, ctx, "quota.delete", f"quotas/{quota_id}", now)
-        if row is None:
-            raise NotFound("quota", str(quota_id))
-
-
-def _quota_params(fields: QuotaFields) -> dict[str, Any]:
-    return {
-        "max_active": fields.max_active,
-        "max_per_hour": fields.max_per_hour,
-        "burst": fields.burst,
-        "max_queued": fields.max_queued,
-        "paused": fields.paused,
-    }
+            target = f"job-types/{job_type}" if job_type else "tenant"
+            await audit_entry_write(
+                conn, ctx, "jobs.pause" if paused else "jobs.resume", target, now
+            )
+        assert row is not None
+        return row

@@ -1,5 +1,6 @@
 """Cron schedules (storage, operator changes, the firing pass's reads and writes) and the
-event-time watermarks they advance.
+event-time watermarks they advance. Queries: ``queries/schedules.sql``,
+``queries/watermarks.sql``. The firing pass reads :class:`~orchestrator_core.ScheduleRecord`.
 
 The cron arithmetic (next fire times, catch-up and overlap policies) is the scheduler
 service's (:mod:`orchestrator_scheduler._firing`); this module only stores what it decides.
@@ -15,13 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from psycopg import errors as pg_errors
-from psycopg.types.json import Jsonb
-
-from orchestrator_core import AlreadyExists, NotFound
-from orchestrator_pg._db import Row, TxContext
-from orchestrator_pg._ledger import Conn, Ledger, _audit, _foreign_key_error
+from orchestrator_core import AlreadyExists, ScheduleRecord
+from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._queries import query
+from orchestrator_pg._sources import source_check_enabled_many
+from orchestrator_pg._tx import Conn, fetch_all, fetch_one, fields_params, now_of, write_audited
 
 SCHEDULE_MUTABLE_FIELDS = (
     "name",
@@ -49,8 +48,13 @@ class ScheduleFields:
     enabled: bool = True
 
 
-class ScheduleLedger(Ledger):
-    """The ledger with schedule storage."""
+class ScheduleStore:
+    """Storage of schedules and watermarks (named noun-first, STYLE rule 4)."""
+
+    def __init__(self, db: Database) -> None:
+        # Tenant APIs: confined to their tenant by row-level security (see SourceStore);
+        # the firing pass is a platform transaction (no tenant) and spans every tenant.
+        self.db = db.isolated()
 
     async def schedule_create(
         self,
@@ -59,39 +63,18 @@ class ScheduleLedger(Ledger):
         fields: ScheduleFields,
         next_fire_at: datetime | None,
     ) -> Row:
-        now = self._now(ctx)
-        params = _params(fields) | {
-            "id": schedule_id,
-            "tenant": ctx.tenant,
-            "next_fire_at": next_fire_at,
-            "now": now,
-        }
-        try:
-            async with self.db.transaction(ctx) as conn:
-                await self._check_sources(conn, ctx.tenant, [fields.source_id])
-                cur = await conn.execute(query("schedule_insert"), params)
-                row = await cur.fetchone()
-                await _audit(conn, ctx, "schedule.create", f"schedules/{schedule_id}", now)
-        except pg_errors.UniqueViolation:
-            raise AlreadyExists(
-                f"tenant '{ctx.tenant}' already has a schedule named '{fields.name}'",
-                reason="SCHEDULE_EXISTS",
-                metadata={"name": fields.name},
-            ) from None
-        except pg_errors.ForeignKeyViolation as exc:
-            raise _foreign_key_error(exc, ctx.tenant) from None
-        assert row is not None
-        return row
+        return await self._write(ctx, "create", schedule_id, fields, next_fire_at, {})
 
     async def schedule_get(self, tenant: str, schedule_id: uuid.UUID) -> Row:
-        return await self._one(
-            "schedule_get", {"tenant": tenant, "id": schedule_id}, "schedule", schedule_id
+        return await fetch_one(
+            self.db, "schedule_get", {"tenant": tenant, "id": schedule_id}, "schedule", schedule_id
         )
 
     async def schedule_list(
         self, tenant: str, *, enabled: bool | None, after_id: uuid.UUID | None, limit: int
     ) -> list[Row]:
-        return await self._all(
+        return await fetch_all(
+            self.db,
             "schedule_list",
             {"tenant": tenant, "enabled": enabled, "after_id": after_id, "limit": limit},
         )
@@ -106,57 +89,66 @@ class ScheduleLedger(Ledger):
     ) -> Row:
         """Changes the fields named in ``mask``; ``next_fire_at`` (when not None) replaces
         the stored one (a new cron, or a re-enabled schedule, starts from now)."""
-        now = self._now(ctx)
-        params = _params(fields) | {
-            "tenant": ctx.tenant,
+        return await self._write(
+            ctx, "update", schedule_id, fields, next_fire_at, {"mask": list(mask)}
+        )
+
+    async def _write(
+        self,
+        ctx: TxContext,
+        verb: str,
+        schedule_id: uuid.UUID,
+        fields: ScheduleFields,
+        next_fire_at: datetime | None,
+        extra: dict[str, Any],
+    ) -> Row:
+        """``schedule_create`` or ``schedule_update`` (``extra`` holds its mask), audited;
+        the source it names, if it names a new one, must exist and be enabled."""
+        params = fields_params(fields) | extra
+        params |= {
             "id": schedule_id,
-            "mask": list(mask),
+            "tenant": ctx.tenant,
             "next_fire_at": next_fire_at,
-            "now": now,
+            "now": now_of(self.db, ctx),
         }
-        try:
-            async with self.db.transaction(ctx) as conn:
-                if "source_id" in mask:
-                    await self._check_sources(conn, ctx.tenant, [fields.source_id])
-                cur = await conn.execute(query("schedule_update"), params)
-                row = await cur.fetchone()
-                if row is not None:
-                    await _audit(conn, ctx, "schedule.update", f"schedules/{schedule_id}", now)
-        except pg_errors.UniqueViolation:
-            raise AlreadyExists(
-                f"tenant '{ctx.tenant}' already has a schedule named '{fields.name}'",
-                reason="SCHEDULE_EXISTS",
-                metadata={"name": fields.name},
-            ) from None
-        if row is None:
-            raise NotFound("schedule", str(schedule_id))
-        return row
+        named = "mask" not in extra or "source_id" in extra["mask"]
+        sources = [fields.source_id] if named else []
+        return await write_audited(
+            self.db,
+            ctx,
+            f"schedule_{verb}",
+            params,
+            action=f"schedule.{verb}",
+            target=("schedule", schedule_id),
+            taken=_name_taken(ctx.tenant, fields.name),
+            before=lambda conn: source_check_enabled_many(conn, ctx.tenant, sources),
+        )
 
     async def schedule_delete(self, ctx: TxContext, schedule_id: uuid.UUID) -> None:
-        now = self._now(ctx)
-        async with self.db.transaction(ctx) as conn:
-            cur = await conn.execute(
-                query("schedule_delete"), {"tenant": ctx.tenant, "id": schedule_id}
-            )
-            row = await cur.fetchone()
-            if row is not None:
-                await _audit(conn, ctx, "schedule.delete", f"schedules/{schedule_id}", now)
-        if row is None:
-            raise NotFound("schedule", str(schedule_id))
+        await write_audited(
+            self.db,
+            ctx,
+            "schedule_delete",
+            {"tenant": ctx.tenant, "id": schedule_id, "now": now_of(self.db, ctx)},
+            action="schedule.delete",
+            target=("schedule", schedule_id),
+        )
 
     # ------------------------------------------------------------ firing
 
     @asynccontextmanager
-    async def due(self, now: datetime, limit: int) -> AsyncIterator[tuple[Conn, list[Row]]]:
+    async def schedule_due(
+        self, now: datetime, limit: int
+    ) -> AsyncIterator[tuple[Conn, list[ScheduleRecord]]]:
         """The due schedules, locked (``FOR UPDATE SKIP LOCKED``) for one transaction: the
         firing pass creates their runs and advances them before it ends, so a second
         firer never handles the same schedule at once."""
         async with self.db.transaction(TxContext(tenant="", actor_subject="scheduler")) as conn:
             cur = await conn.execute(query("schedule_due"), {"now": now, "limit": limit})
-            yield conn, await cur.fetchall()
+            yield conn, [ScheduleRecord.of(row) for row in await cur.fetchall()]
 
     @staticmethod
-    async def advance(
+    async def schedule_advance(
         conn: Conn,
         schedule_id: uuid.UUID,
         *,
@@ -175,10 +167,14 @@ class ScheduleLedger(Ledger):
         )
 
     @staticmethod
-    async def has_open_run(conn: Conn, schedule_id: uuid.UUID) -> bool:
-        cur = await conn.execute(query("schedule_open_run"), {"id": schedule_id})
+    async def schedule_has_open_run(conn: Conn, schedule_id: uuid.UUID) -> bool:
+        cur = await conn.execute(query("schedule_has_open_run"), {"id": schedule_id})
         row = await cur.fetchone()
         return bool(row and row["open"])
+
+    async def schedule_next_due(self) -> datetime | None:
+        rows = await fetch_all(self.db, "schedule_next_due", {})
+        return rows[0]["next_fire_at"] if rows else None
 
     async def watermark_list(
         self,
@@ -189,9 +185,10 @@ class ScheduleLedger(Ledger):
         after: str | None,
         limit: int,
     ) -> list[Row]:
-        """Watermarks (advanced by the ledger's ``jobs_watermarks`` trigger) in
+        """Watermarks (advanced by the ``jobs_watermarks`` trigger) in
         ``"<source id>|<job type>"`` order after ``after``."""
-        return await self._all(
+        return await fetch_all(
+            self.db,
             "watermark_list",
             {
                 "tenant": tenant,
@@ -202,19 +199,10 @@ class ScheduleLedger(Ledger):
             },
         )
 
-    async def next_due(self) -> datetime | None:
-        rows = await self._all("schedule_next_due", {})
-        return rows[0]["next_fire_at"] if rows else None
 
-
-def _params(fields: ScheduleFields) -> dict[str, Any]:
-    return {
-        "name": fields.name,
-        "cron": fields.cron,
-        "source_id": fields.source_id,
-        "run_template": Jsonb(fields.run_template),
-        "catch_up": fields.catch_up,
-        "catch_up_window": fields.catch_up_window,
-        "overlap": fields.overlap,
-        "enabled": fields.enabled,
-    }
+def _name_taken(tenant: str, name: str) -> AlreadyExists:
+    return AlreadyExists(
+        f"tenant '{tenant}' already has a schedule named '{name}'",
+        reason="SCHEDULE_EXISTS",
+        metadata={"name": name},
+    )

@@ -111,7 +111,9 @@ CREATE TABLE orchestrator.jobs (
   created_at           timestamptz NOT NULL,
   updated_at           timestamptz NOT NULL,
   started_at           timestamptz,
-  finished_at          timestamptz
+  finished_at          timestamptz,
+  -- attempts that ended in an upstream 429: they spend none of max_attempts (issue 15)
+  throttled_attempts   integer NOT NULL DEFAULT 0 CHECK (throttled_attempts >= 0)
 );
 CREATE UNIQUE INDEX jobs_tenant_idempotency ON orchestrator.jobs (tenant, idempotency_key)
   WHERE idempotency_key IS NOT NULL;

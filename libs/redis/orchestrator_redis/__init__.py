@@ -15,7 +15,7 @@ Design note
   ``{prefix}i:{tenant}`` index set of live hosts, ``{prefix}c:{tenant}`` configs and
   overrides (persistent).
 * Refill: ``tokens = min(capacity, tokens + effective_rate * elapsed)``; nothing accrues
-  while paused; grants are whole tokens, partial grants allowed. AIMD and circuit rules:
+  while paused; grants are whole tokens, partial grants allowed. Learnt rates and circuit rules:
   :class:`AdaptivePolicy`, :class:`CircuitPolicy`.
 * :meth:`BucketStore.acquire` is batched: one script call per tenant, all in one pipeline,
   one round trip. Unreachable Redis raises :class:`RedisUnavailable`; the fail-open/closed

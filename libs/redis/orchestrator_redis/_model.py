@@ -148,35 +148,63 @@ class CircuitPolicy:
 
 @dataclass(frozen=True, slots=True)
 class AdaptivePolicy:
-    """AIMD of a bucket's effective refill rate, kept as a fraction ``f`` of the configured
-    rate (effective = ``f`` * configured, so config changes apply at once).
+    """How a bucket learns an upstream's rate from its answers (docs/ratelimits.md).
 
-    * Multiplicative decrease: a throttle (upstream 429/503) that arrives while the bucket
-      is not paused sets ``f = max(min_refill_fraction, f * decrease_factor)``; throttles
-      that arrive during the pause it caused only extend the pause.
-    * Additive increase: a ``record_results`` call with ``successes > 0`` sets
-      ``f = min(1, f + recover_per_s * Δt)`` where ``Δt`` is the time since the later of the
-      previous adaptive step (throttle or ``record_results`` call) and the end of the pause.
-      In rate terms: the effective rate grows by ``recover_per_s * configured`` tokens/s per
-      second of reported success. A call without successes credits nothing but restarts Δt.
+    The bucket keeps a learnt rate ``L`` (0 until the first throttle). The rate in force is
+    ``min(configured, L)`` for a host's own config (the operator's ceiling) and ``L`` for an
+    inherited one (store or tenant default: a guess, which ``L`` may exceed).
+
+    * Goodput ``G``: successes per second of busy time, over a window restarted at the end
+      of each pause and kept between ``goodput_window_s / 2`` and ``goodput_window_s`` long
+      (a window 8 times longer stands in while the short one is younger than
+      ``min_goodput_window_s``).
+    * Decrease, once per episode: a throttle (429, or 5xx with Retry-After) while the bucket
+      is not paused sets ``L = max(min_refill_per_s, goodput_margin * min(rate, G))``, or
+      ``decrease_factor * rate`` when no goodput is known; pauses the bucket for the
+      Retry-After (plus jitter) and empties it. Reports during that pause change nothing.
+    * Probe: a ``record_results`` with successes, while the goodput is at least 70% of the
+      rate (the bucket binds), grows the rate by ``probe_per_s`` of itself per second since
+      the previous step (``slow_start_per_s`` before the first throttle: a default far below
+      the upstream's rate climbs fast).
+    * Burst: once a rate is learnt the bucket holds at most ``burst_s`` seconds of it (at
+      least 1 token, at most a configured capacity).
 
     Raises:
         InvalidBucketArgument: a value is out of range.
     """
 
     decrease_factor: float = 0.5
-    min_refill_fraction: float = 0.05
-    recover_per_s: float = 0.1
+    min_refill_per_s: float = 0.1
+    probe_per_s: float = 0.02
+    goodput_margin: float = 0.9
+    slow_start_per_s: float = 1.0
+    burst_s: float = 0.25
+    goodput_window_s: float = 4.0
+    min_goodput_window_s: float = 0.5
+    gentle_decrease: float = 0.85
 
     def __post_init__(self) -> None:
-        for field in ("decrease_factor", "min_refill_fraction", "recover_per_s"):
-            _finite(field, getattr(self, field))
-        if not 0 < self.decrease_factor <= 1:
-            raise InvalidBucketArgument("decrease_factor", "must be in (0, 1]")
-        if not 0 < self.min_refill_fraction <= 1:
-            raise InvalidBucketArgument("min_refill_fraction", "must be in (0, 1]")
-        if self.recover_per_s < 0:
-            raise InvalidBucketArgument("recover_per_s", "must be >= 0")
+        for name in (
+            "decrease_factor",
+            "min_refill_per_s",
+            "probe_per_s",
+            "goodput_margin",
+            "slow_start_per_s",
+            "burst_s",
+            "goodput_window_s",
+            "min_goodput_window_s",
+            "gentle_decrease",
+        ):
+            _finite(name, getattr(self, name))
+        for name in ("decrease_factor", "goodput_margin", "gentle_decrease"):
+            if not 0 < getattr(self, name) <= 1:
+                raise InvalidBucketArgument(name, "must be in (0, 1]")
+        for name in ("min_refill_per_s", "burst_s", "goodput_window_s", "min_goodput_window_s"):
+            if getattr(self, name) <= 0:
+                raise InvalidBucketArgument(name, "must be > 0")
+        for name in ("probe_per_s", "slow_start_per_s"):
+            if getattr(self, name) < 0:
+                raise InvalidBucketArgument(name, "must be >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +221,8 @@ class Grant:
         deny_reason: Why not all was granted: ``""`` (all granted), ``"tokens"`` (not enough
             tokens), ``"paused"`` (throttled upstream or stopped by an operator override),
             ``"circuit_open"`` (open circuit, or a half-open circuit whose probe is out).
+        refill_per_s: The refill rate in force (tokens/s), so a caller can spread what it
+            defers (one token's worth of time apart) instead of retrying it all at once.
     """
 
     key: BucketKey
@@ -201,6 +231,7 @@ class Grant:
     retry_after_s: float
     remaining: float
     deny_reason: DenyReason
+    refill_per_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +251,8 @@ class BucketState:
             reason while one is active, else ``""``.
         circuit: ``"closed"``, ``"open"`` or ``"half_open"``.
         updated_at: Latest ``now`` the bucket has seen (epoch seconds).
+        changed: For a throttle report, whether it started an episode (False: the bucket
+            was already paused, the report changed nothing); True otherwise.
     """
 
     key: BucketKey
@@ -231,6 +264,7 @@ class BucketState:
     reason: str
     circuit: CircuitState
     updated_at: float
+    changed: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,7 +101,7 @@ class BucketStore:
         prefix: Prefix of every key (no ``{``/``}``).
         default: Config of buckets with neither their own config nor a tenant default.
         circuit: Circuit breaker policy.
-        adaptive: AIMD policy of the effective refill rate.
+        adaptive: how the rate in force is learnt from upstream answers.
 
     Raises:
         InvalidBucketArgument: the prefix contains hash-tag braces.
@@ -123,7 +123,7 @@ class BucketStore:
         self.circuit = circuit
         self.adaptive = adaptive
         self._loaded = False
-        # ARGV[2..12] of every script (see the calling convention in lua/buckets.lua).
+        # ARGV[2..18] of every script (see the calling convention in lua/buckets.lua).
         self._policy_args = [
             _num(default.capacity),
             _num(default.refill_per_s),
@@ -133,9 +133,15 @@ class BucketStore:
             _num(circuit.window_s),
             _num(circuit.open_s),
             _num(adaptive.decrease_factor),
-            _num(adaptive.min_refill_fraction),
-            _num(adaptive.recover_per_s),
+            _num(adaptive.min_refill_per_s),
+            _num(adaptive.probe_per_s),
             _num(STOPPED_RETRY_AFTER_S),
+            _num(adaptive.goodput_margin),
+            _num(adaptive.slow_start_per_s),
+            _num(adaptive.burst_s),
+            _num(adaptive.goodput_window_s),
+            _num(adaptive.min_goodput_window_s),
+            _num(adaptive.gentle_decrease),
         ]
 
     # -- public operations -------------------------------------------------------------
@@ -225,8 +231,8 @@ class BucketStore:
         for indexes, reply in zip(by_tenant.values(), replies, strict=True):
             for index, row in zip(indexes, reply, strict=True):
                 key, n = requests[index]
-                # "granted retry_after remaining deny_reason" (deny_reason may be empty).
-                granted, retry_after, remaining, deny = _text(row).split(" ", 3)
+                # "granted retry_after remaining rate deny_reason" (deny_reason may be empty).
+                granted, retry_after, remaining, rate, deny = _text(row).split(" ", 4)
                 grants[index] = Grant(
                     key=key,
                     requested=n,
@@ -234,6 +240,7 @@ class BucketStore:
                     retry_after_s=max(0.0, float(retry_after)),
                     remaining=float(remaining),
                     deny_reason=cast(DenyReason, deny),
+                    refill_per_s=float(rate),
                 )
         return [grant for grant in grants if grant is not None]
 
@@ -246,10 +253,11 @@ class BucketStore:
         reason: str,
         jitter_s: float = 0.0,
     ) -> BucketState:
-        """Reports an upstream 429/503: pauses the bucket until
-        ``now + retry_after_s + jitter_s`` (never shortening a pause), empties it, and cuts
-        the effective rate by ``decrease_factor`` (floored at ``min_refill_fraction`` of the
-        configured rate) once per pause: reports during the pause only extend it.
+        """Reports an upstream 429 (or a 5xx with Retry-After), once per episode: unless the
+        bucket is already paused (then the report came from a request sent before the pause
+        and changes nothing), learns the rate from the goodput that preceded it, pauses the
+        bucket until ``now + retry_after_s + jitter_s`` and empties it (see
+        :class:`AdaptivePolicy`).
 
         Returns:
             The bucket's state after the change.
@@ -267,8 +275,9 @@ class BucketStore:
     async def record_results(
         self, key: BucketKey, *, successes: int, failures: int, now: float
     ) -> BucketState:
-        """Reports call outcomes: successes recover the effective rate additively (see
-        :class:`AdaptivePolicy`), and both feed the circuit breaker (see
+        """Reports call outcomes: successes count toward the goodput and probe the rate
+        upward while the bucket binds (see :class:`AdaptivePolicy`), and both feed the
+        circuit breaker (see
         :class:`CircuitPolicy`).
 
         Returns:
@@ -418,6 +427,7 @@ class BucketStore:
             reason=_text(reply[5]),
             circuit=cast(CircuitState, _text(reply[6])),
             updated_at=float(_text(reply[7])),
+            changed=len(reply) < 10 or _text(reply[9]) == "1",
         )
 
     async def _plain(self, *commands: tuple[Any, ...]) -> list[Any]:

@@ -99,7 +99,7 @@ class Chainer:
     async def _lead(self) -> None:
         """Chains until leadership is lost, waking on ``orch_events`` (LISTENed on the
         leadership's connection) or a jittered poll."""
-        await self._leadership.listen("events_listen")
+        await self._leadership.listen("event_listen")
         self.cursor = await self._ledger.cursor()
         self._heads = await self._ledger.heads()
         while await self._leadership.ensure():

@@ -7,12 +7,11 @@ another tenant are simply not found (and row-level security would hide them anyw
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import json
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -21,7 +20,7 @@ from orchestrator_audit._bundle import MEDIA_TYPE, build_bundle
 from orchestrator_audit._canonical import GENESIS_HASH
 from orchestrator_audit._keys import ALGORITHM, Signer
 from orchestrator_audit._verify import verify_archive
-from orchestrator_core import FieldViolation, InvalidArgument, NotFound, Unavailable
+from orchestrator_core import FieldViolation, InvalidArgument, NotFound, Unavailable, paging
 from orchestrator_grpckit import current_principal
 from orchestrator_pg import AuditLedger, ExportScope, Row
 from stella.orchestrator.v1 import audit_pb2, audit_pb2_grpc, common_pb2
@@ -41,8 +40,6 @@ METHOD_SCOPES: dict[str, str] = {
 CHUNK_BYTES = 1 << 20
 EXPORT_CHAIN_WAIT_S = 10.0
 EXPORT_CHAIN_POLL_S = 0.02
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
 MAX_FILTER_CHARS = 256
 
 
@@ -140,40 +137,6 @@ def manifest_message(
             if stamp is not None:
                 out.chain_head.anchored_at.CopyFrom(stamp)
     return out
-
-
-def _page_token(last_seq: int, filters: Mapping[str, object]) -> str:
-    raw = json.dumps({"a": last_seq, "f": _fingerprint(filters)}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _fingerprint(filters: Mapping[str, object]) -> str:
-    blob = json.dumps(filters, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def _after_seq(token: str, filters: Mapping[str, object]) -> int:
-    if not token:
-        return 0
-    bad = InvalidArgument(
-        "page_token is not valid for this request",
-        [
-            FieldViolation(
-                "page_token",
-                "pass the next_page_token of the previous page unchanged, with the same filters",
-            )
-        ],
-    )
-    try:
-        data = json.loads(base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()))
-    except (ValueError, TypeError):
-        raise bad from None
-    if not isinstance(data, dict) or data.get("f") != _fingerprint(filters):
-        raise bad
-    after = data.get("a")
-    if not isinstance(after, int) or after < 0:
-        raise bad
-    return after
 
 
 def _text_filter(value: str, field: str) -> str | None:
@@ -277,12 +240,6 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         self, request: audit_pb2.ListAuditEntriesRequest, context: Any
     ) -> Any:
         tenant = current_principal().tenant
-        if request.page_size < 0:
-            raise InvalidArgument(
-                "page_size must not be negative",
-                [FieldViolation("page_size", f"must be 0..{MAX_PAGE_SIZE}")],
-            )
-        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         actor = _text_filter(request.actor, "actor")
         action = _text_filter(request.action, "action")
         start, end = (
@@ -291,20 +248,16 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             else (None, None)
         )
         filters = {"actor": actor, "action": action, "start": start, "end": end}
-        rows = await self.ledger.entry_list(
-            tenant,
-            actor=actor,
-            action=action,
-            start=start,
-            end=end,
-            after_seq=_after_seq(request.page_token, filters),
-            limit=size + 1,
+        rows, token = await paging.page(
+            request,
+            filters,
+            partial(
+                self.ledger.entry_list, tenant, actor=actor, action=action, start=start, end=end
+            ),
+            paging.BY_SEQ,
         )
-        more = len(rows) > size
-        rows = rows[:size]
         return audit_pb2.ListAuditEntriesResponse(
-            entries=[entry_message(row) for row in rows],
-            next_page_token=_page_token(int(rows[-1]["seq"]), filters) if more else "",
+            entries=[entry_message(row) for row in rows], next_page_token=token
         )
 
     async def GetChainHead(self, request: audit_pb2.GetChainHeadRequest, context: Any) -> Any:

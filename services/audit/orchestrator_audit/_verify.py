@@ -48,7 +48,7 @@ from orchestrator_audit._bundle import (
 from orchestrator_audit._canonical import chain_hash
 from orchestrator_audit._keys import key_id_of
 from orchestrator_core import JobState, OrchestratorError, Reason, TransitionEvent, apply
-from orchestrator_core.statemachine import JobModel
+from orchestrator_core.event_fold import JobModel
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""gRPC channels and stubs of the services the gateway calls (the only way it reaches them)."""
+"""gRPC channels and stubs of the services the gateway calls (the only way it reaches them).
+
+Each upstream target may name several replicas (a comma list or a ``dns:///`` name that
+resolves to many); the channel balances its calls over them ``round_robin`` and skips those
+that are down (:mod:`stella_orchestrator.targets`, shared with the worker SDK).
+"""
 
 from __future__ import annotations
 
@@ -15,18 +20,27 @@ from stella.orchestrator.v1 import (
     ratelimit_pb2_grpc,
     scheduler_pb2_grpc,
 )
+from stella_orchestrator.targets import channel_options, channel_target
 
 T = TypeVar("T")
 
-CHANNEL_OPTIONS = (
-    # A target that resolves to several addresses (a headless Service in Kubernetes:
-    # deploy/k8s) gets calls spread over all of them; grpc's default, pick_first, would send
-    # every call of this replica to one pod until the connection is recycled.
-    ("grpc.lb_policy_name", "round_robin"),
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
+# A target that resolves to several addresses (a comma list from `make up REPLICAS=N`, a
+# headless Service in Kubernetes: deploy/k8s) gets calls spread over all of them
+# (channel_options adds round_robin); grpc's default, pick_first, would send every call of
+# this replica to one upstream until the connection is recycled.
+CHANNEL_OPTIONS = tuple(
+    channel_options(
+        (
+            ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+        )
+    )
 )
+
+
+def _channel(target: str) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(channel_target(target), options=CHANNEL_OPTIONS)
 
 
 class Clients:
@@ -34,13 +48,9 @@ class Clients:
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.timeout_s = settings.grpc_timeout_s
-        self._scheduler = grpc.aio.insecure_channel(
-            settings.scheduler_target, options=CHANNEL_OPTIONS
-        )
-        self._ratelimit = grpc.aio.insecure_channel(
-            settings.ratelimit_target, options=CHANNEL_OPTIONS
-        )
-        self._audit = grpc.aio.insecure_channel(settings.audit_target, options=CHANNEL_OPTIONS)
+        self._scheduler = _channel(settings.scheduler_target)
+        self._ratelimit = _channel(settings.ratelimit_target)
+        self._audit = _channel(settings.audit_target)
         self.scheduler = scheduler_pb2_grpc.SchedulerServiceStub(self._scheduler)
         self.events = events_pb2_grpc.EventStreamServiceStub(self._scheduler)
         # The operator RPCs (dead letters, incidents, artifacts, overview) are SchedulerService's.

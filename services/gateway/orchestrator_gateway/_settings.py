@@ -37,9 +37,11 @@ class GatewaySettings:
     Attributes:
         http_port: HTTP listen port (REST, SSE, WebSocket, Console, ``/metrics``).
         bind_host: Interface to bind.
-        scheduler_target: ``host:port`` of the scheduler (also serves events and operations).
-        ratelimit_target: ``host:port`` of the ratelimit service.
-        audit_target: ``host:port`` of the audit service.
+        scheduler_target: The scheduler (also serves events and operations): ``host:port``,
+            a comma list of replicas or a gRPC name such as ``dns:///scheduler:50051``;
+            calls are balanced ``round_robin`` over every address.
+        ratelimit_target: The ratelimit service, in the same forms.
+        audit_target: The audit service, in the same forms.
         auth_hs256_secret: HS256 secret for bearer tokens, or ``None``.
         auth_ed25519_public_key_file: PEM public key for EdDSA tokens, or ``None``.
         database_url: PostgreSQL URL (``Idempotency-Key`` records, shared by all replicas).

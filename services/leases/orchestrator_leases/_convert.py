@@ -15,7 +15,7 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from orchestrator_core import FieldViolation, InvalidArgument, payload_digest
+from orchestrator_core import InvalidArgument, Violations, payload_digest
 from orchestrator_pg import Artifact, Completion, Failure, Heartbeat, Outcome, ProgressUpdate, Row
 from stella.orchestrator.v1 import common_pb2, leases_pb2
 
@@ -33,22 +33,6 @@ _ERROR_CLASS_NAMES = {
     for name, value in common_pb2.ErrorClass.items()
 }
 _ERROR_CLASS_NAMES[common_pb2.ERROR_CLASS_UNSPECIFIED] = "other"
-
-
-class Violations:
-    """Collects field violations and raises them together as INVALID_ARGUMENT."""
-
-    def __init__(self) -> None:
-        self.items: list[FieldViolation] = []
-
-    def add(self, field: str, description: str) -> None:
-        self.items.append(FieldViolation(field, description))
-
-    def raise_if_any(self, message: str) -> None:
-        if self.items:
-            detail = "; ".join(f"{v.field}: {v.description}" for v in self.items[:5])
-            more = f" (+{len(self.items) - 5} more)" if len(self.items) > 5 else ""
-            raise InvalidArgument(f"{message}: {detail}{more}", self.items)
 
 
 def _uuid(value: str, field: str, out: Violations) -> uuid.UUID:

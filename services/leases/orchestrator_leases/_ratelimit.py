@@ -104,6 +104,16 @@ CIRCUIT_FAILURES = frozenset({"http_5xx", "http_503", "timeout"})
 _log = logging.getLogger("orchestrator_leases.ratelimit")
 
 
+def throttles(failure: Failure) -> bool:
+    """Whether a failure asks the host to slow down: a 429 always (its Retry-After, else
+    :data:`DEFAULT_RETRY_AFTER_S`); a 5xx only with a Retry-After (503 "come back later").
+    A bare 5xx is the upstream failing, which the circuit breaker and the job's own backoff
+    answer: cutting the rate on 1% of random 503s would starve a healthy host."""
+    if failure.error_class == "http_429":
+        return True
+    return failure.error_class in THROTTLE_ORIGINS and failure.retry_after_s is not None
+
+
 @dataclass(frozen=True)
 class _JobKey:
     key: BucketKey
@@ -235,12 +245,15 @@ class LeaseLimiter:
                     self._hold(pair, grant.granted - len(rows), now_s)
                 continue
             wait = max(MIN_DEFER_S, grant.retry_after_s)
-            until = now + timedelta(seconds=wait)
             reason = grant.deny_reason or "tokens"
             rest = rows[grant.granted :]
             metrics.LEASES_DEFERRED.labels(reason).inc(len(rest))
-            for cand in rest:
-                denied[cand["id"]] = (until, reason)
+            # Spread the deferred: the i-th waits i more tokens' worth, so they come back
+            # at the bucket's pace rather than together (a burst of claims that the bucket
+            # refuses again, and after a pause a burst at the upstream).
+            step = 1.0 / grant.refill_per_s if grant.refill_per_s > 0 else 0.0
+            for i, cand in enumerate(rest):
+                denied[cand["id"]] = (now + timedelta(seconds=wait + i * step), reason)
         return denied
 
     def remember(self, rows: Sequence[Row]) -> None:
@@ -267,7 +280,7 @@ class LeaseLimiter:
         if completed:
             self._pending.successes += completed
         for failure in failures:
-            if failure.error_class in THROTTLE_ORIGINS or failure.error_class in CIRCUIT_FAILURES:
+            if throttles(failure) or failure.error_class in CIRCUIT_FAILURES:
                 self._pending.failures.append((actor, failure))
             else:
                 self._keys.pop(failure.job_id, None)
@@ -325,7 +338,7 @@ class LeaseLimiter:
                 continue
             if failure.error_class in CIRCUIT_FAILURES:
                 failures[job_key.key] += 1
-            if failure.error_class not in THROTTLE_ORIGINS:
+            if not throttles(failure):
                 continue
             retry = failure.retry_after_s or DEFAULT_RETRY_AFTER_S
             seen = throttled.get(job_key.key)
@@ -348,6 +361,8 @@ class LeaseLimiter:
                     reason=reason,
                     jitter_s=pause_jitter_s(retry, self._jitter_s, self._rng),
                 )
+                if not state.changed:
+                    continue  # the host is already paused for this episode
                 metrics.THROTTLES.labels(origin).inc()
                 records.setdefault(actor, []).append(
                     {

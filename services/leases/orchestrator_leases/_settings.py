@@ -43,7 +43,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from orchestrator_grpckit import ConfigError
+from orchestrator_grpckit import ConfigError, env_choice, env_number
 from orchestrator_redis import (
     NON_BINDING,
     BucketConfig,
@@ -104,18 +104,22 @@ class LeaseSettings:
             ConfigError: a value is not a number in its range.
         """
         env = os.environ if environ is None else environ
-        ttl = _number(env, "ORCH_LEASE_TTL_S", DEFAULT_LEASE_TTL_S, 0.5, 3600)
-        batch = int(_number(env, "ORCH_CLAIM_BATCH", DEFAULT_CLAIM_BATCH, 1, MAX_CLAIM_BATCH))
-        interval = _number(env, "ORCH_WATCHDOG_INTERVAL_S", DEFAULT_WATCHDOG_INTERVAL_S, 0.05, 3600)
-        flush = _number(env, "ORCH_COMPLETER_FLUSH_MS", DEFAULT_COMPLETER_FLUSH_MS, 0, 1000)
-        max_age = _number(env, "ORCH_WORK_STREAM_MAX_AGE_S", DEFAULT_WORK_STREAM_MAX_AGE_S, 1, 1800)
-        queue_metrics = _number(
+        ttl = env_number(env, "ORCH_LEASE_TTL_S", DEFAULT_LEASE_TTL_S, 0.5, 3600)
+        batch = int(env_number(env, "ORCH_CLAIM_BATCH", DEFAULT_CLAIM_BATCH, 1, MAX_CLAIM_BATCH))
+        interval = env_number(
+            env, "ORCH_WATCHDOG_INTERVAL_S", DEFAULT_WATCHDOG_INTERVAL_S, 0.05, 3600
+        )
+        flush = env_number(env, "ORCH_COMPLETER_FLUSH_MS", DEFAULT_COMPLETER_FLUSH_MS, 0, 1000)
+        max_age = env_number(
+            env, "ORCH_WORK_STREAM_MAX_AGE_S", DEFAULT_WORK_STREAM_MAX_AGE_S, 1, 1800
+        )
+        queue_metrics = env_number(
             env, "ORCH_QUEUE_METRICS_INTERVAL_S", DEFAULT_QUEUE_METRICS_INTERVAL_S, 0.05, 3600
         )
-        ratelimit = _choice(env, "ORCH_LEASES_RATELIMIT", ("on", "off"), "on") == "on"
-        failure = _choice(env, "ORCH_LEASES_RATELIMIT_FAILURE", ("closed", "open"), "closed")
-        timeout = _number(env, "ORCH_LEASES_RATELIMIT_REDIS_TIMEOUT_S", 0.5, 0.01, 60)
-        jitter = _number(env, "ORCH_RATELIMIT_JITTER_S", 1.0, 0, 3600)
+        ratelimit = env_choice(env, "ORCH_LEASES_RATELIMIT", ("on", "off"), "on") == "on"
+        failure = env_choice(env, "ORCH_LEASES_RATELIMIT_FAILURE", ("closed", "open"), "closed")
+        timeout = env_number(env, "ORCH_LEASES_RATELIMIT_REDIS_TIMEOUT_S", 0.5, 0.01, 60)
+        jitter = env_number(env, "ORCH_RATELIMIT_JITTER_S", 1.0, 0, 3600)
         prefix = env.get("ORCH_RATELIMIT_KEY_PREFIX", "") or DEFAULT_KEY_PREFIX
         if "{" in prefix or "}" in prefix:
             raise ConfigError(f"ORCH_RATELIMIT_KEY_PREFIX={prefix!r} must not contain braces")
@@ -137,23 +141,3 @@ class LeaseSettings:
             ratelimit_default_bucket=default_bucket,
             queue_metrics_interval_s=queue_metrics,
         )
-
-
-def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
-    raw = env.get(name, "").strip().lower() or default
-    if raw not in allowed:
-        raise ConfigError(f"{name}={raw!r} is invalid: must be {' or '.join(allowed)}")
-    return raw
-
-
-def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if not low <= value <= high:  # also rejects NaN
-        raise ConfigError(f"{name}={raw!r} must be between {low:g} and {high:g}")
-    return value

@@ -10,7 +10,7 @@ from envoy.service.ratelimit.v3 import rls_pb2_grpc
 
 from orchestrator_core import Clock
 from orchestrator_grpckit import GrpcService, ServiceConfig
-from orchestrator_pg import Database
+from orchestrator_pg import Database, ThrottleStore
 from orchestrator_ratelimit._envoy import (
     ENVOY_SERVICE_NAME,
     METHOD,
@@ -18,7 +18,6 @@ from orchestrator_ratelimit._envoy import (
     EnvoyRateLimitServicer,
 )
 from orchestrator_ratelimit._limiter import Backend, Limiter
-from orchestrator_ratelimit._repo import RatelimitRepo
 from orchestrator_ratelimit._servicer import METHOD_SCOPES, SERVICE_NAME, RateLimitServicer
 from orchestrator_ratelimit._settings import RatelimitSettings
 from orchestrator_redis import BucketStore
@@ -70,7 +69,7 @@ async def build_app(
             probe_interval_s=settings.probe_interval_s,
             health_names=(SERVICE_NAME, ENVOY_SERVICE_NAME),
         )
-        repo = RatelimitRepo(db)
+        repo = ThrottleStore(db)
         limiter = Limiter(backend, repo, failure_policy=settings.redis_failure)
         servicer = RateLimitServicer(limiter, repo, settings, clock=clock)
         services = [

@@ -25,8 +25,8 @@ from grpc_health.v1.health import aio as health_aio
 
 from orchestrator_core import FieldViolation, InvalidArgument, Unavailable
 from orchestrator_core.blackouts import Weekly, Window, blackout_until
+from orchestrator_pg import ThrottleStore
 from orchestrator_ratelimit import _metrics as metrics
-from orchestrator_ratelimit._repo import RatelimitRepo
 from orchestrator_ratelimit._settings import FailurePolicy
 from orchestrator_redis import (
     BucketKey,
@@ -154,7 +154,7 @@ class Limiter:
     """Blackouts + token buckets + the Redis failure policy."""
 
     def __init__(
-        self, backend: Backend, repo: RatelimitRepo, *, failure_policy: FailurePolicy
+        self, backend: Backend, repo: ThrottleStore, *, failure_policy: FailurePolicy
     ) -> None:
         self.backend = backend
         self.repo = repo

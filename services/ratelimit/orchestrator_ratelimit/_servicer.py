@@ -17,12 +17,11 @@ from typing import Any
 
 from orchestrator_core import Clock, FieldViolation, InvalidArgument, SystemClock
 from orchestrator_grpckit import Principal, current_principal
-from orchestrator_pg import TxContext
+from orchestrator_pg import ThrottleStore, TxContext
 from orchestrator_ratelimit import _convert as convert
 from orchestrator_ratelimit import _metrics as metrics
 from orchestrator_ratelimit import _validate as validate
 from orchestrator_ratelimit._limiter import Limiter, Want, from_epoch
-from orchestrator_ratelimit._repo import RatelimitRepo
 from orchestrator_ratelimit._settings import RatelimitSettings
 from orchestrator_redis import BucketConfig, BucketState, pause_jitter_s
 from stella.orchestrator.v1 import common_pb2, ratelimit_pb2, ratelimit_pb2_grpc
@@ -93,7 +92,7 @@ class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
     def __init__(
         self,
         limiter: Limiter,
-        repo: RatelimitRepo,
+        repo: ThrottleStore,
         settings: RatelimitSettings,
         *,
         clock: Clock | None = None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,19 +12,17 @@ from orchestrator_pg import (
     EventHorizon,
     EventPartitionMaintainer,
     EventReader,
-    QuotaLedger,
-    ScheduleLedger,
+    Stores,
 )
-from orchestrator_redis import DEFAULT_PREFIX, BucketStore
+from orchestrator_redis import BucketStore
 from orchestrator_scheduler._events import (
     EVENTS_METHOD_SCOPES,
     EVENTS_SERVICE_NAME,
-    KEEPALIVE_S,
     EventStreamServicer,
 )
 from orchestrator_scheduler._firing import ScheduleFirer
 from orchestrator_scheduler._servicer import METHOD_SCOPES, SERVICE_NAME, SchedulerServicer
-from orchestrator_scheduler._validate import MAX_PAYLOAD_BYTES
+from orchestrator_scheduler._settings import SchedulerSettings
 from stella.orchestrator.v1 import events_pb2_grpc, scheduler_pb2_grpc
 
 
@@ -35,51 +32,45 @@ async def build_service(
 ) -> AsyncIterator[GrpcService]:
     """The scheduler service with an open database pool; the pool closes on exit.
 
-    Env: ``ORCH_MAX_PAYLOAD_BYTES`` (default 262144), ``ORCH_EVENTS_RETENTION_DAYS``
-    (default 0 = keep every event partition), ``ORCH_SCHEDULES_FIRING`` (``on``: this
-    replica takes part in firing schedules; one replica fires at a time);
-    ``schedule_firing`` overrides it; ``ORCH_STREAM_KEEPALIVE_S`` (default 15: idle time
-    before a live event stream sends a keep-alive).
+    Settings: :class:`~orchestrator_scheduler._settings.SchedulerSettings` (read from the
+    environment; a malformed value raises ``ConfigError``); ``schedule_firing`` overrides
+    ``ORCH_SCHEDULES_FIRING`` (one replica fires at a time).
 
     Besides SchedulerService (which includes the operator RPCs: dead letters, incidents,
     artifacts, overview) it serves EventStreamService (the event history, live).
     """
+    settings = SchedulerSettings.from_env()
     db = Database(config.database_url, clock=clock)
     # Injected (tests) or else PostgreSQL's: every component reads the same clock.
     clock = db.clock
     await db.open()
     # Redis only feeds backfill estimates (the source's bucket rate): short timeouts, one try.
     bucket_store = BucketStore.connect(
-        config.redis_url,
-        timeout_s=0.5,
-        prefix=os.environ.get("ORCH_RATELIMIT_KEY_PREFIX", "") or DEFAULT_PREFIX,
+        config.redis_url, timeout_s=0.5, prefix=settings.ratelimit_key_prefix
     )
     try:
-        firing = schedule_firing
-        if firing is None:
-            firing = os.environ.get("ORCH_SCHEDULES_FIRING", "on").strip().lower() != "off"
-        max_payload = int(os.environ.get("ORCH_MAX_PAYLOAD_BYTES", MAX_PAYLOAD_BYTES))
-        schedule_ledger = ScheduleLedger(db)
+        firing = settings.schedule_firing if schedule_firing is None else schedule_firing
+        max_payload = settings.max_payload_bytes
+        stores = Stores.over(db)
         servicer = SchedulerServicer(
-            QuotaLedger(db),
+            stores,
             max_payload_bytes=max_payload,
-            schedule_ledger=schedule_ledger,
             clock=clock,
             bucket_store=bucket_store,
         )
         firer = ScheduleFirer(
-            schedule_ledger, config.database_url, clock=clock, max_payload_bytes=max_payload
+            stores, config.database_url, clock=clock, max_payload_bytes=max_payload
         )
         maintainer = EventPartitionMaintainer(
             config.database_url,
-            retention_days=int(os.environ.get("ORCH_EVENTS_RETENTION_DAYS", "0")),
+            retention_days=settings.events_retention_days,
             clock=clock,
         )
         horizon = EventHorizon(config.database_url)
         events = EventStreamServicer(
             EventReader(db),
             horizon,
-            keepalive_s=float(os.environ.get("ORCH_STREAM_KEEPALIVE_S", KEEPALIVE_S)),
+            keepalive_s=settings.stream_keepalive_s,
         )
         service = GrpcService(
             config,

@@ -16,21 +16,20 @@ from collections.abc import Sequence
 from datetime import UTC, timedelta
 from typing import Any
 
-from google.protobuf import duration_pb2, timestamp_pb2
-
 from orchestrator_core import Clock, SystemClock
 from orchestrator_grpckit import Principal, current_principal
 from orchestrator_pg import (
-    BackfillLedger,
     BackfillPlan,
     BackfillRequest,
     NewJob,
     Row,
+    Stores,
     TxContext,
 )
 from orchestrator_redis import BucketKey, BucketStore, OrchestratorRedisError
-from orchestrator_scheduler import _paging as paging
+from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _validate as validate
+from orchestrator_scheduler._listing import list_method
 from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import common_pb2, resources_pb2, scheduler_pb2
 
@@ -96,18 +95,6 @@ def backfill_request(request: scheduler_pb2.CreateBackfillRequest) -> BackfillRe
     return BackfillRequest(source_id, request.job_type, start, end, size, priority)
 
 
-def _timestamp(value: Any) -> timestamp_pb2.Timestamp:
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(value)
-    return out
-
-
-def _duration(value: timedelta) -> duration_pb2.Duration:
-    out = duration_pb2.Duration()
-    out.FromTimedelta(value)
-    return out
-
-
 def derived_state(row: Row) -> str:
     """The backfill's state from its run (the stored state only says planned/canceled)."""
     if row["state"] == "canceled" or row["run_state"] == "canceled":
@@ -136,19 +123,19 @@ def backfill_message(row: Row) -> resources_pb2.Backfill:
         created_by=row["created_by"],
         run_id=str(row["run_id"]) if row["run_id"] else "",
     )
-    msg.range.start.CopyFrom(_timestamp(row["range_start"]))
-    msg.range.end.CopyFrom(_timestamp(row["range_end"]))
-    msg.window_size.CopyFrom(_duration(row["window_size"]))
-    msg.created_at.CopyFrom(_timestamp(row["created_at"]))
-    msg.updated_at.CopyFrom(_timestamp(row["updated_at"]))
+    msg.range.start.CopyFrom(convert.timestamp(row["range_start"]))
+    msg.range.end.CopyFrom(convert.timestamp(row["range_end"]))
+    msg.window_size.CopyFrom(convert.duration(row["window_size"]))
+    msg.created_at.CopyFrom(convert.timestamp(row["created_at"]))
+    msg.updated_at.CopyFrom(convert.timestamp(row["updated_at"]))
     return msg
 
 
 class BackfillMethods:
-    """The backfill RPCs; the servicer provides ``backfills``, ``bucket_store``, ``clock``
+    """The backfill RPCs; the servicer provides ``stores``, ``bucket_store``, ``clock``
     and ``max_payload_bytes``."""
 
-    backfills: BackfillLedger
+    stores: Stores
     bucket_store: BucketStore | None = None
     clock: Clock = SystemClock()
     max_payload_bytes: int
@@ -172,8 +159,8 @@ class BackfillMethods:
                 idempotency_key=f"backfill:{backfill_id}:{label}",
                 payload=request.payload,
             )
-            spec.event_time_window.start.CopyFrom(_timestamp(start))
-            spec.event_time_window.end.CopyFrom(_timestamp(end))
+            spec.event_time_window.start.CopyFrom(convert.timestamp(start))
+            spec.event_time_window.end.CopyFrom(convert.timestamp(end))
             jobs.append(
                 validate.job_spec(spec, "window", out, max_payload_bytes=self.max_payload_bytes)
             )
@@ -192,7 +179,7 @@ class BackfillMethods:
             ],
         )
         rates: list[tuple[float, str]] = []
-        for row in await self.backfills.backfill_queue_room(tenant, parsed.job_type):
+        for row in await self.stores.backfills.backfill_queue_room(tenant, parsed.job_type):
             preview.quota_impact.append(
                 scheduler_pb2.BackfillQuotaImpact(
                     job_type=row["job_type"],
@@ -210,7 +197,7 @@ class BackfillMethods:
                 )
         if self.bucket_store is not None:
             try:
-                source = await self.backfills.source_get(tenant, parsed.source_id)
+                source = await self.stores.sources.source_get(tenant, parsed.source_id)
                 state = await self.bucket_store.state(
                     BucketKey(tenant, source["host"]), now=self.clock.now().timestamp()
                 )
@@ -226,7 +213,7 @@ class BackfillMethods:
         if rates and plan.missing:
             rate, name = min(rates)
             preview.estimated_duration.CopyFrom(
-                _duration(timedelta(seconds=len(plan.missing) / rate))
+                convert.duration(timedelta(seconds=len(plan.missing) / rate))
             )
             preview.limited_by = name
         return preview
@@ -238,14 +225,14 @@ class BackfillMethods:
         ctx = _write_ctx(principal, request.operator)
         parsed = backfill_request(request)
         if request.dry_run:
-            await self.backfills.source_get(principal.tenant, parsed.source_id)
-            plan = await self.backfills.backfill_plan(principal.tenant, parsed)
+            await self.stores.sources.source_get(principal.tenant, parsed.source_id)
+            plan = await self.stores.backfills.backfill_plan(principal.tenant, parsed)
             # validate the window jobs as the real run would (payload size and shape)
             self._window_jobs(request, parsed, uuid.UUID(int=0), plan.missing[:1])
             return scheduler_pb2.CreateBackfillResponse(
                 preview=await self._preview(principal.tenant, parsed, plan)
             )
-        row, existing, plan = await self.backfills.backfill_create(
+        row, existing, plan = await self.stores.backfills.backfill_create(
             ctx,
             parsed,
             lambda backfill_id, windows: self._window_jobs(request, parsed, backfill_id, windows),
@@ -259,26 +246,18 @@ class BackfillMethods:
     async def GetBackfill(self, request: scheduler_pb2.GetBackfillRequest, context: Any) -> Any:
         principal = current_principal()
         backfill_id = validate.parse_id_or_raise(request.backfill_id, "backfill_id")
-        row = await self.backfills.backfill_get(principal.tenant, backfill_id)
+        row = await self.stores.backfills.backfill_get(principal.tenant, backfill_id)
         return scheduler_pb2.GetBackfillResponse(backfill=backfill_message(row))
 
-    async def ListBackfills(self, request: scheduler_pb2.ListBackfillsRequest, context: Any) -> Any:
-        principal = current_principal()
-        out = validate.Violations()
-        source_id = validate.optional_id(request.source_id, "source_id", out)
-        out.raise_if_any("invalid backfill filter")
-        filters = {"source_id": request.source_id}
-        size = paging.page_size(request.page_size)
-        rows = await self.backfills.backfill_list(
-            principal.tenant,
-            source_id=source_id,
-            after_id=paging.decode_id_token(request.page_token, filters),
-            limit=size + 1,
-        )
-        token = paging.encode_token(str(rows[size - 1]["id"]), filters) if len(rows) > size else ""
-        return scheduler_pb2.ListBackfillsResponse(
-            backfills=[backfill_message(r) for r in rows[:size]], next_page_token=token
-        )
+    ListBackfills = list_method(
+        scheduler_pb2.ListBackfillsResponse,
+        "backfills",
+        lambda row: backfill_message(row),
+        lambda stores: stores.backfills.backfill_list,
+        lambda request: {
+            "source_id": validate.optional_id_or_raise(request.source_id, "source_id")
+        },
+    )
 
     async def CancelBackfill(
         self, request: scheduler_pb2.CancelBackfillRequest, context: Any
@@ -286,5 +265,5 @@ class BackfillMethods:
         principal = current_principal()
         ctx = _write_ctx(principal, request.operator)
         backfill_id = validate.parse_id_or_raise(request.backfill_id, "backfill_id")
-        row = await self.backfills.backfill_cancel(ctx, backfill_id)
+        row = await self.stores.backfills.backfill_cancel(ctx, backfill_id)
         return scheduler_pb2.CancelBackfillResponse(backfill=backfill_message(row))

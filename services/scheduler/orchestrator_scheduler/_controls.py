@@ -2,7 +2,8 @@
 ReplayJob), mixed into :class:`~orchestrator_scheduler.SchedulerServicer`.
 
 All need ``orch:operate``; pausing and resuming need an operator reason. Every control is
-audited with the actor, reason and ticket (:class:`orchestrator_pg.ControlLedger`).
+audited with the actor, reason and ticket (pauses in ``QuotaStore``, priorities and
+replays in ``JobStore`` and ``RunStore``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator_grpckit import current_principal
-from orchestrator_pg import ControlLedger
+from orchestrator_pg import Stores
 from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _validate as validate
 from orchestrator_scheduler._quotas import quota_message
@@ -37,35 +38,39 @@ def _priority(value: int) -> int:
 
 
 class ControlMethods:
-    """The control RPCs; the servicer provides ``controls``."""
+    """The control RPCs; the servicer provides ``stores``."""
 
-    controls: ControlLedger
+    stores: Stores
 
     async def PauseJobs(self, request: scheduler_pb2.PauseJobsRequest, context: Any) -> Any:
         ctx = request_context(current_principal(), request.operator, reason_required=True)
-        row = await self.controls.jobs_pause(ctx, _job_type(request.job_type), paused=True)
+        row = await self.stores.quotas.quota_pause_upsert(
+            ctx, _job_type(request.job_type), paused=True
+        )
         return scheduler_pb2.PauseJobsResponse(quota=quota_message(row))
 
     async def ResumeJobs(self, request: scheduler_pb2.ResumeJobsRequest, context: Any) -> Any:
         ctx = request_context(current_principal(), request.operator, reason_required=True)
-        row = await self.controls.jobs_pause(ctx, _job_type(request.job_type), paused=False)
+        row = await self.stores.quotas.quota_pause_upsert(
+            ctx, _job_type(request.job_type), paused=False
+        )
         return scheduler_pb2.ResumeJobsResponse(quota=quota_message(row))
 
     async def PrioritizeJob(self, request: scheduler_pb2.PrioritizeJobRequest, context: Any) -> Any:
         ctx = request_context(current_principal(), request.operator)
         job_id = validate.parse_id_or_raise(request.job_id, "job_id")
-        row = await self.controls.job_prioritize(ctx, job_id, _priority(request.priority))
-        parents = await self.controls.job_parents([job_id])
+        row = await self.stores.jobs.job_prioritize(ctx, job_id, _priority(request.priority))
+        parents = await self.stores.jobs.job_parents([job_id])
         return scheduler_pb2.PrioritizeJobResponse(job=convert.job(row, parents[job_id]))
 
     async def PrioritizeRun(self, request: scheduler_pb2.PrioritizeRunRequest, context: Any) -> Any:
         ctx = request_context(current_principal(), request.operator)
         run_id = validate.parse_id_or_raise(request.run_id, "run_id")
-        changed = await self.controls.run_prioritize(ctx, run_id, _priority(request.priority))
+        changed = await self.stores.runs.run_prioritize(ctx, run_id, _priority(request.priority))
         return scheduler_pb2.PrioritizeRunResponse(changed_jobs=changed)
 
     async def ReplayJob(self, request: scheduler_pb2.ReplayJobRequest, context: Any) -> Any:
         ctx = request_context(current_principal(), request.operator)
         job_id = validate.parse_id_or_raise(request.job_id, "job_id")
-        row = await self.controls.job_replay(ctx, job_id)
+        row = await self.stores.jobs.job_replay(ctx, job_id)
         return scheduler_pb2.ReplayJobResponse(job=convert.job(row))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
@@ -20,6 +20,20 @@ from orchestrator_pg import Row
 from stella.orchestrator.v1 import common_pb2, events_pb2, resources_pb2
 
 SCHEMA_VERSION = "orch.event.v1"
+
+
+def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+    """A protobuf Timestamp of ``value``."""
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(value)
+    return out
+
+
+def duration(value: timedelta) -> duration_pb2.Duration:
+    """A protobuf Duration of ``value``."""
+    out = duration_pb2.Duration()
+    out.FromTimedelta(value)
+    return out
 
 
 def _ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:

@@ -12,11 +12,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from orchestrator_core import FieldViolation, InvalidArgument
+from orchestrator_core import FieldViolation, InvalidArgument, paging
 from orchestrator_grpckit import current_principal
 from orchestrator_pg import EventHorizon, EventReader
 from orchestrator_scheduler import _convert as convert
-from orchestrator_scheduler import _paging as paging
 from orchestrator_scheduler import _validate as validate
 from stella.orchestrator.v1 import events_pb2, events_pb2_grpc
 

@@ -35,8 +35,8 @@ from typing import Any
 from croniter import croniter
 from google.protobuf import json_format
 
-from orchestrator_core import Clock, FieldViolation, InvalidArgument, SystemClock
-from orchestrator_pg import LeaderLoop, Leadership, NewRun, Row, ScheduleLedger, TxContext
+from orchestrator_core import Clock, FieldViolation, InvalidArgument, ScheduleRecord, SystemClock
+from orchestrator_pg import LeaderLoop, Leadership, NewRun, Stores, TxContext
 from orchestrator_scheduler import _validate as validate
 from stella.orchestrator.v1 import resources_pb2
 
@@ -93,31 +93,31 @@ class Plan:
     buffered_fire_at: datetime | None
 
 
-def plan(schedule: Row, now: datetime, *, open_run: bool) -> Plan:
+def plan(schedule: ScheduleRecord, now: datetime, *, open_run: bool) -> Plan:
     """The fire times to run now, the next fire time and the buffered one (pure)."""
-    cron = schedule["cron"]
+    cron = schedule.cron
     due: list[datetime] = []
-    at = schedule["next_fire_at"]
+    at = schedule.next_fire_at
     while at is not None and at <= now and len(due) < MAX_FIRES_PER_PASS:
         due.append(at)
         at = next_after(cron, at)
     if at is None or at <= now:
         at = next_after(cron, now)
-    window: timedelta | None = schedule["catch_up_window"]
+    window: timedelta | None = schedule.catch_up_window
     in_window = [f for f in due if window is None or now - f <= window]
-    policy = schedule["catch_up"]
+    policy = schedule.catch_up
     if policy == "all":
         chosen = in_window
     elif policy == "one":
         chosen = in_window[-1:]
     else:  # skip
         chosen = [f for f in due[-1:] if (now - f).total_seconds() <= LATE_GRACE_S]
-    buffered: datetime | None = schedule["buffered_fire_at"]
+    buffered: datetime | None = schedule.buffered_fire_at
     if buffered is not None and not open_run:
         chosen = [buffered, *(f for f in chosen if f != buffered)]
         buffered = None
     if open_run and chosen:
-        overlap = schedule["overlap"]
+        overlap = schedule.overlap
         if overlap == "skip":
             chosen = []
         elif overlap == "buffer_one":
@@ -129,7 +129,7 @@ class ScheduleFirer:
     """Fires due schedules (leader only) until cancelled.
 
     Args:
-        ledger: the schedule ledger (runs are created through it).
+        stores: the stores (schedules are read and advanced, runs created through them).
         conninfo: database URL (the leader lock's dedicated connection).
         clock: the injected clock.
         max_payload_bytes: payload limit applied to templates, as for CreateRun.
@@ -138,14 +138,14 @@ class ScheduleFirer:
 
     def __init__(
         self,
-        ledger: ScheduleLedger,
+        stores: Stores,
         conninfo: str,
         *,
         clock: Clock | None = None,
         max_payload_bytes: int = validate.MAX_PAYLOAD_BYTES,
         lock_key: int | None = None,
     ) -> None:
-        self.ledger = ledger
+        self.stores = stores
         self.clock = clock or SystemClock()
         self.max_payload_bytes = max_payload_bytes
         self.leadership = Leadership(conninfo, LeaderLoop.SCHEDULE_FIRING, key=lock_key)
@@ -163,7 +163,7 @@ class ScheduleFirer:
                 _log.exception("schedule firing pass failed")
             delay = MAX_SLEEP_S
             with contextlib.suppress(Exception):
-                upcoming = await self.ledger.next_due()
+                upcoming = await self.stores.schedules.schedule_next_due()
                 if upcoming is not None:
                     wait = (upcoming - self.clock.now()).total_seconds()
                     delay = min(MAX_SLEEP_S, max(0.01, wait))
@@ -178,13 +178,13 @@ class ScheduleFirer:
             return None
         created = 0
         now = self.clock.now()
-        async with self.ledger.due(now, DUE_BATCH) as (conn, schedules):
+        async with self.stores.schedules.schedule_due(now, DUE_BATCH) as (conn, schedules):
             for schedule in schedules:
                 created += await self._fire(conn, schedule, now)
         return created
 
-    async def _fire(self, conn: Any, schedule: Row, now: datetime) -> int:
-        open_run = await self.ledger.has_open_run(conn, schedule["id"])
+    async def _fire(self, conn: Any, schedule: ScheduleRecord, now: datetime) -> int:
+        open_run = await self.stores.schedules.schedule_has_open_run(conn, schedule.id)
         decided = plan(schedule, now, open_run=open_run)
         created = 0
         for fire_at in decided.fires:
@@ -195,21 +195,21 @@ class ScheduleFirer:
                 # A broken template (or a deleted source) must not stop other schedules;
                 # the fire time is logged and skipped.
                 _log.exception(
-                    "schedule %s could not fire at %s", schedule["id"], fire_time_text(fire_at)
+                    "schedule %s could not fire at %s", schedule.id, fire_time_text(fire_at)
                 )
-        await self.ledger.advance(
+        await self.stores.schedules.schedule_advance(
             conn,
-            schedule["id"],
+            schedule.id,
             next_fire_at=decided.next_fire_at,
             last_fire_at=decided.fires[-1] if decided.fires else None,
             buffered_fire_at=decided.buffered_fire_at,
         )
         return created
 
-    async def _create_run(self, schedule: Row, fire_at: datetime) -> None:
+    async def _create_run(self, schedule: ScheduleRecord, fire_at: datetime) -> None:
         template = resources_pb2.RunTemplate()
-        json_format.ParseDict(schedule["run_template"], template)
-        run_id, key = run_identity(schedule["id"], fire_at)
+        json_format.ParseDict(schedule.run_template, template)
+        run_id, key = run_identity(schedule.id, fire_at)
         jobs = validate.job_batch(
             template.jobs,
             "run_template.jobs",
@@ -217,21 +217,19 @@ class ScheduleFirer:
             required=True,
             max_payload_bytes=self.max_payload_bytes,
         )
-        source_id = schedule["source_id"]
+        source_id = schedule.source_id
         jobs = [
             j if j.source_id or source_id is None else replace(j, source_id=source_id) for j in jobs
         ]
         run = NewRun(
             id=run_id,
             project=template.project,
-            name=(template.name or schedule["name"]).replace(
-                "{fire_time}", fire_time_text(fire_at)
-            ),
+            name=(template.name or schedule.name).replace("{fire_time}", fire_time_text(fire_at)),
             source_id=source_id,
             correlation_id=key,
             idempotency_key=key,
-            labels={**dict(template.labels), "schedule": str(schedule["id"])},
-            schedule_id=schedule["id"],
+            labels={**dict(template.labels), "schedule": str(schedule.id)},
+            schedule_id=schedule.id,
         )
-        ctx = TxContext(tenant=schedule["tenant"], actor_subject="scheduler", now=self.clock.now())
-        await self.ledger.run_create(ctx, run, jobs)
+        ctx = TxContext(tenant=schedule.tenant, actor_subject="scheduler", now=self.clock.now())
+        await self.stores.runs.run_create(ctx, run, jobs)

@@ -2,21 +2,22 @@
 overview (a mixin of :class:`SchedulerServicer`, like the quota methods).
 
 Translation only (STYLE rule 12): requests are checked here, rows become messages here, and
-the storage lives in :class:`~orchestrator_pg.OperationsLedger`.
+the storage lives in :class:`~orchestrator_pg.DeadLetterStore`, ``IncidentStore``,
+``ArtifactStore`` and ``OverviewStore``.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from orchestrator_core import FieldViolation, InvalidArgument
+from orchestrator_core import FieldViolation, InvalidArgument, paging
 from orchestrator_grpckit import current_principal
-from orchestrator_pg import OperationsLedger, QuotaLedger, Row, TxContext
+from orchestrator_pg import Row, Stores
 from orchestrator_scheduler import _convert as convert
-from orchestrator_scheduler import _paging as paging
 from orchestrator_scheduler import _validate as validate
+from orchestrator_scheduler._listing import list_method
+from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import common_pb2, operations_pb2, resources_pb2
 
 _SERVICE_NAME = "stella.orchestrator.v1.SchedulerService"
@@ -116,75 +117,52 @@ def artifact(row: Row) -> resources_pb2.Artifact:
     )
 
 
-def _time_cursor(token: str, filters: dict[str, object]) -> tuple[datetime, uuid.UUID] | None:
-    """Decodes a ``"<iso time>|<uuid>"`` cursor (newest-first lists)."""
-    if not token:
-        return None
-    raw = paging.decode_value_token(token, filters)
-    try:
-        at, _, ident = str(raw).partition("|")
-        return datetime.fromisoformat(at), uuid.UUID(ident)
-    except ValueError:
-        raise InvalidArgument(
-            "page_token is not valid for this request",
-            [FieldViolation("page_token", "pass the next_page_token of the previous page")],
-        ) from None
+def _dead_letter_filters(request: operations_pb2.ListDeadLettersRequest) -> dict[str, Any]:
+    source_id = validate.optional_id_or_raise(request.source_id, "source_id")
+    return {
+        "status": _label(
+            resources_pb2.DeadLetterStatus, "DEAD_LETTER_STATUS_", request.status, "status"
+        ),
+        "error_class": _label(
+            common_pb2.ErrorClass, "ERROR_CLASS_", request.error_class, "error_class"
+        ),
+        "job_type": request.job_type or None,
+        "source_id": source_id,
+        "retryable": request.retryable if request.HasField("retryable") else None,
+    }
 
 
-def _time_token(row: Row, at_field: str, filters: dict[str, object]) -> str:
-    return paging.encode_token(f"{row[at_field].isoformat()}|{row['id']}", filters)
+def _artifact_filters(request: operations_pb2.ListArtifactsRequest) -> dict[str, Any]:
+    out = validate.Violations()
+    job_id = validate.optional_id(request.job_id, "job_id", out)
+    run_id = validate.optional_id(request.run_id, "run_id", out)
+    if (job_id is None) == (run_id is None) and not out.items:
+        out.add("job_id", "set exactly one of job_id and run_id")
+    out.raise_if_any("invalid artifact filter")
+    return {"job_id": job_id, "run_id": run_id}
 
 
 class OperationsMethods:
     """Dead letters, incidents, artifacts and the overview of the caller's tenant."""
 
-    ledger: QuotaLedger
+    stores: Stores
     slo_target: float = SLO_TARGET
-    _ops: OperationsLedger | None = None
 
-    @property
-    def ops(self) -> OperationsLedger:
-        """The operations storage, on the servicer's database pool."""
-        if self._ops is None:
-            self._ops = OperationsLedger(self.ledger.db)
-        return self._ops
-
-    async def ListDeadLetters(
-        self, request: operations_pb2.ListDeadLettersRequest, context: Any
-    ) -> Any:
-        principal = current_principal()
-        out = validate.Violations()
-        source_id = validate.optional_id(request.source_id, "source_id", out)
-        out.raise_if_any("invalid dead-letter filter")
-        filters: dict[str, Any] = {
-            "status": _label(
-                resources_pb2.DeadLetterStatus, "DEAD_LETTER_STATUS_", request.status, "status"
-            ),
-            "error_class": _label(
-                common_pb2.ErrorClass, "ERROR_CLASS_", request.error_class, "error_class"
-            ),
-            "job_type": request.job_type or None,
-            "source_id": source_id,
-            "retryable": request.retryable if request.HasField("retryable") else None,
-        }
-        size = paging.page_size(request.page_size)
-        rows = await self.ops.dead_letter_list(
-            principal.tenant,
-            **filters,
-            after=_time_cursor(request.page_token, filters),
-            limit=size + 1,
-        )
-        token = _time_token(rows[size - 1], "failed_at", filters) if len(rows) > size else ""
-        return operations_pb2.ListDeadLettersResponse(
-            entries=[dead_letter(r) for r in rows[:size]], next_page_token=token
-        )
+    ListDeadLetters = list_method(
+        operations_pb2.ListDeadLettersResponse,
+        "entries",
+        lambda row: dead_letter(row),
+        lambda stores: stores.dead_letters.dead_letter_list,
+        lambda request: _dead_letter_filters(request),
+        paging.by_time("failed_at"),
+    )
 
     async def GetDeadLetter(
         self, request: operations_pb2.GetDeadLetterRequest, context: Any
     ) -> Any:
         principal = current_principal()
         entry_id = validate.parse_id_or_raise(request.entry_id, "entry_id")
-        row = await self.ops.dead_letter_get(principal.tenant, entry_id)
+        row = await self.stores.dead_letters.dead_letter_get(principal.tenant, entry_id)
         return operations_pb2.GetDeadLetterResponse(entry=dead_letter(row))
 
     async def GetDeadLetterStats(
@@ -195,7 +173,7 @@ class OperationsMethods:
             _label(resources_pb2.DeadLetterStatus, "DEAD_LETTER_STATUS_", request.status, "status")
             or "pending"
         )
-        rows = await self.ops.dead_letter_clusters(principal.tenant, status)
+        rows = await self.stores.dead_letters.dead_letter_clusters(principal.tenant, status)
         by_class: dict[str, int] = {}
         clusters = []
         for row in rows:
@@ -221,62 +199,31 @@ class OperationsMethods:
     ) -> Any:
         principal = current_principal()
         entry_id = validate.parse_id_or_raise(request.entry_id, "entry_id")
-        validate.operator_context(request.operator, reason_required=True)
-        ctx = TxContext(
-            tenant=principal.tenant,
-            actor_subject=principal.subject,
-            actor_scopes=tuple(sorted(principal.scopes)),
-            reason=request.operator.reason,
-            ticket=request.operator.ticket,
-        )
-        entry, job = await self.ops.dead_letter_replay(ctx, entry_id)
-        parents = await self.ops.job_parents([job["id"]])
+        ctx = request_context(principal, request.operator, reason_required=True)
+        entry, job = await self.stores.dead_letters.dead_letter_replay(ctx, entry_id)
+        parents = await self.stores.jobs.job_parents([job["id"]])
         return operations_pb2.ReplayDeadLetterResponse(
             entry=dead_letter(entry), job=convert.job(job, parents[job["id"]])
         )
 
-    async def ListIncidents(
-        self, request: operations_pb2.ListIncidentsRequest, context: Any
-    ) -> Any:
-        principal = current_principal()
-        filters: dict[str, Any] = {
+    ListIncidents = list_method(
+        operations_pb2.ListIncidentsResponse,
+        "incidents",
+        lambda row: incident(row),
+        lambda stores: stores.incidents.incident_list,
+        lambda request: {
             "state": _label(resources_pb2.IncidentState, "INCIDENT_STATE_", request.state, "state")
-        }
-        size = paging.page_size(request.page_size)
-        rows = await self.ops.incident_list(
-            principal.tenant,
-            **filters,
-            after=_time_cursor(request.page_token, filters),
-            limit=size + 1,
-        )
-        token = _time_token(rows[size - 1], "last_seen_at", filters) if len(rows) > size else ""
-        return operations_pb2.ListIncidentsResponse(
-            incidents=[incident(r) for r in rows[:size]], next_page_token=token
-        )
+        },
+        paging.by_time("last_seen_at"),
+    )
 
-    async def ListArtifacts(
-        self, request: operations_pb2.ListArtifactsRequest, context: Any
-    ) -> Any:
-        principal = current_principal()
-        out = validate.Violations()
-        job_id = validate.optional_id(request.job_id, "job_id", out)
-        run_id = validate.optional_id(request.run_id, "run_id", out)
-        if (job_id is None) == (run_id is None) and not out.items:
-            out.add("job_id", "set exactly one of job_id and run_id")
-        out.raise_if_any("invalid artifact filter")
-        filters = {"job_id": request.job_id, "run_id": request.run_id}
-        size = paging.page_size(request.page_size)
-        rows = await self.ops.artifact_list(
-            principal.tenant,
-            job_id=job_id,
-            run_id=run_id,
-            after_id=paging.decode_id_token(request.page_token, filters),
-            limit=size + 1,
-        )
-        token = paging.encode_token(str(rows[size - 1]["id"]), filters) if len(rows) > size else ""
-        return operations_pb2.ListArtifactsResponse(
-            artifacts=[artifact(r) for r in rows[:size]], next_page_token=token
-        )
+    ListArtifacts = list_method(
+        operations_pb2.ListArtifactsResponse,
+        "artifacts",
+        lambda row: artifact(row),
+        lambda stores: stores.artifacts.artifact_list,
+        lambda request: _artifact_filters(request),
+    )
 
     async def GetOverview(self, request: operations_pb2.GetOverviewRequest, context: Any) -> Any:
         principal = current_principal()
@@ -288,7 +235,7 @@ class OperationsMethods:
                     "window must be positive and at most 24 hours",
                     [FieldViolation("window", f"got {window.total_seconds()} s")],
                 )
-        data = await self.ops.overview(principal.tenant, window)
+        data = await self.stores.overview.overview(principal.tenant, window)
         by_state = data["jobs_by_state"]
         succeeded = int(data.get("succeeded") or 0)
         failed = int(data.get("failed_attempts") or 0)

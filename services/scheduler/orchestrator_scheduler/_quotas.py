@@ -3,7 +3,7 @@ DeleteQuota), mixed into :class:`~orchestrator_scheduler.SchedulerServicer`.
 
 Writes need scope ``orch:quota`` and ``operator.reason`` (recorded on the quota and in the
 audit trail with ``operator.ticket``); reads need ``orch:read``. The backpressure that
-``max_queued`` drives lives in :class:`orchestrator_pg.QuotaLedger`.
+``max_queued`` drives lives in :mod:`orchestrator_pg._backpressure`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from orchestrator_grpckit import current_principal
-from orchestrator_pg import QUOTA_MUTABLE_FIELDS, QuotaFields, QuotaLedger, Row
-from orchestrator_scheduler import _paging as paging
+from orchestrator_pg import QUOTA_MUTABLE_FIELDS, QuotaFields, Row, Stores
 from orchestrator_scheduler import _validate as validate
+from orchestrator_scheduler._listing import list_method
 from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import resources_pb2, scheduler_pb2
 
@@ -82,14 +82,14 @@ def quota_message(row: Row) -> resources_pb2.Quota:
 
 
 class QuotaMethods:
-    """The quota RPCs; expects ``self.ledger`` to be a :class:`QuotaLedger`."""
+    """The quota RPCs; the servicer provides ``stores``."""
 
-    ledger: QuotaLedger
+    stores: Stores
 
     async def CreateQuota(self, request: scheduler_pb2.CreateQuotaRequest, context: Any) -> Any:
         principal = current_principal()
         fields = quota_fields(request.quota, "quota", ("job_type", *QUOTA_MUTABLE_FIELDS))
-        row = await self.ledger.quota_create(
+        row = await self.stores.quotas.quota_create(
             request_context(principal, request.operator, reason_required=True), fields
         )
         return scheduler_pb2.CreateQuotaResponse(quota=quota_message(row))
@@ -97,34 +97,26 @@ class QuotaMethods:
     async def GetQuota(self, request: scheduler_pb2.GetQuotaRequest, context: Any) -> Any:
         principal = current_principal()
         quota_id = validate.parse_id_or_raise(request.quota_id, "quota_id")
-        row = await self.ledger.quota_get(principal.tenant, quota_id)
+        row = await self.stores.quotas.quota_get(principal.tenant, quota_id)
         return scheduler_pb2.GetQuotaResponse(quota=quota_message(row))
 
-    async def ListQuotas(self, request: scheduler_pb2.ListQuotasRequest, context: Any) -> Any:
-        principal = current_principal()
-        filters: dict[str, Any] = {
+    ListQuotas = list_method(
+        scheduler_pb2.ListQuotasResponse,
+        "quotas",
+        quota_message,
+        lambda stores: stores.quotas.quota_list,
+        lambda request: {
             "job_type": request.job_type or None,
             "paused": request.paused if request.HasField("paused") else None,
-        }
-        size = paging.page_size(request.page_size)
-        rows = await self.ledger.quota_list(
-            principal.tenant,
-            job_type=filters["job_type"],
-            paused=filters["paused"],
-            after_id=paging.decode_id_token(request.page_token, filters),
-            limit=size + 1,
-        )
-        token = paging.encode_token(str(rows[size - 1]["id"]), filters) if len(rows) > size else ""
-        return scheduler_pb2.ListQuotasResponse(
-            quotas=[quota_message(r) for r in rows[:size]], next_page_token=token
-        )
+        },
+    )
 
     async def UpdateQuota(self, request: scheduler_pb2.UpdateQuotaRequest, context: Any) -> Any:
         principal = current_principal()
         quota_id = validate.parse_id_or_raise(request.quota.id, "quota.id")
         mask = quota_update_mask(list(request.update_mask.paths))
         fields = quota_fields(request.quota, "quota", mask)
-        row = await self.ledger.quota_update(
+        row = await self.stores.quotas.quota_update(
             request_context(principal, request.operator, reason_required=True),
             quota_id,
             fields,
@@ -135,7 +127,7 @@ class QuotaMethods:
     async def DeleteQuota(self, request: scheduler_pb2.DeleteQuotaRequest, context: Any) -> Any:
         principal = current_principal()
         quota_id: uuid.UUID = validate.parse_id_or_raise(request.quota_id, "quota_id")
-        await self.ledger.quota_delete(
+        await self.stores.quotas.quota_delete(
             request_context(principal, request.operator, reason_required=True), quota_id
         )
         return scheduler_pb2.DeleteQuotaResponse()

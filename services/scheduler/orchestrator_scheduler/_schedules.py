@@ -14,15 +14,16 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from google.protobuf import duration_pb2, json_format, timestamp_pb2
+from google.protobuf import json_format
 
-from orchestrator_core import Clock, SystemClock, new_id
+from orchestrator_core import Clock, SystemClock, new_id, paging
 from orchestrator_core.redaction import redact_value
 from orchestrator_grpckit import current_principal
-from orchestrator_pg import SCHEDULE_MUTABLE_FIELDS, Row, ScheduleFields, ScheduleLedger
+from orchestrator_pg import SCHEDULE_MUTABLE_FIELDS, Row, ScheduleFields, Stores
+from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _firing as firing
-from orchestrator_scheduler import _paging as paging
 from orchestrator_scheduler import _validate as validate
+from orchestrator_scheduler._listing import list_method
 from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import resources_pb2, scheduler_pb2
 
@@ -122,30 +123,18 @@ def schedule_message(row: Row) -> resources_pb2.Schedule:
     # a read is a display: template payloads and labels leave redacted, as jobs' do
     json_format.ParseDict(redact_value(row["run_template"]), msg.run_template)
     if row["catch_up_window"] is not None:
-        msg.catch_up_window.CopyFrom(_duration(row["catch_up_window"]))
+        msg.catch_up_window.CopyFrom(convert.duration(row["catch_up_window"]))
     for name in ("next_fire_at", "last_fire_at", "created_at", "updated_at"):
         if row[name] is not None:
-            getattr(msg, name).CopyFrom(_timestamp(row[name]))
+            getattr(msg, name).CopyFrom(convert.timestamp(row[name]))
     return msg
 
 
-def _duration(value: timedelta) -> duration_pb2.Duration:
-    out = duration_pb2.Duration()
-    out.FromTimedelta(value)
-    return out
-
-
-def _timestamp(value: Any) -> timestamp_pb2.Timestamp:
-    out = timestamp_pb2.Timestamp()
-    out.FromDatetime(value)
-    return out
-
-
 class ScheduleMethods:
-    """The schedule RPCs; the servicer provides ``schedules``, ``clock`` and
+    """The schedule RPCs; the servicer provides ``stores``, ``clock`` and
     ``max_payload_bytes``."""
 
-    schedules: ScheduleLedger
+    stores: Stores
     clock: Clock = SystemClock()
     max_payload_bytes: int
 
@@ -158,7 +147,7 @@ class ScheduleMethods:
         )
         ctx = request_context(principal, request.operator)
         next_fire = firing.next_after(fields.cron, self.clock.now()) if fields.enabled else None
-        row = await self.schedules.schedule_create(
+        row = await self.stores.schedules.schedule_create(
             ctx, uuid.UUID(new_id(self.clock)), fields, next_fire
         )
         return scheduler_pb2.CreateScheduleResponse(schedule=schedule_message(row))
@@ -166,23 +155,16 @@ class ScheduleMethods:
     async def GetSchedule(self, request: scheduler_pb2.GetScheduleRequest, context: Any) -> Any:
         principal = current_principal()
         schedule_id = validate.parse_id_or_raise(request.schedule_id, "schedule_id")
-        row = await self.schedules.schedule_get(principal.tenant, schedule_id)
+        row = await self.stores.schedules.schedule_get(principal.tenant, schedule_id)
         return scheduler_pb2.GetScheduleResponse(schedule=schedule_message(row))
 
-    async def ListSchedules(self, request: scheduler_pb2.ListSchedulesRequest, context: Any) -> Any:
-        principal = current_principal()
-        filters = {"enabled": request.enabled if request.HasField("enabled") else None}
-        size = paging.page_size(request.page_size)
-        rows = await self.schedules.schedule_list(
-            principal.tenant,
-            enabled=filters["enabled"],
-            after_id=paging.decode_id_token(request.page_token, filters),
-            limit=size + 1,
-        )
-        token = paging.encode_token(str(rows[size - 1]["id"]), filters) if len(rows) > size else ""
-        return scheduler_pb2.ListSchedulesResponse(
-            schedules=[schedule_message(r) for r in rows[:size]], next_page_token=token
-        )
+    ListSchedules = list_method(
+        scheduler_pb2.ListSchedulesResponse,
+        "schedules",
+        schedule_message,
+        lambda stores: stores.schedules.schedule_list,
+        lambda request: {"enabled": request.enabled if request.HasField("enabled") else None},
+    )
 
     async def UpdateSchedule(
         self, request: scheduler_pb2.UpdateScheduleRequest, context: Any
@@ -204,10 +186,12 @@ class ScheduleMethods:
         ctx = request_context(principal, request.operator)
         next_fire = None
         if "cron" in paths or ("enabled" in paths and fields.enabled):
-            current = await self.schedules.schedule_get(principal.tenant, schedule_id)
+            current = await self.stores.schedules.schedule_get(principal.tenant, schedule_id)
             cron = fields.cron if "cron" in paths else current["cron"]
             next_fire = firing.next_after(cron, self.clock.now())
-        row = await self.schedules.schedule_update(ctx, schedule_id, fields, paths, next_fire)
+        row = await self.stores.schedules.schedule_update(
+            ctx, schedule_id, fields, paths, next_fire
+        )
         return scheduler_pb2.UpdateScheduleResponse(schedule=schedule_message(row))
 
     async def DeleteSchedule(
@@ -215,34 +199,22 @@ class ScheduleMethods:
     ) -> Any:
         principal = current_principal()
         schedule_id = validate.parse_id_or_raise(request.schedule_id, "schedule_id")
-        await self.schedules.schedule_delete(
+        await self.stores.schedules.schedule_delete(
             request_context(principal, request.operator), schedule_id
         )
         return scheduler_pb2.DeleteScheduleResponse()
 
-    async def ListWatermarks(
-        self, request: scheduler_pb2.ListWatermarksRequest, context: Any
-    ) -> Any:
-        principal = current_principal()
-        out = validate.Violations()
-        source_id = validate.optional_id(request.source_id, "source_id", out)
-        out.raise_if_any("invalid watermark filter")
-        filters = {"source_id": request.source_id, "job_type": request.job_type}
-        size = paging.page_size(request.page_size)
-        rows = await self.schedules.watermark_list(
-            principal.tenant,
-            source_id=source_id,
-            job_type=request.job_type or None,
-            after=paging.decode_text_token(request.page_token, filters),
-            limit=size + 1,
-        )
-        token = ""
-        if len(rows) > size:
-            last = rows[size - 1]
-            token = paging.encode_token(f"{last['source_id']}|{last['job_type']}", filters)
-        return scheduler_pb2.ListWatermarksResponse(
-            watermarks=[watermark_message(r) for r in rows[:size]], next_page_token=token
-        )
+    ListWatermarks = list_method(
+        scheduler_pb2.ListWatermarksResponse,
+        "watermarks",
+        lambda row: watermark_message(row),
+        lambda stores: stores.schedules.watermark_list,
+        lambda request: {
+            "source_id": validate.optional_id_or_raise(request.source_id, "source_id"),
+            "job_type": request.job_type or None,
+        },
+        paging.by_text(lambda row: f"{row['source_id']}|{row['job_type']}"),
+    )
 
 
 def watermark_message(row: Row) -> resources_pb2.Watermark:
@@ -252,6 +224,6 @@ def watermark_message(row: Row) -> resources_pb2.Watermark:
         job_type=row["job_type"],
         last_job_id=str(row["last_job_id"]) if row["last_job_id"] else "",
     )
-    msg.high_watermark.CopyFrom(_timestamp(row["high_watermark"]))
-    msg.updated_at.CopyFrom(_timestamp(row["updated_at"]))
+    msg.high_watermark.CopyFrom(convert.timestamp(row["high_watermark"]))
+    msg.updated_at.CopyFrom(convert.timestamp(row["updated_at"]))
     return msg

@@ -1,4 +1,4 @@
-"""SchedulerService: translates protobuf ↔ ledger calls (STYLE rule 12).
+"""SchedulerService: translates protobuf ↔ store calls (STYLE rule 12).
 
 The tenant always comes from the caller's token (``current_principal()``); scopes are
 checked by the server before a method runs (``METHOD_SCOPES``); domain errors become gRPC
@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import heapq
 import uuid
+from functools import partial
 from typing import Any
 
-from orchestrator_core import Clock, SystemClock
+from orchestrator_core import Clock, SystemClock, paging
 from orchestrator_grpckit import Principal, current_principal
-from orchestrator_pg import BackfillLedger, ControlLedger, QuotaLedger, ScheduleLedger
+from orchestrator_pg import Stores
 from orchestrator_redis import BucketStore
 from orchestrator_scheduler import _backfills as backfills
 from orchestrator_scheduler import _controls as controls
 from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _operations as operations
-from orchestrator_scheduler import _paging as paging
 from orchestrator_scheduler import _quotas as quotas
 from orchestrator_scheduler import _schedules as schedules
 from orchestrator_scheduler import _validate as validate
+from orchestrator_scheduler._listing import list_method
 from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import scheduler_pb2, scheduler_pb2_grpc
 
@@ -69,23 +70,19 @@ class SchedulerServicer(
     scheduler_pb2_grpc.SchedulerServiceServicer,
 ):
     """Sources, runs with their DAG, jobs, quotas, schedules, watermarks, backfills, controls
-    and the operator reads (every job insert of the ledger goes through the ``max_queued``
-    backpressure check)."""
+    and the operator reads, each over its named store in ``stores`` (every job insert goes
+    through the ``max_queued`` backpressure check)."""
 
     def __init__(
         self,
-        ledger: QuotaLedger,
+        stores: Stores,
         *,
         max_payload_bytes: int = validate.MAX_PAYLOAD_BYTES,
-        schedule_ledger: ScheduleLedger | None = None,
         clock: Clock | None = None,
         bucket_store: BucketStore | None = None,
     ):
-        self.ledger = ledger
+        self.stores = stores
         self.max_payload_bytes = max_payload_bytes
-        self.schedules = schedule_ledger or ScheduleLedger(ledger.db)
-        self.backfills = BackfillLedger(ledger.db)
-        self.controls = ControlLedger(ledger.db)
         self.bucket_store = bucket_store
         self.clock = clock or SystemClock()
 
@@ -95,32 +92,27 @@ class SchedulerServicer(
         principal = current_principal()
         fields = validate.source_fields(request.source, "source", validate.SOURCE_MUTABLE_FIELDS)
         fields = validate.pause_fields(fields, request.source.paused, request.operator)
-        row = await self.ledger.source_create(request_context(principal, request.operator), fields)
+        row = await self.stores.sources.source_create(
+            request_context(principal, request.operator), fields
+        )
         return scheduler_pb2.CreateSourceResponse(source=convert.source(row))
 
     async def GetSource(self, request: scheduler_pb2.GetSourceRequest, context: Any) -> Any:
         principal = current_principal()
         source_id = validate.parse_id_or_raise(request.source_id, "source_id")
-        row = await self.ledger.source_get(principal.tenant, source_id)
+        row = await self.stores.sources.source_get(principal.tenant, source_id)
         return scheduler_pb2.GetSourceResponse(source=convert.source(row))
 
-    async def ListSources(self, request: scheduler_pb2.ListSourcesRequest, context: Any) -> Any:
-        principal = current_principal()
-        filters = {
+    ListSources = list_method(
+        scheduler_pb2.ListSourcesResponse,
+        "sources",
+        convert.source,
+        lambda stores: stores.sources.source_list,
+        lambda request: {
             "source_type": request.source_type or None,
             "enabled": request.enabled if request.HasField("enabled") else None,
-        }
-        size = paging.page_size(request.page_size)
-        rows = await self.ledger.source_list(
-            principal.tenant,
-            **filters,  # type: ignore[arg-type]
-            after_id=paging.decode_id_token(request.page_token, filters),
-            limit=size + 1,
-        )
-        return scheduler_pb2.ListSourcesResponse(
-            sources=[convert.source(r) for r in rows[:size]],
-            next_page_token=_next_id_token(rows, size, filters),
-        )
+        },
+    )
 
     async def UpdateSource(self, request: scheduler_pb2.UpdateSourceRequest, context: Any) -> Any:
         principal = current_principal()
@@ -133,7 +125,7 @@ class SchedulerServicer(
                 fields, request.source.paused, request.operator, required=True
             )
             mask = [*mask, "paused_reason", "paused_ticket"]
-        row = await self.ledger.source_update(
+        row = await self.stores.sources.source_update(
             request_context(principal, request.operator),
             source_id,
             fields,
@@ -145,7 +137,9 @@ class SchedulerServicer(
     async def DeleteSource(self, request: scheduler_pb2.DeleteSourceRequest, context: Any) -> Any:
         principal = current_principal()
         source_id = validate.parse_id_or_raise(request.source_id, "source_id")
-        await self.ledger.source_delete(request_context(principal, request.operator), source_id)
+        await self.stores.sources.source_delete(
+            request_context(principal, request.operator), source_id
+        )
         return scheduler_pb2.DeleteSourceResponse()
 
     # ------------------------------------------------------------- runs
@@ -167,10 +161,10 @@ class SchedulerServicer(
             required=True,
             max_payload_bytes=self.max_payload_bytes,
         )
-        created = await self.ledger.run_create(request_context(principal), run, jobs)
+        created = await self.stores.runs.run_create(request_context(principal), run, jobs)
         run_id = created.run["id"]
-        counts = await self.ledger.run_job_counts(principal.tenant, [run_id])
-        parents = await self.ledger.job_parents([j["id"] for j in created.jobs])
+        counts = await self.stores.runs.run_job_counts(principal.tenant, [run_id])
+        parents = await self.stores.jobs.job_parents([j["id"] for j in created.jobs])
         return scheduler_pb2.CreateRunResponse(
             run=convert.run(created.run, counts[run_id]),
             jobs=[convert.job(j, parents[j["id"]]) for j in created.jobs],
@@ -180,8 +174,8 @@ class SchedulerServicer(
     async def GetRun(self, request: scheduler_pb2.GetRunRequest, context: Any) -> Any:
         principal = current_principal()
         run_id = validate.parse_id_or_raise(request.run_id, "run_id")
-        row = await self.ledger.run_get(principal.tenant, run_id)
-        counts = await self.ledger.run_job_counts(principal.tenant, [run_id])
+        row = await self.stores.runs.run_get(principal.tenant, run_id)
+        counts = await self.stores.runs.run_job_counts(principal.tenant, [run_id])
         return scheduler_pb2.GetRunResponse(run=convert.run(row, counts[run_id]))
 
     async def ListRuns(self, request: scheduler_pb2.ListRunsRequest, context: Any) -> Any:
@@ -190,32 +184,23 @@ class SchedulerServicer(
         source_id = validate.optional_id(request.source_id, "source_id", out)
         out.raise_if_any("invalid filters")
         states = sorted({convert.run_state_name(s) for s in request.states if s})
+        # the filters bind the page token and are the store's keyword arguments
         filters: dict[str, Any] = {
             "states": states or None,
-            "source_id": str(source_id) if source_id else None,
+            "source_id": source_id,
             "project": request.project or None,
         }
-        size = paging.page_size(request.page_size)
-        after = paging.decode_id_token(request.page_token, filters)
-        rows = await self.ledger.run_list(
-            principal.tenant,
-            states=states or None,
-            source_id=source_id,
-            project=request.project or None,
-            after_id=after,
-            limit=size + 1,
-        )
-        page = rows[:size]
-        counts = await self.ledger.run_job_counts(principal.tenant, [r["id"] for r in page])
+        list_runs = partial(self.stores.runs.run_list, principal.tenant, **filters)
+        page, token = await paging.page(request, filters, list_runs)
+        counts = await self.stores.runs.run_job_counts(principal.tenant, [r["id"] for r in page])
         return scheduler_pb2.ListRunsResponse(
-            runs=[convert.run(r, counts[r["id"]]) for r in page],
-            next_page_token=_next_id_token(rows, size, filters),
+            runs=[convert.run(r, counts[r["id"]]) for r in page], next_page_token=token
         )
 
     async def GetRunDag(self, request: scheduler_pb2.GetRunDagRequest, context: Any) -> Any:
         principal = current_principal()
         run_id = validate.parse_id_or_raise(request.run_id, "run_id")
-        run_row, jobs, edges = await self.ledger.run_dag(principal.tenant, run_id)
+        run_row, jobs, edges = await self.stores.runs.run_dag(principal.tenant, run_id)
         parents: dict[uuid.UUID, list[uuid.UUID]] = {j["id"]: [] for j in jobs}
         for e in edges:
             parents.setdefault(e["child_job_id"], []).append(e["parent_job_id"])
@@ -231,9 +216,11 @@ class SchedulerServicer(
     async def CancelRun(self, request: scheduler_pb2.CancelRunRequest, context: Any) -> Any:
         principal = current_principal()
         run_id = validate.parse_id_or_raise(request.run_id, "run_id")
-        before = await self.ledger.run_job_counts(principal.tenant, [run_id])
-        row = await self.ledger.run_cancel(request_context(principal, request.operator), run_id)
-        counts = await self.ledger.run_job_counts(principal.tenant, [run_id])
+        before = await self.stores.runs.run_job_counts(principal.tenant, [run_id])
+        row = await self.stores.runs.run_cancel(
+            request_context(principal, request.operator), run_id
+        )
+        counts = await self.stores.runs.run_job_counts(principal.tenant, [run_id])
         canceled = counts[run_id].get("canceled", 0) - before[run_id].get("canceled", 0)
         return scheduler_pb2.CancelRunResponse(
             run=convert.run(row, counts[run_id]), canceled_job_count=canceled
@@ -245,7 +232,7 @@ class SchedulerServicer(
         principal = current_principal()
         submitted = await self._submit(principal, [request.job], "job", request.run_id)
         only = submitted[0]
-        parents = await self.ledger.job_parents([only.job["id"]])
+        parents = await self.stores.jobs.job_parents([only.job["id"]])
         return scheduler_pb2.SubmitJobResponse(
             job=convert.job(only.job, parents[only.job["id"]]), existing=only.existing
         )
@@ -253,7 +240,7 @@ class SchedulerServicer(
     async def SubmitJobs(self, request: scheduler_pb2.SubmitJobsRequest, context: Any) -> Any:
         principal = current_principal()
         submitted = await self._submit(principal, list(request.jobs), "jobs", request.run_id)
-        parents = await self.ledger.job_parents([s.job["id"] for s in submitted])
+        parents = await self.stores.jobs.job_parents([s.job["id"] for s in submitted])
         return scheduler_pb2.SubmitJobsResponse(
             jobs=[convert.job(s.job, parents[s.job["id"]]) for s in submitted],
             existing=[s.existing for s in submitted],
@@ -270,13 +257,13 @@ class SchedulerServicer(
             required=True,
             max_payload_bytes=self.max_payload_bytes,
         )
-        return await self.ledger.job_submit(request_context(principal), jobs, run)
+        return await self.stores.jobs.job_submit(request_context(principal), jobs, run)
 
     async def GetJob(self, request: scheduler_pb2.GetJobRequest, context: Any) -> Any:
         principal = current_principal()
         job_id = validate.parse_id_or_raise(request.job_id, "job_id")
-        row = await self.ledger.job_get(principal.tenant, job_id)
-        parents = await self.ledger.job_parents([job_id])
+        row = await self.stores.jobs.job_get(principal.tenant, job_id)
+        parents = await self.stores.jobs.job_parents([job_id])
         return scheduler_pb2.GetJobResponse(job=convert.job(row, parents[job_id]))
 
     async def ListJobs(self, request: scheduler_pb2.ListJobsRequest, context: Any) -> Any:
@@ -289,61 +276,45 @@ class SchedulerServicer(
         filters: dict[str, Any] = {
             "states": states or None,
             "job_type": request.job_type or None,
-            "run_id": str(run_id) if run_id else None,
-            "source_id": str(source_id) if source_id else None,
+            "run_id": run_id,
+            "source_id": source_id,
         }
-        size = paging.page_size(request.page_size)
-        rows = await self.ledger.job_list(
-            principal.tenant,
-            states=states or None,
-            job_type=request.job_type or None,
-            run_id=run_id,
-            source_id=source_id,
-            after_id=paging.decode_id_token(request.page_token, filters),
-            limit=size + 1,
-        )
-        page = rows[:size]
-        parents = await self.ledger.job_parents([r["id"] for r in page])
+        list_jobs = partial(self.stores.jobs.job_list, principal.tenant, **filters)
+        page, token = await paging.page(request, filters, list_jobs)
+        parents = await self.stores.jobs.job_parents([r["id"] for r in page])
         return scheduler_pb2.ListJobsResponse(
-            jobs=[convert.job(r, parents[r["id"]]) for r in page],
-            next_page_token=_next_id_token(rows, size, filters),
+            jobs=[convert.job(r, parents[r["id"]]) for r in page], next_page_token=token
         )
 
     async def CancelJob(self, request: scheduler_pb2.CancelJobRequest, context: Any) -> Any:
         principal = current_principal()
         job_id = validate.parse_id_or_raise(request.job_id, "job_id")
-        row = await self.ledger.job_cancel(request_context(principal, request.operator), job_id)
-        parents = await self.ledger.job_parents([job_id])
+        row = await self.stores.jobs.job_cancel(
+            request_context(principal, request.operator), job_id
+        )
+        parents = await self.stores.jobs.job_parents([job_id])
         return scheduler_pb2.CancelJobResponse(job=convert.job(row, parents[job_id]))
 
     async def RetryJob(self, request: scheduler_pb2.RetryJobRequest, context: Any) -> Any:
         principal = current_principal()
         job_id = validate.parse_id_or_raise(request.job_id, "job_id")
-        row = await self.ledger.job_retry(request_context(principal, request.operator), job_id)
-        parents = await self.ledger.job_parents([job_id])
+        row = await self.stores.jobs.job_retry(request_context(principal, request.operator), job_id)
+        parents = await self.stores.jobs.job_parents([job_id])
         return scheduler_pb2.RetryJobResponse(job=convert.job(row, parents[job_id]))
 
     async def ListJobEvents(self, request: scheduler_pb2.ListJobEventsRequest, context: Any) -> Any:
         principal = current_principal()
         job_id = validate.parse_id_or_raise(request.job_id, "job_id")
         filters = {"job_id": str(job_id)}
-        size = paging.page_size(request.page_size)
-        rows = await self.ledger.job_events(
-            principal.tenant,
-            job_id,
-            after_seq=paging.decode_seq_token(request.page_token, filters),
-            limit=size + 1,
+        rows, token = await paging.page(
+            request,
+            filters,
+            partial(self.stores.jobs.job_events, principal.tenant, job_id),
+            paging.BY_SEQ,
         )
-        token = paging.encode_token(rows[size - 1]["seq"], filters) if len(rows) > size else ""
         return scheduler_pb2.ListJobEventsResponse(
-            events=[convert.event(r) for r in rows[:size]], next_page_token=token
+            events=[convert.event(r) for r in rows], next_page_token=token
         )
-
-
-def _next_id_token(rows: list[Any], size: int, filters: dict[str, Any]) -> str:
-    if len(rows) <= size:
-        return ""
-    return paging.encode_token(str(rows[size - 1]["id"]), filters)
 
 
 def topological_order(jobs: list[Any], parents: dict[uuid.UUID, list[uuid.UUID]]) -> list[Any]:

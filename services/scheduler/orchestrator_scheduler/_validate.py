@@ -18,9 +18,9 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from orchestrator_core import (
-    FieldViolation,
     InvalidArgument,
     RetryPolicy,
+    Violations,
     canonical_json,
     new_id,
 )
@@ -57,26 +57,6 @@ SOURCE_MUTABLE_FIELDS = (
 MAX_SOURCE_ACTIVE = 100_000
 
 
-class Violations:
-    """Collects field violations; :meth:`raise_if_any` raises them together."""
-
-    def __init__(self) -> None:
-        self.items: list[FieldViolation] = []
-
-    def add(self, field: str, description: str) -> None:
-        self.items.append(FieldViolation(field, description))
-
-    def merge(self, error: InvalidArgument, prefix: str = "") -> None:
-        for v in error.violations:
-            self.items.append(FieldViolation(prefix + v.field, v.description))
-
-    def raise_if_any(self, message: str) -> None:
-        if self.items:
-            detail = "; ".join(f"{v.field}: {v.description}" for v in self.items[:5])
-            more = f" (+{len(self.items) - 5} more)" if len(self.items) > 5 else ""
-            raise InvalidArgument(f"{message}: {detail}{more}", self.items)
-
-
 def optional_id(value: str, field: str, out: Violations) -> uuid.UUID | None:
     """Parses an optional UUID field ('' = absent)."""
     if not value:
@@ -96,6 +76,14 @@ def required_id(value: str, field: str, out: Violations) -> uuid.UUID | None:
             field, f"must be a UUID such as 0190a6b2-3c4d-7e5f-8a9b-0c1d2e3f4a5b, got '{shown}'"
         )
         return None
+
+
+def optional_id_or_raise(value: str, field: str) -> uuid.UUID | None:
+    """An optional UUID filter ('' = absent), or INVALID_ARGUMENT naming ``field``."""
+    out = Violations()
+    parsed = optional_id(value, field, out)
+    out.raise_if_any(f"invalid {field}")
+    return parsed
 
 
 def parse_id_or_raise(value: str, field: str) -> uuid.UUID:

@@ -73,6 +73,7 @@ def test_reason_codes_are_the_documented_values() -> None:
         "user_canceled",
         "upstream_failed",
         "operator_retry",
+        "throttled",
     }
 
 

@@ -72,8 +72,12 @@ def test_circuit_policy_rejects(kwargs):
     [
         {"decrease_factor": 0},
         {"decrease_factor": 1.1},
-        {"min_refill_fraction": 0},
-        {"recover_per_s": -0.1},
+        {"min_refill_per_s": 0},
+        {"probe_per_s": -0.1},
+        {"goodput_margin": 0},
+        {"goodput_margin": 1.5},
+        {"burst_s": 0},
+        {"min_goodput_window_s": float("nan")},
     ],
 )
 def test_adaptive_policy_rejects(kwargs):
@@ -83,7 +87,7 @@ def test_adaptive_policy_rejects(kwargs):
 
 def test_policy_defaults():
     assert CircuitPolicy() == CircuitPolicy(0.5, 20, 30.0, 15.0)
-    assert AdaptivePolicy() == AdaptivePolicy(0.5, 0.05, 0.1)
+    assert AdaptivePolicy() == AdaptivePolicy(0.5, 0.1, 0.02, 0.9, 1.0, 0.25, 4.0, 0.5, 0.85)
 
 
 def test_key_naming_shares_the_tenant_hash_tag():

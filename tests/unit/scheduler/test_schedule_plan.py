@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from orchestrator_core import InvalidArgument
+from orchestrator_core import InvalidArgument, ScheduleRecord
 from orchestrator_scheduler._firing import (
     LATE_GRACE_S,
     check_cron,
@@ -23,14 +23,17 @@ MINUTE = timedelta(minutes=1)
 def _schedule(
     next_fire_at, *, catch_up="one", window=None, overlap="skip", buffered=None, cron="* * * * *"
 ):
-    return {
-        "cron": cron,
-        "next_fire_at": next_fire_at,
-        "catch_up": catch_up,
-        "catch_up_window": window,
-        "overlap": overlap,
-        "buffered_fire_at": buffered,
-    }
+    return ScheduleRecord(
+        id=uuid.uuid4(),
+        tenant="acme",
+        name="plan",
+        cron=cron,
+        next_fire_at=next_fire_at,
+        catch_up=catch_up,
+        catch_up_window=window,
+        overlap=overlap,
+        buffered_fire_at=buffered,
+    )
 
 
 def test_cron_aliases_and_five_fields_are_accepted_in_utc() -> None:

@@ -42,15 +42,8 @@ class Service:
 
 
 def _scheduler(stores: Untouched) -> Any:
-    # BackfillLedger, ControlLedger and OperationsLedger are built on `quotas.db`, so their
-    # queries reach the same fake.
-    servicer = SchedulerServicer(
-        stores.quotas, schedule_ledger=stores.schedules, bucket_store=stores.buckets
-    )
-    # The operations ledger is built on first use (`db.isolated()`: a copy, no I/O); build
-    # it now, before the fake is armed, so that construction is not taken for a query.
-    assert servicer.ops is not None
-    return servicer
+    # Every named store (`stores.quotas`, `stores.runs`, ...) is an attribute of the same fake.
+    return SchedulerServicer(stores, bucket_store=stores.buckets)
 
 
 SERVICES: dict[str, Service] = {

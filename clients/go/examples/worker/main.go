@@ -36,7 +36,7 @@ var hosts = map[string]string{
 }
 
 func main() {
-	target := flag.String("target", "127.0.0.1:50052", "leases service host:port")
+	target := flag.String("target", "127.0.0.1:50052", "leases service: host:port, a comma list of replicas, or dns:///name:port")
 	token := flag.String("token", os.Getenv("STELLA_TOKEN"), "worker token (scope orch:work); default $STELLA_TOKEN")
 	upstream := flag.String("upstream", "", "base URL of the demo's simulated upstream")
 	types := flag.String("types", "", "comma-separated job types for the echo handler (instead of the demo types)")

@@ -26,6 +26,7 @@ from typing import Any, Final, TypeAlias
 import grpc
 
 from stella.orchestrator.v1 import leases_pb2_grpc
+from stella_orchestrator.targets import channel_options, channel_target
 from stella_orchestrator.worker._backoff import Backoff
 from stella_orchestrator.worker._errors import RPCError
 from stella_orchestrator.worker._job import Job
@@ -95,7 +96,11 @@ class Worker:
     batches, heartbeats leases on its own and reconnects when the stream breaks.
 
     Args:
-        target: ``host:port`` of the leases service (or Envoy in front of it).
+        target: The leases service: ``host:port``, a comma list of replicas
+            (``10.0.0.1:50052,10.0.0.2:50052``) or a gRPC name such as
+            ``dns:///leases:50052`` (every address of the name). The channel balances
+            ``round_robin``: each Work stream (a reconnect, a drained stream) goes to the
+            next replica that is up (:mod:`stella_orchestrator.targets`).
         token: Bearer token with scope ``orch:work``, or a function returning one (called
             at every connect, so a rotating token works).
         job_types: Job types to ask for; default: the types of the registered handlers.
@@ -103,7 +108,9 @@ class Worker:
         concurrency: Most handlers running at once; also the capacity sent in Hello.
         worker_id: Id shown in leases; default ``hostname-pid-random``.
         tenant: Tenant to act for when the token names several (``x-stella-tenant``).
-        channel_options: gRPC channel arguments (default :data:`DEFAULT_CHANNEL_OPTIONS`).
+        channel_options: gRPC channel arguments (default :data:`DEFAULT_CHANNEL_OPTIONS`);
+            ``round_robin`` is added unless they set ``grpc.service_config`` or
+            ``grpc.lb_policy_name``.
         credentials: TLS channel credentials; ``None`` opens a plaintext channel.
         max_batch_delay_s: How long a report waits for others to share its message.
         drain_timeout_s: How long a drain lets running handlers finish before it cancels
@@ -228,9 +235,11 @@ class Worker:
         return tuple(metadata)
 
     def _channel(self) -> grpc.aio.Channel:
+        target = channel_target(self.target)
+        options = channel_options(self.channel_options)
         if self.credentials is not None:
-            return grpc.aio.secure_channel(self.target, self.credentials, self.channel_options)
-        return grpc.aio.insecure_channel(self.target, self.channel_options)
+            return grpc.aio.secure_channel(target, self.credentials, options)
+        return grpc.aio.insecure_channel(target, options)
 
     async def run(self) -> None:
         """Serve jobs until :meth:`drain` or :meth:`stop`.
@@ -238,7 +247,8 @@ class Worker:
         Raises:
             RPCError: The server refused the worker (UNAUTHENTICATED, PERMISSION_DENIED,
                 INVALID_ARGUMENT), or ``max_reconnect_attempts`` ran out.
-            ValueError: No handlers, or a ``job_types`` entry without a handler.
+            ValueError: No handlers, a ``job_types`` entry without a handler, or a
+                target that is not ``host:port``, a list of them or a gRPC name.
             RuntimeError: ``run()`` is already running.
         """
         if self._running:

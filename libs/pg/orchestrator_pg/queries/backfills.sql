@@ -4,7 +4,7 @@
 -- Serialises the backfills of one {tenant, source, job type} (overlap check, then insert).
 SELECT pg_advisory_xact_lock(hashtextextended(%(lock)s, 0));
 
--- name: backfill_overlapping
+-- name: backfill_list_overlapping
 -- Active backfills (their run unfinished) of the key whose range overlaps [start, end).
 SELECT b.* FROM orchestrator.backfills b
   LEFT JOIN orchestrator.runs r ON r.id = b.run_id

@@ -1,4 +1,9 @@
 -- The event history (outbox). Rows are written by triggers; these are the readers.
+--
+-- Live streams read a page of events up to a safe horizon:
+-- `seq` comes from a sequence, so a transaction that took seq 10 may commit after another
+-- that took seq 11. A stream that already moved past 11 would never see 10. The horizon
+-- (below) is a seq up to which every writer has finished, so events <= horizon are final.
 
 -- name: event_list_for_job
 SELECT * FROM orchestrator.events
@@ -34,3 +39,53 @@ SELECT greatest(
             LEFT JOIN (SELECT tenant, max(seq) AS seq FROM orchestrator.audit_anchors
                         GROUP BY tenant) a ON a.tenant = t.id
            WHERE EXISTS (SELECT 1 FROM orchestrator.events e WHERE e.tenant = t.id))) AS seq;
+
+-- name: event_list_upto
+SELECT * FROM orchestrator.events
+ WHERE tenant = %(tenant)s AND seq > %(after_seq)s AND seq <= %(upto_seq)s
+   AND (%(run_id)s::uuid IS NULL OR run_id = %(run_id)s)
+   AND (%(source_id)s::uuid IS NULL OR source_id = %(source_id)s)
+   AND (%(job_id)s::uuid IS NULL OR job_id = %(job_id)s)
+   AND ((%(types)s::text[] IS NULL AND %(prefixes)s::text[] IS NULL)
+        OR type = ANY(coalesce(%(types)s::text[], '{}'))
+        OR EXISTS (SELECT 1 FROM unnest(%(prefixes)s::text[]) p WHERE starts_with(type, p)))
+ ORDER BY seq
+ LIMIT %(limit)s;
+
+-- name: event_horizon_candidate
+-- Step 1: the highest seq handed out so far (non-transactional read of the sequence).
+SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS seq FROM orchestrator.events_seq;
+
+-- name: event_horizon_snapshot
+-- Step 2, in a later statement: every transaction that holds a seq <= the candidate got its
+-- xid before this snapshot, so it is in the snapshot's in-progress list or already finished.
+SELECT pg_current_snapshot()::text AS snapshot;
+
+-- name: event_horizon_settled
+-- Step 3: true once no transaction of that in-progress list that writes events is still
+-- running. A writer of events holds a lock on orchestrator.events (taken before the insert
+-- draws its seq) until it ends, so only those transactions are waited for; transactions of
+-- other databases or that never touch events do not hold the horizon back.
+SELECT NOT EXISTS (
+  SELECT 1
+    FROM pg_locks rel
+    JOIN pg_locks tx ON tx.virtualtransaction = rel.virtualtransaction
+                    AND tx.locktype = 'transactionid'
+   WHERE rel.locktype = 'relation'
+     AND rel.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+     AND rel.relation = 'orchestrator.events'::regclass
+     AND tx.transactionid IN (
+           SELECT xid(x) FROM pg_snapshot_xip(%(snapshot)s::pg_snapshot) AS x)) AS settled;
+
+-- name: event_listen
+LISTEN orch_events;
+
+-- name: event_count_outcomes
+-- Attempt outcomes in [since, now) from the event history.
+SELECT count(*) FILTER (WHERE type = 'job.succeeded') AS succeeded,
+       count(*) FILTER (WHERE type = 'job.dead') AS dead,
+       count(*) FILTER (WHERE type = 'job.retrying' OR (type = 'job.dead' AND from_state = 'leased'))
+         AS failed_attempts
+  FROM orchestrator.events
+ WHERE tenant = %(tenant)s AND occurred_at >= %(since)s
+   AND type IN ('job.succeeded', 'job.dead', 'job.retrying');

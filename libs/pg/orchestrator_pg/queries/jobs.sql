@@ -1,5 +1,6 @@
 -- Jobs: the ledger's hot table. State changes here write their events through the
 -- jobs_outbox triggers (migrations/0001_ledger.sql), so no query below inserts events itself.
+-- The hot path (claims, completions, failures) is in leases.sql.
 
 -- name: job_insert_many
 -- One statement for a whole batch (a run's DAG or a SubmitJobs call). Rows whose
@@ -129,13 +130,26 @@ RETURNING id, run_id;
 SELECT key, id, state FROM orchestrator.jobs
  WHERE tenant = %(tenant)s AND run_id = %(run_id)s AND key = ANY(%(keys)s);
 
--- name: run_add_jobs
-UPDATE orchestrator.runs SET job_total = job_total + %(added)s, updated_at = %(now)s
- WHERE id = %(id)s;
-
--- name: job_by_idempotency_keys_for_share
+-- name: job_get_by_idempotency_keys_for_share
 -- Jobs an incoming batch would duplicate; locked so they cannot finish before the batch's
 -- children are linked to them.
 SELECT id, state, idempotency_key FROM orchestrator.jobs
  WHERE tenant = %(tenant)s AND idempotency_key = ANY(%(keys)s)
  ORDER BY id FOR SHARE;
+
+-- name: job_queued_counts
+-- Queued (pending + ready) jobs of the tenant: one row per job type plus the total
+-- (is_total); an index-only scan of jobs_tenant_queued_type.
+SELECT job_type, grouping(job_type) = 1 AS is_total, count(*) AS n
+  FROM orchestrator.jobs
+ WHERE tenant = %(tenant)s AND state IN ('pending', 'ready')
+ GROUP BY GROUPING SETS ((), (job_type));
+
+-- name: job_prioritize
+-- A queued job's priority (leased and finished jobs keep theirs).
+UPDATE orchestrator.jobs SET priority = %(priority)s, updated_at = %(now)s
+ WHERE tenant = %(tenant)s AND id = %(id)s AND state IN ('pending', 'ready')
+RETURNING id;
+
+-- name: job_count_by_state
+SELECT state, count(*) AS count FROM orchestrator.jobs WHERE tenant = %(tenant)s GROUP BY state;

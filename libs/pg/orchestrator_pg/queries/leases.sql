@@ -52,28 +52,21 @@ SELECT * FROM orchestrator.jobs
  FOR UPDATE SKIP LOCKED;
 
 -- name: job_fail_many
--- Applies failure decisions made in Python (retry with backoff, or dead).
+-- Applies failure decisions made in Python (retry with backoff, or dead; a throttled
+-- attempt is counted apart: it spends none of max_attempts).
 UPDATE orchestrator.jobs j
    SET state = f.state, reason = f.reason, not_before = coalesce(f.not_before, j.not_before),
        last_error_class = f.error_class, last_error_message = f.error_message,
        last_error_retryable = f.retryable,
+       throttled_attempts = j.throttled_attempts + f.throttled::int,
        finished_at = CASE WHEN f.state = 'dead' THEN %(now)s::timestamptz END,
        updated_at = %(now)s
   FROM unnest(%(ids)s::uuid[], %(states)s::text[], %(reasons)s::text[],
               %(not_befores)s::timestamptz[], %(error_classes)s::text[],
-              %(error_messages)s::text[], %(retryables)s::boolean[])
-       AS f(id, state, reason, not_before, error_class, error_message, retryable)
+              %(error_messages)s::text[], %(retryables)s::boolean[], %(throttleds)s::boolean[])
+       AS f(id, state, reason, not_before, error_class, error_message, retryable, throttled)
  WHERE j.id = f.id AND j.state = 'leased'
 RETURNING j.id, j.run_id, j.state;
-
--- name: dead_letter_insert_many
-INSERT INTO orchestrator.dead_letter (id, tenant, job_id, job_type, source_id, run_id,
-                                      error_class, last_error, attempts, retryable, failed_at)
-SELECT gen_random_uuid(), j.tenant, j.id, j.job_type, j.source_id, j.run_id,
-       coalesce(j.last_error_class, 'other'), coalesce(j.last_error_message, ''), j.attempt,
-       coalesce(j.last_error_retryable, false), %(now)s
-  FROM orchestrator.jobs j
- WHERE j.id = ANY(%(ids)s) AND j.state = 'dead';
 
 -- name: tx_context_set
 -- The per-transaction context (tenant, actor, scopes, injected clock) the outbox triggers
@@ -115,38 +108,11 @@ SELECT id, state, reason, lease_id, result_digest FROM orchestrator.jobs
  WHERE id = ANY(%(ids)s)
    AND (%(tenants)s::text[] IS NULL OR tenant = ANY(%(tenants)s));
 
--- name: artifact_insert_many
--- Artifacts of jobs whose lease the writer holds (fenced by lease id and the job's state);
--- the job's tenant, run and attempt come from the job row. A name already recorded for the
--- attempt is left alone (the caller tells an identical repeat from a conflict).
-INSERT INTO orchestrator.artifacts (id, tenant, job_id, run_id, attempt, name, media_type,
-                                    size_bytes, digest, uri, created_at)
-SELECT a.id, j.tenant, j.id, j.run_id, j.attempt, a.name, a.media_type, a.size_bytes, a.digest,
-       a.uri, %(now)s
-  FROM unnest(%(ids)s::uuid[], %(job_ids)s::uuid[], %(lease_ids)s::uuid[], %(names)s::text[],
-              %(media_types)s::text[], %(sizes)s::bigint[], %(digests)s::text[],
-              %(uris)s::text[])
-       AS a(id, job_id, lease_id, name, media_type, size_bytes, digest, uri)
-  JOIN orchestrator.jobs j ON j.id = a.job_id AND j.lease_id = a.lease_id
- WHERE j.state = ANY(%(states)s)
-   AND (%(tenants)s::text[] IS NULL OR j.tenant = ANY(%(tenants)s))
-ON CONFLICT (job_id, attempt, name) DO NOTHING
-RETURNING job_id, name;
-
--- name: artifact_existing_many
--- The recorded artifacts of the current attempt for (job, lease, name) triples.
-SELECT a.job_id, a.name, a.digest, a.size_bytes
-  FROM unnest(%(job_ids)s::uuid[], %(lease_ids)s::uuid[], %(names)s::text[])
-       AS q(job_id, lease_id, name)
-  JOIN orchestrator.jobs j ON j.id = q.job_id AND j.lease_id = q.lease_id
-  JOIN orchestrator.artifacts a ON a.job_id = j.id AND a.attempt = j.attempt AND a.name = q.name
- WHERE (%(tenants)s::text[] IS NULL OR j.tenant = ANY(%(tenants)s));
-
--- name: jobs_ready_listen
+-- name: job_ready_listen
 -- The channel the outbox triggers NOTIFY with the job types that became claimable.
 LISTEN orch_jobs_ready;
 
--- name: claim_caps_lock
+-- name: job_claim_caps_lock
 -- Serialises the claims of capped tenants (a quota with max_active, max_per_hour or a
 -- pause, or a source with max_active) so two claimers cannot both see the same room: one
 -- transaction-scoped advisory lock per such tenant, taken in tenant order (no deadlock).
@@ -334,23 +300,6 @@ SELECT 'meta', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
          CROSS JOIN LATERAL (SELECT coalesce(spent.tokens, q.tokens) AS left) t
          WHERE t.left < 1 AND NOT q.paused);
 
--- name: quota_spend
--- Hourly quota tokens spent by the jobs leased in phase two of a claim (those that first
--- waited for rate-limit tokens); phase one's spend happens inside job_claim_admitted.
--- Runs under the same tenant advisory locks (claim_caps_lock).
-INSERT INTO orchestrator.quota_usage (quota_id, tenant, tokens, updated_at)
-SELECT q.id, q.tenant,
-       orchestrator.quota_tokens(q.max_per_hour, q.burst, u.tokens, u.updated_at, %(now)s)
-         - count(*),
-       %(now)s
-  FROM orchestrator.quotas q
-  LEFT JOIN orchestrator.quota_usage u ON u.quota_id = q.id
-  JOIN unnest(%(tenants)s::text[], %(job_types)s::text[]) AS l(tenant, job_type)
-    ON l.tenant = q.tenant AND (q.job_type = '' OR l.job_type = q.job_type)
- WHERE q.max_per_hour > 0
- GROUP BY q.id, q.tenant, q.max_per_hour, q.burst, u.tokens, u.updated_at
-ON CONFLICT (quota_id) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at;
-
 -- name: job_lease_slots
 -- Phase two: lease the candidates admitted after waiting (locked by job_claim_admitted);
 -- slot k goes to worker_ids[k]. Returns the assignment columns, like a 'leased' row.
@@ -382,19 +331,3 @@ SELECT j.id, j.tenant, j.source_id, coalesce(s.host, '') AS host
   FROM orchestrator.jobs j
   LEFT JOIN orchestrator.sources s ON s.id = j.source_id
  WHERE j.id = ANY(%(ids)s);
-
--- name: throttle_insert_many
--- Upstream throttles observed by the leases service (one row per bucket per completer
--- flush); the throttles outbox trigger turns each into a throttle.changed event.
-INSERT INTO orchestrator.throttles (id, tenant, source_id, host, origin, refill_per_second,
-                                    capacity, effective_refill_per_second, paused_until,
-                                    reason, ticket, created_by, created_at, expires_at, job_id)
-SELECT t.id, t.tenant, t.source_id, t.host, t.origin, t.refill_per_second, t.capacity,
-       t.effective_refill_per_second, t.paused_until, t.reason, '', %(created_by)s, %(now)s,
-       NULL, t.job_id
-  FROM unnest(%(ids)s::uuid[], %(tenants)s::text[], %(source_ids)s::uuid[], %(hosts)s::text[],
-              %(origins)s::text[], %(refills)s::float8[], %(capacities)s::float8[],
-              %(effective_refills)s::float8[], %(paused_untils)s::timestamptz[],
-              %(reasons)s::text[], %(job_ids)s::uuid[])
-       AS t(id, tenant, source_id, host, origin, refill_per_second, capacity,
-            effective_refill_per_second, paused_until, reason, job_id);

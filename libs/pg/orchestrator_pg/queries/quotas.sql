@@ -1,6 +1,7 @@
--- Tenant quotas (job_type '' = the whole tenant) and the queue count of submit backpressure.
+-- Tenant quotas (job_type '' = the whole tenant), the pause flags they carry, and the
+-- hourly spend of claims.
 
--- name: quota_insert
+-- name: quota_create
 INSERT INTO orchestrator.quotas (id, tenant, job_type, max_active, max_per_hour, burst,
                                  max_queued, paused, reason, ticket, created_at, updated_at)
 VALUES (%(id)s, %(tenant)s, %(job_type)s, %(max_active)s, %(max_per_hour)s, %(burst)s,
@@ -46,10 +47,30 @@ SELECT job_type, max_queued FROM orchestrator.quotas
 -- Serialises the submits of one tenant that has a queue cap (count, then insert).
 SELECT pg_advisory_xact_lock(hashtext(%(tenant)s));
 
--- name: job_queued_counts
--- Queued (pending + ready) jobs of the tenant: one row per job type plus the total
--- (is_total); an index-only scan of jobs_tenant_queued_type.
-SELECT job_type, grouping(job_type) = 1 AS is_total, count(*) AS n
-  FROM orchestrator.jobs
- WHERE tenant = %(tenant)s AND state IN ('pending', 'ready')
- GROUP BY GROUPING SETS ((), (job_type));
+-- name: quota_pause_upsert
+-- Pausing the tenant's jobs (job_type '') or one job type's is the paused flag of that quota
+-- row (created without limits when missing); the claim leaves paused jobs ready.
+INSERT INTO orchestrator.quotas (id, tenant, job_type, paused, reason, ticket, created_at,
+                                 updated_at)
+VALUES (%(id)s, %(tenant)s, %(job_type)s, %(paused)s, %(reason)s, %(ticket)s, %(now)s, %(now)s)
+ON CONFLICT (tenant, job_type) DO UPDATE
+   SET paused = excluded.paused, reason = excluded.reason, ticket = excluded.ticket,
+       updated_at = excluded.updated_at
+RETURNING *;
+
+-- name: quota_spend
+-- Hourly quota tokens spent by the jobs leased in phase two of a claim (those that first
+-- waited for rate-limit tokens); phase one's spend happens inside job_claim_admitted.
+-- Runs under the same tenant advisory locks (job_claim_caps_lock).
+INSERT INTO orchestrator.quota_usage (quota_id, tenant, tokens, updated_at)
+SELECT q.id, q.tenant,
+       orchestrator.quota_tokens(q.max_per_hour, q.burst, u.tokens, u.updated_at, %(now)s)
+         - count(*),
+       %(now)s
+  FROM orchestrator.quotas q
+  LEFT JOIN orchestrator.quota_usage u ON u.quota_id = q.id
+  JOIN unnest(%(tenants)s::text[], %(job_types)s::text[]) AS l(tenant, job_type)
+    ON l.tenant = q.tenant AND (q.job_type = '' OR l.job_type = q.job_type)
+ WHERE q.max_per_hour > 0
+ GROUP BY q.id, q.tenant, q.max_per_hour, q.burst, u.tokens, u.updated_at
+ON CONFLICT (quota_id) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at;

@@ -70,18 +70,12 @@ UPDATE orchestrator.runs r
  WHERE r.id = x.id AND r.state IS DISTINCT FROM x.new_state
 RETURNING r.id, r.state;
 
--- name: dag_edge_insert_many
-INSERT INTO orchestrator.dag_edges (tenant, run_id, parent_job_id, child_job_id)
-SELECT %(tenant)s, %(run_id)s, p, c
-  FROM unnest(%(parents)s::uuid[], %(children)s::uuid[]) AS t(p, c)
-ON CONFLICT DO NOTHING;
+-- name: run_prioritize
+-- The priority of every queued job of a run.
+UPDATE orchestrator.jobs SET priority = %(priority)s, updated_at = %(now)s
+ WHERE tenant = %(tenant)s AND run_id = %(run_id)s AND state IN ('pending', 'ready')
+RETURNING id;
 
--- name: dag_edge_list_for_run
-SELECT parent_job_id, child_job_id FROM orchestrator.dag_edges
- WHERE tenant = %(tenant)s AND run_id = %(run_id)s
- ORDER BY child_job_id, parent_job_id;
-
--- name: dag_edge_parents_of
-SELECT child_job_id, parent_job_id FROM orchestrator.dag_edges
- WHERE child_job_id = ANY(%(job_ids)s)
- ORDER BY child_job_id, parent_job_id;
+-- name: run_add_jobs
+UPDATE orchestrator.runs SET job_total = job_total + %(added)s, updated_at = %(now)s
+ WHERE id = %(id)s;

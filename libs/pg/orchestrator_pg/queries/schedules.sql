@@ -1,6 +1,6 @@
 -- Cron schedules: CRUD, and what the leader's firing pass reads and writes.
 
--- name: schedule_insert
+-- name: schedule_create
 INSERT INTO orchestrator.schedules (id, tenant, name, cron, source_id, run_template, catch_up,
                                     catch_up_window, overlap, enabled, next_fire_at,
                                     created_at, updated_at)
@@ -56,7 +56,7 @@ UPDATE orchestrator.schedules
        buffered_fire_at = %(buffered_fire_at)s
  WHERE id = %(id)s;
 
--- name: schedule_open_run
+-- name: schedule_has_open_run
 -- Whether a run of the schedule is unfinished (overlap policies).
 SELECT EXISTS (SELECT 1 FROM orchestrator.runs
                 WHERE schedule_id = %(id)s AND state IN ('pending', 'running')) AS open;
@@ -64,14 +64,3 @@ SELECT EXISTS (SELECT 1 FROM orchestrator.runs
 -- name: schedule_next_due
 -- When the next enabled schedule fires (the firer sleeps until then).
 SELECT min(next_fire_at) AS next_fire_at FROM orchestrator.schedules WHERE enabled;
-
--- name: watermark_list
--- Watermarks of a tenant in (source, job type) order, after the key %(after)s
--- ("<source id>|<job type>", NULL for the first page).
-SELECT * FROM orchestrator.watermarks
- WHERE tenant = %(tenant)s
-   AND (%(source_id)s::uuid IS NULL OR source_id = %(source_id)s)
-   AND (%(job_type)s::text IS NULL OR job_type = %(job_type)s)
-   AND (%(after)s::text IS NULL OR source_id::text || '|' || job_type > %(after)s)
- ORDER BY source_id::text || '|' || job_type
- LIMIT %(limit)s;

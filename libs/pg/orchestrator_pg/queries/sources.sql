@@ -1,6 +1,6 @@
 -- Source registry: an upstream feed (NVD, OSV, GHSA, a CSAF server …) of one tenant.
 
--- name: source_insert
+-- name: source_create
 INSERT INTO orchestrator.sources (id, tenant, name, source_type, host, base_url, enabled,
                                   paused, paused_reason, paused_ticket, job_types, labels,
                                   max_active, created_at, updated_at)
@@ -46,11 +46,11 @@ UPDATE orchestrator.sources SET
    AND (%(expected_version)s::bigint = 0 OR version = %(expected_version)s)
 RETURNING *;
 
--- name: source_open_job_count
+-- name: source_count_open_jobs
 SELECT count(*) AS open_jobs FROM orchestrator.jobs
  WHERE tenant = %(tenant)s AND source_id = %(id)s AND state IN ('pending', 'ready', 'leased');
 
--- name: source_soft_delete
+-- name: source_delete
 UPDATE orchestrator.sources
    SET deleted_at = %(now)s, updated_at = %(now)s, version = version + 1
  WHERE tenant = %(tenant)s AND id = %(id)s AND deleted_at IS NULL

@@ -1,4 +1,5 @@
--- Token buckets and circuit breakers per {tenant, source host} (docs/architecture.md §4).
+-- Token buckets and circuit breakers per {tenant, source host} (docs/architecture.md §4,
+-- docs/ratelimits.md for the adaptive algorithm and its parameters).
 --
 -- Everything above the first "-- name:" header is the shared prelude: the loader prepends it
 -- to every script of this file, so each script is self-contained for SCRIPT LOAD / EVALSHA.
@@ -7,10 +8,11 @@
 --   KEYS[1] = config hash {prefix}c:{tenant}   (persistent: configs and overrides)
 --   KEYS[2] = index set   {prefix}i:{tenant}   (hosts with a live bucket hash)
 --   KEYS[3..] = bucket hashes {prefix}b:{tenant}:{host}
---   ARGV[1..12] = now, default capacity, default refill/s, idle TTL s, failure ratio,
---                 min volume, window s, open s, decrease factor, min refill fraction,
---                 recover/s, retry-after of an indefinite zero-rate override
---   ARGV[13..] = script specific.
+--   ARGV[1..18] = now, default capacity, default refill/s, idle TTL s, failure ratio,
+--                 min volume, window s, open s, decrease factor, min refill/s,
+--                 probe/s, retry-after of an indefinite zero-rate override, goodput margin,
+--                 slow-start/s, burst s, goodput window s, min goodput window s, gentle cut
+--   ARGV[19..] = script specific.
 -- Time is ALWAYS the caller's `now` (epoch seconds); Redis TIME is never read, so tests move
 -- time instead of sleeping. Numbers go back to Python as %.17g strings (exact doubles):
 -- Redis would truncate a Lua float reply to an integer.
@@ -25,12 +27,24 @@ local P = {
   window = tonumber(ARGV[7]),
   open_s = tonumber(ARGV[8]),
   decrease = tonumber(ARGV[9]),
-  min_frac = tonumber(ARGV[10]),
-  recover = tonumber(ARGV[11]),
+  min_rate = tonumber(ARGV[10]),
+  probe = tonumber(ARGV[11]),
   stopped_retry = tonumber(ARGV[12]),
+  margin = tonumber(ARGV[13]),
+  slow_start = tonumber(ARGV[14]),
+  burst_s = tonumber(ARGV[15]),
+  gwindow = tonumber(ARGV[16]),
+  gmin = tonumber(ARGV[17]),
+  gentle = tonumber(ARGV[18]),
 }
-local ARG0 = 12
+local ARG0 = 18
 local CFG, IDX = KEYS[1], KEYS[2]
+-- A goodput sample lasts long enough for about this many successes at the rate in force.
+local SAMPLE_SUCCESSES = 5
+-- A sample at least this share of the rate sent means the upstream delivered everything.
+local FULL_DELIVERY = 0.95
+-- The bucket binds (probing is allowed) while the goodput is at least this share of its rate.
+local BUSY_SHARE = 0.7
 
 local function fmt(x)
   return string.format('%.17g', x)
@@ -44,8 +58,8 @@ local function num(v, default)
   return default
 end
 
-local FIELDS = {'tok', 'ts', 'frac', 'pu', 'preason', 'cs', 'cuntil', 'wstart', 'wsucc',
-                'wfail', 'probe_at', 'radj'}
+local FIELDS = {'tok', 'ts', 'est', 'pu', 'preason', 'cs', 'cuntil', 'wstart', 'wsucc',
+                'wfail', 'probe_at', 'radj', 'cut', 'ss', 'sn', 'gl', 'gm', 'es', 'en', 'fast'}
 
 -- A bucket as a Lua table. Configuration: the host's own, else the tenant default
 -- (host ""), else the store default from ARGV. A bucket never seen before starts full.
@@ -55,15 +69,15 @@ local function load(bkey, host)
                        'or:' .. host, 'ou:' .. host, 'on:' .. host)
   local b = {key = bkey, host = host, exists = f[2] ~= false}
   if c[1] then
-    b.cap, b.rate = tonumber(c[1]), tonumber(c[2])
+    -- The host's own config is the operator's word on that host: a ceiling.
+    b.cap, b.rate, b.own = tonumber(c[1]), tonumber(c[2]), true
   elseif c[3] then
     b.cap, b.rate = tonumber(c[3]), tonumber(c[4])
   else
     b.cap, b.rate = P.dcap, P.drate
   end
-  b.tok = num(f[1], b.cap)
   b.ts = num(f[2], NOW)
-  b.frac = num(f[3], 1)           -- effective rate = frac * configured rate (adaptive)
+  b.est = num(f[3], 0)            -- learnt rate (tokens/s), 0 = nothing learnt yet
   b.pu = num(f[4], 0)             -- paused until (throttle), 0 = never paused
   b.preason = f[5] or ''
   b.cs = f[6] or 'closed'         -- closed | open | half_open
@@ -73,6 +87,14 @@ local function load(bkey, host)
   b.wfail = num(f[10], 0)
   b.probe_at = num(f[11], 0)      -- when the half-open probe token went out, 0 = not yet
   b.radj = num(f[12], 0)          -- last adaptive step (throttle or record_results)
+  b.cut = num(f[13], 0)           -- last decrease (a throttle), 0 = never throttled
+  b.ss = num(f[14], 0)            -- goodput sample: start, successes in it
+  b.sn = num(f[15], 0)
+  b.gl = num(f[16], 0)            -- last complete sample (successes/s)
+  b.gm = num(f[17], 0)            -- largest sample since the last decrease
+  b.es = num(f[18], 0)            -- episode (since the last decrease): start, successes
+  b.en = num(f[19], 0)
+  b.fast = num(f[20], 1)          -- 1: probe at slow_start (no sampled goodput behind the rate)
   if c[5] then
     b.orate = tonumber(c[5])
     b.ountil = num(c[6], nil)
@@ -80,16 +102,37 @@ local function load(bkey, host)
   else
     b.oreason = ''
   end
+  b.tok = num(f[1], b.cap)
   return b
 end
 
+-- The adaptive rate: what was learnt (capped by a host's own config), else the config.
 local function base_rate(b)
-  return b.rate * b.frac
+  if b.est > 0 then
+    if b.own then
+      return math.min(b.rate, b.est)
+    end
+    return b.est
+  end
+  return b.rate
+end
+
+-- Once a rate is learnt the bucket holds at most burst_s seconds of it (at least one token):
+-- a learnt rate near the upstream's must not be spent as one burst the upstream refuses.
+local function capacity(b)
+  if b.est > 0 then
+    local learnt = math.max(1, base_rate(b) * P.burst_s)
+    if b.own then
+      return math.min(b.cap, learnt)
+    end
+    return learnt
+  end
+  return b.cap
 end
 
 local function refill(b, from, to, rate)
   if to > from and rate > 0 then
-    b.tok = math.min(b.cap, b.tok + rate * (to - from))
+    b.tok = math.min(capacity(b), b.tok + rate * (to - from))
   end
 end
 
@@ -104,8 +147,8 @@ local function advance(b)
     b.orate, b.ountil, b.oreason, b.oexpired = nil, nil, '', true
   end
   refill(b, start, NOW, b.orate or base_rate(b))
-  if b.tok > b.cap then
-    b.tok = b.cap
+  if b.tok > capacity(b) then
+    b.tok = capacity(b)
   end
   if NOW > b.ts then
     b.ts = NOW
@@ -126,10 +169,12 @@ local function finish()
 end
 
 local function save(b)
-  redis.call('HSET', b.key, 'tok', fmt(b.tok), 'ts', fmt(b.ts), 'frac', fmt(b.frac),
+  redis.call('HSET', b.key, 'tok', fmt(b.tok), 'ts', fmt(b.ts), 'est', fmt(b.est),
              'pu', fmt(b.pu), 'preason', b.preason, 'cs', b.cs, 'cuntil', fmt(b.cuntil),
              'wstart', fmt(b.wstart), 'wsucc', fmt(b.wsucc), 'wfail', fmt(b.wfail),
-             'probe_at', fmt(b.probe_at), 'radj', fmt(b.radj))
+             'probe_at', fmt(b.probe_at), 'radj', fmt(b.radj), 'cut', fmt(b.cut),
+             'ss', fmt(b.ss), 'sn', fmt(b.sn), 'gl', fmt(b.gl), 'gm', fmt(b.gm),
+             'es', fmt(b.es), 'en', fmt(b.en), 'fast', fmt(b.fast))
   -- Idle buckets expire; a pause or an open circuit keeps the bucket at least that long more.
   local ttl = math.ceil(P.ttl + math.max(0, b.pu - NOW, b.cuntil - NOW))
   redis.call('EXPIRE', b.key, ttl)
@@ -170,13 +215,13 @@ local function state_reply(b)
   return {fmt(b.cap), fmt(b.rate), fmt(eff), fmt(b.tok), pu_s, reason, b.cs, fmt(b.ts), exists}
 end
 
--- Take up to n tokens: {granted, retry_after_s, remaining tokens, deny_reason}; the
+-- Take up to n tokens: {granted, retry_after_s, remaining tokens, deny_reason, rate in force}; the
 -- acquire script sends it as one space-separated string (deny_reason may be empty).
 -- Takes up to n whole tokens; with whole, all n or none (the rest's wait is still told).
 local function take(b, n, whole)
   advance(b)
   if n <= 0 then
-    return {0, '0', fmt(b.tok), ''}
+    return {0, '0', fmt(b.tok), '', fmt(b.orate or base_rate(b))}
   end
   local rate = b.orate or base_rate(b)
   local wait = -1
@@ -193,17 +238,17 @@ local function take(b, n, whole)
     rate = base_rate(b)
   end
   if wait >= 0 then
-    local need = math.max(0, math.min(n, b.cap) - b.tok)
-    return {0, fmt(wait + need / rate), fmt(b.tok), 'paused'}
+    local need = math.max(0, math.min(n, capacity(b)) - b.tok)
+    return {0, fmt(wait + need / rate), fmt(b.tok), 'paused', fmt(rate)}
   end
   if b.cs == 'open' then
-    return {0, fmt(b.cuntil - NOW), fmt(b.tok), 'circuit_open'}
+    return {0, fmt(b.cuntil - NOW), fmt(b.tok), 'circuit_open', fmt(rate)}
   end
   local limit = n
   if b.cs == 'half_open' then
     if b.probe_at > 0 and NOW < b.probe_at + P.open_s then
       -- The probe is out; another goes only if its verdict has not come within open_s.
-      return {0, fmt(b.probe_at + P.open_s - NOW), fmt(b.tok), 'circuit_open'}
+      return {0, fmt(b.probe_at + P.open_s - NOW), fmt(b.tok), 'circuit_open', fmt(rate)}
     end
     limit = 1
   end
@@ -217,14 +262,96 @@ local function take(b, n, whole)
   end
   local rest = n - granted
   if rest == 0 then
-    return {granted, '0', fmt(b.tok), ''}
+    return {granted, '0', fmt(b.tok), '', fmt(rate)}
   end
   if b.cs == 'half_open' and (granted == limit or limit < n) then
-    return {granted, fmt(P.open_s), fmt(b.tok), 'circuit_open'}
+    return {granted, fmt(P.open_s), fmt(b.tok), 'circuit_open', fmt(rate)}
   end
   -- When the rest (at most a full bucket) will have accrued.
-  local need = math.max(0, math.min(rest, b.cap) - b.tok)
-  return {granted, fmt(need / rate), fmt(b.tok), 'tokens'}
+  local need = math.max(0, math.min(rest, capacity(b)) - b.tok)
+  return {granted, fmt(need / rate), fmt(b.tok), 'tokens', fmt(rate)}
+end
+
+-- Goodput samples: successes per second over consecutive intervals of busy time, each at
+-- least gmin and long enough for ~SAMPLE_SUCCESSES successes at the rate in force (at most
+-- gwindow). A throttle restarts sampling at the end of its pause (successes reported during
+-- a pause came from requests sent before it). `gl` is the last complete sample (does the
+-- bucket bind?), `gm` the largest since the last decrease (what the upstream delivered: a
+-- max filter, as BBR keeps the bottleneck bandwidth).
+local function sample_len(b)
+  return math.min(P.gwindow, math.max(P.gmin, SAMPLE_SUCCESSES / base_rate(b)))
+end
+
+local function count_goodput(b, n)
+  if b.es <= 0 then
+    b.es = NOW
+  end
+  b.en = b.en + n
+  if b.ss <= 0 then
+    -- The first report opens the first sample: what it reports was delivered before.
+    b.ss = NOW
+    return
+  end
+  if NOW < b.ss then
+    return
+  end
+  b.sn = b.sn + n
+  if NOW - b.ss >= sample_len(b) then
+    b.gl = b.sn / (NOW - b.ss)
+    b.gm = math.max(b.gm, b.gl)
+    b.ss, b.sn = NOW, 0
+  end
+end
+
+-- The largest goodput sample since the last decrease, counting the one in progress once it
+-- is gmin long (nil: none yet).
+local function sampled_goodput(b)
+  local g = nil
+  if b.gm > 0 then
+    g = b.gm
+  end
+  if b.ss > 0 and NOW - b.ss >= P.gmin and b.sn >= 1 then
+    g = math.max(g or 0, b.sn / (NOW - b.ss))
+  end
+  return g
+end
+
+-- What the whole episode since the last decrease delivered per second, pause included
+-- (nil: nothing yet). The upstream refills during a pause, so after a flood this is about
+-- its rate plus its burst spread over the episode.
+local function episode_goodput(b)
+  if b.es > 0 and NOW > b.es and b.en >= 1 then
+    return b.en / (NOW - b.es)
+  end
+  return nil
+end
+
+-- The rate to learn from a 429 while sending at `eff` (docs/ratelimits.md):
+-- * a sample shows the limit (the upstream delivered clearly less than we sent): a margin
+--   under that goodput;
+-- * everything we sent was delivered (the 429 came as the upstream's burst ran out): a
+--   gentle cut, no deeper than the episode's average unless we were probing fast (then
+--   the 429 marks the ceiling, as a loss ends TCP's slow start);
+-- * no sample at all (a flood answered 429 within milliseconds of the pause's end): the
+--   episode's average, else a blind cut, and probe fast afterwards.
+local function learn(b, eff)
+  local g = sampled_goodput(b)
+  local episode = episode_goodput(b)
+  if g and g < FULL_DELIVERY * eff then
+    return g * P.margin, 0
+  end
+  if g then
+    local cut = eff * P.gentle
+    if b.fast == 0 and episode and episode < cut then
+      cut = episode
+    end
+    return cut, 0
+  end
+  local cut = eff * P.decrease
+  if episode and episode < cut then
+    cut = episode
+  end
+  return cut, 1
 end
 
 local function open_circuit(b)
@@ -234,7 +361,9 @@ end
 
 -- name: bucket_acquire
 -- KEYS[3..]: one bucket per request (a key may repeat: requests apply in order).
--- ARGV[13..]: host, n, whole ("1": all or nothing) per request.
+-- ARGV[19..]: host, n, whole ("1": all or nothing) per request.
+-- Reply per request: "granted retry_after remaining rate deny_reason" (rate: the refill in
+-- force, so the caller can spread what it defers; deny_reason last, it may be empty).
 local out = {}
 for i = 3, #KEYS do
   local j = ARG0 + (i - 3) * 3
@@ -242,13 +371,13 @@ for i = 3, #KEYS do
   local r = take(b, tonumber(ARGV[j + 2]), ARGV[j + 3] == '1')
   save(b)
   -- One flat string per request: far cheaper for the client to parse than a nested array.
-  out[#out + 1] = r[1] .. ' ' .. r[2] .. ' ' .. r[3] .. ' ' .. r[4]
+  out[#out + 1] = r[1] .. ' ' .. r[2] .. ' ' .. r[3] .. ' ' .. r[5] .. ' ' .. r[4]
 end
 finish()
 return out
 
 -- name: bucket_state
--- Read only. ARGV[13] = host.
+-- Read only. ARGV[19] = host.
 local b = load(KEYS[3], ARGV[ARG0 + 1])
 local stored_ts = b.ts
 advance(b)
@@ -256,51 +385,75 @@ b.ts = stored_ts  -- updated_at is the last write, not this read
 return state_reply(b)
 
 -- name: bucket_configure
--- ARGV[13..15] = host, capacity, refill/s.
+-- ARGV[19..21] = host, capacity, refill/s.
 local host = ARGV[ARG0 + 1]
 local b = load(KEYS[3], host)
 advance(b)
 redis.call('HSET', CFG, 'cap:' .. host, ARGV[ARG0 + 2], 'rate:' .. host, ARGV[ARG0 + 3])
 b.cap, b.rate = tonumber(ARGV[ARG0 + 2]), tonumber(ARGV[ARG0 + 3])
-if not b.exists or b.tok > b.cap then
-  b.tok = b.cap
+b.own = true
+if not b.exists or b.tok > capacity(b) then
+  b.tok = capacity(b)
 end
 save(b)
 finish()
 return state_reply(b)
 
 -- name: bucket_throttle
--- Upstream 429/503. ARGV[13..16] = host, retry_after_s, jitter_s, reason.
--- Pause until now + retry_after + jitter (never shortens a pause), drop the tokens (nothing
--- accrues while paused, so the pause does not end in a burst), and decrease the effective
--- rate once per pause: reports that arrive while already paused only extend it.
+-- Upstream 429 (or a 5xx with Retry-After). ARGV[19..22] = host, retry_after_s, jitter_s,
+-- reason. Once per episode: a report while the bucket is paused came from a request sent
+-- before the pause (nothing is admitted during it) and changes nothing, so the host honours
+-- one Retry-After, not one per job. Otherwise: learn the rate from the goodput that preceded
+-- the 429 (else cut multiplicatively), pause until now + retry_after + jitter, drop the
+-- tokens (the pause does not end in a burst) and start a new goodput window at its end.
 local b = load(KEYS[3], ARGV[ARG0 + 1])
 advance(b)
-local untl = NOW + tonumber(ARGV[ARG0 + 2]) + tonumber(ARGV[ARG0 + 3])
 if b.pu <= NOW then
-  b.frac = math.max(P.min_frac, b.frac * P.decrease)
+  local est, fast = learn(b, base_rate(b))
+  b.est, b.fast = est, fast
+  b.est = math.max(P.min_rate, b.est)
+  b.cut = NOW
+  b.pu = NOW + tonumber(ARGV[ARG0 + 2]) + tonumber(ARGV[ARG0 + 3])
+  b.preason = ARGV[ARG0 + 4]
+  b.tok = 0
+  b.radj = NOW
+  b.ss, b.sn, b.gm = b.pu, 0, 0
+  b.es, b.en = NOW, 0
+  save(b)
+  finish()
+  local reply = state_reply(b)
+  reply[10] = '1'
+  return reply
 end
-if untl > b.pu then
-  b.pu = untl
-end
-b.preason = ARGV[ARG0 + 4]
-b.tok = 0
-b.radj = NOW
-save(b)
-finish()
-return state_reply(b)
+local reply = state_reply(b)
+reply[10] = '0'
+return reply
 
 -- name: bucket_record
--- ARGV[13..15] = host, successes, failures.
+-- ARGV[19..21] = host, successes, failures.
 local b = load(KEYS[3], ARGV[ARG0 + 1])
 advance(b)
 local succ, fail = tonumber(ARGV[ARG0 + 2]), tonumber(ARGV[ARG0 + 3])
--- Additive increase: a report with successes credits the time since the last adaptive step
--- (or the end of the pause), frac += recover * seconds, up to 1 (the configured rate).
-if succ > 0 and NOW >= b.pu and b.radj > 0 then
+if succ > 0 then
+  count_goodput(b, succ)
+end
+-- Probe upward, only while the bucket binds (the goodput uses most of the rate: RFC 7661's
+-- rule that an idle or application-limited sender learns nothing about the path), credited
+-- for the time since the later of the previous adaptive step and the end of the pause.
+if succ > 0 and NOW >= b.pu and b.radj > 0 and not b.orate then
   local from = math.max(b.radj, b.pu)
-  if NOW > from then
-    b.frac = math.min(1, b.frac + P.recover * (NOW - from))
+  local eff = base_rate(b)
+  local g = b.gl
+  local ceiling = b.rate
+  if not b.own then
+    ceiling = math.huge
+  end
+  if NOW > from and g > 0 and g >= BUSY_SHARE * eff and eff < ceiling then
+    local gain = P.probe
+    if b.fast == 1 then
+      gain = P.slow_start  -- no 429 yet (a default far below the upstream), or no sample
+    end
+    b.est = math.min(ceiling, eff * (1 + gain * (NOW - from)))
   end
 end
 if NOW > b.radj then
@@ -329,7 +482,7 @@ finish()
 return state_reply(b)
 
 -- name: bucket_override
--- ARGV[13..16] = host, refill/s ('' clears), until ('' = until cleared), reason.
+-- ARGV[19..22] = host, refill/s ('' clears), until ('' = until cleared), reason.
 local host = ARGV[ARG0 + 1]
 local b = load(KEYS[3], host)
 advance(b)
@@ -348,7 +501,7 @@ finish()
 return state_reply(b)
 
 -- name: bucket_index_prune
--- KEYS[3..]: bucket hashes; ARGV[13..]: their hosts. Drops index entries of expired buckets.
+-- KEYS[3..]: bucket hashes; ARGV[19..]: their hosts. Drops index entries of expired buckets.
 local pruned = 0
 for i = 3, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 0 then

@@ -1,8 +1,10 @@
-"""PostgreSQL side of the ratelimit service: throttle records, blackouts, audit entries.
+"""Throttles and blackouts: the PostgreSQL storage of the ratelimit service (queries in
+``queries/ratelimit.sql``). It lives in the adapter so that no service imports the driver
+(issue 17: drivers only in adapters).
 
-Every write runs in one transaction with its audit entry; the throttles outbox trigger
-(migration 0003) turns each throttles row into a ``throttle.changed`` event in that same
-transaction.
+Every write runs in one transaction with its audit entry (reason and ticket redacted, as
+every audit entry is); the throttles outbox trigger (migration 0003) turns each throttles
+row into a ``throttle.changed`` event in that same transaction.
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from orchestrator_core import NotFound, new_id
-from orchestrator_pg import Database, Row, TxContext, query
+from orchestrator_core.redaction import redact_text
+from orchestrator_pg._db import Database, Row, TxContext
+from orchestrator_pg._queries import query
+
+__all__ = ["ThrottleStore"]
 
 
-class RatelimitRepo:
-    """Storage operations of the ratelimit service."""
+class ThrottleStore:
+    """Storage operations of the ratelimit service: throttle records, blackouts and the
+    audit entries of operator actions on buckets."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -36,8 +43,8 @@ class RatelimitRepo:
                 "actor_scopes": list(ctx.actor_scopes),
                 "action": action,
                 "target": target,
-                "reason": ctx.reason,
-                "ticket": ctx.ticket,
+                "reason": redact_text(ctx.reason),
+                "ticket": redact_text(ctx.ticket),
                 "now": ctx.now or self.db.clock.now(),
             },
         )

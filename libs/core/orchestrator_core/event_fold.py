@@ -90,6 +90,8 @@ class JobModel:
         attempt: Attempt counter.
         max_attempts: Attempt budget, when the creation event carried it.
         lease_id: Current lease; set exactly while ``state`` is ``leased``.
+        throttled: Attempts that ended ``throttled`` (an upstream 429): they spend none
+            of ``max_attempts``.
         created_at: Time of the creation event.
         updated_at: Time of the last event.
         finished_at: When the job last became terminal (cleared by an operator retry).
@@ -106,6 +108,7 @@ class JobModel:
     updated_at: datetime
     finished_at: datetime | None
     version: int
+    throttled: int = 0
 
 
 def _invalid(field: str, description: str) -> InvalidArgument:
@@ -159,7 +162,10 @@ def apply(model: JobModel | None, event: TransitionEvent) -> JobModel:
         if event.max_attempts is not None
         else (model.max_attempts if model is not None else None)
     )
-    if max_attempts is not None and event.attempt > max_attempts:
+    throttled = (model.throttled if model is not None else 0) + (
+        1 if event.reason == Reason.THROTTLED else 0
+    )
+    if max_attempts is not None and event.attempt > max_attempts + throttled:
         raise _invalid("attempt", f"{event.attempt} exceeds max_attempts {max_attempts}")
     if event.to_state is JobState.LEASED and not event.lease_id:
         raise _invalid("lease_id", "is required when a job is leased")
@@ -189,6 +195,7 @@ def apply(model: JobModel | None, event: TransitionEvent) -> JobModel:
         updated_at=occurred_at,
         finished_at=occurred_at if terminal else None,
         version=model.version + 1,
+        throttled=throttled,
     )
 
 

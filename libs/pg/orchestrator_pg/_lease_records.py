@@ -1,0 +1,136 @@
+"""The records of the hot path: what the leases service hands to :class:`LeaseLedger`
+(artifacts, completions, heartbeats, progress, failures) and what it gets back (outcomes,
+deferrals, limited claims). Plain frozen dataclasses, so unit tests build them without a
+database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from orchestrator_pg._db import Row
+
+DEFAULT_MEDIA_TYPE = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """An artifact a worker recorded for a leased job (content addressed by ``digest``)."""
+
+    job_id: uuid.UUID
+    lease_id: uuid.UUID
+    name: str
+    digest: str
+    size_bytes: int = 0
+    media_type: str = DEFAULT_MEDIA_TYPE
+    uri: str = ""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A worker's result for one lease, with artifacts recorded in the same transaction."""
+
+    job_id: uuid.UUID
+    lease_id: uuid.UUID
+    result: dict[str, Any] = field(default_factory=dict)
+    result_digest: str = ""
+    artifacts: tuple[Artifact, ...] = ()
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """A lease extension; ``percent``/``message`` are recorded when ``has_progress``."""
+
+    job_id: uuid.UUID
+    lease_id: uuid.UUID
+    has_progress: bool = False
+    percent: float = 0.0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """Progress of a leased job, without extending its lease."""
+
+    job_id: uuid.UUID
+    lease_id: uuid.UUID
+    percent: float = 0.0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A worker's failure report for one lease."""
+
+    job_id: uuid.UUID
+    lease_id: uuid.UUID
+    error_class: str
+    message: str = ""
+    retryable: bool = True
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one write on a lease: ``ok`` or why not (``lease_lost``).
+
+    ``lease_expires_at`` is the extended expiry after a heartbeat; ``cancel_reason`` is set
+    (e.g. ``user_canceled``) when the write found the job canceled under this very lease, so
+    its holder should stop.
+    """
+
+    job_id: uuid.UUID
+    lease_id: uuid.UUID
+    ok: bool
+    error_reason: str = ""
+    new_state: str = ""
+    lease_expires_at: datetime | None = None
+    cancel_reason: str = ""
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """A claim candidate that may not go now: it stays ready with ``not_before`` moved to
+    when it can (no lease, no attempt, no event). ``reason``: ``blackout`` or what the
+    admission callback said (e.g. ``tokens``, ``paused``, ``circuit_open``)."""
+
+    job_id: uuid.UUID
+    not_before: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class LimitedClaim:
+    """What :meth:`LeaseLedger.claim_admitted` did.
+
+    Attributes:
+        rows: the leased rows (assignment columns, ``slot`` and ``host``), in slot order.
+        deferred: candidates that may not go now (blackout, denied tokens).
+        now: the claim's time.
+        quota_wake_at: when the next hourly quota token comes for a quota that has none
+            now (None: no quota is waiting for tokens).
+        cap_full: some quota or source was at its ``max_active``: a lease ending may make
+            room, so the caller should claim again when one ends.
+        spent: leased rows per ``(tenant, host)`` taken from the caller's allowance.
+    """
+
+    rows: list[Row]
+    deferred: list[Deferral]
+    now: datetime
+    quota_wake_at: datetime | None = None
+    cap_full: bool = False
+    spent: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @property
+    def earliest_deferral(self) -> datetime | None:
+        """When the first deferred candidate becomes claimable again (None: none)."""
+        return min((d.not_before for d in self.deferred), default=None)
+
+    @property
+    def wake_at(self) -> datetime | None:
+        """When something held back now may go: the first deferral or quota token."""
+        times = [t for t in (self.earliest_deferral, self.quota_wake_at) if t is not None]
+        return min(times, default=None)

@@ -1,0 +1,243 @@
+"""Runs (``orchestrator.runs``) and their DAG edges (``orchestrator.dag_edges``): a run is
+created whole with its jobs, or returned as it is when its idempotency key exists. Queries:
+``queries/runs.sql``, ``queries/dag_edges.sql``.
+
+Lock order, to keep concurrent transactions from deadlocking: job rows (in id order), then
+run rows (in id order).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from psycopg import errors as pg_errors
+from psycopg.types.json import Jsonb
+
+from orchestrator_core import FailedPrecondition, NotFound, PreconditionViolation, Reason
+from orchestrator_pg._db import Database, Row, TxContext
+from orchestrator_pg._job_insert import NewJob, job_insert_many, retrying_races
+from orchestrator_pg._queries import query
+from orchestrator_pg._sources import source_check_enabled_many
+from orchestrator_pg._tx import (
+    Conn,
+    audit_entry_write,
+    fetch_all,
+    fetch_one,
+    integrity_error,
+    now_of,
+    settle,
+)
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A validated run header."""
+
+    id: uuid.UUID
+    project: str = ""
+    name: str = ""
+    source_id: uuid.UUID | None = None
+    correlation_id: str = ""
+    idempotency_key: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    schedule_id: uuid.UUID | None = None  # set on the runs a schedule fires
+    backfill_id: uuid.UUID | None = None  # set on the run holding a backfill's windows
+
+
+@dataclass(frozen=True)
+class CreatedRun:
+    """A run, its jobs, and whether the run existed already (idempotency key matched)."""
+
+    run: Row
+    jobs: list[Row]
+    existing: bool
+
+
+class RunStore:
+    """Storage of runs and their DAG (named noun-first, STYLE rule 4)."""
+
+    def __init__(self, db: Database) -> None:
+        # Tenant APIs: confined to their tenant by row-level security (see SourceStore).
+        self.db = db.isolated()
+
+    async def run_create(self, ctx: TxContext, run: NewRun, jobs: Sequence[NewJob]) -> CreatedRun:
+        """Creates a run with its whole DAG atomically, or returns the run that already has
+        the same idempotency key."""
+        return await retrying_races(lambda: self._run_create_once(ctx, run, jobs))
+
+    async def _run_create_once(
+        self, ctx: TxContext, run: NewRun, jobs: Sequence[NewJob]
+    ) -> CreatedRun:
+        if run.idempotency_key:
+            existing = await self._run_by_idempotency_key(ctx.tenant, run.idempotency_key)
+            if existing is not None:
+                return existing
+        now = now_of(self.db, ctx)
+        try:
+            async with self.db.transaction(ctx) as conn:
+                run_row, job_rows = await run_insert(conn, ctx, run, jobs, now)
+        except pg_errors.UniqueViolation as exc:
+            # Lost a race with a concurrent CreateRun carrying the same idempotency key.
+            if run.idempotency_key and "runs_tenant_idempotency" in str(exc):
+                existing = await self._run_by_idempotency_key(ctx.tenant, run.idempotency_key)
+                if existing is not None:
+                    return existing
+            raise
+        except pg_errors.ForeignKeyViolation as exc:
+            raise integrity_error(exc, ctx.tenant) from None
+        assert run_row is not None
+        return CreatedRun(run=run_row, jobs=job_rows, existing=False)
+
+    async def _run_by_idempotency_key(self, tenant: str, key: str) -> CreatedRun | None:
+        async with self.db.reader(tenant) as conn:
+            cur = await conn.execute(
+                query("run_get_by_idempotency_key"), {"tenant": tenant, "idempotency_key": key}
+            )
+            run_row = await cur.fetchone()
+            if run_row is None:
+                return None
+            cur = await conn.execute(
+                query("job_list_for_run"), {"tenant": tenant, "run_id": run_row["id"]}
+            )
+            return CreatedRun(run=run_row, jobs=await cur.fetchall(), existing=True)
+
+    async def run_get(self, tenant: str, run_id: uuid.UUID) -> Row:
+        return await fetch_one(self.db, "run_get", {"tenant": tenant, "id": run_id}, "run", run_id)
+
+    async def run_list(
+        self,
+        tenant: str,
+        *,
+        states: Sequence[str] | None,
+        source_id: uuid.UUID | None,
+        project: str | None,
+        after_id: uuid.UUID | None,
+        limit: int,
+    ) -> list[Row]:
+        return await fetch_all(
+            self.db,
+            "run_list",
+            {
+                "tenant": tenant,
+                "states": list(states) if states else None,
+                "source_id": source_id,
+                "project": project,
+                "after_id": after_id,
+                "limit": limit,
+            },
+        )
+
+    async def run_job_counts(
+        self, tenant: str, run_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, dict[str, int]]:
+        """``{run_id: {job_state: count}}`` for the given runs."""
+        counts: dict[uuid.UUID, dict[str, int]] = {rid: {} for rid in run_ids}
+        if not run_ids:
+            return counts
+        async with self.db.reader(tenant) as conn:
+            cur = await conn.execute(
+                query("run_job_counts"), {"tenant": tenant, "run_ids": list(run_ids)}
+            )
+            for row in await cur.fetchall():
+                counts[row["run_id"]][row["state"]] = int(row["n"])
+        return counts
+
+    async def run_dag(self, tenant: str, run_id: uuid.UUID) -> tuple[Row, list[Row], list[Row]]:
+        """The run, its jobs (id order) and its edges."""
+        async with self.db.reader(tenant) as conn:
+            cur = await conn.execute(query("run_get"), {"tenant": tenant, "id": run_id})
+            run_row = await cur.fetchone()
+            if run_row is None:
+                raise NotFound("run", str(run_id))
+            cur = await conn.execute(
+                query("job_list_for_run"), {"tenant": tenant, "run_id": run_id}
+            )
+            jobs = await cur.fetchall()
+            cur = await conn.execute(
+                query("dag_edge_list_for_run"), {"tenant": tenant, "run_id": run_id}
+            )
+            edges = await cur.fetchall()
+        return run_row, jobs, edges
+
+    async def run_cancel(self, ctx: TxContext, run_id: uuid.UUID) -> Row:
+        now = now_of(self.db, ctx)
+        async with self.db.transaction(ctx) as conn:
+            cur = await conn.execute(query("run_get"), {"tenant": ctx.tenant, "id": run_id})
+            run_row = await cur.fetchone()
+            if run_row is None:
+                raise NotFound("run", str(run_id))
+            if run_row["state"] in ("succeeded", "failed", "canceled"):
+                raise FailedPrecondition(
+                    f"run {run_id} is already {run_row['state']}; only pending or running "
+                    "runs can be canceled",
+                    reason="RUN_ALREADY_FINISHED",
+                    violations=[
+                        PreconditionViolation(
+                            "RUN_STATE", f"runs/{run_id}", f"state is {run_row['state']}"
+                        )
+                    ],
+                )
+            cur = await conn.execute(
+                query("job_cancel_open_in_run"),
+                {
+                    "tenant": ctx.tenant,
+                    "run_id": run_id,
+                    "reason": Reason.USER_CANCELED.value,
+                    "now": now,
+                },
+            )
+            canceled = await cur.fetchall()
+            await settle(conn, [], [r["id"] for r in canceled], [run_id], now)
+            await audit_entry_write(conn, ctx, "run.cancel", f"runs/{run_id}", now)
+            cur = await conn.execute(query("run_get"), {"tenant": ctx.tenant, "id": run_id})
+            row = await cur.fetchone()
+        assert row is not None
+        return row
+
+    async def run_prioritize(self, ctx: TxContext, run_id: uuid.UUID, priority: int) -> int:
+        """Sets the priority of the run's queued jobs; returns how many changed."""
+        await self.run_get(ctx.tenant, run_id)
+        now = now_of(self.db, ctx)
+        async with self.db.transaction(ctx) as conn:
+            cur = await conn.execute(
+                query("run_prioritize"),
+                {"tenant": ctx.tenant, "run_id": run_id, "priority": priority, "now": now},
+            )
+            changed = len(await cur.fetchall())
+            await audit_entry_write(conn, ctx, "run.prioritize", f"runs/{run_id}", now)
+        return changed
+
+
+async def run_insert(
+    conn: Conn, ctx: TxContext, run: NewRun, jobs: Sequence[NewJob], now: datetime
+) -> tuple[Row, list[Row]]:
+    """Inserts a run and its DAG in the caller's transaction; returns the run (with
+    its settled state) and its jobs."""
+    await source_check_enabled_many(conn, ctx.tenant, [run.source_id, *(j.source_id for j in jobs)])
+    await conn.execute(
+        query("run_insert"),
+        {
+            "id": run.id,
+            "tenant": ctx.tenant,
+            "project": run.project,
+            "name": run.name,
+            "source_id": run.source_id,
+            "correlation_id": run.correlation_id,
+            "idempotency_key": run.idempotency_key,
+            "labels": Jsonb(run.labels),
+            "job_total": len(jobs),
+            "schedule_id": run.schedule_id,
+            "backfill_id": run.backfill_id,
+            "now": now,
+        },
+    )
+    await job_insert_many(conn, ctx, jobs, run.id, now, all_or_nothing=True)
+    await settle(conn, [], [], [run.id], now)
+    cur = await conn.execute(query("run_get"), {"tenant": ctx.tenant, "id": run.id})
+    run_row = await cur.fetchone()
+    assert run_row is not None
+    cur = await conn.execute(query("job_list_for_run"), {"tenant": ctx.tenant, "run_id": run.id})
+    return run_row, await cur.fetchall()

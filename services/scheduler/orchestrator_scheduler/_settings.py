@@ -1,0 +1,58 @@
+"""Tunables of the scheduler service, read from the environment.
+
+| variable | default | meaning |
+|---|---|---|
+| ``ORCH_MAX_PAYLOAD_BYTES`` | ``262144`` | Largest job payload accepted (canonical JSON bytes). |
+| ``ORCH_EVENTS_RETENTION_DAYS`` | ``0`` | Drop event partitions older than this (0: keep all). |
+| ``ORCH_SCHEDULES_FIRING`` | ``on`` | ``on``: this replica takes part in firing schedules. |
+| ``ORCH_STREAM_KEEPALIVE_S`` | ``15`` | Idle time before a live event stream sends a keep-alive. |
+| ``ORCH_RATELIMIT_KEY_PREFIX`` | ``orch:rl:`` | Redis key prefix of the buckets (estimates). |
+
+Ports, the database and Redis come from :class:`orchestrator_grpckit.ServiceConfig`
+(scheduler: gRPC ``50051``, metrics ``9102``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from orchestrator_grpckit import env_choice, env_int, env_number
+from orchestrator_redis import DEFAULT_PREFIX
+from orchestrator_scheduler._events import KEEPALIVE_S
+from orchestrator_scheduler._validate import MAX_PAYLOAD_BYTES
+
+MAX_PAYLOAD_LIMIT = 64 * 1024 * 1024
+MAX_RETENTION_DAYS = 36_500
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """Tunables of one scheduler process (the variables of the module docstring)."""
+
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    events_retention_days: int = 0
+    schedule_firing: bool = True
+    stream_keepalive_s: float = KEEPALIVE_S
+    ratelimit_key_prefix: str = DEFAULT_PREFIX
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SchedulerSettings:
+        """Reads the variables of the module docstring.
+
+        Raises:
+            ConfigError: a value is malformed or out of range.
+        """
+        env = os.environ if environ is None else environ
+        return cls(
+            max_payload_bytes=env_int(
+                env, "ORCH_MAX_PAYLOAD_BYTES", MAX_PAYLOAD_BYTES, 1, MAX_PAYLOAD_LIMIT
+            ),
+            events_retention_days=env_int(
+                env, "ORCH_EVENTS_RETENTION_DAYS", 0, 0, MAX_RETENTION_DAYS
+            ),
+            schedule_firing=env_choice(env, "ORCH_SCHEDULES_FIRING", ("on", "off"), "on") == "on",
+            stream_keepalive_s=env_number(env, "ORCH_STREAM_KEEPALIVE_S", KEEPALIVE_S, 0.01, 3600),
+            ratelimit_key_prefix=env.get("ORCH_RATELIMIT_KEY_PREFIX", "") or DEFAULT_PREFIX,
+        )

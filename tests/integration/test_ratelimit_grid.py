@@ -1,0 +1,46 @@
+"""The adaptive buckets converge on upstream limits nobody configured (issue 15), checked on
+a simulated clock: the real Lua buckets in Redis and the leases service's real admission and
+feedback code (``LeaseLimiter``), against simulated upstream hosts whose rate, burst and seed
+vary per run (``bench/ratelimit_grid.py``; ``make bench`` runs the full grid). Nothing here
+depends on the machine's speed: every call gets the simulated ``now``."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+import pytest
+import redis.asyncio
+
+from bench.ratelimit_grid import HostSpec, describe, simulate
+from orchestrator_redis import NON_BINDING, BucketStore
+from tests.conftest import REDIS_URL
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+
+
+@pytest.mark.parametrize("seed", [random.randrange(1_000_000) for _ in range(2)])
+async def test_default_configuration_converges_on_unknown_limits(seed: int) -> None:
+    rng = random.Random(seed)
+    specs = [
+        HostSpec(float(rng.randint(2, 30)), rng.randint(5, 50), rng.choice([0.0, 0.01]))
+        for _ in range(2)
+    ]
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    store = BucketStore(client, prefix=f"orch:gridtest:{uuid.uuid4().hex}:", default=NON_BINDING)
+    try:
+        results, throttle_rows = await simulate(store, specs, seed=seed)
+    finally:
+        await store.purge_tenant("grid")
+        await client.aclose()
+    print(f"\nseed {seed}\n{describe(results)}")
+    for result in results:
+        # every job done, and close to the upstream's pace once converged
+        assert result.done_s == result.done_s, f"seed {seed}: {result.spec} did not finish"
+        assert result.share_429_after_warmup() <= 0.05, (seed, result.spec)
+        assert result.slowdown() <= 1.25, (seed, result.spec)
+        # the upstream said 429 at first (nothing was configured) and each episode was
+        # recorded once, not once per throttled job
+        answered_429 = sum(code == 429 for _, code in result.answers)
+        assert answered_429 > 0, (seed, result.spec)
+    assert 0 < throttle_rows < sum(code == 429 for r in results for _, code in r.answers)
