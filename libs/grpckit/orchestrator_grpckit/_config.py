@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator_grpckit._env import env_number
 from orchestrator_grpckit._exceptions import ConfigError
 
 # Why a named constant: it must be recognisable in logs and code review, and long enough
@@ -20,6 +21,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_LOG_LEVEL = "INFO"
 DEFAULT_SHUTDOWN_GRACE_S = 10.0
 DEFAULT_HEALTH_PROBE_S = 2.0
+MAX_SECONDS = 3600.0
 
 # docs/architecture.md §1: gRPC 50051..50054 and metrics 9101..9105 in the order
 # gateway, scheduler, leases, ratelimit, audit. The gateway has no gRPC port of its own.
@@ -241,9 +243,11 @@ class ServiceConfig:
             auth_hs256_secret=secret or None,
             auth_ed25519_public_key_file=Path(key_file) if key_file else None,
             log_level=_log_level(env.get("ORCH_LOG_LEVEL", DEFAULT_LOG_LEVEL)),
-            shutdown_grace_s=_seconds(env, "ORCH_SHUTDOWN_GRACE_S", DEFAULT_SHUTDOWN_GRACE_S),
-            health_probe_s=_seconds(
-                env, "ORCH_HEALTH_PROBE_S", DEFAULT_HEALTH_PROBE_S, positive=True
+            shutdown_grace_s=env_number(
+                env, "ORCH_SHUTDOWN_GRACE_S", DEFAULT_SHUTDOWN_GRACE_S, 0, MAX_SECONDS
+            ),
+            health_probe_s=env_number(
+                env, "ORCH_HEALTH_PROBE_S", DEFAULT_HEALTH_PROBE_S, 0.05, MAX_SECONDS
             ),
         )
 
@@ -270,19 +274,3 @@ def _log_level(raw: str) -> str:
         # variable's name instead of deep inside logging.
         raise ConfigError(f"ORCH_LOG_LEVEL={raw!r} must be one of {', '.join(_LOG_LEVELS)}")
     return level
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float, *, positive: bool = False) -> float:
-    raw = env.get(name)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        seconds = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
-    # Written as negations so NaN (which compares false with everything) is refused too.
-    if positive and not seconds > 0:
-        raise ConfigError(f"{name}={raw!r} must be > 0")
-    if not seconds >= 0:
-        raise ConfigError(f"{name}={raw!r} must be >= 0")
-    return seconds

@@ -70,6 +70,8 @@ SERVER_OPTIONS: tuple[tuple[str, int], ...] = (
 _HEALTH_SERVICE = "grpc.health.v1.Health"
 _DEPENDENCY_TASK = "dependencies"
 PROBE_TIMEOUT_MIN_S = 5.0
+# How long a stop waits for cancelled background tasks before it logs and leaves them.
+CANCEL_WAIT_S = 15.0
 # The health name for liveness probes: SERVING from start to stop whatever the dependencies
 # (a database outage must make pods unready, not restart them all).
 LIVENESS_SERVICE = "liveness"
@@ -397,7 +399,7 @@ class GrpcService:
             for task in pending:
                 if task is not current:
                     task.cancel()
-            await asyncio.gather(*(t for t in pending if t is not current), return_exceptions=True)
+            await self._await_cancelled([t for t in pending if t is not current])
             if self._metrics is not None:
                 http_server, thread = self._metrics
                 # shutdown() blocks until serve_forever notices (poll interval), so off-loop.
@@ -408,6 +410,29 @@ class GrpcService:
         finally:
             self._state = "stopped"
             self._stopped.set()
+
+    async def _await_cancelled(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Wait for cancelled tasks to end, but not forever: a task that swallows its
+        cancellation must not hang the shutdown (it is logged with its stack instead)."""
+        if not tasks:
+            return
+        done, stuck = await asyncio.wait(tasks, timeout=CANCEL_WAIT_S)
+        for task in done:
+            if not task.cancelled():
+                task.exception()  # retrieved: a failure was already reported by _supervise
+        for task in stuck:
+            frames = "".join(
+                f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}\n"
+                for frame in task.get_stack()
+            )
+            _log.error(
+                "background task %s did not end %.0f s after it was cancelled; stopping "
+                "without it. Where it waits:\n%s",
+                task.get_name(),
+                CANCEL_WAIT_S,
+                frames,
+                extra={"service": self._config.service_name, "task": task.get_name()},
+            )
 
     async def wait(self) -> None:
         """Wait until the service has stopped.

@@ -19,7 +19,6 @@ watchdog, partition maintenance, audit chaining — use the plain pool and stay 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -147,8 +146,8 @@ class Database:
     async def close(self) -> None:
         if self._clock_sync is not None:
             self._clock_sync.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._clock_sync
+            # Bounded: closing the pool must not wait on a sync stuck in a dead connection.
+            await asyncio.wait([self._clock_sync], timeout=5.0)
             self._clock_sync = None
         await self._pool.close()
 

@@ -17,9 +17,9 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from orchestrator_core import NotFound, new_id
-from orchestrator_core.redaction import redact_text
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._queries import query
+from orchestrator_pg._tx import audit_entry_write
 
 __all__ = ["ThrottleStore"]
 
@@ -34,20 +34,7 @@ class ThrottleStore:
     async def _audit(
         self, conn: psycopg.AsyncConnection[Row], ctx: TxContext, action: str, target: str
     ) -> None:
-        await conn.execute(
-            query("audit_entry_insert"),
-            {
-                "id": new_id(self.db.clock),
-                "tenant": ctx.tenant,
-                "actor_subject": ctx.actor_subject,
-                "actor_scopes": list(ctx.actor_scopes),
-                "action": action,
-                "target": target,
-                "reason": redact_text(ctx.reason),
-                "ticket": redact_text(ctx.ticket),
-                "now": ctx.now or self.db.clock.now(),
-            },
-        )
+        await audit_entry_write(conn, ctx, action, target, ctx.now or self.db.clock.now())
 
     async def insert_throttle(
         self, ctx: TxContext, fields: Mapping[str, Any], *, audit_action: str | None = None

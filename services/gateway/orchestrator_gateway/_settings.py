@@ -12,9 +12,13 @@ from orchestrator_grpckit import (
     DEFAULT_REDIS_URL,
     DEV_HS256_SECRET,
     ConfigError,
+    env_number,
 )
 
 DEFAULT_HTTP_PORT = 8080
+# Bounds of the numeric settings (all sizes, ports or durations).
+POSITIVE = 1e-9
+LARGEST = 1e12
 DEFAULT_METRICS_PORT = 9105
 DEFAULT_SCHEDULER_TARGET = "127.0.0.1:50051"
 DEFAULT_RATELIMIT_TARGET = "127.0.0.1:50053"
@@ -97,16 +101,8 @@ class GatewaySettings:
         env = os.environ if environ is None else environ
 
         def number(name: str, default: float) -> float:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ConfigError(f"{name}={raw!r} is not a number") from None
-            if value <= 0:
-                raise ConfigError(f"{name} must be positive, got {raw}")
-            return value
+            # Every number here is a size, a port or a duration: zero or less is a mistake.
+            return env_number(env, name, default, POSITIVE, LARGEST)
 
         key_file = env.get("ORCH_AUTH_ED25519_PUBLIC_KEY_FILE", "").strip()
         secret = env.get("ORCH_AUTH_HS256_SECRET", DEV_HS256_SECRET)

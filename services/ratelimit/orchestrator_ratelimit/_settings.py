@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from orchestrator_grpckit import ConfigError
+from orchestrator_grpckit import ConfigError, env_number
 from orchestrator_redis import (
     NON_BINDING,
     BucketConfig,
@@ -89,13 +89,4 @@ def _bad(name: str, value: str, expected: str) -> ConfigError:
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise _bad(name, raw, "a number") from None
-    if not value >= 0:
-        raise _bad(name, raw, ">= 0")
-    return value
+    return env_number(env, name, default, 0, 1e12)
