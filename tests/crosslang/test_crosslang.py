@@ -230,10 +230,10 @@ async def test_sigterm_drains_gracefully(
                 ).fetchall()
             ]
 
-        await _wait_for(lambda: len(leased()) > 0, 60, f"the {sdk} worker to hold leases")
+        await _wait_for(lambda: len(leased()) > 0, 120, f"the {sdk} worker to hold leases")
         held = leased()
         proc.send_signal(signal.SIGTERM)
-        await _wait_for(lambda: proc.poll() is not None, 30, f"the {sdk} worker to exit")
+        await _wait_for(lambda: proc.poll() is not None, 120, f"the {sdk} worker to exit")
         assert proc.returncode == 0
         for job_id in held:
             state, worker, attempt = db.execute(
