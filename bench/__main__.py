@@ -145,9 +145,11 @@ def start_workers(
     count: int,
     module: str = "bench._noop_worker",
     prefix: str = "bench-w",
+    tenants: list[str] | None = None,
 ) -> list[subprocess.Popen[bytes]]:
-    """``count`` worker processes (``module``: no-op handlers by default)."""
-    token = mint_dev_token(SECRET, "bench-worker", [TENANT], ["orch:work"])
+    """``count`` worker processes (``module``: no-op handlers by default) serving
+    ``tenants`` (the bench tenant by default; ``["*"]`` for a shared fleet)."""
+    token = mint_dev_token(SECRET, "bench-worker", tenants or [TENANT], ["orch:work"])
     return [
         subprocess.Popen(
             [
@@ -182,13 +184,13 @@ def _payload(i: int) -> struct_pb2.Struct:
     return s
 
 
-async def bench_enqueue(stub, md, job_type: str, total: int) -> float:
-    """Submits ``total`` no-op jobs; returns jobs/s."""
+async def bench_enqueue(stub, md, job_type: str, total: int, batch: int = SUBMIT_BATCH) -> float:
+    """Submits ``total`` no-op jobs in batches of ``batch``; returns jobs/s."""
     start = time.perf_counter()
-    for offset in range(0, total, SUBMIT_BATCH):
+    for offset in range(0, total, batch):
         specs = [
             resources_pb2.JobSpec(job_type=job_type, payload=_payload(offset + i))
-            for i in range(min(SUBMIT_BATCH, total - offset))
+            for i in range(min(batch, total - offset))
         ]
         await stub.SubmitJobs(scheduler_pb2.SubmitJobsRequest(jobs=specs), metadata=md)
     return total / (time.perf_counter() - start)
@@ -424,6 +426,8 @@ def main() -> None:
         if os.environ.get("BENCH_BACKLOG_1M") == "1":
             sizes.append(1_000_000)
         backlog_figures(sizes)
+        backlog_figures([100_000], history=1_000_000)
+        backlog_figures([100_000], tenants=1_000)
     if not args.skip_claim_cost:
         from bench.claim_cost import SCENARIOS, claim_cost_figures
 

@@ -47,7 +47,8 @@ INSERT INTO orchestrator.jobs (id, tenant, job_type, state, reason, payload_dige
     created_at, updated_at, finished_at)
 SELECT (lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000)::bigint), 12, '0')
         || substr(md5(random()::text || g::text), 1, 20))::uuid,
-       %(prefix)s || ((g - 1) %% %(tenants)s)::text, %(job_type)s, %(state)s, %(state)s,
+       (%(tenants)s::text[])[1 + (g - 1) %% cardinality(%(tenants)s::text[])], %(job_type)s,
+       %(state)s, %(state)s,
        'sha256:' || repeat('0', 64), 5, 1, 60, 2, now(), now(), now(),
        CASE WHEN %(state)s = 'succeeded' THEN now() END
   FROM generate_series(1, %(n)s) g
@@ -70,6 +71,10 @@ SCENARIOS = {
 TENANT_PREFIX = "t"
 
 
+def tenant_names(n: int) -> list[str]:
+    return [f"{TENANT_PREFIX}{i}" for i in range(n)]
+
+
 def seed(url: str, scenario: Scenario) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
@@ -84,8 +89,7 @@ def seed(url: str, scenario: Scenario) -> None:
                     conn.execute(
                         SEED_JOBS,
                         {
-                            "prefix": TENANT_PREFIX,
-                            "tenants": scenario.tenants,
+                            "tenants": tenant_names(scenario.tenants),
                             "job_type": JOB_TYPE,
                             "state": state,
                             "n": n,
@@ -124,8 +128,7 @@ async def claimer(
             await conn.execute(
                 SEED_JOBS,
                 {
-                    "prefix": TENANT_PREFIX,
-                    "tenants": scenario.tenants,
+                    "tenants": tenant_names(scenario.tenants),
                     "job_type": JOB_TYPE,
                     "state": "ready",
                     "n": len(claim.rows),

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from bench.claim_cost import JOB_TYPE, SEED_JOBS, TENANT_PREFIX
+from bench.claim_cost import JOB_TYPE, SEED_JOBS, TENANT_PREFIX, tenant_names
 from orchestrator_pg import query
 from tests.conftest import migrated_database
 
@@ -46,8 +46,7 @@ def seed(url: str, *, ready: int, tenants: int, extra_tenants: int = 0) -> None:
         conn.execute(
             SEED_JOBS,
             {
-                "prefix": TENANT_PREFIX,
-                "tenants": tenants,
+                "tenants": tenant_names(tenants),
                 "job_type": JOB_TYPE,
                 "state": "ready",
                 "n": ready,
@@ -127,8 +126,7 @@ def seed_more(url: str, n: int) -> None:
         conn.execute(
             SEED_JOBS,
             {
-                "prefix": TENANT_PREFIX,
-                "tenants": 1,
+                "tenants": tenant_names(1),
                 "job_type": JOB_TYPE,
                 "state": "ready",
                 "n": n,
