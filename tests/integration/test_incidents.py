@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from orchestrator_core import FrozenClock
-from orchestrator_pg import Database, Failure, IncidentStore, LeaderLoop, LeaseLedger, TxContext
+from orchestrator_pg import Database, Failure, LeaderLoop, LeaseLedger, TxContext
 from stella.orchestrator.v1 import (
     common_pb2,
     operations_pb2,
@@ -313,10 +313,15 @@ async def test_acknowledge_records_who_and_why_audited_and_tenants_stay_apart(
 
 
 async def test_a_tenant_policy_overrides_the_threshold(stubs, ledger, clock, db, incidents_db):
+    from stella_orchestrator.cli import main
+
     acme = stubs["acme"]
     job_type = _job_type()
-    async with Database(incidents_db) as database:
-        await IncidentStore(database).incident_policy_upsert("globex", 2, None, None)
+    argv = ["orchestrator", "tenants", "incident-policy", "globex", "--threshold", "2"]
+    assert await asyncio.to_thread(main, [*argv, "--database-url", incidents_db]) == 0
+    assert db.execute(
+        "SELECT failure_threshold, window_s FROM orchestrator.incident_policies"
+    ).fetchall() == [(2, None)]
     await _settled(db, clock)
     await _fail(stubs["globex"], ledger, clock, "globex", job_type, 2)
     await _fail(acme, ledger, clock, "acme", job_type, 2)
