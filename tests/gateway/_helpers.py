@@ -161,3 +161,31 @@ async def wait_for_incident(client: httpx.AsyncClient, job_type: str) -> dict[st
         assert asyncio.get_running_loop().time() < deadline, f"no incident for {job_type}"
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)
+
+
+CLI_SCOPES = ("orch:read", "orch:operate", "orch:quota")
+
+
+def cli(
+    stack: Any,
+    capsys: Any,
+    *argv: str,
+    scopes: tuple[str, ...] = CLI_SCOPES,
+    token: str | None = None,
+) -> tuple[int, str, str]:
+    """Runs ``stella orchestrator ARGV`` against the stack; returns (exit code, stdout, stderr)."""
+    from stella_orchestrator.cli import main
+
+    capsys.readouterr()
+    code = main(
+        [
+            "orchestrator",
+            *argv,
+            "--api-url",
+            stack.base_url,
+            "--token",
+            token if token is not None else stack.token(scopes),
+        ]
+    )
+    out, err = capsys.readouterr()
+    return code, out, err

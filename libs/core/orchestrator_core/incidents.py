@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 __all__ = [
@@ -163,7 +163,11 @@ def fold_failures(
         new_id: a fresh incident id.
     """
     result = IncidentFold()
-    current = {key: _copy(incident) for key, incident in open_incidents.items()}
+    # copies (with their own sample lists): the inputs stay as they were
+    current = {
+        key: replace(incident, sample_job_ids=list(incident.sample_job_ids))
+        for key, incident in open_incidents.items()
+    }
     pending = {key: list(items) for key, items in windows.items()}
     touched: set[ClusterKey] = set()
     changed: dict[uuid.UUID, IncidentRecord] = {}
@@ -203,16 +207,3 @@ def fold_failures(
     result.changed = list(changed.values())
     result.windows = {key: [] if key in current else pending[key] for key in touched}
     return result
-
-
-def _copy(incident: IncidentRecord) -> IncidentRecord:
-    return IncidentRecord(
-        id=incident.id,
-        key=incident.key,
-        failure_count=incident.failure_count,
-        sample_job_ids=list(incident.sample_job_ids),
-        first_seen_at=incident.first_seen_at,
-        last_seen_at=incident.last_seen_at,
-        resolved_at=incident.resolved_at,
-        new=incident.new,
-    )
