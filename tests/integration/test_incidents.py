@@ -335,3 +335,35 @@ async def test_one_replica_leads_the_incident_loop(replicas, incidents_db) -> No
     from tests.migration.test_leadership import holders
 
     assert len(holders(incidents_db, LeaderLoop.INCIDENTS)) == 1
+
+
+async def test_open_incidents_gauge_counts_what_is_open(incidents_db, clock, db) -> None:
+    """The gauge of a watcher that ran a pass (a third loop beside the replicas': the cursor
+    lock keeps them apart) equals the open incidents by tenant and error class."""
+    from orchestrator_pg import EventHorizon, IncidentStore
+    from orchestrator_scheduler._incidents import _COLLECTOR, IncidentWatcher
+
+    horizon = EventHorizon(incidents_db)
+    tracking = asyncio.create_task(horizon.run())
+    try:
+        await asyncio.wait_for(horizon.ready.wait(), WAIT_S)
+        async with Database(incidents_db, clock=clock) as database:
+            watcher = IncidentWatcher(
+                IncidentStore(database), horizon, incidents_db, clock=clock, lock_key=1
+            )
+            await watcher.run_pass()
+            rows = db.execute(
+                "SELECT tenant, error_class, count(*) FROM orchestrator.incidents"
+                " WHERE state = 'open' GROUP BY 1, 2"
+            ).fetchall()
+            published = _COLLECTOR.published[id(watcher)]
+            assert published == {(t, c): n for t, c, n in rows}
+            assert published  # the tests above left open incidents
+            # once every cluster stayed quiet, nothing is open and no series is left
+            clock.set(clock.now() + timedelta(hours=1))
+            await watcher.run_pass()
+            assert _COLLECTOR.published[id(watcher)] == {}
+            watcher._withdraw()
+    finally:
+        tracking.cancel()
+        await asyncio.gather(tracking, return_exceptions=True)

@@ -40,11 +40,12 @@ from prometheus_client.registry import Collector
 from orchestrator_core import Clock, SystemClock, new_id
 from orchestrator_core.incidents import (
     DEFAULT_POLICY,
+    FailureRecord,
     IncidentFold,
     IncidentPolicy,
     fold_failures,
 )
-from orchestrator_pg import EventHorizon, IncidentStore, LeaderLoop, Leadership
+from orchestrator_pg import Conn, EventHorizon, IncidentStore, LeaderLoop, Leadership
 
 BATCH_FAILURES = 5000
 POLL_MIN_S = 0.5
@@ -157,7 +158,7 @@ class IncidentWatcher:
         now = self.clock.now()
         async with self.store.incident_pass(now) as (conn, stored):
             cursor = upto if stored is None else stored
-            failures = []
+            failures: list[FailureRecord] = []
             if cursor < upto:
                 failures = await self.store.incident_failures_after(
                     conn, cursor, upto, BATCH_FAILURES
@@ -165,27 +166,9 @@ class IncidentWatcher:
             # a short batch reached `upto`: the rest of the range holds no failures
             caught_up = len(failures) < BATCH_FAILURES
             next_cursor = max(cursor, upto) if caught_up else failures[-1].seq
-            tenants = sorted({f.key.tenant for f in failures})
-            incidents, windows, overrides = await self.store.incident_state_of_tenants(
-                conn, tenants
-            )
-            policies = {
-                tenant: self.policy.override(*values) for tenant, values in overrides.items()
-            }
-            decided = fold_failures(
-                failures,
-                incidents,
-                windows,
-                lambda tenant: policies.get(tenant, self.policy),
-                lambda: uuid.UUID(new_id(self.clock)),
-            )
-            await self.store.incident_write(
-                conn,
-                tenants=tenants,
-                opened=decided.opened,
-                changed=decided.changed,
-                windows={**windows, **decided.windows},
-            )
+            decided = IncidentFold()
+            if failures:
+                decided = await self._apply(conn, failures)
             if caught_up:
                 # only once every failure up to now is counted may silence resolve anything
                 await self.store.incident_resolve_quiet(conn, now, self.policy)
@@ -201,6 +184,27 @@ class IncidentWatcher:
                 extra={"tenant": incident.key.tenant, "incident_id": str(incident.id)},
             )
         return decided, caught_up
+
+    async def _apply(self, conn: Conn, failures: list[FailureRecord]) -> IncidentFold:
+        """Folds a batch into the stored state of its tenants and writes the outcome."""
+        tenants = sorted({f.key.tenant for f in failures})
+        incidents, windows, overrides = await self.store.incident_state_of_tenants(conn, tenants)
+        policies = {tenant: self.policy.override(*values) for tenant, values in overrides.items()}
+        decided = fold_failures(
+            failures,
+            incidents,
+            windows,
+            lambda tenant: policies.get(tenant, self.policy),
+            lambda: uuid.UUID(new_id(self.clock)),
+        )
+        await self.store.incident_write(
+            conn,
+            tenants=tenants,
+            opened=decided.opened,
+            changed=decided.changed,
+            windows={**windows, **decided.windows},
+        )
+        return decided
 
     async def _publish(self) -> None:
         try:
