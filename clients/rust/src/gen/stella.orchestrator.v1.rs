@@ -805,7 +805,8 @@ pub struct Event {
     #[prost(string, tag = "3")]
     pub schema_version: ::prost::alloc::string::String,
     /// Dotted event type, e.g. job.created, job.ready, job.leased, job.succeeded, job.retrying,
-    /// job.dead, job.canceled, run.created, run.state_changed, source.created, throttle.changed.
+    /// job.dead, job.canceled, run.created, run.state_changed, source.created, throttle.changed,
+    /// incident.opened, incident.updated, incident.acknowledged, incident.resolved.
     #[prost(string, tag = "4")]
     pub r#type: ::prost::alloc::string::String,
     /// When the change was committed (UTC).
@@ -2593,9 +2594,9 @@ impl DeadLetterStatus {
 pub enum IncidentState {
     /// Never set by the server.
     Unspecified = 0,
-    /// Failures of this cluster are still arriving or nobody resolved it yet.
+    /// Failures of this cluster keep arriving: the last one is within the quiet period.
     Open = 1,
-    /// Closed by an operator or automatically after a quiet period.
+    /// The cluster stayed quiet for the quiet period (default 10 minutes); set by the scheduler.
     Resolved = 2,
 }
 impl IncidentState {

@@ -270,9 +270,9 @@ type IncidentState int32
 const (
 	// Never set by the server.
 	IncidentState_INCIDENT_STATE_UNSPECIFIED IncidentState = 0
-	// Failures of this cluster are still arriving or nobody resolved it yet.
+	// Failures of this cluster keep arriving: the last one is within the quiet period.
 	IncidentState_INCIDENT_STATE_OPEN IncidentState = 1
-	// Closed by an operator or automatically after a quiet period.
+	// The cluster stayed quiet for the quiet period (default 10 minutes); set by the scheduler.
 	IncidentState_INCIDENT_STATE_RESOLVED IncidentState = 2
 )
 
