@@ -337,6 +337,47 @@ async def test_one_replica_leads_the_incident_loop(replicas, incidents_db) -> No
     assert len(holders(incidents_db, LeaderLoop.INCIDENTS)) == 1
 
 
+async def test_passes_racing_without_leadership_count_each_failure_once(
+    stubs, ledger, clock, db, incidents_db
+) -> None:
+    """Two watchers that both believe they lead (a deposed leader still mid-pass) run their
+    passes at the same moments, beside the replicas' loops: the cursor's row lock serialises
+    them, so one incident holds every failure exactly once."""
+    from orchestrator_pg import EventHorizon, IncidentStore
+    from orchestrator_scheduler._incidents import IncidentWatcher
+
+    acme = stubs["acme"]
+    job_type = _job_type()
+    horizon = EventHorizon(incidents_db)
+    tracking = asyncio.create_task(horizon.run())
+    try:
+        await asyncio.wait_for(horizon.ready.wait(), WAIT_S)
+        async with (
+            Database(incidents_db, clock=clock) as one,
+            Database(incidents_db, clock=clock) as two,
+        ):
+            watchers = [
+                IncidentWatcher(IncidentStore(d), horizon, incidents_db, clock=clock, lock_key=k)
+                for d, k in ((one, 11), (two, 12))
+            ]
+            for _ in range(6):
+                await _fail(acme, ledger, clock, "acme", job_type, 3)
+                await horizon.wait_beyond(horizon.seq, 1.0)
+                await asyncio.gather(*(w.run_pass() for w in watchers))
+            for w in watchers:
+                w._withdraw()
+    finally:
+        tracking.cancel()
+        await asyncio.gather(tracking, return_exceptions=True)
+    await _settled(db, clock)
+    (incident,) = await _incidents(acme, job_type)
+    assert incident.failure_count == 18
+    (windows,) = db.execute(
+        "SELECT count(*) FROM orchestrator.incident_windows WHERE job_type = %s", (job_type,)
+    ).fetchone()
+    assert windows == 0
+
+
 async def test_open_incidents_gauge_counts_what_is_open(incidents_db, clock, db) -> None:
     """The gauge of a watcher that ran a pass (a third loop beside the replicas': the cursor
     lock keeps them apart) equals the open incidents by tenant and error class."""
