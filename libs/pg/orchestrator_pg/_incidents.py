@@ -6,7 +6,7 @@ reads failures from the event history after its cursor. The pass is one transact
 starts by locking the cursor row (:meth:`IncidentStore.incident_pass`): a pass that raced
 another (a leader deposed mid-pass) waits, then reads the cursor the winner wrote, so no
 failure is counted twice even without leadership. The table's triggers turn every insert
-and update into ``incident.*`` events in that transaction (``migrations/0009_incidents.sql``).
+and update into ``incident.*`` events in that transaction (``migrations/0010_incidents.sql``).
 Operators read incidents and acknowledge them (audited, with who and why).
 """
 

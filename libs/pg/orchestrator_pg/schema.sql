@@ -1010,7 +1010,7 @@ ALTER TABLE orchestrator.idempotency_keys FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON orchestrator.idempotency_keys
   USING (orchestrator.tenant_visible(tenant)) WITH CHECK (orchestrator.tenant_visible(tenant));
 
--- 0009: incidents written by the system (see migrations/0009_incidents.sql).
+-- 0010: incidents written by the system (see migrations/0010_incidents.sql).
 --
 -- A failure is one failed attempt of a job: a `job.retrying` or `job.dead` event whose error
 -- class is not `http_429` (a throttled attempt: the upstream asked to slow down, the job did

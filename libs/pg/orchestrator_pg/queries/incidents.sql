@@ -47,7 +47,7 @@ RETURNING *;
 SELECT * FROM orchestrator.incident_policies ORDER BY tenant;
 
 ------------------------------------------------------------------------------------------
--- The incident pass (leader of LeaderLoop.INCIDENTS; migrations/0009_incidents.sql). Every
+-- The incident pass (leader of LeaderLoop.INCIDENTS; migrations/0010_incidents.sql). Every
 -- query below runs in the pass's transaction, after incident_cursor_lock.
 
 -- name: incident_cursor_lock

@@ -1,4 +1,4 @@
--- 0009: incidents written by the system (issue 18, item 4).
+-- 0010: incidents written by the system (issue 18, item 4).
 --
 -- A failure is one failed attempt of a job: a `job.retrying` or `job.dead` event whose error
 -- class is not `http_429` (a throttled attempt: the upstream asked to slow down, the job did
