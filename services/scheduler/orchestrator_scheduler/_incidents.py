@@ -13,8 +13,9 @@ outbox after a cursor, not in the transaction that records each failure:
 
 It reads only up to the :class:`~orchestrator_pg.EventHorizon` (every event at or below it is
 committed or never will be), so a late commit is never skipped; it wakes when the horizon
-moves and at least every :data:`POLL_MAX_S` (resolution). Each pass is one transaction that
-locks the cursor first (``IncidentStore.incident_pass``): a deposed leader still mid-pass
+moves (passes at least :data:`PASS_MIN_INTERVAL_S` apart) and about once a second anyway
+(resolution). Each pass is one transaction that locks the cursor first
+(``IncidentStore.incident_pass``): a deposed leader still mid-pass
 and the new leader serialise on that row, and the second re-reads the cursor, so no failure
 is counted twice. The rules (threshold, window, quiet period, samples) are the pure
 :func:`orchestrator_core.incidents.fold_failures`. A cursor that does not exist yet starts
@@ -48,6 +49,9 @@ from orchestrator_core.incidents import (
 from orchestrator_pg import Conn, EventHorizon, IncidentStore, LeaderLoop, Leadership
 
 BATCH_FAILURES = 5000
+# At most four passes a second: on a busy outbox the horizon moves all the time, and a pass
+# per movement would spin; a quarter second batches failures at no cost to an incident.
+PASS_MIN_INTERVAL_S = 0.25
 POLL_MIN_S = 0.5
 POLL_MAX_S = 1.0
 LEADER_RETRY_S = 1.0
@@ -132,6 +136,7 @@ class IncidentWatcher:
                         self._withdraw()
                         await asyncio.sleep(ERROR_BACKOFF_S)
                         continue
+                    await asyncio.sleep(PASS_MIN_INTERVAL_S)
                     await self.horizon.wait_beyond(
                         self.cursor, self._rng.uniform(POLL_MIN_S, POLL_MAX_S)
                     )
