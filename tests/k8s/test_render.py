@@ -180,8 +180,10 @@ def test_prod_runs_every_stateless_service_twice_or_more_under_hpa_and_pdb(
 
 
 # Sessions a process holds beside its pool: the LISTEN connections and the leader loops'
-# advisory-lock sessions (postgres.yaml).
+# advisory-lock sessions (postgres.yaml). The scheduler's: the event horizon's LISTEN and the
+# schedule firing, event partition and incident leaders.
 SESSIONS_BESIDE_POOL = 3
+SESSIONS_BESIDE_POOL_OF = {"orchestrator-scheduler": 4}
 DB_CLIENTS = {
     "orchestrator-scheduler": "ORCH_DB_POOL_MAX",
     "orchestrator-leases": "ORCH_DB_POOL_MAX",
@@ -206,7 +208,7 @@ def connections_at_full_scale_out(objs: list[Obj]) -> tuple[int, int]:
     total = 0
     for name, variable in DB_CLIENTS.items():
         pool = int(config.get(variable, defaults[variable]))
-        total += most[name] * (pool + SESSIONS_BESIDE_POOL)
+        total += most[name] * (pool + SESSIONS_BESIDE_POOL_OF.get(name, SESSIONS_BESIDE_POOL))
     params = named(objs, "Cluster", "orchestrator-pg")["spec"]["postgresql"]["parameters"]
     reserved = int(params.get("superuser_reserved_connections", 3))
     return total, int(params["max_connections"]) - reserved
