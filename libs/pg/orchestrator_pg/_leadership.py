@@ -62,6 +62,9 @@ class LeaderLoop(enum.Enum):
     IDEMPOTENCY_KEYS = 0x5354_4F52_4348_0007
     # The leases service's queue-depth and dead-letter snapshot (orchestrator_leases).
     QUEUE_METRICS = 0x5354_4F52_4348_0008
+    # The ratelimit service's bucket snapshot: circuit state and rate per {tenant, host}.
+    # (0x...0009 to 0x...000F are left for loops being built alongside; keys never collide.)
+    BUCKET_METRICS = 0x5354_4F52_4348_0010
 
     @property
     def key(self) -> int:
