@@ -64,6 +64,7 @@ mod backoff;
 mod digest;
 mod errors;
 mod job;
+mod metrics;
 mod outbox;
 mod session;
 mod target;
