@@ -6,7 +6,7 @@ The JSON files are committed and shipped as a ConfigMap (deploy/k8s/base, label
 ``grafana_dashboard``, which Grafana's dashboard sidecar loads); this script is their
 source, so the six dashboards share one layout, one set of template variables and one
 datasource variable. ``tests/unit/test_dashboards.py`` fails when a committed file differs
-from what this script writes, and ``tests/acceptance/test_dashboards_prometheus.py`` runs
+from what this script writes, and ``tests/crosslang/test_dashboards_prometheus.py`` runs
 every panel query against a real Prometheus scraping the running stack (docs/metrics.md,
 "Dashboards").
 

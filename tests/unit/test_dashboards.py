@@ -1,7 +1,7 @@
 """The committed Grafana dashboards (deploy/k8s/base/grafana-dashboards) are what
 scripts/dashboards.py writes, and every metric a panel queries is one the services or SDKs
 export (docs/metrics.md) or a recording rule of deploy/k8s/base/alerts.yaml. Whether each
-query returns data is tests/acceptance/test_dashboards_prometheus.py's job."""
+query returns data is tests/crosslang/test_dashboards_prometheus.py's job."""
 
 from __future__ import annotations
 
