@@ -9,7 +9,7 @@ second and evaluates the PrometheusRule (deploy/k8s/base/alerts.yaml), whose rec
 rules the SLO dashboard reads.
 
 The workload gives every panel something real to show: good jobs on three feeds; a feed
-whose upstream allows 2 requests/s (429s: throttles, a learnt rate, paused buckets,
+whose upstream allows 1 request/s (429s: throttles, a learnt rate, paused buckets,
 deferred claims); one window the upstream serves as malformed JSON (``parse_error``, dead
 at once); a window it answers 500 for, 24 times over (``http_5xx`` until the host's circuit
 opens, dead letters); jobs of a type nobody serves (the queue never empties); a rejected
@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -42,7 +41,7 @@ import psycopg
 import pytest
 import yaml
 
-from demo.__main__ import _ensure_source, _payload
+from demo.__main__ import _ensure_source, _payload, _stop_fleet
 from demo.upstream import BROKEN_SHARE, MALFORMED_SHARE, Upstream, _fraction
 from orchestrator_grpckit import DEV_HS256_SECRET, mint_dev_token
 from stella.orchestrator.v1 import (
@@ -68,12 +67,13 @@ SETUP = (
     "the Prometheus test needs Debian's `prometheus` package: run `make k8s-tools` as root "
     "(or `apt-get install prometheus`)"
 )
-# The upstream's limits: csaf is slow on purpose (429s); the others leave room.
+# The upstream's limits: csaf is slow on purpose (429s); the others leave room. Its jobs
+# go first (priority), so the worker's first eight requests all go to csaf at once.
 RATES = {
     "services.nvd.nist.gov": 50.0,
     "api.osv.dev": 50.0,
     "api.github.com": 50.0,
-    "csaf.vendor.example": 2.0,
+    "csaf.vendor.example": 1.0,
 }
 FEEDS = {"nvd": "services.nvd.nist.gov", "osv": "api.osv.dev", "ghsa": "api.github.com"}
 FEEDS_429 = {"csaf-vendor": "csaf.vendor.example"}
@@ -352,15 +352,7 @@ def test_every_dashboard_panel_returns_data_from_a_real_prometheus(
         assert empty == [], "panel queries without data:\n" + "\n".join(empty)
         assert len(panel_queries()) > 50
     finally:
-        for proc in workers:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in workers:
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        _stop_fleet(workers)  # SIGTERM (a drain), then a kill after 20 s
         for log in logs:
             log.close()
         if prometheus is not None:
@@ -381,7 +373,7 @@ def _submit_workload(ports: dict[str, int], go_type: str, rust_type: str) -> Non
         stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
         jobs: list[resources_pb2.JobSpec] = []
 
-        def ingest(feed: str, host: str, window: int, n: int = 1) -> None:
+        def ingest(feed: str, host: str, window: int, n: int = 1, priority: int = 0) -> None:
             source = _ensure_source(stub, md, feed, feed, host)
             jobs.extend(
                 resources_pb2.JobSpec(
@@ -389,6 +381,7 @@ def _submit_workload(ports: dict[str, int], go_type: str, rust_type: str) -> Non
                     source_id=source.id,
                     payload=_payload(feed=feed, window=window),
                     retry_policy=policy,
+                    priority=priority,
                 )
                 for _ in range(n)
             )
@@ -397,8 +390,8 @@ def _submit_workload(ports: dict[str, int], go_type: str, rust_type: str) -> Non
             for window in _good_windows(host, 6):
                 ingest(feed, host, window)
         for feed, host in FEEDS_429.items():
-            for window in _good_windows(host, 20):
-                ingest(feed, host, window)
+            for window in _good_windows(host, 16):
+                ingest(feed, host, window, priority=10)
         ingest("nvd", FEEDS["nvd"], _window(FEEDS["nvd"], malformed=True))
         ingest("osv", FEEDS["osv"], _window(FEEDS["osv"], broken=True), n=BROKEN_REPEATS)
         jobs += [resources_pb2.JobSpec(job_type=go_type) for _ in range(10)]

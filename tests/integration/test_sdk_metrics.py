@@ -46,13 +46,14 @@ async def test_the_worker_counts_its_jobs_on_its_metrics_port(
     token = make_token("acme", ("orch:work",), subject="sdk-metrics")
     worker = Worker(leases_target, token=token, metrics_port=0, max_reconnect_attempts=3)
 
-    @worker.handler(ok_type)
-    async def ok(job: Any) -> dict[str, Any]:
-        return {"ok": True}
+    async def ok(job: Any) -> None:
+        return None
 
-    @worker.handler(bad_type)
-    async def bad(job: Any) -> dict[str, Any]:
+    async def malformed(job: Any) -> None:
         raise ParseError("unexpected '<'")
+
+    worker.add_handler(ok_type, ok)
+    worker.add_handler(bad_type, malformed)
 
     for job_type, n in ((ok_type, OK_JOBS), (bad_type, BAD_JOBS)):
         spec = resources_pb2.JobSpec(job_type=job_type)
