@@ -17,7 +17,8 @@ submit (INVALID_ARGUMENT), ratelimit ``Acquire`` calls, audit and REST reads.
 
 Then each panel query, with the template variables at "All" (``.*``) and
 ``$__rate_interval`` as 5m, goes to ``/api/v1/query`` and must return at least one series;
-each variable's series selector too. Waits are on conditions with generous deadlines.
+each variable's series selector too; and every rule of the PrometheusRule must evaluate
+without error on the real series. Waits are on conditions with generous deadlines.
 """
 
 from __future__ import annotations
@@ -170,6 +171,19 @@ class Prometheus:
                 raise AssertionError(f"{expr}: {exc.read().decode()}") from exc
         assert body["status"] == "success", body
         return list(body["data"]["result"])
+
+    def rule_problems(self) -> list[str]:
+        """Rules whose last evaluation failed (a bad join, a label clash), and rules not
+        evaluated yet."""
+        url = f"http://127.0.0.1:{self.port}/api/v1/rules"
+        with urllib.request.urlopen(url, timeout=30) as reply:
+            groups = json.load(reply)["data"]["groups"]
+        return [
+            f"{rule['name']}: {rule['health']} {rule.get('lastError', '')}"
+            for group in groups
+            for rule in group["rules"]
+            if rule["health"] != "ok"
+        ]
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -351,6 +365,9 @@ def test_every_dashboard_panel_returns_data_from_a_real_prometheus(
             time.sleep(2)
         assert empty == [], "panel queries without data:\n" + "\n".join(empty)
         assert len(panel_queries()) > 50
+        # Every alert and recording rule evaluates cleanly against the real series.
+        _wait(lambda: not prometheus.rule_problems(), "every rule evaluated")
+        assert prometheus.rule_problems() == []
     finally:
         _stop_fleet(workers)  # SIGTERM (a drain), then a kill after 20 s
         for log in logs:
