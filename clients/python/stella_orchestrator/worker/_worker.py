@@ -125,7 +125,8 @@ class Worker:
             exports nothing (docs/metrics.md, "Worker SDKs").
 
     Raises:
-        ValueError: ``concurrency`` < 1 or a negative delay/timeout.
+        ValueError: ``concurrency`` < 1, a negative delay/timeout, or
+            ``STELLA_METRICS_PORT`` that is not a port.
     """
 
     SDK_NAME: Final = "python"
