@@ -6,6 +6,7 @@ Each check is also run on a deliberately broken copy, where it must fail."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import tomllib
@@ -379,6 +380,23 @@ def test_every_workload_is_scraped(overlay: list[Obj]) -> None:
     for workload, pod in _pods(overlay):
         names = {p["name"] for c in pod["containers"] for p in c.get("ports", [])}
         assert scraped[workload["metadata"]["name"]] <= names, workload["metadata"]["name"]
+
+
+def test_grafana_dashboards_ship_as_one_labelled_configmap(overlay: list[Obj]) -> None:
+    """Every committed dashboard, byte for byte, in one ConfigMap Grafana's sidecar loads
+    (label grafana_dashboard); a fixed name, so an update replaces it in place."""
+    committed = {
+        p.name: p.read_text() for p in (K8S / "base" / "grafana-dashboards").glob("*.json")
+    }
+    assert len(committed) == 6
+    config = named(overlay, "ConfigMap", "orchestrator-grafana-dashboards")
+    assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config["metadata"]["annotations"]["grafana_folder"] == "Stella Orchestrator"
+    assert config["data"] == committed
+    uids = {json.loads(text)["uid"] for text in config["data"].values()}
+    assert len(uids) == len(committed)
+    # ConfigMaps hold at most 1 MiB; leave room to grow.
+    assert sum(len(text.encode()) for text in committed.values()) < 512 * 1024
 
 
 def test_network_policies_deny_by_default_and_open_only_what_each_needs(overlay: list[Obj]) -> None:
