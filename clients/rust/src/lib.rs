@@ -67,6 +67,7 @@ mod job;
 mod outbox;
 mod session;
 mod target;
+pub mod tracing;
 mod worker;
 
 pub use backoff::{

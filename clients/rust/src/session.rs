@@ -482,7 +482,12 @@ impl Session {
         };
         self.running += 1;
         let seq = held.ctx.seq;
-        let task = tokio::spawn((held.handler)(held.ctx.clone()));
+        let run = (held.handler)(held.ctx.clone());
+        let task = tokio::spawn(crate::tracing::instrument(
+            held.ctx.job(),
+            &self.w.worker_id,
+            run,
+        ));
         held.abort = Some(task.abort_handle());
         let done_tx = self.done_tx.clone();
         tokio::spawn(async move {

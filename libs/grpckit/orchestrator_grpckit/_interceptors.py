@@ -14,7 +14,6 @@ import abc
 import asyncio
 import inspect
 import logging
-import os
 import re
 import time
 import uuid
@@ -374,8 +373,8 @@ def server_interceptors(
         method_scopes: Scope required per full method name (see :class:`AuthInterceptor`).
         tenant_spanning: Methods acting across the token's tenants (see
             :class:`AuthInterceptor`).
-        tracing: Add the OpenTelemetry aio server interceptor when the package is installed
-            (spans go nowhere until the process configures a tracer provider).
+        tracing: Add the server span interceptor when the ``OTEL_*`` variables turn tracing
+            on (``orchestrator_grpckit._tracing``); off, it is not in the chain at all.
         extra: Interceptors run innermost, after authentication; their exceptions are mapped
             by :class:`ErrorInterceptor` too.
 
@@ -397,17 +396,7 @@ def server_interceptors(
 
 
 def _tracing_interceptor() -> grpc.aio.ServerInterceptor | None:
-    # Spans only matter when something exports them; without an exporter the interceptor is
-    # pure cost on the hot path (and its aio stream wrapper logs spurious "Failed to detach
-    # context" errors when a client cancels a stream). OTEL_TRACES_EXPORTER (standard
-    # OpenTelemetry variable, e.g. "otlp") turns it on.
-    if os.environ.get("OTEL_TRACES_EXPORTER", "none").lower() in ("", "none"):
-        return None
-    try:
-        from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
-    except ImportError:  # tracing is optional; the service runs the same without it
-        return None
-    # Probes and reflection would only add noise spans.
-    noise = filters.any_of(filters.health_check(), filters.service_prefix("grpc.reflection"))
-    interceptor: grpc.aio.ServerInterceptor = aio_server_interceptor(filter_=filters.negate(noise))
-    return interceptor
+    # Imported here: _tracing builds on this module's scope machinery.
+    from orchestrator_grpckit._tracing import tracing_interceptor
+
+    return tracing_interceptor()
