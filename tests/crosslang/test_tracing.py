@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import psycopg
 import pytest
 
 from tests.conftest import DEV_SECRET
+from tests.crosslang.conftest import stop_all
 from tests.otlp_receiver import OtlpReceiver, Span
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -167,15 +167,9 @@ def test_one_rest_submit_is_one_trace_across_services_and_three_sdks(
         job_of = {job["key"]: job["id"] for job in created["jobs"]}
         _wait_for_run(database_url, run_id)
     finally:
-        for proc in workers.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)  # drain, then flush the worker's spans
-        for proc in workers.values():
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        # SIGTERM: each worker drains, then flushes its spans.
+        stuck = stop_all(workers.values(), timeout_s=120)
+    assert not stuck, stuck
     for sdk, proc in workers.items():
         assert proc.returncode == 0, (sdk, (tmp_path / f"worker-{sdk}.log").read_text()[-2000:])
 

@@ -122,25 +122,31 @@ fn init(default_service: &str) -> Option<Tracing> {
 
 /// Run `handler` as the handler of `job`, inside its span (the future unchanged without
 /// the feature `otel`).
-#[cfg(not(feature = "otel"))]
-pub(crate) fn instrument<F>(
-    _job: &Job,
-    _worker_id: &str,
-    handler: F,
-) -> impl Future<Output = HandlerResult> + Send + 'static
-where
-    F: Future<Output = HandlerResult> + Send + 'static,
-{
-    handler
-}
-
-/// Run `handler` as the handler of `job`, inside its span.
-#[cfg(feature = "otel")]
 pub(crate) fn instrument<F>(
     job: &Job,
     worker_id: &str,
     handler: F,
 ) -> impl Future<Output = HandlerResult> + Send + 'static
+where
+    F: Future<Output = HandlerResult> + Send + 'static,
+{
+    #[cfg(feature = "otel")]
+    {
+        traced(job, worker_id, handler)
+    }
+    #[cfg(not(feature = "otel"))]
+    {
+        let _ = (job, worker_id);
+        handler
+    }
+}
+
+#[cfg(feature = "otel")]
+fn traced<F>(
+    job: &Job,
+    worker_id: &str,
+    handler: F,
+) -> impl Future<Output = HandlerResult> + Send + 'static + use<F>
 where
     F: Future<Output = HandlerResult> + Send + 'static,
 {

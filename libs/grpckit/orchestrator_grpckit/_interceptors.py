@@ -23,10 +23,11 @@ from collections.abc import (
     Callable,
     Collection,
     Iterable,
+    Iterator,
     Mapping,
     Sequence,
 )
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 import grpc
@@ -242,18 +243,8 @@ class ObservabilityInterceptor(_ScopeInterceptor):
         started = time.perf_counter()
         service, name = split_method(method)
         STARTED_TOTAL.labels(rpc_type, service, name).inc()
-        code = grpc.StatusCode.UNKNOWN
-        try:
-            yield
-            code = _context_code(context) or grpc.StatusCode.OK
-        except grpc.aio.AbortError:
-            code = _context_code(context) or grpc.StatusCode.UNKNOWN
-            raise
-        except (asyncio.CancelledError, GeneratorExit):
-            # The client went away (or the server is stopping) mid-call.
-            code = grpc.StatusCode.CANCELLED
-            raise
-        finally:
+
+        def finish(code: grpc.StatusCode) -> None:
             elapsed_s = time.perf_counter() - started
             HANDLED_TOTAL.labels(rpc_type, service, name, code.name).inc()
             HANDLING_SECONDS.labels(rpc_type, service, name).observe(elapsed_s)
@@ -273,6 +264,30 @@ class ObservabilityInterceptor(_ScopeInterceptor):
                     "subject": principal.subject if principal else None,
                 },
             )
+
+        with finishing_with_code(context, finish):
+            yield
+
+
+@contextmanager
+def finishing_with_code(
+    context: grpc.aio.ServicerContext[Any, Any], finish: Callable[[grpc.StatusCode], None]
+) -> Iterator[None]:
+    """Around a handler: calls ``finish`` with the status code its client sees, however it
+    ends: OK, the code it set or aborted with, CANCELLED (the client went away or the server
+    is stopping mid-call), or UNKNOWN (an exception no interceptor mapped)."""
+    code = grpc.StatusCode.UNKNOWN
+    try:
+        yield
+        code = _context_code(context) or grpc.StatusCode.OK
+    except grpc.aio.AbortError:
+        code = _context_code(context) or grpc.StatusCode.UNKNOWN
+        raise
+    except (asyncio.CancelledError, GeneratorExit):
+        code = grpc.StatusCode.CANCELLED
+        raise
+    finally:
+        finish(code)
 
 
 def _context_code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode | None:

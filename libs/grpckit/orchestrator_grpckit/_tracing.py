@@ -21,7 +21,6 @@ the current one.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -35,9 +34,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from orchestrator_grpckit._interceptors import (
     PUBLIC_METHOD_PREFIXES,
-    _context_code,
     _metadata_value,
     _ScopeInterceptor,
+    finishing_with_code,
     split_method,
 )
 from stella_orchestrator.telemetry import (
@@ -195,17 +194,8 @@ class TracingInterceptor(_ScopeInterceptor):
         )
         active = trace.set_span_in_context(span, parent)
         token = otel_context.attach(active)
-        code = grpc.StatusCode.UNKNOWN
-        try:
-            yield
-            code = _context_code(context) or grpc.StatusCode.OK
-        except grpc.aio.AbortError:
-            code = _context_code(context) or grpc.StatusCode.UNKNOWN
-            raise
-        except (asyncio.CancelledError, GeneratorExit):
-            code = grpc.StatusCode.CANCELLED  # the client went away (or the server stops)
-            raise
-        finally:
+
+        def finish(code: grpc.StatusCode) -> None:
             span.set_attribute("rpc.grpc.status_code", code.value[0])
             if code in _SERVER_ERROR_CODES:
                 span.set_status(Status(StatusCode.ERROR, code.name))
@@ -214,6 +204,9 @@ class TracingInterceptor(_ScopeInterceptor):
             # the token cannot be reset: nothing to undo there.
             if otel_context.get_current() is active:
                 otel_context.detach(token)
+
+        with finishing_with_code(context, finish):
+            yield
 
 
 def tracing_interceptor() -> grpc.aio.ServerInterceptor | None:

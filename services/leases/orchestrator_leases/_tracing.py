@@ -34,10 +34,12 @@ class LeaseSpans:
     Args:
         worker_id: The worker's id (an attribute of every span).
         session_id: The Work stream's id.
+        tracer: The tracer (default: the global provider's, when one is installed).
     """
 
-    def __init__(self, worker_id: str, session_id: str) -> None:
-        self._on = tracing_installed()
+    def __init__(self, worker_id: str, session_id: str, tracer: trace.Tracer | None = None) -> None:
+        self._on = tracer is not None or tracing_installed()
+        self._tracer = tracer or _tracer
         self._worker_id = worker_id
         self._session_id = session_id
         self._open: dict[uuid.UUID, Any] = {}
@@ -50,7 +52,7 @@ class LeaseSpans:
         for row in rows:
             if not row["trace_parent"]:
                 continue
-            self._open[row["id"]] = _tracer.start_span(
+            self._open[row["id"]] = self._tracer.start_span(
                 "stella.lease",
                 context=context_from_traceparent(row["trace_parent"], row["trace_state"]),
                 kind=SpanKind.INTERNAL,
@@ -83,7 +85,7 @@ class LeaseSpans:
         if span is None:
             return
         parent = trace.set_span_in_context(span)
-        complete = _tracer.start_span(
+        complete = self._tracer.start_span(
             "stella.job.complete",
             context=parent,
             kind=SpanKind.INTERNAL,

@@ -77,14 +77,8 @@ def test_on_the_server_span_is_outermost(monkeypatch: pytest.MonkeyPatch) -> Non
 def _run_child(receiver: OtlpReceiver, **extra: str) -> tuple[dict[str, str], list[str], str]:
     env = {k: v for k, v in os.environ.items() if k not in OTEL_VARS}
     env |= {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, **extra}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.unit.grpckit._tracing_child"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    child = [sys.executable, "-m", "tests.unit.grpckit._tracing_child"]
+    done = subprocess.run(child, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     lines = done.stdout.splitlines()
     result = json.loads(next(line for line in lines if line.startswith("RESULT "))[7:])

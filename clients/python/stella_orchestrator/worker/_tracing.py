@@ -26,23 +26,24 @@ SPAN_NAME = "stella.job.run"
 
 
 @contextmanager
-def handler_span(job: Job, worker_id: str) -> Iterator[Any]:
+def handler_span(job: Job, worker_id: str, tracer: Any = None) -> Iterator[Any]:
     """Run the block as the handler of ``job``, inside its span (a no-op without tracing).
 
     Args:
         job: The job being handled.
         worker_id: The worker's id (an attribute).
+        tracer: The tracer (default: the global provider's, when one is installed).
 
     Yields:
         The span, or ``None`` when tracing is off.
     """
     trace = telemetry.trace
-    if trace is None or not telemetry.tracing_installed():
+    if trace is None or (tracer is None and not telemetry.tracing_installed()):
         yield None
         return
     from opentelemetry.trace import SpanKind, Status, StatusCode
 
-    tracer = trace.get_tracer("stella_orchestrator.worker")
+    tracer = tracer or trace.get_tracer("stella_orchestrator.worker")
     with tracer.start_as_current_span(
         SPAN_NAME,
         context=telemetry.context_from_traceparent(job.trace_parent, job.trace_state),
