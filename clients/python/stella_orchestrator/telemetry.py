@@ -137,7 +137,6 @@ def configure_tracing(
         from opentelemetry.sdk.resources import SERVICE_NAME, Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-        from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
     except ImportError:
         _log.warning("tracing is configured but opentelemetry-sdk is not installed; tracing off")
         return None
@@ -147,7 +146,8 @@ def configure_tracing(
     # Resource.create merges OTEL_RESOURCE_ATTRIBUTES; our attributes win, so the name is
     # resolved above with OTEL_SERVICE_NAME first.
     resource = Resource.create({SERVICE_NAME: name})
-    base = _get_from_env_or_default()
+    # The sampler OTEL_TRACES_SAMPLER names is what a provider built without one uses.
+    base = TracerProvider(shutdown_on_exit=False).sampler
     provider = TracerProvider(resource=resource, sampler=sampler(base) if sampler else base)
     exporter: SpanExporter
     if exporter_name == "console":

@@ -126,3 +126,12 @@ def test_otel_service_name_overrides_the_service_name() -> None:
         spans = receiver.spans()
     assert spans
     assert {s.service for s in spans} == {"probe-renamed"}
+
+
+@pytest.mark.timeout(180)
+def test_the_standard_sampler_variable_applies() -> None:
+    with OtlpReceiver() as receiver:
+        seen, _logs, _stderr = _run_child(receiver, OTEL_TRACES_SAMPLER="always_off")
+        spans = receiver.spans()
+    assert seen["installed"] == "True"
+    assert spans == []
