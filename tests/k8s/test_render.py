@@ -179,6 +179,55 @@ def test_prod_runs_every_stateless_service_twice_or_more_under_hpa_and_pdb(
     assert cluster["spec"]["instances"] == 3
 
 
+# Sessions a process holds beside its pool: the LISTEN connections and the leader loops'
+# advisory-lock sessions (postgres.yaml).
+SESSIONS_BESIDE_POOL = 3
+DB_CLIENTS = {
+    "orchestrator-scheduler": "ORCH_DB_POOL_MAX",
+    "orchestrator-leases": "ORCH_DB_POOL_MAX",
+    "orchestrator-ratelimit": "ORCH_DB_POOL_MAX",
+    "orchestrator-audit": "ORCH_DB_POOL_MAX",
+    "orchestrator-gateway": "ORCH_GATEWAY_DB_POOL_MAX",
+}
+
+
+def connections_at_full_scale_out(objs: list[Obj]) -> tuple[int, int]:
+    """(connections every database client may open at its HPA's maximum, the cluster's
+    max_connections less the superuser reserve)."""
+    from orchestrator_gateway._settings import DEFAULT_DB_POOL_MAX as GATEWAY_POOL
+    from orchestrator_grpckit._config import DEFAULT_DB_POOL_MAX as SERVICE_POOL
+
+    config = named(objs, "ConfigMap", "orchestrator-config")["data"]
+    defaults = {"ORCH_DB_POOL_MAX": SERVICE_POOL, "ORCH_GATEWAY_DB_POOL_MAX": GATEWAY_POOL}
+    most = {
+        h["spec"]["scaleTargetRef"]["name"]: h["spec"]["maxReplicas"]
+        for h in by_kind(objs, "HorizontalPodAutoscaler")
+    }
+    total = 0
+    for name, variable in DB_CLIENTS.items():
+        pool = int(config.get(variable, defaults[variable]))
+        total += most[name] * (pool + SESSIONS_BESIDE_POOL)
+    params = named(objs, "Cluster", "orchestrator-pg")["spec"]["postgresql"]["parameters"]
+    reserved = int(params.get("superuser_reserved_connections", 3))
+    return total, int(params["max_connections"]) - reserved
+
+
+def test_connections_fit_the_database_at_full_scale_out(rendered: dict[str, list[Obj]]) -> None:
+    objs = rendered["prod"]
+    needed, allowed = connections_at_full_scale_out(objs)
+    assert needed <= allowed, (needed, allowed)
+    # The check bites: the code's default pool (20) at the same scale-out does not fit.
+    config = named(objs, "ConfigMap", "orchestrator-config")["data"]
+    broken = {**config}
+    broken.pop("ORCH_DB_POOL_MAX")
+    copy = [
+        {**o, "data": broken} if o["kind"] == "ConfigMap" and o["data"] is config else o
+        for o in objs
+    ]
+    needed, allowed = connections_at_full_scale_out(copy)
+    assert needed > allowed, (needed, allowed)
+
+
 def test_every_pod_is_restricted_with_requests_and_limits(overlay: list[Obj]) -> None:
     for workload, pod in _pods(overlay):
         name = workload["metadata"]["name"]

@@ -126,9 +126,6 @@ CREATE UNIQUE INDEX jobs_run_key ON orchestrator.jobs (run_id, key)
 -- the run finishes when no job of it is left in a non-terminal state
 CREATE INDEX jobs_run_open ON orchestrator.jobs (run_id)
   WHERE state IN ('pending', 'ready', 'leased');
--- the claim path: highest priority first, then oldest
-CREATE INDEX jobs_claimable ON orchestrator.jobs (job_type, priority DESC, id)
-  WHERE state = 'ready';
 CREATE INDEX jobs_lease_expiry ON orchestrator.jobs (lease_expires_at) WHERE state = 'leased';
 
 CREATE TABLE orchestrator.dag_edges (
@@ -597,7 +594,8 @@ BEGIN
 END
 $$;
 
--- 0002: the fair claim path of the leases service (see migrations/0002_leasing.sql).
+-- 0002: the fair claim path of the leases service (see migrations/0002_leasing.sql): the
+-- claim's only index on jobs (0009 dropped the tenant-spanning one).
 CREATE INDEX jobs_claimable_tenant ON orchestrator.jobs (tenant, job_type, priority DESC, id)
   WHERE state = 'ready';
 

@@ -60,7 +60,7 @@ async def build_app(
         prefix=settings.key_prefix,
         default=settings.default_bucket,
     )
-    db = Database(config.database_url, clock=clock)
+    db = Database(config.database_url, clock=clock, max_size=config.db_pool_max)
     await db.open()
     listener: EnvoyListener | None = None
     try:

@@ -40,7 +40,7 @@ async def build_service(
     artifacts, overview) it serves EventStreamService (the event history, live).
     """
     settings = SchedulerSettings.from_env()
-    db = Database(config.database_url, clock=clock)
+    db = Database(config.database_url, clock=clock, max_size=config.db_pool_max)
     # Injected (tests) or else PostgreSQL's: every component reads the same clock.
     clock = db.clock
     await db.open()

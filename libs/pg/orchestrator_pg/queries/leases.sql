@@ -118,11 +118,24 @@ LISTEN orch_jobs_ready;
 -- transaction-scoped advisory lock per such tenant, taken in tenant order (no deadlock).
 -- Sent in the claim's pipeline BEFORE job_claim_admitted, whose snapshot then sees every
 -- lease committed by the previous holder. Tenants without caps take no lock.
--- It also makes the claim's statements use their generic plan once prepared: planning
--- job_claim_admitted costs about as much as running it (~1 ms), and its plan does not
--- depend on the parameter values (measured: generic 3.4-3.9 ms vs custom 4.9-5.0 ms for
--- 60 jobs).
+-- It also sets the claim transaction's planner switches:
+--   * plan_cache_mode: the claim's statements use their generic plan once prepared:
+--     planning job_claim_admitted costs about as much as running it (~1 ms), and its plan
+--     does not depend on the parameter values (measured: generic 3.4-3.9 ms vs custom
+--     4.9-5.0 ms for 60 jobs);
+--   * jit off: the generic plan's cost estimate grows with the table (the probes' LIMIT is
+--     a parameter) and crosses jit_above_cost at about a million rows; PostgreSQL then
+--     compiled ~230 functions on every execution, 7.5 s of an 8.6 s claim. The claim reads
+--     a few hundred rows at most: nothing for JIT to win;
+--   * bitmap scans off: the row-level security qual makes the planner believe a tenant's
+--     probe finds one row, so with many tenants it read each tenant's whole backlog
+--     through a bitmap scan of jobs_tenant_id and sorted it (894 ms for 1,000 tenants x 100
+--     ready jobs); the ordered scan of jobs_claimable_tenant stops at the probe's LIMIT
+--     (48 ms). The claim has no other use for bitmap scans. (docs/benchmarks.md, "Claim
+--     cost".)
 SELECT set_config('plan_cache_mode', 'force_generic_plan', true) AS plan_cache_mode,
+       set_config('jit', 'off', true) AS jit,
+       set_config('enable_bitmapscan', 'off', true) AS enable_bitmapscan,
        count(pg_advisory_xact_lock(hashtextextended('orch:caps:' || c.tenant, 0))) AS locked
   FROM (SELECT tenant FROM orchestrator.quotas
          WHERE (%(tenants)s::text[] IS NULL OR tenant = ANY(%(tenants)s))
