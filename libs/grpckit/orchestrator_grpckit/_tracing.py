@@ -21,7 +21,6 @@ the current one.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -63,7 +62,6 @@ __all__ = [
     "tracing_installed",
 ]
 
-_log = logging.getLogger("orchestrator_grpckit")
 _tracer = trace.get_tracer("orchestrator_grpckit")
 
 # Server span status per the OpenTelemetry RPC conventions: only these codes are the
