@@ -294,10 +294,12 @@ func (s *session) runHandler(h *held) {
 	defer s.handlers.Done()
 	s.w.metrics.started(h.job.JobType)
 	begin := time.Now()
-	result, err := callHandler(h)
+	ctx, span := startHandlerSpan(h.ctx, h.job, s.w.workerID)
+	result, err := callHandler(ctx, h)
 	s.w.metrics.finished(h.job.JobType, time.Since(begin))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	endHandlerSpan(span, err, h.cancelReason != "")
 	switch {
 	case h.cancelReason != "":
 		s.afterCancelLocked(h) // canceled by the SDK: the result is dropped
@@ -313,13 +315,13 @@ func (s *session) runHandler(h *held) {
 }
 
 // callHandler runs the handler, turning a panic into an internal failure.
-func callHandler(h *held) (result map[string]any, err error) {
+func callHandler(ctx context.Context, h *held) (result map[string]any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("handler panicked: %v\n%s", r, debug.Stack())
 		}
 	}()
-	return h.handler(h.ctx, h.job)
+	return h.handler(ctx, h.job)
 }
 
 func (s *session) afterCancelLocked(h *held) {

@@ -368,8 +368,20 @@ func (w *Worker) channelOptions() []grpc.DialOption {
 }
 
 // RunWithSignals is Run for a process: the first SIGTERM/SIGINT drains gracefully, a second
-// one stops at once.
+// one stops at once. Tracing is set up from the OTEL_* variables (off unless they ask for
+// it; see InitTracingFromEnv) and flushed before it returns.
 func (w *Worker) RunWithSignals(ctx context.Context) error {
+	tracing, err := InitTracingFromEnv(ctx, DefaultServiceName)
+	if err != nil {
+		w.logf("tracing off: %v", err)
+	}
+	defer func() {
+		flush, done := context.WithTimeout(context.Background(), tracingFlushTimeout)
+		defer done()
+		if err := tracing.Shutdown(flush); err != nil {
+			w.logf("tracing shutdown: %v", err)
+		}
+	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	signals := make(chan os.Signal, 2)

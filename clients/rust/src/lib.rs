@@ -76,6 +76,7 @@ mod metrics;
 mod outbox;
 mod session;
 mod target;
+pub mod tracing;
 mod worker;
 
 pub use backoff::{

@@ -480,7 +480,12 @@ impl Session {
         let seq = held.ctx.seq;
         let job_type = held.ctx.job().job_type.clone();
         self.w.metrics.started(&job_type);
-        let task = tokio::spawn((held.handler)(held.ctx.clone()));
+        let run = (held.handler)(held.ctx.clone());
+        let task = tokio::spawn(crate::tracing::instrument(
+            held.ctx.job(),
+            &self.w.worker_id,
+            run,
+        ));
         held.abort = Some(task.abort_handle());
         let done_tx = self.done_tx.clone();
         let w = Arc::clone(&self.w);

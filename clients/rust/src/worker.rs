@@ -413,7 +413,8 @@ impl Worker {
     }
 
     /// [`Worker::run`] for a process: the first SIGTERM/SIGINT drains gracefully, a second
-    /// one stops at once.
+    /// one stops at once. Tracing is set up from the `OTEL_*` variables (off unless they ask
+    /// for it; [`crate::tracing`]) and flushed before it returns.
     ///
     /// # Errors
     /// As [`Worker::run`].
@@ -442,8 +443,12 @@ impl Worker {
                 }
             }
         });
+        let tracing = crate::tracing::init_from_env(crate::tracing::DEFAULT_SERVICE_NAME);
         let result = self.run().await;
         watcher.abort();
+        if let Some(tracing) = tracing {
+            tracing.shutdown().await;
+        }
         result
     }
 }

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 
 from orchestrator_audit._app import build_service
-from orchestrator_grpckit import ServiceConfig, configure_logging, run_service
+from orchestrator_grpckit import ServiceConfig, configure_logging, run_service, tracing
 
 
 async def _main() -> None:
     config = ServiceConfig.from_env("audit")
     configure_logging(config.log_level, service="audit")
-    async with build_service(config) as service:
-        await run_service(service)
+    with tracing(config.service_name):
+        async with build_service(config) as service:
+            await run_service(service)
 
 
 def main() -> None:

@@ -6,20 +6,22 @@ import uvicorn
 
 from orchestrator_gateway._app import create_app
 from orchestrator_gateway._settings import GatewaySettings
-from orchestrator_grpckit import configure_logging
+from orchestrator_grpckit import configure_logging, tracing
 
 
 def main() -> None:
     settings = GatewaySettings.from_env()
-    configure_logging("INFO")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.bind_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+    configure_logging("INFO", service="gateway")
+    # Before create_app: the app instruments itself when a tracer provider is installed.
+    with tracing("gateway"):
+        uvicorn.run(
+            create_app(settings),
+            host=settings.bind_host,
+            port=settings.http_port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
 
 
 if __name__ == "__main__":

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
-from orchestrator_grpckit import ServiceConfig, configure_logging, run_service
+from orchestrator_grpckit import ServiceConfig, configure_logging, run_service, tracing
 from orchestrator_scheduler._app import build_service
 
 
 async def _main() -> None:
     config = ServiceConfig.from_env("scheduler")
     configure_logging(config.log_level)
-    async with build_service(config) as service:
-        await run_service(service)
+    with tracing(config.service_name):
+        async with build_service(config) as service:
+            await run_service(service)
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ from stella_orchestrator.worker._digest import result_digest
 from stella_orchestrator.worker._errors import FailureInfo, RPCError, classify
 from stella_orchestrator.worker._job import ArtifactRecord, Job, from_struct, to_struct
 from stella_orchestrator.worker._outbox import DEFAULT_MAX_BATCH, Outbox, sender_loop
+from stella_orchestrator.worker._tracing import handler_span
 
 if TYPE_CHECKING:
     from stella_orchestrator.worker._worker import Handler, Worker
@@ -365,7 +366,8 @@ class Session:
         self.worker.metrics.started(job.job_type)
         try:
             try:
-                result = await held.handler(job)
+                with handler_span(job, self.worker.worker_id):
+                    result = await held.handler(job)
             except asyncio.CancelledError:
                 if active.cancel_reason is not None:
                     self._after_cancel(active)

@@ -26,6 +26,7 @@ from typing import Any, Final, TypeAlias
 import grpc
 
 from stella.orchestrator.v1 import leases_pb2_grpc
+from stella_orchestrator import telemetry
 from stella_orchestrator.targets import channel_options, channel_target
 from stella_orchestrator.worker._backoff import Backoff
 from stella_orchestrator.worker._errors import RPCError
@@ -49,6 +50,8 @@ NON_RETRYABLE_CODES: Final = frozenset(
 
 TENANT_HEADER: Final = "x-stella-tenant"
 MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
+TRACING_SERVICE_NAME: Final = "stella-worker"
+"""``service.name`` of a worker's spans unless ``OTEL_SERVICE_NAME`` is set."""
 DEFAULT_CHANNEL_OPTIONS: Final[tuple[tuple[str, int], ...]] = (
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -366,12 +369,21 @@ class Worker:
     def run_forever(self) -> None:
         """Run the worker in a new event loop until SIGTERM/SIGINT (for scripts).
 
-        The first signal drains gracefully; a second one stops at once.
+        The first signal drains gracefully; a second one stops at once. Tracing is set up
+        from the ``OTEL_*`` variables (off unless they ask for it, service name
+        ``stella-worker`` unless ``OTEL_SERVICE_NAME`` says otherwise) and flushed at the end;
+        an application calling :meth:`run` sets up its own provider, or calls
+        :func:`stella_orchestrator.telemetry.configure_tracing`.
 
         Raises:
             RPCError: As :meth:`run`.
         """
-        asyncio.run(self._run_with_signals())
+        tracing = telemetry.configure_tracing(TRACING_SERVICE_NAME)
+        try:
+            asyncio.run(self._run_with_signals())
+        finally:
+            if tracing is not None:
+                tracing.shutdown()
 
     async def _run_with_signals(self) -> None:
         loop = asyncio.get_running_loop()
