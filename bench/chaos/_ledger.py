@@ -80,6 +80,13 @@ def check_jobs(conn: psycopg.Connection, tenant: str, expected: int, verdict: Ve
         " AND (reason = 'lease_expired' OR data::text LIKE '%%lease_expired%%')",
         tenant,
     )
+    retries = conn.execute(
+        "SELECT coalesce(reason, ''), count(*) FROM orchestrator.events"
+        " WHERE tenant = %s AND type = 'job.retrying' GROUP BY 1 ORDER BY 1",
+        (tenant,),
+    ).fetchall()
+    for reason, count in retries:
+        verdict.figure(f"chaos_retries_{reason or 'unknown'}", count, "jobs")
     lost = max(expected - succeeded, 0)
     verdict.figure("chaos_jobs", total, "jobs")
     verdict.figure("chaos_succeeded", succeeded, "jobs")

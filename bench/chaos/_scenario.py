@@ -22,6 +22,7 @@ succeeded after it) before the next:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import shutil
 import signal
@@ -93,6 +94,7 @@ class FaultRecord:
     recovered: float = float("nan")
     detail: str = ""
     led: list[str] = field(default_factory=list)  # loops the killed replica led
+    injected_at: datetime | None = None  # the database's time just before the injection
 
 
 @dataclass
@@ -111,7 +113,8 @@ class ChaosResult:
         """Every figure as ``name value unit``."""
         out = []
         for name, (value, unit) in self.verdict.figures.items():
-            out.append(f"{name} {value:.1f} {unit}" if unit == "s" else f"{name} {value:g} {unit}")
+            text = f"{value:.0f}" if float(value).is_integer() and unit != "s" else f"{value:.1f}"
+            out.append(f"{name} {text} {unit}")
         return out
 
 
@@ -314,14 +317,26 @@ class ChaosRun:
         self.stack.start(name)
         return code
 
+    def _leader(self, service: str, loop: str) -> str:
+        """The replica leading ``loop`` (asked until one answers: after a fault the lock
+        may be changing hands)."""
+        assert self.stack is not None
+        deadline = time.monotonic() + RECOVERY_TIMEOUT_S
+        delay = 0.1
+        while (leader := self.stack.leader(service, loop)) is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no {service} replica reports leading {loop}")
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        return leader
+
     def inject(self, fault: str) -> FaultRecord:
         assert self.stack is not None
-        record = FaultRecord(fault, time.monotonic())
+        record = FaultRecord(fault, time.monotonic(), injected_at=self._db_now())
         if fault == "kill_leases":
             self._restart(record, self.stack.names("leases")[0], signal.SIGKILL)
         elif fault == "kill_schedule_leader":
-            leader = self.stack.leader("scheduler", "schedule_firing")
-            self._restart(record, leader or self.stack.names("scheduler")[0], signal.SIGKILL)
+            self._restart(record, self._leader("scheduler", "schedule_firing"), signal.SIGKILL)
         elif fault == "rolling_leases":
             victim = self.stack.names("leases")[-1]
             code = self._restart(record, victim, signal.SIGTERM)
@@ -434,7 +449,22 @@ class ChaosRun:
                 if loop in gaps:
                     gap = gap_around(gaps[loop], record.injected, GAP_WINDOW_S)
                     v.figure(f"chaos_{record.name}_leader_gap_{loop}", gap, "s")
+        self._expiries_per_fault()
         v.figure("chaos_duration", time.monotonic() - started, "s")
+
+    def _expiries_per_fault(self) -> None:
+        """Lease expiries from each fault's injection to the next one's (or the end)."""
+        bounds = [r.injected_at for r in self.faults] + [None]
+        with psycopg.connect(self.pg.url, autocommit=True) as conn:
+            for record, (start, end) in zip(self.faults, itertools.pairwise(bounds), strict=True):
+                row = conn.execute(
+                    "SELECT count(*) FROM orchestrator.events WHERE tenant = %s"
+                    " AND reason = 'lease_expired' AND occurred_at >= %s"
+                    " AND (%s::timestamptz IS NULL OR occurred_at < %s)",
+                    (TENANT, start, end, end),
+                ).fetchone()
+                expired = int(row[0]) if row else 0
+                self.verdict.figure(f"chaos_{record.name}_leases_expired", expired, "events")
 
     def teardown(self) -> None:
         if self.workers is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,7 +44,26 @@ def _load_stack() -> ModuleType:
 stack = _load_stack()
 
 
-def _free_block(size: int) -> int:
+def terminate_all(
+    procs: dict[str, subprocess.Popen[bytes]], timeout_s: float
+) -> dict[str, int | None]:
+    """SIGTERM to every live process (they drain in parallel), then waits for each; one that
+    does not exit in ``timeout_s`` is killed (its code None). Returns the exit codes."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.terminate()
+    codes: dict[str, int | None] = {}
+    for name, proc in procs.items():
+        try:
+            codes[name] = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+            codes[name] = None
+    return codes
+
+
+def free_block(size: int) -> int:
     """A base port B with B..B+size-1 free now (outside the ranges the usual stacks use)."""
     rng = random.Random()
     for _ in range(500):
@@ -77,7 +97,7 @@ class Stack:
         self.logs = run_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         envs = [p.env for spec in stack.SERVICES for p in spec.ports]
-        base = _free_block(len(envs) * 10 * replicas)
+        base = free_block(len(envs) * 10 * replicas)
         ports = {name: str(base + i) for i, name in enumerate(envs)}
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
         self.env |= ports | env | {"PYTHONUNBUFFERED": "1"}
@@ -177,18 +197,7 @@ class Stack:
     def stop_all(self) -> dict[str, int | None]:
         """SIGTERM to every live replica (they drain in parallel), then wait; a replica that
         does not exit in time is killed. Returns each one's exit code."""
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        codes: dict[str, int | None] = {}
-        for name, proc in self.procs.items():
-            try:
-                codes[name] = proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
-                codes[name] = None
-        return codes
+        return terminate_all(self.procs, STOP_TIMEOUT_S)
 
 
 def scrape(port: int, timeout_s: float = 5.0) -> str:
@@ -220,8 +229,8 @@ class Workers:
             )
 
     def start_go(self, count: int, concurrency: int) -> None:
-        if count and not GO_WORKER.exists():
-            build_go_worker()
+        if count:
+            build_go_worker()  # incremental: seconds when the caches are warm
         for i in range(count):
             worker_id = f"chaos-go-{i}"
             log = (self.run_dir / "logs" / f"{worker_id}.log").open("ab")
@@ -238,34 +247,27 @@ class Workers:
 
     def stop(self) -> dict[str, int | None]:
         """SIGTERM (drain) to every worker, then wait; returns each one's exit code."""
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        codes: dict[str, int | None] = {}
-        for name, proc in self.procs.items():
-            try:
-                codes[name] = proc.wait(timeout=WORKER_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
-                codes[name] = None
+        codes = terminate_all(self.procs, WORKER_STOP_TIMEOUT_S)
         for log in self._logs:
             log.close()
         return codes
+
+
+def go_toolchain() -> str | None:
+    """The ``go`` binary (PATH, or the official tarball's /usr/local/go), or None."""
+    return shutil.which("go") or shutil.which("/usr/local/go/bin/go")
 
 
 def build_go_worker() -> None:
     """The Go SDK's example worker into .cache/bin (the cross-language tests' binary and
     caches, tests/crosslang/conftest.py)."""
     cache = ROOT / ".cache"
-    env = {
-        **os.environ,
-        "GOCACHE": str(cache / "go-build"),
-        "GOFLAGS": "-buildvcs=false",
-        "PATH": f"/usr/local/go/bin:{os.environ.get('PATH', '')}",
-    }
+    go = go_toolchain()
+    if go is None:
+        raise RuntimeError("go is not installed: Go workers need it (or --go-workers 0)")
+    env = {**os.environ, "GOCACHE": str(cache / "go-build"), "GOFLAGS": "-buildvcs=false"}
     subprocess.run(
-        ["go", "build", "-o", str(GO_WORKER), "./examples/worker"],
+        [go, "build", "-o", str(GO_WORKER), "./examples/worker"],
         cwd=ROOT / "clients" / "go",
         env=env,
         check=True,
