@@ -85,8 +85,6 @@ def check_jobs(conn: psycopg.Connection, tenant: str, expected: int, verdict: Ve
         " WHERE tenant = %s AND type = 'job.retrying' GROUP BY 1 ORDER BY 1",
         (tenant,),
     ).fetchall()
-    for reason, count in retries:
-        verdict.figure(f"chaos_retries_{reason or 'unknown'}", count, "jobs")
     lost = max(expected - succeeded, 0)
     verdict.figure("chaos_jobs", total, "jobs")
     verdict.figure("chaos_succeeded", succeeded, "jobs")
@@ -95,6 +93,8 @@ def check_jobs(conn: psycopg.Connection, tenant: str, expected: int, verdict: Ve
     verdict.figure("chaos_redelivered", redelivered, "jobs")
     verdict.figure("chaos_leases_expired", expired, "events")
     verdict.figure("chaos_handlers_canceled", canceled, "jobs")
+    for reason, count in retries:
+        verdict.figure(f"chaos_retries_{reason or 'unknown'}", count, "jobs")
     verdict.expect(total == expected, f"{total} jobs in the ledger, {expected} submitted")
     verdict.expect(states == {"succeeded": expected}, f"jobs by state: {states}")
     verdict.expect(doubled == 0, f"{doubled} jobs have {extra_events} extra job.succeeded events")
