@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -42,10 +43,39 @@ PG_SETTINGS = {
 }
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_block(size: int) -> int:
+    """A base port B with B..B+size-1 free now, outside the ranges the usual stacks use and
+    below the kernel's ephemeral ports (a replica restarted on its port must not find it
+    taken by some client connection's source port)."""
+    rng = random.Random()
+    high = max(_ephemeral_low() - size, 21010)
+    for _ in range(500):
+        base = rng.randrange(21000, high, 10)
+        taken: list[socket.socket] = []
+        try:
+            for port in range(base, base + size):
+                s = socket.socket()
+                taken.append(s)
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for s in taken:
+                s.close()
+        return base
+    raise RuntimeError("no free block of ports")
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """One free port below the ephemeral range (a server restarted on it finds it free)."""
+    return free_block(1)
 
 
 def _pg_bindir() -> Path:
@@ -214,7 +244,7 @@ class PrivateRedis:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.port = free_port()
+        self.port = 0  # chosen at the first start (then kept: clients reconnect to it)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -223,6 +253,7 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
         argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", ""]
         argv += ["--appendonly", "no", "--dir", str(self.root)]
         with (self.root / "redis.log").open("ab") as log:

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +20,8 @@ import urllib.request
 from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
+
+from bench.chaos._cluster import free_block
 
 ROOT = Path(__file__).resolve().parents[2]
 # Bounds only: ten processes starting at once on a loaded 2-core machine are slow.
@@ -61,26 +61,6 @@ def terminate_all(
             proc.wait(timeout=30)
             codes[name] = None
     return codes
-
-
-def free_block(size: int) -> int:
-    """A base port B with B..B+size-1 free now (outside the ranges the usual stacks use)."""
-    rng = random.Random()
-    for _ in range(500):
-        base = rng.randrange(21000, 45000, 10)
-        taken: list[socket.socket] = []
-        try:
-            for port in range(base, base + size):
-                s = socket.socket()
-                taken.append(s)
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for s in taken:
-                s.close()
-        return base
-    raise RuntimeError("no free block of ports")
 
 
 class Stack:

@@ -30,7 +30,7 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.chaos._stack import free_block
+from bench.chaos._cluster import free_block
 from stella.orchestrator.v1 import common_pb2, resources_pb2, scheduler_pb2
 from stella_orchestrator.targets import channel_options, channel_target
 from tests.conftest import DEV_SECRET, Stub, migrated_database
