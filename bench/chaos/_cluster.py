@@ -230,12 +230,14 @@ class PrivatePostgres:
         self.standby = old
         return downtime
 
-    def destroy(self) -> None:
+    def destroy(self, *, remove: bool = True) -> None:
+        """Stops every server; ``remove=False`` keeps the data and server logs to look at."""
         for node in self.nodes:
             if node.running():
                 with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
                     node.stop("immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
+        if remove:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 class PrivateRedis:

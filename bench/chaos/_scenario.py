@@ -476,7 +476,7 @@ class ChaosRun:
         if self.stack is not None:
             self.stack.stop_all()
         self.redis.stop()
-        self.pg.destroy()
+        self.pg.destroy(remove=not (self.config.keep or self.verdict.problems))
 
 
 def run_chaos(config: ChaosConfig) -> ChaosResult:

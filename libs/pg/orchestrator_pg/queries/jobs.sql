@@ -106,7 +106,8 @@ RETURNING j.id, j.run_id;
 -- reaching zero turns ready. Runs as its own statement after the parents' update so its
 -- snapshot sees children that were added while the parents were locked. The children are
 -- locked in id order first: two replicas completing parents of shared children (fan-in)
--- would otherwise lock them in their joins' orders and deadlock (make chaos found it).
+-- would otherwise lock them in whatever order their plans meet them (heap order for a
+-- sequential scan) and could deadlock.
 WITH released AS (
   SELECT e.child_job_id AS id, count(*)::int AS n
     FROM orchestrator.dag_edges e

@@ -1,14 +1,20 @@
-"""Settling a DAG locks the children it touches in id order.
+"""The locks a settle (after jobs change state, orchestrator_pg._tx.settle) takes cannot form
+a cycle with another settle's.
 
-Two leases replicas completing parents of shared children (a fan-in sink whose parents ran on
-different replicas) both update those children; locking them in whatever order a join yields
-deadlocked under ``make chaos`` (PostgreSQL aborted one completion flush, the Work stream
-failed and the jobs ran again after their leases expired). Here one transaction holds the
-child with the highest id, as a concurrent settle that got there first would; the releasing
-statement must then already hold every lower child while it waits, which is what makes two
-of them unable to wait on each other. The children are laid out in the heap against id order
-and index scans are off, so the join meets them in descending order (the old statements then
-waited at the first child, holding none).
+Under ``make chaos`` two leases replicas completing jobs of one DAG run deadlocked: one had
+recorded artifacts (their foreign key to the run holds a KEY SHARE lock on the run row) and
+then waited for a child job the other had just released, while the other waited in
+``run_lock_many`` for the run row with FOR UPDATE, which conflicts with KEY SHARE. PostgreSQL
+aborted a completion flush, its Work stream failed, and the stream's jobs ran again.
+``run_lock_many`` now takes FOR NO KEY UPDATE, which serialises settles without conflicting
+with foreign-key checks.
+
+And the children a settle releases (or cancels) are locked in id order, so two settles with
+overlapping children never lock them in opposite orders (a join meets them in whatever order
+its plan gives — heap order for a sequential scan). Here one transaction holds the child with
+the highest id; the releasing statement must then already hold every lower child while it
+waits. The children are laid out in the heap against id order and index scans are off, so the
+join meets them in descending order (the old statements waited at the first, holding none).
 """
 
 from __future__ import annotations
@@ -33,6 +39,29 @@ WAIT_S = 60.0
 def _blocked_by(db: psycopg.Connection, pid: int, blocker: int) -> bool:
     row = db.execute("SELECT %s = ANY(pg_blocking_pids(%s))", (blocker, pid)).fetchone()
     return bool(row and row[0])
+
+
+async def test_locking_runs_waits_for_no_foreign_key_check(
+    scheduler, db: psycopg.Connection, database_url: str
+) -> None:
+    reply = await scheduler.CreateRun(
+        scheduler_pb2.CreateRunRequest(name="fk", jobs=[spec("only", "lockorder.fk")])
+    )
+    with (
+        psycopg.connect(database_url) as inserter,
+        psycopg.connect(database_url) as settler,
+    ):
+        # What the foreign-key check of an artifact (or job) insert takes on its run.
+        inserter.execute(
+            "SELECT 1 FROM orchestrator.runs WHERE id = %s FOR KEY SHARE", (reply.run.id,)
+        )
+        settler.execute("SET lock_timeout = '5s'")
+        try:
+            rows = settler.execute(query("run_lock_many"), {"run_ids": [reply.run.id]})
+            assert [str(r[0]) for r in rows.fetchall()] == [reply.run.id]
+        finally:
+            settler.rollback()
+            inserter.rollback()
 
 
 @pytest.mark.parametrize("name", ["job_release_children", "job_cancel_descendants"])
