@@ -135,7 +135,8 @@ def check_schedule(
     conn: psycopg.Connection, schedule_id: str, until: datetime, verdict: Verdict
 ) -> None:
     """The once-a-minute schedule fired exactly once for every minute from its creation up
-    to ``until`` (the database's time when the check began)."""
+    to ``until``, and for no other time up to it (later fire times are not judged: the
+    schedule was stopped around then)."""
     fires, created = schedule_fires(conn, schedule_id)
     expected = _minutes_after(created, until)
     counted = [f for f in fires if f <= until]

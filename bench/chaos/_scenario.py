@@ -31,12 +31,12 @@ import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
 import psycopg
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 
 from bench.chaos._cluster import PrivatePostgres, PrivateRedis, temp_root
 from bench.chaos._ledger import Verdict, check_bundle, check_jobs, check_schedule
@@ -56,7 +56,12 @@ FAULTS = ("kill_leases", "kill_schedule_leader", "rolling_leases", "restart_post
 # Bounds, not expectations: a loaded 2-core machine is slow at everything.
 RECOVERY_TIMEOUT_S = 300.0
 RPC_RETRY_S = 300.0
-GAP_WINDOW_S = 60.0  # a leader gap counts for a fault when it overlaps this window after it
+GAP_WINDOW_S = 60.0
+# A fire time is checked once it was due this long before the schedule was stopped (the
+# leader's firing pass runs every second; a loaded machine may run it late).
+FIRE_LAG = timedelta(
+    seconds=30
+)  # a leader gap counts for a fault when it overlaps this window after it
 
 _log = logging.getLogger("bench.chaos")
 
@@ -180,6 +185,7 @@ class ChaosRun:
         )
         self.run_id = ""
         self.schedule_id = ""
+        self.schedule_disabled_at: datetime | None = None
 
     def say(self, text: str) -> None:
         self.config.on_progress(f"[chaos] {text}")
@@ -307,9 +313,13 @@ class ChaosRun:
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
-    def _restart(self, record: FaultRecord, name: str, sig: signal.Signals) -> int:
+    def _restart(
+        self, record: FaultRecord, name: str, sig: signal.Signals, leads: tuple[str, ...] = ()
+    ) -> int:
+        """Signals replica ``name``, waits for it to exit and starts it again; ``leads`` are
+        loops it was just seen leading (kept when a last scrape of its metrics fails)."""
         assert self.stack is not None
-        record.led = self.stack.led_loops(name)
+        record.led = self.stack.led_loops(name) or list(leads)
         record.injected = time.monotonic()
         record.detail = name
         self.stack.signal(name, sig)
@@ -336,7 +346,8 @@ class ChaosRun:
         if fault == "kill_leases":
             self._restart(record, self.stack.names("leases")[0], signal.SIGKILL)
         elif fault == "kill_schedule_leader":
-            self._restart(record, self._leader("scheduler", "schedule_firing"), signal.SIGKILL)
+            leader = self._leader("scheduler", "schedule_firing")
+            self._restart(record, leader, signal.SIGKILL, leads=("schedule_firing",))
         elif fault == "rolling_leases":
             victim = self.stack.names("leases")[-1]
             code = self._restart(record, victim, signal.SIGTERM)
@@ -382,23 +393,41 @@ class ChaosRun:
             raise RuntimeError(f"worker processes exited: {gone}")
 
     # -- the end ----------------------------------------------------------------------------
+    def disable_schedule(self) -> None:
+        """Stops the schedule (the burn-down's end), so no run is created while the ledger is
+        checked; remembers the database's time of it."""
+        assert self.stack is not None
+        target = self.stack.target("scheduler")
+        with grpc.insecure_channel(channel_target(target), channel_options()) as channel:
+            self._scheduler(channel)(
+                "UpdateSchedule",
+                scheduler_pb2.UpdateScheduleRequest(
+                    schedule=resources_pb2.Schedule(id=self.schedule_id, enabled=False),
+                    update_mask=field_mask_pb2.FieldMask(paths=["enabled"]),
+                ),
+            )
+        self.schedule_disabled_at = self._db_now()
+
     def wait_burn_down(self, started: float) -> None:
-        """Until every job is terminal and the schedule fired for the minute that began
-        before now, bounded by the run's length plus ``drain_timeout_s``."""
-        deadline = (
-            max(time.monotonic(), started + self.config.seconds) + self.config.drain_timeout_s
-        )
+        """Until the run's length has passed, then stops the schedule and waits until every
+        job is terminal, bounded by ``drain_timeout_s`` more."""
         end_at = started + self.config.seconds
+        while (left := end_at - time.monotonic()) > 0:
+            time.sleep(min(left, 1.0))
+            self._check_workers()
+        self.disable_schedule()
+        deadline = time.monotonic() + self.config.drain_timeout_s
         delay = 0.2
         with psycopg.connect(self.pg.url, autocommit=True) as conn:
             while True:
                 self._check_workers()
-                open_jobs = conn.execute(
+                row = conn.execute(
                     "SELECT count(*) FROM orchestrator.jobs WHERE tenant = %s"
                     " AND state IN ('pending', 'ready', 'leased')",
                     (TENANT,),
                 ).fetchone()
-                if time.monotonic() >= end_at and open_jobs is not None and open_jobs[0] == 0:
+                open_jobs = int(row[0]) if row else 0
+                if open_jobs == 0:
                     return
                 if time.monotonic() > deadline:
                     self.verdict.problems.append(f"{open_jobs} jobs still open at the deadline")
@@ -411,16 +440,14 @@ class ChaosRun:
         assert self.sampler is not None
         v = self.verdict
         with psycopg.connect(self.pg.url, autocommit=True) as conn:
-            row = conn.execute("SELECT now()").fetchone()
-            assert row is not None
-            db_now: datetime = row[0]
             tick_runs = conn.execute(
                 "SELECT count(*) FROM orchestrator.runs WHERE schedule_id = %s", (self.schedule_id,)
             ).fetchone()
             ticks = int(tick_runs[0]) if tick_runs else 0
             check_jobs(conn, TENANT, self.config.jobs + ticks, v)
-            # Fire times up to a minute ago: the current minute's fire may still be in flight.
-            check_schedule(conn, self.schedule_id, db_now.replace(second=0, microsecond=0), v)
+            # Every fire time due at least FIRE_LAG_S before the schedule was stopped fired.
+            assert self.schedule_disabled_at is not None
+            check_schedule(conn, self.schedule_id, self.schedule_disabled_at - FIRE_LAG, v)
         reader = mint_dev_token(SECRET, "chaos-auditor", [TENANT], ["orch:read"])
         check_bundle(self.stack.target("audit"), reader, self.run_id, v)
         down = [
