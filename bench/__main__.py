@@ -26,6 +26,10 @@ One figure per line, ``name value unit`` (docs/architecture.md §8):
                                  scenario tests/e2e/test_ratelimit_convergence.py asserts the
                                  mechanism of; --skip-convergence leaves it out,
                                  --only-convergence runs nothing else)
+* claim_<scenario>_*             one claim of 50 jobs (p50/p95 ms) and the claim+complete rate
+                                 of two claimers, on 1,000 vs 1,000,000 ready jobs, on a table
+                                 holding a million finished jobs and over 1,000 tenants
+                                 (bench/claim_cost.py; --skip-claim-cost leaves it out)
 * ratelimit_grid_*               the same algorithm's code (Lua buckets in Redis, the leases
                                  limiter) on a simulated clock over 36 simulated hosts: true
                                  limits 1-200/s, bursts 1-50, with and without 1% 503s, from
@@ -141,9 +145,11 @@ def start_workers(
     count: int,
     module: str = "bench._noop_worker",
     prefix: str = "bench-w",
+    tenants: list[str] | None = None,
 ) -> list[subprocess.Popen[bytes]]:
-    """``count`` worker processes (``module``: no-op handlers by default)."""
-    token = mint_dev_token(SECRET, "bench-worker", [TENANT], ["orch:work"])
+    """``count`` worker processes (``module``: no-op handlers by default) serving
+    ``tenants`` (the bench tenant by default; ``["*"]`` for a shared fleet)."""
+    token = mint_dev_token(SECRET, "bench-worker", tenants or [TENANT], ["orch:work"])
     return [
         subprocess.Popen(
             [
@@ -178,13 +184,13 @@ def _payload(i: int) -> struct_pb2.Struct:
     return s
 
 
-async def bench_enqueue(stub, md, job_type: str, total: int) -> float:
-    """Submits ``total`` no-op jobs; returns jobs/s."""
+async def bench_enqueue(stub, md, job_type: str, total: int, batch: int = SUBMIT_BATCH) -> float:
+    """Submits ``total`` no-op jobs in batches of ``batch``; returns jobs/s."""
     start = time.perf_counter()
-    for offset in range(0, total, SUBMIT_BATCH):
+    for offset in range(0, total, batch):
         specs = [
             resources_pb2.JobSpec(job_type=job_type, payload=_payload(offset + i))
-            for i in range(min(SUBMIT_BATCH, total - offset))
+            for i in range(min(batch, total - offset))
         ]
         await stub.SubmitJobs(scheduler_pb2.SubmitJobsRequest(jobs=specs), metadata=md)
     return total / (time.perf_counter() - start)
@@ -399,6 +405,11 @@ def main() -> None:
         "--skip-backlog", action="store_true", help="leave the backlog burn-downs out"
     )
     parser.add_argument(
+        "--skip-claim-cost",
+        action="store_true",
+        help="leave the claim-cost scenarios (1k/1m ready, old table, 1,000 tenants) out",
+    )
+    parser.add_argument(
         "--only-convergence",
         action="store_true",
         help="run the rate-limit convergence scenario alone (its figures only)",
@@ -415,6 +426,12 @@ def main() -> None:
         if os.environ.get("BENCH_BACKLOG_1M") == "1":
             sizes.append(1_000_000)
         backlog_figures(sizes)
+        backlog_figures([100_000], history=1_000_000)
+        backlog_figures([100_000], tenants=1_000)
+    if not args.skip_claim_cost:
+        from bench.claim_cost import SCENARIOS, claim_cost_figures
+
+        claim_cost_figures(list(SCENARIOS))
     if not args.skip_convergence:
         convergence()
     if args.skip_peers:

@@ -13,16 +13,19 @@ sees). The figures come from the event history, so they say what the ledger saw:
 - ``backlog_<n>_slot_share_pct``: the rate as a share of what the slots allow
   (slots ÷ mean handler time).
 
-``python -m bench.backlog 20000 100000`` runs the given sizes; ``make bench`` runs 20,000 and
-100,000 (and 1,000,000 with ``BENCH_BACKLOG_1M=1``: about a quarter of an hour here).
+``python -m bench.backlog 20000 100000`` runs the given sizes (``--history N``: on a database
+that already holds N finished jobs; ``--tenants N``: the backlog spread over N tenants served
+by a shared fleet); ``make bench`` runs 20,000 and 100,000, 100,000 on a table holding a
+million finished jobs and 100,000 over 1,000 tenants (and 1,000,000 with
+``BENCH_BACKLOG_1M=1``: about a quarter of an hour here).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
@@ -46,6 +49,7 @@ from bench.__main__ import (
     stop_workers,
     wait_done,
 )
+from bench.claim_cost import SEED_JOBS
 from orchestrator_grpckit import mint_dev_token
 from orchestrator_pg import drop_database
 from stella.orchestrator.v1 import scheduler_pb2_grpc
@@ -132,26 +136,62 @@ def burndown_from_history(db: psycopg.Connection, job_type: str, total: int) -> 
     )
 
 
-async def burndown(total: int) -> Burndown:
-    """Queues ``total`` jobs on a fresh database, then burns them with busy workers."""
+def seed_history(url: str, finished: int) -> None:
+    """``finished`` succeeded jobs of another type, written in bulk (triggers off: the
+    history's events are not what the burn-down measures), then vacuumed and analysed as
+    autovacuum would leave an old table."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE orchestrator.jobs DISABLE TRIGGER USER")
+        try:
+            conn.execute(
+                SEED_JOBS,
+                {
+                    "tenants": [TENANT],
+                    "job_type": "bench.history",
+                    "state": "succeeded",
+                    "n": finished,
+                },
+            )
+        finally:
+            conn.execute("ALTER TABLE orchestrator.jobs ENABLE TRIGGER USER")
+        conn.execute("VACUUM ANALYZE orchestrator.jobs")
+
+
+async def burndown(total: int, *, history: int = 0, tenants: int = 1) -> Burndown:
+    """Queues ``total`` jobs on a fresh database, then burns them with busy workers.
+
+    ``history``: finished jobs the database holds before the backlog is queued.
+    ``tenants``: the backlog is spread evenly over that many tenants, served by a shared
+    fleet (a ``*`` worker token, no tenant header) when more than one.
+    """
     url, name = await fresh_database("orch_bench_backlog")
+    names = [TENANT] if tenants == 1 else [f"{TENANT}-t{i}" for i in range(tenants)]
+    with psycopg.connect(url, autocommit=True) as conn:
+        for tenant in names if tenants > 1 else []:
+            conn.execute("INSERT INTO orchestrator.tenants (id) VALUES (%s)", (tenant,))
+    if history:
+        seed_history(url, history)
     stack = Stack(url)
     workers: list[subprocess.Popen[bytes]] = []
-    token = mint_dev_token(SECRET, "bench", [TENANT], ["orch:read", "orch:operate"])
-    md = (("authorization", f"Bearer {token}"),)
+    token = mint_dev_token(SECRET, "bench", names, ["orch:read", "orch:operate"])
     try:
         stack.wait_serving()
         async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.ports['scheduler']}") as channel:
             stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
-            await bench_enqueue(stub, md, JOB_TYPE, total)
+            per_tenant = total // len(names)
+            for tenant in names:
+                md = (("authorization", f"Bearer {token}"), ("x-stella-tenant", tenant))
+                await bench_enqueue(stub, md, JOB_TYPE, per_tenant)
         workers = start_workers(
             f"127.0.0.1:{stack.ports['leases']}",
             JOB_TYPE,
             WORKER_PROCESSES,
             module="tests.e2e._worker_proc",  # 20-60 ms handlers
             prefix="bench-busy-w",
+            tenants=["*"] if tenants > 1 else None,
         )
         with psycopg.connect(url, autocommit=True) as db:
+            total = per_tenant * len(names)
             wait_done(db, JOB_TYPE, total, timeout_s=max(600, total / 100))
             return burndown_from_history(db, JOB_TYPE, total)
     finally:
@@ -164,16 +204,18 @@ def label(total: int) -> str:
     return f"{total // 1_000_000}m" if total % 1_000_000 == 0 else f"{total // 1000}k"
 
 
-def backlog_figures(sizes: Iterable[int]) -> None:
-    """Runs one burn-down per size (each on a fresh database) and prints its figures."""
+def backlog_figures(sizes: Iterable[int], *, history: int = 0, tenants: int = 1) -> None:
+    """Runs one burn-down per size (each on a fresh database) and prints its figures; with
+    ``history`` or ``tenants`` the figures' names say so (``100k_old``, ``100k_t1000``)."""
     slots_allow = WORKER_PROCESSES * WORKER_CONCURRENCY / MEAN_HANDLER_S
     for total in sizes:
         note(
-            f"backlog burn-down of {total:,} jobs ({WORKER_PROCESSES} workers x "
+            f"backlog burn-down of {total:,} jobs over {tenants:,} tenant(s), "
+            f"{history:,} finished jobs before ({WORKER_PROCESSES} workers x "
             f"{WORKER_CONCURRENCY}, 20-60 ms handlers)"
         )
-        result = asyncio.run(burndown(total))
-        n = label(total)
+        result = asyncio.run(burndown(total, history=history, tenants=tenants))
+        n = label(total) + ("_old" if history else "") + (f"_t{tenants}" if tenants > 1 else "")
         figure(f"e2e_backlog_{n}_jobs_per_s", result.jobs_per_s, "jobs/s")
         figure(f"backlog_{n}_slot_share_pct", 100 * result.jobs_per_s / slots_allow, "%")
         figure(f"backlog_{n}_max_gap_s", result.max_gap_s, "s")
@@ -182,5 +224,14 @@ def backlog_figures(sizes: Iterable[int]) -> None:
         figure(f"backlog_{n}_peak_leases_per_worker", result.peak_leases_per_worker, "leases")
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description="backlog burn-downs")
+    parser.add_argument("sizes", type=int, nargs="*", default=[20_000])
+    parser.add_argument("--history", type=int, default=0, help="finished jobs already held")
+    parser.add_argument("--tenants", type=int, default=1, help="tenants sharing the backlog")
+    args = parser.parse_args()
+    backlog_figures(args.sizes, history=args.history, tenants=args.tenants)
+
+
 if __name__ == "__main__":
-    backlog_figures(int(arg) for arg in sys.argv[1:] or ["20000"])
+    main()

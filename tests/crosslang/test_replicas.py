@@ -138,13 +138,13 @@ def _start(cmd: list[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
 
 
 def _served(port: int, method: str) -> float:
-    """How many ``method`` calls one replica answered (its ``orch_grpc_requests_total``)."""
+    """How many ``method`` calls one replica answered (its ``grpc_server_handled_total``)."""
     return sum(
         sample.value
         for family in text_string_to_metric_families(_scrape(port))
-        if family.name == "orch_grpc_requests"
+        if family.name == "grpc_server_handled"
         for sample in family.samples
-        if sample.name.endswith("_total") and sample.labels.get("method") == method
+        if sample.name.endswith("_total") and sample.labels.get("grpc_method") == method
     )
 
 

@@ -16,10 +16,11 @@ from orchestrator_pg import Completion, Database, LeaseLedger, TxContext
 
 pytestmark = pytest.mark.integration
 
-# Claims run at injected times from T0 on. T0 is the real time (rounded): the session's leases
-# service watchdog expires leases by the wall clock, so a lease taken "in the past" would be
-# expired (and re-leased) under the test's feet.
-T0 = datetime.now(UTC).replace(microsecond=0)
+# Claims run at injected times from T0 on. The session's leases service watchdog expires
+# leases by the wall clock, so a lease taken "in the past" would be expired (and re-leased)
+# under the test's feet: T0 lies years ahead. (It was the time of import once, and a CI run
+# that reached these tests more than LEASE_TTL_S after collection saw its leases expire.)
+T0 = datetime(2031, 1, 1, tzinfo=UTC)
 LEASE_TTL_S = 600.0
 
 

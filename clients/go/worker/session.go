@@ -292,7 +292,10 @@ func (s *session) startLocked(h *held) {
 
 func (s *session) runHandler(h *held) {
 	defer s.handlers.Done()
+	s.w.metrics.started(h.job.JobType)
+	begin := time.Now()
 	result, err := callHandler(h)
+	s.w.metrics.finished(h.job.JobType, time.Since(begin))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -321,6 +324,7 @@ func callHandler(h *held) (result map[string]any, err error) {
 
 func (s *session) afterCancelLocked(h *held) {
 	s.w.stats.add(&s.w.stats.Canceled)
+	s.w.metrics.canceled(h.job.JobType)
 	if h.cancelReason == cancelDrainTimeout {
 		s.reportFailureLocked(h.job, &JobError{Class: "canceled", Message: "worker drained: the handler outlived the drain timeout", Retryable: true})
 	} else if !s.closed {
@@ -340,6 +344,7 @@ func (s *session) reportResultLocked(job *Job, result map[string]any) {
 		return
 	}
 	s.w.stats.add(&s.w.stats.Completed)
+	s.w.metrics.succeeded(job.JobType)
 	s.unacked++
 	s.out.addCompletion(&pb.Completion{JobId: job.ID, LeaseId: job.LeaseID, Result: st, ResultDigest: digest})
 	poke(s.wake)
@@ -350,6 +355,7 @@ func (s *session) reportFailureLocked(job *Job, info *JobError) {
 		return
 	}
 	s.w.stats.add(&s.w.stats.Failed)
+	s.w.metrics.failed(job.JobType, info.Class)
 	s.unacked++
 	s.out.addFailure(&pb.Failure{JobId: job.ID, LeaseId: job.LeaseID, Error: info.toProto()})
 	poke(s.wake)

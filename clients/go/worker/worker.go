@@ -77,6 +77,7 @@ type Worker struct {
 	handlers map[string]Handler
 	client   pb.LeaseServiceClient
 	stats    stats
+	metrics  *workerMetrics // nil: off
 
 	mu        sync.Mutex
 	running   bool
@@ -180,6 +181,13 @@ func New(target string, opts ...Option) (*Worker, error) {
 	}
 	if w.token == nil {
 		return nil, fmt.Errorf("%w: a token is required (WithToken)", ErrInvalid)
+	}
+	if w.metrics == nil {
+		m, err := metricsFromEnv()
+		if err != nil {
+			return nil, err
+		}
+		w.metrics = m
 	}
 	if w.workerID == "" {
 		w.workerID = defaultWorkerID()
@@ -298,6 +306,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer conn.Close()
 	w.client = pb.NewLeaseServiceClient(conn)
+	stopMetrics, err := w.metrics.serve(w.logf)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	bo := NewBackoff(w.rand)
 	failures := 0
 	for ctx.Err() == nil && !w.draining() {

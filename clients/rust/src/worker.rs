@@ -19,6 +19,7 @@ use tonic::metadata::{MetadataMap, MetadataValue};
 use crate::backoff::{Backoff, SplitMix64};
 use crate::errors::{BoxError, Error};
 use crate::job::JobContext;
+use crate::metrics::{self, WorkerMetrics};
 use crate::proto::lease_service_client::LeaseServiceClient;
 use crate::session::{Outcome, Session};
 use crate::target::Targets;
@@ -84,6 +85,7 @@ pub(crate) struct Inner {
     pub handlers: HashMap<String, HandlerFn>,
     control: watch::Sender<Control>,
     pub stats: Stats,
+    pub(crate) metrics: WorkerMetrics,
 }
 
 impl Inner {
@@ -134,6 +136,7 @@ pub struct WorkerBuilder {
     max_reconnect_attempts: Option<u32>,
     seed: Option<u64>,
     handlers: HashMap<String, HandlerFn>,
+    metrics_addr: Option<String>,
     error: Option<Error>,
 }
 
@@ -223,6 +226,14 @@ impl WorkerBuilder {
         self
     }
 
+    /// Serve Prometheus metrics on `addr` (`host:port`; port 0 picks a free one) while
+    /// `run` runs. Without it, `STELLA_METRICS_PORT` (and `STELLA_METRICS_ADDR`) decide; with
+    /// neither the worker exports nothing (docs/metrics.md, "Worker SDKs").
+    pub fn metrics_addr(mut self, addr: impl Into<String>) -> Self {
+        self.metrics_addr = Some(addr.into());
+        self
+    }
+
     /// Build the worker.
     ///
     /// # Errors
@@ -260,6 +271,10 @@ impl WorkerBuilder {
             format!("{host}-{}-{tag:06x}", std::process::id())
         });
         let targets = Targets::parse(&self.target)?;
+        let metrics_addr = match self.metrics_addr {
+            Some(addr) => Some(addr),
+            None => metrics::addr_from_env()?,
+        };
         Ok(Worker {
             inner: Arc::new(Inner {
                 target: self.target,
@@ -277,6 +292,7 @@ impl WorkerBuilder {
                 handlers: self.handlers,
                 control: watch::Sender::new(Control::default()),
                 stats: Stats::default(),
+                metrics: WorkerMetrics::new(metrics_addr),
             }),
         })
     }
@@ -301,6 +317,7 @@ impl Worker {
             max_reconnect_attempts: None,
             seed: None,
             handlers: HashMap::new(),
+            metrics_addr: None,
             error: None,
         }
     }
@@ -313,6 +330,11 @@ impl Worker {
     /// Counters since the worker was created.
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
+    }
+
+    /// Where the metrics endpoint listens while `run` runs (None when off or not running).
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.metrics.bound()
     }
 
     /// Start a graceful drain without waiting for it: the server stops assigning, running
@@ -337,6 +359,7 @@ impl Worker {
     /// `max_reconnect_attempts` ran out.
     pub async fn run(&self) -> Result<(), Error> {
         let w = &self.inner;
+        let _metrics = w.metrics.serve().await?;
         let mut control = w.control.subscribe();
         let mut backoff = Backoff::new(SplitMix64::new(w.seed));
         let mut failures = 0u32;

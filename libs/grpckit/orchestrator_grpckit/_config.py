@@ -21,6 +21,10 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_LOG_LEVEL = "INFO"
 DEFAULT_SHUTDOWN_GRACE_S = 10.0
 DEFAULT_HEALTH_PROBE_S = 2.0
+# Most pooled PostgreSQL connections of one service process. Replicas multiply it: size
+# max_connections for the sum over every process (docs/scaling.md).
+DEFAULT_DB_POOL_MAX = 20
+MAX_DB_POOL = 1000
 MAX_SECONDS = 3600.0
 
 # docs/architecture.md §1: gRPC 50051..50054 and metrics 9101..9105 in the order
@@ -95,6 +99,13 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "Seconds between two probes of the service's required dependencies (PostgreSQL); "
         "health is NOT_SERVING while one does not answer (within 5 s, or this if longer).",
     ),
+    EnvVar(
+        "ORCH_DB_POOL_MAX",
+        str(DEFAULT_DB_POOL_MAX),
+        "Most pooled PostgreSQL connections of one process; every replica opens its own "
+        "pool, so keep the sum over all processes below PostgreSQL's `max_connections` "
+        "(docs/scaling.md).",
+    ),
 )
 
 
@@ -138,6 +149,7 @@ class ServiceConfig:
         log_level: Log level name.
         shutdown_grace_s: Grace period for in-flight RPCs on shutdown.
         health_probe_s: Interval (and timeout) of the required-dependency health probe.
+        db_pool_max: Most pooled PostgreSQL connections of this process.
     """
 
     service_name: str
@@ -151,6 +163,7 @@ class ServiceConfig:
     log_level: str = DEFAULT_LOG_LEVEL
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
     health_probe_s: float = DEFAULT_HEALTH_PROBE_S
+    db_pool_max: int = DEFAULT_DB_POOL_MAX
 
     @property
     def uses_dev_secret(self) -> bool:
@@ -248,6 +261,9 @@ class ServiceConfig:
             ),
             health_probe_s=env_number(
                 env, "ORCH_HEALTH_PROBE_S", DEFAULT_HEALTH_PROBE_S, 0.05, MAX_SECONDS
+            ),
+            db_pool_max=int(
+                env_number(env, "ORCH_DB_POOL_MAX", DEFAULT_DB_POOL_MAX, 2, MAX_DB_POOL)
             ),
         )
 

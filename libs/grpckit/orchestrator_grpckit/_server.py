@@ -228,6 +228,12 @@ class GrpcService:
         """Full names of the application services (without health and reflection)."""
         return tuple(name for _, _, name in self._services)
 
+    @property
+    def dependencies_down(self) -> tuple[str, ...]:
+        """Names of the required dependencies the last probe found down (this service's own
+        view; the ``orch_dependency_up`` gauge is per process)."""
+        return self._dependencies.down() if self._dependencies is not None else ()
+
     async def start(self) -> None:
         """Bind, start serving and report SERVING.
 

@@ -44,7 +44,7 @@ async def build_service(
     config: ServiceConfig, *, clock: Clock | None = None, signer: Signer | None = None
 ) -> AsyncIterator[GrpcService]:
     """The audit service (servicer + chainer) with an open pool; the pool closes on exit."""
-    db = Database(config.database_url, clock=clock)
+    db = Database(config.database_url, clock=clock, max_size=config.db_pool_max)
     # Injected (tests) or else PostgreSQL's: every component reads the same clock.
     clock = db.clock
     await db.open()

@@ -65,7 +65,7 @@ async def build_app(
             prefix=settings.ratelimit_key_prefix,
             default=settings.ratelimit_default_bucket,
         )
-    db = Database(config.database_url, clock=clock)
+    db = Database(config.database_url, clock=clock, max_size=config.db_pool_max)
     # Injected (tests) or else PostgreSQL's: every component reads the same clock.
     clock = db.clock
     await db.open()

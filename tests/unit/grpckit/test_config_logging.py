@@ -59,6 +59,7 @@ def test_environment_overrides(tmp_path: Path) -> None:
         "ORCH_LOG_LEVEL": "debug",
         "ORCH_SHUTDOWN_GRACE_S": "2.5",
         "ORCH_HEALTH_PROBE_S": "0.5",
+        "ORCH_DB_POOL_MAX": "7",
         "ORCH_SCHEDULER_GRPC_PORT": "1",  # another service's variable is ignored
     }
     config = ServiceConfig.from_env("leases", environ=env)
@@ -71,6 +72,7 @@ def test_environment_overrides(tmp_path: Path) -> None:
     assert config.auth_ed25519_public_key_file == tmp_path / "k.pem"
     assert (config.log_level, config.shutdown_grace_s) == ("DEBUG", 2.5)
     assert config.health_probe_s == 0.5
+    assert config.db_pool_max == 7
     with pytest.raises(ConfigError, match="ORCH_AUTH_ED25519_PUBLIC_KEY_FILE"):
         config.ed25519_public_key_pem()
     # An empty secret disables HS256.
@@ -98,6 +100,7 @@ def test_custom_service_needs_explicit_ports() -> None:
         ({"ORCH_SHUTDOWN_GRACE_S": "nan"}, "ORCH_SHUTDOWN_GRACE_S"),
         ({"ORCH_HEALTH_PROBE_S": "0"}, "ORCH_HEALTH_PROBE_S=.* must be between"),
         ({"ORCH_HEALTH_PROBE_S": "soon"}, "ORCH_HEALTH_PROBE_S"),
+        ({"ORCH_DB_POOL_MAX": "1"}, "ORCH_DB_POOL_MAX=.* must be between"),
     ],
 )
 def test_malformed_environment_is_rejected(env: dict[str, str], match: str) -> None:
@@ -118,6 +121,7 @@ def test_env_var_table_lists_every_variable() -> None:
         "ORCH_LOG_LEVEL",
         "ORCH_SHUTDOWN_GRACE_S",
         "ORCH_HEALTH_PROBE_S",
+        "ORCH_DB_POOL_MAX",
     ):
         assert f"| `{name}` |" in table
     assert table.startswith("| variable | default | meaning |")

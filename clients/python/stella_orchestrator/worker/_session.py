@@ -362,6 +362,7 @@ class Session:
         job = active.job
         bind(active)
         started = time.monotonic()
+        self.worker.metrics.started(job.job_type)
         try:
             try:
                 result = await held.handler(job)
@@ -402,11 +403,13 @@ class Session:
                 "job %s (%s) succeeded in %.3f s", job.id, job.job_type, time.monotonic() - started
             )
         finally:
+            self.worker.metrics.finished(job.job_type, time.monotonic() - started)
             self._release(held)
 
     def _after_cancel(self, active: ActiveJob) -> None:
         job = active.job
         self.worker.stats.canceled += 1
+        self.worker.metrics.canceled(job.job_type)
         if active.cancel_reason == DRAIN_TIMEOUT:
             self._report_failure(
                 job,
@@ -444,6 +447,7 @@ class Session:
         if self.closed:
             return
         self.worker.stats.completed += 1
+        self.worker.metrics.succeeded(job.job_type)
         self._expect_ack()
         self.outbox.add_completion(completion)
 
@@ -451,6 +455,7 @@ class Session:
         if self.closed:
             return
         self.worker.stats.failed += 1
+        self.worker.metrics.failed(job.job_type, info.error_class)
         self._expect_ack()
         self.outbox.add_failure(
             leases_pb2.Failure(job_id=job.id, lease_id=job.lease_id, error=info.to_proto())

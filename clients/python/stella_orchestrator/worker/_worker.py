@@ -30,6 +30,7 @@ from stella_orchestrator.targets import channel_options, channel_target
 from stella_orchestrator.worker._backoff import Backoff
 from stella_orchestrator.worker._errors import RPCError
 from stella_orchestrator.worker._job import Job
+from stella_orchestrator.worker._metrics import WorkerMetrics, metrics_port_from_env
 from stella_orchestrator.worker._session import Session
 
 LOGGER = logging.getLogger("stella_orchestrator.worker")
@@ -119,9 +120,13 @@ class Worker:
         max_reconnect_attempts: Consecutive failed connects before ``run()`` raises the
             last error; ``None`` retries forever.
         rng: Randomness for the backoff jitter (seed it in tests).
+        metrics_port: Serve Prometheus metrics on this port while ``run()`` runs (0: a free
+            port); ``None`` reads ``STELLA_METRICS_PORT`` and, when that is unset too,
+            exports nothing (docs/metrics.md, "Worker SDKs").
 
     Raises:
-        ValueError: ``concurrency`` < 1 or a negative delay/timeout.
+        ValueError: ``concurrency`` < 1, a negative delay/timeout, or
+            ``STELLA_METRICS_PORT`` that is not a port.
     """
 
     SDK_NAME: Final = "python"
@@ -143,6 +148,7 @@ class Worker:
         labels: Mapping[str, str] | None = None,
         max_reconnect_attempts: int | None = None,
         rng: random.Random | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -161,6 +167,9 @@ class Worker:
         self.labels = dict(labels or {})
         self.max_reconnect_attempts = max_reconnect_attempts
         self.stats = WorkerStats()
+        self.metrics = WorkerMetrics(
+            metrics_port if metrics_port is not None else metrics_port_from_env()
+        )
         self.handlers: dict[str, Handler] = {}
         self.drain_requested = False
         self.drain_reason = "shutdown"
@@ -269,7 +278,7 @@ class Worker:
         backoff = Backoff(rng=self._rng)
         failures = 0
         try:
-            async with self._channel() as channel:
+            async with self._channel() as channel, self.metrics.serving():
                 stub = leases_pb2_grpc.LeaseServiceStub(channel)
                 while not (self.stop_requested or self.drain_requested):
                     # (A drain requested while disconnected has nothing in flight to finish.)
