@@ -3,6 +3,7 @@
 #   make test    every test tier (static checks, unit, contract, integration, migration, acceptance)
 #   make up/down the stack in the background, for scripts
 #   make bench   benchmarks, one figure per line: `name value unit`
+#   make chaos   kill/restart/cut off replicas and dependencies during a burn-down (docs/chaos.md)
 #   make image   the container image (podman); make image-test runs the demo against it
 
 SHELL := /bin/bash
@@ -19,7 +20,7 @@ include scripts/image.mk
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lock console services migrate up down status demo test lint typecheck fmt \
-        test-unit test-integration bench clean
+        test-unit test-integration bench chaos clean
 
 ## help: list the targets
 help:
@@ -111,6 +112,10 @@ test-integration: venv services
 ## bench: benchmarks (figures as `name value unit`)
 bench: venv services
 	$(PY) -m bench $(ARGS)
+
+## chaos: soak run under faults, checks the ledger's invariants (CHAOS_JOBS, CHAOS_SECONDS, CHAOS_STANDBY=1...)
+chaos: venv services
+	$(PY) -m bench.chaos $(ARGS)
 
 ## clean: remove the virtualenv and run state
 clean: down
