@@ -54,6 +54,7 @@ from orchestrator_pg._leasing import (
     Heartbeat,
     LeaseLedger,
     Outcome,
+    Passes,
     ProgressUpdate,
 )
 from orchestrator_pg._listen import ReadyListener, WakeFn
@@ -132,6 +133,7 @@ __all__ = [
     "NewRun",
     "Outcome",
     "OverviewStore",
+    "Passes",
     "ProgressUpdate",
     "QueueSnapshot",
     "QuotaFields",

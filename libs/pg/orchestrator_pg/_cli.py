@@ -75,10 +75,35 @@ def _tenants_list(args: argparse.Namespace) -> int:
         print(f"error: {exc}".rstrip(), file=sys.stderr)
         return 1
     width = max([len("TENANT"), *(len(r["id"]) for r in rows)])
-    print(f"{'TENANT':<{width}}  CREATED (UTC)         DISPLAY NAME")
+    print(f"{'TENANT':<{width}}  WEIGHT  CREATED (UTC)         DISPLAY NAME")
     for r in rows:
         created = r["created_at"].strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{r['id']:<{width}}  {created:<20}  {r['display_name']}")
+        print(f"{r['id']:<{width}}  {r['weight']:>6}  {created:<20}  {r['display_name']}")
+    return 0
+
+
+def _tenants_weight(args: argparse.Namespace) -> int:
+    async def run() -> Any:
+        async with Database(_database_url(args), min_size=1, max_size=1) as db:
+            return await TenantStore(db).tenant_weight_set(args.tenant, args.weight)
+
+    try:
+        validate_tenant_id(args.tenant, "tenant")
+        row = asyncio.run(run())
+    except InvalidArgument as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except psycopg.Error as exc:
+        print(f"error: {exc}".rstrip(), file=sys.stderr)
+        return 1
+    if row is None:
+        print(
+            f"error: tenant {args.tenant} is not registered; "
+            f"run `stella orchestrator tenants add {args.tenant}` first",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"tenant {row['id']} weight {row['weight']}")
     return 0
 
 
@@ -142,6 +167,17 @@ def register(commands: Any) -> None:
     lst = tsub.add_parser("list", help="list registered tenants")
     _add_db_arg(lst)
     lst.set_defaults(handler=_tenants_list)
+    wgt = tsub.add_parser(
+        "weight",
+        help="set a tenant's share of the worker slots (weighted fair share, default 1)",
+        description="Set a tenant's weight: against other tenants with ready jobs of the same "
+        "types it gets that many leases for every one of a weight-1 tenant (caps, quotas and "
+        "rate limits still apply).",
+    )
+    wgt.add_argument("tenant", help="tenant id")
+    wgt.add_argument("weight", type=_bounded(1, 1000), help="1 to 1000")
+    _add_db_arg(wgt)
+    wgt.set_defaults(handler=_tenants_weight)
     pol = tsub.add_parser(
         "incident-policy",
         help="override when a tenant's failures open and resolve incidents (docs/incidents.md)",
