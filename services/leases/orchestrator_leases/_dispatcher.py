@@ -306,7 +306,8 @@ class Dispatcher:
             if not session.deliver(mine, convert.assignment):
                 orphans += mine
         if orphans:
-            # The session ended while its claim was in flight: give the jobs back now.
+            # The session ended or began draining while its claim was in flight: give the
+            # jobs back now.
             task = asyncio.create_task(self._release(slots[0].actor, orphans))
             self._claims.add(task)
             task.add_done_callback(self._claims.discard)
@@ -317,7 +318,7 @@ class Dispatcher:
             await self._ledger.release(
                 actor.ctx(),
                 [(r["id"], r["lease_id"]) for r in rows],
-                message="worker disconnected before its assignment was sent",
+                message="the Work stream ended or was draining before its assignment was sent",
             )
         except Exception:
             _log.exception("releasing %d orphaned leases failed", len(rows))
