@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from orchestrator_audit._app import build_service
-from orchestrator_grpckit import ServiceConfig, configure_logging, run_service
+from orchestrator_grpckit import (
+    ServiceConfig,
+    configure_logging,
+    exit_on_config_error,
+    run_service,
+)
 
 
 async def _main() -> None:
@@ -16,7 +21,8 @@ async def _main() -> None:
 
 
 def main() -> None:
-    asyncio.run(_main())
+    with exit_on_config_error("audit"):
+        asyncio.run(_main())
 
 
 if __name__ == "__main__":

@@ -6,14 +6,16 @@ import uvicorn
 
 from orchestrator_gateway._app import create_app
 from orchestrator_gateway._settings import GatewaySettings
-from orchestrator_grpckit import configure_logging
+from orchestrator_grpckit import configure_logging, exit_on_config_error
 
 
 def main() -> None:
-    settings = GatewaySettings.from_env()
     configure_logging("INFO")
+    with exit_on_config_error("gateway"):
+        settings = GatewaySettings.from_env()
+        app = create_app(settings)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.bind_host,
         port=settings.http_port,
         log_config=None,

@@ -59,8 +59,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     Returns:
         The ASGI application; serve it with uvicorn.
+
+    Raises:
+        ConfigError: A setting is unusable, e.g. the development secret beyond loopback.
     """
     settings = settings or GatewaySettings.from_env()
+    settings.refuse_exposed_dev_defaults()
     verifier = TokenVerifier(settings.auth_hs256_secret, settings.ed25519_public_key_pem())
 
     # What replicas share (docs/gateway.md, "Replicas"): Idempotency-Key records in

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from orchestrator_grpckit import ServiceConfig, configure_logging, run_service
+from orchestrator_grpckit import (
+    ServiceConfig,
+    configure_logging,
+    exit_on_config_error,
+    run_service,
+)
 from orchestrator_ratelimit._app import build_service
 
 
@@ -16,7 +21,8 @@ async def _main() -> None:
 
 
 def main() -> None:
-    asyncio.run(_main())
+    with exit_on_config_error("ratelimit"):
+        asyncio.run(_main())
 
 
 if __name__ == "__main__":
