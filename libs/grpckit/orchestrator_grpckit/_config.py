@@ -106,6 +106,19 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "(a private development network only). With `0` such a service exits with an error "
         "naming the variable to set. Loopback binds need no switch.",
     ),
+    EnvVar(
+        "ORCH_TLS_CERT_FILE",
+        "unset (plaintext gRPC)",
+        "PEM certificate chain the gRPC server presents: set with `ORCH_TLS_KEY_FILE` to serve "
+        'gRPC over TLS only (workers connect with a CA file, docs/deploy.md "TLS").',
+    ),
+    EnvVar("ORCH_TLS_KEY_FILE", "unset", "PEM private key of `ORCH_TLS_CERT_FILE`."),
+    EnvVar(
+        "ORCH_TLS_CLIENT_CA_FILE",
+        "unset",
+        "PEM CA bundle: with it (and TLS on) every client must present a certificate it "
+        "signed (mutual TLS), besides its bearer token.",
+    ),
     EnvVar("ORCH_LOG_LEVEL", DEFAULT_LOG_LEVEL, "Log level: DEBUG, INFO, WARNING, ERROR."),
     EnvVar(
         "ORCH_SHUTDOWN_GRACE_S",
@@ -232,6 +245,11 @@ class ServiceConfig:
         db_pool_max: Most pooled PostgreSQL connections of this process.
         insecure_dev: ``ORCH_INSECURE_DEV=1``: may serve beyond loopback with built-in
             development keys (:meth:`refuse_exposed_dev_defaults`).
+        tls_cert_file: PEM certificate chain of the gRPC server; with ``tls_key_file`` the
+            server speaks TLS only. ``None``: plaintext.
+        tls_key_file: PEM private key of ``tls_cert_file``.
+        tls_client_ca_file: PEM CA bundle that client certificates must chain to (mutual
+            TLS), or ``None``.
     """
 
     service_name: str
@@ -247,6 +265,19 @@ class ServiceConfig:
     health_probe_s: float = DEFAULT_HEALTH_PROBE_S
     db_pool_max: int = DEFAULT_DB_POOL_MAX
     insecure_dev: bool = False
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ConfigError(
+                "ORCH_TLS_CERT_FILE and ORCH_TLS_KEY_FILE are set together or not at all"
+            )
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ConfigError(
+                "ORCH_TLS_CLIENT_CA_FILE needs ORCH_TLS_CERT_FILE and ORCH_TLS_KEY_FILE"
+            )
 
     @property
     def uses_dev_secret(self) -> bool:
@@ -274,6 +305,25 @@ class ServiceConfig:
         host = f"[{self.bind_host}]" if ":" in self.bind_host else self.bind_host
         return f"{host}:{self.grpc_port}"
 
+    def tls_pem(self) -> tuple[bytes, bytes, bytes | None] | None:
+        """Read the TLS files.
+
+        Returns:
+            ``(certificate chain, private key, client CA or None)`` as PEM bytes, or ``None``
+            when TLS is off.
+
+        Raises:
+            ConfigError: A file cannot be read.
+        """
+        if self.tls_cert_file is None or self.tls_key_file is None:
+            return None
+        client_ca = self.tls_client_ca_file
+        return (
+            _read_file("ORCH_TLS_CERT_FILE", self.tls_cert_file),
+            _read_file("ORCH_TLS_KEY_FILE", self.tls_key_file),
+            None if client_ca is None else _read_file("ORCH_TLS_CLIENT_CA_FILE", client_ca),
+        )
+
     def ed25519_public_key_pem(self) -> bytes | None:
         """Read the Ed25519 public key file.
 
@@ -285,13 +335,7 @@ class ServiceConfig:
         """
         if self.auth_ed25519_public_key_file is None:
             return None
-        try:
-            return self.auth_ed25519_public_key_file.read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"ORCH_AUTH_ED25519_PUBLIC_KEY_FILE={self.auth_ed25519_public_key_file}: "
-                f"cannot read the key file ({exc.strerror})"
-            ) from exc
+        return _read_file("ORCH_AUTH_ED25519_PUBLIC_KEY_FILE", self.auth_ed25519_public_key_file)
 
     @classmethod
     def from_env(
@@ -364,7 +408,22 @@ class ServiceConfig:
                 env_number(env, "ORCH_DB_POOL_MAX", DEFAULT_DB_POOL_MAX, 2, MAX_DB_POOL)
             ),
             insecure_dev=insecure_dev_from_env(env),
+            tls_cert_file=_path(env, "ORCH_TLS_CERT_FILE"),
+            tls_key_file=_path(env, "ORCH_TLS_KEY_FILE"),
+            tls_client_ca_file=_path(env, "ORCH_TLS_CLIENT_CA_FILE"),
         )
+
+
+def _read_file(name: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{name}={path}: cannot read the file ({exc.strerror})") from exc
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw) if raw else None
 
 
 def _port(env: Mapping[str, str], name: str, default: int | None) -> int | None:

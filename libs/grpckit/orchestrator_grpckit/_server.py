@@ -290,8 +290,18 @@ class GrpcService:
         # Nothing is SERVING until the whole start sequence has succeeded.
         for name in ("", LIVENESS_SERVICE, *self.service_names):
             await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        tls = config.tls_pem()
         try:
-            port = server.add_insecure_port(config.grpc_address)
+            if tls is None:
+                port = server.add_insecure_port(config.grpc_address)
+            else:
+                cert, key, client_ca = tls
+                credentials = grpc.ssl_server_credentials(
+                    [(key, cert)],
+                    root_certificates=client_ca,
+                    require_client_auth=client_ca is not None,
+                )
+                port = server.add_secure_port(config.grpc_address, credentials)
         except RuntimeError as exc:  # grpc raises on bind failure; older versions return 0
             raise GrpcKitError(f"cannot bind gRPC port {config.grpc_address}: {exc}") from exc
         if port == 0:
@@ -313,13 +323,15 @@ class GrpcService:
         await self._health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self._set_serving(serving)
         _log.info(
-            "%s serving gRPC on %s:%d",
+            "%s serving gRPC%s on %s:%d",
             config.service_name,
+            "" if tls is None else " over TLS",
             config.bind_host,
             port,
             extra={
                 "service": config.service_name,
                 "grpc_port": port,
+                "tls": tls is not None,
                 "metrics_port": self.metrics_port,
                 "grpc_services": list(self.service_names),
                 "background_tasks": list(self._tasks),
