@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from orchestrator_gateway import GatewaySettings
 from orchestrator_grpckit import ConfigError, ServiceConfig
-from tests.k8s._tools import Obj, named
+from tests.k8s._tools import Obj, envoy_bootstrap, named
 
 SERVICES = ("scheduler", "leases", "ratelimit", "audit", "gateway")
 SECRET_VALUE = "<from a Secret>"
@@ -58,3 +58,28 @@ def test_the_check_fails_without_the_keys(overlay: list[Obj]) -> None:
     env = container_env(overlay, "audit")
     del env["ORCH_AUDIT_SIGNING_KEY_FILE"]
     assert "Set ORCH_AUDIT_SIGNING_KEY_FILE" in (refusal(env, "audit") or "")
+
+
+def test_envoy_and_the_ingress_terminate_tls_from_the_edge_secret(overlay: list[Obj]) -> None:
+    bootstrap = envoy_bootstrap(overlay)
+    [grpc] = [x for x in bootstrap["static_resources"]["listeners"] if x["name"] == "grpc"]
+    [chain] = grpc["filter_chains"]
+    tls = chain["transport_socket"]["typed_config"]
+    assert tls["@type"].endswith("tls.v3.DownstreamTlsContext")
+    context = tls["common_tls_context"]
+    assert context["alpn_protocols"] == ["h2"]
+    [certificate] = context["tls_certificates"]
+    files = {certificate["certificate_chain"]["filename"], certificate["private_key"]["filename"]}
+    # The files are the kubernetes.io/tls Secret's keys, where the Deployment mounts it.
+    deployment = named(overlay, "Deployment", "orchestrator-envoy")
+    pod = deployment["spec"]["template"]["spec"]
+    [volume] = [v for v in pod["volumes"] if "secret" in v]
+    secret = named(overlay, "Secret", volume["secret"]["secretName"])
+    assert secret["type"] == "kubernetes.io/tls"
+    assert secret["metadata"]["name"].startswith("orchestrator-edge-tls-")
+    [mount] = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
+    assert files == {f"{mount['mountPath']}/tls.crt", f"{mount['mountPath']}/tls.key"}
+    ingress = named(overlay, "Ingress", "orchestrator-gateway")
+    [ingress_tls] = ingress["spec"]["tls"]
+    assert ingress_tls["secretName"] == secret["metadata"]["name"]
+    assert ingress_tls["hosts"] == [r["host"] for r in ingress["spec"]["rules"]]
