@@ -3,6 +3,7 @@
 #   make test    every test tier (static checks, unit, contract, integration, migration, acceptance)
 #   make up/down the stack in the background, for scripts
 #   make bench   benchmarks, one figure per line: `name value unit`
+#   make chaos   kill/restart/cut off replicas and dependencies during a burn-down (docs/chaos.md)
 #   make image   the container image (podman); make image-test runs the demo against it
 
 SHELL := /bin/bash
@@ -19,7 +20,7 @@ include scripts/image.mk
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lock console services migrate up down status demo test lint typecheck fmt \
-        test-unit test-integration bench clean
+        test-unit test-integration bench chaos clean
 
 ## help: list the targets
 help:
@@ -27,11 +28,16 @@ help:
 
 ## venv: create .venv with exactly the locked versions (requirements/dev.txt, hashed) and the project
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml requirements/dev.txt
+$(VENV)/.installed: pyproject.toml requirements/dev.txt requirements/otel-proto.txt
 	@# A fresh venv each time the lock changes: nothing outside the lock survives an update.
 	rm -rf $(VENV)
 	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements/dev.txt
+	@# xds-protos ships an old copy of opentelemetry/proto/* at the paths of opentelemetry-proto
+	@# (the OTLP exporter needs the real one); install order decides which survives, so the
+	@# real one is installed again, last (requirements/otel-proto.txt, written by `make lock`).
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --force-reinstall \
+	    --require-hashes -r requirements/otel-proto.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -42,6 +48,8 @@ lock: venv
 	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_FLAGS) -o requirements/runtime.txt
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) \
 	    -c requirements/runtime.txt -o requirements/dev.txt
+	awk '/^opentelemetry-proto==/ {p = 1; print; next} /^[a-z]/ {p = 0} p' \
+	    requirements/runtime.txt > requirements/otel-proto.txt
 	@# The image builds the project's wheel with exactly this (pyproject's build-system.requires).
 	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires']))" \
 	    | $(VENV)/bin/uv pip compile - $(LOCK_FLAGS) -c requirements/dev.txt -o requirements/build.txt
@@ -104,6 +112,10 @@ test-integration: venv services
 ## bench: benchmarks (figures as `name value unit`)
 bench: venv services
 	$(PY) -m bench $(ARGS)
+
+## chaos: soak run under faults, checks the ledger's invariants (CHAOS_JOBS, CHAOS_SECONDS, CHAOS_STANDBY=1...)
+chaos: venv services
+	$(PY) -m bench.chaos $(ARGS)
 
 ## clean: remove the virtualenv and run state
 clean: down

@@ -7,8 +7,10 @@
    a few windows broken for good.
 3. A fleet of worker processes (demo/worker.py, built on the Python SDK).
 4. One DAG run per feed: advisory ingest → VEX ingest → SBOM → policy evaluation, several
-   hundred jobs in all; a live progress bar; a final table per feed and the dead-letter
-   summary by error class.
+   hundred jobs in all; a live progress bar; a final table per feed, the dead-letter
+   summary by error class, and the incidents the broken windows opened (each broken window
+   fails 5 attempts with http_5xx within seconds: over the default threshold, 5 failures in
+   5 minutes; they resolve after 10 quiet minutes, docs/incidents.md).
 
 It keeps serving until Ctrl-C; ``--exit`` stops everything when the runs finish (scripts).
 Exit status 0 when every job ended succeeded, or dead-lettered with a reason (and its
@@ -36,6 +38,7 @@ from demo.upstream import Upstream
 from orchestrator_grpckit import DEV_HS256_SECRET, mint_dev_token
 from stella.orchestrator.v1 import (
     common_pb2,
+    operations_pb2,
     resources_pb2,
     scheduler_pb2,
     scheduler_pb2_grpc,
@@ -54,6 +57,7 @@ POLICY_SHARD = 6  # windows per policy evaluation
 FLEET = 2  # worker processes
 FLEET_CONCURRENCY = 24
 DEMO_TIMEOUT_S = 600
+INCIDENT_SETTLE_S = 3.0  # a few incident passes (about one a second)
 TERMINAL_RUN_STATES = {
     common_pb2.RUN_STATE_SUCCEEDED,
     common_pb2.RUN_STATE_FAILED,
@@ -194,6 +198,40 @@ def _dead_letter_summary(run_ids: list[str]) -> list[tuple[str, int, str]]:
     return [(r[0], int(r[1]), r[2]) for r in rows]
 
 
+def _open_incidents(md: tuple[tuple[str, str], ...]) -> list[resources_pb2.Incident]:
+    """The demo tenant's open incidents, once the incident pass has caught up (it runs about
+    once a second; the last failures may be a pass away)."""
+    time.sleep(INCIDENT_SETTLE_S)
+    with grpc.insecure_channel(SCHEDULER_TARGET) as channel:
+        stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+        reply = stub.ListIncidents(
+            operations_pb2.ListIncidentsRequest(
+                state=resources_pb2.INCIDENT_STATE_OPEN, page_size=500
+            ),
+            metadata=md,
+        )
+    return list(reply.incidents)
+
+
+def _print_incidents(console: Console, incidents: list[resources_pb2.Incident]) -> None:
+    if not incidents:
+        console.print("No incident is open.")
+        return
+    table = Table(title="Open incidents (Console: Incidents; they resolve after 10 quiet minutes)")
+    table.add_column("reason code", no_wrap=True)
+    for column in ("job type", "failures", "samples", "first seen (UTC)"):
+        table.add_column(column)
+    for incident in incidents:
+        table.add_row(
+            incident.reason_code,
+            incident.job_type,
+            str(incident.failure_count),
+            str(len(incident.sample_job_ids)),
+            incident.first_seen_at.ToDatetime().strftime("%H:%M:%S"),
+        )
+    console.print(table)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run the Stella Orchestrator demo.")
     parser.add_argument("--exit", action="store_true", help="stop everything when the runs end")
@@ -312,6 +350,7 @@ def main() -> int:
             for error_class, n, example in dead:
                 dl.add_row(error_class, str(n), example[:70])
             console.print(dl)
+        _print_incidents(console, _open_incidents(md))
         ok = unexplained == 0
         console.print()
         console.print(f"Tokens for tenant '{TENANT}' (12 h):")

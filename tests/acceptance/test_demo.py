@@ -1,6 +1,7 @@
 """`make demo ARGS=--exit`, as CI runs it: the whole stack, the simulated upstream and the
 worker fleet, on free ports and the session's own database. Every demo job must end
-succeeded, dead-lettered with a reason, or canceled because its upstream job died."""
+succeeded, dead-lettered with a reason, or canceled because its upstream job died; every
+broken upstream window (a job dead after 5 attempts answered 500) opened an incident."""
 
 from __future__ import annotations
 
@@ -69,6 +70,19 @@ def test_demo_runs_to_completion_and_explains_every_failure(database_url: str, t
             "  LEFT JOIN orchestrator.dead_letter d ON d.job_id = j.id"
             " WHERE r.tenant = 'demo' AND r.name LIKE '%-pipeline'"
         ).fetchall()
+        broken = db.execute(
+            "SELECT DISTINCT j.job_type, j.source_id"
+            "  FROM orchestrator.jobs j JOIN orchestrator.runs r ON r.id = j.run_id"
+            "  JOIN orchestrator.dead_letter d ON d.job_id = j.id"
+            " WHERE r.tenant = 'demo' AND r.name LIKE '%-pipeline' AND d.error_class = 'http_5xx'"
+        ).fetchall()
+        incidents = db.execute(
+            "SELECT job_type, source_id FROM orchestrator.incidents"
+            " WHERE tenant = 'demo' AND error_class = 'http_5xx'"
+        ).fetchall()
+    assert broken, "the demo's upstream has broken windows"
+    assert set(broken) <= set(incidents)  # each broken window's cluster opened an incident
+    assert "Open incidents" in done.stdout
     assert len(rows) == 4 * 114
     states = {state for state, _reason, _cls in rows}
     assert states <= {"succeeded", "dead", "canceled"}

@@ -8,9 +8,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
@@ -70,6 +70,23 @@ def rust_worker_bin() -> Path:
 Launcher = Callable[..., subprocess.Popen[bytes]]
 
 
+def stop_all(procs: Iterable[subprocess.Popen[bytes]], timeout_s: float) -> list[Any]:
+    """SIGTERM every process still running (workers drain, then exit), wait up to
+    ``timeout_s`` for each, and kill those that do not exit; returns the killed ones' args."""
+    running = [proc for proc in procs if proc.poll() is None]
+    for proc in running:
+        proc.terminate()
+    stuck = []
+    for proc in running:
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            stuck.append(proc.args)
+            proc.kill()
+            proc.wait(timeout=10)
+    return stuck
+
+
 @pytest.fixture
 def launch(
     leases_target: str, make_token, request: pytest.FixtureRequest, tmp_path: Path
@@ -107,16 +124,7 @@ def launch(
 
     yield start
     draining = [proc for proc in procs if proc.poll() is None]
-    for proc in draining:
-        proc.terminate()
-    stuck = []
-    for proc in draining:
-        try:
-            proc.wait(timeout=120)  # generous: a loaded CI machine drains slowly
-        except subprocess.TimeoutExpired:
-            stuck.append(proc.args)
-            proc.kill()
-            proc.wait(timeout=10)
+    stuck = stop_all(draining, timeout_s=120)  # generous: a loaded CI machine drains slowly
     for log in logs:
         log.close()
     # A worker must drain and exit 0 on SIGTERM, also when it is idle.

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +30,7 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.chaos._cluster import free_block
 from stella.orchestrator.v1 import common_pb2, resources_pb2, scheduler_pb2
 from stella_orchestrator.targets import channel_options, channel_target
 from tests.conftest import DEV_SECRET, Stub, migrated_database
@@ -61,27 +60,6 @@ CONCURRENCY = 4
 STEP_TIMEOUT_S = 240
 
 
-def _free_block(size: int) -> int:
-    """A base port B (outside the ports other stacks on this machine use) with B..B+size-1
-    all free right now."""
-    rng = random.Random()
-    for _ in range(500):
-        base = rng.randrange(21000, 45000, 10)
-        taken = []
-        try:
-            for port in range(base, base + size):
-                s = socket.socket()
-                taken.append(s)
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for s in taken:
-                s.close()
-        return base
-    pytest.fail("no free block of ports")
-
-
 @pytest.fixture
 def replica_db(admin_url: str) -> Iterator[str]:
     # A database of its own: the session database's in-process leases service (other
@@ -92,7 +70,7 @@ def replica_db(admin_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def stack_env(replica_db: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    base = _free_block(STRIDE * REPLICAS)
+    base = free_block(STRIDE * REPLICAS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     env |= {name: str(base + i) for i, name in enumerate(PORT_ENVS)}
     env |= {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -122,3 +123,69 @@ async def make_dead_job(client: httpx.AsyncClient, stack: Any) -> dict[str, Any]
     assert assignment.job_id == job["id"]
     await fail(stack, job_type, assignment)
     return {"job": job, "job_type": job_type, "source": source}
+
+
+async def make_incident(client: httpx.AsyncClient, stack: Any, failures: int = 5) -> dict[str, Any]:
+    """``failures`` jobs of one type and source that each fail once, for good, with an
+    upstream 5xx: the cluster crosses the default threshold (5 within 5 minutes), so the
+    scheduler's incident pass opens an incident. Returns the job type, source and job ids."""
+    job_type = unique("jt")
+    source = await create_source(client)
+    ids = []
+    for _ in range(failures):
+        resp = await client.post(
+            "/jobs",
+            json={"job": {"job_type": job_type, "source_id": source["id"], "max_attempts": 1}},
+        )
+        assert resp.status_code == 201, resp.text
+        ids.append(resp.json()["job"]["id"])
+    assignments: list[leases_pb2.Assignment] = []
+    while len(assignments) < failures:  # a claim may hand out fewer than asked
+        assignments += await claim(stack, job_type, max_jobs=failures - len(assignments))
+    assert sorted(a.job_id for a in assignments) == sorted(ids)
+    for assignment in assignments:
+        await fail(stack, job_type, assignment, error_class=common_pb2.ERROR_CLASS_HTTP_5XX)
+    return {"job_type": job_type, "source": source, "job_ids": ids}
+
+
+async def wait_for_incident(client: httpx.AsyncClient, job_type: str) -> dict[str, Any]:
+    """The incident of ``job_type`` once the incident pass opened it (polls up to 90 s)."""
+    deadline = asyncio.get_running_loop().time() + 90.0
+    delay = 0.05
+    while True:
+        resp = await client.get("/incidents", params={"page_size": 500})
+        assert resp.status_code == 200, resp.text
+        found = [i for i in resp.json()["items"] if i["job_type"] == job_type]
+        if found:
+            return found[0]
+        assert asyncio.get_running_loop().time() < deadline, f"no incident for {job_type}"
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+CLI_SCOPES = ("orch:read", "orch:operate", "orch:quota")
+
+
+def cli(
+    stack: Any,
+    capsys: Any,
+    *argv: str,
+    scopes: tuple[str, ...] = CLI_SCOPES,
+    token: str | None = None,
+) -> tuple[int, str, str]:
+    """Runs ``stella orchestrator ARGV`` against the stack; returns (exit code, stdout, stderr)."""
+    from stella_orchestrator.cli import main
+
+    capsys.readouterr()
+    code = main(
+        [
+            "orchestrator",
+            *argv,
+            "--api-url",
+            stack.base_url,
+            "--token",
+            token if token is not None else stack.token(scopes),
+        ]
+    )
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -10,27 +10,11 @@ import httpx
 import pytest
 
 from stella_orchestrator.cli import main
-from tests.gateway._helpers import create_run, create_source, make_dead_job, unique
+from tests.gateway._helpers import CLI_SCOPES, cli, create_run, create_source, make_dead_job, unique
 
 pytestmark = pytest.mark.integration
 
-ALL = ("orch:read", "orch:operate", "orch:quota")
-
-
-def cli(stack, capsys, *argv: str, scopes=ALL, token: str | None = None) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(
-        [
-            "orchestrator",
-            *argv,
-            "--api-url",
-            stack.base_url,
-            "--token",
-            token if token is not None else stack.token(scopes),
-        ]
-    )
-    out, err = capsys.readouterr()
-    return code, out, err
+ALL = CLI_SCOPES
 
 
 def seed(stack, coro_fn):

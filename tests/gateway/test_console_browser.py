@@ -1,20 +1,33 @@
 """The Console in real headless Chromium (Debian ``chromium`` driven by Playwright) on a
 running stack: every section opens (screenshots kept under test-artifacts/console/,
-git-ignored), pause → resume of a source, retry of a dead-letter entry, and a job that changes
-state while its page is open, without a reload."""
+git-ignored), pause → resume of a source, retry of a dead-letter entry, a job that changes
+state while its page is open, without a reload, and an incident the scheduler opened from
+real failures, acknowledged from its page."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.gateway._helpers import claim, complete, create_run, create_source, make_dead_job, unique
+from tests.gateway._helpers import (
+    claim,
+    complete,
+    create_run,
+    create_source,
+    make_dead_job,
+    make_incident,
+    unique,
+    wait_for_incident,
+)
 
 CHROMIUM = os.environ.get("ORCH_TEST_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
@@ -43,6 +56,28 @@ def _off_loop(coro):
         return pool.submit(asyncio.run, coro).result()
 
 
+@contextmanager
+def _signed_in(stack, token: str, errors: list[str]) -> Iterator[Any]:
+    """A Chromium page signed in to the Console with ``token``; page errors and
+    Content-Security-Policy violations go to ``errors``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # The gateway's strict Content-Security-Policy must not block anything the Console does.
+        page.on(
+            "console",
+            lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+        )
+        page.goto(stack.base_url + "/")
+        page.get_by_label("Bearer token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        yield page
+        browser.close()
+
+
 def _seed(stack):
     async def run():
         headers = stack.headers(("orch:read", "orch:operate", "orch:quota"))
@@ -57,7 +92,7 @@ def _seed(stack):
 
 
 def test_console_sections_controls_and_live_updates(stack) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     source, created, job_type, dead = _seed(stack)
     run_id = created["run"]["id"]
@@ -68,18 +103,7 @@ def test_console_sections_controls_and_live_updates(stack) -> None:
     )
     errors: list[str] = []
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        # The gateway's strict Content-Security-Policy must not block anything the Console does.
-        page.on(
-            "console",
-            lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
-        )
-        page.goto(stack.base_url + "/")
-        page.get_by_label("Bearer token").fill(token)
-        page.get_by_role("button", name="Sign in").click()
+    with _signed_in(stack, token, errors) as page:
         expect(page.get_by_test_id("live")).to_contain_text("live", timeout=15_000)
         # The token stays in the page's memory: no Web Storage an injected script could read.
         stored = page.evaluate("() => JSON.stringify([{...sessionStorage}, {...localStorage}])")
@@ -188,7 +212,6 @@ def test_console_sections_controls_and_live_updates(stack) -> None:
         page.goto(f"{stack.base_url}/#/runs/{run_id}")
         expect(page.locator("figure.gantt svg rect.bar")).to_have_count(1)
         page.screenshot(path=str(ARTIFACTS / "run-gantt.png"))
-        browser.close()
     assert errors == []
     for name in (
         "overview",
@@ -200,3 +223,41 @@ def test_console_sections_controls_and_live_updates(stack) -> None:
         "backfills",
     ):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 5_000
+
+
+def test_console_shows_an_opened_incident_and_acknowledges_it(stack) -> None:
+    from playwright.sync_api import expect
+
+    async def seed() -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=stack.api, headers=stack.headers()) as c:
+            made = await make_incident(c, stack)
+            return await wait_for_incident(c, made["job_type"])
+
+    incident = asyncio.run(seed())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with _signed_in(stack, stack.token(subject="console-operator"), errors) as page:
+        sections = page.get_by_role("navigation", name="sections")
+        sections.get_by_role("link", name="Incidents").click()
+        row = page.locator(f"[data-testid=incidents] tr[data-id='{incident['id']}']")
+        expect(row).to_contain_text("open", timeout=30_000)
+        expect(row).to_contain_text("http_5xx")
+        expect(row).to_contain_text(incident["job_type"])
+        page.screenshot(path=str(ARTIFACTS / "incidents-list.png"))
+
+        row.get_by_role("link", name=incident["reason_code"]).click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Incident")
+        expect(page.get_by_test_id("incident-state")).to_contain_text("open")
+        expect(page.get_by_test_id("incident-failures")).to_have_text("5")
+        expect(page.get_by_test_id("incident-samples").get_by_role("link")).to_have_count(5)
+        expect(page.get_by_test_id("incident-timeline")).to_contain_text("opened")
+        page.get_by_test_id("acknowledge").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_label("Reason (required)").fill("paging the feed owner")
+        dialog.get_by_role("button", name="Confirm").click()
+        expect(page.get_by_test_id("incident-ack")).to_contain_text("console-operator")
+        expect(page.get_by_test_id("incident-ack")).to_contain_text("paging the feed owner")
+        expect(page.get_by_test_id("incident-timeline")).to_contain_text("acknowledged")
+        expect(page.get_by_test_id("acknowledge")).to_be_disabled()
+        page.screenshot(path=str(ARTIFACTS / "incident-detail.png"))
+    assert errors == []

@@ -74,6 +74,7 @@ def claim_plan(url: str, *, per_tenant: int) -> dict[str, Any]:
                 "allow_tenants": [],
                 "allow_hosts": [],
                 "allow_counts": [],
+                "after_tenant": "",
             },
         ).fetchone()
         conn.rollback()
@@ -135,7 +136,7 @@ def seed_more(url: str, n: int) -> None:
         conn.execute("VACUUM ANALYZE orchestrator.jobs")
 
 
-def test_many_tenants_probe_each_backlog_only_to_its_limit(url: str) -> None:
+def test_many_tenants_are_probed_only_until_the_batch_is_full(url: str) -> None:
     tenants, per_tenant_backlog = 300, 40
     seed(url, ready=tenants * per_tenant_backlog, tenants=tenants)
     per_tenant = math.ceil(BATCH / tenants)  # as the dispatcher spreads a batch
@@ -149,6 +150,10 @@ def test_many_tenants_probe_each_backlog_only_to_its_limit(url: str) -> None:
         for n in nodes(doc["Plan"])
         if n.get("Index Name") == "jobs_claimable_tenant" and n.get("Relation Name") == "jobs"
     ]
-    # Each tenant's probe stops at its limit: rows read per probe = per_tenant, not 40.
+    # Each tenant's probe stops at its limit (rows read per probe = per_tenant, not 40), and
+    # the claim stops probing tenants once its batch is full: it probes (and locks) about as
+    # many tenants as it leases jobs, not all 300.
     assert probes[0]["Actual Rows"] <= per_tenant, probes[0]
-    assert probes[0]["Actual Loops"] >= tenants
+    assert BATCH <= probes[0]["Actual Loops"] <= BATCH + 1, probes[0]["Actual Loops"]
+    leased = [n for n in nodes(doc["Plan"]) if n["Node Type"] == "ModifyTable"]
+    assert leased[0]["Actual Rows"] == BATCH

@@ -41,7 +41,7 @@ OPERATOR = common_pb2.OperatorContext(reason="cross-tenant probe", ticket="SEC-1
 TENANT_TABLES = (
     "sources", "runs", "jobs", "dag_edges", "artifacts", "quotas", "quota_usage", "schedules",
     "watermarks", "backfills", "incidents", "throttles", "dead_letter", "blackouts", "events",
-    "audit_entries", "audit_chain", "audit_anchors",
+    "audit_entries", "audit_chain", "audit_anchors", "incident_windows", "incident_policies",
 )  # fmt: skip
 
 
@@ -188,7 +188,23 @@ async def world(scheduler_target, leases_target, ratelimit_target, audit_target,
             lease_ttl_s=3600,
         )
         assert len(rows) == 1
+    # an incident of globex's (as the scheduler's incident pass writes them; resolved, so the
+    # session's incident pass leaves it as it is) and its policy
+    incident_id = str(uuid.uuid4())
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO orchestrator.incidents (id, tenant, error_class, source_id, job_type,"
+            " state, reason_code, failure_count, sample_job_ids, first_seen_at, last_seen_at,"
+            " resolved_at) VALUES (%s, 'globex', 'http_5xx', %s, %s, 'resolved',"
+            " 'nvd.http_5xx.burst', 5, ARRAY[%s]::uuid[], now(), now(), now())",
+            (incident_id, source.id, job_type, run.jobs[0].id),
+        )
+        conn.execute(
+            "INSERT INTO orchestrator.incident_policies (tenant, failure_threshold, updated_at)"
+            " VALUES ('globex', 3, now()) ON CONFLICT (tenant) DO NOTHING"
+        )
     return {
+        "incident_id": incident_id,
         "job_type": job_type,
         "host": host,
         "source_id": source.id,
@@ -207,7 +223,7 @@ def _markers(world: dict[str, Any]) -> list[str]:
     # not job_type or host: probes send those themselves, so answers may echo them
     values = [world[k] for k in ("source_id", "source_name", "run_id")]
     values += world["job_ids"] + [world["lease_id"], world["quota_id"], world["blackout_id"]]
-    values.append(world["schedule_id"])
+    values += [world["schedule_id"], world["incident_id"]]
     return [*values, "globex"]
 
 
@@ -220,6 +236,7 @@ def _foreign_ids(world: dict[str, Any]) -> dict[str, Any]:
         "quota_id": world["quota_id"],
         "blackout_id": world["blackout_id"],
         "schedule_id": world["schedule_id"],
+        "incident_id": world["incident_id"],
         "id": world["leased_job"],
         "tenant": "globex",
         "host": world["host"],
@@ -240,6 +257,7 @@ def _unknown_ids(world: dict[str, Any]) -> dict[str, Any]:
         "quota_id": str(uuid.uuid4()),
         "blackout_id": str(uuid.uuid4()),
         "schedule_id": str(uuid.uuid4()),
+        "incident_id": str(uuid.uuid4()),
         "id": missing,
         "tenant": "nobody",
         "host": f"nobody-{uuid.uuid4().hex[:6]}.example",

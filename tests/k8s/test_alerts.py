@@ -54,6 +54,9 @@ def test_every_alert_is_tested_firing_and_not_firing(rendered: dict[str, list[Ob
         ("OrchestratorLeasesExpiring", "> 0.5", "> 5"),
         ("OrchestratorNoLeader", "== 0", "== 1"),
         ("OrchestratorStartLatencyBurnFast", "> 14.4 * 0.01", "> 14.4 * 0.1"),
+        ("OrchestratorJobFailureBurnSlow", "> 6 * 0.05", "> 6 * 0.5"),
+        ("OrchestratorCircuitOpen", ">= 1", ">= 2"),
+        ("OrchestratorQueueGrowing", "> 100", "> 1000"),
     ],
 )
 def test_promtool_fails_on_a_broken_rule(

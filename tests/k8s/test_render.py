@@ -6,6 +6,7 @@ Each check is also run on a deliberately broken copy, where it must fail."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import tomllib
@@ -180,8 +181,10 @@ def test_prod_runs_every_stateless_service_twice_or_more_under_hpa_and_pdb(
 
 
 # Sessions a process holds beside its pool: the LISTEN connections and the leader loops'
-# advisory-lock sessions (postgres.yaml).
+# advisory-lock sessions (postgres.yaml). The scheduler's: the event horizon's LISTEN and the
+# schedule firing, event partition and incident leaders.
 SESSIONS_BESIDE_POOL = 3
+SESSIONS_BESIDE_POOL_OF = {"orchestrator-scheduler": 4}
 DB_CLIENTS = {
     "orchestrator-scheduler": "ORCH_DB_POOL_MAX",
     "orchestrator-leases": "ORCH_DB_POOL_MAX",
@@ -206,7 +209,7 @@ def connections_at_full_scale_out(objs: list[Obj]) -> tuple[int, int]:
     total = 0
     for name, variable in DB_CLIENTS.items():
         pool = int(config.get(variable, defaults[variable]))
-        total += most[name] * (pool + SESSIONS_BESIDE_POOL)
+        total += most[name] * (pool + SESSIONS_BESIDE_POOL_OF.get(name, SESSIONS_BESIDE_POOL))
     params = named(objs, "Cluster", "orchestrator-pg")["spec"]["postgresql"]["parameters"]
     reserved = int(params.get("superuser_reserved_connections", 3))
     return total, int(params["max_connections"]) - reserved
@@ -377,6 +380,23 @@ def test_every_workload_is_scraped(overlay: list[Obj]) -> None:
     for workload, pod in _pods(overlay):
         names = {p["name"] for c in pod["containers"] for p in c.get("ports", [])}
         assert scraped[workload["metadata"]["name"]] <= names, workload["metadata"]["name"]
+
+
+def test_grafana_dashboards_ship_as_one_labelled_configmap(overlay: list[Obj]) -> None:
+    """Every committed dashboard, byte for byte, in one ConfigMap Grafana's sidecar loads
+    (label grafana_dashboard); a fixed name, so an update replaces it in place."""
+    committed = {
+        p.name: p.read_text() for p in (K8S / "base" / "grafana-dashboards").glob("*.json")
+    }
+    assert len(committed) == 6
+    config = named(overlay, "ConfigMap", "orchestrator-grafana-dashboards")
+    assert config["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config["metadata"]["annotations"]["grafana_folder"] == "Stella Orchestrator"
+    assert config["data"] == committed
+    uids = {json.loads(text)["uid"] for text in config["data"].values()}
+    assert len(uids) == len(committed)
+    # ConfigMaps hold at most 1 MiB; leave room to grow.
+    assert sum(len(text.encode()) for text in committed.values()) < 512 * 1024
 
 
 def test_network_policies_deny_by_default_and_open_only_what_each_needs(overlay: list[Obj]) -> None:

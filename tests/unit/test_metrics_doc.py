@@ -65,3 +65,24 @@ def test_every_documented_metric_exists() -> None:
     # label rows of the bounds table are not metrics
     metrics = {n for n in documented() if n.startswith(("orch_", "grpc_server_", "orchestrator_"))}
     assert sorted(metrics - set(definitions())) == []
+
+
+SDK_METRICS = (
+    ROOT / "clients" / "python" / "stella_orchestrator" / "worker" / "_metrics.py",
+    ROOT / "clients" / "go" / "worker" / "metrics.go",
+    ROOT / "clients" / "rust" / "src" / "metrics.rs",
+)
+
+
+def test_the_three_sdks_export_the_documented_worker_metrics() -> None:
+    """Python, Go and Rust define the same names (Python's counters without ``_total``,
+    which prometheus_client appends), and docs/metrics.md lists exactly those."""
+
+    def bare(names: set[str]) -> set[str]:
+        return {n.removesuffix("_total") for n in names}
+
+    documented_names = bare({n for n in documented() if n.startswith("stella_worker_")})
+    assert len(documented_names) == 6
+    for path in SDK_METRICS:
+        defined = bare(set(re.findall(r'"(stella_worker_[a-z_]+)"', path.read_text())))
+        assert defined == documented_names, path.name

@@ -29,6 +29,14 @@
 // canonical JSON (RFC 8785, digest.go), the same bytes the server and the Python/Rust SDKs
 // compute (tests/vectors). Logs never include tokens or payloads.
 //
+// # Metrics
+//
+// Off by default. WithMetricsAddr(":9464") or STELLA_METRICS_PORT=9464 (bound on
+// STELLA_METRICS_ADDR, default 0.0.0.0) serves Prometheus text on /metrics while Run runs
+// (metrics.go): jobs started/succeeded/failed/canceled, handler duration, handlers in
+// flight, labelled sdk="go" and job_type, the same names as the Python and Rust SDKs
+// (docs/metrics.md, "Worker SDKs").
+//
 // # Several leases replicas
 //
 // The target may name several replicas: a comma list ("10.0.0.1:50052,10.0.0.2:50052", also

@@ -292,9 +292,14 @@ func (s *session) startLocked(h *held) {
 
 func (s *session) runHandler(h *held) {
 	defer s.handlers.Done()
-	result, err := callHandler(h)
+	s.w.metrics.started(h.job.JobType)
+	begin := time.Now()
+	ctx, span := startHandlerSpan(h.ctx, h.job, s.w.workerID)
+	result, err := callHandler(ctx, h)
+	s.w.metrics.finished(h.job.JobType, time.Since(begin))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	endHandlerSpan(span, err, h.cancelReason != "")
 	switch {
 	case h.cancelReason != "":
 		s.afterCancelLocked(h) // canceled by the SDK: the result is dropped
@@ -310,17 +315,18 @@ func (s *session) runHandler(h *held) {
 }
 
 // callHandler runs the handler, turning a panic into an internal failure.
-func callHandler(h *held) (result map[string]any, err error) {
+func callHandler(ctx context.Context, h *held) (result map[string]any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("handler panicked: %v\n%s", r, debug.Stack())
 		}
 	}()
-	return h.handler(h.ctx, h.job)
+	return h.handler(ctx, h.job)
 }
 
 func (s *session) afterCancelLocked(h *held) {
 	s.w.stats.add(&s.w.stats.Canceled)
+	s.w.metrics.canceled(h.job.JobType)
 	if h.cancelReason == cancelDrainTimeout {
 		s.reportFailureLocked(h.job, &JobError{Class: "canceled", Message: "worker drained: the handler outlived the drain timeout", Retryable: true})
 	} else if !s.closed {
@@ -340,6 +346,7 @@ func (s *session) reportResultLocked(job *Job, result map[string]any) {
 		return
 	}
 	s.w.stats.add(&s.w.stats.Completed)
+	s.w.metrics.succeeded(job.JobType)
 	s.unacked++
 	s.out.addCompletion(&pb.Completion{JobId: job.ID, LeaseId: job.LeaseID, Result: st, ResultDigest: digest})
 	poke(s.wake)
@@ -350,6 +357,7 @@ func (s *session) reportFailureLocked(job *Job, info *JobError) {
 		return
 	}
 	s.w.stats.add(&s.w.stats.Failed)
+	s.w.metrics.failed(job.JobType, info.Class)
 	s.unacked++
 	s.out.addFailure(&pb.Failure{JobId: job.ID, LeaseId: job.LeaseID, Error: info.toProto()})
 	poke(s.wake)

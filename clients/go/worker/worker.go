@@ -77,6 +77,7 @@ type Worker struct {
 	handlers map[string]Handler
 	client   pb.LeaseServiceClient
 	stats    stats
+	metrics  *workerMetrics // nil: off
 
 	mu        sync.Mutex
 	running   bool
@@ -195,6 +196,13 @@ func New(target string, opts ...Option) (*Worker, error) {
 	if w.token == nil {
 		return nil, fmt.Errorf("%w: a token is required (WithToken)", ErrInvalid)
 	}
+	if w.metrics == nil {
+		m, err := metricsFromEnv()
+		if err != nil {
+			return nil, err
+		}
+		w.metrics = m
+	}
 	if w.workerID == "" {
 		w.workerID = defaultWorkerID()
 	}
@@ -312,6 +320,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer conn.Close()
 	w.client = pb.NewLeaseServiceClient(conn)
+	stopMetrics, err := w.metrics.serve(w.logf)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	bo := NewBackoff(w.rand)
 	failures := 0
 	for ctx.Err() == nil && !w.draining() {
@@ -369,8 +382,20 @@ func (w *Worker) channelOptions() []grpc.DialOption {
 }
 
 // RunWithSignals is Run for a process: the first SIGTERM/SIGINT drains gracefully, a second
-// one stops at once.
+// one stops at once. Tracing is set up from the OTEL_* variables (off unless they ask for
+// it; see InitTracingFromEnv) and flushed before it returns.
 func (w *Worker) RunWithSignals(ctx context.Context) error {
+	tracing, err := InitTracingFromEnv(ctx, DefaultServiceName)
+	if err != nil {
+		w.logf("tracing off: %v", err)
+	}
+	defer func() {
+		flush, done := context.WithTimeout(context.Background(), tracingFlushTimeout)
+		defer done()
+		if err := tracing.Shutdown(flush); err != nil {
+			w.logf("tracing shutdown: %v", err)
+		}
+	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	signals := make(chan os.Signal, 2)

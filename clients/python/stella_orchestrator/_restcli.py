@@ -1,4 +1,4 @@
-"""``stella orchestrator sources|runs|jobs|throttle|backfill|deadletter|audit …``: the
+"""``stella orchestrator sources|runs|jobs|throttle|backfill|deadletter|incidents|audit …``: the
 operator CLI over the gateway's REST API (the same API the Console uses, so both stay at
 parity).
 
@@ -373,112 +373,6 @@ def _throttle_clear(args: argparse.Namespace, client: RestClient, out: Output) -
     return EXIT_OK
 
 
-# ------------------------------------------------------------------------- dead letter
-
-DEAD_COLUMNS = (
-    ("ID", "id"),
-    ("JOB", "job_id"),
-    ("TYPE", "job_type"),
-    ("CLASS", "error_class"),
-    ("RETRYABLE", "retryable"),
-    ("ATTEMPTS", "attempts"),
-    ("STATUS", "status"),
-    ("FAILED (UTC)", "failed_at"),
-    ("ERROR", "last_error.message"),
-)
-
-
-def _dead_list(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    return _list(
-        args,
-        client,
-        out,
-        "/deadletter",
-        DEAD_COLUMNS,
-        status=args.status,
-        error_class=args.error_class,
-        job_type=args.job_type,
-    )
-
-
-def _dead_show(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    out.record(client.get(f"/deadletter/{args.id}"))
-    return EXIT_OK
-
-
-def _dead_stats(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    stats = client.get("/deadletter/stats", status=args.status)
-    if out.mode == "json":
-        out.json(stats)
-        return EXIT_OK
-    out.table(
-        stats["clusters"],
-        (
-            ("CLASS", "error_class"),
-            ("JOB TYPE", "job_type"),
-            ("SOURCE", "source_id"),
-            ("COUNT", "count"),
-            ("RETRYABLE", "retryable_count"),
-            ("LAST (UTC)", "last_failed_at"),
-            ("SAMPLE", "sample_message"),
-        ),
-        title=f"{stats['total']} {args.status} entries",
-    )
-    return EXIT_OK
-
-
-def _dead_replay(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    if args.id:
-        result = client.request(
-            "POST", f"/deadletter/{args.id}/replay", reason=args.reason, ticket=args.ticket
-        )
-        if out.mode == "json":
-            out.json(result)
-        else:
-            out.out.print(
-                f"replayed {args.id}: job {result['job']['id']} is {result['job']['state']}"
-            )
-        return EXIT_OK
-    # Bulk: list the matching pending entries, then replay each with a progress bar.
-    entries = client.get(
-        "/deadletter",
-        status="pending",
-        error_class=args.error_class,
-        job_type=args.job_type,
-        page_size=args.limit,
-    )["items"]
-    replayed, failed = [], []
-    with Progress(
-        TextColumn("replaying"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=out.err,
-        transient=out.mode == "json",
-    ) as progress:
-        task = progress.add_task("replay", total=len(entries))
-        for entry in entries:
-            try:
-                client.request(
-                    "POST",
-                    f"/deadletter/{entry['id']}/replay",
-                    reason=args.reason,
-                    ticket=args.ticket,
-                )
-                replayed.append(entry["id"])
-            except RestError as exc:
-                if exc.status in (0, 401, 403):
-                    raise
-                failed.append({"entry_id": entry["id"], "error": str(exc)})
-            progress.advance(task)
-    if out.mode == "json":
-        out.json({"matched": len(entries), "replayed": replayed, "failed": failed})
-    else:
-        out.out.print(f"{len(replayed)} of {len(entries)} entries replayed")
-        for item in failed:
-            out.err.print(f"  {item['entry_id']}: {item['error']}")
-    return EXIT_OK if not failed else EXIT_ERROR
-
-
 # ------------------------------------------------------------------------- backfill
 
 BACKFILL_COLUMNS = (
@@ -669,7 +563,7 @@ def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
 
 
 def register(commands: Any) -> None:
-    """Adds sources, runs, jobs, throttle, backfill, deadletter and audit to
+    """Adds sources, runs, jobs, throttle, backfill, deadletter, incidents and audit to
     ``stella orchestrator``."""
     common, paging, control = _common(), _paging(), _control()
 
@@ -732,23 +626,10 @@ def register(commands: Any) -> None:
     p = leaf(tsub, "clear", _throttle_clear, "remove a source's override", control)
     p.add_argument("source_id")
 
-    dead = commands.add_parser("deadletter", help="dead-letter entries: list, stats, replay")
-    dsub = dead.add_subparsers(dest="dead_command", required=True, metavar="ACTION")
-    p = leaf(dsub, "list", _dead_list, "list dead-letter entries (newest first)", paging)
-    p.add_argument("--status", choices=("pending", "replayed", "resolved", "discarded"))
-    p.add_argument("--error-class", choices=ERROR_CLASSES)
-    p.add_argument("--job-type", default="")
-    p = leaf(dsub, "show", _dead_show, "show one entry")
-    p.add_argument("id")
-    p = leaf(dsub, "stats", _dead_stats, "entries clustered by error class, job type, source")
-    p.add_argument(
-        "--status", choices=("pending", "replayed", "resolved", "discarded"), default="pending"
-    )
-    p = leaf(dsub, "replay", _dead_replay, "replay one entry, or every match (bulk)", control)
-    p.add_argument("id", nargs="?", help="entry id; omit to replay every matching entry")
-    p.add_argument("--error-class", choices=ERROR_CLASSES)
-    p.add_argument("--job-type", default="")
-    p.add_argument("--limit", type=int, default=100, help="bulk: at most this many (<= 500)")
+    # dead letters and incidents: _restcli_ops.py (imported here: it builds on this module)
+    from stella_orchestrator._restcli_ops import register_operations
+
+    register_operations(commands, leaf, paging, control)
 
     backfill = commands.add_parser("backfill", help="re-process past event-time ranges")
     bsub = backfill.add_subparsers(dest="backfill_command", required=True, metavar="ACTION")

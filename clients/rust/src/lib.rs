@@ -40,6 +40,14 @@
 //! Python/Go SDKs compute (`tests/vectors`). Logs go through the `log` facade and never
 //! include tokens or payloads.
 //!
+//! # Metrics
+//!
+//! Metrics are off by default: `WorkerBuilder::metrics_addr("0.0.0.0:9464")` or
+//! `STELLA_METRICS_PORT=9464` (bound on `STELLA_METRICS_ADDR`, default `0.0.0.0`) serves
+//! Prometheus text on `/metrics` while `run` runs: jobs started/succeeded/failed/canceled,
+//! handler duration, handlers in flight, labelled `sdk="rust"` and `job_type`, the same names
+//! as the Python and Go SDKs (docs/metrics.md, "Worker SDKs").
+//!
 //! # Several leases replicas
 //!
 //! The target may name several replicas: a comma list (`10.0.0.1:50052,10.0.0.2:50052`,
@@ -70,9 +78,11 @@ mod backoff;
 mod digest;
 mod errors;
 mod job;
+mod metrics;
 mod outbox;
 mod session;
 mod target;
+pub mod tracing;
 mod worker;
 
 pub use backoff::{

@@ -411,11 +411,7 @@ impl Session {
         let Some(handler) = self.w.handlers.get(&job.job_type).cloned() else {
             // Only a server ignoring Hello.job_types gets here; another worker may serve it.
             let message = format!("no handler for job type {:?}", job.job_type);
-            self.report_failure(
-                &job.id,
-                &job.lease_id,
-                &JobError::new("internal", message, true),
-            );
+            self.report_failure(&job, &JobError::new("internal", message, true));
             return;
         };
         self.seq += 1;
@@ -482,11 +478,21 @@ impl Session {
         };
         self.running += 1;
         let seq = held.ctx.seq;
-        let task = tokio::spawn((held.handler)(held.ctx.clone()));
+        let job_type = held.ctx.job().job_type.clone();
+        self.w.metrics.started(&job_type);
+        let run = (held.handler)(held.ctx.clone());
+        let task = tokio::spawn(crate::tracing::instrument(
+            held.ctx.job(),
+            &self.w.worker_id,
+            run,
+        ));
         held.abort = Some(task.abort_handle());
         let done_tx = self.done_tx.clone();
+        let w = Arc::clone(&self.w);
         tokio::spawn(async move {
+            let begin = Instant::now();
             let result = task.await;
+            w.metrics.finished(&job_type, begin.elapsed());
             let _ = done_tx.send(Done { seq, result });
         });
     }
@@ -514,7 +520,7 @@ impl Session {
                     info.class,
                     info.retryable
                 );
-                self.report_failure(&job.id, &job.lease_id, &info);
+                self.report_failure(&job, &info);
             }
             Err(join_error) => {
                 let message = if join_error.is_panic() {
@@ -522,11 +528,7 @@ impl Session {
                 } else {
                     "handler task ended"
                 };
-                self.report_failure(
-                    &job.id,
-                    &job.lease_id,
-                    &JobError::new("internal", message, true),
-                );
+                self.report_failure(&job, &JobError::new("internal", message, true));
             }
         }
         self.release();
@@ -556,18 +558,14 @@ impl Session {
                             format!("handler result is not JSON: {e}"),
                             false,
                         );
-                        self.report_failure(&job.id, &job.lease_id, &error);
+                        self.report_failure(job, &error);
                         return;
                     }
                 }
             }
             other => {
                 let message = format!("handler returned {other}; expected a JSON object or null");
-                self.report_failure(
-                    &job.id,
-                    &job.lease_id,
-                    &JobError::new("internal", message, false),
-                );
+                self.report_failure(job, &JobError::new("internal", message, false));
                 return;
             }
         };
@@ -575,6 +573,7 @@ impl Session {
             return;
         }
         self.w.stats.bump(&self.w.stats.completed);
+        self.w.metrics.succeeded(&job.job_type);
         self.unacked += 1;
         self.out.add_completion(proto::Completion {
             job_id: job.id.clone(),
@@ -586,15 +585,16 @@ impl Session {
         self.schedule_flush(false);
     }
 
-    fn report_failure(&mut self, job_id: &str, lease_id: &str, error: &JobError) {
+    fn report_failure(&mut self, job: &Job, error: &JobError) {
         if self.tx.is_none() {
             return;
         }
         self.w.stats.bump(&self.w.stats.failed);
+        self.w.metrics.failed(&job.job_type, &error.class);
         self.unacked += 1;
         self.out.add_failure(proto::Failure {
-            job_id: job_id.to_string(),
-            lease_id: lease_id.to_string(),
+            job_id: job.id.clone(),
+            lease_id: job.lease_id.clone(),
             error: Some(error.to_proto()),
         });
         self.schedule_flush(false);
@@ -616,13 +616,14 @@ impl Session {
         }
         self.w.stats.bump(&self.w.stats.canceled);
         let job = held.ctx.job();
+        self.w.metrics.canceled(&job.job_type);
         if reason == CancelReason::DrainTimeout {
             let error = JobError::new(
                 "canceled",
                 "worker drained: the handler outlived the drain timeout",
                 true,
             );
-            self.report_failure(&job.id, &job.lease_id, &error);
+            self.report_failure(job, &error);
         } else if self.tx.is_some() {
             // No report will free this slot on the server: hand the credit back.
             self.out.add_credit(id);

@@ -21,6 +21,7 @@ use tonic::transport::{Certificate, ClientTlsConfig};
 use crate::backoff::{Backoff, SplitMix64};
 use crate::errors::{BoxError, Error};
 use crate::job::JobContext;
+use crate::metrics::{self, WorkerMetrics};
 use crate::proto::lease_service_client::LeaseServiceClient;
 use crate::session::{Outcome, Session};
 use crate::target::Targets;
@@ -86,6 +87,7 @@ pub(crate) struct Inner {
     pub handlers: HashMap<String, HandlerFn>,
     control: watch::Sender<Control>,
     pub stats: Stats,
+    pub(crate) metrics: WorkerMetrics,
 }
 
 impl Inner {
@@ -137,6 +139,7 @@ pub struct WorkerBuilder {
     seed: Option<u64>,
     tls_ca_file: Option<PathBuf>,
     handlers: HashMap<String, HandlerFn>,
+    metrics_addr: Option<String>,
     error: Option<Error>,
 }
 
@@ -234,6 +237,14 @@ impl WorkerBuilder {
         self
     }
 
+    /// Serve Prometheus metrics on `addr` (`host:port`; port 0 picks a free one) while
+    /// `run` runs. Without it, `STELLA_METRICS_PORT` (and `STELLA_METRICS_ADDR`) decide; with
+    /// neither the worker exports nothing (docs/metrics.md, "Worker SDKs").
+    pub fn metrics_addr(mut self, addr: impl Into<String>) -> Self {
+        self.metrics_addr = Some(addr.into());
+        self
+    }
+
     /// Build the worker.
     ///
     /// # Errors
@@ -279,6 +290,10 @@ impl WorkerBuilder {
             None => None,
         };
         let targets = Targets::parse(&self.target, tls)?;
+        let metrics_addr = match self.metrics_addr {
+            Some(addr) => Some(addr),
+            None => metrics::addr_from_env()?,
+        };
         Ok(Worker {
             inner: Arc::new(Inner {
                 target: self.target,
@@ -296,6 +311,7 @@ impl WorkerBuilder {
                 handlers: self.handlers,
                 control: watch::Sender::new(Control::default()),
                 stats: Stats::default(),
+                metrics: WorkerMetrics::new(metrics_addr),
             }),
         })
     }
@@ -321,6 +337,7 @@ impl Worker {
             seed: None,
             tls_ca_file: None,
             handlers: HashMap::new(),
+            metrics_addr: None,
             error: None,
         }
     }
@@ -333,6 +350,11 @@ impl Worker {
     /// Counters since the worker was created.
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
+    }
+
+    /// Where the metrics endpoint listens while `run` runs (None when off or not running).
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.metrics.bound()
     }
 
     /// Start a graceful drain without waiting for it: the server stops assigning, running
@@ -357,6 +379,7 @@ impl Worker {
     /// `max_reconnect_attempts` ran out.
     pub async fn run(&self) -> Result<(), Error> {
         let w = &self.inner;
+        let _metrics = w.metrics.serve().await?;
         let mut control = w.control.subscribe();
         let mut backoff = Backoff::new(SplitMix64::new(w.seed));
         let mut failures = 0u32;
@@ -410,7 +433,8 @@ impl Worker {
     }
 
     /// [`Worker::run`] for a process: the first SIGTERM/SIGINT drains gracefully, a second
-    /// one stops at once.
+    /// one stops at once. Tracing is set up from the `OTEL_*` variables (off unless they ask
+    /// for it; [`crate::tracing`]) and flushed before it returns.
     ///
     /// # Errors
     /// As [`Worker::run`].
@@ -439,8 +463,12 @@ impl Worker {
                 }
             }
         });
+        let tracing = crate::tracing::init_from_env(crate::tracing::DEFAULT_SERVICE_NAME);
         let result = self.run().await;
         watcher.abort();
+        if let Some(tracing) = tracing {
+            tracing.shutdown().await;
+        }
         result
     }
 }

@@ -1,6 +1,6 @@
 """orchestrator_grpckit: the shared grpc.aio server bootstrap of Stella Orchestrator.
 
-Design note. Every service's ``__main__`` does the same four things, so they live here
+Design note. Every service's ``__main__`` does the same five things, so they live here
 once (STYLE rule 17):
 
 * configuration from ``ORCH_*`` environment variables (:class:`ServiceConfig`); a service
@@ -8,7 +8,8 @@ once (STYLE rule 17):
   (:func:`refuse_exposed_dev_defaults`, :func:`exit_on_config_error`);
 * identity: bearer JWTs (HS256 or Ed25519) become a :class:`Principal` bound to the RPC
   (:func:`current_principal`), with the tenant chosen from the token, never from a field;
-* one interceptor chain: request id → metrics + JSON access log → error mapping
+* tracing from the standard ``OTEL_*`` variables (:func:`tracing`, docs/tracing.md);
+* one interceptor chain: (server span →) request id → metrics + JSON access log → error mapping
   (``OrchestratorError`` → status + ``google.rpc`` details, the only such place) → auth;
 * :class:`GrpcService`: health, reflection, keepalive, Prometheus endpoint, supervised
   background tasks and SIGTERM → NOT_SERVING → graceful stop (:func:`run_service`).
@@ -17,10 +18,11 @@ Typical ``__main__``::
 
     config = ServiceConfig.from_env("scheduler")
     configure_logging(config.log_level, service=config.service_name)
-    service = GrpcService(config, [(add_SchedulerServiceServicer_to_server, servicer,
-                                    "stella.orchestrator.v1.SchedulerService")])
-    with exit_on_config_error("scheduler"):
-        asyncio.run(run_service(service))
+    with tracing(config.service_name):  # flushes queued spans on the way out
+        service = GrpcService(config, [(add_SchedulerServiceServicer_to_server, servicer,
+                                        "stella.orchestrator.v1.SchedulerService")])
+        with exit_on_config_error("scheduler"):
+            asyncio.run(run_service(service))
 
 Clients parse error details with :func:`error_details`.
 """
@@ -81,6 +83,15 @@ from orchestrator_grpckit._server import (
     run_service,
 )
 from orchestrator_grpckit._status import ERROR_DOMAIN, error_details, status_code_of, to_rpc_status
+from orchestrator_grpckit._tracing import (
+    NoOrphanClientSpans,
+    TracingInterceptor,
+    context_from_traceparent,
+    current_trace,
+    setup_tracing,
+    tracing,
+    tracing_installed,
+)
 
 __all__ = [
     "ANY_TENANT",
@@ -116,15 +127,19 @@ __all__ = [
     "GrpcKitError",
     "GrpcService",
     "JsonFormatter",
+    "NoOrphanClientSpans",
     "ObservabilityInterceptor",
     "Principal",
     "RequestIdInterceptor",
     "ServiceConfig",
     "ServiceRegistration",
     "TokenVerifier",
+    "TracingInterceptor",
     "configure_logging",
+    "context_from_traceparent",
     "current_principal",
     "current_request_id",
+    "current_trace",
     "env_choice",
     "env_int",
     "env_number",
@@ -139,6 +154,9 @@ __all__ = [
     "refuse_exposed_dev_defaults",
     "run_service",
     "server_interceptors",
+    "setup_tracing",
     "status_code_of",
     "to_rpc_status",
+    "tracing",
+    "tracing_installed",
 ]

@@ -14,7 +14,6 @@ import abc
 import asyncio
 import inspect
 import logging
-import os
 import re
 import time
 import uuid
@@ -24,10 +23,11 @@ from collections.abc import (
     Callable,
     Collection,
     Iterable,
+    Iterator,
     Mapping,
     Sequence,
 )
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 import grpc
@@ -243,18 +243,8 @@ class ObservabilityInterceptor(_ScopeInterceptor):
         started = time.perf_counter()
         service, name = split_method(method)
         STARTED_TOTAL.labels(rpc_type, service, name).inc()
-        code = grpc.StatusCode.UNKNOWN
-        try:
-            yield
-            code = _context_code(context) or grpc.StatusCode.OK
-        except grpc.aio.AbortError:
-            code = _context_code(context) or grpc.StatusCode.UNKNOWN
-            raise
-        except (asyncio.CancelledError, GeneratorExit):
-            # The client went away (or the server is stopping) mid-call.
-            code = grpc.StatusCode.CANCELLED
-            raise
-        finally:
+
+        def finish(code: grpc.StatusCode) -> None:
             elapsed_s = time.perf_counter() - started
             HANDLED_TOTAL.labels(rpc_type, service, name, code.name).inc()
             HANDLING_SECONDS.labels(rpc_type, service, name).observe(elapsed_s)
@@ -274,6 +264,30 @@ class ObservabilityInterceptor(_ScopeInterceptor):
                     "subject": principal.subject if principal else None,
                 },
             )
+
+        with finishing_with_code(context, finish):
+            yield
+
+
+@contextmanager
+def finishing_with_code(
+    context: grpc.aio.ServicerContext[Any, Any], finish: Callable[[grpc.StatusCode], None]
+) -> Iterator[None]:
+    """Around a handler: calls ``finish`` with the status code its client sees, however it
+    ends: OK, the code it set or aborted with, CANCELLED (the client went away or the server
+    is stopping mid-call), or UNKNOWN (an exception no interceptor mapped)."""
+    code = grpc.StatusCode.UNKNOWN
+    try:
+        yield
+        code = _context_code(context) or grpc.StatusCode.OK
+    except grpc.aio.AbortError:
+        code = _context_code(context) or grpc.StatusCode.UNKNOWN
+        raise
+    except (asyncio.CancelledError, GeneratorExit):
+        code = grpc.StatusCode.CANCELLED
+        raise
+    finally:
+        finish(code)
 
 
 def _context_code(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode | None:
@@ -374,8 +388,8 @@ def server_interceptors(
         method_scopes: Scope required per full method name (see :class:`AuthInterceptor`).
         tenant_spanning: Methods acting across the token's tenants (see
             :class:`AuthInterceptor`).
-        tracing: Add the OpenTelemetry aio server interceptor when the package is installed
-            (spans go nowhere until the process configures a tracer provider).
+        tracing: Add the server span interceptor when the ``OTEL_*`` variables turn tracing
+            on (``orchestrator_grpckit._tracing``); off, it is not in the chain at all.
         extra: Interceptors run innermost, after authentication; their exceptions are mapped
             by :class:`ErrorInterceptor` too.
 
@@ -397,17 +411,7 @@ def server_interceptors(
 
 
 def _tracing_interceptor() -> grpc.aio.ServerInterceptor | None:
-    # Spans only matter when something exports them; without an exporter the interceptor is
-    # pure cost on the hot path (and its aio stream wrapper logs spurious "Failed to detach
-    # context" errors when a client cancels a stream). OTEL_TRACES_EXPORTER (standard
-    # OpenTelemetry variable, e.g. "otlp") turns it on.
-    if os.environ.get("OTEL_TRACES_EXPORTER", "none").lower() in ("", "none"):
-        return None
-    try:
-        from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
-    except ImportError:  # tracing is optional; the service runs the same without it
-        return None
-    # Probes and reflection would only add noise spans.
-    noise = filters.any_of(filters.health_check(), filters.service_prefix("grpc.reflection"))
-    interceptor: grpc.aio.ServerInterceptor = aio_server_interceptor(filter_=filters.negate(noise))
-    return interceptor
+    # Imported here: _tracing builds on this module's scope machinery.
+    from orchestrator_grpckit._tracing import tracing_interceptor
+
+    return tracing_interceptor()

@@ -1,7 +1,9 @@
 """Structured JSON logging on top of stdlib ``logging``.
 
 One JSON object per line, so log shippers need no parsing rules. Fields passed with
-``extra={...}`` become top-level keys; the current request id is added automatically. Every
+``extra={...}`` become top-level keys; the current request id and, inside a span, its
+``trace_id``/``span_id`` (the W3C hex forms a trace backend searches by) are added
+automatically. Every
 line passes through :func:`orchestrator_core.redaction.redact_text` last, so a credential
 that reaches a message, an extra field or a traceback (a database error quoting a row, an
 upstream error quoting a header) is never written out.
@@ -14,6 +16,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import IO, Any
+
+from opentelemetry import trace
 
 from orchestrator_core.redaction import redact_text
 from orchestrator_grpckit._context import current_request_id
@@ -29,7 +33,8 @@ class JsonFormatter(logging.Formatter):
     """Format records as one-line JSON objects.
 
     Keys: ``ts`` (UTC, ISO 8601, milliseconds), ``level``, ``logger``, ``msg``, optional
-    ``service``, ``request_id`` (when logged inside an RPC), every ``extra`` field, and
+    ``service``, ``request_id`` (when logged inside an RPC), ``trace_id`` and ``span_id``
+    (when a recording or propagated span is current), every ``extra`` field, and
     ``exc`` with the formatted traceback when the record carries one.
 
     Args:
@@ -60,6 +65,10 @@ class JsonFormatter(logging.Formatter):
         request_id = current_request_id()
         if request_id is not None:
             entry["request_id"] = request_id
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = f"{span.trace_id:032x}"
+            entry["span_id"] = f"{span.span_id:016x}"
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRS and not key.startswith("_"):
                 entry[key] = value

@@ -71,6 +71,7 @@ from orchestrator_pg._queries import parse_queries, queries, query
 from orchestrator_pg._quotas import QUOTA_MUTABLE_FIELDS, QuotaFields, QuotaStore
 from orchestrator_pg._runs import CreatedRun, NewRun, RunStore
 from orchestrator_pg._schedules import SCHEDULE_MUTABLE_FIELDS, ScheduleFields, ScheduleStore
+from orchestrator_pg._snapshots import LeaderSnapshot
 from orchestrator_pg._sources import SourceFields, SourceStore
 from orchestrator_pg._stores import Stores
 from orchestrator_pg._tenants import TenantStore
@@ -121,6 +122,7 @@ __all__ = [
     "IncidentStore",
     "JobStore",
     "LeaderLoop",
+    "LeaderSnapshot",
     "Leadership",
     "LeaseLedger",
     "MetricsReader",

@@ -12,6 +12,7 @@ import psycopg
 
 from orchestrator_core import InvalidArgument, validate_tenant_id
 from orchestrator_pg._db import Database
+from orchestrator_pg._incidents import IncidentStore
 from orchestrator_pg._migrate import MigrationError, load_migrations, migrate
 from orchestrator_pg._tenants import TenantStore
 
@@ -81,6 +82,46 @@ def _tenants_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bounded(low: int, high: int) -> Any:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _incident_policy(args: argparse.Namespace) -> int:
+    """Sets a tenant's incident policy (an option left out keeps the deployment default), or
+    lists the overrides when no tenant is named."""
+
+    async def run() -> Any:
+        async with Database(_database_url(args), min_size=1, max_size=1) as db:
+            store = IncidentStore(db)
+            if args.tenant:
+                await store.incident_policy_upsert(
+                    args.tenant, args.threshold, args.window_s, args.quiet_s
+                )
+            return await store.incident_policy_list()
+
+    try:
+        if args.tenant:
+            validate_tenant_id(args.tenant, "tenant")
+        rows = asyncio.run(run())
+    except InvalidArgument as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except psycopg.Error as exc:
+        print(f"error: {exc}".rstrip(), file=sys.stderr)
+        return 1
+    print("TENANT  THRESHOLD  WINDOW_S  QUIET_S  (- = the ORCH_INCIDENT_* default)")
+    for r in rows:
+        values = (r["failure_threshold"], r["window_s"], r["quiet_s"])
+        print(r["tenant"], *("-" if v is None else v for v in values), sep="  ")
+    return 0
+
+
 def register(commands: Any) -> None:
     """Adds ``migrate`` and ``tenants`` to ``stella orchestrator``."""
     mig = commands.add_parser(
@@ -101,3 +142,15 @@ def register(commands: Any) -> None:
     lst = tsub.add_parser("list", help="list registered tenants")
     _add_db_arg(lst)
     lst.set_defaults(handler=_tenants_list)
+    pol = tsub.add_parser(
+        "incident-policy",
+        help="override when a tenant's failures open and resolve incidents (docs/incidents.md)",
+        description="Set a tenant's incident policy (options left out keep the deployment's "
+        "ORCH_INCIDENT_* defaults); without a tenant, list the overrides.",
+    )
+    pol.add_argument("tenant", nargs="?", default="", help="tenant id; omit to list")
+    pol.add_argument("--threshold", type=_bounded(1, 10_000), help="failures that open one")
+    pol.add_argument("--window-s", type=_bounded(1, 86_400), help="within this many seconds")
+    pol.add_argument("--quiet-s", type=_bounded(1, 604_800), help="resolve after this quiet")
+    _add_db_arg(pol)
+    pol.set_defaults(handler=_incident_policy)

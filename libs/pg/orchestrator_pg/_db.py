@@ -31,7 +31,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from orchestrator_core import Clock, InvalidArgument, Unavailable
+from orchestrator_core import Aborted, Clock, InvalidArgument, Unavailable
 from orchestrator_pg._clock import CLOCK_SYNC_S, DatabaseClock
 
 Row = dict[str, Any]
@@ -50,8 +50,11 @@ def storage_errors_mapped() -> Iterator[None]:
       57P01-57P03, or no SQLSTATE at all: the socket closed) and a pool that found no
       connection in time are :class:`Unavailable`: callers answer UNAVAILABLE (retryable)
       and background loops log and try again, while the pool reconnects by itself.
-    Other driver errors (constraint violations, serialization failures) pass through for
-    the ledger to map where it knows what they mean.
+    * A deadlock or serialization failure (SQLSTATE class 40: PostgreSQL rolled the
+      transaction back) is :class:`Aborted`: nothing was written, and the same request may
+      simply be sent again.
+    Other driver errors (constraint violations) pass through for the ledger to map where it
+    knows what they mean.
     """
     try:
         yield
@@ -72,6 +75,10 @@ def storage_errors_mapped() -> Iterator[None]:
         raise Unavailable("the database did not answer in time; retry") from exc
     except psycopg.OperationalError as exc:
         state = exc.sqlstate or ""
+        if state.startswith("40"):  # psycopg's DeadlockDetected etc. do not share a base
+            raise Aborted(
+                f"the database rolled the transaction back ({exc.diag.message_primary}); retry"
+            ) from exc
         if state and not state.startswith(("08", "57P01", "57P02", "57P03")):
             raise
         raise Unavailable("the database connection was lost; retry") from exc

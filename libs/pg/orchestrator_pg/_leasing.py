@@ -146,6 +146,7 @@ class LeaseLedger:
         allowance: Allowance | None = None,
         lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
         per_tenant: int | None = None,
+        after_tenant: str = "",
     ) -> LimitedClaim:
         """Leases up to ``len(worker_ids)`` ready jobs, fairly across tenants, inside every
         cap, in one transaction (the statement and its rules: ``job_claim_admitted`` in
@@ -172,6 +173,9 @@ class LeaseLedger:
             lease_ttl_s: lease length.
             per_tenant: most candidates per tenant and job type (default: the whole batch);
                 smaller values lock fewer rows when many tenants have a backlog.
+            after_tenant: where the tenants' rotation starts (the ones after it first, then
+                from the start): the caller passes the last tenant its previous claim
+                served, so claims that stop early still reach every tenant in turn.
 
         Raises:
             Whatever ``admit`` raises (the transaction rolls back; nothing changes).
@@ -191,6 +195,7 @@ class LeaseLedger:
                     "tenants": tenant_filter,
                     "limit": limit,
                     "per_tenant": max(1, min(per_tenant or limit, limit)),
+                    "after_tenant": after_tenant,
                     "worker_ids": list(worker_ids),
                     "lease_ttl_s": lease_ttl_s,
                     "now": now,

@@ -10,14 +10,16 @@ from orchestrator_grpckit import (
     configure_logging,
     exit_on_config_error,
     run_service,
+    tracing,
 )
 
 
 async def _main() -> None:
     config = ServiceConfig.from_env("audit")
     configure_logging(config.log_level, service="audit")
-    async with build_service(config) as service:
-        await run_service(service)
+    with tracing(config.service_name):
+        async with build_service(config) as service:
+            await run_service(service)
 
 
 def main() -> None:

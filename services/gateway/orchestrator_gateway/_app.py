@@ -35,6 +35,7 @@ from orchestrator_gateway._settings import GatewaySettings
 from orchestrator_grpckit import TokenVerifier
 from orchestrator_pg import Database, IdempotencyKeyCleaner, IdempotencyStore
 from orchestrator_redis import BucketConfig, BucketStore
+from stella_orchestrator.telemetry import tracing_installed
 
 API_VERSION = "1.0.0"
 OPENAPI_PATH = "/.well-known/openapi"
@@ -198,6 +199,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         return PlainTextResponse("ok")
 
     _mount_console(app, settings.console_dir)
+    if tracing_installed():
+        _instrument(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -264,6 +267,17 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     # Outermost of all: refusals of the rate limit and idempotency layers carry them too.
     app.add_middleware(SecurityHeadersMiddleware)
     return app
+
+
+def _instrument(app: FastAPI) -> None:
+    """A SERVER span per request (docs/tracing.md); Caller.metadata forwards its context to
+    the services. Probes and scrapes would only add noise, and so would a span per ASGI
+    message."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="/healthz,/metrics", exclude_spans=["receive", "send"]
+    )
 
 
 def _mount_console(app: FastAPI, console_dir: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import Request, WebSocket
+from opentelemetry import propagate
 
 from orchestrator_core import OrchestratorError
 from orchestrator_gateway._problems import ProblemError
@@ -36,10 +37,14 @@ class Caller:
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        """gRPC metadata forwarding the caller's identity."""
+        """gRPC metadata forwarding the caller's identity and the current trace context
+        (W3C ``traceparent``/``tracestate`` of the request's span; none when tracing is off)."""
+        trace_headers: dict[str, str] = {}
+        propagate.inject(trace_headers)
         return (
             ("authorization", f"Bearer {self.token}"),
             (TENANT_HEADER, self.principal.tenant),
+            *trace_headers.items(),
         )
 
 

@@ -14,6 +14,7 @@ from orchestrator_grpckit import (
     configure_logging,
     exit_on_config_error,
     run_service,
+    tracing,
 )
 from orchestrator_leases._app import build_service
 
@@ -21,8 +22,9 @@ from orchestrator_leases._app import build_service
 async def _main() -> None:
     config = ServiceConfig.from_env("leases")
     configure_logging(config.log_level)
-    async with build_service(config) as service:
-        await run_service(service)
+    with tracing(config.service_name):
+        async with build_service(config) as service:
+            await run_service(service)
 
 
 def main() -> None:

@@ -20,6 +20,14 @@ Run durations (``orch_job_run_duration_seconds``): after a flush has resolved it
 the jobs it completed are read back in one statement (job type, lease to finish on the
 database clock) and observed, so acks never wait for the metric, while the next batch fills.
 
+Transient failures: a flush that the database rolled back (deadlock, serialization failure:
+:class:`Aborted`) or could not reach (:class:`Unavailable`: a restart, a failover) is tried
+again with capped, jittered backoff for up to ``RETRY_FOR_S``, while the next batch fills
+and backpressure holds the workers. Every write here is fenced by its lease id, so applying
+one twice is harmless (a repeated completion is acknowledged again). Before, the error failed
+the Work streams waiting for that flush and their jobs ran again (found by ``make chaos``:
+two leases replicas settling one run deadlocked).
+
 Backpressure: at most ``MAX_BACKLOG_ITEMS`` wait for a flush; :meth:`Completer.submit`
 awaits room beyond that, which stalls the stream reader that called it and, through HTTP/2
 flow control, the worker.
@@ -31,17 +39,24 @@ import asyncio
 import contextlib
 import enum
 import logging
+import random
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator_core import Aborted, Unavailable
 from orchestrator_leases import _metrics as metrics
 from orchestrator_leases._actor import Actor
 from orchestrator_leases._ratelimit import LeaseLimiter
 from orchestrator_pg import LeaseLedger, MetricsReader, Outcome
 
 FLUSH_ITEMS = 500
+# How long a flush retries a transient database failure before it gives up (the sessions
+# waiting for it then fail their streams): well inside the default 30 s lease.
+RETRY_FOR_S = 15.0
+RETRY_FIRST_S = 0.05
+RETRY_MAX_S = 2.0
 MAX_BACKLOG_ITEMS = 10_000
 # A worker that resends a completion (no ack before a reconnect) gets "ok" again; leases
 # observed lately are remembered so a repeat is not counted twice (a repeat sent to another
@@ -83,6 +98,8 @@ class Completer:
         max_backlog: items queued beyond which :meth:`submit` waits.
         limiter: receives the applied results for rate-limit feedback (None: none).
         runs: reads run durations of completed jobs (None: the histogram is not fed).
+        retry_for_s: how long a flush retries a transient database failure.
+        rng: jitter of the retry pauses (seed it in tests).
     """
 
     def __init__(
@@ -95,8 +112,12 @@ class Completer:
         max_backlog: int = MAX_BACKLOG_ITEMS,
         limiter: LeaseLimiter | None = None,
         runs: MetricsReader | None = None,
+        retry_for_s: float = RETRY_FOR_S,
+        rng: random.Random | None = None,
     ) -> None:
         self._ledger = ledger
+        self._retry_for_s = retry_for_s
+        self._rng = rng or random.Random()
         self._runs = runs
         self._succeeded: list[tuple[Any, Any]] = []
         self._recent_runs: OrderedDict[Any, None] = OrderedDict()
@@ -165,7 +186,7 @@ class Completer:
         for (kind, actor), pending in sorted(batch.items(), key=lambda kv: kv[0][0]):
             items = [item for chunk in pending.chunks for item in chunk.items]
             try:
-                outcomes = await self._apply(kind, actor, items)
+                outcomes = await self._apply_retrying(kind, actor, items)
             except Exception as exc:
                 _log.exception("completer flush of %d %s failed", len(items), kind.name.lower())
                 for chunk in pending.chunks:
@@ -178,6 +199,27 @@ class Completer:
                 if not chunk.future.done():
                     chunk.future.set_result(outcomes[start:end])
                 start = end
+
+    async def _apply_retrying(self, kind: Kind, actor: Actor, items: list[Any]) -> list[Outcome]:
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._retry_for_s
+        pause = RETRY_FIRST_S
+        while True:
+            try:
+                return await self._apply(kind, actor, items)
+            except (Aborted, Unavailable) as exc:
+                if loop.time() + pause > give_up:
+                    raise
+                metrics.COMPLETER_RETRIES.labels(type(exc).__name__.lower()).inc()
+                _log.warning(
+                    "completer flush of %d %s: %s; retrying in %.2f s",
+                    len(items),
+                    kind.name.lower(),
+                    exc,
+                    pause,
+                )
+                await asyncio.sleep(pause * self._rng.uniform(0.5, 1.0))
+                pause = min(RETRY_MAX_S, pause * 2)
 
     async def _observe_runs(self) -> None:
         fresh = []

@@ -36,7 +36,7 @@ import logging
 import math
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -85,6 +85,12 @@ class _Group:
     cap_full: bool = False
 
 
+def next_rotation(after: str, tenants: Iterable[str]) -> str:
+    """The last of ``tenants`` in rotation order from ``after`` (the tenants after it, then
+    the ones up to it, by id): where the next claim's rotation resumes."""
+    return max(tenants, key=lambda tenant: (tenant <= after, tenant), default=after)
+
+
 class Dispatcher:
     """Claims for waiting sessions and pushes the assignments.
 
@@ -113,6 +119,10 @@ class Dispatcher:
         self._groups: dict[tuple[Actor, tuple[str, ...]], _Group] = {}
         self._wake = asyncio.Event()
         self._claims: set[asyncio.Task[None]] = set()
+        # Where each {tenants, job types} claim's rotation over tenants resumes (the last
+        # tenant the previous claim served): claims that stop once their batch is full still
+        # reach every tenant in turn. Bounded by the distinct worker scopes seen.
+        self._rotation: dict[tuple[tuple[str, ...] | None, tuple[str, ...]], str] = {}
 
     def register(self, session: WorkSession) -> None:
         key = (session.actor, session.job_types)
@@ -266,6 +276,8 @@ class Dispatcher:
         limiter = self._limiter
         reserved = limiter.reserve() if limiter is not None else {}
         spent: dict[tuple[str, str], int] = {}
+        rotation = (None if actor.tenants is None else tuple(actor.tenants), tuple(job_types))
+        after = self._rotation.get(rotation, "")
         try:
             result = await self._ledger.claim_admitted(
                 actor.ctx(),
@@ -276,8 +288,11 @@ class Dispatcher:
                 allowance=reserved,
                 lease_ttl_s=self._ttl_s,
                 per_tenant=per_tenant,
+                after_tenant=after,
             )
             spent = result.spent
+            if result.rows:
+                self._rotation[rotation] = next_rotation(after, (r["tenant"] for r in result.rows))
         finally:
             if limiter is not None:
                 limiter.release(reserved, spent)

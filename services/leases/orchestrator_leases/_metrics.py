@@ -20,6 +20,12 @@ LEASES_EXPIRED = Counter("orch_leases_expired", "Leases the watchdog expired.")
 LEASES_RELEASED = Counter(
     "orch_leases_released", "Leases released at once because their Work stream ended."
 )
+COMPLETER_RETRIES = Counter(
+    "orch_leases_completer_retries",
+    "Completer flushes tried again after a transient database failure, by kind "
+    "(aborted: deadlock or serialization failure; unavailable: connection lost).",
+    ("kind",),
+)
 LEASE_SESSIONS = Gauge("orch_lease_sessions", "Open Work streams in this process.")
 JOB_START_LATENCY_SECONDS = Histogram(
     "orch_job_start_latency_seconds",

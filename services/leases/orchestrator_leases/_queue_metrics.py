@@ -3,9 +3,9 @@
 Counting the queue on every scrape of every replica would multiply a grouped count over
 the unfinished jobs by replicas times scrapes; instead the leader of
 :attr:`LeaderLoop.QUEUE_METRICS` runs :meth:`MetricsReader.queue_snapshot` (one statement)
-every ``ORCH_QUEUE_METRICS_INTERVAL_S`` and publishes it, and the other replicas publish
-nothing, so ``sum`` over replicas is the truth and a stale replica never reports. A
-replica that loses leadership (or whose snapshot fails) withdraws its series at once.
+every ``ORCH_QUEUE_METRICS_INTERVAL_S`` and publishes it through
+:class:`orchestrator_pg.LeaderSnapshot`, and the other replicas publish nothing, so ``sum``
+over replicas is the truth and a stale replica never reports.
 
 The gauges are a custom collector, not ``Gauge`` children: a snapshot replaces the whole
 label set, so a tenant whose queue emptied disappears instead of lingering at its last
@@ -16,19 +16,14 @@ value. Series: ``orch_queue_depth{tenant,job_type,state}`` and
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import random
-import time
+import weakref
 from collections.abc import Iterator
 
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from orchestrator_pg import LeaderLoop, Leadership, MetricsReader, QueueSnapshot
-
-_log = logging.getLogger("orchestrator_leases.queue_metrics")
+from orchestrator_pg import LeaderLoop, LeaderSnapshot, MetricsReader, QueueSnapshot
 
 
 class _SnapshotCollector(Collector):
@@ -36,7 +31,7 @@ class _SnapshotCollector(Collector):
     in a service; tests run several leases services, each on its own database)."""
 
     def __init__(self) -> None:
-        self.published: dict[int, tuple[QueueSnapshot, float]] = {}
+        self.sources: weakref.WeakSet[QueueGauges] = weakref.WeakSet()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         depth = GaugeMetricFamily(
@@ -54,7 +49,10 @@ class _SnapshotCollector(Collector):
             "Unix time of the last queue snapshot this process published.",
         )
         newest = 0.0
-        for snapshot, at in list(self.published.values()):
+        for source in list(self.sources):
+            if source.latest is None:
+                continue
+            snapshot, at = source.latest
             for (tenant, job_type, state), n in snapshot.queue.items():
                 depth.add_metric((tenant, job_type, state), n)
             for (tenant, error_class), n in snapshot.dead_letter.items():
@@ -71,7 +69,7 @@ _COLLECTOR = _SnapshotCollector()
 REGISTRY.register(_COLLECTOR)
 
 
-class QueueGauges:
+class QueueGauges(LeaderSnapshot[QueueSnapshot]):
     """Leader-elected loop that publishes the queue snapshot.
 
     Args:
@@ -89,41 +87,11 @@ class QueueGauges:
         interval_s: float,
         lock_key: int | None = None,
     ) -> None:
-        self._reader = reader
-        self._interval_s = interval_s
-        self._leadership = Leadership(conninfo, LeaderLoop.QUEUE_METRICS, key=lock_key)
-        self._rng = random.Random()  # its own: the global one belongs to the application
-        self.snapshots = 0
-
-    @property
-    def is_leader(self) -> bool:
-        """Whether this replica led at its last check."""
-        return self._leadership.is_leader
-
-    async def run(self) -> None:
-        """Contends for leadership and publishes snapshots until cancelled."""
-        try:
-            async with self._leadership:
-                while True:
-                    if await self._leadership.ensure():
-                        await self.publish()
-                    else:
-                        self._withdraw()
-                    # jittered, so standing-by replicas do not retry in step
-                    await asyncio.sleep(self._interval_s * self._rng.uniform(0.8, 1.0))
-        finally:
-            self._withdraw()
-
-    async def publish(self) -> None:
-        """One snapshot, published; a failure withdraws the series (never stale values)."""
-        try:
-            snapshot = await self._reader.queue_snapshot()
-        except Exception:  # a metric must never end the service: the next pass tries again
-            _log.exception("queue snapshot failed")
-            self._withdraw()
-            return
-        _COLLECTOR.published[id(self)] = (snapshot, time.time())
-        self.snapshots += 1
-
-    def _withdraw(self) -> None:
-        _COLLECTOR.published.pop(id(self), None)
+        super().__init__(
+            conninfo,
+            LeaderLoop.QUEUE_METRICS,
+            reader.queue_snapshot,
+            interval_s=interval_s,
+            lock_key=lock_key,
+        )
+        _COLLECTOR.sources.add(self)

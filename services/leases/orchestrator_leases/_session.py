@@ -35,6 +35,7 @@ from orchestrator_leases import _convert as convert
 from orchestrator_leases import _metrics as metrics
 from orchestrator_leases._actor import Actor
 from orchestrator_leases._completer import Completer, Kind
+from orchestrator_leases._tracing import LeaseSpans
 from orchestrator_pg import LEASE_LOST, LeaseLedger, Outcome, Row
 from stella.orchestrator.v1 import leases_pb2
 
@@ -97,6 +98,7 @@ class WorkSession:
         self._out: asyncio.Queue[leases_pb2.WorkResponse | None] = asyncio.Queue()
         self._acks: asyncio.Queue[list[_AckPart] | None] = asyncio.Queue()
         self._submitted: set[asyncio.Future[list[Outcome]]] = set()
+        self._spans = LeaseSpans(worker_id, session_id)
 
     @property
     def free_slots(self) -> int:
@@ -123,6 +125,7 @@ class WorkSession:
         leases = self.leases
         for row in rows:
             leases[row["id"]] = row["lease_id"]
+        self._spans.leased(rows)
         batch = leases_pb2.AssignmentBatch(assignments=[build(r) for r in rows])
         self._out.put_nowait(leases_pb2.WorkResponse(assignments=batch))
         return True
@@ -159,6 +162,7 @@ class WorkSession:
             await asyncio.gather(*self._submitted, return_exceptions=True)
         held = list(self.leases.items())
         self.leases.clear()
+        self._spans.close()
         if not held:
             return
         try:
@@ -212,7 +216,10 @@ class WorkSession:
                 continue
             items: list[Any] = []
             slots: list[int | leases_pb2.ResultAck] = []
+            ends_leases = kind is Kind.COMPLETION or kind is Kind.FAILURE
             for message in messages:
+                if ends_leases:
+                    self._spans.reported(message.job_id)
                 violations = convert.Violations()
                 item = parse(message, kind.name.lower(), violations)
                 if violations.items:
@@ -221,7 +228,6 @@ class WorkSession:
                     slots.append(len(items))
                     items.append(item)
             future = await self._completer.submit(self.actor, kind, items) if items else None
-            ends_leases = kind is Kind.COMPLETION or kind is Kind.FAILURE
             if ends_leases:
                 self._free(len(messages) - len(items))  # malformed: nothing to wait for
             if future is not None:
@@ -265,9 +271,11 @@ class WorkSession:
     def _settle(self, kind: Kind, outcome: Outcome, cancels: dict[str, list[str]]) -> None:
         # Forget leases the session no longer holds, so the release at the end skips them.
         if kind is Kind.COMPLETION or kind is Kind.FAILURE:
+            self._spans.settled(outcome, failed=kind is Kind.FAILURE)
             if outcome.ok or outcome.error_reason == LEASE_LOST:
                 self._forget(outcome)
         elif not outcome.ok and outcome.error_reason == LEASE_LOST:
+            self._spans.lost(outcome)
             self._forget(outcome)
             if outcome.cancel_reason:
                 cancels.setdefault(outcome.cancel_reason, []).append(str(outcome.job_id))

@@ -10,7 +10,8 @@ from envoy.service.ratelimit.v3 import rls_pb2_grpc
 
 from orchestrator_core import Clock
 from orchestrator_grpckit import GrpcService, ServiceConfig
-from orchestrator_pg import Database, ThrottleStore
+from orchestrator_pg import Database, TenantStore, ThrottleStore
+from orchestrator_ratelimit._bucket_metrics import BucketGauges
 from orchestrator_ratelimit._envoy import (
     ENVOY_SERVICE_NAME,
     METHOD,
@@ -37,6 +38,7 @@ class RatelimitApp:
     limiter: Limiter
     settings: RatelimitSettings
     envoy_listener: EnvoyListener | None
+    bucket_gauges: BucketGauges
 
     @property
     def envoy_port(self) -> int | None:
@@ -51,8 +53,10 @@ async def build_app(
     clock: Clock | None = None,
     redis_url: str | None = None,
     settings: RatelimitSettings | None = None,
+    bucket_metrics_lock_key: int | None = None,
 ) -> AsyncIterator[RatelimitApp]:
-    """Like :func:`build_service`, exposing the components too."""
+    """Like :func:`build_service`, exposing the components too (``bucket_metrics_lock_key``:
+    another lock for the bucket snapshot, for tests beside a running stack)."""
     settings = settings or RatelimitSettings.from_env()
     store = BucketStore.connect(
         redis_url or config.redis_url,
@@ -80,10 +84,21 @@ async def build_app(
                 ENVOY_SERVICE_NAME,
             ),
         ]
+        bucket_gauges = BucketGauges(
+            config.database_url,
+            TenantStore(db),
+            store,
+            interval_s=settings.bucket_metrics_interval_s,
+            clock=clock,
+            lock_key=bucket_metrics_lock_key,
+        )
         service = GrpcService(
             config,
             services,
-            background=[("redis-probe", backend.probe_forever)],
+            background=[
+                ("redis-probe", backend.probe_forever),
+                ("bucket-metrics", bucket_gauges.run),
+            ],
             method_scopes=ALL_METHOD_SCOPES,
         )
         backend.health = service.health
@@ -94,7 +109,7 @@ async def build_app(
                 settings.envoy_port,
             )
             await listener.start()
-        yield RatelimitApp(service, servicer, backend, limiter, settings, listener)
+        yield RatelimitApp(service, servicer, backend, limiter, settings, listener, bucket_gauges)
     finally:
         if listener is not None:
             await listener.stop()

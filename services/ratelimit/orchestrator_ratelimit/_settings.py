@@ -18,6 +18,8 @@
   neither its own config nor a tenant default: ``none`` never binds (upstream Retry-After
   pauses and open circuits still hold), ``CAPACITY/REFILL_PER_S`` (e.g. ``10/5``) caps every
   unconfigured bucket. Set it alike on leases and ratelimit, which share the buckets.
+* ``ORCH_RATELIMIT_BUCKET_METRICS_INTERVAL_S`` (``15``): pause between the leader's snapshots
+  of every bucket's circuit state and rate (docs/metrics.md).
 * ``ORCH_RATELIMIT_ALLOW_REQUEST_CLOCK`` (``false``): accept ``AcquireRequest.now``
   (deterministic tests only).
 """
@@ -41,6 +43,7 @@ FailurePolicy = Literal["closed", "open"]
 EnvoyAuth = Literal["none", "token"]
 
 DEFAULT_ENVOY_PORT = 8081
+DEFAULT_BUCKET_METRICS_INTERVAL_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class RatelimitSettings:
     envoy_port: int = DEFAULT_ENVOY_PORT
     allow_request_clock: bool = False
     default_bucket: BucketConfig = NON_BINDING
+    bucket_metrics_interval_s: float = DEFAULT_BUCKET_METRICS_INTERVAL_S
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RatelimitSettings:
@@ -81,6 +85,13 @@ class RatelimitSettings:
             allow_request_clock=env.get("ORCH_RATELIMIT_ALLOW_REQUEST_CLOCK", "").strip().lower()
             in ("1", "true", "yes"),
             default_bucket=default_bucket,
+            bucket_metrics_interval_s=env_number(
+                env,
+                "ORCH_RATELIMIT_BUCKET_METRICS_INTERVAL_S",
+                DEFAULT_BUCKET_METRICS_INTERVAL_S,
+                0.05,
+                3600,
+            ),
         )
 
 

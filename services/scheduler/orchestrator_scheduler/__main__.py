@@ -9,6 +9,7 @@ from orchestrator_grpckit import (
     configure_logging,
     exit_on_config_error,
     run_service,
+    tracing,
 )
 from orchestrator_scheduler._app import build_service
 
@@ -16,8 +17,9 @@ from orchestrator_scheduler._app import build_service
 async def _main() -> None:
     config = ServiceConfig.from_env("scheduler")
     configure_logging(config.log_level)
-    async with build_service(config) as service:
-        await run_service(service)
+    with tracing(config.service_name):
+        async with build_service(config) as service:
+            await run_service(service)
 
 
 def main() -> None:

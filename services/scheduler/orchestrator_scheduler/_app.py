@@ -21,6 +21,7 @@ from orchestrator_scheduler._events import (
     EventStreamServicer,
 )
 from orchestrator_scheduler._firing import ScheduleFirer
+from orchestrator_scheduler._incidents import IncidentWatcher
 from orchestrator_scheduler._servicer import METHOD_SCOPES, SERVICE_NAME, SchedulerServicer
 from orchestrator_scheduler._settings import SchedulerSettings
 from stella.orchestrator.v1 import events_pb2_grpc, scheduler_pb2_grpc
@@ -67,6 +68,13 @@ async def build_service(
             clock=clock,
         )
         horizon = EventHorizon(config.database_url)
+        incidents = IncidentWatcher(
+            stores.incidents,
+            horizon,
+            config.database_url,
+            clock=clock,
+            policy=settings.incident_policy,
+        )
         events = EventStreamServicer(
             EventReader(db),
             horizon,
@@ -86,6 +94,7 @@ async def build_service(
             background=[
                 ("event-partitions", maintainer.run_forever),
                 ("event-horizon", horizon.run),
+                ("incidents", incidents.run_forever),
                 *([("schedule-firing", firer.run_forever)] if firing else []),
             ],
             method_scopes={**METHOD_SCOPES, **EVENTS_METHOD_SCOPES},

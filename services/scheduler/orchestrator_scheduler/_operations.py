@@ -29,6 +29,8 @@ OPERATIONS_METHOD_SCOPES = {
         "GetDeadLetterStats": "orch:read",
         "ReplayDeadLetter": "orch:operate",
         "ListIncidents": "orch:read",
+        "GetIncident": "orch:read",
+        "AcknowledgeIncident": "orch:operate",
         "ListArtifacts": "orch:read",
         "GetOverview": "orch:read",
     }.items()
@@ -87,7 +89,7 @@ def dead_letter(row: Row) -> resources_pb2.DeadLetterEntry:
 
 
 def incident(row: Row) -> resources_pb2.Incident:
-    return resources_pb2.Incident(
+    message = resources_pb2.Incident(
         id=str(row["id"]),
         tenant=row["tenant"],
         error_class=convert.error_class(row["error_class"]),  # type: ignore[arg-type]
@@ -99,6 +101,24 @@ def incident(row: Row) -> resources_pb2.Incident:
         last_seen_at=convert._ts(row["last_seen_at"]),
         failure_count=row["failure_count"],
         sample_job_ids=[str(j) for j in row["sample_job_ids"]],
+        acknowledged_by=row["acknowledged_by"],
+        acknowledge_reason=row["acknowledge_reason"],
+    )
+    if row["resolved_at"] is not None:
+        message.resolved_at.FromDatetime(row["resolved_at"])
+    if row["acknowledged_at"] is not None:
+        message.acknowledged_at.FromDatetime(row["acknowledged_at"])
+    return message
+
+
+def incident_event(row: Row) -> operations_pb2.IncidentEvent:
+    return operations_pb2.IncidentEvent(
+        seq=row["seq"],
+        type=row["type"],
+        occurred_at=convert._ts(row["occurred_at"]),
+        actor=row["actor_subject"],
+        failure_count=int(row["data"].get("failure_count") or 0),
+        reason=row["reason"] or "",
     )
 
 
@@ -216,6 +236,24 @@ class OperationsMethods:
         },
         paging.by_time("last_seen_at"),
     )
+
+    async def GetIncident(self, request: operations_pb2.GetIncidentRequest, context: Any) -> Any:
+        principal = current_principal()
+        incident_id = validate.parse_id_or_raise(request.incident_id, "incident_id")
+        row = await self.stores.incidents.incident_get(principal.tenant, incident_id)
+        timeline = await self.stores.incidents.incident_timeline(principal.tenant, incident_id)
+        return operations_pb2.GetIncidentResponse(
+            incident=incident(row), timeline=[incident_event(e) for e in timeline]
+        )
+
+    async def AcknowledgeIncident(
+        self, request: operations_pb2.AcknowledgeIncidentRequest, context: Any
+    ) -> Any:
+        principal = current_principal()
+        incident_id = validate.parse_id_or_raise(request.incident_id, "incident_id")
+        ctx = request_context(principal, request.operator, reason_required=True)
+        row = await self.stores.incidents.incident_acknowledge(ctx, incident_id)
+        return operations_pb2.AcknowledgeIncidentResponse(incident=incident(row))
 
     ListArtifacts = list_method(
         operations_pb2.ListArtifactsResponse,

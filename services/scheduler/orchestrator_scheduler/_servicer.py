@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 from orchestrator_core import Clock, SystemClock, paging
-from orchestrator_grpckit import Principal, current_principal
+from orchestrator_grpckit import Principal, current_principal, current_trace
 from orchestrator_pg import Stores
 from orchestrator_redis import BucketStore
 from orchestrator_scheduler import _backfills as backfills
@@ -160,6 +160,7 @@ class SchedulerServicer(
             allow_external_keys=False,
             required=True,
             max_payload_bytes=self.max_payload_bytes,
+            trace=current_trace(),
         )
         created = await self.stores.runs.run_create(request_context(principal), run, jobs)
         run_id = created.run["id"]
@@ -256,6 +257,7 @@ class SchedulerServicer(
             allow_external_keys=run is not None,
             required=True,
             max_payload_bytes=self.max_payload_bytes,
+            trace=current_trace(),
         )
         return await self.stores.jobs.job_submit(request_context(principal), jobs, run)
 

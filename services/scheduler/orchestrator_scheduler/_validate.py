@@ -237,9 +237,12 @@ def job_batch(
     allow_external_keys: bool,
     required: bool,
     max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+    trace: tuple[str, str] = ("", ""),
 ) -> list[NewJob]:
     """A batch of JobSpecs: each valid, keys unique, ``depends_on`` naming keys of the batch
-    (or, with ``allow_external_keys``, of the run the batch joins) and acyclic."""
+    (or, with ``allow_external_keys``, of the run the batch joins) and acyclic. A job whose
+    spec sets no ``trace_parent`` gets ``trace`` (the submitting call's ``traceparent`` and
+    ``tracestate``), so its lease and its handler join the submitter's trace."""
     out = Violations()
     if required and not specs:
         out.add(field, "at least one job is required")
@@ -251,6 +254,11 @@ def job_batch(
     jobs = [
         job_spec(s, paths[i], out, max_payload_bytes=max_payload_bytes) for i, s in enumerate(specs)
     ]
+    if trace[0]:
+        jobs = [
+            job if job.trace_parent else replace(job, trace_parent=trace[0], trace_state=trace[1])
+            for job in jobs
+        ]
     seen: dict[str, int] = {}
     for i, job in enumerate(jobs):
         if not job.key:

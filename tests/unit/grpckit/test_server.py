@@ -252,24 +252,3 @@ async def test_run_service_on_sigterm(probe_config: Callable[..., Any]) -> None:
     await asyncio.wait_for(runner, 5)
     response = await service.health.Check(health_pb2.HealthCheckRequest(service=""), None)
     assert response.status == NOT_SERVING
-
-
-def test_interceptor_chain_order(secret: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestrator_grpckit import TokenVerifier, server_interceptors
-
-    # without an exporter configured, tracing costs and exports nothing: off
-    monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
-    names = [type(i).__name__ for i in server_interceptors(TokenVerifier(secret, None))]
-    assert "OpenTelemetryAioServerInterceptor" not in names
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
-    names = [type(i).__name__ for i in server_interceptors(TokenVerifier(secret, None))]
-    assert names == [
-        "OpenTelemetryAioServerInterceptor",
-        "RequestIdInterceptor",
-        "ObservabilityInterceptor",
-        "ErrorInterceptor",
-        "AuthInterceptor",
-    ]
-    assert "OpenTelemetryAioServerInterceptor" not in [
-        type(i).__name__ for i in server_interceptors(TokenVerifier(secret, None), tracing=False)
-    ]

@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from datetime import UTC
 
 import pytest
+from prometheus_client import REGISTRY
 
+from orchestrator_core import Aborted, Unavailable
 from orchestrator_grpckit import ConfigError
 from orchestrator_leases import LeaseSettings
 from orchestrator_leases import _convert as convert
@@ -152,5 +155,64 @@ async def test_completer_backlog_applies_backpressure():
         assert not third.done(), "a full backlog must make submit wait"
         ledger.gate.set()
         await asyncio.gather(first, second, await third)
+    finally:
+        runner.cancel()
+
+
+class FlakyLedger(FakeLedger):
+    """Fails its first ``failures`` complete calls with ``error``."""
+
+    def __init__(self, failures: int, error: Exception) -> None:
+        super().__init__()
+        self.failures = failures
+        self.error = error
+        self.attempts = 0
+
+    async def complete(self, ctx, items, *, tenants):
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            raise self.error
+        return await self._ok("complete", items)
+
+
+@pytest.mark.parametrize(
+    "error", [Aborted("deadlock detected; retry"), Unavailable("connection lost; retry")]
+)
+async def test_completer_retries_a_transient_database_failure(error: Exception) -> None:
+    failures = random.randint(1, 3)
+    ledger = FlakyLedger(failures, error)
+    completer = Completer(  # type: ignore[arg-type]
+        ledger, lease_ttl_s=30, flush_ms=0, rng=random.Random(7)
+    )
+    kind = type(error).__name__.lower()
+    before = REGISTRY.get_sample_value("orch_leases_completer_retries_total", {"kind": kind}) or 0.0
+    runner = asyncio.create_task(completer.run())
+    try:
+        items = [_Item(), _Item()]
+        outcomes = await (await completer.submit(ACTOR, Kind.COMPLETION, items))
+    finally:
+        runner.cancel()
+    assert [o.ok for o in outcomes] == [True, True]
+    assert ledger.attempts == failures + 1
+    after = REGISTRY.get_sample_value("orch_leases_completer_retries_total", {"kind": kind})
+    assert after == before + failures
+
+
+async def test_completer_gives_up_after_its_retry_window_and_on_other_errors() -> None:
+    # Still unavailable when the window closes: the waiting sessions get the error.
+    ledger = FlakyLedger(10_000, Unavailable("connection lost; retry"))
+    completer = Completer(  # type: ignore[arg-type]
+        ledger, lease_ttl_s=30, flush_ms=0, retry_for_s=0.3, rng=random.Random(7)
+    )
+    runner = asyncio.create_task(completer.run())
+    try:
+        with pytest.raises(Unavailable):
+            await (await completer.submit(ACTOR, Kind.COMPLETION, [_Item()]))
+        assert 2 <= ledger.attempts < 10_000
+        # A bug is not retried.
+        ledger.attempts, ledger.error = 0, RuntimeError("bug")
+        with pytest.raises(RuntimeError):
+            await (await completer.submit(ACTOR, Kind.COMPLETION, [_Item()]))
+        assert ledger.attempts == 1
     finally:
         runner.cancel()

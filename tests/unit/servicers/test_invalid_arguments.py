@@ -585,6 +585,13 @@ SCHEDULER: dict[str, list[Bad]] = {
         Bad("not-uuid", O.ReplayDeadLetterRequest(entry_id=NOT_UUID), "entry_id"),
         Bad("no-reason", O.ReplayDeadLetterRequest(entry_id=ID), "operator.reason"),
     ],
+    "GetIncident": [
+        Bad("not-uuid", O.GetIncidentRequest(incident_id=NOT_UUID), "incident_id"),
+    ],
+    "AcknowledgeIncident": [
+        Bad("not-uuid", O.AcknowledgeIncidentRequest(incident_id=NOT_UUID), "incident_id"),
+        Bad("no-reason", O.AcknowledgeIncidentRequest(incident_id=ID), "operator.reason"),
+    ],
     "ListIncidents": [
         Bad("negative-size", O.ListIncidentsRequest(page_size=-1), "page_size"),
         Bad("state", O.ListIncidentsRequest(state=42), "state"),

@@ -36,6 +36,7 @@ from stella_orchestrator.worker._digest import result_digest
 from stella_orchestrator.worker._errors import FailureInfo, RPCError, classify
 from stella_orchestrator.worker._job import ArtifactRecord, Job, from_struct, to_struct
 from stella_orchestrator.worker._outbox import DEFAULT_MAX_BATCH, Outbox, sender_loop
+from stella_orchestrator.worker._tracing import handler_span
 
 if TYPE_CHECKING:
     from stella_orchestrator.worker._worker import Handler, Worker
@@ -362,9 +363,11 @@ class Session:
         job = active.job
         bind(active)
         started = time.monotonic()
+        self.worker.metrics.started(job.job_type)
         try:
             try:
-                result = await held.handler(job)
+                with handler_span(job, self.worker.worker_id):
+                    result = await held.handler(job)
             except asyncio.CancelledError:
                 if active.cancel_reason is not None:
                     self._after_cancel(active)
@@ -402,11 +405,13 @@ class Session:
                 "job %s (%s) succeeded in %.3f s", job.id, job.job_type, time.monotonic() - started
             )
         finally:
+            self.worker.metrics.finished(job.job_type, time.monotonic() - started)
             self._release(held)
 
     def _after_cancel(self, active: ActiveJob) -> None:
         job = active.job
         self.worker.stats.canceled += 1
+        self.worker.metrics.canceled(job.job_type)
         if active.cancel_reason == DRAIN_TIMEOUT:
             self._report_failure(
                 job,
@@ -444,6 +449,7 @@ class Session:
         if self.closed:
             return
         self.worker.stats.completed += 1
+        self.worker.metrics.succeeded(job.job_type)
         self._expect_ack()
         self.outbox.add_completion(completion)
 
@@ -451,6 +457,7 @@ class Session:
         if self.closed:
             return
         self.worker.stats.failed += 1
+        self.worker.metrics.failed(job.job_type, info.error_class)
         self._expect_ack()
         self.outbox.add_failure(
             leases_pb2.Failure(job_id=job.id, lease_id=job.lease_id, error=info.to_proto())

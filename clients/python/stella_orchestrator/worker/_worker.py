@@ -26,10 +26,12 @@ from typing import Any, Final, TypeAlias
 import grpc
 
 from stella.orchestrator.v1 import leases_pb2_grpc
+from stella_orchestrator import telemetry
 from stella_orchestrator.targets import channel_options, channel_target
 from stella_orchestrator.worker._backoff import Backoff
 from stella_orchestrator.worker._errors import RPCError
 from stella_orchestrator.worker._job import Job
+from stella_orchestrator.worker._metrics import WorkerMetrics, metrics_port_from_env
 from stella_orchestrator.worker._session import Session
 
 LOGGER = logging.getLogger("stella_orchestrator.worker")
@@ -48,6 +50,8 @@ NON_RETRYABLE_CODES: Final = frozenset(
 
 TENANT_HEADER: Final = "x-stella-tenant"
 MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
+TRACING_SERVICE_NAME: Final = "stella-worker"
+"""``service.name`` of a worker's spans unless ``OTEL_SERVICE_NAME`` is set."""
 DEFAULT_CHANNEL_OPTIONS: Final[tuple[tuple[str, int], ...]] = (
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -124,10 +128,13 @@ class Worker:
         max_reconnect_attempts: Consecutive failed connects before ``run()`` raises the
             last error; ``None`` retries forever.
         rng: Randomness for the backoff jitter (seed it in tests).
+        metrics_port: Serve Prometheus metrics on this port while ``run()`` runs (0: a free
+            port); ``None`` reads ``STELLA_METRICS_PORT`` and, when that is unset too,
+            exports nothing (docs/metrics.md, "Worker SDKs").
 
     Raises:
-        ValueError: ``concurrency`` < 1, a negative delay/timeout, or both ``credentials``
-            and ``tls_ca_file``.
+        ValueError: ``concurrency`` < 1, a negative delay/timeout, both ``credentials``
+            and ``tls_ca_file``, or ``STELLA_METRICS_PORT`` that is not a port.
         OSError: ``tls_ca_file`` cannot be read.
     """
 
@@ -151,6 +158,7 @@ class Worker:
         labels: Mapping[str, str] | None = None,
         max_reconnect_attempts: int | None = None,
         rng: random.Random | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -174,6 +182,9 @@ class Worker:
         self.labels = dict(labels or {})
         self.max_reconnect_attempts = max_reconnect_attempts
         self.stats = WorkerStats()
+        self.metrics = WorkerMetrics(
+            metrics_port if metrics_port is not None else metrics_port_from_env()
+        )
         self.handlers: dict[str, Handler] = {}
         self.drain_requested = False
         self.drain_reason = "shutdown"
@@ -282,7 +293,7 @@ class Worker:
         backoff = Backoff(rng=self._rng)
         failures = 0
         try:
-            async with self._channel() as channel:
+            async with self._channel() as channel, self.metrics.serving():
                 stub = leases_pb2_grpc.LeaseServiceStub(channel)
                 while not (self.stop_requested or self.drain_requested):
                     # (A drain requested while disconnected has nothing in flight to finish.)
@@ -370,12 +381,21 @@ class Worker:
     def run_forever(self) -> None:
         """Run the worker in a new event loop until SIGTERM/SIGINT (for scripts).
 
-        The first signal drains gracefully; a second one stops at once.
+        The first signal drains gracefully; a second one stops at once. Tracing is set up
+        from the ``OTEL_*`` variables (off unless they ask for it, service name
+        ``stella-worker`` unless ``OTEL_SERVICE_NAME`` says otherwise) and flushed at the end;
+        an application calling :meth:`run` sets up its own provider, or calls
+        :func:`stella_orchestrator.telemetry.configure_tracing`.
 
         Raises:
             RPCError: As :meth:`run`.
         """
-        asyncio.run(self._run_with_signals())
+        tracing = telemetry.configure_tracing(TRACING_SERVICE_NAME)
+        try:
+            asyncio.run(self._run_with_signals())
+        finally:
+            if tracing is not None:
+                tracing.shutdown()
 
     async def _run_with_signals(self) -> None:
         loop = asyncio.get_running_loop()

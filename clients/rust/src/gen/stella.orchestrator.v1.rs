@@ -805,7 +805,8 @@ pub struct Event {
     #[prost(string, tag = "3")]
     pub schema_version: ::prost::alloc::string::String,
     /// Dotted event type, e.g. job.created, job.ready, job.leased, job.succeeded, job.retrying,
-    /// job.dead, job.canceled, run.created, run.state_changed, source.created, throttle.changed.
+    /// job.dead, job.canceled, run.created, run.state_changed, source.created, throttle.changed,
+    /// incident.opened, incident.updated, incident.acknowledged, incident.resolved.
     #[prost(string, tag = "4")]
     pub r#type: ::prost::alloc::string::String,
     /// When the change was committed (UTC).
@@ -2371,6 +2372,15 @@ pub struct Incident {
     /// When the incident was resolved; unset while open.
     #[prost(message, optional, tag = "12")]
     pub resolved_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// When an operator acknowledged it; unset until then.
+    #[prost(message, optional, tag = "13")]
+    pub acknowledged_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// Who acknowledged it (the token's subject); empty until then.
+    #[prost(string, tag = "14")]
+    pub acknowledged_by: ::prost::alloc::string::String,
+    /// Why, as the operator wrote it (redacted); empty until acknowledged.
+    #[prost(string, tag = "15")]
+    pub acknowledge_reason: ::prost::alloc::string::String,
 }
 /// Throttle records one change to the rate of a rate-limit key {tenant, source host}.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -2584,9 +2594,9 @@ impl DeadLetterStatus {
 pub enum IncidentState {
     /// Never set by the server.
     Unspecified = 0,
-    /// Failures of this cluster are still arriving or nobody resolved it yet.
+    /// Failures of this cluster keep arriving: the last one is within the quiet period.
     Open = 1,
-    /// Closed by an operator or automatically after a quiet period.
+    /// The cluster stayed quiet for the quiet period (default 10 minutes); set by the scheduler.
     Resolved = 2,
 }
 impl IncidentState {
@@ -2791,6 +2801,63 @@ pub struct ListIncidentsResponse {
     /// Token for the next page; empty on the last page.
     #[prost(string, tag = "2")]
     pub next_page_token: ::prost::alloc::string::String,
+}
+/// GetIncidentRequest names the incident to read.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetIncidentRequest {
+    /// Id of the incident; NOT_FOUND unless it belongs to the caller's tenant.
+    #[prost(string, tag = "1")]
+    pub incident_id: ::prost::alloc::string::String,
+}
+/// IncidentEvent is one entry of an incident's timeline (an incident.\* event).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct IncidentEvent {
+    /// Sequence number of the event in the tenant's event history.
+    #[prost(int64, tag = "1")]
+    pub seq: i64,
+    /// incident.opened, incident.updated (the count passed a power of two),
+    /// incident.acknowledged or incident.resolved.
+    #[prost(string, tag = "2")]
+    pub r#type: ::prost::alloc::string::String,
+    /// When the event was recorded.
+    #[prost(message, optional, tag = "3")]
+    pub occurred_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// Who caused it: the operator for incident.acknowledged, else "scheduler".
+    #[prost(string, tag = "4")]
+    pub actor: ::prost::alloc::string::String,
+    /// Failures counted in the incident at that moment.
+    #[prost(int64, tag = "5")]
+    pub failure_count: i64,
+    /// The operator's reason (incident.acknowledged), redacted; empty otherwise.
+    #[prost(string, tag = "6")]
+    pub reason: ::prost::alloc::string::String,
+}
+/// GetIncidentResponse is the incident and its timeline.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct GetIncidentResponse {
+    /// The incident as it stands.
+    #[prost(message, optional, tag = "1")]
+    pub incident: ::core::option::Option<Incident>,
+    /// Its events in the order they happened (at most 500).
+    #[prost(message, repeated, tag = "2")]
+    pub timeline: ::prost::alloc::vec::Vec<IncidentEvent>,
+}
+/// AcknowledgeIncidentRequest names the incident an operator has seen.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AcknowledgeIncidentRequest {
+    /// Id of the incident; FAILED_PRECONDITION when it was acknowledged already.
+    #[prost(string, tag = "1")]
+    pub incident_id: ::prost::alloc::string::String,
+    /// Why (required) and the ticket, recorded on the incident and in the audit trail.
+    #[prost(message, optional, tag = "2")]
+    pub operator: ::core::option::Option<OperatorContext>,
+}
+/// AcknowledgeIncidentResponse returns the acknowledged incident.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AcknowledgeIncidentResponse {
+    /// The incident after the acknowledgement (its state is unchanged).
+    #[prost(message, optional, tag = "1")]
+    pub incident: ::core::option::Option<Incident>,
 }
 /// ListArtifactsRequest names the job or run whose artifacts to list.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -5964,6 +6031,66 @@ pub mod scheduler_service_client {
                     GrpcMethod::new(
                         "stella.orchestrator.v1.SchedulerService",
                         "ListIncidents",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// GetIncident returns one incident and its timeline of incident events (scope orch:read).
+        pub async fn get_incident(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetIncidentRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetIncidentResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/GetIncident",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "GetIncident",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// AcknowledgeIncident records that an operator has seen an incident, with who and why (scope orch:operate).
+        pub async fn acknowledge_incident(
+            &mut self,
+            request: impl tonic::IntoRequest<super::AcknowledgeIncidentRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::AcknowledgeIncidentResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/AcknowledgeIncident",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "AcknowledgeIncident",
                     ),
                 );
             self.inner.unary(req, path, codec).await

@@ -84,26 +84,40 @@ RETURNING id, run_id;
 -- name: job_cancel_descendants
 -- Cascade: every job downstream of a dead or canceled job can never run, so the pending
 -- ones (only pending ones can be downstream of an unfinished parent) end canceled.
+-- Locked in id order first, like job_release_children (two cascades sharing descendants).
 WITH RECURSIVE downstream(id) AS (
     SELECT e.child_job_id FROM orchestrator.dag_edges e WHERE e.parent_job_id = ANY(%(ids)s)
   UNION
     SELECT e.child_job_id FROM orchestrator.dag_edges e JOIN downstream d ON e.parent_job_id = d.id
+), locked AS MATERIALIZED (
+  SELECT j.id FROM orchestrator.jobs j
+   WHERE j.id IN (SELECT id FROM downstream) AND j.state = 'pending'
+   ORDER BY j.id
+     FOR UPDATE
 )
 UPDATE orchestrator.jobs j
    SET state = 'canceled', reason = 'upstream_failed', finished_at = %(now)s, updated_at = %(now)s
-  FROM downstream d
- WHERE j.id = d.id AND j.state = 'pending'
+  FROM locked l
+ WHERE j.id = l.id AND j.state = 'pending'
 RETURNING j.id, j.run_id;
 
 -- name: job_release_children
 -- Readiness: each succeeded parent takes one off its pending children's counters; a child
 -- reaching zero turns ready. Runs as its own statement after the parents' update so its
--- snapshot sees children that were added while the parents were locked.
+-- snapshot sees children that were added while the parents were locked. The children are
+-- locked in id order first: two replicas completing parents of shared children (fan-in)
+-- would otherwise lock them in whatever order their plans meet them (heap order for a
+-- sequential scan) and could deadlock.
 WITH released AS (
   SELECT e.child_job_id AS id, count(*)::int AS n
     FROM orchestrator.dag_edges e
    WHERE e.parent_job_id = ANY(%(ids)s)
    GROUP BY e.child_job_id
+), locked AS MATERIALIZED (
+  SELECT j.id FROM orchestrator.jobs j
+   WHERE j.id IN (SELECT id FROM released) AND j.state = 'pending'
+   ORDER BY j.id
+     FOR UPDATE
 )
 UPDATE orchestrator.jobs j
    SET pending_parents = j.pending_parents - r.n,
@@ -111,7 +125,7 @@ UPDATE orchestrator.jobs j
        reason = CASE WHEN j.pending_parents - r.n = 0 THEN 'dependencies_met' ELSE j.reason END,
        not_before = CASE WHEN j.pending_parents - r.n = 0 THEN greatest(j.not_before, %(now)s) ELSE j.not_before END,
        updated_at = %(now)s
-  FROM released r
+  FROM released r JOIN locked l ON l.id = r.id
  WHERE j.id = r.id AND j.state = 'pending'
 RETURNING j.id, j.state, j.run_id;
 

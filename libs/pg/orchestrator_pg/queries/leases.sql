@@ -149,11 +149,14 @@ SELECT set_config('plan_cache_mode', 'force_generic_plan', true) AS plan_cache_m
 -- name: job_claim_admitted
 -- The fair batched claim with admission, in one statement (LeaseLedger.claim_admitted).
 --
--- Candidates: for every tenant the worker may serve and every job type it runs, a LATERAL
--- probe takes that tenant's best ready jobs (priority, then age) up to %(per_tenant)s,
--- skipping rows other claimers hold; they are interleaved round-robin across tenants (rank
--- 1 of every tenant, then rank 2, ...), so a tenant with a small backlog is served in the
--- first batch even next to one with a huge backlog. Left out: jobs of a paused source or
+-- Candidates: for the tenants the worker may serve, in rotation order (after
+-- %(after_tenant)s, the last tenant the caller's previous claim served, then from the
+-- start), and every job type it runs, a LATERAL probe takes that tenant's best ready jobs
+-- (priority, then age) up to %(per_tenant)s, skipping rows other claimers hold, until
+-- %(limit)s (tenant, job type) pairs have candidates (probe CTE: with 1,000 tenants a claim
+-- of a few jobs neither probes nor locks a row per tenant). They are interleaved
+-- round-robin across tenants (rank 1 of every tenant, then rank 2, ...), so a tenant with a
+-- small backlog is served in the first batch even next to one with a huge backlog. Left out: jobs of a paused source or
 -- under a paused quota (they stay ready), and jobs beyond a cap:
 --   * quotas (quota CTE): per tenant (job_type '') and per {tenant, job type}, max_active
 --     minus the leased jobs, and the whole tokens of the hourly bucket (quota_tokens);
@@ -209,30 +212,46 @@ WITH blk AS (
     FROM orchestrator.sources s
    WHERE s.max_active IS NOT NULL AND s.deleted_at IS NULL
      AND (%(tenants)s::text[] IS NULL OR s.tenant = ANY(%(tenants)s))
-), cand AS (
-  SELECT p.id, p.priority, p.tenant, p.job_type, p.source_id, p.host, p.source_room,
-         least(qt.active_room, qt.rate_room) AS tenant_room,
-         (qt.id IS NOT NULL OR qj.id IS NOT NULL OR p.source_room IS NOT NULL) AS capped,
-         row_number() OVER (PARTITION BY p.tenant ORDER BY p.priority DESC, p.id) AS tenant_rank
-    FROM orchestrator.tenants t
+), probe AS (
+  -- Tenants in rotation order: the ones after %(after_tenant)s first, then from the start.
+  -- The scan stops once %(limit)s (tenant, job type) pairs have candidates, so a claim
+  -- probes and locks about what it leases, whatever the number of tenants.
+  SELECT t.id AS tenant, jt.job_type, qt.id AS qt_id, qj.id AS qj_id,
+         least(qt.active_room, qt.rate_room) AS tenant_room, p.ids
+    FROM (SELECT id, id <= %(after_tenant)s AS wrapped FROM orchestrator.tenants
+           WHERE (%(tenants)s::text[] IS NULL OR id = ANY(%(tenants)s))
+           ORDER BY 2, 1) t
    CROSS JOIN unnest(%(job_types)s::text[]) AS jt(job_type)
     LEFT JOIN quota qt ON qt.tenant = t.id AND qt.job_type = ''
     LEFT JOIN quota qj ON qj.tenant = t.id AND qj.job_type = jt.job_type
    CROSS JOIN LATERAL (
-     SELECT j.id, j.priority, j.tenant, j.job_type, j.source_id, coalesce(s.host, '') AS host,
-            src.room AS source_room
-       FROM orchestrator.jobs j
-       LEFT JOIN orchestrator.sources s ON s.id = j.source_id
-       LEFT JOIN src ON src.id = j.source_id
-      WHERE j.state = 'ready' AND j.tenant = t.id AND j.job_type = jt.job_type
-        AND j.not_before <= %(now)s AND NOT coalesce(s.paused, false)
-        AND coalesce(src.room, 1) > 0
-      ORDER BY j.priority DESC, j.id
-      LIMIT least(%(per_tenant)s, qt.active_room, qt.rate_room, qj.active_room, qj.rate_room)
-      FOR UPDATE OF j SKIP LOCKED
+     SELECT array_agg(c.id) AS ids
+       FROM (SELECT j.id
+               FROM orchestrator.jobs j
+               LEFT JOIN orchestrator.sources s ON s.id = j.source_id
+               LEFT JOIN src ON src.id = j.source_id
+              WHERE j.state = 'ready' AND j.tenant = t.id AND j.job_type = jt.job_type
+                AND j.not_before <= %(now)s AND NOT coalesce(s.paused, false)
+                AND coalesce(src.room, 1) > 0
+              ORDER BY j.priority DESC, j.id
+              LIMIT least(%(per_tenant)s, qt.active_room, qt.rate_room, qj.active_room,
+                          qj.rate_room)
+              FOR UPDATE OF j SKIP LOCKED) c
    ) p
-   WHERE (%(tenants)s::text[] IS NULL OR t.id = ANY(%(tenants)s))
-     AND NOT coalesce(qt.paused, false) AND NOT coalesce(qj.paused, false)
+   WHERE NOT coalesce(qt.paused, false) AND NOT coalesce(qj.paused, false)
+     AND p.ids IS NOT NULL
+   ORDER BY t.wrapped, t.id
+   LIMIT %(limit)s
+), cand AS (
+  SELECT j.id, j.priority, j.tenant, j.job_type, j.source_id, coalesce(s.host, '') AS host,
+         src.room AS source_room, pr.tenant_room,
+         (pr.qt_id IS NOT NULL OR pr.qj_id IS NOT NULL OR src.room IS NOT NULL) AS capped,
+         row_number() OVER (PARTITION BY j.tenant ORDER BY j.priority DESC, j.id) AS tenant_rank
+    FROM probe pr
+   CROSS JOIN unnest(pr.ids) AS u(id)
+    JOIN orchestrator.jobs j ON j.id = u.id
+    LEFT JOIN orchestrator.sources s ON s.id = j.source_id
+    LEFT JOIN src ON src.id = j.source_id
 ), ranked AS (
   SELECT c.*,
          row_number() OVER (ORDER BY c.tenant_rank, c.priority DESC, c.id) AS slot,

@@ -35,8 +35,12 @@ SELECT run_id, state, count(*) AS n FROM orchestrator.jobs
 
 -- name: run_lock_many
 -- Serialises the "is this run finished?" decision of concurrent transactions on one run;
--- taken in id order so two transactions never wait on each other in a cycle.
-SELECT id FROM orchestrator.runs WHERE id = ANY(%(run_ids)s) ORDER BY id FOR UPDATE;
+-- taken in id order so two transactions never wait on each other in a cycle. NO KEY UPDATE
+-- (what run_refresh_state's UPDATE takes anyway), not UPDATE: rows inserted with a foreign
+-- key to the run (artifacts, jobs) hold a KEY SHARE lock on it until their transaction
+-- ends, and a completion that recorded artifacts, then waited for a child job locked by
+-- a transaction waiting here, deadlocked with it (make chaos found it).
+SELECT id FROM orchestrator.runs WHERE id = ANY(%(run_ids)s) ORDER BY id FOR NO KEY UPDATE;
 
 -- name: run_refresh_state
 -- Derives each run's state from its jobs (orchestrator_core.states.derive_run_state):

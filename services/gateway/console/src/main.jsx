@@ -2,11 +2,11 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, getToken, openEventStream, setToken } from "./api.js";
 import { errorText, publish } from "./components.jsx";
+import { IncidentDetail, Incidents } from "./incidents.jsx";
 import {
   Audit,
   Backfills,
   DeadLetter,
-  Incidents,
   JobDetail,
   Overview,
   RunDetail,
@@ -148,6 +148,7 @@ function App() {
   let view;
   if (section === "runs" && id) view = <RunDetail id={id} scopes={scopes} />;
   else if (section === "jobs" && id) view = <JobDetail id={id} scopes={scopes} />;
+  else if (section === "incidents" && id) view = <IncidentDetail id={id} scopes={scopes} />;
   else if (section === "sources") view = <Sources scopes={scopes} />;
   else if (section === "runs") view = <Runs />;
   else if (section === "deadletter") view = <DeadLetter scopes={scopes} />;

@@ -15,7 +15,7 @@ const LIFECYCLE = ["pending", "ready", "leased", "succeeded", "dead", "canceled"
 const pct = (x) => `${(x * 100).toFixed(1)}%`;
 const isJobOrRun = (e) => e.type.startsWith("job.") || e.type.startsWith("run.");
 
-function Section({ title, children, actions }) {
+export function Section({ title, children, actions }) {
   useEffect(() => {
     document.title = `${title} · Stella Orchestrator`;
   }, [title]);
@@ -32,7 +32,7 @@ function Section({ title, children, actions }) {
   );
 }
 
-function Paged({ path, params, live, columns, rowKey, empty, testId }) {
+export function Paged({ path, params, live, columns, rowKey, empty, testId }) {
   const [page, go, setNext] = usePaging();
   const res = useResource(
     () => api(path, { params: { ...params, page_size: 50, page_token: page.token } }),
@@ -597,41 +597,7 @@ export function DeadLetter({ scopes }) {
   );
 }
 
-// ------------------------------------------------------------------ incidents, throttles, audit
-
-export function Incidents() {
-  const stats = useResource(() => api("/deadletter/stats"), [], (e) => e.type === "job.dead");
-  return (
-    <Section title="Incidents">
-      <Paged
-        path="/incidents"
-        params={{}}
-        testId="incidents"
-        columns={[
-          { title: "Reason code", render: (i) => i.reason_code },
-          { title: "Class", render: (i) => <Badge value={i.error_class} /> },
-          { title: "Job type", render: (i) => i.job_type || "–" },
-          { title: "State", render: (i) => <Badge value={i.state} /> },
-          { title: "Failures", render: (i) => i.failure_count },
-          { title: "First seen", render: (i) => utc(i.first_seen_at) },
-          { title: "Last seen", render: (i) => utc(i.last_seen_at) },
-        ]}
-      />
-      <h2>Failure clusters (dead letters by error class)</h2>
-      <Loadable resource={stats} empty={(s) => !s.total}>
-        {(s) => (
-          <Table
-            rows={Object.entries(s.by_error_class).map(([cls, n]) => ({ id: cls, cls, n }))}
-            columns={[
-              { title: "Error class", render: (r) => <Badge value={r.cls} /> },
-              { title: "Pending entries", render: (r) => r.n },
-            ]}
-          />
-        )}
-      </Loadable>
-    </Section>
-  );
-}
+// ------------------------------------------------------------------ throttles, audit (incidents: incidents.jsx)
 
 export function Throttles() {
   return (

@@ -1,5 +1,5 @@
-"""``/incidents``, ``/overview`` and ``/artifacts``: what operators watch (SchedulerService's
-operator RPCs)."""
+"""``/incidents`` (list, one with its timeline, acknowledge), ``/overview`` and
+``/artifacts``: what operators watch (SchedulerService's operator RPCs)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,18 @@ def _duration(seconds: float) -> duration_pb2.Duration:
     return duration
 
 
-Resource(router, "incident", service="operations").list(
+incidents = Resource(router, "incident", service="operations")
+incidents.list(
     "Incidents (failure clusters), most recently seen first.",
     one_of("state", resources_pb2.IncidentState.DESCRIPTOR),
+)
+incidents.get(
+    "One incident and its timeline (opened, updated, acknowledged, resolved).", returns=None
+)
+incidents.command(
+    "acknowledge",
+    "Record that an operator has seen the incident, with who and why (scope orch:operate; "
+    "reason required). The incident stays open until its quiet period ends.",
 )
 Resource(router, "overview", plural="overview", service="operations").get(
     "Queue depth, throughput, failure rate and SLO burn of the tenant.",

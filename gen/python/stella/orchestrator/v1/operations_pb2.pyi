@@ -127,6 +127,50 @@ class ListIncidentsResponse(_message.Message):
     next_page_token: str
     def __init__(self, incidents: _Optional[_Iterable[_Union[_resources_pb2.Incident, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class GetIncidentRequest(_message.Message):
+    __slots__ = ("incident_id",)
+    INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    incident_id: str
+    def __init__(self, incident_id: _Optional[str] = ...) -> None: ...
+
+class IncidentEvent(_message.Message):
+    __slots__ = ("seq", "type", "occurred_at", "actor", "failure_count", "reason")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    type: str
+    occurred_at: _timestamp_pb2.Timestamp
+    actor: str
+    failure_count: int
+    reason: str
+    def __init__(self, seq: _Optional[int] = ..., type: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor: _Optional[str] = ..., failure_count: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GetIncidentResponse(_message.Message):
+    __slots__ = ("incident", "timeline")
+    INCIDENT_FIELD_NUMBER: _ClassVar[int]
+    TIMELINE_FIELD_NUMBER: _ClassVar[int]
+    incident: _resources_pb2.Incident
+    timeline: _containers.RepeatedCompositeFieldContainer[IncidentEvent]
+    def __init__(self, incident: _Optional[_Union[_resources_pb2.Incident, _Mapping]] = ..., timeline: _Optional[_Iterable[_Union[IncidentEvent, _Mapping]]] = ...) -> None: ...
+
+class AcknowledgeIncidentRequest(_message.Message):
+    __slots__ = ("incident_id", "operator")
+    INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    incident_id: str
+    operator: _common_pb2.OperatorContext
+    def __init__(self, incident_id: _Optional[str] = ..., operator: _Optional[_Union[_common_pb2.OperatorContext, _Mapping]] = ...) -> None: ...
+
+class AcknowledgeIncidentResponse(_message.Message):
+    __slots__ = ("incident",)
+    INCIDENT_FIELD_NUMBER: _ClassVar[int]
+    incident: _resources_pb2.Incident
+    def __init__(self, incident: _Optional[_Union[_resources_pb2.Incident, _Mapping]] = ...) -> None: ...
+
 class ListArtifactsRequest(_message.Message):
     __slots__ = ("job_id", "run_id", "page_size", "page_token")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

@@ -514,7 +514,7 @@ class DeadLetterEntry(_message.Message):
     def __init__(self, id: _Optional[str] = ..., tenant: _Optional[str] = ..., job_id: _Optional[str] = ..., job_type: _Optional[str] = ..., source_id: _Optional[str] = ..., run_id: _Optional[str] = ..., error_class: _Optional[_Union[_common_pb2.ErrorClass, str]] = ..., last_error: _Optional[_Union[_common_pb2.JobError, _Mapping]] = ..., attempts: _Optional[int] = ..., retryable: _Optional[bool] = ..., failed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[_Union[DeadLetterStatus, str]] = ..., resolved_by: _Optional[str] = ..., resolution_reason: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Incident(_message.Message):
-    __slots__ = ("id", "tenant", "error_class", "source_id", "job_type", "state", "reason_code", "first_seen_at", "last_seen_at", "failure_count", "sample_job_ids", "resolved_at")
+    __slots__ = ("id", "tenant", "error_class", "source_id", "job_type", "state", "reason_code", "first_seen_at", "last_seen_at", "failure_count", "sample_job_ids", "resolved_at", "acknowledged_at", "acknowledged_by", "acknowledge_reason")
     ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     ERROR_CLASS_FIELD_NUMBER: _ClassVar[int]
@@ -527,6 +527,9 @@ class Incident(_message.Message):
     FAILURE_COUNT_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_JOB_IDS_FIELD_NUMBER: _ClassVar[int]
     RESOLVED_AT_FIELD_NUMBER: _ClassVar[int]
+    ACKNOWLEDGED_AT_FIELD_NUMBER: _ClassVar[int]
+    ACKNOWLEDGED_BY_FIELD_NUMBER: _ClassVar[int]
+    ACKNOWLEDGE_REASON_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant: str
     error_class: _common_pb2.ErrorClass
@@ -539,7 +542,10 @@ class Incident(_message.Message):
     failure_count: int
     sample_job_ids: _containers.RepeatedScalarFieldContainer[str]
     resolved_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., tenant: _Optional[str] = ..., error_class: _Optional[_Union[_common_pb2.ErrorClass, str]] = ..., source_id: _Optional[str] = ..., job_type: _Optional[str] = ..., state: _Optional[_Union[IncidentState, str]] = ..., reason_code: _Optional[str] = ..., first_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure_count: _Optional[int] = ..., sample_job_ids: _Optional[_Iterable[str]] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    acknowledged_at: _timestamp_pb2.Timestamp
+    acknowledged_by: str
+    acknowledge_reason: str
+    def __init__(self, id: _Optional[str] = ..., tenant: _Optional[str] = ..., error_class: _Optional[_Union[_common_pb2.ErrorClass, str]] = ..., source_id: _Optional[str] = ..., job_type: _Optional[str] = ..., state: _Optional[_Union[IncidentState, str]] = ..., reason_code: _Optional[str] = ..., first_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure_count: _Optional[int] = ..., sample_job_ids: _Optional[_Iterable[str]] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., acknowledged_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., acknowledged_by: _Optional[str] = ..., acknowledge_reason: _Optional[str] = ...) -> None: ...
 
 class Throttle(_message.Message):
     __slots__ = ("id", "tenant", "source_id", "host", "refill_per_second", "capacity", "effective_refill_per_second", "paused_until", "reason", "ticket", "origin", "created_by", "created_at", "expires_at")

@@ -248,6 +248,16 @@ class SchedulerServiceStub:
                 request_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListIncidentsRequest.SerializeToString,
                 response_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListIncidentsResponse.FromString,
                 _registered_method=True)
+        self.GetIncident = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/GetIncident',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetIncidentRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetIncidentResponse.FromString,
+                _registered_method=True)
+        self.AcknowledgeIncident = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/AcknowledgeIncident',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.AcknowledgeIncidentRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.AcknowledgeIncidentResponse.FromString,
+                _registered_method=True)
         self.ListArtifacts = channel.unary_unary(
                 '/stella.orchestrator.v1.SchedulerService/ListArtifacts',
                 request_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListArtifactsRequest.SerializeToString,
@@ -561,6 +571,20 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetIncident(self, request, context):
+        """GetIncident returns one incident and its timeline of incident events (scope orch:read).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcknowledgeIncident(self, request, context):
+        """AcknowledgeIncident records that an operator has seen an incident, with who and why (scope orch:operate).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListArtifacts(self, request, context):
         """ListArtifacts returns a page of the artifacts of one job or one run (scope orch:read).
         """
@@ -787,6 +811,16 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.ListIncidents,
                     request_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListIncidentsRequest.FromString,
                     response_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListIncidentsResponse.SerializeToString,
+            ),
+            'GetIncident': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIncident,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetIncidentRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetIncidentResponse.SerializeToString,
+            ),
+            'AcknowledgeIncident': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeIncident,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.AcknowledgeIncidentRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_operations__pb2.AcknowledgeIncidentResponse.SerializeToString,
             ),
             'ListArtifacts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListArtifacts,
@@ -1936,6 +1970,60 @@ class SchedulerService:
             '/stella.orchestrator.v1.SchedulerService/ListIncidents',
             stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListIncidentsRequest.SerializeToString,
             stella_dot_orchestrator_dot_v1_dot_operations__pb2.ListIncidentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIncident(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/GetIncident',
+            stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetIncidentRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_operations__pb2.GetIncidentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeIncident(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/AcknowledgeIncident',
+            stella_dot_orchestrator_dot_v1_dot_operations__pb2.AcknowledgeIncidentRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_operations__pb2.AcknowledgeIncidentResponse.FromString,
             options,
             channel_credentials,
             insecure,

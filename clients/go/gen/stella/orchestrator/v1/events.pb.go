@@ -281,7 +281,8 @@ type Event struct {
 	// Envelope schema version, "orch.event.v1".
 	SchemaVersion string `protobuf:"bytes,3,opt,name=schema_version,json=schemaVersion,proto3" json:"schema_version,omitempty"`
 	// Dotted event type, e.g. job.created, job.ready, job.leased, job.succeeded, job.retrying,
-	// job.dead, job.canceled, run.created, run.state_changed, source.created, throttle.changed.
+	// job.dead, job.canceled, run.created, run.state_changed, source.created, throttle.changed,
+	// incident.opened, incident.updated, incident.acknowledged, incident.resolved.
 	Type string `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
 	// When the change was committed (UTC).
 	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`

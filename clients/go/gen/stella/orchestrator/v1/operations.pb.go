@@ -718,6 +718,300 @@ func (x *ListIncidentsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// GetIncidentRequest names the incident to read.
+type GetIncidentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the incident; NOT_FOUND unless it belongs to the caller's tenant.
+	IncidentId    string `protobuf:"bytes,1,opt,name=incident_id,json=incidentId,proto3" json:"incident_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIncidentRequest) Reset() {
+	*x = GetIncidentRequest{}
+	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIncidentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIncidentRequest) ProtoMessage() {}
+
+func (x *GetIncidentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIncidentRequest.ProtoReflect.Descriptor instead.
+func (*GetIncidentRequest) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_operations_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetIncidentRequest) GetIncidentId() string {
+	if x != nil {
+		return x.IncidentId
+	}
+	return ""
+}
+
+// IncidentEvent is one entry of an incident's timeline (an incident.* event).
+type IncidentEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sequence number of the event in the tenant's event history.
+	Seq int64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// incident.opened, incident.updated (the count passed a power of two),
+	// incident.acknowledged or incident.resolved.
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// When the event was recorded.
+	OccurredAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	// Who caused it: the operator for incident.acknowledged, else "scheduler".
+	Actor string `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Failures counted in the incident at that moment.
+	FailureCount int64 `protobuf:"varint,5,opt,name=failure_count,json=failureCount,proto3" json:"failure_count,omitempty"`
+	// The operator's reason (incident.acknowledged), redacted; empty otherwise.
+	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IncidentEvent) Reset() {
+	*x = IncidentEvent{}
+	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IncidentEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IncidentEvent) ProtoMessage() {}
+
+func (x *IncidentEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IncidentEvent.ProtoReflect.Descriptor instead.
+func (*IncidentEvent) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_operations_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *IncidentEvent) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *IncidentEvent) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *IncidentEvent) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
+func (x *IncidentEvent) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *IncidentEvent) GetFailureCount() int64 {
+	if x != nil {
+		return x.FailureCount
+	}
+	return 0
+}
+
+func (x *IncidentEvent) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// GetIncidentResponse is the incident and its timeline.
+type GetIncidentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The incident as it stands.
+	Incident *Incident `protobuf:"bytes,1,opt,name=incident,proto3" json:"incident,omitempty"`
+	// Its events in the order they happened (at most 500).
+	Timeline      []*IncidentEvent `protobuf:"bytes,2,rep,name=timeline,proto3" json:"timeline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIncidentResponse) Reset() {
+	*x = GetIncidentResponse{}
+	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIncidentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIncidentResponse) ProtoMessage() {}
+
+func (x *GetIncidentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIncidentResponse.ProtoReflect.Descriptor instead.
+func (*GetIncidentResponse) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_operations_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetIncidentResponse) GetIncident() *Incident {
+	if x != nil {
+		return x.Incident
+	}
+	return nil
+}
+
+func (x *GetIncidentResponse) GetTimeline() []*IncidentEvent {
+	if x != nil {
+		return x.Timeline
+	}
+	return nil
+}
+
+// AcknowledgeIncidentRequest names the incident an operator has seen.
+type AcknowledgeIncidentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the incident; FAILED_PRECONDITION when it was acknowledged already.
+	IncidentId string `protobuf:"bytes,1,opt,name=incident_id,json=incidentId,proto3" json:"incident_id,omitempty"`
+	// Why (required) and the ticket, recorded on the incident and in the audit trail.
+	Operator      *OperatorContext `protobuf:"bytes,2,opt,name=operator,proto3" json:"operator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcknowledgeIncidentRequest) Reset() {
+	*x = AcknowledgeIncidentRequest{}
+	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcknowledgeIncidentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcknowledgeIncidentRequest) ProtoMessage() {}
+
+func (x *AcknowledgeIncidentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcknowledgeIncidentRequest.ProtoReflect.Descriptor instead.
+func (*AcknowledgeIncidentRequest) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_operations_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *AcknowledgeIncidentRequest) GetIncidentId() string {
+	if x != nil {
+		return x.IncidentId
+	}
+	return ""
+}
+
+func (x *AcknowledgeIncidentRequest) GetOperator() *OperatorContext {
+	if x != nil {
+		return x.Operator
+	}
+	return nil
+}
+
+// AcknowledgeIncidentResponse returns the acknowledged incident.
+type AcknowledgeIncidentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The incident after the acknowledgement (its state is unchanged).
+	Incident      *Incident `protobuf:"bytes,1,opt,name=incident,proto3" json:"incident,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcknowledgeIncidentResponse) Reset() {
+	*x = AcknowledgeIncidentResponse{}
+	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcknowledgeIncidentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcknowledgeIncidentResponse) ProtoMessage() {}
+
+func (x *AcknowledgeIncidentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcknowledgeIncidentResponse.ProtoReflect.Descriptor instead.
+func (*AcknowledgeIncidentResponse) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_operations_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AcknowledgeIncidentResponse) GetIncident() *Incident {
+	if x != nil {
+		return x.Incident
+	}
+	return nil
+}
+
 // ListArtifactsRequest names the job or run whose artifacts to list.
 type ListArtifactsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -735,7 +1029,7 @@ type ListArtifactsRequest struct {
 
 func (x *ListArtifactsRequest) Reset() {
 	*x = ListArtifactsRequest{}
-	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[11]
+	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +1041,7 @@ func (x *ListArtifactsRequest) String() string {
 func (*ListArtifactsRequest) ProtoMessage() {}
 
 func (x *ListArtifactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[11]
+	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +1054,7 @@ func (x *ListArtifactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListArtifactsRequest.ProtoReflect.Descriptor instead.
 func (*ListArtifactsRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_operations_proto_rawDescGZIP(), []int{11}
+	return file_stella_orchestrator_v1_operations_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListArtifactsRequest) GetJobId() string {
@@ -804,7 +1098,7 @@ type ListArtifactsResponse struct {
 
 func (x *ListArtifactsResponse) Reset() {
 	*x = ListArtifactsResponse{}
-	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[12]
+	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +1110,7 @@ func (x *ListArtifactsResponse) String() string {
 func (*ListArtifactsResponse) ProtoMessage() {}
 
 func (x *ListArtifactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[12]
+	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +1123,7 @@ func (x *ListArtifactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListArtifactsResponse.ProtoReflect.Descriptor instead.
 func (*ListArtifactsResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_operations_proto_rawDescGZIP(), []int{12}
+	return file_stella_orchestrator_v1_operations_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListArtifactsResponse) GetArtifacts() []*Artifact {
@@ -858,7 +1152,7 @@ type GetOverviewRequest struct {
 
 func (x *GetOverviewRequest) Reset() {
 	*x = GetOverviewRequest{}
-	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[13]
+	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +1164,7 @@ func (x *GetOverviewRequest) String() string {
 func (*GetOverviewRequest) ProtoMessage() {}
 
 func (x *GetOverviewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[13]
+	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +1177,7 @@ func (x *GetOverviewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOverviewRequest.ProtoReflect.Descriptor instead.
 func (*GetOverviewRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_operations_proto_rawDescGZIP(), []int{13}
+	return file_stella_orchestrator_v1_operations_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetOverviewRequest) GetWindow() *durationpb.Duration {
@@ -930,7 +1224,7 @@ type GetOverviewResponse struct {
 
 func (x *GetOverviewResponse) Reset() {
 	*x = GetOverviewResponse{}
-	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[14]
+	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -942,7 +1236,7 @@ func (x *GetOverviewResponse) String() string {
 func (*GetOverviewResponse) ProtoMessage() {}
 
 func (x *GetOverviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[14]
+	mi := &file_stella_orchestrator_v1_operations_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -955,7 +1249,7 @@ func (x *GetOverviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOverviewResponse.ProtoReflect.Descriptor instead.
 func (*GetOverviewResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_operations_proto_rawDescGZIP(), []int{14}
+	return file_stella_orchestrator_v1_operations_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetOverviewResponse) GetJobsByState() map[string]int64 {
@@ -1112,7 +1406,27 @@ const file_stella_orchestrator_v1_operations_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"\x7f\n" +
 	"\x15ListIncidentsResponse\x12>\n" +
 	"\tincidents\x18\x01 \x03(\v2 .stella.orchestrator.v1.IncidentR\tincidents\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x80\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"5\n" +
+	"\x12GetIncidentRequest\x12\x1f\n" +
+	"\vincident_id\x18\x01 \x01(\tR\n" +
+	"incidentId\"\xc5\x01\n" +
+	"\rIncidentEvent\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12;\n" +
+	"\voccurred_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12#\n" +
+	"\rfailure_count\x18\x05 \x01(\x03R\ffailureCount\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"\x96\x01\n" +
+	"\x13GetIncidentResponse\x12<\n" +
+	"\bincident\x18\x01 \x01(\v2 .stella.orchestrator.v1.IncidentR\bincident\x12A\n" +
+	"\btimeline\x18\x02 \x03(\v2%.stella.orchestrator.v1.IncidentEventR\btimeline\"\x82\x01\n" +
+	"\x1aAcknowledgeIncidentRequest\x12\x1f\n" +
+	"\vincident_id\x18\x01 \x01(\tR\n" +
+	"incidentId\x12C\n" +
+	"\boperator\x18\x02 \x01(\v2'.stella.orchestrator.v1.OperatorContextR\boperator\"[\n" +
+	"\x1bAcknowledgeIncidentResponse\x12<\n" +
+	"\bincident\x18\x01 \x01(\v2 .stella.orchestrator.v1.IncidentR\bincident\"\x80\x01\n" +
 	"\x14ListArtifactsRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x15\n" +
 	"\x06run_id\x18\x02 \x01(\tR\x05runId\x12\x1b\n" +
@@ -1159,62 +1473,72 @@ func file_stella_orchestrator_v1_operations_proto_rawDescGZIP() []byte {
 	return file_stella_orchestrator_v1_operations_proto_rawDescData
 }
 
-var file_stella_orchestrator_v1_operations_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_stella_orchestrator_v1_operations_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_stella_orchestrator_v1_operations_proto_goTypes = []any{
-	(*ListDeadLettersRequest)(nil),     // 0: stella.orchestrator.v1.ListDeadLettersRequest
-	(*ListDeadLettersResponse)(nil),    // 1: stella.orchestrator.v1.ListDeadLettersResponse
-	(*GetDeadLetterRequest)(nil),       // 2: stella.orchestrator.v1.GetDeadLetterRequest
-	(*GetDeadLetterResponse)(nil),      // 3: stella.orchestrator.v1.GetDeadLetterResponse
-	(*GetDeadLetterStatsRequest)(nil),  // 4: stella.orchestrator.v1.GetDeadLetterStatsRequest
-	(*DeadLetterCluster)(nil),          // 5: stella.orchestrator.v1.DeadLetterCluster
-	(*GetDeadLetterStatsResponse)(nil), // 6: stella.orchestrator.v1.GetDeadLetterStatsResponse
-	(*ReplayDeadLetterRequest)(nil),    // 7: stella.orchestrator.v1.ReplayDeadLetterRequest
-	(*ReplayDeadLetterResponse)(nil),   // 8: stella.orchestrator.v1.ReplayDeadLetterResponse
-	(*ListIncidentsRequest)(nil),       // 9: stella.orchestrator.v1.ListIncidentsRequest
-	(*ListIncidentsResponse)(nil),      // 10: stella.orchestrator.v1.ListIncidentsResponse
-	(*ListArtifactsRequest)(nil),       // 11: stella.orchestrator.v1.ListArtifactsRequest
-	(*ListArtifactsResponse)(nil),      // 12: stella.orchestrator.v1.ListArtifactsResponse
-	(*GetOverviewRequest)(nil),         // 13: stella.orchestrator.v1.GetOverviewRequest
-	(*GetOverviewResponse)(nil),        // 14: stella.orchestrator.v1.GetOverviewResponse
-	nil,                                // 15: stella.orchestrator.v1.GetDeadLetterStatsResponse.ByErrorClassEntry
-	nil,                                // 16: stella.orchestrator.v1.GetOverviewResponse.JobsByStateEntry
-	(DeadLetterStatus)(0),              // 17: stella.orchestrator.v1.DeadLetterStatus
-	(ErrorClass)(0),                    // 18: stella.orchestrator.v1.ErrorClass
-	(*DeadLetterEntry)(nil),            // 19: stella.orchestrator.v1.DeadLetterEntry
-	(*timestamppb.Timestamp)(nil),      // 20: google.protobuf.Timestamp
-	(*OperatorContext)(nil),            // 21: stella.orchestrator.v1.OperatorContext
-	(*Job)(nil),                        // 22: stella.orchestrator.v1.Job
-	(IncidentState)(0),                 // 23: stella.orchestrator.v1.IncidentState
-	(*Incident)(nil),                   // 24: stella.orchestrator.v1.Incident
-	(*Artifact)(nil),                   // 25: stella.orchestrator.v1.Artifact
-	(*durationpb.Duration)(nil),        // 26: google.protobuf.Duration
+	(*ListDeadLettersRequest)(nil),      // 0: stella.orchestrator.v1.ListDeadLettersRequest
+	(*ListDeadLettersResponse)(nil),     // 1: stella.orchestrator.v1.ListDeadLettersResponse
+	(*GetDeadLetterRequest)(nil),        // 2: stella.orchestrator.v1.GetDeadLetterRequest
+	(*GetDeadLetterResponse)(nil),       // 3: stella.orchestrator.v1.GetDeadLetterResponse
+	(*GetDeadLetterStatsRequest)(nil),   // 4: stella.orchestrator.v1.GetDeadLetterStatsRequest
+	(*DeadLetterCluster)(nil),           // 5: stella.orchestrator.v1.DeadLetterCluster
+	(*GetDeadLetterStatsResponse)(nil),  // 6: stella.orchestrator.v1.GetDeadLetterStatsResponse
+	(*ReplayDeadLetterRequest)(nil),     // 7: stella.orchestrator.v1.ReplayDeadLetterRequest
+	(*ReplayDeadLetterResponse)(nil),    // 8: stella.orchestrator.v1.ReplayDeadLetterResponse
+	(*ListIncidentsRequest)(nil),        // 9: stella.orchestrator.v1.ListIncidentsRequest
+	(*ListIncidentsResponse)(nil),       // 10: stella.orchestrator.v1.ListIncidentsResponse
+	(*GetIncidentRequest)(nil),          // 11: stella.orchestrator.v1.GetIncidentRequest
+	(*IncidentEvent)(nil),               // 12: stella.orchestrator.v1.IncidentEvent
+	(*GetIncidentResponse)(nil),         // 13: stella.orchestrator.v1.GetIncidentResponse
+	(*AcknowledgeIncidentRequest)(nil),  // 14: stella.orchestrator.v1.AcknowledgeIncidentRequest
+	(*AcknowledgeIncidentResponse)(nil), // 15: stella.orchestrator.v1.AcknowledgeIncidentResponse
+	(*ListArtifactsRequest)(nil),        // 16: stella.orchestrator.v1.ListArtifactsRequest
+	(*ListArtifactsResponse)(nil),       // 17: stella.orchestrator.v1.ListArtifactsResponse
+	(*GetOverviewRequest)(nil),          // 18: stella.orchestrator.v1.GetOverviewRequest
+	(*GetOverviewResponse)(nil),         // 19: stella.orchestrator.v1.GetOverviewResponse
+	nil,                                 // 20: stella.orchestrator.v1.GetDeadLetterStatsResponse.ByErrorClassEntry
+	nil,                                 // 21: stella.orchestrator.v1.GetOverviewResponse.JobsByStateEntry
+	(DeadLetterStatus)(0),               // 22: stella.orchestrator.v1.DeadLetterStatus
+	(ErrorClass)(0),                     // 23: stella.orchestrator.v1.ErrorClass
+	(*DeadLetterEntry)(nil),             // 24: stella.orchestrator.v1.DeadLetterEntry
+	(*timestamppb.Timestamp)(nil),       // 25: google.protobuf.Timestamp
+	(*OperatorContext)(nil),             // 26: stella.orchestrator.v1.OperatorContext
+	(*Job)(nil),                         // 27: stella.orchestrator.v1.Job
+	(IncidentState)(0),                  // 28: stella.orchestrator.v1.IncidentState
+	(*Incident)(nil),                    // 29: stella.orchestrator.v1.Incident
+	(*Artifact)(nil),                    // 30: stella.orchestrator.v1.Artifact
+	(*durationpb.Duration)(nil),         // 31: google.protobuf.Duration
 }
 var file_stella_orchestrator_v1_operations_proto_depIdxs = []int32{
-	17, // 0: stella.orchestrator.v1.ListDeadLettersRequest.status:type_name -> stella.orchestrator.v1.DeadLetterStatus
-	18, // 1: stella.orchestrator.v1.ListDeadLettersRequest.error_class:type_name -> stella.orchestrator.v1.ErrorClass
-	19, // 2: stella.orchestrator.v1.ListDeadLettersResponse.entries:type_name -> stella.orchestrator.v1.DeadLetterEntry
-	19, // 3: stella.orchestrator.v1.GetDeadLetterResponse.entry:type_name -> stella.orchestrator.v1.DeadLetterEntry
-	17, // 4: stella.orchestrator.v1.GetDeadLetterStatsRequest.status:type_name -> stella.orchestrator.v1.DeadLetterStatus
-	18, // 5: stella.orchestrator.v1.DeadLetterCluster.error_class:type_name -> stella.orchestrator.v1.ErrorClass
-	20, // 6: stella.orchestrator.v1.DeadLetterCluster.first_failed_at:type_name -> google.protobuf.Timestamp
-	20, // 7: stella.orchestrator.v1.DeadLetterCluster.last_failed_at:type_name -> google.protobuf.Timestamp
-	15, // 8: stella.orchestrator.v1.GetDeadLetterStatsResponse.by_error_class:type_name -> stella.orchestrator.v1.GetDeadLetterStatsResponse.ByErrorClassEntry
+	22, // 0: stella.orchestrator.v1.ListDeadLettersRequest.status:type_name -> stella.orchestrator.v1.DeadLetterStatus
+	23, // 1: stella.orchestrator.v1.ListDeadLettersRequest.error_class:type_name -> stella.orchestrator.v1.ErrorClass
+	24, // 2: stella.orchestrator.v1.ListDeadLettersResponse.entries:type_name -> stella.orchestrator.v1.DeadLetterEntry
+	24, // 3: stella.orchestrator.v1.GetDeadLetterResponse.entry:type_name -> stella.orchestrator.v1.DeadLetterEntry
+	22, // 4: stella.orchestrator.v1.GetDeadLetterStatsRequest.status:type_name -> stella.orchestrator.v1.DeadLetterStatus
+	23, // 5: stella.orchestrator.v1.DeadLetterCluster.error_class:type_name -> stella.orchestrator.v1.ErrorClass
+	25, // 6: stella.orchestrator.v1.DeadLetterCluster.first_failed_at:type_name -> google.protobuf.Timestamp
+	25, // 7: stella.orchestrator.v1.DeadLetterCluster.last_failed_at:type_name -> google.protobuf.Timestamp
+	20, // 8: stella.orchestrator.v1.GetDeadLetterStatsResponse.by_error_class:type_name -> stella.orchestrator.v1.GetDeadLetterStatsResponse.ByErrorClassEntry
 	5,  // 9: stella.orchestrator.v1.GetDeadLetterStatsResponse.clusters:type_name -> stella.orchestrator.v1.DeadLetterCluster
-	21, // 10: stella.orchestrator.v1.ReplayDeadLetterRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	19, // 11: stella.orchestrator.v1.ReplayDeadLetterResponse.entry:type_name -> stella.orchestrator.v1.DeadLetterEntry
-	22, // 12: stella.orchestrator.v1.ReplayDeadLetterResponse.job:type_name -> stella.orchestrator.v1.Job
-	23, // 13: stella.orchestrator.v1.ListIncidentsRequest.state:type_name -> stella.orchestrator.v1.IncidentState
-	24, // 14: stella.orchestrator.v1.ListIncidentsResponse.incidents:type_name -> stella.orchestrator.v1.Incident
-	25, // 15: stella.orchestrator.v1.ListArtifactsResponse.artifacts:type_name -> stella.orchestrator.v1.Artifact
-	26, // 16: stella.orchestrator.v1.GetOverviewRequest.window:type_name -> google.protobuf.Duration
-	16, // 17: stella.orchestrator.v1.GetOverviewResponse.jobs_by_state:type_name -> stella.orchestrator.v1.GetOverviewResponse.JobsByStateEntry
-	26, // 18: stella.orchestrator.v1.GetOverviewResponse.window:type_name -> google.protobuf.Duration
-	20, // 19: stella.orchestrator.v1.GetOverviewResponse.as_of:type_name -> google.protobuf.Timestamp
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	26, // 10: stella.orchestrator.v1.ReplayDeadLetterRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	24, // 11: stella.orchestrator.v1.ReplayDeadLetterResponse.entry:type_name -> stella.orchestrator.v1.DeadLetterEntry
+	27, // 12: stella.orchestrator.v1.ReplayDeadLetterResponse.job:type_name -> stella.orchestrator.v1.Job
+	28, // 13: stella.orchestrator.v1.ListIncidentsRequest.state:type_name -> stella.orchestrator.v1.IncidentState
+	29, // 14: stella.orchestrator.v1.ListIncidentsResponse.incidents:type_name -> stella.orchestrator.v1.Incident
+	25, // 15: stella.orchestrator.v1.IncidentEvent.occurred_at:type_name -> google.protobuf.Timestamp
+	29, // 16: stella.orchestrator.v1.GetIncidentResponse.incident:type_name -> stella.orchestrator.v1.Incident
+	12, // 17: stella.orchestrator.v1.GetIncidentResponse.timeline:type_name -> stella.orchestrator.v1.IncidentEvent
+	26, // 18: stella.orchestrator.v1.AcknowledgeIncidentRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	29, // 19: stella.orchestrator.v1.AcknowledgeIncidentResponse.incident:type_name -> stella.orchestrator.v1.Incident
+	30, // 20: stella.orchestrator.v1.ListArtifactsResponse.artifacts:type_name -> stella.orchestrator.v1.Artifact
+	31, // 21: stella.orchestrator.v1.GetOverviewRequest.window:type_name -> google.protobuf.Duration
+	21, // 22: stella.orchestrator.v1.GetOverviewResponse.jobs_by_state:type_name -> stella.orchestrator.v1.GetOverviewResponse.JobsByStateEntry
+	31, // 23: stella.orchestrator.v1.GetOverviewResponse.window:type_name -> google.protobuf.Duration
+	25, // 24: stella.orchestrator.v1.GetOverviewResponse.as_of:type_name -> google.protobuf.Timestamp
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_stella_orchestrator_v1_operations_proto_init() }
@@ -1231,7 +1555,7 @@ func file_stella_orchestrator_v1_operations_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stella_orchestrator_v1_operations_proto_rawDesc), len(file_stella_orchestrator_v1_operations_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

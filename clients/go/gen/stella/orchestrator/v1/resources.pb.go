@@ -270,9 +270,9 @@ type IncidentState int32
 const (
 	// Never set by the server.
 	IncidentState_INCIDENT_STATE_UNSPECIFIED IncidentState = 0
-	// Failures of this cluster are still arriving or nobody resolved it yet.
+	// Failures of this cluster keep arriving: the last one is within the quiet period.
 	IncidentState_INCIDENT_STATE_OPEN IncidentState = 1
-	// Closed by an operator or automatically after a quiet period.
+	// The cluster stayed quiet for the quiet period (default 10 minutes); set by the scheduler.
 	IncidentState_INCIDENT_STATE_RESOLVED IncidentState = 2
 )
 
@@ -2391,9 +2391,15 @@ type Incident struct {
 	// A few failed job ids (most recent first, at most 10) for drill-down.
 	SampleJobIds []string `protobuf:"bytes,11,rep,name=sample_job_ids,json=sampleJobIds,proto3" json:"sample_job_ids,omitempty"`
 	// When the incident was resolved; unset while open.
-	ResolvedAt    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ResolvedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
+	// When an operator acknowledged it; unset until then.
+	AcknowledgedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=acknowledged_at,json=acknowledgedAt,proto3" json:"acknowledged_at,omitempty"`
+	// Who acknowledged it (the token's subject); empty until then.
+	AcknowledgedBy string `protobuf:"bytes,14,opt,name=acknowledged_by,json=acknowledgedBy,proto3" json:"acknowledged_by,omitempty"`
+	// Why, as the operator wrote it (redacted); empty until acknowledged.
+	AcknowledgeReason string `protobuf:"bytes,15,opt,name=acknowledge_reason,json=acknowledgeReason,proto3" json:"acknowledge_reason,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Incident) Reset() {
@@ -2508,6 +2514,27 @@ func (x *Incident) GetResolvedAt() *timestamppb.Timestamp {
 		return x.ResolvedAt
 	}
 	return nil
+}
+
+func (x *Incident) GetAcknowledgedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AcknowledgedAt
+	}
+	return nil
+}
+
+func (x *Incident) GetAcknowledgedBy() string {
+	if x != nil {
+		return x.AcknowledgedBy
+	}
+	return ""
+}
+
+func (x *Incident) GetAcknowledgeReason() string {
+	if x != nil {
+		return x.AcknowledgeReason
+	}
+	return ""
 }
 
 // Throttle records one change to the rate of a rate-limit key {tenant, source host}.
@@ -2926,7 +2953,7 @@ const file_stella_orchestrator_v1_resources_proto_rawDesc = "" +
 	"\vresolved_by\x18\r \x01(\tR\n" +
 	"resolvedBy\x12+\n" +
 	"\x11resolution_reason\x18\x0e \x01(\tR\x10resolutionReason\x12\x16\n" +
-	"\x06reason\x18\x0f \x01(\tR\x06reason\"\x93\x04\n" +
+	"\x06reason\x18\x0f \x01(\tR\x06reason\"\xb0\x05\n" +
 	"\bIncident\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12C\n" +
@@ -2944,7 +2971,10 @@ const file_stella_orchestrator_v1_resources_proto_rawDesc = "" +
 	" \x01(\x03R\ffailureCount\x12$\n" +
 	"\x0esample_job_ids\x18\v \x03(\tR\fsampleJobIds\x12;\n" +
 	"\vresolved_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"resolvedAt\"\xae\x04\n" +
+	"resolvedAt\x12C\n" +
+	"\x0facknowledged_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x0eacknowledgedAt\x12'\n" +
+	"\x0facknowledged_by\x18\x0e \x01(\tR\x0eacknowledgedBy\x12-\n" +
+	"\x12acknowledge_reason\x18\x0f \x01(\tR\x11acknowledgeReason\"\xae\x04\n" +
 	"\bThrottle\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x1b\n" +
@@ -3112,15 +3142,16 @@ var file_stella_orchestrator_v1_resources_proto_depIdxs = []int32{
 	27, // 57: stella.orchestrator.v1.Incident.first_seen_at:type_name -> google.protobuf.Timestamp
 	27, // 58: stella.orchestrator.v1.Incident.last_seen_at:type_name -> google.protobuf.Timestamp
 	27, // 59: stella.orchestrator.v1.Incident.resolved_at:type_name -> google.protobuf.Timestamp
-	27, // 60: stella.orchestrator.v1.Throttle.paused_until:type_name -> google.protobuf.Timestamp
-	5,  // 61: stella.orchestrator.v1.Throttle.origin:type_name -> stella.orchestrator.v1.ThrottleOrigin
-	27, // 62: stella.orchestrator.v1.Throttle.created_at:type_name -> google.protobuf.Timestamp
-	27, // 63: stella.orchestrator.v1.Throttle.expires_at:type_name -> google.protobuf.Timestamp
-	64, // [64:64] is the sub-list for method output_type
-	64, // [64:64] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	27, // 60: stella.orchestrator.v1.Incident.acknowledged_at:type_name -> google.protobuf.Timestamp
+	27, // 61: stella.orchestrator.v1.Throttle.paused_until:type_name -> google.protobuf.Timestamp
+	5,  // 62: stella.orchestrator.v1.Throttle.origin:type_name -> stella.orchestrator.v1.ThrottleOrigin
+	27, // 63: stella.orchestrator.v1.Throttle.created_at:type_name -> google.protobuf.Timestamp
+	27, // 64: stella.orchestrator.v1.Throttle.expires_at:type_name -> google.protobuf.Timestamp
+	65, // [65:65] is the sub-list for method output_type
+	65, // [65:65] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_stella_orchestrator_v1_resources_proto_init() }

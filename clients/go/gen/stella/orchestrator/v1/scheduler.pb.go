@@ -4578,7 +4578,7 @@ const file_stella_orchestrator_v1_scheduler_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12C\n" +
 	"\boperator\x18\x02 \x01(\v2'.stella.orchestrator.v1.OperatorContextR\boperator\"B\n" +
 	"\x11ReplayJobResponse\x12-\n" +
-	"\x03job\x18\x01 \x01(\v2\x1b.stella.orchestrator.v1.JobR\x03job2\x96$\n" +
+	"\x03job\x18\x01 \x01(\v2\x1b.stella.orchestrator.v1.JobR\x03job2\xfe%\n" +
 	"\x10SchedulerService\x12i\n" +
 	"\fCreateSource\x12+.stella.orchestrator.v1.CreateSourceRequest\x1a,.stella.orchestrator.v1.CreateSourceResponse\x12`\n" +
 	"\tGetSource\x12(.stella.orchestrator.v1.GetSourceRequest\x1a).stella.orchestrator.v1.GetSourceResponse\x12f\n" +
@@ -4624,7 +4624,9 @@ const file_stella_orchestrator_v1_scheduler_proto_rawDesc = "" +
 	"\rGetDeadLetter\x12,.stella.orchestrator.v1.GetDeadLetterRequest\x1a-.stella.orchestrator.v1.GetDeadLetterResponse\x12{\n" +
 	"\x12GetDeadLetterStats\x121.stella.orchestrator.v1.GetDeadLetterStatsRequest\x1a2.stella.orchestrator.v1.GetDeadLetterStatsResponse\x12u\n" +
 	"\x10ReplayDeadLetter\x12/.stella.orchestrator.v1.ReplayDeadLetterRequest\x1a0.stella.orchestrator.v1.ReplayDeadLetterResponse\x12l\n" +
-	"\rListIncidents\x12,.stella.orchestrator.v1.ListIncidentsRequest\x1a-.stella.orchestrator.v1.ListIncidentsResponse\x12l\n" +
+	"\rListIncidents\x12,.stella.orchestrator.v1.ListIncidentsRequest\x1a-.stella.orchestrator.v1.ListIncidentsResponse\x12f\n" +
+	"\vGetIncident\x12*.stella.orchestrator.v1.GetIncidentRequest\x1a+.stella.orchestrator.v1.GetIncidentResponse\x12~\n" +
+	"\x13AcknowledgeIncident\x122.stella.orchestrator.v1.AcknowledgeIncidentRequest\x1a3.stella.orchestrator.v1.AcknowledgeIncidentResponse\x12l\n" +
 	"\rListArtifacts\x12,.stella.orchestrator.v1.ListArtifactsRequest\x1a-.stella.orchestrator.v1.ListArtifactsResponse\x12f\n" +
 	"\vGetOverview\x12*.stella.orchestrator.v1.GetOverviewRequest\x1a+.stella.orchestrator.v1.GetOverviewResponseBYZWgithub.com/stella-ops/orchestrator/clients/go/gen/stella/orchestrator/v1;orchestratorv1b\x06proto3"
 
@@ -4642,114 +4644,118 @@ func file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP() []byte {
 
 var file_stella_orchestrator_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 77)
 var file_stella_orchestrator_v1_scheduler_proto_goTypes = []any{
-	(*CreateSourceRequest)(nil),        // 0: stella.orchestrator.v1.CreateSourceRequest
-	(*CreateSourceResponse)(nil),       // 1: stella.orchestrator.v1.CreateSourceResponse
-	(*GetSourceRequest)(nil),           // 2: stella.orchestrator.v1.GetSourceRequest
-	(*GetSourceResponse)(nil),          // 3: stella.orchestrator.v1.GetSourceResponse
-	(*ListSourcesRequest)(nil),         // 4: stella.orchestrator.v1.ListSourcesRequest
-	(*ListSourcesResponse)(nil),        // 5: stella.orchestrator.v1.ListSourcesResponse
-	(*UpdateSourceRequest)(nil),        // 6: stella.orchestrator.v1.UpdateSourceRequest
-	(*UpdateSourceResponse)(nil),       // 7: stella.orchestrator.v1.UpdateSourceResponse
-	(*DeleteSourceRequest)(nil),        // 8: stella.orchestrator.v1.DeleteSourceRequest
-	(*DeleteSourceResponse)(nil),       // 9: stella.orchestrator.v1.DeleteSourceResponse
-	(*CreateRunRequest)(nil),           // 10: stella.orchestrator.v1.CreateRunRequest
-	(*CreateRunResponse)(nil),          // 11: stella.orchestrator.v1.CreateRunResponse
-	(*GetRunRequest)(nil),              // 12: stella.orchestrator.v1.GetRunRequest
-	(*GetRunResponse)(nil),             // 13: stella.orchestrator.v1.GetRunResponse
-	(*ListRunsRequest)(nil),            // 14: stella.orchestrator.v1.ListRunsRequest
-	(*ListRunsResponse)(nil),           // 15: stella.orchestrator.v1.ListRunsResponse
-	(*GetRunDagRequest)(nil),           // 16: stella.orchestrator.v1.GetRunDagRequest
-	(*GetRunDagResponse)(nil),          // 17: stella.orchestrator.v1.GetRunDagResponse
-	(*CancelRunRequest)(nil),           // 18: stella.orchestrator.v1.CancelRunRequest
-	(*CancelRunResponse)(nil),          // 19: stella.orchestrator.v1.CancelRunResponse
-	(*SubmitJobRequest)(nil),           // 20: stella.orchestrator.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),          // 21: stella.orchestrator.v1.SubmitJobResponse
-	(*SubmitJobsRequest)(nil),          // 22: stella.orchestrator.v1.SubmitJobsRequest
-	(*SubmitJobsResponse)(nil),         // 23: stella.orchestrator.v1.SubmitJobsResponse
-	(*GetJobRequest)(nil),              // 24: stella.orchestrator.v1.GetJobRequest
-	(*GetJobResponse)(nil),             // 25: stella.orchestrator.v1.GetJobResponse
-	(*ListJobsRequest)(nil),            // 26: stella.orchestrator.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),           // 27: stella.orchestrator.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),           // 28: stella.orchestrator.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),          // 29: stella.orchestrator.v1.CancelJobResponse
-	(*RetryJobRequest)(nil),            // 30: stella.orchestrator.v1.RetryJobRequest
-	(*RetryJobResponse)(nil),           // 31: stella.orchestrator.v1.RetryJobResponse
-	(*ListJobEventsRequest)(nil),       // 32: stella.orchestrator.v1.ListJobEventsRequest
-	(*ListJobEventsResponse)(nil),      // 33: stella.orchestrator.v1.ListJobEventsResponse
-	(*CreateQuotaRequest)(nil),         // 34: stella.orchestrator.v1.CreateQuotaRequest
-	(*CreateQuotaResponse)(nil),        // 35: stella.orchestrator.v1.CreateQuotaResponse
-	(*GetQuotaRequest)(nil),            // 36: stella.orchestrator.v1.GetQuotaRequest
-	(*GetQuotaResponse)(nil),           // 37: stella.orchestrator.v1.GetQuotaResponse
-	(*ListQuotasRequest)(nil),          // 38: stella.orchestrator.v1.ListQuotasRequest
-	(*ListQuotasResponse)(nil),         // 39: stella.orchestrator.v1.ListQuotasResponse
-	(*UpdateQuotaRequest)(nil),         // 40: stella.orchestrator.v1.UpdateQuotaRequest
-	(*UpdateQuotaResponse)(nil),        // 41: stella.orchestrator.v1.UpdateQuotaResponse
-	(*DeleteQuotaRequest)(nil),         // 42: stella.orchestrator.v1.DeleteQuotaRequest
-	(*DeleteQuotaResponse)(nil),        // 43: stella.orchestrator.v1.DeleteQuotaResponse
-	(*CreateScheduleRequest)(nil),      // 44: stella.orchestrator.v1.CreateScheduleRequest
-	(*CreateScheduleResponse)(nil),     // 45: stella.orchestrator.v1.CreateScheduleResponse
-	(*GetScheduleRequest)(nil),         // 46: stella.orchestrator.v1.GetScheduleRequest
-	(*GetScheduleResponse)(nil),        // 47: stella.orchestrator.v1.GetScheduleResponse
-	(*ListSchedulesRequest)(nil),       // 48: stella.orchestrator.v1.ListSchedulesRequest
-	(*ListSchedulesResponse)(nil),      // 49: stella.orchestrator.v1.ListSchedulesResponse
-	(*UpdateScheduleRequest)(nil),      // 50: stella.orchestrator.v1.UpdateScheduleRequest
-	(*UpdateScheduleResponse)(nil),     // 51: stella.orchestrator.v1.UpdateScheduleResponse
-	(*DeleteScheduleRequest)(nil),      // 52: stella.orchestrator.v1.DeleteScheduleRequest
-	(*DeleteScheduleResponse)(nil),     // 53: stella.orchestrator.v1.DeleteScheduleResponse
-	(*ListWatermarksRequest)(nil),      // 54: stella.orchestrator.v1.ListWatermarksRequest
-	(*ListWatermarksResponse)(nil),     // 55: stella.orchestrator.v1.ListWatermarksResponse
-	(*CreateBackfillRequest)(nil),      // 56: stella.orchestrator.v1.CreateBackfillRequest
-	(*BackfillQuotaImpact)(nil),        // 57: stella.orchestrator.v1.BackfillQuotaImpact
-	(*BackfillPreview)(nil),            // 58: stella.orchestrator.v1.BackfillPreview
-	(*CreateBackfillResponse)(nil),     // 59: stella.orchestrator.v1.CreateBackfillResponse
-	(*GetBackfillRequest)(nil),         // 60: stella.orchestrator.v1.GetBackfillRequest
-	(*GetBackfillResponse)(nil),        // 61: stella.orchestrator.v1.GetBackfillResponse
-	(*ListBackfillsRequest)(nil),       // 62: stella.orchestrator.v1.ListBackfillsRequest
-	(*ListBackfillsResponse)(nil),      // 63: stella.orchestrator.v1.ListBackfillsResponse
-	(*CancelBackfillRequest)(nil),      // 64: stella.orchestrator.v1.CancelBackfillRequest
-	(*CancelBackfillResponse)(nil),     // 65: stella.orchestrator.v1.CancelBackfillResponse
-	(*PauseJobsRequest)(nil),           // 66: stella.orchestrator.v1.PauseJobsRequest
-	(*PauseJobsResponse)(nil),          // 67: stella.orchestrator.v1.PauseJobsResponse
-	(*ResumeJobsRequest)(nil),          // 68: stella.orchestrator.v1.ResumeJobsRequest
-	(*ResumeJobsResponse)(nil),         // 69: stella.orchestrator.v1.ResumeJobsResponse
-	(*PrioritizeJobRequest)(nil),       // 70: stella.orchestrator.v1.PrioritizeJobRequest
-	(*PrioritizeJobResponse)(nil),      // 71: stella.orchestrator.v1.PrioritizeJobResponse
-	(*PrioritizeRunRequest)(nil),       // 72: stella.orchestrator.v1.PrioritizeRunRequest
-	(*PrioritizeRunResponse)(nil),      // 73: stella.orchestrator.v1.PrioritizeRunResponse
-	(*ReplayJobRequest)(nil),           // 74: stella.orchestrator.v1.ReplayJobRequest
-	(*ReplayJobResponse)(nil),          // 75: stella.orchestrator.v1.ReplayJobResponse
-	nil,                                // 76: stella.orchestrator.v1.CreateRunRequest.LabelsEntry
-	(*Source)(nil),                     // 77: stella.orchestrator.v1.Source
-	(*OperatorContext)(nil),            // 78: stella.orchestrator.v1.OperatorContext
-	(*fieldmaskpb.FieldMask)(nil),      // 79: google.protobuf.FieldMask
-	(*JobSpec)(nil),                    // 80: stella.orchestrator.v1.JobSpec
-	(*Run)(nil),                        // 81: stella.orchestrator.v1.Run
-	(*Job)(nil),                        // 82: stella.orchestrator.v1.Job
-	(RunState)(0),                      // 83: stella.orchestrator.v1.RunState
-	(*DagEdge)(nil),                    // 84: stella.orchestrator.v1.DagEdge
-	(JobState)(0),                      // 85: stella.orchestrator.v1.JobState
-	(*Event)(nil),                      // 86: stella.orchestrator.v1.Event
-	(*Quota)(nil),                      // 87: stella.orchestrator.v1.Quota
-	(*Schedule)(nil),                   // 88: stella.orchestrator.v1.Schedule
-	(*Watermark)(nil),                  // 89: stella.orchestrator.v1.Watermark
-	(*TimeWindow)(nil),                 // 90: stella.orchestrator.v1.TimeWindow
-	(*durationpb.Duration)(nil),        // 91: google.protobuf.Duration
-	(*structpb.Struct)(nil),            // 92: google.protobuf.Struct
-	(*Backfill)(nil),                   // 93: stella.orchestrator.v1.Backfill
-	(*ListDeadLettersRequest)(nil),     // 94: stella.orchestrator.v1.ListDeadLettersRequest
-	(*GetDeadLetterRequest)(nil),       // 95: stella.orchestrator.v1.GetDeadLetterRequest
-	(*GetDeadLetterStatsRequest)(nil),  // 96: stella.orchestrator.v1.GetDeadLetterStatsRequest
-	(*ReplayDeadLetterRequest)(nil),    // 97: stella.orchestrator.v1.ReplayDeadLetterRequest
-	(*ListIncidentsRequest)(nil),       // 98: stella.orchestrator.v1.ListIncidentsRequest
-	(*ListArtifactsRequest)(nil),       // 99: stella.orchestrator.v1.ListArtifactsRequest
-	(*GetOverviewRequest)(nil),         // 100: stella.orchestrator.v1.GetOverviewRequest
-	(*ListDeadLettersResponse)(nil),    // 101: stella.orchestrator.v1.ListDeadLettersResponse
-	(*GetDeadLetterResponse)(nil),      // 102: stella.orchestrator.v1.GetDeadLetterResponse
-	(*GetDeadLetterStatsResponse)(nil), // 103: stella.orchestrator.v1.GetDeadLetterStatsResponse
-	(*ReplayDeadLetterResponse)(nil),   // 104: stella.orchestrator.v1.ReplayDeadLetterResponse
-	(*ListIncidentsResponse)(nil),      // 105: stella.orchestrator.v1.ListIncidentsResponse
-	(*ListArtifactsResponse)(nil),      // 106: stella.orchestrator.v1.ListArtifactsResponse
-	(*GetOverviewResponse)(nil),        // 107: stella.orchestrator.v1.GetOverviewResponse
+	(*CreateSourceRequest)(nil),         // 0: stella.orchestrator.v1.CreateSourceRequest
+	(*CreateSourceResponse)(nil),        // 1: stella.orchestrator.v1.CreateSourceResponse
+	(*GetSourceRequest)(nil),            // 2: stella.orchestrator.v1.GetSourceRequest
+	(*GetSourceResponse)(nil),           // 3: stella.orchestrator.v1.GetSourceResponse
+	(*ListSourcesRequest)(nil),          // 4: stella.orchestrator.v1.ListSourcesRequest
+	(*ListSourcesResponse)(nil),         // 5: stella.orchestrator.v1.ListSourcesResponse
+	(*UpdateSourceRequest)(nil),         // 6: stella.orchestrator.v1.UpdateSourceRequest
+	(*UpdateSourceResponse)(nil),        // 7: stella.orchestrator.v1.UpdateSourceResponse
+	(*DeleteSourceRequest)(nil),         // 8: stella.orchestrator.v1.DeleteSourceRequest
+	(*DeleteSourceResponse)(nil),        // 9: stella.orchestrator.v1.DeleteSourceResponse
+	(*CreateRunRequest)(nil),            // 10: stella.orchestrator.v1.CreateRunRequest
+	(*CreateRunResponse)(nil),           // 11: stella.orchestrator.v1.CreateRunResponse
+	(*GetRunRequest)(nil),               // 12: stella.orchestrator.v1.GetRunRequest
+	(*GetRunResponse)(nil),              // 13: stella.orchestrator.v1.GetRunResponse
+	(*ListRunsRequest)(nil),             // 14: stella.orchestrator.v1.ListRunsRequest
+	(*ListRunsResponse)(nil),            // 15: stella.orchestrator.v1.ListRunsResponse
+	(*GetRunDagRequest)(nil),            // 16: stella.orchestrator.v1.GetRunDagRequest
+	(*GetRunDagResponse)(nil),           // 17: stella.orchestrator.v1.GetRunDagResponse
+	(*CancelRunRequest)(nil),            // 18: stella.orchestrator.v1.CancelRunRequest
+	(*CancelRunResponse)(nil),           // 19: stella.orchestrator.v1.CancelRunResponse
+	(*SubmitJobRequest)(nil),            // 20: stella.orchestrator.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),           // 21: stella.orchestrator.v1.SubmitJobResponse
+	(*SubmitJobsRequest)(nil),           // 22: stella.orchestrator.v1.SubmitJobsRequest
+	(*SubmitJobsResponse)(nil),          // 23: stella.orchestrator.v1.SubmitJobsResponse
+	(*GetJobRequest)(nil),               // 24: stella.orchestrator.v1.GetJobRequest
+	(*GetJobResponse)(nil),              // 25: stella.orchestrator.v1.GetJobResponse
+	(*ListJobsRequest)(nil),             // 26: stella.orchestrator.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),            // 27: stella.orchestrator.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),            // 28: stella.orchestrator.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),           // 29: stella.orchestrator.v1.CancelJobResponse
+	(*RetryJobRequest)(nil),             // 30: stella.orchestrator.v1.RetryJobRequest
+	(*RetryJobResponse)(nil),            // 31: stella.orchestrator.v1.RetryJobResponse
+	(*ListJobEventsRequest)(nil),        // 32: stella.orchestrator.v1.ListJobEventsRequest
+	(*ListJobEventsResponse)(nil),       // 33: stella.orchestrator.v1.ListJobEventsResponse
+	(*CreateQuotaRequest)(nil),          // 34: stella.orchestrator.v1.CreateQuotaRequest
+	(*CreateQuotaResponse)(nil),         // 35: stella.orchestrator.v1.CreateQuotaResponse
+	(*GetQuotaRequest)(nil),             // 36: stella.orchestrator.v1.GetQuotaRequest
+	(*GetQuotaResponse)(nil),            // 37: stella.orchestrator.v1.GetQuotaResponse
+	(*ListQuotasRequest)(nil),           // 38: stella.orchestrator.v1.ListQuotasRequest
+	(*ListQuotasResponse)(nil),          // 39: stella.orchestrator.v1.ListQuotasResponse
+	(*UpdateQuotaRequest)(nil),          // 40: stella.orchestrator.v1.UpdateQuotaRequest
+	(*UpdateQuotaResponse)(nil),         // 41: stella.orchestrator.v1.UpdateQuotaResponse
+	(*DeleteQuotaRequest)(nil),          // 42: stella.orchestrator.v1.DeleteQuotaRequest
+	(*DeleteQuotaResponse)(nil),         // 43: stella.orchestrator.v1.DeleteQuotaResponse
+	(*CreateScheduleRequest)(nil),       // 44: stella.orchestrator.v1.CreateScheduleRequest
+	(*CreateScheduleResponse)(nil),      // 45: stella.orchestrator.v1.CreateScheduleResponse
+	(*GetScheduleRequest)(nil),          // 46: stella.orchestrator.v1.GetScheduleRequest
+	(*GetScheduleResponse)(nil),         // 47: stella.orchestrator.v1.GetScheduleResponse
+	(*ListSchedulesRequest)(nil),        // 48: stella.orchestrator.v1.ListSchedulesRequest
+	(*ListSchedulesResponse)(nil),       // 49: stella.orchestrator.v1.ListSchedulesResponse
+	(*UpdateScheduleRequest)(nil),       // 50: stella.orchestrator.v1.UpdateScheduleRequest
+	(*UpdateScheduleResponse)(nil),      // 51: stella.orchestrator.v1.UpdateScheduleResponse
+	(*DeleteScheduleRequest)(nil),       // 52: stella.orchestrator.v1.DeleteScheduleRequest
+	(*DeleteScheduleResponse)(nil),      // 53: stella.orchestrator.v1.DeleteScheduleResponse
+	(*ListWatermarksRequest)(nil),       // 54: stella.orchestrator.v1.ListWatermarksRequest
+	(*ListWatermarksResponse)(nil),      // 55: stella.orchestrator.v1.ListWatermarksResponse
+	(*CreateBackfillRequest)(nil),       // 56: stella.orchestrator.v1.CreateBackfillRequest
+	(*BackfillQuotaImpact)(nil),         // 57: stella.orchestrator.v1.BackfillQuotaImpact
+	(*BackfillPreview)(nil),             // 58: stella.orchestrator.v1.BackfillPreview
+	(*CreateBackfillResponse)(nil),      // 59: stella.orchestrator.v1.CreateBackfillResponse
+	(*GetBackfillRequest)(nil),          // 60: stella.orchestrator.v1.GetBackfillRequest
+	(*GetBackfillResponse)(nil),         // 61: stella.orchestrator.v1.GetBackfillResponse
+	(*ListBackfillsRequest)(nil),        // 62: stella.orchestrator.v1.ListBackfillsRequest
+	(*ListBackfillsResponse)(nil),       // 63: stella.orchestrator.v1.ListBackfillsResponse
+	(*CancelBackfillRequest)(nil),       // 64: stella.orchestrator.v1.CancelBackfillRequest
+	(*CancelBackfillResponse)(nil),      // 65: stella.orchestrator.v1.CancelBackfillResponse
+	(*PauseJobsRequest)(nil),            // 66: stella.orchestrator.v1.PauseJobsRequest
+	(*PauseJobsResponse)(nil),           // 67: stella.orchestrator.v1.PauseJobsResponse
+	(*ResumeJobsRequest)(nil),           // 68: stella.orchestrator.v1.ResumeJobsRequest
+	(*ResumeJobsResponse)(nil),          // 69: stella.orchestrator.v1.ResumeJobsResponse
+	(*PrioritizeJobRequest)(nil),        // 70: stella.orchestrator.v1.PrioritizeJobRequest
+	(*PrioritizeJobResponse)(nil),       // 71: stella.orchestrator.v1.PrioritizeJobResponse
+	(*PrioritizeRunRequest)(nil),        // 72: stella.orchestrator.v1.PrioritizeRunRequest
+	(*PrioritizeRunResponse)(nil),       // 73: stella.orchestrator.v1.PrioritizeRunResponse
+	(*ReplayJobRequest)(nil),            // 74: stella.orchestrator.v1.ReplayJobRequest
+	(*ReplayJobResponse)(nil),           // 75: stella.orchestrator.v1.ReplayJobResponse
+	nil,                                 // 76: stella.orchestrator.v1.CreateRunRequest.LabelsEntry
+	(*Source)(nil),                      // 77: stella.orchestrator.v1.Source
+	(*OperatorContext)(nil),             // 78: stella.orchestrator.v1.OperatorContext
+	(*fieldmaskpb.FieldMask)(nil),       // 79: google.protobuf.FieldMask
+	(*JobSpec)(nil),                     // 80: stella.orchestrator.v1.JobSpec
+	(*Run)(nil),                         // 81: stella.orchestrator.v1.Run
+	(*Job)(nil),                         // 82: stella.orchestrator.v1.Job
+	(RunState)(0),                       // 83: stella.orchestrator.v1.RunState
+	(*DagEdge)(nil),                     // 84: stella.orchestrator.v1.DagEdge
+	(JobState)(0),                       // 85: stella.orchestrator.v1.JobState
+	(*Event)(nil),                       // 86: stella.orchestrator.v1.Event
+	(*Quota)(nil),                       // 87: stella.orchestrator.v1.Quota
+	(*Schedule)(nil),                    // 88: stella.orchestrator.v1.Schedule
+	(*Watermark)(nil),                   // 89: stella.orchestrator.v1.Watermark
+	(*TimeWindow)(nil),                  // 90: stella.orchestrator.v1.TimeWindow
+	(*durationpb.Duration)(nil),         // 91: google.protobuf.Duration
+	(*structpb.Struct)(nil),             // 92: google.protobuf.Struct
+	(*Backfill)(nil),                    // 93: stella.orchestrator.v1.Backfill
+	(*ListDeadLettersRequest)(nil),      // 94: stella.orchestrator.v1.ListDeadLettersRequest
+	(*GetDeadLetterRequest)(nil),        // 95: stella.orchestrator.v1.GetDeadLetterRequest
+	(*GetDeadLetterStatsRequest)(nil),   // 96: stella.orchestrator.v1.GetDeadLetterStatsRequest
+	(*ReplayDeadLetterRequest)(nil),     // 97: stella.orchestrator.v1.ReplayDeadLetterRequest
+	(*ListIncidentsRequest)(nil),        // 98: stella.orchestrator.v1.ListIncidentsRequest
+	(*GetIncidentRequest)(nil),          // 99: stella.orchestrator.v1.GetIncidentRequest
+	(*AcknowledgeIncidentRequest)(nil),  // 100: stella.orchestrator.v1.AcknowledgeIncidentRequest
+	(*ListArtifactsRequest)(nil),        // 101: stella.orchestrator.v1.ListArtifactsRequest
+	(*GetOverviewRequest)(nil),          // 102: stella.orchestrator.v1.GetOverviewRequest
+	(*ListDeadLettersResponse)(nil),     // 103: stella.orchestrator.v1.ListDeadLettersResponse
+	(*GetDeadLetterResponse)(nil),       // 104: stella.orchestrator.v1.GetDeadLetterResponse
+	(*GetDeadLetterStatsResponse)(nil),  // 105: stella.orchestrator.v1.GetDeadLetterStatsResponse
+	(*ReplayDeadLetterResponse)(nil),    // 106: stella.orchestrator.v1.ReplayDeadLetterResponse
+	(*ListIncidentsResponse)(nil),       // 107: stella.orchestrator.v1.ListIncidentsResponse
+	(*GetIncidentResponse)(nil),         // 108: stella.orchestrator.v1.GetIncidentResponse
+	(*AcknowledgeIncidentResponse)(nil), // 109: stella.orchestrator.v1.AcknowledgeIncidentResponse
+	(*ListArtifactsResponse)(nil),       // 110: stella.orchestrator.v1.ListArtifactsResponse
+	(*GetOverviewResponse)(nil),         // 111: stella.orchestrator.v1.GetOverviewResponse
 }
 var file_stella_orchestrator_v1_scheduler_proto_depIdxs = []int32{
 	77,  // 0: stella.orchestrator.v1.CreateSourceRequest.source:type_name -> stella.orchestrator.v1.Source
@@ -4870,54 +4876,58 @@ var file_stella_orchestrator_v1_scheduler_proto_depIdxs = []int32{
 	96,  // 115: stella.orchestrator.v1.SchedulerService.GetDeadLetterStats:input_type -> stella.orchestrator.v1.GetDeadLetterStatsRequest
 	97,  // 116: stella.orchestrator.v1.SchedulerService.ReplayDeadLetter:input_type -> stella.orchestrator.v1.ReplayDeadLetterRequest
 	98,  // 117: stella.orchestrator.v1.SchedulerService.ListIncidents:input_type -> stella.orchestrator.v1.ListIncidentsRequest
-	99,  // 118: stella.orchestrator.v1.SchedulerService.ListArtifacts:input_type -> stella.orchestrator.v1.ListArtifactsRequest
-	100, // 119: stella.orchestrator.v1.SchedulerService.GetOverview:input_type -> stella.orchestrator.v1.GetOverviewRequest
-	1,   // 120: stella.orchestrator.v1.SchedulerService.CreateSource:output_type -> stella.orchestrator.v1.CreateSourceResponse
-	3,   // 121: stella.orchestrator.v1.SchedulerService.GetSource:output_type -> stella.orchestrator.v1.GetSourceResponse
-	5,   // 122: stella.orchestrator.v1.SchedulerService.ListSources:output_type -> stella.orchestrator.v1.ListSourcesResponse
-	7,   // 123: stella.orchestrator.v1.SchedulerService.UpdateSource:output_type -> stella.orchestrator.v1.UpdateSourceResponse
-	9,   // 124: stella.orchestrator.v1.SchedulerService.DeleteSource:output_type -> stella.orchestrator.v1.DeleteSourceResponse
-	11,  // 125: stella.orchestrator.v1.SchedulerService.CreateRun:output_type -> stella.orchestrator.v1.CreateRunResponse
-	13,  // 126: stella.orchestrator.v1.SchedulerService.GetRun:output_type -> stella.orchestrator.v1.GetRunResponse
-	15,  // 127: stella.orchestrator.v1.SchedulerService.ListRuns:output_type -> stella.orchestrator.v1.ListRunsResponse
-	17,  // 128: stella.orchestrator.v1.SchedulerService.GetRunDag:output_type -> stella.orchestrator.v1.GetRunDagResponse
-	19,  // 129: stella.orchestrator.v1.SchedulerService.CancelRun:output_type -> stella.orchestrator.v1.CancelRunResponse
-	21,  // 130: stella.orchestrator.v1.SchedulerService.SubmitJob:output_type -> stella.orchestrator.v1.SubmitJobResponse
-	23,  // 131: stella.orchestrator.v1.SchedulerService.SubmitJobs:output_type -> stella.orchestrator.v1.SubmitJobsResponse
-	25,  // 132: stella.orchestrator.v1.SchedulerService.GetJob:output_type -> stella.orchestrator.v1.GetJobResponse
-	27,  // 133: stella.orchestrator.v1.SchedulerService.ListJobs:output_type -> stella.orchestrator.v1.ListJobsResponse
-	29,  // 134: stella.orchestrator.v1.SchedulerService.CancelJob:output_type -> stella.orchestrator.v1.CancelJobResponse
-	31,  // 135: stella.orchestrator.v1.SchedulerService.RetryJob:output_type -> stella.orchestrator.v1.RetryJobResponse
-	33,  // 136: stella.orchestrator.v1.SchedulerService.ListJobEvents:output_type -> stella.orchestrator.v1.ListJobEventsResponse
-	35,  // 137: stella.orchestrator.v1.SchedulerService.CreateQuota:output_type -> stella.orchestrator.v1.CreateQuotaResponse
-	37,  // 138: stella.orchestrator.v1.SchedulerService.GetQuota:output_type -> stella.orchestrator.v1.GetQuotaResponse
-	39,  // 139: stella.orchestrator.v1.SchedulerService.ListQuotas:output_type -> stella.orchestrator.v1.ListQuotasResponse
-	41,  // 140: stella.orchestrator.v1.SchedulerService.UpdateQuota:output_type -> stella.orchestrator.v1.UpdateQuotaResponse
-	43,  // 141: stella.orchestrator.v1.SchedulerService.DeleteQuota:output_type -> stella.orchestrator.v1.DeleteQuotaResponse
-	45,  // 142: stella.orchestrator.v1.SchedulerService.CreateSchedule:output_type -> stella.orchestrator.v1.CreateScheduleResponse
-	47,  // 143: stella.orchestrator.v1.SchedulerService.GetSchedule:output_type -> stella.orchestrator.v1.GetScheduleResponse
-	49,  // 144: stella.orchestrator.v1.SchedulerService.ListSchedules:output_type -> stella.orchestrator.v1.ListSchedulesResponse
-	51,  // 145: stella.orchestrator.v1.SchedulerService.UpdateSchedule:output_type -> stella.orchestrator.v1.UpdateScheduleResponse
-	53,  // 146: stella.orchestrator.v1.SchedulerService.DeleteSchedule:output_type -> stella.orchestrator.v1.DeleteScheduleResponse
-	55,  // 147: stella.orchestrator.v1.SchedulerService.ListWatermarks:output_type -> stella.orchestrator.v1.ListWatermarksResponse
-	59,  // 148: stella.orchestrator.v1.SchedulerService.CreateBackfill:output_type -> stella.orchestrator.v1.CreateBackfillResponse
-	61,  // 149: stella.orchestrator.v1.SchedulerService.GetBackfill:output_type -> stella.orchestrator.v1.GetBackfillResponse
-	63,  // 150: stella.orchestrator.v1.SchedulerService.ListBackfills:output_type -> stella.orchestrator.v1.ListBackfillsResponse
-	65,  // 151: stella.orchestrator.v1.SchedulerService.CancelBackfill:output_type -> stella.orchestrator.v1.CancelBackfillResponse
-	67,  // 152: stella.orchestrator.v1.SchedulerService.PauseJobs:output_type -> stella.orchestrator.v1.PauseJobsResponse
-	69,  // 153: stella.orchestrator.v1.SchedulerService.ResumeJobs:output_type -> stella.orchestrator.v1.ResumeJobsResponse
-	71,  // 154: stella.orchestrator.v1.SchedulerService.PrioritizeJob:output_type -> stella.orchestrator.v1.PrioritizeJobResponse
-	73,  // 155: stella.orchestrator.v1.SchedulerService.PrioritizeRun:output_type -> stella.orchestrator.v1.PrioritizeRunResponse
-	75,  // 156: stella.orchestrator.v1.SchedulerService.ReplayJob:output_type -> stella.orchestrator.v1.ReplayJobResponse
-	101, // 157: stella.orchestrator.v1.SchedulerService.ListDeadLetters:output_type -> stella.orchestrator.v1.ListDeadLettersResponse
-	102, // 158: stella.orchestrator.v1.SchedulerService.GetDeadLetter:output_type -> stella.orchestrator.v1.GetDeadLetterResponse
-	103, // 159: stella.orchestrator.v1.SchedulerService.GetDeadLetterStats:output_type -> stella.orchestrator.v1.GetDeadLetterStatsResponse
-	104, // 160: stella.orchestrator.v1.SchedulerService.ReplayDeadLetter:output_type -> stella.orchestrator.v1.ReplayDeadLetterResponse
-	105, // 161: stella.orchestrator.v1.SchedulerService.ListIncidents:output_type -> stella.orchestrator.v1.ListIncidentsResponse
-	106, // 162: stella.orchestrator.v1.SchedulerService.ListArtifacts:output_type -> stella.orchestrator.v1.ListArtifactsResponse
-	107, // 163: stella.orchestrator.v1.SchedulerService.GetOverview:output_type -> stella.orchestrator.v1.GetOverviewResponse
-	120, // [120:164] is the sub-list for method output_type
-	76,  // [76:120] is the sub-list for method input_type
+	99,  // 118: stella.orchestrator.v1.SchedulerService.GetIncident:input_type -> stella.orchestrator.v1.GetIncidentRequest
+	100, // 119: stella.orchestrator.v1.SchedulerService.AcknowledgeIncident:input_type -> stella.orchestrator.v1.AcknowledgeIncidentRequest
+	101, // 120: stella.orchestrator.v1.SchedulerService.ListArtifacts:input_type -> stella.orchestrator.v1.ListArtifactsRequest
+	102, // 121: stella.orchestrator.v1.SchedulerService.GetOverview:input_type -> stella.orchestrator.v1.GetOverviewRequest
+	1,   // 122: stella.orchestrator.v1.SchedulerService.CreateSource:output_type -> stella.orchestrator.v1.CreateSourceResponse
+	3,   // 123: stella.orchestrator.v1.SchedulerService.GetSource:output_type -> stella.orchestrator.v1.GetSourceResponse
+	5,   // 124: stella.orchestrator.v1.SchedulerService.ListSources:output_type -> stella.orchestrator.v1.ListSourcesResponse
+	7,   // 125: stella.orchestrator.v1.SchedulerService.UpdateSource:output_type -> stella.orchestrator.v1.UpdateSourceResponse
+	9,   // 126: stella.orchestrator.v1.SchedulerService.DeleteSource:output_type -> stella.orchestrator.v1.DeleteSourceResponse
+	11,  // 127: stella.orchestrator.v1.SchedulerService.CreateRun:output_type -> stella.orchestrator.v1.CreateRunResponse
+	13,  // 128: stella.orchestrator.v1.SchedulerService.GetRun:output_type -> stella.orchestrator.v1.GetRunResponse
+	15,  // 129: stella.orchestrator.v1.SchedulerService.ListRuns:output_type -> stella.orchestrator.v1.ListRunsResponse
+	17,  // 130: stella.orchestrator.v1.SchedulerService.GetRunDag:output_type -> stella.orchestrator.v1.GetRunDagResponse
+	19,  // 131: stella.orchestrator.v1.SchedulerService.CancelRun:output_type -> stella.orchestrator.v1.CancelRunResponse
+	21,  // 132: stella.orchestrator.v1.SchedulerService.SubmitJob:output_type -> stella.orchestrator.v1.SubmitJobResponse
+	23,  // 133: stella.orchestrator.v1.SchedulerService.SubmitJobs:output_type -> stella.orchestrator.v1.SubmitJobsResponse
+	25,  // 134: stella.orchestrator.v1.SchedulerService.GetJob:output_type -> stella.orchestrator.v1.GetJobResponse
+	27,  // 135: stella.orchestrator.v1.SchedulerService.ListJobs:output_type -> stella.orchestrator.v1.ListJobsResponse
+	29,  // 136: stella.orchestrator.v1.SchedulerService.CancelJob:output_type -> stella.orchestrator.v1.CancelJobResponse
+	31,  // 137: stella.orchestrator.v1.SchedulerService.RetryJob:output_type -> stella.orchestrator.v1.RetryJobResponse
+	33,  // 138: stella.orchestrator.v1.SchedulerService.ListJobEvents:output_type -> stella.orchestrator.v1.ListJobEventsResponse
+	35,  // 139: stella.orchestrator.v1.SchedulerService.CreateQuota:output_type -> stella.orchestrator.v1.CreateQuotaResponse
+	37,  // 140: stella.orchestrator.v1.SchedulerService.GetQuota:output_type -> stella.orchestrator.v1.GetQuotaResponse
+	39,  // 141: stella.orchestrator.v1.SchedulerService.ListQuotas:output_type -> stella.orchestrator.v1.ListQuotasResponse
+	41,  // 142: stella.orchestrator.v1.SchedulerService.UpdateQuota:output_type -> stella.orchestrator.v1.UpdateQuotaResponse
+	43,  // 143: stella.orchestrator.v1.SchedulerService.DeleteQuota:output_type -> stella.orchestrator.v1.DeleteQuotaResponse
+	45,  // 144: stella.orchestrator.v1.SchedulerService.CreateSchedule:output_type -> stella.orchestrator.v1.CreateScheduleResponse
+	47,  // 145: stella.orchestrator.v1.SchedulerService.GetSchedule:output_type -> stella.orchestrator.v1.GetScheduleResponse
+	49,  // 146: stella.orchestrator.v1.SchedulerService.ListSchedules:output_type -> stella.orchestrator.v1.ListSchedulesResponse
+	51,  // 147: stella.orchestrator.v1.SchedulerService.UpdateSchedule:output_type -> stella.orchestrator.v1.UpdateScheduleResponse
+	53,  // 148: stella.orchestrator.v1.SchedulerService.DeleteSchedule:output_type -> stella.orchestrator.v1.DeleteScheduleResponse
+	55,  // 149: stella.orchestrator.v1.SchedulerService.ListWatermarks:output_type -> stella.orchestrator.v1.ListWatermarksResponse
+	59,  // 150: stella.orchestrator.v1.SchedulerService.CreateBackfill:output_type -> stella.orchestrator.v1.CreateBackfillResponse
+	61,  // 151: stella.orchestrator.v1.SchedulerService.GetBackfill:output_type -> stella.orchestrator.v1.GetBackfillResponse
+	63,  // 152: stella.orchestrator.v1.SchedulerService.ListBackfills:output_type -> stella.orchestrator.v1.ListBackfillsResponse
+	65,  // 153: stella.orchestrator.v1.SchedulerService.CancelBackfill:output_type -> stella.orchestrator.v1.CancelBackfillResponse
+	67,  // 154: stella.orchestrator.v1.SchedulerService.PauseJobs:output_type -> stella.orchestrator.v1.PauseJobsResponse
+	69,  // 155: stella.orchestrator.v1.SchedulerService.ResumeJobs:output_type -> stella.orchestrator.v1.ResumeJobsResponse
+	71,  // 156: stella.orchestrator.v1.SchedulerService.PrioritizeJob:output_type -> stella.orchestrator.v1.PrioritizeJobResponse
+	73,  // 157: stella.orchestrator.v1.SchedulerService.PrioritizeRun:output_type -> stella.orchestrator.v1.PrioritizeRunResponse
+	75,  // 158: stella.orchestrator.v1.SchedulerService.ReplayJob:output_type -> stella.orchestrator.v1.ReplayJobResponse
+	103, // 159: stella.orchestrator.v1.SchedulerService.ListDeadLetters:output_type -> stella.orchestrator.v1.ListDeadLettersResponse
+	104, // 160: stella.orchestrator.v1.SchedulerService.GetDeadLetter:output_type -> stella.orchestrator.v1.GetDeadLetterResponse
+	105, // 161: stella.orchestrator.v1.SchedulerService.GetDeadLetterStats:output_type -> stella.orchestrator.v1.GetDeadLetterStatsResponse
+	106, // 162: stella.orchestrator.v1.SchedulerService.ReplayDeadLetter:output_type -> stella.orchestrator.v1.ReplayDeadLetterResponse
+	107, // 163: stella.orchestrator.v1.SchedulerService.ListIncidents:output_type -> stella.orchestrator.v1.ListIncidentsResponse
+	108, // 164: stella.orchestrator.v1.SchedulerService.GetIncident:output_type -> stella.orchestrator.v1.GetIncidentResponse
+	109, // 165: stella.orchestrator.v1.SchedulerService.AcknowledgeIncident:output_type -> stella.orchestrator.v1.AcknowledgeIncidentResponse
+	110, // 166: stella.orchestrator.v1.SchedulerService.ListArtifacts:output_type -> stella.orchestrator.v1.ListArtifactsResponse
+	111, // 167: stella.orchestrator.v1.SchedulerService.GetOverview:output_type -> stella.orchestrator.v1.GetOverviewResponse
+	122, // [122:168] is the sub-list for method output_type
+	76,  // [76:122] is the sub-list for method input_type
 	76,  // [76:76] is the sub-list for extension type_name
 	76,  // [76:76] is the sub-list for extension extendee
 	0,   // [0:76] is the sub-list for field type_name

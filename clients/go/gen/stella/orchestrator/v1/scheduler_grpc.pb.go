@@ -19,50 +19,52 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SchedulerService_CreateSource_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/CreateSource"
-	SchedulerService_GetSource_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/GetSource"
-	SchedulerService_ListSources_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/ListSources"
-	SchedulerService_UpdateSource_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/UpdateSource"
-	SchedulerService_DeleteSource_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/DeleteSource"
-	SchedulerService_CreateRun_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/CreateRun"
-	SchedulerService_GetRun_FullMethodName             = "/stella.orchestrator.v1.SchedulerService/GetRun"
-	SchedulerService_ListRuns_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/ListRuns"
-	SchedulerService_GetRunDag_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/GetRunDag"
-	SchedulerService_CancelRun_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/CancelRun"
-	SchedulerService_SubmitJob_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/SubmitJob"
-	SchedulerService_SubmitJobs_FullMethodName         = "/stella.orchestrator.v1.SchedulerService/SubmitJobs"
-	SchedulerService_GetJob_FullMethodName             = "/stella.orchestrator.v1.SchedulerService/GetJob"
-	SchedulerService_ListJobs_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/ListJobs"
-	SchedulerService_CancelJob_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/CancelJob"
-	SchedulerService_RetryJob_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/RetryJob"
-	SchedulerService_ListJobEvents_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/ListJobEvents"
-	SchedulerService_CreateQuota_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/CreateQuota"
-	SchedulerService_GetQuota_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/GetQuota"
-	SchedulerService_ListQuotas_FullMethodName         = "/stella.orchestrator.v1.SchedulerService/ListQuotas"
-	SchedulerService_UpdateQuota_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/UpdateQuota"
-	SchedulerService_DeleteQuota_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/DeleteQuota"
-	SchedulerService_CreateSchedule_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/CreateSchedule"
-	SchedulerService_GetSchedule_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/GetSchedule"
-	SchedulerService_ListSchedules_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/ListSchedules"
-	SchedulerService_UpdateSchedule_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/UpdateSchedule"
-	SchedulerService_DeleteSchedule_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/DeleteSchedule"
-	SchedulerService_ListWatermarks_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/ListWatermarks"
-	SchedulerService_CreateBackfill_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/CreateBackfill"
-	SchedulerService_GetBackfill_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/GetBackfill"
-	SchedulerService_ListBackfills_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/ListBackfills"
-	SchedulerService_CancelBackfill_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/CancelBackfill"
-	SchedulerService_PauseJobs_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/PauseJobs"
-	SchedulerService_ResumeJobs_FullMethodName         = "/stella.orchestrator.v1.SchedulerService/ResumeJobs"
-	SchedulerService_PrioritizeJob_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/PrioritizeJob"
-	SchedulerService_PrioritizeRun_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/PrioritizeRun"
-	SchedulerService_ReplayJob_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/ReplayJob"
-	SchedulerService_ListDeadLetters_FullMethodName    = "/stella.orchestrator.v1.SchedulerService/ListDeadLetters"
-	SchedulerService_GetDeadLetter_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/GetDeadLetter"
-	SchedulerService_GetDeadLetterStats_FullMethodName = "/stella.orchestrator.v1.SchedulerService/GetDeadLetterStats"
-	SchedulerService_ReplayDeadLetter_FullMethodName   = "/stella.orchestrator.v1.SchedulerService/ReplayDeadLetter"
-	SchedulerService_ListIncidents_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/ListIncidents"
-	SchedulerService_ListArtifacts_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/ListArtifacts"
-	SchedulerService_GetOverview_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/GetOverview"
+	SchedulerService_CreateSource_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/CreateSource"
+	SchedulerService_GetSource_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/GetSource"
+	SchedulerService_ListSources_FullMethodName         = "/stella.orchestrator.v1.SchedulerService/ListSources"
+	SchedulerService_UpdateSource_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/UpdateSource"
+	SchedulerService_DeleteSource_FullMethodName        = "/stella.orchestrator.v1.SchedulerService/DeleteSource"
+	SchedulerService_CreateRun_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/CreateRun"
+	SchedulerService_GetRun_FullMethodName              = "/stella.orchestrator.v1.SchedulerService/GetRun"
+	SchedulerService_ListRuns_FullMethodName            = "/stella.orchestrator.v1.SchedulerService/ListRuns"
+	SchedulerService_GetRunDag_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/GetRunDag"
+	SchedulerService_CancelRun_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/CancelRun"
+	SchedulerService_SubmitJob_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/SubmitJob"
+	SchedulerService_SubmitJobs_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/SubmitJobs"
+	SchedulerService_GetJob_FullMethodName              = "/stella.orchestrator.v1.SchedulerService/GetJob"
+	SchedulerService_ListJobs_FullMethodName            = "/stella.orchestrator.v1.SchedulerService/ListJobs"
+	SchedulerService_CancelJob_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/CancelJob"
+	SchedulerService_RetryJob_FullMethodName            = "/stella.orchestrator.v1.SchedulerService/RetryJob"
+	SchedulerService_ListJobEvents_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/ListJobEvents"
+	SchedulerService_CreateQuota_FullMethodName         = "/stella.orchestrator.v1.SchedulerService/CreateQuota"
+	SchedulerService_GetQuota_FullMethodName            = "/stella.orchestrator.v1.SchedulerService/GetQuota"
+	SchedulerService_ListQuotas_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/ListQuotas"
+	SchedulerService_UpdateQuota_FullMethodName         = "/stella.orchestrator.v1.SchedulerService/UpdateQuota"
+	SchedulerService_DeleteQuota_FullMethodName         = "/stella.orchestrator.v1.SchedulerService/DeleteQuota"
+	SchedulerService_CreateSchedule_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/CreateSchedule"
+	SchedulerService_GetSchedule_FullMethodName         = "/stella.orchestrator.v1.SchedulerService/GetSchedule"
+	SchedulerService_ListSchedules_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/ListSchedules"
+	SchedulerService_UpdateSchedule_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/UpdateSchedule"
+	SchedulerService_DeleteSchedule_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/DeleteSchedule"
+	SchedulerService_ListWatermarks_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/ListWatermarks"
+	SchedulerService_CreateBackfill_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/CreateBackfill"
+	SchedulerService_GetBackfill_FullMethodName         = "/stella.orchestrator.v1.SchedulerService/GetBackfill"
+	SchedulerService_ListBackfills_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/ListBackfills"
+	SchedulerService_CancelBackfill_FullMethodName      = "/stella.orchestrator.v1.SchedulerService/CancelBackfill"
+	SchedulerService_PauseJobs_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/PauseJobs"
+	SchedulerService_ResumeJobs_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/ResumeJobs"
+	SchedulerService_PrioritizeJob_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/PrioritizeJob"
+	SchedulerService_PrioritizeRun_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/PrioritizeRun"
+	SchedulerService_ReplayJob_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/ReplayJob"
+	SchedulerService_ListDeadLetters_FullMethodName     = "/stella.orchestrator.v1.SchedulerService/ListDeadLetters"
+	SchedulerService_GetDeadLetter_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/GetDeadLetter"
+	SchedulerService_GetDeadLetterStats_FullMethodName  = "/stella.orchestrator.v1.SchedulerService/GetDeadLetterStats"
+	SchedulerService_ReplayDeadLetter_FullMethodName    = "/stella.orchestrator.v1.SchedulerService/ReplayDeadLetter"
+	SchedulerService_ListIncidents_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/ListIncidents"
+	SchedulerService_GetIncident_FullMethodName         = "/stella.orchestrator.v1.SchedulerService/GetIncident"
+	SchedulerService_AcknowledgeIncident_FullMethodName = "/stella.orchestrator.v1.SchedulerService/AcknowledgeIncident"
+	SchedulerService_ListArtifacts_FullMethodName       = "/stella.orchestrator.v1.SchedulerService/ListArtifacts"
+	SchedulerService_GetOverview_FullMethodName         = "/stella.orchestrator.v1.SchedulerService/GetOverview"
 )
 
 // SchedulerServiceClient is the client API for SchedulerService service.
@@ -158,6 +160,10 @@ type SchedulerServiceClient interface {
 	ReplayDeadLetter(ctx context.Context, in *ReplayDeadLetterRequest, opts ...grpc.CallOption) (*ReplayDeadLetterResponse, error)
 	// ListIncidents returns a page of the tenant's incidents, most recently seen first (scope orch:read).
 	ListIncidents(ctx context.Context, in *ListIncidentsRequest, opts ...grpc.CallOption) (*ListIncidentsResponse, error)
+	// GetIncident returns one incident and its timeline of incident events (scope orch:read).
+	GetIncident(ctx context.Context, in *GetIncidentRequest, opts ...grpc.CallOption) (*GetIncidentResponse, error)
+	// AcknowledgeIncident records that an operator has seen an incident, with who and why (scope orch:operate).
+	AcknowledgeIncident(ctx context.Context, in *AcknowledgeIncidentRequest, opts ...grpc.CallOption) (*AcknowledgeIncidentResponse, error)
 	// ListArtifacts returns a page of the artifacts of one job or one run (scope orch:read).
 	ListArtifacts(ctx context.Context, in *ListArtifactsRequest, opts ...grpc.CallOption) (*ListArtifactsResponse, error)
 	// GetOverview returns the tenant's queue depth, throughput and failure figures (scope orch:read).
@@ -592,6 +598,26 @@ func (c *schedulerServiceClient) ListIncidents(ctx context.Context, in *ListInci
 	return out, nil
 }
 
+func (c *schedulerServiceClient) GetIncident(ctx context.Context, in *GetIncidentRequest, opts ...grpc.CallOption) (*GetIncidentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetIncidentResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_GetIncident_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) AcknowledgeIncident(ctx context.Context, in *AcknowledgeIncidentRequest, opts ...grpc.CallOption) (*AcknowledgeIncidentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AcknowledgeIncidentResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_AcknowledgeIncident_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *schedulerServiceClient) ListArtifacts(ctx context.Context, in *ListArtifactsRequest, opts ...grpc.CallOption) (*ListArtifactsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListArtifactsResponse)
@@ -705,6 +731,10 @@ type SchedulerServiceServer interface {
 	ReplayDeadLetter(context.Context, *ReplayDeadLetterRequest) (*ReplayDeadLetterResponse, error)
 	// ListIncidents returns a page of the tenant's incidents, most recently seen first (scope orch:read).
 	ListIncidents(context.Context, *ListIncidentsRequest) (*ListIncidentsResponse, error)
+	// GetIncident returns one incident and its timeline of incident events (scope orch:read).
+	GetIncident(context.Context, *GetIncidentRequest) (*GetIncidentResponse, error)
+	// AcknowledgeIncident records that an operator has seen an incident, with who and why (scope orch:operate).
+	AcknowledgeIncident(context.Context, *AcknowledgeIncidentRequest) (*AcknowledgeIncidentResponse, error)
 	// ListArtifacts returns a page of the artifacts of one job or one run (scope orch:read).
 	ListArtifacts(context.Context, *ListArtifactsRequest) (*ListArtifactsResponse, error)
 	// GetOverview returns the tenant's queue depth, throughput and failure figures (scope orch:read).
@@ -844,6 +874,12 @@ func (UnimplementedSchedulerServiceServer) ReplayDeadLetter(context.Context, *Re
 }
 func (UnimplementedSchedulerServiceServer) ListIncidents(context.Context, *ListIncidentsRequest) (*ListIncidentsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListIncidents not implemented")
+}
+func (UnimplementedSchedulerServiceServer) GetIncident(context.Context, *GetIncidentRequest) (*GetIncidentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetIncident not implemented")
+}
+func (UnimplementedSchedulerServiceServer) AcknowledgeIncident(context.Context, *AcknowledgeIncidentRequest) (*AcknowledgeIncidentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AcknowledgeIncident not implemented")
 }
 func (UnimplementedSchedulerServiceServer) ListArtifacts(context.Context, *ListArtifactsRequest) (*ListArtifactsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListArtifacts not implemented")
@@ -1628,6 +1664,42 @@ func _SchedulerService_ListIncidents_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SchedulerService_GetIncident_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetIncidentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).GetIncident(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_GetIncident_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).GetIncident(ctx, req.(*GetIncidentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_AcknowledgeIncident_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AcknowledgeIncidentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).AcknowledgeIncident(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_AcknowledgeIncident_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).AcknowledgeIncident(ctx, req.(*AcknowledgeIncidentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SchedulerService_ListArtifacts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListArtifactsRequest)
 	if err := dec(in); err != nil {
@@ -1838,6 +1910,14 @@ var SchedulerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListIncidents",
 			Handler:    _SchedulerService_ListIncidents_Handler,
+		},
+		{
+			MethodName: "GetIncident",
+			Handler:    _SchedulerService_GetIncident_Handler,
+		},
+		{
+			MethodName: "AcknowledgeIncident",
+			Handler:    _SchedulerService_AcknowledgeIncident_Handler,
 		},
 		{
 			MethodName: "ListArtifacts",
