@@ -235,6 +235,21 @@ def _runs_cancel(args: argparse.Namespace, client: RestClient, out: Output) -> i
     return EXIT_OK
 
 
+def _runs_resume(args: argparse.Namespace, client: RestClient, out: Output) -> int:
+    """Resume a failed run: its dead jobs re-run, the jobs they canceled come back."""
+    result = client.request(
+        "POST", f"/runs/{args.id}/resume", reason=args.reason, ticket=args.ticket
+    )
+    if out.mode == "json":
+        out.json(result)
+    else:
+        out.out.print(
+            f"run {args.id} {result['run']['state']}: {result['retried_job_count']} dead "
+            f"job(s) retried, {result['revived_job_count']} canceled job(s) revived"
+        )
+    return EXIT_OK
+
+
 def _runs_watch(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     """Progress bar of a run until it is terminal (or --timeout)."""
     deadline = time.monotonic() + args.timeout
@@ -589,7 +604,7 @@ def register(commands: Any) -> None:
         p = leaf(ssub, name, _sources_pause, f"{name} a source", control)
         p.add_argument("id")
 
-    runs = commands.add_parser("runs", help="list, show (with DAG), watch and cancel runs")
+    runs = commands.add_parser("runs", help="list, show (with DAG), watch, cancel and resume runs")
     rsub = runs.add_subparsers(dest="run_command", required=True, metavar="ACTION")
     p = leaf(rsub, "list", _runs_list, "list runs", paging)
     p.add_argument("--state", action="append", choices=RUN_STATES, default=[])
@@ -601,6 +616,14 @@ def register(commands: Any) -> None:
     p.add_argument("--interval", type=float, default=1.0)
     p.add_argument("--timeout", type=float, default=3600.0)
     p = leaf(rsub, "cancel", _runs_cancel, "cancel every non-terminal job of a run", control)
+    p.add_argument("id")
+    p = leaf(
+        rsub,
+        "resume",
+        _runs_resume,
+        "resume a failed run: re-run its dead jobs and the jobs their failure canceled",
+        control,
+    )
     p.add_argument("id")
 
     jobs = commands.add_parser("jobs", help="list, show, retry and cancel jobs")
