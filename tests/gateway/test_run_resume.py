@@ -1,12 +1,13 @@
 """Resuming a failed run through REST (``POST /runs/{id}/resume``) and the CLI
 (``stella orchestrator runs resume RUN --reason ...``) against the running stack: the chain
 j0 -> j1 -> j2 fails at j0 (j1, j2 canceled as upstream_failed), is resumed, and ends
-succeeded; a run that is not failed is refused."""
+succeeded; a run that is not failed is refused. The Console's Resume run button too."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from tests.gateway._helpers import (
     fail,
     unique,
 )
+from tests.gateway.test_console_browser import ARTIFACTS, CHROMIUM, _signed_in
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +120,25 @@ def test_cli_runs_resume(stack, capsys) -> None:
     code, out, _ = cli(stack, capsys, "runs", "show", run_id, "-o", "json", scopes=CLI_SCOPES)
     assert code == 0
     assert json.loads(out)["run"]["state"] == "succeeded"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
+def test_console_resumes_a_failed_run(stack) -> None:
+    from playwright.sync_api import expect
+
+    run_id, _ = asyncio.run(_failed_run(stack))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with _signed_in(stack, stack.token(subject="console-operator"), errors) as page:
+        page.goto(f"{stack.base_url}/#/runs/{run_id}")
+        expect(page.get_by_test_id("run-state")).to_contain_text("failed")
+        page.get_by_role("button", name="Resume run").click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog.get_by_role("button", name="Confirm")).to_be_disabled()  # reason first
+        dialog.get_by_label("Reason (required)").fill("upstream window fixed")
+        dialog.get_by_role("button", name="Confirm").click()
+        expect(page.get_by_test_id("run-state")).to_contain_text("running")
+        expect(page.get_by_role("button", name="Cancel run")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "run-resumed.png"))
+    assert errors == []
