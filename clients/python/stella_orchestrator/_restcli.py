@@ -221,33 +221,45 @@ def _runs_show(args: argparse.Namespace, client: RestClient, out: Output) -> int
     return EXIT_OK
 
 
-def _runs_cancel(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    result = client.request(
-        "POST", f"/runs/{args.id}/cancel", reason=args.reason, ticket=args.ticket
-    )
+def _control_post(
+    args: argparse.Namespace,
+    client: RestClient,
+    out: Output,
+    path: str,
+    summary: Callable[[dict[str, Any]], str],
+) -> int:
+    """POSTs a control action with the operator's reason and ticket; prints the answer
+    (``-o json``) or its one-line summary."""
+    result = client.request("POST", path, reason=args.reason, ticket=args.ticket)
     if out.mode == "json":
         out.json(result)
     else:
-        out.out.print(
-            f"run {args.id} {result['run']['state']}: "
-            f"{result['canceled_job_count']} job(s) canceled"
-        )
+        out.out.print(summary(result))
     return EXIT_OK
+
+
+def _runs_cancel(args: argparse.Namespace, client: RestClient, out: Output) -> int:
+    return _control_post(
+        args,
+        client,
+        out,
+        f"/runs/{args.id}/cancel",
+        lambda r: f"run {args.id} {r['run']['state']}: {r['canceled_job_count']} job(s) canceled",
+    )
 
 
 def _runs_resume(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     """Resume a failed run: its dead jobs re-run, the jobs they canceled come back."""
-    result = client.request(
-        "POST", f"/runs/{args.id}/resume", reason=args.reason, ticket=args.ticket
+    return _control_post(
+        args,
+        client,
+        out,
+        f"/runs/{args.id}/resume",
+        lambda r: (
+            f"run {args.id} {r['run']['state']}: {r['retried_job_count']} dead job(s) "
+            f"retried, {r['revived_job_count']} canceled job(s) revived"
+        ),
     )
-    if out.mode == "json":
-        out.json(result)
-    else:
-        out.out.print(
-            f"run {args.id} {result['run']['state']}: {result['retried_job_count']} dead "
-            f"job(s) retried, {result['revived_job_count']} canceled job(s) revived"
-        )
-    return EXIT_OK
 
 
 def _runs_watch(args: argparse.Namespace, client: RestClient, out: Output) -> int:
