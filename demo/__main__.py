@@ -235,6 +235,11 @@ def _print_incidents(console: Console, incidents: list[resources_pb2.Incident]) 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run the Stella Orchestrator demo.")
     parser.add_argument("--exit", action="store_true", help="stop everything when the runs end")
+    parser.add_argument(
+        "--resume-failed",
+        action="store_true",
+        help="then fix the upstream's broken windows and resume every failed run (ResumeRun)",
+    )
     args = parser.parse_args()
     console = Console()
 
@@ -352,6 +357,9 @@ def main() -> int:
             console.print(dl)
         _print_incidents(console, _open_incidents(md))
         ok = unexplained == 0
+        if args.resume_failed:
+            upstream.repair()
+            ok = _resume_failed(console, md, runs) and ok
         console.print()
         console.print(f"Tokens for tenant '{TENANT}' (12 h):")
         console.print(f"  read:     {reader}", soft_wrap=True)
@@ -380,6 +388,57 @@ def main() -> int:
         _stop_fleet(fleet)
         upstream.stop()
         _stack("down")
+
+
+def _resume_failed(console: Console, md: tuple[tuple[str, str], ...], runs: dict) -> bool:
+    """Resumes every failed run once the upstream is fixed and waits until they end; True when
+    each ends succeeded with every job succeeded exactly once (counted in job.succeeded
+    events: the jobs that had succeeded before the resume did not run again)."""
+    with grpc.insecure_channel(SCHEDULER_TARGET) as channel:
+        stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+        failed = [r.id for r in runs.values() if r.state == common_pb2.RUN_STATE_FAILED]
+        operator = common_pb2.OperatorContext(
+            reason="demo: the vendor re-published the broken windows", ticket="DEMO-1"
+        )
+        for run_id in failed:
+            stub.ResumeRun(
+                scheduler_pb2.ResumeRunRequest(run_id=run_id, operator=operator), metadata=md
+            )
+        started = time.monotonic()
+        while True:
+            states = {
+                run_id: stub.GetRun(
+                    scheduler_pb2.GetRunRequest(run_id=run_id), metadata=md
+                ).run.state
+                for run_id in failed
+            }
+            if all(s in TERMINAL_RUN_STATES for s in states.values()):
+                break
+            if time.monotonic() - started > DEMO_TIMEOUT_S:
+                console.print("[red]resumed runs timed out; see .run/logs/")
+                return False
+            time.sleep(0.5)
+    with psycopg.connect(DATABASE_URL) as conn:
+        rows = conn.execute(
+            "SELECT j.run_id::text, count(*) FILTER (WHERE e.seq IS NOT NULL),"
+            "       count(DISTINCT j.id) FILTER (WHERE e.seq IS NOT NULL)"
+            "  FROM orchestrator.jobs j LEFT JOIN orchestrator.events e"
+            "    ON e.job_id = j.id AND e.type = 'job.succeeded'"
+            " WHERE j.run_id = ANY(%s::uuid[]) GROUP BY j.run_id",
+            (failed,),
+        ).fetchall()
+    events = {run_id: (int(n), int(jobs)) for run_id, n, jobs in rows}
+    table = Table(title="Resumed runs (upstream fixed, ResumeRun)")
+    for column in ("run", "state", "job.succeeded events", "jobs succeeded"):
+        table.add_column(column)
+    ok = True
+    for run_id in failed:
+        state = common_pb2.RunState.Name(states[run_id]).removeprefix("RUN_STATE_").lower()
+        n, distinct = events.get(run_id, (0, 0))
+        table.add_row(run_id[:8], state, str(n), str(distinct))
+        ok = ok and state == "succeeded" and n == distinct
+    console.print(table)
+    return ok
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -1,7 +1,10 @@
 """`make demo ARGS=--exit`, as CI runs it: the whole stack, the simulated upstream and the
 worker fleet, on free ports and the session's own database. Every demo job must end
 succeeded, dead-lettered with a reason, or canceled because its upstream job died; every
-broken upstream window (a job dead after 5 attempts answered 500) opened an incident."""
+broken upstream window (a job dead after 5 attempts answered 500) opened an incident. Then
+(`--resume-failed`, issue 20) the upstream's windows are fixed and every failed run is
+resumed: each ends succeeded, and every job — those that had succeeded before included —
+succeeded exactly once."""
 
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ def test_demo_runs_to_completion_and_explains_every_failure(database_url: str, t
     }
     env.pop("ORCH_AUTH_HS256_SECRET", None)
     done = subprocess.run(
-        [sys.executable, "-m", "demo", "--exit"],
+        [sys.executable, "-m", "demo", "--exit", "--resume-failed"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -92,5 +95,25 @@ def test_demo_runs_to_completion_and_explains_every_failure(database_url: str, t
             assert error_class in ("http_5xx", "parse_error"), (reason, error_class)
         if state == "canceled":
             assert reason == "upstream_failed"
+    # The failed runs were resumed after the fix: every pipeline run ends succeeded and no
+    # job ran to success twice (a job that had succeeded before the resume was not re-run).
+    assert "Resumed runs" in done.stdout
+    with psycopg.connect(database_url) as db:
+        run_states = db.execute(
+            "SELECT state FROM orchestrator.runs WHERE tenant = 'demo' AND name LIKE '%-pipeline'"
+        ).fetchall()
+        twice = db.execute(
+            "SELECT e.job_id FROM orchestrator.events e JOIN orchestrator.runs r ON r.id = e.run_id"
+            " WHERE r.tenant = 'demo' AND e.type = 'job.succeeded'"
+            " GROUP BY e.job_id HAVING count(*) > 1"
+        ).fetchall()
+        resumes = db.execute(
+            "SELECT count(*) FROM orchestrator.audit_entries"
+            " WHERE tenant = 'demo' AND action = 'run.resume'"
+        ).fetchone()
+    assert {s for (s,) in run_states} == {"succeeded"}
+    assert twice == []
+    assert resumes is not None
+    assert resumes[0] >= 1
     # the services were stopped again and left no pid files behind
     assert not list(tmp_path.glob("*.pid"))

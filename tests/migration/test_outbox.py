@@ -267,7 +267,7 @@ def test_sql_event_type_agrees_with_the_state_machine(db: psycopg.Connection[Any
         if got != expected:
             mismatches.append(f"{prev} -> {new}: python {expected!r}, sql {got!r}")
     assert not mismatches, "\n".join(mismatches)
-    assert sum(v is not None for v in sql.values()) == 12
+    assert sum(v is not None for v in sql.values()) == 14
 
 
 @pytest.mark.parametrize("state", ["leased", "succeeded", "dead", "canceled"])

@@ -221,18 +221,45 @@ def _runs_show(args: argparse.Namespace, client: RestClient, out: Output) -> int
     return EXIT_OK
 
 
-def _runs_cancel(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    result = client.request(
-        "POST", f"/runs/{args.id}/cancel", reason=args.reason, ticket=args.ticket
-    )
+def _control_post(
+    args: argparse.Namespace,
+    client: RestClient,
+    out: Output,
+    path: str,
+    summary: Callable[[dict[str, Any]], str],
+) -> int:
+    """POSTs a control action with the operator's reason and ticket; prints the answer
+    (``-o json``) or its one-line summary."""
+    result = client.request("POST", path, reason=args.reason, ticket=args.ticket)
     if out.mode == "json":
         out.json(result)
     else:
-        out.out.print(
-            f"run {args.id} {result['run']['state']}: "
-            f"{result['canceled_job_count']} job(s) canceled"
-        )
+        out.out.print(summary(result))
     return EXIT_OK
+
+
+def _runs_cancel(args: argparse.Namespace, client: RestClient, out: Output) -> int:
+    return _control_post(
+        args,
+        client,
+        out,
+        f"/runs/{args.id}/cancel",
+        lambda r: f"run {args.id} {r['run']['state']}: {r['canceled_job_count']} job(s) canceled",
+    )
+
+
+def _runs_resume(args: argparse.Namespace, client: RestClient, out: Output) -> int:
+    """Resume a failed run: its dead jobs re-run, the jobs they canceled come back."""
+    return _control_post(
+        args,
+        client,
+        out,
+        f"/runs/{args.id}/resume",
+        lambda r: (
+            f"run {args.id} {r['run']['state']}: {r['retried_job_count']} dead job(s) "
+            f"retried, {r['revived_job_count']} canceled job(s) revived"
+        ),
+    )
 
 
 def _runs_watch(args: argparse.Namespace, client: RestClient, out: Output) -> int:
@@ -589,7 +616,7 @@ def register(commands: Any) -> None:
         p = leaf(ssub, name, _sources_pause, f"{name} a source", control)
         p.add_argument("id")
 
-    runs = commands.add_parser("runs", help="list, show (with DAG), watch and cancel runs")
+    runs = commands.add_parser("runs", help="list, show (with DAG), watch, cancel and resume runs")
     rsub = runs.add_subparsers(dest="run_command", required=True, metavar="ACTION")
     p = leaf(rsub, "list", _runs_list, "list runs", paging)
     p.add_argument("--state", action="append", choices=RUN_STATES, default=[])
@@ -601,6 +628,14 @@ def register(commands: Any) -> None:
     p.add_argument("--interval", type=float, default=1.0)
     p.add_argument("--timeout", type=float, default=3600.0)
     p = leaf(rsub, "cancel", _runs_cancel, "cancel every non-terminal job of a run", control)
+    p.add_argument("id")
+    p = leaf(
+        rsub,
+        "resume",
+        _runs_resume,
+        "resume a failed run: re-run its dead jobs and the jobs their failure canceled",
+        control,
+    )
     p.add_argument("id")
 
     jobs = commands.add_parser("jobs", help="list, show, retry and cancel jobs")

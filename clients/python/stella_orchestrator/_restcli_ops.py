@@ -20,6 +20,7 @@ from stella_orchestrator._restcli import (
     EXIT_OK,
     Output,
     _cell,
+    _control_post,
     _list,
 )
 
@@ -185,14 +186,13 @@ def _incidents_show(args: argparse.Namespace, client: RestClient, out: Output) -
 
 
 def _incidents_ack(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    result = client.request(
-        "POST", f"/incidents/{args.id}/acknowledge", reason=args.reason, ticket=args.ticket
+    return _control_post(
+        args,
+        client,
+        out,
+        f"/incidents/{args.id}/acknowledge",
+        lambda r: f"acknowledged {args.id} as {r['acknowledged_by']}",
     )
-    if out.mode == "json":
-        out.json(result)
-    else:
-        out.out.print(f"acknowledged {args.id} as {result['acknowledged_by']}")
-    return EXIT_OK
 
 
 Leaf = Callable[..., argparse.ArgumentParser]

@@ -54,6 +54,7 @@ from orchestrator_core.ids import (
     validate_tenant_id,
 )
 from orchestrator_core.records import JobRecord, ScheduleRecord
+from orchestrator_core.resume import ResumePlan, plan_resume
 from orchestrator_core.retry import (
     MAX_ATTEMPTS_LIMIT,
     RetryPolicy,
@@ -101,6 +102,7 @@ __all__ = [
     "PreconditionViolation",
     "Reason",
     "ResourceExhausted",
+    "ResumePlan",
     "RetryPolicy",
     "RunState",
     "ScheduleRecord",
@@ -125,6 +127,7 @@ __all__ = [
     "new_id",
     "parse_id",
     "payload_digest",
+    "plan_resume",
     "validate_digest",
     "validate_tenant_id",
 ]

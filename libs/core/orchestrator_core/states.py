@@ -10,10 +10,13 @@ Transitions (``None`` is "the job does not exist yet")::
     leased   -> ready     (retryable failure, expired lease, worker gone: back off, try again)
     leased   -> dead      (attempts exhausted or non-retryable failure)
     ready    -> dead      (dead-lettered before a worker got it)
-    dead     -> ready     (operator retry)
+    dead     -> ready     (operator retry, or a resume of its failed run)
     pending | ready | leased -> canceled  (user cancel, or a parent died / was canceled)
+    canceled -> pending | ready  (a resume of its failed run revives a job canceled as
+                                  upstream_failed: pending while a parent has not succeeded)
 
-``succeeded`` and ``canceled`` are final; ``dead`` leaves only by an operator retry.
+``succeeded`` is final; ``dead`` leaves only by an operator retry or a run resume;
+``canceled`` only by a run resume, and only when it was canceled as ``upstream_failed``.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ class JobState(enum.StrEnum):
     DEAD = "dead"
     """Dead-lettered (attempts exhausted or non-retryable); an operator may retry it."""
     CANCELED = "canceled"
-    """Canceled by a user or because a parent failed; final."""
+    """Canceled by a user or because a parent failed; final, except that a resume of the
+    failed run revives the jobs canceled as ``upstream_failed``."""
 
 
 TERMINAL_JOB_STATES: Final[frozenset[JobState]] = frozenset(
@@ -77,6 +81,7 @@ class Reason(enum.StrEnum):
     USER_CANCELED = "user_canceled"
     UPSTREAM_FAILED = "upstream_failed"
     OPERATOR_RETRY = "operator_retry"
+    RUN_RESUMED = "run_resumed"
     THROTTLED = "throttled"
 
 
@@ -89,7 +94,7 @@ LEGAL_TRANSITIONS: Final[Mapping[JobState | None, frozenset[JobState]]] = Mappin
         _S.LEASED: frozenset({_S.SUCCEEDED, _S.READY, _S.DEAD, _S.CANCELED}),
         _S.DEAD: frozenset({_S.READY}),
         _S.SUCCEEDED: frozenset(),
-        _S.CANCELED: frozenset(),
+        _S.CANCELED: frozenset({_S.PENDING, _S.READY}),
     }
 )
 """For each state (``None``: not created yet), the states it may move to."""
@@ -111,7 +116,9 @@ EXPECTED_REASONS: Final[Mapping[tuple[JobState | None, JobState], frozenset[Reas
             ),
             (_S.LEASED, _S.DEAD): frozenset({_R.ATTEMPTS_EXHAUSTED, _R.NON_RETRYABLE}),
             (_S.LEASED, _S.CANCELED): frozenset({_R.USER_CANCELED, _R.UPSTREAM_FAILED}),
-            (_S.DEAD, _S.READY): frozenset({_R.OPERATOR_RETRY}),
+            (_S.DEAD, _S.READY): frozenset({_R.OPERATOR_RETRY, _R.RUN_RESUMED}),
+            (_S.CANCELED, _S.PENDING): frozenset({_R.RUN_RESUMED}),
+            (_S.CANCELED, _S.READY): frozenset({_R.RUN_RESUMED}),
         }
     )
 )
@@ -152,7 +159,8 @@ def event_type_for(previous: JobState | None, new: JobState) -> str:
     Returns:
         One of ``job.created``, ``job.ready``, ``job.retried`` (operator retry of a dead job),
         ``job.retrying`` (back to ready after a failure or lost lease), ``job.leased``,
-        ``job.succeeded``, ``job.dead``, ``job.canceled``.
+        ``job.succeeded``, ``job.dead``, ``job.canceled``, ``job.revived`` (a canceled job
+        back to pending or ready when its failed run is resumed).
 
     Raises:
         IllegalTransition: The transition is not legal.
@@ -160,6 +168,8 @@ def event_type_for(previous: JobState | None, new: JobState) -> str:
     check_transition(previous, new)
     if previous is None:
         return "job.created"
+    if previous is JobState.CANCELED:
+        return "job.revived"
     if new is JobState.READY:
         if previous is JobState.PENDING:
             return "job.ready"

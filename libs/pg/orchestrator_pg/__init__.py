@@ -70,7 +70,7 @@ from orchestrator_pg._migrate import (
 from orchestrator_pg._overview import OverviewStore
 from orchestrator_pg._queries import parse_queries, queries, query
 from orchestrator_pg._quotas import QUOTA_MUTABLE_FIELDS, QuotaFields, QuotaStore
-from orchestrator_pg._runs import CreatedRun, NewRun, RunStore
+from orchestrator_pg._runs import CreatedRun, NewRun, ResumedRun, RunStore
 from orchestrator_pg._schedules import SCHEDULE_MUTABLE_FIELDS, ScheduleFields, ScheduleStore
 from orchestrator_pg._snapshots import LeaderSnapshot
 from orchestrator_pg._sources import SourceFields, SourceStore
@@ -139,6 +139,7 @@ __all__ = [
     "QuotaFields",
     "QuotaStore",
     "ReadyListener",
+    "ResumedRun",
     "Row",
     "RunStore",
     "ScheduleFields",

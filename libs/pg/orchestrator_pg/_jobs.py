@@ -146,7 +146,7 @@ class JobStore:
                 query("dead_letter_mark_replayed"),
                 {
                     "tenant": ctx.tenant,
-                    "job_id": job_id,
+                    "job_ids": [job_id],
                     "actor": ctx.actor_subject,
                     "reason": ctx.reason,
                     "now": now,

@@ -16,7 +16,14 @@ from datetime import datetime
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
 
-from orchestrator_core import FailedPrecondition, NotFound, PreconditionViolation, Reason
+from orchestrator_core import (
+    FailedPrecondition,
+    JobState,
+    NotFound,
+    PreconditionViolation,
+    Reason,
+    plan_resume,
+)
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._job_insert import NewJob, job_insert_many, retrying_races
 from orchestrator_pg._queries import query
@@ -54,6 +61,15 @@ class CreatedRun:
     run: Row
     jobs: list[Row]
     existing: bool
+
+
+@dataclass(frozen=True)
+class ResumedRun:
+    """A run after a resume, and how many of its jobs came back."""
+
+    run: Row
+    retried: int  # dead jobs back to ready
+    revived: int  # jobs canceled as upstream_failed back to pending or ready
 
 
 class RunStore:
@@ -197,6 +213,79 @@ class RunStore:
         assert row is not None
         return row
 
+    async def run_resume(self, ctx: TxContext, run_id: uuid.UUID) -> ResumedRun:
+        """Resumes a failed run from its failure, in one transaction: its dead jobs go back
+        to ready (``orchestrator_core.resume`` decides which jobs come back), the jobs their
+        failure canceled as ``upstream_failed`` are revived, succeeded jobs stay as they are,
+        the dead-letter entries of the retried jobs are marked replayed, the action is
+        audited (``run.resume``) and the run is running again.
+
+        Raises:
+            NotFound: No such run in the tenant.
+            FailedPrecondition: The run is not failed (``RUN_NOT_FAILED``; a concurrent
+                resume that won finds it running), or has no dead job to resume.
+        """
+        now = now_of(self.db, ctx)
+        params = {"tenant": ctx.tenant, "run_id": run_id, "now": now}
+        async with self.db.transaction(ctx) as conn:
+            # Jobs first, then the run: the lock order of every writer.
+            cur = await conn.execute(query("job_lock_for_run"), params)
+            jobs = {row["id"]: (row["state"], row["reason"]) for row in await cur.fetchall()}
+            await conn.execute(query("run_lock_many"), {"run_ids": [run_id]})
+            cur = await conn.execute(query("run_get"), {"tenant": ctx.tenant, "id": run_id})
+            run_row = await cur.fetchone()
+            if run_row is None:
+                raise NotFound("run", str(run_id))
+            if run_row["state"] != "failed":
+                raise _run_state_error(
+                    run_id,
+                    run_row["state"],
+                    f"run {run_id} is {run_row['state']}; only failed runs can be resumed",
+                    reason="RUN_NOT_FAILED",
+                )
+            cur = await conn.execute(query("dag_edge_list_for_run"), params)
+            parents: dict[uuid.UUID, list[uuid.UUID]] = {}
+            for edge in await cur.fetchall():
+                parents.setdefault(edge["child_job_id"], []).append(edge["parent_job_id"])
+            elsewhere = sorted({p for ps in parents.values() for p in ps} - jobs.keys())
+            succeeded_elsewhere: frozenset[uuid.UUID] = frozenset()
+            if elsewhere:
+                cur = await conn.execute(
+                    query("job_get_many"), {"tenant": ctx.tenant, "ids": elsewhere}
+                )
+                succeeded_elsewhere = frozenset(
+                    row["id"] for row in await cur.fetchall() if row["state"] == JobState.SUCCEEDED
+                )
+            plan = plan_resume(jobs, parents, succeeded_elsewhere)
+            if not plan.retry:
+                raise _run_state_error(
+                    run_id,
+                    run_row["state"],
+                    f"run {run_id} has no dead job to resume",
+                    reason="RUN_NOTHING_TO_RESUME",
+                )
+            await conn.execute(query("job_resume_dead_many"), {**params, "ids": list(plan.retry)})
+            await conn.execute(
+                query("job_revive_many"),
+                {**params, "ids": list(plan.revive), "pending_parents": list(plan.revive.values())},
+            )
+            await conn.execute(
+                query("dead_letter_mark_replayed"),
+                {
+                    "tenant": ctx.tenant,
+                    "job_ids": list(plan.retry),
+                    "actor": ctx.actor_subject,
+                    "reason": ctx.reason,
+                    "now": now,
+                },
+            )
+            await audit_entry_write(conn, ctx, "run.resume", f"runs/{run_id}", now)
+            await settle(conn, [], [], [run_id], now)
+            cur = await conn.execute(query("run_get"), {"tenant": ctx.tenant, "id": run_id})
+            row = await cur.fetchone()
+        assert row is not None
+        return ResumedRun(row, len(plan.retry), len(plan.revive))
+
     async def run_prioritize(self, ctx: TxContext, run_id: uuid.UUID, priority: int) -> int:
         """Sets the priority of the run's queued jobs; returns how many changed."""
         await self.run_get(ctx.tenant, run_id)
@@ -209,6 +298,17 @@ class RunStore:
             changed = len(await cur.fetchall())
             await audit_entry_write(conn, ctx, "run.prioritize", f"runs/{run_id}", now)
         return changed
+
+
+def _run_state_error(
+    run_id: uuid.UUID, state: str, message: str, *, reason: str
+) -> FailedPrecondition:
+    return FailedPrecondition(
+        message,
+        reason=reason,
+        violations=[PreconditionViolation("RUN_STATE", f"runs/{run_id}", f"state is {state}")],
+        metadata={"state": state},
+    )
 
 
 async def run_insert(

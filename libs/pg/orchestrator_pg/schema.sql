@@ -360,6 +360,7 @@ LANGUAGE sql IMMUTABLE AS $$
     WHEN from_state = 'leased' AND to_state = 'succeeded' THEN 'job.succeeded'
     WHEN from_state IN ('ready', 'leased') AND to_state = 'dead' THEN 'job.dead'
     WHEN from_state IN ('pending', 'ready', 'leased') AND to_state = 'canceled' THEN 'job.canceled'
+    WHEN from_state = 'canceled' AND to_state IN ('pending', 'ready') THEN 'job.revived'
   END
 $$;
 

@@ -1,9 +1,9 @@
 """Control RPCs of SchedulerService (PauseJobs, ResumeJobs, PrioritizeJob, PrioritizeRun,
-ReplayJob), mixed into :class:`~orchestrator_scheduler.SchedulerServicer`.
+ReplayJob, ResumeRun), mixed into :class:`~orchestrator_scheduler.SchedulerServicer`.
 
-All need ``orch:operate``; pausing and resuming need an operator reason. Every control is
-audited with the actor, reason and ticket (pauses in ``QuotaStore``, priorities and
-replays in ``JobStore`` and ``RunStore``).
+All need ``orch:operate``; pausing, resuming jobs and resuming a run need an operator reason.
+Every control is audited with the actor, reason and ticket (pauses in ``QuotaStore``,
+priorities, replays and run resumes in ``JobStore`` and ``RunStore``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,14 @@ from orchestrator_scheduler._quotas import quota_message
 from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import scheduler_pb2
 
-CONTROL_METHODS = ("PauseJobs", "ResumeJobs", "PrioritizeJob", "PrioritizeRun", "ReplayJob")
+CONTROL_METHODS = (
+    "PauseJobs",
+    "ResumeJobs",
+    "PrioritizeJob",
+    "PrioritizeRun",
+    "ReplayJob",
+    "ResumeRun",
+)
 
 
 def _job_type(value: str) -> str:
@@ -74,3 +81,15 @@ class ControlMethods:
         job_id = validate.parse_id_or_raise(request.job_id, "job_id")
         row = await self.stores.jobs.job_replay(ctx, job_id)
         return scheduler_pb2.ReplayJobResponse(job=convert.job(row))
+
+    async def ResumeRun(self, request: scheduler_pb2.ResumeRunRequest, context: Any) -> Any:
+        principal = current_principal()
+        ctx = request_context(principal, request.operator, reason_required=True)
+        run_id = validate.parse_id_or_raise(request.run_id, "run_id")
+        resumed = await self.stores.runs.run_resume(ctx, run_id)
+        counts = await self.stores.runs.run_job_counts(principal.tenant, [run_id])
+        return scheduler_pb2.ResumeRunResponse(
+            run=convert.run(resumed.run, counts[run_id]),
+            retried_job_count=resumed.retried,
+            revived_job_count=resumed.revived,
+        )

@@ -36,6 +36,8 @@ LEGAL = [
     (S.LEASED, S.DEAD),
     (S.LEASED, S.CANCELED),
     (S.DEAD, S.READY),
+    (S.CANCELED, S.PENDING),
+    (S.CANCELED, S.READY),
 ]
 ALL_SOURCES: list[JobState | None] = [None, *JobState]
 ILLEGAL = [
@@ -73,6 +75,7 @@ def test_reason_codes_are_the_documented_values() -> None:
         "user_canceled",
         "upstream_failed",
         "operator_retry",
+        "run_resumed",
         "throttled",
     }
 
@@ -115,11 +118,13 @@ def test_illegal_transition_message_is_precise() -> None:
         check_transition(None, S.LEASED)
 
 
-def test_terminal_states_only_leave_by_operator_retry() -> None:
-    for state in TERMINAL_JOB_STATES:
-        expected = {S.READY} if state is S.DEAD else set()
-        assert LEGAL_TRANSITIONS[state] == expected
-    assert EXPECTED_REASONS[(S.DEAD, S.READY)] == {Reason.OPERATOR_RETRY}
+def test_terminal_states_only_leave_by_operator_retry_or_run_resume() -> None:
+    assert LEGAL_TRANSITIONS[S.SUCCEEDED] == set()
+    assert LEGAL_TRANSITIONS[S.DEAD] == {S.READY}
+    assert LEGAL_TRANSITIONS[S.CANCELED] == {S.PENDING, S.READY}
+    assert EXPECTED_REASONS[(S.DEAD, S.READY)] == {Reason.OPERATOR_RETRY, Reason.RUN_RESUMED}
+    assert EXPECTED_REASONS[(S.CANCELED, S.PENDING)] == {Reason.RUN_RESUMED}
+    assert EXPECTED_REASONS[(S.CANCELED, S.READY)] == {Reason.RUN_RESUMED}
 
 
 @pytest.mark.parametrize(
@@ -137,6 +142,8 @@ def test_terminal_states_only_leave_by_operator_retry() -> None:
         (S.PENDING, S.CANCELED, "job.canceled"),
         (S.READY, S.CANCELED, "job.canceled"),
         (S.LEASED, S.CANCELED, "job.canceled"),
+        (S.CANCELED, S.PENDING, "job.revived"),
+        (S.CANCELED, S.READY, "job.revived"),
     ],
 )
 def test_event_type_for_each_legal_transition(
@@ -157,6 +164,7 @@ def test_event_type_table_covers_every_legal_transition() -> None:
         "job.succeeded",
         "job.dead",
         "job.canceled",
+        "job.revived",
     }
 
 

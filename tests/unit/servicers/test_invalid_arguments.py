@@ -238,6 +238,11 @@ SCHEDULER: dict[str, list[Bad]] = {
         Bad("empty", S.CancelRunRequest(), "run_id"),
         Bad("not-uuid", S.CancelRunRequest(run_id=NOT_UUID), "run_id"),
     ],
+    "ResumeRun": [
+        Bad("no-reason", S.ResumeRunRequest(run_id=ID), "operator.reason"),
+        Bad("empty", S.ResumeRunRequest(operator=OP), "run_id"),
+        Bad("not-uuid", S.ResumeRunRequest(run_id=NOT_UUID, operator=OP), "run_id"),
+    ],
     "SubmitJob": [
         Bad("bad-type", S.SubmitJobRequest(job=P.JobSpec(job_type="Bad Type")), "job.job_type"),
         Bad("no-type", S.SubmitJobRequest(job=P.JobSpec()), "job.job_type"),

@@ -4104,6 +4104,30 @@ pub struct CancelRunResponse {
     #[prost(int64, tag = "2")]
     pub canceled_job_count: i64,
 }
+/// ResumeRunRequest names the failed run to resume.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ResumeRunRequest {
+    /// Id of a FAILED run; FAILED_PRECONDITION (RUN_NOT_FAILED) otherwise, e.g. when a concurrent
+    /// resume already made it RUNNING.
+    #[prost(string, tag = "1")]
+    pub run_id: ::prost::alloc::string::String,
+    /// Reason (required) and ticket, recorded in the audit trail.
+    #[prost(message, optional, tag = "2")]
+    pub operator: ::core::option::Option<OperatorContext>,
+}
+/// ResumeRunResponse returns the resumed run and how many of its jobs came back.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ResumeRunResponse {
+    /// Run after the resume (RUNNING).
+    #[prost(message, optional, tag = "1")]
+    pub run: ::core::option::Option<Run>,
+    /// Dead jobs moved back to READY (event job.retried, reason run_resumed).
+    #[prost(int64, tag = "2")]
+    pub retried_job_count: i64,
+    /// Jobs canceled as upstream_failed moved back to PENDING or READY (event job.revived).
+    #[prost(int64, tag = "3")]
+    pub revived_job_count: i64,
+}
 /// SubmitJobRequest carries one job to create.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct SubmitJobRequest {
@@ -5076,6 +5100,39 @@ pub mod scheduler_service_client {
                     GrpcMethod::new(
                         "stella.orchestrator.v1.SchedulerService",
                         "CancelRun",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// ResumeRun resumes a failed run from its failure in one transaction: its dead jobs go back to
+        /// READY with a renewed attempt budget, the jobs canceled as upstream_failed below them come back
+        /// (PENDING, or READY when every parent succeeded), succeeded jobs never run again, and the run is
+        /// RUNNING again (scope orch:operate; operator.reason required; audited as run.resume).
+        pub async fn resume_run(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ResumeRunRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ResumeRunResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.SchedulerService/ResumeRun",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.SchedulerService",
+                        "ResumeRun",
                     ),
                 );
             self.inner.unary(req, path, codec).await

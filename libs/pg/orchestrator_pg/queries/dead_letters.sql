@@ -1,11 +1,11 @@
 -- The dead-letter queue: jobs out of attempts (written by the hot path when a job dies),
--- the operator's reads, and the replay mark of an operator retry.
+-- the operator's reads, and the replay mark of an operator retry (or a run resume).
 
 -- name: dead_letter_mark_replayed
 UPDATE orchestrator.dead_letter
    SET status = 'replayed', resolved_by = %(actor)s, resolution_reason = %(reason)s,
        resolved_at = %(now)s
- WHERE tenant = %(tenant)s AND job_id = %(job_id)s AND status = 'pending';
+ WHERE tenant = %(tenant)s AND job_id = ANY(%(job_ids)s) AND status = 'pending';
 
 -- name: dead_letter_list
 -- Newest first; the cursor is (failed_at, id) of the last row of the previous page.

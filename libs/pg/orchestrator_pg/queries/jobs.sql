@@ -167,3 +167,36 @@ RETURNING id;
 
 -- name: job_count_by_state
 SELECT state, count(*) AS count FROM orchestrator.jobs WHERE tenant = %(tenant)s GROUP BY state;
+
+-- name: job_lock_for_run
+-- A run resume's view of the run: every job, locked in id order (the lock order of every
+-- writer: jobs in id order, then the run), so a concurrent resume waits and then finds the
+-- run running.
+SELECT id, state, reason FROM orchestrator.jobs
+ WHERE tenant = %(tenant)s AND run_id = %(run_id)s
+ ORDER BY id FOR UPDATE;
+
+-- name: job_resume_dead_many
+-- A run resume re-runs its dead jobs: back to ready now with a renewed attempt budget. The
+-- attempt counter keeps counting (it keys each attempt's events and lease records), so the
+-- budget grows instead: max_attempts more attempts than used so far, capped at 100.
+UPDATE orchestrator.jobs
+   SET state = 'ready', reason = 'run_resumed', not_before = %(now)s,
+       max_attempts = least(attempt + max_attempts, 100),
+       lease_id = NULL, worker_id = NULL, lease_expires_at = NULL, updated_at = %(now)s,
+       finished_at = NULL
+ WHERE tenant = %(tenant)s AND id = ANY(%(ids)s) AND state = 'dead'
+RETURNING id;
+
+-- name: job_revive_many
+-- A run resume revives the jobs its dead jobs' failure canceled (upstream_failed): ready
+-- when every parent has succeeded, else pending on the parents that have not
+-- (pending_parents, which job_release_children counts down as they succeed).
+UPDATE orchestrator.jobs j
+   SET state = CASE WHEN t.pending_parents = 0 THEN 'ready' ELSE 'pending' END,
+       reason = 'run_resumed', pending_parents = t.pending_parents,
+       not_before = greatest(j.not_before, %(now)s), finished_at = NULL, updated_at = %(now)s
+  FROM unnest(%(ids)s::uuid[], %(pending_parents)s::int[]) AS t(id, pending_parents)
+ WHERE j.tenant = %(tenant)s AND j.id = t.id AND j.state = 'canceled'
+   AND j.reason = 'upstream_failed'
+RETURNING j.id, j.state;

@@ -300,15 +300,26 @@ export function RunDetail({ id, scopes }) {
       title="Run"
       actions={
         dag.data &&
-        !["succeeded", "failed", "canceled"].includes(dag.data.run.state) && (
+        (dag.data.run.state === "failed" ? (
           <ControlButton
-            label="Cancel run"
-            danger
+            label="Resume run"
+            title="Re-run the dead jobs and the jobs their failure canceled; succeeded jobs do not run again"
+            testId="resume-run"
             disabled={!scopes.includes("orch:operate")}
-            action={(reason, ticket) => control(`/runs/${id}/cancel`, reason, ticket)}
+            action={(reason, ticket) => control(`/runs/${id}/resume`, reason, ticket)}
             onDone={dag.refresh}
           />
-        )
+        ) : (
+          !["succeeded", "canceled"].includes(dag.data.run.state) && (
+            <ControlButton
+              label="Cancel run"
+              danger
+              disabled={!scopes.includes("orch:operate")}
+              action={(reason, ticket) => control(`/runs/${id}/cancel`, reason, ticket)}
+              onDone={dag.refresh}
+            />
+          )
+        ))
       }
     >
       <Loadable resource={dag}>

@@ -41,6 +41,14 @@ class RunCanceled(ApiModel):
     canceled_job_count: int
 
 
+class RunResumed(ApiModel):
+    """The run after the resume and how many of its jobs came back."""
+
+    run: Run | None  # type: ignore[valid-type]
+    retried_job_count: int
+    revived_job_count: int
+
+
 class Prioritized(ApiModel):
     """How many waiting jobs of the run got the new priority."""
 
@@ -82,4 +90,11 @@ runs.command(
     "Change the priority of a run's waiting jobs (scope orch:operate; reason required).",
     body=PriorityIn,
     returns=Prioritized,
+)
+runs.command(
+    "resume",
+    "Resume a failed run: its dead jobs go back to ready, the jobs canceled as "
+    "upstream_failed below them come back, succeeded jobs never run again "
+    "(scope orch:operate; reason required).",
+    returns=RunResumed,
 )

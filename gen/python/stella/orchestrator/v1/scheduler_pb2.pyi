@@ -190,6 +190,24 @@ class CancelRunResponse(_message.Message):
     canceled_job_count: int
     def __init__(self, run: _Optional[_Union[_resources_pb2.Run, _Mapping]] = ..., canceled_job_count: _Optional[int] = ...) -> None: ...
 
+class ResumeRunRequest(_message.Message):
+    __slots__ = ("run_id", "operator")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    operator: _common_pb2.OperatorContext
+    def __init__(self, run_id: _Optional[str] = ..., operator: _Optional[_Union[_common_pb2.OperatorContext, _Mapping]] = ...) -> None: ...
+
+class ResumeRunResponse(_message.Message):
+    __slots__ = ("run", "retried_job_count", "revived_job_count")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    RETRIED_JOB_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REVIVED_JOB_COUNT_FIELD_NUMBER: _ClassVar[int]
+    run: _resources_pb2.Run
+    retried_job_count: int
+    revived_job_count: int
+    def __init__(self, run: _Optional[_Union[_resources_pb2.Run, _Mapping]] = ..., retried_job_count: _Optional[int] = ..., revived_job_count: _Optional[int] = ...) -> None: ...
+
 class SubmitJobRequest(_message.Message):
     __slots__ = ("job", "run_id")
     JOB_FIELD_NUMBER: _ClassVar[int]

@@ -88,6 +88,11 @@ class SchedulerServiceStub:
                 request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelRunRequest.SerializeToString,
                 response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelRunResponse.FromString,
                 _registered_method=True)
+        self.ResumeRun = channel.unary_unary(
+                '/stella.orchestrator.v1.SchedulerService/ResumeRun',
+                request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ResumeRunRequest.SerializeToString,
+                response_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ResumeRunResponse.FromString,
+                _registered_method=True)
         self.SubmitJob = channel.unary_unary(
                 '/stella.orchestrator.v1.SchedulerService/SubmitJob',
                 request_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.SubmitJobRequest.SerializeToString,
@@ -341,6 +346,16 @@ class SchedulerServiceServicer:
 
     def CancelRun(self, request, context):
         """CancelRun cancels every non-terminal job of a run (scope orch:operate).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeRun(self, request, context):
+        """ResumeRun resumes a failed run from its failure in one transaction: its dead jobs go back to
+        READY with a renewed attempt budget, the jobs canceled as upstream_failed below them come back
+        (PENDING, or READY when every parent succeeded), succeeded jobs never run again, and the run is
+        RUNNING again (scope orch:operate; operator.reason required; audited as run.resume).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -651,6 +666,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.CancelRun,
                     request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelRunRequest.FromString,
                     response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelRunResponse.SerializeToString,
+            ),
+            'ResumeRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeRun,
+                    request_deserializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ResumeRunRequest.FromString,
+                    response_serializer=stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ResumeRunResponse.SerializeToString,
             ),
             'SubmitJob': grpc.unary_unary_rpc_method_handler(
                     servicer.SubmitJob,
@@ -1106,6 +1126,33 @@ class SchedulerService:
             '/stella.orchestrator.v1.SchedulerService/CancelRun',
             stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelRunRequest.SerializeToString,
             stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.CancelRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/stella.orchestrator.v1.SchedulerService/ResumeRun',
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ResumeRunRequest.SerializeToString,
+            stella_dot_orchestrator_dot_v1_dot_scheduler__pb2.ResumeRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

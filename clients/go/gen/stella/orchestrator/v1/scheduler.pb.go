@@ -1161,6 +1161,126 @@ func (x *CancelRunResponse) GetCanceledJobCount() int64 {
 	return 0
 }
 
+// ResumeRunRequest names the failed run to resume.
+type ResumeRunRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of a FAILED run; FAILED_PRECONDITION (RUN_NOT_FAILED) otherwise, e.g. when a concurrent
+	// resume already made it RUNNING.
+	RunId string `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// Reason (required) and ticket, recorded in the audit trail.
+	Operator      *OperatorContext `protobuf:"bytes,2,opt,name=operator,proto3" json:"operator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeRunRequest) Reset() {
+	*x = ResumeRunRequest{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeRunRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeRunRequest) ProtoMessage() {}
+
+func (x *ResumeRunRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeRunRequest.ProtoReflect.Descriptor instead.
+func (*ResumeRunRequest) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ResumeRunRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *ResumeRunRequest) GetOperator() *OperatorContext {
+	if x != nil {
+		return x.Operator
+	}
+	return nil
+}
+
+// ResumeRunResponse returns the resumed run and how many of its jobs came back.
+type ResumeRunResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Run after the resume (RUNNING).
+	Run *Run `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	// Dead jobs moved back to READY (event job.retried, reason run_resumed).
+	RetriedJobCount int64 `protobuf:"varint,2,opt,name=retried_job_count,json=retriedJobCount,proto3" json:"retried_job_count,omitempty"`
+	// Jobs canceled as upstream_failed moved back to PENDING or READY (event job.revived).
+	RevivedJobCount int64 `protobuf:"varint,3,opt,name=revived_job_count,json=revivedJobCount,proto3" json:"revived_job_count,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ResumeRunResponse) Reset() {
+	*x = ResumeRunResponse{}
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeRunResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeRunResponse) ProtoMessage() {}
+
+func (x *ResumeRunResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeRunResponse.ProtoReflect.Descriptor instead.
+func (*ResumeRunResponse) Descriptor() ([]byte, []int) {
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ResumeRunResponse) GetRun() *Run {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+func (x *ResumeRunResponse) GetRetriedJobCount() int64 {
+	if x != nil {
+		return x.RetriedJobCount
+	}
+	return 0
+}
+
+func (x *ResumeRunResponse) GetRevivedJobCount() int64 {
+	if x != nil {
+		return x.RevivedJobCount
+	}
+	return 0
+}
+
 // SubmitJobRequest carries one job to create.
 type SubmitJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1175,7 +1295,7 @@ type SubmitJobRequest struct {
 
 func (x *SubmitJobRequest) Reset() {
 	*x = SubmitJobRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[20]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1307,7 @@ func (x *SubmitJobRequest) String() string {
 func (*SubmitJobRequest) ProtoMessage() {}
 
 func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[20]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1320,7 @@ func (x *SubmitJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{20}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SubmitJobRequest) GetJob() *JobSpec {
@@ -1230,7 +1350,7 @@ type SubmitJobResponse struct {
 
 func (x *SubmitJobResponse) Reset() {
 	*x = SubmitJobResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[21]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1362,7 @@ func (x *SubmitJobResponse) String() string {
 func (*SubmitJobResponse) ProtoMessage() {}
 
 func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[21]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1375,7 @@ func (x *SubmitJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{21}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SubmitJobResponse) GetJob() *Job {
@@ -1285,7 +1405,7 @@ type SubmitJobsRequest struct {
 
 func (x *SubmitJobsRequest) Reset() {
 	*x = SubmitJobsRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[22]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1417,7 @@ func (x *SubmitJobsRequest) String() string {
 func (*SubmitJobsRequest) ProtoMessage() {}
 
 func (x *SubmitJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[22]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1430,7 @@ func (x *SubmitJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobsRequest.ProtoReflect.Descriptor instead.
 func (*SubmitJobsRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{22}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SubmitJobsRequest) GetJobs() []*JobSpec {
@@ -1340,7 +1460,7 @@ type SubmitJobsResponse struct {
 
 func (x *SubmitJobsResponse) Reset() {
 	*x = SubmitJobsResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[23]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1352,7 +1472,7 @@ func (x *SubmitJobsResponse) String() string {
 func (*SubmitJobsResponse) ProtoMessage() {}
 
 func (x *SubmitJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[23]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1365,7 +1485,7 @@ func (x *SubmitJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitJobsResponse.ProtoReflect.Descriptor instead.
 func (*SubmitJobsResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{23}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SubmitJobsResponse) GetJobs() []*Job {
@@ -1393,7 +1513,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[24]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1525,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[24]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1538,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{24}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetJobRequest) GetJobId() string {
@@ -1439,7 +1559,7 @@ type GetJobResponse struct {
 
 func (x *GetJobResponse) Reset() {
 	*x = GetJobResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[25]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1571,7 @@ func (x *GetJobResponse) String() string {
 func (*GetJobResponse) ProtoMessage() {}
 
 func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[25]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1584,7 @@ func (x *GetJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobResponse.ProtoReflect.Descriptor instead.
 func (*GetJobResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{25}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetJobResponse) GetJob() *Job {
@@ -1495,7 +1615,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[26]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +1627,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[26]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1640,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{26}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListJobsRequest) GetStates() []JobState {
@@ -1578,7 +1698,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[27]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1590,7 +1710,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[27]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1603,7 +1723,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{27}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1633,7 +1753,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[28]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1645,7 +1765,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[28]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1658,7 +1778,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{28}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1686,7 +1806,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[29]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1698,7 +1818,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[29]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1711,7 +1831,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{29}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CancelJobResponse) GetJob() *Job {
@@ -1734,7 +1854,7 @@ type RetryJobRequest struct {
 
 func (x *RetryJobRequest) Reset() {
 	*x = RetryJobRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[30]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1746,7 +1866,7 @@ func (x *RetryJobRequest) String() string {
 func (*RetryJobRequest) ProtoMessage() {}
 
 func (x *RetryJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[30]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1759,7 +1879,7 @@ func (x *RetryJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryJobRequest.ProtoReflect.Descriptor instead.
 func (*RetryJobRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{30}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RetryJobRequest) GetJobId() string {
@@ -1787,7 +1907,7 @@ type RetryJobResponse struct {
 
 func (x *RetryJobResponse) Reset() {
 	*x = RetryJobResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[31]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1799,7 +1919,7 @@ func (x *RetryJobResponse) String() string {
 func (*RetryJobResponse) ProtoMessage() {}
 
 func (x *RetryJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[31]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1812,7 +1932,7 @@ func (x *RetryJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryJobResponse.ProtoReflect.Descriptor instead.
 func (*RetryJobResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{31}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RetryJobResponse) GetJob() *Job {
@@ -1837,7 +1957,7 @@ type ListJobEventsRequest struct {
 
 func (x *ListJobEventsRequest) Reset() {
 	*x = ListJobEventsRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[32]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1849,7 +1969,7 @@ func (x *ListJobEventsRequest) String() string {
 func (*ListJobEventsRequest) ProtoMessage() {}
 
 func (x *ListJobEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[32]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1862,7 +1982,7 @@ func (x *ListJobEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobEventsRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{32}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListJobEventsRequest) GetJobId() string {
@@ -1899,7 +2019,7 @@ type ListJobEventsResponse struct {
 
 func (x *ListJobEventsResponse) Reset() {
 	*x = ListJobEventsResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[33]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1911,7 +2031,7 @@ func (x *ListJobEventsResponse) String() string {
 func (*ListJobEventsResponse) ProtoMessage() {}
 
 func (x *ListJobEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[33]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1924,7 +2044,7 @@ func (x *ListJobEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobEventsResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{33}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListJobEventsResponse) GetEvents() []*Event {
@@ -1962,7 +2082,7 @@ type CreateQuotaRequest struct {
 
 func (x *CreateQuotaRequest) Reset() {
 	*x = CreateQuotaRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[34]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1974,7 +2094,7 @@ func (x *CreateQuotaRequest) String() string {
 func (*CreateQuotaRequest) ProtoMessage() {}
 
 func (x *CreateQuotaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[34]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1987,7 +2107,7 @@ func (x *CreateQuotaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateQuotaRequest.ProtoReflect.Descriptor instead.
 func (*CreateQuotaRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{34}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CreateQuotaRequest) GetQuota() *Quota {
@@ -2015,7 +2135,7 @@ type CreateQuotaResponse struct {
 
 func (x *CreateQuotaResponse) Reset() {
 	*x = CreateQuotaResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[35]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2027,7 +2147,7 @@ func (x *CreateQuotaResponse) String() string {
 func (*CreateQuotaResponse) ProtoMessage() {}
 
 func (x *CreateQuotaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[35]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2040,7 +2160,7 @@ func (x *CreateQuotaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateQuotaResponse.ProtoReflect.Descriptor instead.
 func (*CreateQuotaResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{35}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CreateQuotaResponse) GetQuota() *Quota {
@@ -2061,7 +2181,7 @@ type GetQuotaRequest struct {
 
 func (x *GetQuotaRequest) Reset() {
 	*x = GetQuotaRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[36]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2073,7 +2193,7 @@ func (x *GetQuotaRequest) String() string {
 func (*GetQuotaRequest) ProtoMessage() {}
 
 func (x *GetQuotaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[36]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2086,7 +2206,7 @@ func (x *GetQuotaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQuotaRequest.ProtoReflect.Descriptor instead.
 func (*GetQuotaRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{36}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetQuotaRequest) GetQuotaId() string {
@@ -2107,7 +2227,7 @@ type GetQuotaResponse struct {
 
 func (x *GetQuotaResponse) Reset() {
 	*x = GetQuotaResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[37]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2119,7 +2239,7 @@ func (x *GetQuotaResponse) String() string {
 func (*GetQuotaResponse) ProtoMessage() {}
 
 func (x *GetQuotaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[37]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2132,7 +2252,7 @@ func (x *GetQuotaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetQuotaResponse.ProtoReflect.Descriptor instead.
 func (*GetQuotaResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{37}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetQuotaResponse) GetQuota() *Quota {
@@ -2159,7 +2279,7 @@ type ListQuotasRequest struct {
 
 func (x *ListQuotasRequest) Reset() {
 	*x = ListQuotasRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[38]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2171,7 +2291,7 @@ func (x *ListQuotasRequest) String() string {
 func (*ListQuotasRequest) ProtoMessage() {}
 
 func (x *ListQuotasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[38]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2184,7 +2304,7 @@ func (x *ListQuotasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQuotasRequest.ProtoReflect.Descriptor instead.
 func (*ListQuotasRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{38}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListQuotasRequest) GetJobType() string {
@@ -2228,7 +2348,7 @@ type ListQuotasResponse struct {
 
 func (x *ListQuotasResponse) Reset() {
 	*x = ListQuotasResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[39]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2360,7 @@ func (x *ListQuotasResponse) String() string {
 func (*ListQuotasResponse) ProtoMessage() {}
 
 func (x *ListQuotasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[39]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2373,7 @@ func (x *ListQuotasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListQuotasResponse.ProtoReflect.Descriptor instead.
 func (*ListQuotasResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{39}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListQuotasResponse) GetQuotas() []*Quota {
@@ -2285,7 +2405,7 @@ type UpdateQuotaRequest struct {
 
 func (x *UpdateQuotaRequest) Reset() {
 	*x = UpdateQuotaRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[40]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2297,7 +2417,7 @@ func (x *UpdateQuotaRequest) String() string {
 func (*UpdateQuotaRequest) ProtoMessage() {}
 
 func (x *UpdateQuotaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[40]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2310,7 +2430,7 @@ func (x *UpdateQuotaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateQuotaRequest.ProtoReflect.Descriptor instead.
 func (*UpdateQuotaRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{40}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *UpdateQuotaRequest) GetQuota() *Quota {
@@ -2345,7 +2465,7 @@ type UpdateQuotaResponse struct {
 
 func (x *UpdateQuotaResponse) Reset() {
 	*x = UpdateQuotaResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[41]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2357,7 +2477,7 @@ func (x *UpdateQuotaResponse) String() string {
 func (*UpdateQuotaResponse) ProtoMessage() {}
 
 func (x *UpdateQuotaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[41]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2370,7 +2490,7 @@ func (x *UpdateQuotaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateQuotaResponse.ProtoReflect.Descriptor instead.
 func (*UpdateQuotaResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{41}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *UpdateQuotaResponse) GetQuota() *Quota {
@@ -2393,7 +2513,7 @@ type DeleteQuotaRequest struct {
 
 func (x *DeleteQuotaRequest) Reset() {
 	*x = DeleteQuotaRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[42]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2525,7 @@ func (x *DeleteQuotaRequest) String() string {
 func (*DeleteQuotaRequest) ProtoMessage() {}
 
 func (x *DeleteQuotaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[42]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2538,7 @@ func (x *DeleteQuotaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteQuotaRequest.ProtoReflect.Descriptor instead.
 func (*DeleteQuotaRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{42}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DeleteQuotaRequest) GetQuotaId() string {
@@ -2444,7 +2564,7 @@ type DeleteQuotaResponse struct {
 
 func (x *DeleteQuotaResponse) Reset() {
 	*x = DeleteQuotaResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[43]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2456,7 +2576,7 @@ func (x *DeleteQuotaResponse) String() string {
 func (*DeleteQuotaResponse) ProtoMessage() {}
 
 func (x *DeleteQuotaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[43]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2469,7 +2589,7 @@ func (x *DeleteQuotaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteQuotaResponse.ProtoReflect.Descriptor instead.
 func (*DeleteQuotaResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{43}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{45}
 }
 
 // CreateScheduleRequest carries the schedule to register.
@@ -2485,7 +2605,7 @@ type CreateScheduleRequest struct {
 
 func (x *CreateScheduleRequest) Reset() {
 	*x = CreateScheduleRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[44]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2497,7 +2617,7 @@ func (x *CreateScheduleRequest) String() string {
 func (*CreateScheduleRequest) ProtoMessage() {}
 
 func (x *CreateScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[44]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2510,7 +2630,7 @@ func (x *CreateScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduleRequest.ProtoReflect.Descriptor instead.
 func (*CreateScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{44}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CreateScheduleRequest) GetSchedule() *Schedule {
@@ -2538,7 +2658,7 @@ type CreateScheduleResponse struct {
 
 func (x *CreateScheduleResponse) Reset() {
 	*x = CreateScheduleResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[45]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2550,7 +2670,7 @@ func (x *CreateScheduleResponse) String() string {
 func (*CreateScheduleResponse) ProtoMessage() {}
 
 func (x *CreateScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[45]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2563,7 +2683,7 @@ func (x *CreateScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateScheduleResponse.ProtoReflect.Descriptor instead.
 func (*CreateScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{45}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CreateScheduleResponse) GetSchedule() *Schedule {
@@ -2584,7 +2704,7 @@ type GetScheduleRequest struct {
 
 func (x *GetScheduleRequest) Reset() {
 	*x = GetScheduleRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[46]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2596,7 +2716,7 @@ func (x *GetScheduleRequest) String() string {
 func (*GetScheduleRequest) ProtoMessage() {}
 
 func (x *GetScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[46]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2609,7 +2729,7 @@ func (x *GetScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetScheduleRequest.ProtoReflect.Descriptor instead.
 func (*GetScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{46}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *GetScheduleRequest) GetScheduleId() string {
@@ -2630,7 +2750,7 @@ type GetScheduleResponse struct {
 
 func (x *GetScheduleResponse) Reset() {
 	*x = GetScheduleResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[47]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2642,7 +2762,7 @@ func (x *GetScheduleResponse) String() string {
 func (*GetScheduleResponse) ProtoMessage() {}
 
 func (x *GetScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[47]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2655,7 +2775,7 @@ func (x *GetScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetScheduleResponse.ProtoReflect.Descriptor instead.
 func (*GetScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{47}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *GetScheduleResponse) GetSchedule() *Schedule {
@@ -2680,7 +2800,7 @@ type ListSchedulesRequest struct {
 
 func (x *ListSchedulesRequest) Reset() {
 	*x = ListSchedulesRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[48]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2692,7 +2812,7 @@ func (x *ListSchedulesRequest) String() string {
 func (*ListSchedulesRequest) ProtoMessage() {}
 
 func (x *ListSchedulesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[48]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2705,7 +2825,7 @@ func (x *ListSchedulesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulesRequest.ProtoReflect.Descriptor instead.
 func (*ListSchedulesRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{48}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListSchedulesRequest) GetEnabled() bool {
@@ -2742,7 +2862,7 @@ type ListSchedulesResponse struct {
 
 func (x *ListSchedulesResponse) Reset() {
 	*x = ListSchedulesResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[49]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2754,7 +2874,7 @@ func (x *ListSchedulesResponse) String() string {
 func (*ListSchedulesResponse) ProtoMessage() {}
 
 func (x *ListSchedulesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[49]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2767,7 +2887,7 @@ func (x *ListSchedulesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulesResponse.ProtoReflect.Descriptor instead.
 func (*ListSchedulesResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{49}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListSchedulesResponse) GetSchedules() []*Schedule {
@@ -2799,7 +2919,7 @@ type UpdateScheduleRequest struct {
 
 func (x *UpdateScheduleRequest) Reset() {
 	*x = UpdateScheduleRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[50]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2811,7 +2931,7 @@ func (x *UpdateScheduleRequest) String() string {
 func (*UpdateScheduleRequest) ProtoMessage() {}
 
 func (x *UpdateScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[50]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2824,7 +2944,7 @@ func (x *UpdateScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateScheduleRequest.ProtoReflect.Descriptor instead.
 func (*UpdateScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{50}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *UpdateScheduleRequest) GetSchedule() *Schedule {
@@ -2859,7 +2979,7 @@ type UpdateScheduleResponse struct {
 
 func (x *UpdateScheduleResponse) Reset() {
 	*x = UpdateScheduleResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[51]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2871,7 +2991,7 @@ func (x *UpdateScheduleResponse) String() string {
 func (*UpdateScheduleResponse) ProtoMessage() {}
 
 func (x *UpdateScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[51]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2884,7 +3004,7 @@ func (x *UpdateScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateScheduleResponse.ProtoReflect.Descriptor instead.
 func (*UpdateScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{51}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *UpdateScheduleResponse) GetSchedule() *Schedule {
@@ -2907,7 +3027,7 @@ type DeleteScheduleRequest struct {
 
 func (x *DeleteScheduleRequest) Reset() {
 	*x = DeleteScheduleRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[52]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2919,7 +3039,7 @@ func (x *DeleteScheduleRequest) String() string {
 func (*DeleteScheduleRequest) ProtoMessage() {}
 
 func (x *DeleteScheduleRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[52]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2932,7 +3052,7 @@ func (x *DeleteScheduleRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteScheduleRequest.ProtoReflect.Descriptor instead.
 func (*DeleteScheduleRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{52}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *DeleteScheduleRequest) GetScheduleId() string {
@@ -2958,7 +3078,7 @@ type DeleteScheduleResponse struct {
 
 func (x *DeleteScheduleResponse) Reset() {
 	*x = DeleteScheduleResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[53]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2970,7 +3090,7 @@ func (x *DeleteScheduleResponse) String() string {
 func (*DeleteScheduleResponse) ProtoMessage() {}
 
 func (x *DeleteScheduleResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[53]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2983,7 +3103,7 @@ func (x *DeleteScheduleResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteScheduleResponse.ProtoReflect.Descriptor instead.
 func (*DeleteScheduleResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{53}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{55}
 }
 
 // ListWatermarksRequest filters and pages watermarks.
@@ -3003,7 +3123,7 @@ type ListWatermarksRequest struct {
 
 func (x *ListWatermarksRequest) Reset() {
 	*x = ListWatermarksRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[54]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3015,7 +3135,7 @@ func (x *ListWatermarksRequest) String() string {
 func (*ListWatermarksRequest) ProtoMessage() {}
 
 func (x *ListWatermarksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[54]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3028,7 +3148,7 @@ func (x *ListWatermarksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWatermarksRequest.ProtoReflect.Descriptor instead.
 func (*ListWatermarksRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{54}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListWatermarksRequest) GetSourceId() string {
@@ -3072,7 +3192,7 @@ type ListWatermarksResponse struct {
 
 func (x *ListWatermarksResponse) Reset() {
 	*x = ListWatermarksResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[55]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3084,7 +3204,7 @@ func (x *ListWatermarksResponse) String() string {
 func (*ListWatermarksResponse) ProtoMessage() {}
 
 func (x *ListWatermarksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[55]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3097,7 +3217,7 @@ func (x *ListWatermarksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWatermarksResponse.ProtoReflect.Descriptor instead.
 func (*ListWatermarksResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{55}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListWatermarksResponse) GetWatermarks() []*Watermark {
@@ -3139,7 +3259,7 @@ type CreateBackfillRequest struct {
 
 func (x *CreateBackfillRequest) Reset() {
 	*x = CreateBackfillRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[56]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3151,7 +3271,7 @@ func (x *CreateBackfillRequest) String() string {
 func (*CreateBackfillRequest) ProtoMessage() {}
 
 func (x *CreateBackfillRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[56]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3164,7 +3284,7 @@ func (x *CreateBackfillRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateBackfillRequest.ProtoReflect.Descriptor instead.
 func (*CreateBackfillRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{56}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *CreateBackfillRequest) GetSourceId() string {
@@ -3242,7 +3362,7 @@ type BackfillQuotaImpact struct {
 
 func (x *BackfillQuotaImpact) Reset() {
 	*x = BackfillQuotaImpact{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[57]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3254,7 +3374,7 @@ func (x *BackfillQuotaImpact) String() string {
 func (*BackfillQuotaImpact) ProtoMessage() {}
 
 func (x *BackfillQuotaImpact) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[57]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3267,7 +3387,7 @@ func (x *BackfillQuotaImpact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackfillQuotaImpact.ProtoReflect.Descriptor instead.
 func (*BackfillQuotaImpact) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{57}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *BackfillQuotaImpact) GetJobType() string {
@@ -3329,7 +3449,7 @@ type BackfillPreview struct {
 
 func (x *BackfillPreview) Reset() {
 	*x = BackfillPreview{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[58]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3341,7 +3461,7 @@ func (x *BackfillPreview) String() string {
 func (*BackfillPreview) ProtoMessage() {}
 
 func (x *BackfillPreview) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[58]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3354,7 +3474,7 @@ func (x *BackfillPreview) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackfillPreview.ProtoReflect.Descriptor instead.
 func (*BackfillPreview) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{58}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *BackfillPreview) GetWindowCount() int64 {
@@ -3421,7 +3541,7 @@ type CreateBackfillResponse struct {
 
 func (x *CreateBackfillResponse) Reset() {
 	*x = CreateBackfillResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[59]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3433,7 +3553,7 @@ func (x *CreateBackfillResponse) String() string {
 func (*CreateBackfillResponse) ProtoMessage() {}
 
 func (x *CreateBackfillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[59]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3446,7 +3566,7 @@ func (x *CreateBackfillResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateBackfillResponse.ProtoReflect.Descriptor instead.
 func (*CreateBackfillResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{59}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *CreateBackfillResponse) GetBackfill() *Backfill {
@@ -3481,7 +3601,7 @@ type GetBackfillRequest struct {
 
 func (x *GetBackfillRequest) Reset() {
 	*x = GetBackfillRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[60]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3493,7 +3613,7 @@ func (x *GetBackfillRequest) String() string {
 func (*GetBackfillRequest) ProtoMessage() {}
 
 func (x *GetBackfillRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[60]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3506,7 +3626,7 @@ func (x *GetBackfillRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBackfillRequest.ProtoReflect.Descriptor instead.
 func (*GetBackfillRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{60}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GetBackfillRequest) GetBackfillId() string {
@@ -3527,7 +3647,7 @@ type GetBackfillResponse struct {
 
 func (x *GetBackfillResponse) Reset() {
 	*x = GetBackfillResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[61]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3539,7 +3659,7 @@ func (x *GetBackfillResponse) String() string {
 func (*GetBackfillResponse) ProtoMessage() {}
 
 func (x *GetBackfillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[61]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3552,7 +3672,7 @@ func (x *GetBackfillResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBackfillResponse.ProtoReflect.Descriptor instead.
 func (*GetBackfillResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{61}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *GetBackfillResponse) GetBackfill() *Backfill {
@@ -3577,7 +3697,7 @@ type ListBackfillsRequest struct {
 
 func (x *ListBackfillsRequest) Reset() {
 	*x = ListBackfillsRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[62]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3589,7 +3709,7 @@ func (x *ListBackfillsRequest) String() string {
 func (*ListBackfillsRequest) ProtoMessage() {}
 
 func (x *ListBackfillsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[62]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3602,7 +3722,7 @@ func (x *ListBackfillsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackfillsRequest.ProtoReflect.Descriptor instead.
 func (*ListBackfillsRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{62}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ListBackfillsRequest) GetSourceId() string {
@@ -3639,7 +3759,7 @@ type ListBackfillsResponse struct {
 
 func (x *ListBackfillsResponse) Reset() {
 	*x = ListBackfillsResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[63]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3651,7 +3771,7 @@ func (x *ListBackfillsResponse) String() string {
 func (*ListBackfillsResponse) ProtoMessage() {}
 
 func (x *ListBackfillsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[63]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3664,7 +3784,7 @@ func (x *ListBackfillsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBackfillsResponse.ProtoReflect.Descriptor instead.
 func (*ListBackfillsResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{63}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ListBackfillsResponse) GetBackfills() []*Backfill {
@@ -3694,7 +3814,7 @@ type CancelBackfillRequest struct {
 
 func (x *CancelBackfillRequest) Reset() {
 	*x = CancelBackfillRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[64]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3706,7 +3826,7 @@ func (x *CancelBackfillRequest) String() string {
 func (*CancelBackfillRequest) ProtoMessage() {}
 
 func (x *CancelBackfillRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[64]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3719,7 +3839,7 @@ func (x *CancelBackfillRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBackfillRequest.ProtoReflect.Descriptor instead.
 func (*CancelBackfillRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{64}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CancelBackfillRequest) GetBackfillId() string {
@@ -3747,7 +3867,7 @@ type CancelBackfillResponse struct {
 
 func (x *CancelBackfillResponse) Reset() {
 	*x = CancelBackfillResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[65]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3759,7 +3879,7 @@ func (x *CancelBackfillResponse) String() string {
 func (*CancelBackfillResponse) ProtoMessage() {}
 
 func (x *CancelBackfillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[65]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3772,7 +3892,7 @@ func (x *CancelBackfillResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelBackfillResponse.ProtoReflect.Descriptor instead.
 func (*CancelBackfillResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{65}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CancelBackfillResponse) GetBackfill() *Backfill {
@@ -3795,7 +3915,7 @@ type PauseJobsRequest struct {
 
 func (x *PauseJobsRequest) Reset() {
 	*x = PauseJobsRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[66]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3807,7 +3927,7 @@ func (x *PauseJobsRequest) String() string {
 func (*PauseJobsRequest) ProtoMessage() {}
 
 func (x *PauseJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[66]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3820,7 +3940,7 @@ func (x *PauseJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseJobsRequest.ProtoReflect.Descriptor instead.
 func (*PauseJobsRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{66}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *PauseJobsRequest) GetJobType() string {
@@ -3848,7 +3968,7 @@ type PauseJobsResponse struct {
 
 func (x *PauseJobsResponse) Reset() {
 	*x = PauseJobsResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[67]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3860,7 +3980,7 @@ func (x *PauseJobsResponse) String() string {
 func (*PauseJobsResponse) ProtoMessage() {}
 
 func (x *PauseJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[67]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3873,7 +3993,7 @@ func (x *PauseJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseJobsResponse.ProtoReflect.Descriptor instead.
 func (*PauseJobsResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{67}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *PauseJobsResponse) GetQuota() *Quota {
@@ -3896,7 +4016,7 @@ type ResumeJobsRequest struct {
 
 func (x *ResumeJobsRequest) Reset() {
 	*x = ResumeJobsRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[68]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3908,7 +4028,7 @@ func (x *ResumeJobsRequest) String() string {
 func (*ResumeJobsRequest) ProtoMessage() {}
 
 func (x *ResumeJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[68]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3921,7 +4041,7 @@ func (x *ResumeJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeJobsRequest.ProtoReflect.Descriptor instead.
 func (*ResumeJobsRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{68}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ResumeJobsRequest) GetJobType() string {
@@ -3949,7 +4069,7 @@ type ResumeJobsResponse struct {
 
 func (x *ResumeJobsResponse) Reset() {
 	*x = ResumeJobsResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[69]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3961,7 +4081,7 @@ func (x *ResumeJobsResponse) String() string {
 func (*ResumeJobsResponse) ProtoMessage() {}
 
 func (x *ResumeJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[69]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3974,7 +4094,7 @@ func (x *ResumeJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeJobsResponse.ProtoReflect.Descriptor instead.
 func (*ResumeJobsResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{69}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ResumeJobsResponse) GetQuota() *Quota {
@@ -3999,7 +4119,7 @@ type PrioritizeJobRequest struct {
 
 func (x *PrioritizeJobRequest) Reset() {
 	*x = PrioritizeJobRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[70]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4011,7 +4131,7 @@ func (x *PrioritizeJobRequest) String() string {
 func (*PrioritizeJobRequest) ProtoMessage() {}
 
 func (x *PrioritizeJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[70]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4024,7 +4144,7 @@ func (x *PrioritizeJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrioritizeJobRequest.ProtoReflect.Descriptor instead.
 func (*PrioritizeJobRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{70}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *PrioritizeJobRequest) GetJobId() string {
@@ -4059,7 +4179,7 @@ type PrioritizeJobResponse struct {
 
 func (x *PrioritizeJobResponse) Reset() {
 	*x = PrioritizeJobResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[71]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4071,7 +4191,7 @@ func (x *PrioritizeJobResponse) String() string {
 func (*PrioritizeJobResponse) ProtoMessage() {}
 
 func (x *PrioritizeJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[71]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4084,7 +4204,7 @@ func (x *PrioritizeJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrioritizeJobResponse.ProtoReflect.Descriptor instead.
 func (*PrioritizeJobResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{71}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *PrioritizeJobResponse) GetJob() *Job {
@@ -4109,7 +4229,7 @@ type PrioritizeRunRequest struct {
 
 func (x *PrioritizeRunRequest) Reset() {
 	*x = PrioritizeRunRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[72]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4121,7 +4241,7 @@ func (x *PrioritizeRunRequest) String() string {
 func (*PrioritizeRunRequest) ProtoMessage() {}
 
 func (x *PrioritizeRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[72]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4134,7 +4254,7 @@ func (x *PrioritizeRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrioritizeRunRequest.ProtoReflect.Descriptor instead.
 func (*PrioritizeRunRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{72}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *PrioritizeRunRequest) GetRunId() string {
@@ -4169,7 +4289,7 @@ type PrioritizeRunResponse struct {
 
 func (x *PrioritizeRunResponse) Reset() {
 	*x = PrioritizeRunResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[73]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4181,7 +4301,7 @@ func (x *PrioritizeRunResponse) String() string {
 func (*PrioritizeRunResponse) ProtoMessage() {}
 
 func (x *PrioritizeRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[73]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4194,7 +4314,7 @@ func (x *PrioritizeRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrioritizeRunResponse.ProtoReflect.Descriptor instead.
 func (*PrioritizeRunResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{73}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *PrioritizeRunResponse) GetChangedJobs() int64 {
@@ -4217,7 +4337,7 @@ type ReplayJobRequest struct {
 
 func (x *ReplayJobRequest) Reset() {
 	*x = ReplayJobRequest{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[74]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4229,7 +4349,7 @@ func (x *ReplayJobRequest) String() string {
 func (*ReplayJobRequest) ProtoMessage() {}
 
 func (x *ReplayJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[74]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4242,7 +4362,7 @@ func (x *ReplayJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayJobRequest.ProtoReflect.Descriptor instead.
 func (*ReplayJobRequest) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{74}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ReplayJobRequest) GetJobId() string {
@@ -4270,7 +4390,7 @@ type ReplayJobResponse struct {
 
 func (x *ReplayJobResponse) Reset() {
 	*x = ReplayJobResponse{}
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[75]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4282,7 +4402,7 @@ func (x *ReplayJobResponse) String() string {
 func (*ReplayJobResponse) ProtoMessage() {}
 
 func (x *ReplayJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[75]
+	mi := &file_stella_orchestrator_v1_scheduler_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4295,7 +4415,7 @@ func (x *ReplayJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplayJobResponse.ProtoReflect.Descriptor instead.
 func (*ReplayJobResponse) Descriptor() ([]byte, []int) {
-	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{75}
+	return file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ReplayJobResponse) GetJob() *Job {
@@ -4382,7 +4502,14 @@ const file_stella_orchestrator_v1_scheduler_proto_rawDesc = "" +
 	"\boperator\x18\x02 \x01(\v2'.stella.orchestrator.v1.OperatorContextR\boperator\"p\n" +
 	"\x11CancelRunResponse\x12-\n" +
 	"\x03run\x18\x01 \x01(\v2\x1b.stella.orchestrator.v1.RunR\x03run\x12,\n" +
-	"\x12canceled_job_count\x18\x02 \x01(\x03R\x10canceledJobCount\"\\\n" +
+	"\x12canceled_job_count\x18\x02 \x01(\x03R\x10canceledJobCount\"n\n" +
+	"\x10ResumeRunRequest\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12C\n" +
+	"\boperator\x18\x02 \x01(\v2'.stella.orchestrator.v1.OperatorContextR\boperator\"\x9a\x01\n" +
+	"\x11ResumeRunResponse\x12-\n" +
+	"\x03run\x18\x01 \x01(\v2\x1b.stella.orchestrator.v1.RunR\x03run\x12*\n" +
+	"\x11retried_job_count\x18\x02 \x01(\x03R\x0fretriedJobCount\x12*\n" +
+	"\x11revived_job_count\x18\x03 \x01(\x03R\x0frevivedJobCount\"\\\n" +
 	"\x10SubmitJobRequest\x121\n" +
 	"\x03job\x18\x01 \x01(\v2\x1f.stella.orchestrator.v1.JobSpecR\x03job\x12\x15\n" +
 	"\x06run_id\x18\x02 \x01(\tR\x05runId\"^\n" +
@@ -4578,7 +4705,7 @@ const file_stella_orchestrator_v1_scheduler_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12C\n" +
 	"\boperator\x18\x02 \x01(\v2'.stella.orchestrator.v1.OperatorContextR\boperator\"B\n" +
 	"\x11ReplayJobResponse\x12-\n" +
-	"\x03job\x18\x01 \x01(\v2\x1b.stella.orchestrator.v1.JobR\x03job2\xfe%\n" +
+	"\x03job\x18\x01 \x01(\v2\x1b.stella.orchestrator.v1.JobR\x03job2\xe0&\n" +
 	"\x10SchedulerService\x12i\n" +
 	"\fCreateSource\x12+.stella.orchestrator.v1.CreateSourceRequest\x1a,.stella.orchestrator.v1.CreateSourceResponse\x12`\n" +
 	"\tGetSource\x12(.stella.orchestrator.v1.GetSourceRequest\x1a).stella.orchestrator.v1.GetSourceResponse\x12f\n" +
@@ -4590,6 +4717,7 @@ const file_stella_orchestrator_v1_scheduler_proto_rawDesc = "" +
 	"\bListRuns\x12'.stella.orchestrator.v1.ListRunsRequest\x1a(.stella.orchestrator.v1.ListRunsResponse\x12`\n" +
 	"\tGetRunDag\x12(.stella.orchestrator.v1.GetRunDagRequest\x1a).stella.orchestrator.v1.GetRunDagResponse\x12`\n" +
 	"\tCancelRun\x12(.stella.orchestrator.v1.CancelRunRequest\x1a).stella.orchestrator.v1.CancelRunResponse\x12`\n" +
+	"\tResumeRun\x12(.stella.orchestrator.v1.ResumeRunRequest\x1a).stella.orchestrator.v1.ResumeRunResponse\x12`\n" +
 	"\tSubmitJob\x12(.stella.orchestrator.v1.SubmitJobRequest\x1a).stella.orchestrator.v1.SubmitJobResponse\x12c\n" +
 	"\n" +
 	"SubmitJobs\x12).stella.orchestrator.v1.SubmitJobsRequest\x1a*.stella.orchestrator.v1.SubmitJobsResponse\x12W\n" +
@@ -4642,7 +4770,7 @@ func file_stella_orchestrator_v1_scheduler_proto_rawDescGZIP() []byte {
 	return file_stella_orchestrator_v1_scheduler_proto_rawDescData
 }
 
-var file_stella_orchestrator_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 77)
+var file_stella_orchestrator_v1_scheduler_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
 var file_stella_orchestrator_v1_scheduler_proto_goTypes = []any{
 	(*CreateSourceRequest)(nil),         // 0: stella.orchestrator.v1.CreateSourceRequest
 	(*CreateSourceResponse)(nil),        // 1: stella.orchestrator.v1.CreateSourceResponse
@@ -4664,273 +4792,279 @@ var file_stella_orchestrator_v1_scheduler_proto_goTypes = []any{
 	(*GetRunDagResponse)(nil),           // 17: stella.orchestrator.v1.GetRunDagResponse
 	(*CancelRunRequest)(nil),            // 18: stella.orchestrator.v1.CancelRunRequest
 	(*CancelRunResponse)(nil),           // 19: stella.orchestrator.v1.CancelRunResponse
-	(*SubmitJobRequest)(nil),            // 20: stella.orchestrator.v1.SubmitJobRequest
-	(*SubmitJobResponse)(nil),           // 21: stella.orchestrator.v1.SubmitJobResponse
-	(*SubmitJobsRequest)(nil),           // 22: stella.orchestrator.v1.SubmitJobsRequest
-	(*SubmitJobsResponse)(nil),          // 23: stella.orchestrator.v1.SubmitJobsResponse
-	(*GetJobRequest)(nil),               // 24: stella.orchestrator.v1.GetJobRequest
-	(*GetJobResponse)(nil),              // 25: stella.orchestrator.v1.GetJobResponse
-	(*ListJobsRequest)(nil),             // 26: stella.orchestrator.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),            // 27: stella.orchestrator.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),            // 28: stella.orchestrator.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),           // 29: stella.orchestrator.v1.CancelJobResponse
-	(*RetryJobRequest)(nil),             // 30: stella.orchestrator.v1.RetryJobRequest
-	(*RetryJobResponse)(nil),            // 31: stella.orchestrator.v1.RetryJobResponse
-	(*ListJobEventsRequest)(nil),        // 32: stella.orchestrator.v1.ListJobEventsRequest
-	(*ListJobEventsResponse)(nil),       // 33: stella.orchestrator.v1.ListJobEventsResponse
-	(*CreateQuotaRequest)(nil),          // 34: stella.orchestrator.v1.CreateQuotaRequest
-	(*CreateQuotaResponse)(nil),         // 35: stella.orchestrator.v1.CreateQuotaResponse
-	(*GetQuotaRequest)(nil),             // 36: stella.orchestrator.v1.GetQuotaRequest
-	(*GetQuotaResponse)(nil),            // 37: stella.orchestrator.v1.GetQuotaResponse
-	(*ListQuotasRequest)(nil),           // 38: stella.orchestrator.v1.ListQuotasRequest
-	(*ListQuotasResponse)(nil),          // 39: stella.orchestrator.v1.ListQuotasResponse
-	(*UpdateQuotaRequest)(nil),          // 40: stella.orchestrator.v1.UpdateQuotaRequest
-	(*UpdateQuotaResponse)(nil),         // 41: stella.orchestrator.v1.UpdateQuotaResponse
-	(*DeleteQuotaRequest)(nil),          // 42: stella.orchestrator.v1.DeleteQuotaRequest
-	(*DeleteQuotaResponse)(nil),         // 43: stella.orchestrator.v1.DeleteQuotaResponse
-	(*CreateScheduleRequest)(nil),       // 44: stella.orchestrator.v1.CreateScheduleRequest
-	(*CreateScheduleResponse)(nil),      // 45: stella.orchestrator.v1.CreateScheduleResponse
-	(*GetScheduleRequest)(nil),          // 46: stella.orchestrator.v1.GetScheduleRequest
-	(*GetScheduleResponse)(nil),         // 47: stella.orchestrator.v1.GetScheduleResponse
-	(*ListSchedulesRequest)(nil),        // 48: stella.orchestrator.v1.ListSchedulesRequest
-	(*ListSchedulesResponse)(nil),       // 49: stella.orchestrator.v1.ListSchedulesResponse
-	(*UpdateScheduleRequest)(nil),       // 50: stella.orchestrator.v1.UpdateScheduleRequest
-	(*UpdateScheduleResponse)(nil),      // 51: stella.orchestrator.v1.UpdateScheduleResponse
-	(*DeleteScheduleRequest)(nil),       // 52: stella.orchestrator.v1.DeleteScheduleRequest
-	(*DeleteScheduleResponse)(nil),      // 53: stella.orchestrator.v1.DeleteScheduleResponse
-	(*ListWatermarksRequest)(nil),       // 54: stella.orchestrator.v1.ListWatermarksRequest
-	(*ListWatermarksResponse)(nil),      // 55: stella.orchestrator.v1.ListWatermarksResponse
-	(*CreateBackfillRequest)(nil),       // 56: stella.orchestrator.v1.CreateBackfillRequest
-	(*BackfillQuotaImpact)(nil),         // 57: stella.orchestrator.v1.BackfillQuotaImpact
-	(*BackfillPreview)(nil),             // 58: stella.orchestrator.v1.BackfillPreview
-	(*CreateBackfillResponse)(nil),      // 59: stella.orchestrator.v1.CreateBackfillResponse
-	(*GetBackfillRequest)(nil),          // 60: stella.orchestrator.v1.GetBackfillRequest
-	(*GetBackfillResponse)(nil),         // 61: stella.orchestrator.v1.GetBackfillResponse
-	(*ListBackfillsRequest)(nil),        // 62: stella.orchestrator.v1.ListBackfillsRequest
-	(*ListBackfillsResponse)(nil),       // 63: stella.orchestrator.v1.ListBackfillsResponse
-	(*CancelBackfillRequest)(nil),       // 64: stella.orchestrator.v1.CancelBackfillRequest
-	(*CancelBackfillResponse)(nil),      // 65: stella.orchestrator.v1.CancelBackfillResponse
-	(*PauseJobsRequest)(nil),            // 66: stella.orchestrator.v1.PauseJobsRequest
-	(*PauseJobsResponse)(nil),           // 67: stella.orchestrator.v1.PauseJobsResponse
-	(*ResumeJobsRequest)(nil),           // 68: stella.orchestrator.v1.ResumeJobsRequest
-	(*ResumeJobsResponse)(nil),          // 69: stella.orchestrator.v1.ResumeJobsResponse
-	(*PrioritizeJobRequest)(nil),        // 70: stella.orchestrator.v1.PrioritizeJobRequest
-	(*PrioritizeJobResponse)(nil),       // 71: stella.orchestrator.v1.PrioritizeJobResponse
-	(*PrioritizeRunRequest)(nil),        // 72: stella.orchestrator.v1.PrioritizeRunRequest
-	(*PrioritizeRunResponse)(nil),       // 73: stella.orchestrator.v1.PrioritizeRunResponse
-	(*ReplayJobRequest)(nil),            // 74: stella.orchestrator.v1.ReplayJobRequest
-	(*ReplayJobResponse)(nil),           // 75: stella.orchestrator.v1.ReplayJobResponse
-	nil,                                 // 76: stella.orchestrator.v1.CreateRunRequest.LabelsEntry
-	(*Source)(nil),                      // 77: stella.orchestrator.v1.Source
-	(*OperatorContext)(nil),             // 78: stella.orchestrator.v1.OperatorContext
-	(*fieldmaskpb.FieldMask)(nil),       // 79: google.protobuf.FieldMask
-	(*JobSpec)(nil),                     // 80: stella.orchestrator.v1.JobSpec
-	(*Run)(nil),                         // 81: stella.orchestrator.v1.Run
-	(*Job)(nil),                         // 82: stella.orchestrator.v1.Job
-	(RunState)(0),                       // 83: stella.orchestrator.v1.RunState
-	(*DagEdge)(nil),                     // 84: stella.orchestrator.v1.DagEdge
-	(JobState)(0),                       // 85: stella.orchestrator.v1.JobState
-	(*Event)(nil),                       // 86: stella.orchestrator.v1.Event
-	(*Quota)(nil),                       // 87: stella.orchestrator.v1.Quota
-	(*Schedule)(nil),                    // 88: stella.orchestrator.v1.Schedule
-	(*Watermark)(nil),                   // 89: stella.orchestrator.v1.Watermark
-	(*TimeWindow)(nil),                  // 90: stella.orchestrator.v1.TimeWindow
-	(*durationpb.Duration)(nil),         // 91: google.protobuf.Duration
-	(*structpb.Struct)(nil),             // 92: google.protobuf.Struct
-	(*Backfill)(nil),                    // 93: stella.orchestrator.v1.Backfill
-	(*ListDeadLettersRequest)(nil),      // 94: stella.orchestrator.v1.ListDeadLettersRequest
-	(*GetDeadLetterRequest)(nil),        // 95: stella.orchestrator.v1.GetDeadLetterRequest
-	(*GetDeadLetterStatsRequest)(nil),   // 96: stella.orchestrator.v1.GetDeadLetterStatsRequest
-	(*ReplayDeadLetterRequest)(nil),     // 97: stella.orchestrator.v1.ReplayDeadLetterRequest
-	(*ListIncidentsRequest)(nil),        // 98: stella.orchestrator.v1.ListIncidentsRequest
-	(*GetIncidentRequest)(nil),          // 99: stella.orchestrator.v1.GetIncidentRequest
-	(*AcknowledgeIncidentRequest)(nil),  // 100: stella.orchestrator.v1.AcknowledgeIncidentRequest
-	(*ListArtifactsRequest)(nil),        // 101: stella.orchestrator.v1.ListArtifactsRequest
-	(*GetOverviewRequest)(nil),          // 102: stella.orchestrator.v1.GetOverviewRequest
-	(*ListDeadLettersResponse)(nil),     // 103: stella.orchestrator.v1.ListDeadLettersResponse
-	(*GetDeadLetterResponse)(nil),       // 104: stella.orchestrator.v1.GetDeadLetterResponse
-	(*GetDeadLetterStatsResponse)(nil),  // 105: stella.orchestrator.v1.GetDeadLetterStatsResponse
-	(*ReplayDeadLetterResponse)(nil),    // 106: stella.orchestrator.v1.ReplayDeadLetterResponse
-	(*ListIncidentsResponse)(nil),       // 107: stella.orchestrator.v1.ListIncidentsResponse
-	(*GetIncidentResponse)(nil),         // 108: stella.orchestrator.v1.GetIncidentResponse
-	(*AcknowledgeIncidentResponse)(nil), // 109: stella.orchestrator.v1.AcknowledgeIncidentResponse
-	(*ListArtifactsResponse)(nil),       // 110: stella.orchestrator.v1.ListArtifactsResponse
-	(*GetOverviewResponse)(nil),         // 111: stella.orchestrator.v1.GetOverviewResponse
+	(*ResumeRunRequest)(nil),            // 20: stella.orchestrator.v1.ResumeRunRequest
+	(*ResumeRunResponse)(nil),           // 21: stella.orchestrator.v1.ResumeRunResponse
+	(*SubmitJobRequest)(nil),            // 22: stella.orchestrator.v1.SubmitJobRequest
+	(*SubmitJobResponse)(nil),           // 23: stella.orchestrator.v1.SubmitJobResponse
+	(*SubmitJobsRequest)(nil),           // 24: stella.orchestrator.v1.SubmitJobsRequest
+	(*SubmitJobsResponse)(nil),          // 25: stella.orchestrator.v1.SubmitJobsResponse
+	(*GetJobRequest)(nil),               // 26: stella.orchestrator.v1.GetJobRequest
+	(*GetJobResponse)(nil),              // 27: stella.orchestrator.v1.GetJobResponse
+	(*ListJobsRequest)(nil),             // 28: stella.orchestrator.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),            // 29: stella.orchestrator.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),            // 30: stella.orchestrator.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),           // 31: stella.orchestrator.v1.CancelJobResponse
+	(*RetryJobRequest)(nil),             // 32: stella.orchestrator.v1.RetryJobRequest
+	(*RetryJobResponse)(nil),            // 33: stella.orchestrator.v1.RetryJobResponse
+	(*ListJobEventsRequest)(nil),        // 34: stella.orchestrator.v1.ListJobEventsRequest
+	(*ListJobEventsResponse)(nil),       // 35: stella.orchestrator.v1.ListJobEventsResponse
+	(*CreateQuotaRequest)(nil),          // 36: stella.orchestrator.v1.CreateQuotaRequest
+	(*CreateQuotaResponse)(nil),         // 37: stella.orchestrator.v1.CreateQuotaResponse
+	(*GetQuotaRequest)(nil),             // 38: stella.orchestrator.v1.GetQuotaRequest
+	(*GetQuotaResponse)(nil),            // 39: stella.orchestrator.v1.GetQuotaResponse
+	(*ListQuotasRequest)(nil),           // 40: stella.orchestrator.v1.ListQuotasRequest
+	(*ListQuotasResponse)(nil),          // 41: stella.orchestrator.v1.ListQuotasResponse
+	(*UpdateQuotaRequest)(nil),          // 42: stella.orchestrator.v1.UpdateQuotaRequest
+	(*UpdateQuotaResponse)(nil),         // 43: stella.orchestrator.v1.UpdateQuotaResponse
+	(*DeleteQuotaRequest)(nil),          // 44: stella.orchestrator.v1.DeleteQuotaRequest
+	(*DeleteQuotaResponse)(nil),         // 45: stella.orchestrator.v1.DeleteQuotaResponse
+	(*CreateScheduleRequest)(nil),       // 46: stella.orchestrator.v1.CreateScheduleRequest
+	(*CreateScheduleResponse)(nil),      // 47: stella.orchestrator.v1.CreateScheduleResponse
+	(*GetScheduleRequest)(nil),          // 48: stella.orchestrator.v1.GetScheduleRequest
+	(*GetScheduleResponse)(nil),         // 49: stella.orchestrator.v1.GetScheduleResponse
+	(*ListSchedulesRequest)(nil),        // 50: stella.orchestrator.v1.ListSchedulesRequest
+	(*ListSchedulesResponse)(nil),       // 51: stella.orchestrator.v1.ListSchedulesResponse
+	(*UpdateScheduleRequest)(nil),       // 52: stella.orchestrator.v1.UpdateScheduleRequest
+	(*UpdateScheduleResponse)(nil),      // 53: stella.orchestrator.v1.UpdateScheduleResponse
+	(*DeleteScheduleRequest)(nil),       // 54: stella.orchestrator.v1.DeleteScheduleRequest
+	(*DeleteScheduleResponse)(nil),      // 55: stella.orchestrator.v1.DeleteScheduleResponse
+	(*ListWatermarksRequest)(nil),       // 56: stella.orchestrator.v1.ListWatermarksRequest
+	(*ListWatermarksResponse)(nil),      // 57: stella.orchestrator.v1.ListWatermarksResponse
+	(*CreateBackfillRequest)(nil),       // 58: stella.orchestrator.v1.CreateBackfillRequest
+	(*BackfillQuotaImpact)(nil),         // 59: stella.orchestrator.v1.BackfillQuotaImpact
+	(*BackfillPreview)(nil),             // 60: stella.orchestrator.v1.BackfillPreview
+	(*CreateBackfillResponse)(nil),      // 61: stella.orchestrator.v1.CreateBackfillResponse
+	(*GetBackfillRequest)(nil),          // 62: stella.orchestrator.v1.GetBackfillRequest
+	(*GetBackfillResponse)(nil),         // 63: stella.orchestrator.v1.GetBackfillResponse
+	(*ListBackfillsRequest)(nil),        // 64: stella.orchestrator.v1.ListBackfillsRequest
+	(*ListBackfillsResponse)(nil),       // 65: stella.orchestrator.v1.ListBackfillsResponse
+	(*CancelBackfillRequest)(nil),       // 66: stella.orchestrator.v1.CancelBackfillRequest
+	(*CancelBackfillResponse)(nil),      // 67: stella.orchestrator.v1.CancelBackfillResponse
+	(*PauseJobsRequest)(nil),            // 68: stella.orchestrator.v1.PauseJobsRequest
+	(*PauseJobsResponse)(nil),           // 69: stella.orchestrator.v1.PauseJobsResponse
+	(*ResumeJobsRequest)(nil),           // 70: stella.orchestrator.v1.ResumeJobsRequest
+	(*ResumeJobsResponse)(nil),          // 71: stella.orchestrator.v1.ResumeJobsResponse
+	(*PrioritizeJobRequest)(nil),        // 72: stella.orchestrator.v1.PrioritizeJobRequest
+	(*PrioritizeJobResponse)(nil),       // 73: stella.orchestrator.v1.PrioritizeJobResponse
+	(*PrioritizeRunRequest)(nil),        // 74: stella.orchestrator.v1.PrioritizeRunRequest
+	(*PrioritizeRunResponse)(nil),       // 75: stella.orchestrator.v1.PrioritizeRunResponse
+	(*ReplayJobRequest)(nil),            // 76: stella.orchestrator.v1.ReplayJobRequest
+	(*ReplayJobResponse)(nil),           // 77: stella.orchestrator.v1.ReplayJobResponse
+	nil,                                 // 78: stella.orchestrator.v1.CreateRunRequest.LabelsEntry
+	(*Source)(nil),                      // 79: stella.orchestrator.v1.Source
+	(*OperatorContext)(nil),             // 80: stella.orchestrator.v1.OperatorContext
+	(*fieldmaskpb.FieldMask)(nil),       // 81: google.protobuf.FieldMask
+	(*JobSpec)(nil),                     // 82: stella.orchestrator.v1.JobSpec
+	(*Run)(nil),                         // 83: stella.orchestrator.v1.Run
+	(*Job)(nil),                         // 84: stella.orchestrator.v1.Job
+	(RunState)(0),                       // 85: stella.orchestrator.v1.RunState
+	(*DagEdge)(nil),                     // 86: stella.orchestrator.v1.DagEdge
+	(JobState)(0),                       // 87: stella.orchestrator.v1.JobState
+	(*Event)(nil),                       // 88: stella.orchestrator.v1.Event
+	(*Quota)(nil),                       // 89: stella.orchestrator.v1.Quota
+	(*Schedule)(nil),                    // 90: stella.orchestrator.v1.Schedule
+	(*Watermark)(nil),                   // 91: stella.orchestrator.v1.Watermark
+	(*TimeWindow)(nil),                  // 92: stella.orchestrator.v1.TimeWindow
+	(*durationpb.Duration)(nil),         // 93: google.protobuf.Duration
+	(*structpb.Struct)(nil),             // 94: google.protobuf.Struct
+	(*Backfill)(nil),                    // 95: stella.orchestrator.v1.Backfill
+	(*ListDeadLettersRequest)(nil),      // 96: stella.orchestrator.v1.ListDeadLettersRequest
+	(*GetDeadLetterRequest)(nil),        // 97: stella.orchestrator.v1.GetDeadLetterRequest
+	(*GetDeadLetterStatsRequest)(nil),   // 98: stella.orchestrator.v1.GetDeadLetterStatsRequest
+	(*ReplayDeadLetterRequest)(nil),     // 99: stella.orchestrator.v1.ReplayDeadLetterRequest
+	(*ListIncidentsRequest)(nil),        // 100: stella.orchestrator.v1.ListIncidentsRequest
+	(*GetIncidentRequest)(nil),          // 101: stella.orchestrator.v1.GetIncidentRequest
+	(*AcknowledgeIncidentRequest)(nil),  // 102: stella.orchestrator.v1.AcknowledgeIncidentRequest
+	(*ListArtifactsRequest)(nil),        // 103: stella.orchestrator.v1.ListArtifactsRequest
+	(*GetOverviewRequest)(nil),          // 104: stella.orchestrator.v1.GetOverviewRequest
+	(*ListDeadLettersResponse)(nil),     // 105: stella.orchestrator.v1.ListDeadLettersResponse
+	(*GetDeadLetterResponse)(nil),       // 106: stella.orchestrator.v1.GetDeadLetterResponse
+	(*GetDeadLetterStatsResponse)(nil),  // 107: stella.orchestrator.v1.GetDeadLetterStatsResponse
+	(*ReplayDeadLetterResponse)(nil),    // 108: stella.orchestrator.v1.ReplayDeadLetterResponse
+	(*ListIncidentsResponse)(nil),       // 109: stella.orchestrator.v1.ListIncidentsResponse
+	(*GetIncidentResponse)(nil),         // 110: stella.orchestrator.v1.GetIncidentResponse
+	(*AcknowledgeIncidentResponse)(nil), // 111: stella.orchestrator.v1.AcknowledgeIncidentResponse
+	(*ListArtifactsResponse)(nil),       // 112: stella.orchestrator.v1.ListArtifactsResponse
+	(*GetOverviewResponse)(nil),         // 113: stella.orchestrator.v1.GetOverviewResponse
 }
 var file_stella_orchestrator_v1_scheduler_proto_depIdxs = []int32{
-	77,  // 0: stella.orchestrator.v1.CreateSourceRequest.source:type_name -> stella.orchestrator.v1.Source
-	78,  // 1: stella.orchestrator.v1.CreateSourceRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	77,  // 2: stella.orchestrator.v1.CreateSourceResponse.source:type_name -> stella.orchestrator.v1.Source
-	77,  // 3: stella.orchestrator.v1.GetSourceResponse.source:type_name -> stella.orchestrator.v1.Source
-	77,  // 4: stella.orchestrator.v1.ListSourcesResponse.sources:type_name -> stella.orchestrator.v1.Source
-	77,  // 5: stella.orchestrator.v1.UpdateSourceRequest.source:type_name -> stella.orchestrator.v1.Source
-	79,  // 6: stella.orchestrator.v1.UpdateSourceRequest.update_mask:type_name -> google.protobuf.FieldMask
-	78,  // 7: stella.orchestrator.v1.UpdateSourceRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	77,  // 8: stella.orchestrator.v1.UpdateSourceResponse.source:type_name -> stella.orchestrator.v1.Source
-	78,  // 9: stella.orchestrator.v1.DeleteSourceRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	76,  // 10: stella.orchestrator.v1.CreateRunRequest.labels:type_name -> stella.orchestrator.v1.CreateRunRequest.LabelsEntry
-	80,  // 11: stella.orchestrator.v1.CreateRunRequest.jobs:type_name -> stella.orchestrator.v1.JobSpec
-	81,  // 12: stella.orchestrator.v1.CreateRunResponse.run:type_name -> stella.orchestrator.v1.Run
-	82,  // 13: stella.orchestrator.v1.CreateRunResponse.jobs:type_name -> stella.orchestrator.v1.Job
-	81,  // 14: stella.orchestrator.v1.GetRunResponse.run:type_name -> stella.orchestrator.v1.Run
-	83,  // 15: stella.orchestrator.v1.ListRunsRequest.states:type_name -> stella.orchestrator.v1.RunState
-	81,  // 16: stella.orchestrator.v1.ListRunsResponse.runs:type_name -> stella.orchestrator.v1.Run
-	81,  // 17: stella.orchestrator.v1.GetRunDagResponse.run:type_name -> stella.orchestrator.v1.Run
-	82,  // 18: stella.orchestrator.v1.GetRunDagResponse.jobs:type_name -> stella.orchestrator.v1.Job
-	84,  // 19: stella.orchestrator.v1.GetRunDagResponse.edges:type_name -> stella.orchestrator.v1.DagEdge
-	78,  // 20: stella.orchestrator.v1.CancelRunRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	81,  // 21: stella.orchestrator.v1.CancelRunResponse.run:type_name -> stella.orchestrator.v1.Run
-	80,  // 22: stella.orchestrator.v1.SubmitJobRequest.job:type_name -> stella.orchestrator.v1.JobSpec
-	82,  // 23: stella.orchestrator.v1.SubmitJobResponse.job:type_name -> stella.orchestrator.v1.Job
-	80,  // 24: stella.orchestrator.v1.SubmitJobsRequest.jobs:type_name -> stella.orchestrator.v1.JobSpec
-	82,  // 25: stella.orchestrator.v1.SubmitJobsResponse.jobs:type_name -> stella.orchestrator.v1.Job
-	82,  // 26: stella.orchestrator.v1.GetJobResponse.job:type_name -> stella.orchestrator.v1.Job
-	85,  // 27: stella.orchestrator.v1.ListJobsRequest.states:type_name -> stella.orchestrator.v1.JobState
-	82,  // 28: stella.orchestrator.v1.ListJobsResponse.jobs:type_name -> stella.orchestrator.v1.Job
-	78,  // 29: stella.orchestrator.v1.CancelJobRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	82,  // 30: stella.orchestrator.v1.CancelJobResponse.job:type_name -> stella.orchestrator.v1.Job
-	78,  // 31: stella.orchestrator.v1.RetryJobRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	82,  // 32: stella.orchestrator.v1.RetryJobResponse.job:type_name -> stella.orchestrator.v1.Job
-	86,  // 33: stella.orchestrator.v1.ListJobEventsResponse.events:type_name -> stella.orchestrator.v1.Event
-	87,  // 34: stella.orchestrator.v1.CreateQuotaRequest.quota:type_name -> stella.orchestrator.v1.Quota
-	78,  // 35: stella.orchestrator.v1.CreateQuotaRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	87,  // 36: stella.orchestrator.v1.CreateQuotaResponse.quota:type_name -> stella.orchestrator.v1.Quota
-	87,  // 37: stella.orchestrator.v1.GetQuotaResponse.quota:type_name -> stella.orchestrator.v1.Quota
-	87,  // 38: stella.orchestrator.v1.ListQuotasResponse.quotas:type_name -> stella.orchestrator.v1.Quota
-	87,  // 39: stella.orchestrator.v1.UpdateQuotaRequest.quota:type_name -> stella.orchestrator.v1.Quota
-	79,  // 40: stella.orchestrator.v1.UpdateQuotaRequest.update_mask:type_name -> google.protobuf.FieldMask
-	78,  // 41: stella.orchestrator.v1.UpdateQuotaRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	87,  // 42: stella.orchestrator.v1.UpdateQuotaResponse.quota:type_name -> stella.orchestrator.v1.Quota
-	78,  // 43: stella.orchestrator.v1.DeleteQuotaRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	88,  // 44: stella.orchestrator.v1.CreateScheduleRequest.schedule:type_name -> stella.orchestrator.v1.Schedule
-	78,  // 45: stella.orchestrator.v1.CreateScheduleRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	88,  // 46: stella.orchestrator.v1.CreateScheduleResponse.schedule:type_name -> stella.orchestrator.v1.Schedule
-	88,  // 47: stella.orchestrator.v1.GetScheduleResponse.schedule:type_name -> stella.orchestrator.v1.Schedule
-	88,  // 48: stella.orchestrator.v1.ListSchedulesResponse.schedules:type_name -> stella.orchestrator.v1.Schedule
-	88,  // 49: stella.orchestrator.v1.UpdateScheduleRequest.schedule:type_name -> stella.orchestrator.v1.Schedule
-	79,  // 50: stella.orchestrator.v1.UpdateScheduleRequest.update_mask:type_name -> google.protobuf.FieldMask
-	78,  // 51: stella.orchestrator.v1.UpdateScheduleRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	88,  // 52: stella.orchestrator.v1.UpdateScheduleResponse.schedule:type_name -> stella.orchestrator.v1.Schedule
-	78,  // 53: stella.orchestrator.v1.DeleteScheduleRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	89,  // 54: stella.orchestrator.v1.ListWatermarksResponse.watermarks:type_name -> stella.orchestrator.v1.Watermark
-	90,  // 55: stella.orchestrator.v1.CreateBackfillRequest.range:type_name -> stella.orchestrator.v1.TimeWindow
-	91,  // 56: stella.orchestrator.v1.CreateBackfillRequest.window_size:type_name -> google.protobuf.Duration
-	92,  // 57: stella.orchestrator.v1.CreateBackfillRequest.payload:type_name -> google.protobuf.Struct
-	78,  // 58: stella.orchestrator.v1.CreateBackfillRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	91,  // 59: stella.orchestrator.v1.BackfillPreview.estimated_duration:type_name -> google.protobuf.Duration
-	57,  // 60: stella.orchestrator.v1.BackfillPreview.quota_impact:type_name -> stella.orchestrator.v1.BackfillQuotaImpact
-	93,  // 61: stella.orchestrator.v1.CreateBackfillResponse.backfill:type_name -> stella.orchestrator.v1.Backfill
-	58,  // 62: stella.orchestrator.v1.CreateBackfillResponse.preview:type_name -> stella.orchestrator.v1.BackfillPreview
-	93,  // 63: stella.orchestrator.v1.GetBackfillResponse.backfill:type_name -> stella.orchestrator.v1.Backfill
-	93,  // 64: stella.orchestrator.v1.ListBackfillsResponse.backfills:type_name -> stella.orchestrator.v1.Backfill
-	78,  // 65: stella.orchestrator.v1.CancelBackfillRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	93,  // 66: stella.orchestrator.v1.CancelBackfillResponse.backfill:type_name -> stella.orchestrator.v1.Backfill
-	78,  // 67: stella.orchestrator.v1.PauseJobsRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	87,  // 68: stella.orchestrator.v1.PauseJobsResponse.quota:type_name -> stella.orchestrator.v1.Quota
-	78,  // 69: stella.orchestrator.v1.ResumeJobsRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	87,  // 70: stella.orchestrator.v1.ResumeJobsResponse.quota:type_name -> stella.orchestrator.v1.Quota
-	78,  // 71: stella.orchestrator.v1.PrioritizeJobRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	82,  // 72: stella.orchestrator.v1.PrioritizeJobResponse.job:type_name -> stella.orchestrator.v1.Job
-	78,  // 73: stella.orchestrator.v1.PrioritizeRunRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	78,  // 74: stella.orchestrator.v1.ReplayJobRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
-	82,  // 75: stella.orchestrator.v1.ReplayJobResponse.job:type_name -> stella.orchestrator.v1.Job
-	0,   // 76: stella.orchestrator.v1.SchedulerService.CreateSource:input_type -> stella.orchestrator.v1.CreateSourceRequest
-	2,   // 77: stella.orchestrator.v1.SchedulerService.GetSource:input_type -> stella.orchestrator.v1.GetSourceRequest
-	4,   // 78: stella.orchestrator.v1.SchedulerService.ListSources:input_type -> stella.orchestrator.v1.ListSourcesRequest
-	6,   // 79: stella.orchestrator.v1.SchedulerService.UpdateSource:input_type -> stella.orchestrator.v1.UpdateSourceRequest
-	8,   // 80: stella.orchestrator.v1.SchedulerService.DeleteSource:input_type -> stella.orchestrator.v1.DeleteSourceRequest
-	10,  // 81: stella.orchestrator.v1.SchedulerService.CreateRun:input_type -> stella.orchestrator.v1.CreateRunRequest
-	12,  // 82: stella.orchestrator.v1.SchedulerService.GetRun:input_type -> stella.orchestrator.v1.GetRunRequest
-	14,  // 83: stella.orchestrator.v1.SchedulerService.ListRuns:input_type -> stella.orchestrator.v1.ListRunsRequest
-	16,  // 84: stella.orchestrator.v1.SchedulerService.GetRunDag:input_type -> stella.orchestrator.v1.GetRunDagRequest
-	18,  // 85: stella.orchestrator.v1.SchedulerService.CancelRun:input_type -> stella.orchestrator.v1.CancelRunRequest
-	20,  // 86: stella.orchestrator.v1.SchedulerService.SubmitJob:input_type -> stella.orchestrator.v1.SubmitJobRequest
-	22,  // 87: stella.orchestrator.v1.SchedulerService.SubmitJobs:input_type -> stella.orchestrator.v1.SubmitJobsRequest
-	24,  // 88: stella.orchestrator.v1.SchedulerService.GetJob:input_type -> stella.orchestrator.v1.GetJobRequest
-	26,  // 89: stella.orchestrator.v1.SchedulerService.ListJobs:input_type -> stella.orchestrator.v1.ListJobsRequest
-	28,  // 90: stella.orchestrator.v1.SchedulerService.CancelJob:input_type -> stella.orchestrator.v1.CancelJobRequest
-	30,  // 91: stella.orchestrator.v1.SchedulerService.RetryJob:input_type -> stella.orchestrator.v1.RetryJobRequest
-	32,  // 92: stella.orchestrator.v1.SchedulerService.ListJobEvents:input_type -> stella.orchestrator.v1.ListJobEventsRequest
-	34,  // 93: stella.orchestrator.v1.SchedulerService.CreateQuota:input_type -> stella.orchestrator.v1.CreateQuotaRequest
-	36,  // 94: stella.orchestrator.v1.SchedulerService.GetQuota:input_type -> stella.orchestrator.v1.GetQuotaRequest
-	38,  // 95: stella.orchestrator.v1.SchedulerService.ListQuotas:input_type -> stella.orchestrator.v1.ListQuotasRequest
-	40,  // 96: stella.orchestrator.v1.SchedulerService.UpdateQuota:input_type -> stella.orchestrator.v1.UpdateQuotaRequest
-	42,  // 97: stella.orchestrator.v1.SchedulerService.DeleteQuota:input_type -> stella.orchestrator.v1.DeleteQuotaRequest
-	44,  // 98: stella.orchestrator.v1.SchedulerService.CreateSchedule:input_type -> stella.orchestrator.v1.CreateScheduleRequest
-	46,  // 99: stella.orchestrator.v1.SchedulerService.GetSchedule:input_type -> stella.orchestrator.v1.GetScheduleRequest
-	48,  // 100: stella.orchestrator.v1.SchedulerService.ListSchedules:input_type -> stella.orchestrator.v1.ListSchedulesRequest
-	50,  // 101: stella.orchestrator.v1.SchedulerService.UpdateSchedule:input_type -> stella.orchestrator.v1.UpdateScheduleRequest
-	52,  // 102: stella.orchestrator.v1.SchedulerService.DeleteSchedule:input_type -> stella.orchestrator.v1.DeleteScheduleRequest
-	54,  // 103: stella.orchestrator.v1.SchedulerService.ListWatermarks:input_type -> stella.orchestrator.v1.ListWatermarksRequest
-	56,  // 104: stella.orchestrator.v1.SchedulerService.CreateBackfill:input_type -> stella.orchestrator.v1.CreateBackfillRequest
-	60,  // 105: stella.orchestrator.v1.SchedulerService.GetBackfill:input_type -> stella.orchestrator.v1.GetBackfillRequest
-	62,  // 106: stella.orchestrator.v1.SchedulerService.ListBackfills:input_type -> stella.orchestrator.v1.ListBackfillsRequest
-	64,  // 107: stella.orchestrator.v1.SchedulerService.CancelBackfill:input_type -> stella.orchestrator.v1.CancelBackfillRequest
-	66,  // 108: stella.orchestrator.v1.SchedulerService.PauseJobs:input_type -> stella.orchestrator.v1.PauseJobsRequest
-	68,  // 109: stella.orchestrator.v1.SchedulerService.ResumeJobs:input_type -> stella.orchestrator.v1.ResumeJobsRequest
-	70,  // 110: stella.orchestrator.v1.SchedulerService.PrioritizeJob:input_type -> stella.orchestrator.v1.PrioritizeJobRequest
-	72,  // 111: stella.orchestrator.v1.SchedulerService.PrioritizeRun:input_type -> stella.orchestrator.v1.PrioritizeRunRequest
-	74,  // 112: stella.orchestrator.v1.SchedulerService.ReplayJob:input_type -> stella.orchestrator.v1.ReplayJobRequest
-	94,  // 113: stella.orchestrator.v1.SchedulerService.ListDeadLetters:input_type -> stella.orchestrator.v1.ListDeadLettersRequest
-	95,  // 114: stella.orchestrator.v1.SchedulerService.GetDeadLetter:input_type -> stella.orchestrator.v1.GetDeadLetterRequest
-	96,  // 115: stella.orchestrator.v1.SchedulerService.GetDeadLetterStats:input_type -> stella.orchestrator.v1.GetDeadLetterStatsRequest
-	97,  // 116: stella.orchestrator.v1.SchedulerService.ReplayDeadLetter:input_type -> stella.orchestrator.v1.ReplayDeadLetterRequest
-	98,  // 117: stella.orchestrator.v1.SchedulerService.ListIncidents:input_type -> stella.orchestrator.v1.ListIncidentsRequest
-	99,  // 118: stella.orchestrator.v1.SchedulerService.GetIncident:input_type -> stella.orchestrator.v1.GetIncidentRequest
-	100, // 119: stella.orchestrator.v1.SchedulerService.AcknowledgeIncident:input_type -> stella.orchestrator.v1.AcknowledgeIncidentRequest
-	101, // 120: stella.orchestrator.v1.SchedulerService.ListArtifacts:input_type -> stella.orchestrator.v1.ListArtifactsRequest
-	102, // 121: stella.orchestrator.v1.SchedulerService.GetOverview:input_type -> stella.orchestrator.v1.GetOverviewRequest
-	1,   // 122: stella.orchestrator.v1.SchedulerService.CreateSource:output_type -> stella.orchestrator.v1.CreateSourceResponse
-	3,   // 123: stella.orchestrator.v1.SchedulerService.GetSource:output_type -> stella.orchestrator.v1.GetSourceResponse
-	5,   // 124: stella.orchestrator.v1.SchedulerService.ListSources:output_type -> stella.orchestrator.v1.ListSourcesResponse
-	7,   // 125: stella.orchestrator.v1.SchedulerService.UpdateSource:output_type -> stella.orchestrator.v1.UpdateSourceResponse
-	9,   // 126: stella.orchestrator.v1.SchedulerService.DeleteSource:output_type -> stella.orchestrator.v1.DeleteSourceResponse
-	11,  // 127: stella.orchestrator.v1.SchedulerService.CreateRun:output_type -> stella.orchestrator.v1.CreateRunResponse
-	13,  // 128: stella.orchestrator.v1.SchedulerService.GetRun:output_type -> stella.orchestrator.v1.GetRunResponse
-	15,  // 129: stella.orchestrator.v1.SchedulerService.ListRuns:output_type -> stella.orchestrator.v1.ListRunsResponse
-	17,  // 130: stella.orchestrator.v1.SchedulerService.GetRunDag:output_type -> stella.orchestrator.v1.GetRunDagResponse
-	19,  // 131: stella.orchestrator.v1.SchedulerService.CancelRun:output_type -> stella.orchestrator.v1.CancelRunResponse
-	21,  // 132: stella.orchestrator.v1.SchedulerService.SubmitJob:output_type -> stella.orchestrator.v1.SubmitJobResponse
-	23,  // 133: stella.orchestrator.v1.SchedulerService.SubmitJobs:output_type -> stella.orchestrator.v1.SubmitJobsResponse
-	25,  // 134: stella.orchestrator.v1.SchedulerService.GetJob:output_type -> stella.orchestrator.v1.GetJobResponse
-	27,  // 135: stella.orchestrator.v1.SchedulerService.ListJobs:output_type -> stella.orchestrator.v1.ListJobsResponse
-	29,  // 136: stella.orchestrator.v1.SchedulerService.CancelJob:output_type -> stella.orchestrator.v1.CancelJobResponse
-	31,  // 137: stella.orchestrator.v1.SchedulerService.RetryJob:output_type -> stella.orchestrator.v1.RetryJobResponse
-	33,  // 138: stella.orchestrator.v1.SchedulerService.ListJobEvents:output_type -> stella.orchestrator.v1.ListJobEventsResponse
-	35,  // 139: stella.orchestrator.v1.SchedulerService.CreateQuota:output_type -> stella.orchestrator.v1.CreateQuotaResponse
-	37,  // 140: stella.orchestrator.v1.SchedulerService.GetQuota:output_type -> stella.orchestrator.v1.GetQuotaResponse
-	39,  // 141: stella.orchestrator.v1.SchedulerService.ListQuotas:output_type -> stella.orchestrator.v1.ListQuotasResponse
-	41,  // 142: stella.orchestrator.v1.SchedulerService.UpdateQuota:output_type -> stella.orchestrator.v1.UpdateQuotaResponse
-	43,  // 143: stella.orchestrator.v1.SchedulerService.DeleteQuota:output_type -> stella.orchestrator.v1.DeleteQuotaResponse
-	45,  // 144: stella.orchestrator.v1.SchedulerService.CreateSchedule:output_type -> stella.orchestrator.v1.CreateScheduleResponse
-	47,  // 145: stella.orchestrator.v1.SchedulerService.GetSchedule:output_type -> stella.orchestrator.v1.GetScheduleResponse
-	49,  // 146: stella.orchestrator.v1.SchedulerService.ListSchedules:output_type -> stella.orchestrator.v1.ListSchedulesResponse
-	51,  // 147: stella.orchestrator.v1.SchedulerService.UpdateSchedule:output_type -> stella.orchestrator.v1.UpdateScheduleResponse
-	53,  // 148: stella.orchestrator.v1.SchedulerService.DeleteSchedule:output_type -> stella.orchestrator.v1.DeleteScheduleResponse
-	55,  // 149: stella.orchestrator.v1.SchedulerService.ListWatermarks:output_type -> stella.orchestrator.v1.ListWatermarksResponse
-	59,  // 150: stella.orchestrator.v1.SchedulerService.CreateBackfill:output_type -> stella.orchestrator.v1.CreateBackfillResponse
-	61,  // 151: stella.orchestrator.v1.SchedulerService.GetBackfill:output_type -> stella.orchestrator.v1.GetBackfillResponse
-	63,  // 152: stella.orchestrator.v1.SchedulerService.ListBackfills:output_type -> stella.orchestrator.v1.ListBackfillsResponse
-	65,  // 153: stella.orchestrator.v1.SchedulerService.CancelBackfill:output_type -> stella.orchestrator.v1.CancelBackfillResponse
-	67,  // 154: stella.orchestrator.v1.SchedulerService.PauseJobs:output_type -> stella.orchestrator.v1.PauseJobsResponse
-	69,  // 155: stella.orchestrator.v1.SchedulerService.ResumeJobs:output_type -> stella.orchestrator.v1.ResumeJobsResponse
-	71,  // 156: stella.orchestrator.v1.SchedulerService.PrioritizeJob:output_type -> stella.orchestrator.v1.PrioritizeJobResponse
-	73,  // 157: stella.orchestrator.v1.SchedulerService.PrioritizeRun:output_type -> stella.orchestrator.v1.PrioritizeRunResponse
-	75,  // 158: stella.orchestrator.v1.SchedulerService.ReplayJob:output_type -> stella.orchestrator.v1.ReplayJobResponse
-	103, // 159: stella.orchestrator.v1.SchedulerService.ListDeadLetters:output_type -> stella.orchestrator.v1.ListDeadLettersResponse
-	104, // 160: stella.orchestrator.v1.SchedulerService.GetDeadLetter:output_type -> stella.orchestrator.v1.GetDeadLetterResponse
-	105, // 161: stella.orchestrator.v1.SchedulerService.GetDeadLetterStats:output_type -> stella.orchestrator.v1.GetDeadLetterStatsResponse
-	106, // 162: stella.orchestrator.v1.SchedulerService.ReplayDeadLetter:output_type -> stella.orchestrator.v1.ReplayDeadLetterResponse
-	107, // 163: stella.orchestrator.v1.SchedulerService.ListIncidents:output_type -> stella.orchestrator.v1.ListIncidentsResponse
-	108, // 164: stella.orchestrator.v1.SchedulerService.GetIncident:output_type -> stella.orchestrator.v1.GetIncidentResponse
-	109, // 165: stella.orchestrator.v1.SchedulerService.AcknowledgeIncident:output_type -> stella.orchestrator.v1.AcknowledgeIncidentResponse
-	110, // 166: stella.orchestrator.v1.SchedulerService.ListArtifacts:output_type -> stella.orchestrator.v1.ListArtifactsResponse
-	111, // 167: stella.orchestrator.v1.SchedulerService.GetOverview:output_type -> stella.orchestrator.v1.GetOverviewResponse
-	122, // [122:168] is the sub-list for method output_type
-	76,  // [76:122] is the sub-list for method input_type
-	76,  // [76:76] is the sub-list for extension type_name
-	76,  // [76:76] is the sub-list for extension extendee
-	0,   // [0:76] is the sub-list for field type_name
+	79,  // 0: stella.orchestrator.v1.CreateSourceRequest.source:type_name -> stella.orchestrator.v1.Source
+	80,  // 1: stella.orchestrator.v1.CreateSourceRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	79,  // 2: stella.orchestrator.v1.CreateSourceResponse.source:type_name -> stella.orchestrator.v1.Source
+	79,  // 3: stella.orchestrator.v1.GetSourceResponse.source:type_name -> stella.orchestrator.v1.Source
+	79,  // 4: stella.orchestrator.v1.ListSourcesResponse.sources:type_name -> stella.orchestrator.v1.Source
+	79,  // 5: stella.orchestrator.v1.UpdateSourceRequest.source:type_name -> stella.orchestrator.v1.Source
+	81,  // 6: stella.orchestrator.v1.UpdateSourceRequest.update_mask:type_name -> google.protobuf.FieldMask
+	80,  // 7: stella.orchestrator.v1.UpdateSourceRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	79,  // 8: stella.orchestrator.v1.UpdateSourceResponse.source:type_name -> stella.orchestrator.v1.Source
+	80,  // 9: stella.orchestrator.v1.DeleteSourceRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	78,  // 10: stella.orchestrator.v1.CreateRunRequest.labels:type_name -> stella.orchestrator.v1.CreateRunRequest.LabelsEntry
+	82,  // 11: stella.orchestrator.v1.CreateRunRequest.jobs:type_name -> stella.orchestrator.v1.JobSpec
+	83,  // 12: stella.orchestrator.v1.CreateRunResponse.run:type_name -> stella.orchestrator.v1.Run
+	84,  // 13: stella.orchestrator.v1.CreateRunResponse.jobs:type_name -> stella.orchestrator.v1.Job
+	83,  // 14: stella.orchestrator.v1.GetRunResponse.run:type_name -> stella.orchestrator.v1.Run
+	85,  // 15: stella.orchestrator.v1.ListRunsRequest.states:type_name -> stella.orchestrator.v1.RunState
+	83,  // 16: stella.orchestrator.v1.ListRunsResponse.runs:type_name -> stella.orchestrator.v1.Run
+	83,  // 17: stella.orchestrator.v1.GetRunDagResponse.run:type_name -> stella.orchestrator.v1.Run
+	84,  // 18: stella.orchestrator.v1.GetRunDagResponse.jobs:type_name -> stella.orchestrator.v1.Job
+	86,  // 19: stella.orchestrator.v1.GetRunDagResponse.edges:type_name -> stella.orchestrator.v1.DagEdge
+	80,  // 20: stella.orchestrator.v1.CancelRunRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	83,  // 21: stella.orchestrator.v1.CancelRunResponse.run:type_name -> stella.orchestrator.v1.Run
+	80,  // 22: stella.orchestrator.v1.ResumeRunRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	83,  // 23: stella.orchestrator.v1.ResumeRunResponse.run:type_name -> stella.orchestrator.v1.Run
+	82,  // 24: stella.orchestrator.v1.SubmitJobRequest.job:type_name -> stella.orchestrator.v1.JobSpec
+	84,  // 25: stella.orchestrator.v1.SubmitJobResponse.job:type_name -> stella.orchestrator.v1.Job
+	82,  // 26: stella.orchestrator.v1.SubmitJobsRequest.jobs:type_name -> stella.orchestrator.v1.JobSpec
+	84,  // 27: stella.orchestrator.v1.SubmitJobsResponse.jobs:type_name -> stella.orchestrator.v1.Job
+	84,  // 28: stella.orchestrator.v1.GetJobResponse.job:type_name -> stella.orchestrator.v1.Job
+	87,  // 29: stella.orchestrator.v1.ListJobsRequest.states:type_name -> stella.orchestrator.v1.JobState
+	84,  // 30: stella.orchestrator.v1.ListJobsResponse.jobs:type_name -> stella.orchestrator.v1.Job
+	80,  // 31: stella.orchestrator.v1.CancelJobRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	84,  // 32: stella.orchestrator.v1.CancelJobResponse.job:type_name -> stella.orchestrator.v1.Job
+	80,  // 33: stella.orchestrator.v1.RetryJobRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	84,  // 34: stella.orchestrator.v1.RetryJobResponse.job:type_name -> stella.orchestrator.v1.Job
+	88,  // 35: stella.orchestrator.v1.ListJobEventsResponse.events:type_name -> stella.orchestrator.v1.Event
+	89,  // 36: stella.orchestrator.v1.CreateQuotaRequest.quota:type_name -> stella.orchestrator.v1.Quota
+	80,  // 37: stella.orchestrator.v1.CreateQuotaRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	89,  // 38: stella.orchestrator.v1.CreateQuotaResponse.quota:type_name -> stella.orchestrator.v1.Quota
+	89,  // 39: stella.orchestrator.v1.GetQuotaResponse.quota:type_name -> stella.orchestrator.v1.Quota
+	89,  // 40: stella.orchestrator.v1.ListQuotasResponse.quotas:type_name -> stella.orchestrator.v1.Quota
+	89,  // 41: stella.orchestrator.v1.UpdateQuotaRequest.quota:type_name -> stella.orchestrator.v1.Quota
+	81,  // 42: stella.orchestrator.v1.UpdateQuotaRequest.update_mask:type_name -> google.protobuf.FieldMask
+	80,  // 43: stella.orchestrator.v1.UpdateQuotaRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	89,  // 44: stella.orchestrator.v1.UpdateQuotaResponse.quota:type_name -> stella.orchestrator.v1.Quota
+	80,  // 45: stella.orchestrator.v1.DeleteQuotaRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	90,  // 46: stella.orchestrator.v1.CreateScheduleRequest.schedule:type_name -> stella.orchestrator.v1.Schedule
+	80,  // 47: stella.orchestrator.v1.CreateScheduleRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	90,  // 48: stella.orchestrator.v1.CreateScheduleResponse.schedule:type_name -> stella.orchestrator.v1.Schedule
+	90,  // 49: stella.orchestrator.v1.GetScheduleResponse.schedule:type_name -> stella.orchestrator.v1.Schedule
+	90,  // 50: stella.orchestrator.v1.ListSchedulesResponse.schedules:type_name -> stella.orchestrator.v1.Schedule
+	90,  // 51: stella.orchestrator.v1.UpdateScheduleRequest.schedule:type_name -> stella.orchestrator.v1.Schedule
+	81,  // 52: stella.orchestrator.v1.UpdateScheduleRequest.update_mask:type_name -> google.protobuf.FieldMask
+	80,  // 53: stella.orchestrator.v1.UpdateScheduleRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	90,  // 54: stella.orchestrator.v1.UpdateScheduleResponse.schedule:type_name -> stella.orchestrator.v1.Schedule
+	80,  // 55: stella.orchestrator.v1.DeleteScheduleRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	91,  // 56: stella.orchestrator.v1.ListWatermarksResponse.watermarks:type_name -> stella.orchestrator.v1.Watermark
+	92,  // 57: stella.orchestrator.v1.CreateBackfillRequest.range:type_name -> stella.orchestrator.v1.TimeWindow
+	93,  // 58: stella.orchestrator.v1.CreateBackfillRequest.window_size:type_name -> google.protobuf.Duration
+	94,  // 59: stella.orchestrator.v1.CreateBackfillRequest.payload:type_name -> google.protobuf.Struct
+	80,  // 60: stella.orchestrator.v1.CreateBackfillRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	93,  // 61: stella.orchestrator.v1.BackfillPreview.estimated_duration:type_name -> google.protobuf.Duration
+	59,  // 62: stella.orchestrator.v1.BackfillPreview.quota_impact:type_name -> stella.orchestrator.v1.BackfillQuotaImpact
+	95,  // 63: stella.orchestrator.v1.CreateBackfillResponse.backfill:type_name -> stella.orchestrator.v1.Backfill
+	60,  // 64: stella.orchestrator.v1.CreateBackfillResponse.preview:type_name -> stella.orchestrator.v1.BackfillPreview
+	95,  // 65: stella.orchestrator.v1.GetBackfillResponse.backfill:type_name -> stella.orchestrator.v1.Backfill
+	95,  // 66: stella.orchestrator.v1.ListBackfillsResponse.backfills:type_name -> stella.orchestrator.v1.Backfill
+	80,  // 67: stella.orchestrator.v1.CancelBackfillRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	95,  // 68: stella.orchestrator.v1.CancelBackfillResponse.backfill:type_name -> stella.orchestrator.v1.Backfill
+	80,  // 69: stella.orchestrator.v1.PauseJobsRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	89,  // 70: stella.orchestrator.v1.PauseJobsResponse.quota:type_name -> stella.orchestrator.v1.Quota
+	80,  // 71: stella.orchestrator.v1.ResumeJobsRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	89,  // 72: stella.orchestrator.v1.ResumeJobsResponse.quota:type_name -> stella.orchestrator.v1.Quota
+	80,  // 73: stella.orchestrator.v1.PrioritizeJobRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	84,  // 74: stella.orchestrator.v1.PrioritizeJobResponse.job:type_name -> stella.orchestrator.v1.Job
+	80,  // 75: stella.orchestrator.v1.PrioritizeRunRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	80,  // 76: stella.orchestrator.v1.ReplayJobRequest.operator:type_name -> stella.orchestrator.v1.OperatorContext
+	84,  // 77: stella.orchestrator.v1.ReplayJobResponse.job:type_name -> stella.orchestrator.v1.Job
+	0,   // 78: stella.orchestrator.v1.SchedulerService.CreateSource:input_type -> stella.orchestrator.v1.CreateSourceRequest
+	2,   // 79: stella.orchestrator.v1.SchedulerService.GetSource:input_type -> stella.orchestrator.v1.GetSourceRequest
+	4,   // 80: stella.orchestrator.v1.SchedulerService.ListSources:input_type -> stella.orchestrator.v1.ListSourcesRequest
+	6,   // 81: stella.orchestrator.v1.SchedulerService.UpdateSource:input_type -> stella.orchestrator.v1.UpdateSourceRequest
+	8,   // 82: stella.orchestrator.v1.SchedulerService.DeleteSource:input_type -> stella.orchestrator.v1.DeleteSourceRequest
+	10,  // 83: stella.orchestrator.v1.SchedulerService.CreateRun:input_type -> stella.orchestrator.v1.CreateRunRequest
+	12,  // 84: stella.orchestrator.v1.SchedulerService.GetRun:input_type -> stella.orchestrator.v1.GetRunRequest
+	14,  // 85: stella.orchestrator.v1.SchedulerService.ListRuns:input_type -> stella.orchestrator.v1.ListRunsRequest
+	16,  // 86: stella.orchestrator.v1.SchedulerService.GetRunDag:input_type -> stella.orchestrator.v1.GetRunDagRequest
+	18,  // 87: stella.orchestrator.v1.SchedulerService.CancelRun:input_type -> stella.orchestrator.v1.CancelRunRequest
+	20,  // 88: stella.orchestrator.v1.SchedulerService.ResumeRun:input_type -> stella.orchestrator.v1.ResumeRunRequest
+	22,  // 89: stella.orchestrator.v1.SchedulerService.SubmitJob:input_type -> stella.orchestrator.v1.SubmitJobRequest
+	24,  // 90: stella.orchestrator.v1.SchedulerService.SubmitJobs:input_type -> stella.orchestrator.v1.SubmitJobsRequest
+	26,  // 91: stella.orchestrator.v1.SchedulerService.GetJob:input_type -> stella.orchestrator.v1.GetJobRequest
+	28,  // 92: stella.orchestrator.v1.SchedulerService.ListJobs:input_type -> stella.orchestrator.v1.ListJobsRequest
+	30,  // 93: stella.orchestrator.v1.SchedulerService.CancelJob:input_type -> stella.orchestrator.v1.CancelJobRequest
+	32,  // 94: stella.orchestrator.v1.SchedulerService.RetryJob:input_type -> stella.orchestrator.v1.RetryJobRequest
+	34,  // 95: stella.orchestrator.v1.SchedulerService.ListJobEvents:input_type -> stella.orchestrator.v1.ListJobEventsRequest
+	36,  // 96: stella.orchestrator.v1.SchedulerService.CreateQuota:input_type -> stella.orchestrator.v1.CreateQuotaRequest
+	38,  // 97: stella.orchestrator.v1.SchedulerService.GetQuota:input_type -> stella.orchestrator.v1.GetQuotaRequest
+	40,  // 98: stella.orchestrator.v1.SchedulerService.ListQuotas:input_type -> stella.orchestrator.v1.ListQuotasRequest
+	42,  // 99: stella.orchestrator.v1.SchedulerService.UpdateQuota:input_type -> stella.orchestrator.v1.UpdateQuotaRequest
+	44,  // 100: stella.orchestrator.v1.SchedulerService.DeleteQuota:input_type -> stella.orchestrator.v1.DeleteQuotaRequest
+	46,  // 101: stella.orchestrator.v1.SchedulerService.CreateSchedule:input_type -> stella.orchestrator.v1.CreateScheduleRequest
+	48,  // 102: stella.orchestrator.v1.SchedulerService.GetSchedule:input_type -> stella.orchestrator.v1.GetScheduleRequest
+	50,  // 103: stella.orchestrator.v1.SchedulerService.ListSchedules:input_type -> stella.orchestrator.v1.ListSchedulesRequest
+	52,  // 104: stella.orchestrator.v1.SchedulerService.UpdateSchedule:input_type -> stella.orchestrator.v1.UpdateScheduleRequest
+	54,  // 105: stella.orchestrator.v1.SchedulerService.DeleteSchedule:input_type -> stella.orchestrator.v1.DeleteScheduleRequest
+	56,  // 106: stella.orchestrator.v1.SchedulerService.ListWatermarks:input_type -> stella.orchestrator.v1.ListWatermarksRequest
+	58,  // 107: stella.orchestrator.v1.SchedulerService.CreateBackfill:input_type -> stella.orchestrator.v1.CreateBackfillRequest
+	62,  // 108: stella.orchestrator.v1.SchedulerService.GetBackfill:input_type -> stella.orchestrator.v1.GetBackfillRequest
+	64,  // 109: stella.orchestrator.v1.SchedulerService.ListBackfills:input_type -> stella.orchestrator.v1.ListBackfillsRequest
+	66,  // 110: stella.orchestrator.v1.SchedulerService.CancelBackfill:input_type -> stella.orchestrator.v1.CancelBackfillRequest
+	68,  // 111: stella.orchestrator.v1.SchedulerService.PauseJobs:input_type -> stella.orchestrator.v1.PauseJobsRequest
+	70,  // 112: stella.orchestrator.v1.SchedulerService.ResumeJobs:input_type -> stella.orchestrator.v1.ResumeJobsRequest
+	72,  // 113: stella.orchestrator.v1.SchedulerService.PrioritizeJob:input_type -> stella.orchestrator.v1.PrioritizeJobRequest
+	74,  // 114: stella.orchestrator.v1.SchedulerService.PrioritizeRun:input_type -> stella.orchestrator.v1.PrioritizeRunRequest
+	76,  // 115: stella.orchestrator.v1.SchedulerService.ReplayJob:input_type -> stella.orchestrator.v1.ReplayJobRequest
+	96,  // 116: stella.orchestrator.v1.SchedulerService.ListDeadLetters:input_type -> stella.orchestrator.v1.ListDeadLettersRequest
+	97,  // 117: stella.orchestrator.v1.SchedulerService.GetDeadLetter:input_type -> stella.orchestrator.v1.GetDeadLetterRequest
+	98,  // 118: stella.orchestrator.v1.SchedulerService.GetDeadLetterStats:input_type -> stella.orchestrator.v1.GetDeadLetterStatsRequest
+	99,  // 119: stella.orchestrator.v1.SchedulerService.ReplayDeadLetter:input_type -> stella.orchestrator.v1.ReplayDeadLetterRequest
+	100, // 120: stella.orchestrator.v1.SchedulerService.ListIncidents:input_type -> stella.orchestrator.v1.ListIncidentsRequest
+	101, // 121: stella.orchestrator.v1.SchedulerService.GetIncident:input_type -> stella.orchestrator.v1.GetIncidentRequest
+	102, // 122: stella.orchestrator.v1.SchedulerService.AcknowledgeIncident:input_type -> stella.orchestrator.v1.AcknowledgeIncidentRequest
+	103, // 123: stella.orchestrator.v1.SchedulerService.ListArtifacts:input_type -> stella.orchestrator.v1.ListArtifactsRequest
+	104, // 124: stella.orchestrator.v1.SchedulerService.GetOverview:input_type -> stella.orchestrator.v1.GetOverviewRequest
+	1,   // 125: stella.orchestrator.v1.SchedulerService.CreateSource:output_type -> stella.orchestrator.v1.CreateSourceResponse
+	3,   // 126: stella.orchestrator.v1.SchedulerService.GetSource:output_type -> stella.orchestrator.v1.GetSourceResponse
+	5,   // 127: stella.orchestrator.v1.SchedulerService.ListSources:output_type -> stella.orchestrator.v1.ListSourcesResponse
+	7,   // 128: stella.orchestrator.v1.SchedulerService.UpdateSource:output_type -> stella.orchestrator.v1.UpdateSourceResponse
+	9,   // 129: stella.orchestrator.v1.SchedulerService.DeleteSource:output_type -> stella.orchestrator.v1.DeleteSourceResponse
+	11,  // 130: stella.orchestrator.v1.SchedulerService.CreateRun:output_type -> stella.orchestrator.v1.CreateRunResponse
+	13,  // 131: stella.orchestrator.v1.SchedulerService.GetRun:output_type -> stella.orchestrator.v1.GetRunResponse
+	15,  // 132: stella.orchestrator.v1.SchedulerService.ListRuns:output_type -> stella.orchestrator.v1.ListRunsResponse
+	17,  // 133: stella.orchestrator.v1.SchedulerService.GetRunDag:output_type -> stella.orchestrator.v1.GetRunDagResponse
+	19,  // 134: stella.orchestrator.v1.SchedulerService.CancelRun:output_type -> stella.orchestrator.v1.CancelRunResponse
+	21,  // 135: stella.orchestrator.v1.SchedulerService.ResumeRun:output_type -> stella.orchestrator.v1.ResumeRunResponse
+	23,  // 136: stella.orchestrator.v1.SchedulerService.SubmitJob:output_type -> stella.orchestrator.v1.SubmitJobResponse
+	25,  // 137: stella.orchestrator.v1.SchedulerService.SubmitJobs:output_type -> stella.orchestrator.v1.SubmitJobsResponse
+	27,  // 138: stella.orchestrator.v1.SchedulerService.GetJob:output_type -> stella.orchestrator.v1.GetJobResponse
+	29,  // 139: stella.orchestrator.v1.SchedulerService.ListJobs:output_type -> stella.orchestrator.v1.ListJobsResponse
+	31,  // 140: stella.orchestrator.v1.SchedulerService.CancelJob:output_type -> stella.orchestrator.v1.CancelJobResponse
+	33,  // 141: stella.orchestrator.v1.SchedulerService.RetryJob:output_type -> stella.orchestrator.v1.RetryJobResponse
+	35,  // 142: stella.orchestrator.v1.SchedulerService.ListJobEvents:output_type -> stella.orchestrator.v1.ListJobEventsResponse
+	37,  // 143: stella.orchestrator.v1.SchedulerService.CreateQuota:output_type -> stella.orchestrator.v1.CreateQuotaResponse
+	39,  // 144: stella.orchestrator.v1.SchedulerService.GetQuota:output_type -> stella.orchestrator.v1.GetQuotaResponse
+	41,  // 145: stella.orchestrator.v1.SchedulerService.ListQuotas:output_type -> stella.orchestrator.v1.ListQuotasResponse
+	43,  // 146: stella.orchestrator.v1.SchedulerService.UpdateQuota:output_type -> stella.orchestrator.v1.UpdateQuotaResponse
+	45,  // 147: stella.orchestrator.v1.SchedulerService.DeleteQuota:output_type -> stella.orchestrator.v1.DeleteQuotaResponse
+	47,  // 148: stella.orchestrator.v1.SchedulerService.CreateSchedule:output_type -> stella.orchestrator.v1.CreateScheduleResponse
+	49,  // 149: stella.orchestrator.v1.SchedulerService.GetSchedule:output_type -> stella.orchestrator.v1.GetScheduleResponse
+	51,  // 150: stella.orchestrator.v1.SchedulerService.ListSchedules:output_type -> stella.orchestrator.v1.ListSchedulesResponse
+	53,  // 151: stella.orchestrator.v1.SchedulerService.UpdateSchedule:output_type -> stella.orchestrator.v1.UpdateScheduleResponse
+	55,  // 152: stella.orchestrator.v1.SchedulerService.DeleteSchedule:output_type -> stella.orchestrator.v1.DeleteScheduleResponse
+	57,  // 153: stella.orchestrator.v1.SchedulerService.ListWatermarks:output_type -> stella.orchestrator.v1.ListWatermarksResponse
+	61,  // 154: stella.orchestrator.v1.SchedulerService.CreateBackfill:output_type -> stella.orchestrator.v1.CreateBackfillResponse
+	63,  // 155: stella.orchestrator.v1.SchedulerService.GetBackfill:output_type -> stella.orchestrator.v1.GetBackfillResponse
+	65,  // 156: stella.orchestrator.v1.SchedulerService.ListBackfills:output_type -> stella.orchestrator.v1.ListBackfillsResponse
+	67,  // 157: stella.orchestrator.v1.SchedulerService.CancelBackfill:output_type -> stella.orchestrator.v1.CancelBackfillResponse
+	69,  // 158: stella.orchestrator.v1.SchedulerService.PauseJobs:output_type -> stella.orchestrator.v1.PauseJobsResponse
+	71,  // 159: stella.orchestrator.v1.SchedulerService.ResumeJobs:output_type -> stella.orchestrator.v1.ResumeJobsResponse
+	73,  // 160: stella.orchestrator.v1.SchedulerService.PrioritizeJob:output_type -> stella.orchestrator.v1.PrioritizeJobResponse
+	75,  // 161: stella.orchestrator.v1.SchedulerService.PrioritizeRun:output_type -> stella.orchestrator.v1.PrioritizeRunResponse
+	77,  // 162: stella.orchestrator.v1.SchedulerService.ReplayJob:output_type -> stella.orchestrator.v1.ReplayJobResponse
+	105, // 163: stella.orchestrator.v1.SchedulerService.ListDeadLetters:output_type -> stella.orchestrator.v1.ListDeadLettersResponse
+	106, // 164: stella.orchestrator.v1.SchedulerService.GetDeadLetter:output_type -> stella.orchestrator.v1.GetDeadLetterResponse
+	107, // 165: stella.orchestrator.v1.SchedulerService.GetDeadLetterStats:output_type -> stella.orchestrator.v1.GetDeadLetterStatsResponse
+	108, // 166: stella.orchestrator.v1.SchedulerService.ReplayDeadLetter:output_type -> stella.orchestrator.v1.ReplayDeadLetterResponse
+	109, // 167: stella.orchestrator.v1.SchedulerService.ListIncidents:output_type -> stella.orchestrator.v1.ListIncidentsResponse
+	110, // 168: stella.orchestrator.v1.SchedulerService.GetIncident:output_type -> stella.orchestrator.v1.GetIncidentResponse
+	111, // 169: stella.orchestrator.v1.SchedulerService.AcknowledgeIncident:output_type -> stella.orchestrator.v1.AcknowledgeIncidentResponse
+	112, // 170: stella.orchestrator.v1.SchedulerService.ListArtifacts:output_type -> stella.orchestrator.v1.ListArtifactsResponse
+	113, // 171: stella.orchestrator.v1.SchedulerService.GetOverview:output_type -> stella.orchestrator.v1.GetOverviewResponse
+	125, // [125:172] is the sub-list for method output_type
+	78,  // [78:125] is the sub-list for method input_type
+	78,  // [78:78] is the sub-list for extension type_name
+	78,  // [78:78] is the sub-list for extension extendee
+	0,   // [0:78] is the sub-list for field type_name
 }
 
 func init() { file_stella_orchestrator_v1_scheduler_proto_init() }
@@ -4943,16 +5077,16 @@ func file_stella_orchestrator_v1_scheduler_proto_init() {
 	file_stella_orchestrator_v1_operations_proto_init()
 	file_stella_orchestrator_v1_resources_proto_init()
 	file_stella_orchestrator_v1_scheduler_proto_msgTypes[4].OneofWrappers = []any{}
-	file_stella_orchestrator_v1_scheduler_proto_msgTypes[38].OneofWrappers = []any{}
-	file_stella_orchestrator_v1_scheduler_proto_msgTypes[48].OneofWrappers = []any{}
-	file_stella_orchestrator_v1_scheduler_proto_msgTypes[56].OneofWrappers = []any{}
+	file_stella_orchestrator_v1_scheduler_proto_msgTypes[40].OneofWrappers = []any{}
+	file_stella_orchestrator_v1_scheduler_proto_msgTypes[50].OneofWrappers = []any{}
+	file_stella_orchestrator_v1_scheduler_proto_msgTypes[58].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stella_orchestrator_v1_scheduler_proto_rawDesc), len(file_stella_orchestrator_v1_scheduler_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   77,
+			NumMessages:   79,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const (
 	SchedulerService_ListRuns_FullMethodName            = "/stella.orchestrator.v1.SchedulerService/ListRuns"
 	SchedulerService_GetRunDag_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/GetRunDag"
 	SchedulerService_CancelRun_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/CancelRun"
+	SchedulerService_ResumeRun_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/ResumeRun"
 	SchedulerService_SubmitJob_FullMethodName           = "/stella.orchestrator.v1.SchedulerService/SubmitJob"
 	SchedulerService_SubmitJobs_FullMethodName          = "/stella.orchestrator.v1.SchedulerService/SubmitJobs"
 	SchedulerService_GetJob_FullMethodName              = "/stella.orchestrator.v1.SchedulerService/GetJob"
@@ -95,6 +96,11 @@ type SchedulerServiceClient interface {
 	GetRunDag(ctx context.Context, in *GetRunDagRequest, opts ...grpc.CallOption) (*GetRunDagResponse, error)
 	// CancelRun cancels every non-terminal job of a run (scope orch:operate).
 	CancelRun(ctx context.Context, in *CancelRunRequest, opts ...grpc.CallOption) (*CancelRunResponse, error)
+	// ResumeRun resumes a failed run from its failure in one transaction: its dead jobs go back to
+	// READY with a renewed attempt budget, the jobs canceled as upstream_failed below them come back
+	// (PENDING, or READY when every parent succeeded), succeeded jobs never run again, and the run is
+	// RUNNING again (scope orch:operate; operator.reason required; audited as run.resume).
+	ResumeRun(ctx context.Context, in *ResumeRunRequest, opts ...grpc.CallOption) (*ResumeRunResponse, error)
 	// SubmitJob creates one job, or returns the existing job with the same idempotency key (scope orch:operate).
 	SubmitJob(ctx context.Context, in *SubmitJobRequest, opts ...grpc.CallOption) (*SubmitJobResponse, error)
 	// SubmitJobs creates several jobs in one transaction; results are in request order (scope orch:operate).
@@ -272,6 +278,16 @@ func (c *schedulerServiceClient) CancelRun(ctx context.Context, in *CancelRunReq
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CancelRunResponse)
 	err := c.cc.Invoke(ctx, SchedulerService_CancelRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) ResumeRun(ctx context.Context, in *ResumeRunRequest, opts ...grpc.CallOption) (*ResumeRunResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeRunResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ResumeRun_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -666,6 +682,11 @@ type SchedulerServiceServer interface {
 	GetRunDag(context.Context, *GetRunDagRequest) (*GetRunDagResponse, error)
 	// CancelRun cancels every non-terminal job of a run (scope orch:operate).
 	CancelRun(context.Context, *CancelRunRequest) (*CancelRunResponse, error)
+	// ResumeRun resumes a failed run from its failure in one transaction: its dead jobs go back to
+	// READY with a renewed attempt budget, the jobs canceled as upstream_failed below them come back
+	// (PENDING, or READY when every parent succeeded), succeeded jobs never run again, and the run is
+	// RUNNING again (scope orch:operate; operator.reason required; audited as run.resume).
+	ResumeRun(context.Context, *ResumeRunRequest) (*ResumeRunResponse, error)
 	// SubmitJob creates one job, or returns the existing job with the same idempotency key (scope orch:operate).
 	SubmitJob(context.Context, *SubmitJobRequest) (*SubmitJobResponse, error)
 	// SubmitJobs creates several jobs in one transaction; results are in request order (scope orch:operate).
@@ -778,6 +799,9 @@ func (UnimplementedSchedulerServiceServer) GetRunDag(context.Context, *GetRunDag
 }
 func (UnimplementedSchedulerServiceServer) CancelRun(context.Context, *CancelRunRequest) (*CancelRunResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CancelRun not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ResumeRun(context.Context, *ResumeRunRequest) (*ResumeRunResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeRun not implemented")
 }
 func (UnimplementedSchedulerServiceServer) SubmitJob(context.Context, *SubmitJobRequest) (*SubmitJobResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SubmitJob not implemented")
@@ -1084,6 +1108,24 @@ func _SchedulerService_CancelRun_Handler(srv interface{}, ctx context.Context, d
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(SchedulerServiceServer).CancelRun(ctx, req.(*CancelRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_ResumeRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ResumeRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ResumeRun_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ResumeRun(ctx, req.(*ResumeRunRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1782,6 +1824,10 @@ var SchedulerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CancelRun",
 			Handler:    _SchedulerService_CancelRun_Handler,
+		},
+		{
+			MethodName: "ResumeRun",
+			Handler:    _SchedulerService_ResumeRun_Handler,
 		},
 		{
 			MethodName: "SubmitJob",
