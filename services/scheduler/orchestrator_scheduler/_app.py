@@ -24,6 +24,7 @@ from orchestrator_scheduler._firing import ScheduleFirer
 from orchestrator_scheduler._incidents import IncidentWatcher
 from orchestrator_scheduler._servicer import METHOD_SCOPES, SERVICE_NAME, SchedulerServicer
 from orchestrator_scheduler._settings import SchedulerSettings
+from orchestrator_scheduler._webhooks import WebhookDispatcher
 from stella.orchestrator.v1 import events_pb2_grpc, scheduler_pb2_grpc
 
 
@@ -75,6 +76,13 @@ async def build_service(
             clock=clock,
             policy=settings.incident_policy,
         )
+        webhooks = WebhookDispatcher(
+            stores.webhooks,
+            horizon,
+            config.database_url,
+            settings=settings.webhooks,
+            clock=clock,
+        )
         events = EventStreamServicer(
             EventReader(db),
             horizon,
@@ -95,6 +103,7 @@ async def build_service(
                 ("event-partitions", maintainer.run_forever),
                 ("event-horizon", horizon.run),
                 ("incidents", incidents.run_forever),
+                *([("webhooks", webhooks.run_forever)] if settings.webhooks.enabled else []),
                 *([("schedule-firing", firer.run_forever)] if firing else []),
             ],
             method_scopes={**METHOD_SCOPES, **EVENTS_METHOD_SCOPES},
