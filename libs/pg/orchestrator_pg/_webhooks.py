@@ -405,6 +405,7 @@ class WebhookStore:
             cur = await conn.execute(query("webhook_attempt_finish"), params)
             if await cur.fetchone() is None:
                 return False, False
+            await conn.execute(query("webhook_streak_lock"), {"webhook_id": attempt.webhook_id})
             cur = await conn.execute(
                 query("webhook_streak_update"),
                 {

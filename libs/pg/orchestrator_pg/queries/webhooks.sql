@@ -184,6 +184,11 @@ UPDATE orchestrator.webhook_attempts
        latency_ms = %(latency_ms)s, next_attempt_at = %(next_attempt_at)s, error = %(error)s
  WHERE delivery_id = %(delivery_id)s AND attempt = %(attempt)s;
 
+-- name: webhook_streak_lock
+-- Serialises the streak updates of concurrent attempts of one subscription (the update
+-- below reads the streak in its subquery: without the lock, two would count from one value).
+SELECT id FROM orchestrator.webhooks WHERE id = %(webhook_id)s FOR UPDATE;
+
 -- name: webhook_streak_update
 -- A 2xx ends the failure streak; a failure grows it, and the subscription is disabled (the
 -- trigger writes webhook.disabled) once the streak is long enough and old enough.
