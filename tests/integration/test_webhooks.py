@@ -461,3 +461,135 @@ async def test_operator_api_hides_secrets_isolates_tenants_and_is_audited(
         )
     ]
     assert actions == ["webhook.create", "webhook.update", "webhook.delete"]
+
+
+async def test_webhook_service_over_grpc_delivers_through_the_schedulers_dispatcher(
+    db: Database, webhooks_db: str, sql: Any, make_token: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler service serves WebhookService and runs the dispatcher (ORCH_WEBHOOK*
+    from the environment): create (secret once), read without secrets, deliveries listed,
+    rotate, redeliver, update, delete; a reader cannot write."""
+    import grpc
+
+    from orchestrator_scheduler import build_service
+    from stella.orchestrator.v1 import common_pb2, webhooks_pb2, webhooks_pb2_grpc
+    from tests.conftest import service_config
+
+    monkeypatch.setenv("ORCH_WEBHOOKS_ALLOW_PRIVATE", "1")
+    monkeypatch.setenv("ORCH_WEBHOOK_BACKOFF_S", "0.05")
+    receiver = Receiver(lambda _id, _n: (200, {}))
+    operate = (("authorization", f"Bearer {make_token('acme')}"),)
+    read = (("authorization", f"Bearer {make_token('acme', ('orch:read',))}"),)
+    operator = common_pb2.OperatorContext(reason="SIEM feed", ticket="OPS-21")
+    async with (
+        receiver.running(),
+        build_service(service_config("scheduler", webhooks_db), schedule_firing=False) as service,
+    ):
+        await service.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+                stub = webhooks_pb2_grpc.WebhookServiceStub(channel)
+                with pytest.raises(grpc.aio.AioRpcError) as denied:
+                    await stub.CreateWebhook(
+                        webhooks_pb2.CreateWebhookRequest(url=receiver.url, event_types=["*"]),
+                        metadata=read,
+                    )
+                assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+                with pytest.raises(grpc.aio.AioRpcError) as invalid:
+                    await stub.CreateWebhook(
+                        webhooks_pb2.CreateWebhookRequest(url="ftp://x", event_types=["Job"]),
+                        metadata=operate,
+                    )
+                assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+                created = await stub.CreateWebhook(
+                    webhooks_pb2.CreateWebhookRequest(
+                        url=receiver.url, event_types=["job.created"], operator=operator
+                    ),
+                    metadata=operate,
+                )
+                assert created.secret.startswith("whsec_")
+                webhook_id = created.webhook.id
+                listed = await stub.ListWebhooks(webhooks_pb2.ListWebhooksRequest(), metadata=read)
+                assert [w.id for w in listed.webhooks] == [webhook_id]
+
+                async def leading() -> bool:
+                    (n,) = sql.execute(
+                        "SELECT count(*) FROM orchestrator.webhook_cursor"
+                    ).fetchone()
+                    return bool(n)
+
+                await _eventually(leading, "the service's dispatcher to run")
+                await _submit(db, "acme")
+                await _eventually(lambda: _true(len(receiver.requests) == 1), "the delivery")
+                _verify_both(created.secret, receiver.requests[0])
+
+                async def logged() -> Any:
+                    reply = await stub.ListWebhookDeliveries(
+                        webhooks_pb2.ListWebhookDeliveriesRequest(webhook_id=webhook_id),
+                        metadata=read,
+                    )
+                    done = [d for d in reply.deliveries if d.state == "succeeded"]
+                    return done
+
+                (delivery,) = await _eventually(logged, "the delivery log")
+                assert delivery.status_code == 200
+                assert delivery.attempt == 1
+                assert delivery.event_type == "job.created"
+
+                rotated = await stub.RotateWebhookSecret(
+                    webhooks_pb2.RotateWebhookSecretRequest(
+                        webhook_id=webhook_id, operator=operator
+                    ),
+                    metadata=operate,
+                )
+                assert rotated.webhook.rotating
+                assert rotated.secret != created.secret
+                again = await stub.RedeliverWebhook(
+                    webhooks_pb2.RedeliverWebhookRequest(
+                        delivery_id=delivery.id, operator=operator
+                    ),
+                    metadata=operate,
+                )
+                assert again.delivery.state == "pending"
+                await _eventually(lambda: _true(len(receiver.requests) == 2), "the redelivery")
+                resent = receiver.requests[1]
+                _verify_both(rotated.secret, resent)
+                _verify_both(created.secret, resent)  # still valid during the grace period
+
+                updated = await stub.UpdateWebhook(
+                    webhooks_pb2.UpdateWebhookRequest(
+                        webhook_id=webhook_id,
+                        enabled=False,
+                        description="paused",
+                        operator=operator,
+                    ),
+                    metadata=operate,
+                )
+                assert not updated.webhook.enabled
+                assert updated.webhook.disabled_reason == "operator"
+                await stub.DeleteWebhook(
+                    webhooks_pb2.DeleteWebhookRequest(webhook_id=webhook_id, operator=operator),
+                    metadata=operate,
+                )
+                with pytest.raises(grpc.aio.AioRpcError) as gone:
+                    await stub.GetWebhook(
+                        webhooks_pb2.GetWebhookRequest(webhook_id=webhook_id), metadata=read
+                    )
+                assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+        finally:
+            await service.stop()
+    actions = [
+        r[0]
+        for r in sql.execute(
+            "SELECT action FROM orchestrator.audit_entries WHERE target LIKE 'webhook%%' "
+            "AND actor_subject = 'tester' ORDER BY occurred_at"
+        )
+    ]
+    assert actions == [
+        "webhook.create",
+        "webhook.rotate_secret",
+        "webhook.redeliver",
+        "webhook.update",
+        "webhook.delete",
+    ]

@@ -15,6 +15,7 @@ from orchestrator_pg import (
     Stores,
 )
 from orchestrator_redis import BucketStore
+from orchestrator_scheduler import _webhooks_api as webhooks_api
 from orchestrator_scheduler._events import (
     EVENTS_METHOD_SCOPES,
     EVENTS_SERVICE_NAME,
@@ -25,7 +26,7 @@ from orchestrator_scheduler._incidents import IncidentWatcher
 from orchestrator_scheduler._servicer import METHOD_SCOPES, SERVICE_NAME, SchedulerServicer
 from orchestrator_scheduler._settings import SchedulerSettings
 from orchestrator_scheduler._webhooks import WebhookDispatcher
-from stella.orchestrator.v1 import events_pb2_grpc, scheduler_pb2_grpc
+from stella.orchestrator.v1 import events_pb2_grpc, scheduler_pb2_grpc, webhooks_pb2_grpc
 
 
 @asynccontextmanager
@@ -39,7 +40,8 @@ async def build_service(
     ``ORCH_SCHEDULES_FIRING`` (one replica fires at a time).
 
     Besides SchedulerService (which includes the operator RPCs: dead letters, incidents,
-    artifacts, overview) it serves EventStreamService (the event history, live).
+    artifacts, overview) it serves EventStreamService (the event history, live) and
+    WebhookService (subscriptions and their delivery log; the dispatcher runs here too).
     """
     settings = SchedulerSettings.from_env()
     db = Database(config.database_url, clock=clock, max_size=config.db_pool_max)
@@ -97,6 +99,13 @@ async def build_service(
                     events,
                     EVENTS_SERVICE_NAME,
                 ),
+                (
+                    webhooks_pb2_grpc.add_WebhookServiceServicer_to_server,
+                    webhooks_api.WebhookServicer(
+                        stores.webhooks, rotation_grace=settings.webhooks.rotation_grace
+                    ),
+                    webhooks_api.SERVICE_NAME,
+                ),
             ],
             dependencies=[Dependency("postgresql", db.ping)],
             background=[
@@ -106,7 +115,7 @@ async def build_service(
                 *([("webhooks", webhooks.run_forever)] if settings.webhooks.enabled else []),
                 *([("schedule-firing", firer.run_forever)] if firing else []),
             ],
-            method_scopes={**METHOD_SCOPES, **EVENTS_METHOD_SCOPES},
+            method_scopes={**METHOD_SCOPES, **EVENTS_METHOD_SCOPES, **webhooks_api.METHOD_SCOPES},
         )
         yield service
     finally:
