@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from tests.gateway._helpers import REASON
+from tests.gateway._helpers import REASON, cli
 
 pytestmark = pytest.mark.integration
 
@@ -57,3 +58,57 @@ async def test_webhooks_crud_rotate_and_deliveries(stack, client: httpx.AsyncCli
     gone = await client.delete(f"/webhooks/{webhook['id']}", headers=REASON)
     assert gone.status_code == 204, gone.text
     assert (await client.get(f"/webhooks/{webhook['id']}")).status_code == 404
+
+
+def test_cli_creates_lists_updates_rotates_and_deletes(stack, capsys) -> None:
+    token = stack.token(("orch:read", "orch:operate"))
+    code, out, _ = cli(
+        stack,
+        capsys,
+        "webhooks",
+        "create",
+        "--url",
+        "https://siem.example/cli",
+        "--event",
+        "job.dead",
+        "--event",
+        "run.finished",
+        "-o",
+        "json",
+        token=token,
+    )
+    assert code == 0
+    created = json.loads(out)
+    webhook_id = created["webhook"]["id"]
+    assert created["secret"].startswith("whsec_")
+    code, out, _ = cli(stack, capsys, "webhooks", "list", "-o", "json", token=token)
+    assert code == 0
+    assert webhook_id in [w["id"] for w in json.loads(out)["items"]]
+    code, out, _ = cli(
+        stack,
+        capsys,
+        "webhooks",
+        "update",
+        webhook_id,
+        "--enabled",
+        "false",
+        "-o",
+        "json",
+        token=token,
+    )
+    assert code == 0
+    assert json.loads(out)["enabled"] is False
+    code, out, _ = cli(
+        stack, capsys, "webhooks", "rotate-secret", webhook_id, "--reason", "leaked", token=token
+    )
+    assert code == 0
+    assert "shown once" in out
+    code, out, _ = cli(stack, capsys, "webhooks", "deliveries", webhook_id, token=token)
+    assert code == 0
+    code, _, _ = cli(
+        stack, capsys, "webhooks", "delete", webhook_id, "--reason", "gone", token=token
+    )
+    assert code == 0
+    code, out, err = cli(stack, capsys, "webhooks", "show", webhook_id, token=token)
+    assert code != 0
+    assert "404" in out + err
