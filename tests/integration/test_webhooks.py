@@ -15,7 +15,7 @@ import collections
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -44,11 +44,10 @@ from orchestrator_pg import (
 )
 from orchestrator_scheduler._webhooks import WebhookDispatcher, WebhookSettings
 from stella_orchestrator.webhooks import generate_secret, verify_webhook
-from tests.conftest import migrated_database
+from tests.conftest import eventually, migrated_database
 
 pytestmark = pytest.mark.integration
 
-WAIT_S = 90.0
 # The acceptance run of issue 21 is 500 jobs; the default keeps the suite quick.
 RUN_JOBS = int(os.environ.get("ORCH_TEST_WEBHOOK_JOBS", "200"))
 FAST_RETRY = RetryPolicy(max_attempts=6, initial_backoff_s=0.05, max_backoff_s=0.2)
@@ -152,9 +151,9 @@ async def dispatchers(
             await asyncio.gather(*tasks, return_exceptions=True)
 
         stack.push_async_callback(stop)
-        await _eventually(lambda: _true(horizon.seq >= 0), "the event horizon")
+        await eventually(lambda: _true(horizon.seq >= 0), "the event horizon")
         start = horizon.seq
-        await _eventually(
+        await eventually(
             lambda: _true(any(d.is_leader and d.cursor >= start for d in running)),
             "a dispatcher's first pass",
         )
@@ -163,20 +162,6 @@ async def dispatchers(
 
 async def _true(value: bool) -> bool:
     return value
-
-
-async def _eventually(check: Callable[[], Awaitable[Any]], what: str) -> Any:
-    """Polls ``check`` (with backoff) until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    delay = 0.05
-    while True:
-        got = await check()
-        if got:
-            return got
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 1.0)
 
 
 def _job(job_type: str, key: str = "") -> NewJob:
@@ -280,7 +265,7 @@ async def test_every_matching_event_arrives_once_as_2xx_after_two_failures(
             ).fetchone()
             return bool(n == len(expected))
 
-        await _eventually(all_delivered, f"{len(expected)} succeeded deliveries")
+        await eventually(all_delivered, f"{len(expected)} succeeded deliveries")
 
     by_id: dict[str, list[Received]] = collections.defaultdict(list)
     for r in receiver.requests:
@@ -328,7 +313,7 @@ async def test_private_targets_are_refused_without_the_switch(
             rows = await store.webhook_delivery_list("acme", sub["id"], limit=10)
             return [r for r in rows if r["state"] == "failed"]
 
-        rows = await _eventually(failed, "the refused delivery")
+        rows = await eventually(failed, "the refused delivery")
     assert receiver.requests == []
     assert rows[0]["attempt"] == 1  # refused for good, not retried
     assert rows[0]["error"].startswith("refused: 127.0.0.1 is loopback")
@@ -355,11 +340,11 @@ async def test_a_failure_streak_disables_the_subscription_with_an_event(
             row = await store.webhook_get("acme", sub["id"])
             return not row["enabled"]
 
-        await _eventually(disabled, "the subscription to be disabled")
+        await eventually(disabled, "the subscription to be disabled")
         row = await store.webhook_get("acme", sub["id"])
         await _submit(db, "acme", 2)  # no deliveries for a disabled subscription
         (head,) = sql.execute("SELECT max(seq) FROM orchestrator.events").fetchone()
-        await _eventually(
+        await eventually(
             lambda: _true(any(d.cursor >= head for d in running)), "the fan-out past the jobs"
         )
         deliveries = await store.webhook_delivery_list("acme", sub["id"], limit=10)
@@ -404,7 +389,7 @@ async def test_rotation_signs_with_both_secrets_and_redelivery_resends(
         assert new != old
         assert rotated["rotating"]
         await _submit(db, "acme")
-        await _eventually(lambda: _true(len(receiver.requests) == 1), "one delivery")
+        await eventually(lambda: _true(len(receiver.requests) == 1), "one delivery")
         (got,) = receiver.requests
         assert len(got.headers["webhook-signature"].split(" ")) == 2
         assert _verify_both(old, got) == _verify_both(new, got)
@@ -413,7 +398,7 @@ async def test_rotation_signs_with_both_secrets_and_redelivery_resends(
         assert delivery["state"] == "succeeded"
         assert delivery["status_code"] == 204
         await store.webhook_redeliver(OPERATOR, delivery["id"])
-        await _eventually(lambda: _true(len(receiver.requests) == 2), "the redelivery")
+        await eventually(lambda: _true(len(receiver.requests) == 2), "the redelivery")
         detail = await store.webhook_delivery_get("acme", delivery["id"])
     again = receiver.requests[1]
     assert again.headers["webhook-id"] == got.headers["webhook-id"]
@@ -519,9 +504,9 @@ async def test_webhook_service_over_grpc_delivers_through_the_schedulers_dispatc
                     ).fetchone()
                     return bool(n)
 
-                await _eventually(leading, "the service's dispatcher to run")
+                await eventually(leading, "the service's dispatcher to run")
                 await _submit(db, "acme")
-                await _eventually(lambda: _true(len(receiver.requests) == 1), "the delivery")
+                await eventually(lambda: _true(len(receiver.requests) == 1), "the delivery")
                 _verify_both(created.secret, receiver.requests[0])
 
                 async def logged() -> Any:
@@ -532,7 +517,7 @@ async def test_webhook_service_over_grpc_delivers_through_the_schedulers_dispatc
                     done = [d for d in reply.deliveries if d.state == "succeeded"]
                     return done
 
-                (delivery,) = await _eventually(logged, "the delivery log")
+                (delivery,) = await eventually(logged, "the delivery log")
                 assert delivery.status_code == 200
                 assert delivery.attempt == 1
                 assert delivery.event_type == "job.created"
@@ -552,7 +537,7 @@ async def test_webhook_service_over_grpc_delivers_through_the_schedulers_dispatc
                     metadata=operate,
                 )
                 assert again.delivery.state == "pending"
-                await _eventually(lambda: _true(len(receiver.requests) == 2), "the redelivery")
+                await eventually(lambda: _true(len(receiver.requests) == 2), "the redelivery")
                 resent = receiver.requests[1]
                 _verify_both(rotated.secret, resent)
                 _verify_both(created.secret, resent)  # still valid during the grace period
