@@ -3,12 +3,14 @@ example workers' ``-types`` mode (one artifact ``python:<job id>:<key>``).
 
     python -m tests.crosslang._python_worker TARGET TOKEN WORKER_ID CONCURRENCY TYPES DELAY_S
 
-TYPES is a comma-separated list of job types.
+TYPES is a comma-separated list of job types. With ``STELLA_TLS_CA_FILE`` set it connects
+over TLS trusting that CA (as the Go and Rust example workers do).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 from stella_orchestrator.worker import Job, Worker, artifact, progress
@@ -16,7 +18,13 @@ from stella_orchestrator.worker import Job, Worker, artifact, progress
 
 def main() -> None:
     target, token, worker_id, concurrency, types, delay_s = sys.argv[1:]
-    worker = Worker(target, token=token, worker_id=worker_id, concurrency=int(concurrency))
+    worker = Worker(
+        target,
+        token=token,
+        worker_id=worker_id,
+        concurrency=int(concurrency),
+        tls_ca_file=os.environ.get("STELLA_TLS_CA_FILE") or None,
+    )
 
     async def echo(job: Job) -> dict[str, object]:
         progress(50, "python halfway")

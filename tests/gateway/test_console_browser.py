@@ -58,13 +58,19 @@ def _off_loop(coro):
 
 @contextmanager
 def _signed_in(stack, token: str, errors: list[str]) -> Iterator[Any]:
-    """A Chromium page signed in to the Console with ``token``; page errors go to ``errors``."""
+    """A Chromium page signed in to the Console with ``token``; page errors and
+    Content-Security-Policy violations go to ``errors``."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # The gateway's strict Content-Security-Policy must not block anything the Console does.
+        page.on(
+            "console",
+            lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+        )
         page.goto(stack.base_url + "/")
         page.get_by_label("Bearer token").fill(token)
         page.get_by_role("button", name="Sign in").click()
@@ -99,6 +105,9 @@ def test_console_sections_controls_and_live_updates(stack) -> None:
 
     with _signed_in(stack, token, errors) as page:
         expect(page.get_by_test_id("live")).to_contain_text("live", timeout=15_000)
+        # The token stays in the page's memory: no Web Storage an injected script could read.
+        stored = page.evaluate("() => JSON.stringify([{...sessionStorage}, {...localStorage}])")
+        assert token not in stored
 
         # Every section, reached from the navigation, with a screenshot.
         for link, heading in SECTIONS:

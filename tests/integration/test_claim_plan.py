@@ -74,7 +74,9 @@ def claim_plan(url: str, *, per_tenant: int) -> dict[str, Any]:
                 "allow_tenants": [],
                 "allow_hosts": [],
                 "allow_counts": [],
-                "after_tenant": "",
+                "pass_tenants": [],
+                "pass_values": [],
+                "vtime": 0.0,
             },
         ).fetchone()
         conn.rollback()

@@ -95,6 +95,7 @@ def write_throwaway_keys(tree: Path) -> None:
                 serialization.NoEncryption(),
             )
         )
+        write_throwaway_tls(secrets / "tls.crt", secrets / "tls.key")
         (secrets / "token-public.pem").write_bytes(
             Ed25519PrivateKey.generate()
             .public_key()
@@ -104,9 +105,46 @@ def write_throwaway_keys(tree: Path) -> None:
         )
 
 
+def write_throwaway_tls(cert_path: Path, key_path: Path) -> None:
+    """A self-signed certificate for the API host names and localhost (what the edge-TLS
+    Secret of an overlay, or a cert-manager Certificate, would hold)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "orchestrator.example.com")])
+    now = dt.datetime.now(dt.UTC)
+    hosts = ["orchestrator.example.com", "orchestrator.dev.example.com", "localhost"]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
 def copy_tree(dest: Path) -> Path:
     """A copy of deploy/k8s with throwaway keys, to render (and to break on purpose)."""
-    shutil.copytree(K8S, dest, ignore=shutil.ignore_patterns("*.pem"))
+    shutil.copytree(K8S, dest, ignore=shutil.ignore_patterns("*.pem", "*.crt", "*.key"))
     write_throwaway_keys(dest)
     return dest
 
@@ -288,6 +326,7 @@ def parse_bootstrap(bootstrap: Obj) -> list[str]:
     from envoy.extensions.resource_monitors.downstream_connections.v3 import (  # noqa: F401
         downstream_connections_pb2,
     )
+    from envoy.extensions.transport_sockets.tls.v3 import tls_pb2  # noqa: F401
     from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
     from google.protobuf import json_format
 
@@ -298,10 +337,28 @@ def parse_bootstrap(bootstrap: Obj) -> list[str]:
     return []
 
 
+def with_tls_files(bootstrap: Obj, cert: Path, key: Path) -> Obj:
+    """A copy of the bootstrap whose TLS certificate and key are read from ``cert`` and ``key``
+    instead of the Secret's mount (which exists only in a pod)."""
+    out = copy.deepcopy(bootstrap)
+    for listener in out["static_resources"]["listeners"]:
+        for chain in listener["filter_chains"]:
+            socket = chain.get("transport_socket")
+            if socket is None:
+                continue
+            for certificate in socket["typed_config"]["common_tls_context"]["tls_certificates"]:
+                certificate["certificate_chain"] = {"filename": str(cert)}
+                certificate["private_key"] = {"filename": str(key)}
+    return out
+
+
 def envoy_validate(tools: Tools, bootstrap: Obj, workdir: Path) -> list[str]:
-    """Envoy itself checks the config (`--mode validate`: every extension, every cluster)."""
+    """Envoy itself checks the config (`--mode validate`: every extension, every cluster;
+    the TLS certificate is a throwaway one, the Secret exists only in a cluster)."""
+    cert, key = workdir / "tls.crt", workdir / "tls.key"
+    write_throwaway_tls(cert, key)
     path = workdir / "envoy-validate.yaml"
-    path.write_text(yaml.safe_dump(bootstrap))
+    path.write_text(yaml.safe_dump(with_tls_files(bootstrap, cert, key)))
     done = subprocess.run(
         [str(tools.envoy), "--mode", "validate", "-c", str(path), "--log-level", "warn"],
         capture_output=True,

@@ -21,6 +21,7 @@ import yaml
 from orchestrator_grpckit import mint_dev_token
 from orchestrator_ratelimit import RatelimitApp, RatelimitSettings, build_app
 from stella.orchestrator.v1 import common_pb2, ratelimit_pb2, ratelimit_pb2_grpc
+from tests._certs import Pki, make_pki
 from tests.conftest import DEV_SECRET, REDIS_URL, service_config
 from tests.k8s._tools import (
     ROOT,
@@ -32,6 +33,7 @@ from tests.k8s._tools import (
     parse_bootstrap,
     render,
     upstream_problems,
+    with_tls_files,
 )
 
 API_HOST = "grpc.orchestrator.test"
@@ -167,12 +169,24 @@ async def ratelimit_app(database_url: str, tenants: tuple[str, str]) -> AsyncIte
 
 
 @pytest.fixture
+def edge_pki(tmp_path: Path) -> Pki:
+    """A test CA and a certificate for localhost that Envoy's TLS listener serves."""
+    return make_pki(tmp_path / "pki")
+
+
+@pytest.fixture
 def envoy_process(
-    tools: Tools, rendered: dict[str, list[Obj]], ratelimit_app: RatelimitApp, tmp_path: Path
+    tools: Tools,
+    rendered: dict[str, list[Obj]],
+    ratelimit_app: RatelimitApp,
+    edge_pki: Pki,
+    tmp_path: Path,
 ) -> Iterator[dict[str, int]]:
     assert ratelimit_app.envoy_port
     config, ports = localized(
-        envoy_bootstrap(rendered["prod"]),
+        with_tls_files(
+            envoy_bootstrap(rendered["prod"]), edge_pki.server_cert, edge_pki.server_key
+        ),
         {"ratelimit": ratelimit_app.service.port, "ratelimit_rls": ratelimit_app.envoy_port},
     )
     path = tmp_path / "envoy.yaml"
@@ -207,7 +221,7 @@ async def _until_upstream_healthy(admin_port: int, upstream_port: int) -> None:
 
 @pytest.mark.integration
 async def test_the_rate_limit_rule_fires_through_a_real_envoy(
-    ratelimit_app: RatelimitApp, envoy_process: dict[str, int]
+    ratelimit_app: RatelimitApp, envoy_process: dict[str, int], edge_pki: Pki
 ) -> None:
     await _until_upstream_healthy(envoy_process["admin"], ratelimit_app.service.port)
     token = mint_dev_token(
@@ -225,8 +239,15 @@ async def test_the_rate_limit_rule_fires_through_a_real_envoy(
             ),
             metadata=(("authorization", f"Bearer {token}"),),
         )
-    async with grpc.aio.insecure_channel(
-        f"127.0.0.1:{envoy_process['grpc']}", options=[("grpc.default_authority", API_HOST)]
+    # Envoy terminates TLS (the listener's certificate, here one for localhost from a test CA).
+    credentials = grpc.ssl_channel_credentials(edge_pki.ca.read_bytes())
+    async with grpc.aio.secure_channel(
+        f"127.0.0.1:{envoy_process['grpc']}",
+        credentials,
+        options=[
+            ("grpc.default_authority", API_HOST),
+            ("grpc.ssl_target_name_override", "localhost"),
+        ],
     ) as edge:
         stub = ratelimit_pb2_grpc.RateLimitServiceStub(edge)
         named_tenant = (("authorization", f"Bearer {token}"), ("x-stella-tenant", "acme"))

@@ -439,7 +439,7 @@ def test_gateway_has_no_session_affinity_and_an_ingress(overlay: list[Obj]) -> N
 def test_secrets_come_from_generators_and_none_is_committed(overlay: list[Obj]) -> None:
     generated = {s["metadata"]["name"] for s in by_kind(overlay, "Secret")}
     assert all(
-        re.fullmatch(r"orchestrator-(token-keys|audit-signing-key)-[a-z0-9]{10}", n)
+        re.fullmatch(r"orchestrator-(token-keys|audit-signing-key|edge-tls)-[a-z0-9]{10}", n)
         for n in generated
     )
     referenced = set()

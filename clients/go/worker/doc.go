@@ -48,4 +48,10 @@
 // picked up. Against `make up REPLICAS=2`:
 //
 //	w, err := worker.New("127.0.0.1:50052,127.0.0.1:50062", worker.WithToken(token))
+//
+// # TLS
+//
+// WithTLSCAFile("ca.pem") connects over TLS trusting only that CA (the same option as the
+// Python SDK's tls_ca_file and the Rust SDK's tls_ca_file); WithTransportCredentials takes
+// any other credentials (system roots, a client certificate).
 package worker

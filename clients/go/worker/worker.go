@@ -155,6 +155,20 @@ func WithTransportCredentials(c credentials.TransportCredentials) Option {
 	}
 }
 
+// WithTLSCAFile opens a TLS channel that trusts only the CA in the PEM file at path (the
+// CA that signed the server's certificate; the same option as the Python SDK's
+// tls_ca_file and the Rust SDK's tls_ca_file).
+func WithTLSCAFile(path string) Option {
+	return func(w *Worker) error {
+		c, err := credentials.NewClientTLSFromFile(path, "")
+		if err != nil {
+			return fmt.Errorf("%w: TLS CA file: %v", ErrInvalid, err)
+		}
+		w.dialOptions = append(w.dialOptions, grpc.WithTransportCredentials(c))
+		return nil
+	}
+}
+
 // WithDialOptions adds gRPC dial options.
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(w *Worker) error { w.dialOptions = append(w.dialOptions, opts...); return nil }

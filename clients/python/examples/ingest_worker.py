@@ -93,6 +93,11 @@ def main() -> None:
     parser.add_argument("--tenant", default=None, help="tenant, when the token names several")
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--job-type", default="advisory.ingest")
+    parser.add_argument(
+        "--tls-ca",
+        default=os.environ.get("STELLA_TLS_CA_FILE") or None,
+        help="PEM CA file: connect over TLS trusting it (env STELLA_TLS_CA_FILE)",
+    )
     args = parser.parse_args()
     if not args.token:
         parser.error("--token (or ORCH_TOKEN) is required")
@@ -100,7 +105,13 @@ def main() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
 
-    worker = Worker(args.target, token=args.token, tenant=args.tenant, concurrency=args.concurrency)
+    worker = Worker(
+        args.target,
+        token=args.token,
+        tenant=args.tenant,
+        concurrency=args.concurrency,
+        tls_ca_file=args.tls_ca,
+    )
     worker.add_handler(args.job_type, ingest)
     worker.run_forever()  # SIGTERM/SIGINT: drain; a second signal stops at once
 

@@ -66,6 +66,15 @@ async fn main() {
     if let Some(id) = f.get("worker-id") {
         builder = builder.worker_id(id.clone());
     }
+    // -tls-ca FILE (default $STELLA_TLS_CA_FILE): TLS, trusting that CA.
+    if let Some(ca) = f
+        .get("tls-ca")
+        .cloned()
+        .or_else(|| std::env::var("STELLA_TLS_CA_FILE").ok())
+        .filter(|ca| !ca.is_empty())
+    {
+        builder = builder.tls_ca_file(ca);
+    }
     let worker_id = get("worker-id", "");
     builder = if let Some(types) = f.get("types") {
         let delay = parse_duration(&get("delay", "30ms"));

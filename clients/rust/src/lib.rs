@@ -58,6 +58,12 @@
 //! `ORCH_WORK_STREAM_MAX_AGE_S`) goes to the next address, and an attempt on a replica that
 //! is down fails at once and moves on. Against `make up REPLICAS=2`:
 //! `Worker::builder("127.0.0.1:50052,127.0.0.1:50062")`.
+//!
+//! # TLS
+//!
+//! `.tls_ca_file("ca.pem")` dials every address over TLS (rustls) and trusts only that CA
+//! (the same option as the Python SDK's `tls_ca_file` and Go's `WithTLSCAFile`); an
+//! `https://host:port` target without it is checked against the system's roots.
 
 #![warn(missing_docs)]
 

@@ -7,6 +7,11 @@
 //! * `dns:///name:port`: every address the name resolves to, looked up again before each
 //!   stream, so replicas added or removed behind a Kubernetes headless Service are followed.
 //!
+//! TLS: with a CA (`WorkerBuilder::tls_ca_file`) every `host:port` entry is dialled as
+//! `https://` and the server's certificate must chain to that CA; for `dns:` names it must
+//! name the DNS name (not the resolved address). An `https://` URL without a CA is checked
+//! against the system's roots.
+//!
 //! tonic has no gRPC load-balancing policies (its `balance_list` picks the less loaded of two
 //! random endpoints), so the SDK balances round-robin itself at the granularity that matters
 //! for a worker: each new Work stream (a reconnect, a stream the server drained) goes to the
@@ -18,7 +23,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::errors::{Error, RpcError};
 
@@ -32,16 +37,18 @@ enum Kind {
 /// The addresses of one worker's target and a channel per address, handed out round-robin.
 pub(crate) struct Targets {
     kind: Kind,
+    tls: Option<ClientTlsConfig>,
     next: AtomicUsize,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
 impl Targets {
-    /// Parse a target (see the module docs).
+    /// Parse a target (see the module docs); `tls` makes plain `host:port` entries TLS.
     ///
     /// # Errors
     /// [`Error::Invalid`] for an empty target or an entry that is not `host:port` or a URL.
-    pub fn parse(target: &str) -> Result<Self, Error> {
+    pub fn parse(target: &str, tls: Option<ClientTlsConfig>) -> Result<Self, Error> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let target = target.trim();
         let invalid = |what: &str| Error::Invalid(format!("target {target:?}: {what}"));
         let kind = if let Some(rest) = target.strip_prefix("dns:") {
@@ -67,7 +74,7 @@ impl Targets {
                 let uri = if entry.contains("://") {
                     entry.to_string()
                 } else if host_port(entry).is_some() {
-                    format!("http://{entry}")
+                    format!("{scheme}://{entry}")
                 } else {
                     return Err(invalid(&format!("entry {entry:?} is not host:port")));
                 };
@@ -76,8 +83,14 @@ impl Targets {
             }
             Kind::List(uris)
         };
+        // A resolved address is dialled, but the certificate names the DNS name.
+        let tls = match (&kind, tls) {
+            (Kind::Dns { host, .. }, Some(config)) => Some(config.domain_name(host.clone())),
+            (_, tls) => tls,
+        };
         Ok(Self {
             kind,
+            tls,
             next: AtomicUsize::new(0),
             channels: Mutex::new(HashMap::new()),
         })
@@ -103,7 +116,8 @@ impl Targets {
                 if addrs.is_empty() {
                     return Err(RpcError::unavailable(&format!("{host} has no address")));
                 }
-                resolved = addrs.iter().map(|a| format!("http://{a}")).collect();
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
+                resolved = addrs.iter().map(|a| format!("{scheme}://{a}")).collect();
                 &resolved
             }
         };
@@ -112,8 +126,14 @@ impl Targets {
         if let Some(channel) = channels.get(&uri) {
             return Ok((uri, channel.clone()));
         }
-        let endpoint = Endpoint::from_shared(uri.clone())
-            .map_err(|e| RpcError::unavailable(&format!("{uri}: {e}")))?
+        let mut endpoint = Endpoint::from_shared(uri.clone())
+            .map_err(|e| RpcError::unavailable(&format!("{uri}: {e}")))?;
+        if let (Some(tls), true) = (&self.tls, uri.starts_with("https://")) {
+            endpoint = endpoint
+                .tls_config(tls.clone())
+                .map_err(|e| RpcError::unavailable(&format!("{uri}: TLS: {e}")))?;
+        }
+        let endpoint = endpoint
             .connect_timeout(Duration::from_secs(5))
             // Detect a vanished server within ~40 s even with no job running.
             .http2_keep_alive_interval(Duration::from_secs(30))
@@ -137,7 +157,7 @@ mod tests {
     use super::*;
 
     fn uris(target: &str) -> Vec<String> {
-        match Targets::parse(target).expect("valid").kind {
+        match Targets::parse(target, None).expect("valid").kind {
             Kind::List(uris) => uris,
             Kind::Dns { .. } => panic!("a list expected"),
         }
@@ -156,7 +176,7 @@ mod tests {
             ["http://[::1]:50052", "http://[::1]:50062"]
         );
         for dns in ["dns:///leases.orch.svc:50052", "dns:leases.orch.svc:50052"] {
-            match Targets::parse(dns).expect("valid").kind {
+            match Targets::parse(dns, None).expect("valid").kind {
                 Kind::Dns { host, port } => {
                     assert_eq!((host.as_str(), port), ("leases.orch.svc", 50052))
                 }
@@ -165,7 +185,7 @@ mod tests {
         }
         for bad in ["", "a:1,,b:2", "a:1,no-port", "dns:///no-port", "a:0"] {
             assert!(
-                matches!(Targets::parse(bad), Err(Error::Invalid(_))),
+                matches!(Targets::parse(bad, None), Err(Error::Invalid(_))),
                 "{bad:?} accepted"
             );
         }
@@ -173,7 +193,7 @@ mod tests {
 
     #[tokio::test]
     async fn hands_out_addresses_round_robin_and_resolves_dns_each_time() {
-        let t = Targets::parse("127.0.0.1:1,127.0.0.1:2").expect("valid");
+        let t = Targets::parse("127.0.0.1:1,127.0.0.1:2", None).expect("valid");
         let mut picked = Vec::new();
         for _ in 0..4 {
             picked.push(t.next_channel().await.expect("a channel").0);
@@ -187,8 +207,21 @@ mod tests {
                 "http://127.0.0.1:2"
             ]
         );
-        let dns = Targets::parse("dns:///localhost:50052").expect("valid");
+        let dns = Targets::parse("dns:///localhost:50052", None).expect("valid");
         let (uri, _) = dns.next_channel().await.expect("localhost resolves");
         assert!(uri.ends_with(":50052"), "{uri}");
+    }
+
+    #[test]
+    fn a_ca_makes_plain_entries_tls() {
+        let t = Targets::parse(
+            "127.0.0.1:1,http://127.0.0.1:2",
+            Some(ClientTlsConfig::new()),
+        )
+        .expect("valid");
+        match t.kind {
+            Kind::List(uris) => assert_eq!(uris, ["https://127.0.0.1:1", "http://127.0.0.1:2"]),
+            Kind::Dns { .. } => panic!("a list expected"),
+        }
     }
 }

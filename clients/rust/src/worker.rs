@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use tokio::sync::watch;
 use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::transport::{Certificate, ClientTlsConfig};
 
 use crate::backoff::{Backoff, SplitMix64};
 use crate::errors::{BoxError, Error};
@@ -135,6 +137,7 @@ pub struct WorkerBuilder {
     drain_timeout: Duration,
     max_reconnect_attempts: Option<u32>,
     seed: Option<u64>,
+    tls_ca_file: Option<PathBuf>,
     handlers: HashMap<String, HandlerFn>,
     metrics_addr: Option<String>,
     error: Option<Error>,
@@ -208,6 +211,14 @@ impl WorkerBuilder {
         self
     }
 
+    /// Connect over TLS, trusting only the CA in this PEM file (the CA that signed the
+    /// server's certificate; the same option as the Python SDK's `tls_ca_file` and the Go
+    /// SDK's `WithTLSCAFile`). Without it `host:port` targets are plaintext.
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_ca_file = Some(path.into());
+        self
+    }
+
     /// Register the async handler of a job type (one per type).
     pub fn handler<F, Fut>(mut self, job_type: impl Into<String>, f: F) -> Self
     where
@@ -238,8 +249,8 @@ impl WorkerBuilder {
     ///
     /// # Errors
     /// [`Error::Invalid`]: no token, no handler, concurrency 0, a job type without a
-    /// handler, a repeated handler, or a target that is not `host:port`, a URL, a comma
-    /// list of them or `dns:///name:port`.
+    /// handler, a repeated handler, a target that is not `host:port`, a URL, a comma
+    /// list of them or `dns:///name:port`, or an unreadable `tls_ca_file`.
     pub fn build(self) -> Result<Worker, Error> {
         if let Some(error) = self.error {
             return Err(error);
@@ -270,7 +281,15 @@ impl WorkerBuilder {
             let tag = SplitMix64::new(seed).next_u64() & 0xff_ffff;
             format!("{host}-{}-{tag:06x}", std::process::id())
         });
-        let targets = Targets::parse(&self.target)?;
+        let tls = match &self.tls_ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| Error::Invalid(format!("TLS CA file {}: {e}", path.display())))?;
+                Some(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
+            }
+            None => None,
+        };
+        let targets = Targets::parse(&self.target, tls)?;
         let metrics_addr = match self.metrics_addr {
             Some(addr) => Some(addr),
             None => metrics::addr_from_env()?,
@@ -316,6 +335,7 @@ impl Worker {
             drain_timeout: Duration::from_secs(30),
             max_reconnect_attempts: None,
             seed: None,
+            tls_ca_file: None,
             handlers: HashMap::new(),
             metrics_addr: None,
             error: None,

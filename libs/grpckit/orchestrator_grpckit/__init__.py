@@ -3,7 +3,9 @@
 Design note. Every service's ``__main__`` does the same five things, so they live here
 once (STYLE rule 17):
 
-* configuration from ``ORCH_*`` environment variables (:class:`ServiceConfig`);
+* configuration from ``ORCH_*`` environment variables (:class:`ServiceConfig`); a service
+  bound beyond loopback refuses the built-in development keys unless ``ORCH_INSECURE_DEV=1``
+  (:func:`refuse_exposed_dev_defaults`, :func:`exit_on_config_error`);
 * identity: bearer JWTs (HS256 or Ed25519) become a :class:`Principal` bound to the RPC
   (:func:`current_principal`), with the tenant chosen from the token, never from a field;
 * tracing from the standard ``OTEL_*`` variables (:func:`tracing`, docs/tracing.md);
@@ -19,7 +21,8 @@ Typical ``__main__``::
     with tracing(config.service_name):  # flushes queued spans on the way out
         service = GrpcService(config, [(add_SchedulerServiceServicer_to_server, servicer,
                                         "stella.orchestrator.v1.SchedulerService")])
-        asyncio.run(run_service(service))
+        with exit_on_config_error("scheduler"):
+            asyncio.run(run_service(service))
 
 Clients parse error details with :func:`error_details`.
 """
@@ -44,9 +47,13 @@ from orchestrator_grpckit._config import (
     DEFAULT_REDIS_URL,
     DEV_HS256_SECRET,
     ENV_VARS,
+    INSECURE_DEV_ENV,
     EnvVar,
     ServiceConfig,
     env_var_table,
+    insecure_dev_from_env,
+    is_loopback,
+    refuse_exposed_dev_defaults,
 )
 from orchestrator_grpckit._context import current_request_id
 from orchestrator_grpckit._dependencies import DEPENDENCY_UP, Dependency, DependencyMonitor
@@ -63,6 +70,7 @@ from orchestrator_grpckit._interceptors import (
 )
 from orchestrator_grpckit._logging import JsonFormatter, configure_logging
 from orchestrator_grpckit._server import (
+    CONFIG_ERROR_EXIT_STATUS,
     LIVENESS_SERVICE,
     MAX_MESSAGE_BYTES,
     SERVER_OPTIONS,
@@ -71,6 +79,7 @@ from orchestrator_grpckit._server import (
     BackgroundFactory,
     GrpcService,
     ServiceRegistration,
+    exit_on_config_error,
     run_service,
 )
 from orchestrator_grpckit._status import ERROR_DOMAIN, error_details, status_code_of, to_rpc_status
@@ -87,6 +96,7 @@ from orchestrator_grpckit._tracing import (
 __all__ = [
     "ANY_TENANT",
     "AUDIENCE",
+    "CONFIG_ERROR_EXIT_STATUS",
     "DEFAULT_DATABASE_URL",
     "DEFAULT_GRPC_PORTS",
     "DEFAULT_METRICS_PORTS",
@@ -95,6 +105,7 @@ __all__ = [
     "DEV_HS256_SECRET",
     "ENV_VARS",
     "ERROR_DOMAIN",
+    "INSECURE_DEV_ENV",
     "ISSUER",
     "LIVENESS_SERVICE",
     "MAX_MESSAGE_BYTES",
@@ -134,9 +145,13 @@ __all__ = [
     "env_number",
     "env_var_table",
     "error_details",
+    "exit_on_config_error",
     "generate_ed25519_keypair",
+    "insecure_dev_from_env",
+    "is_loopback",
     "mint_dev_token",
     "mint_token_ed25519",
+    "refuse_exposed_dev_defaults",
     "run_service",
     "server_interceptors",
     "setup_tracing",

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator_grpckit._env import env_number
+from orchestrator_grpckit._env import env_choice, env_number
 from orchestrator_grpckit._exceptions import ConfigError
 
 # Why a named constant: it must be recognisable in logs and code review, and long enough
@@ -16,6 +18,9 @@ from orchestrator_grpckit._exceptions import ConfigError
 DEV_HS256_SECRET = "stella-orchestrator-INSECURE-dev-secret-do-not-use-in-production"
 
 DEFAULT_BIND_HOST = "127.0.0.1"
+# The explicit switch that lets a service listen beyond loopback with built-in development
+# key material (docs/configuration.md, "Secure by default").
+INSECURE_DEV_ENV = "ORCH_INSECURE_DEV"
 DEFAULT_DATABASE_URL = "postgresql://orchestrator:orchestrator@127.0.0.1:5432/orchestrator"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_LOG_LEVEL = "INFO"
@@ -43,6 +48,7 @@ DEFAULT_METRICS_PORTS: Mapping[str, int] = {
     "audit": 9105,
 }
 
+_log = logging.getLogger("orchestrator_grpckit")
 _SERVICE_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
@@ -73,12 +79,17 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "gateway 9101, scheduler 9102, leases 9103, ratelimit 9104, audit 9105",
         "Prometheus `/metrics` HTTP port (0 picks a free port).",
     ),
-    EnvVar("ORCH_BIND_HOST", DEFAULT_BIND_HOST, "Interface the gRPC and metrics servers bind."),
+    EnvVar(
+        "ORCH_BIND_HOST",
+        DEFAULT_BIND_HOST,
+        "Interface the gRPC and metrics servers bind. Beyond loopback a service refuses to "
+        "start with built-in development key material (see `ORCH_INSECURE_DEV`).",
+    ),
     EnvVar("ORCH_DATABASE_URL", DEFAULT_DATABASE_URL, "PostgreSQL ledger connection URL."),
     EnvVar("ORCH_REDIS_URL", DEFAULT_REDIS_URL, "Redis URL (rate-limit buckets)."),
     EnvVar(
         "ORCH_AUTH_HS256_SECRET",
-        "a built-in dev secret (a warning is logged at startup)",
+        "a built-in dev secret (loopback only, or with `ORCH_INSECURE_DEV=1`; a warning is logged)",
         "Shared secret that verifies HS256 bearer tokens; set it empty to accept only "
         "Ed25519 tokens.",
     ),
@@ -86,6 +97,27 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "ORCH_AUTH_ED25519_PUBLIC_KEY_FILE",
         "unset",
         "PEM file with the Ed25519 public key that verifies EdDSA bearer tokens.",
+    ),
+    EnvVar(
+        INSECURE_DEV_ENV,
+        "0",
+        "`1` lets a service bound beyond loopback start with the built-in development token "
+        "secret or audit signing key, which anyone can use to mint tokens or forge bundles "
+        "(a private development network only). With `0` such a service exits with an error "
+        "naming the variable to set. Loopback binds need no switch.",
+    ),
+    EnvVar(
+        "ORCH_TLS_CERT_FILE",
+        "unset (plaintext gRPC)",
+        "PEM certificate chain the gRPC server presents: set with `ORCH_TLS_KEY_FILE` to serve "
+        'gRPC over TLS only (workers connect with a CA file, docs/deploy.md "TLS").',
+    ),
+    EnvVar("ORCH_TLS_KEY_FILE", "unset", "PEM private key of `ORCH_TLS_CERT_FILE`."),
+    EnvVar(
+        "ORCH_TLS_CLIENT_CA_FILE",
+        "unset",
+        "PEM CA bundle: with it (and TLS on) every client must present a certificate it "
+        "signed (mutual TLS), besides its bearer token.",
     ),
     EnvVar("ORCH_LOG_LEVEL", DEFAULT_LOG_LEVEL, "Log level: DEBUG, INFO, WARNING, ERROR."),
     EnvVar(
@@ -126,6 +158,67 @@ def _md_default(default: str) -> str:
     return default if " " in default or default == "unset" else f"`{default}`"
 
 
+def is_loopback(host: str) -> bool:
+    """True when ``host`` names only this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def refuse_exposed_dev_defaults(
+    service_name: str, bind_host: str, dev_defaults: Collection[str], *, insecure_dev: bool
+) -> None:
+    """Refuse to serve beyond loopback with built-in development key material.
+
+    The development HS256 secret and audit signing key are in this public repository: on a
+    reachable address they let anyone mint tokens or forge audit bundles. Every service
+    calls this once at startup, before it binds.
+
+    Args:
+        service_name: Named in the message.
+        bind_host: The interface the service is about to bind.
+        dev_defaults: The variables whose built-in development value is in use
+            (e.g. ``ORCH_AUTH_HS256_SECRET``); empty when every key is the operator's own.
+        insecure_dev: ``ORCH_INSECURE_DEV=1``: the operator accepts the risk.
+
+    Raises:
+        ConfigError: ``bind_host`` is not loopback, some dev default is in use and the
+            insecure switch is off; the message names what to set.
+    """
+    if not dev_defaults or is_loopback(bind_host):
+        return
+    names = " and ".join(sorted(dev_defaults))
+    if insecure_dev:
+        _log.warning(
+            "%s serves on %s with the built-in development value of %s because %s=1: "
+            "that value is public, keep the network private",
+            service_name,
+            bind_host,
+            names,
+            INSECURE_DEV_ENV,
+            extra={"service": service_name},
+        )
+        return
+    raise ConfigError(
+        f"{service_name} refuses to start: ORCH_BIND_HOST={bind_host} is not loopback but "
+        f"{names} is not set, so the built-in development key (public in the source) would "
+        f'be used. Set {names} (docs/configuration.md, "Secure by default"), bind '
+        f"127.0.0.1, or set {INSECURE_DEV_ENV}=1 for a private development network."
+    )
+
+
+def insecure_dev_from_env(env: Mapping[str, str]) -> bool:
+    """``ORCH_INSECURE_DEV`` as a bool (``0`` or ``1``, default ``0``).
+
+    Raises:
+        ConfigError: any other value.
+    """
+    return env_choice(env, INSECURE_DEV_ENV, ("0", "1"), "0") == "1"
+
+
 def _service_prefix(service_name: str) -> str:
     return "ORCH_" + service_name.upper().replace("-", "_") + "_"
 
@@ -150,6 +243,13 @@ class ServiceConfig:
         shutdown_grace_s: Grace period for in-flight RPCs on shutdown.
         health_probe_s: Interval (and timeout) of the required-dependency health probe.
         db_pool_max: Most pooled PostgreSQL connections of this process.
+        insecure_dev: ``ORCH_INSECURE_DEV=1``: may serve beyond loopback with built-in
+            development keys (:meth:`refuse_exposed_dev_defaults`).
+        tls_cert_file: PEM certificate chain of the gRPC server; with ``tls_key_file`` the
+            server speaks TLS only. ``None``: plaintext.
+        tls_key_file: PEM private key of ``tls_cert_file``.
+        tls_client_ca_file: PEM CA bundle that client certificates must chain to (mutual
+            TLS), or ``None``.
     """
 
     service_name: str
@@ -164,17 +264,65 @@ class ServiceConfig:
     shutdown_grace_s: float = DEFAULT_SHUTDOWN_GRACE_S
     health_probe_s: float = DEFAULT_HEALTH_PROBE_S
     db_pool_max: int = DEFAULT_DB_POOL_MAX
+    insecure_dev: bool = False
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ConfigError(
+                "ORCH_TLS_CERT_FILE and ORCH_TLS_KEY_FILE are set together or not at all"
+            )
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ConfigError(
+                "ORCH_TLS_CLIENT_CA_FILE needs ORCH_TLS_CERT_FILE and ORCH_TLS_KEY_FILE"
+            )
 
     @property
     def uses_dev_secret(self) -> bool:
         """True when HS256 tokens are verified with the built-in, public dev secret."""
         return self.auth_hs256_secret == DEV_HS256_SECRET
 
+    def refuse_exposed_dev_defaults(self, *dev_defaults: str) -> None:
+        """Raise unless the service may start with its development defaults where it binds.
+
+        Args:
+            dev_defaults: Variables of the service's own whose built-in development value is
+                in use besides the HS256 secret (audit: ``ORCH_AUDIT_SIGNING_KEY_FILE``).
+
+        Raises:
+            ConfigError: See :func:`refuse_exposed_dev_defaults`.
+        """
+        names = {*dev_defaults, *(["ORCH_AUTH_HS256_SECRET"] if self.uses_dev_secret else [])}
+        refuse_exposed_dev_defaults(
+            self.service_name, self.bind_host, names, insecure_dev=self.insecure_dev
+        )
+
     @property
     def grpc_address(self) -> str:
         """``host:port`` the gRPC server binds (IPv6 hosts are bracketed)."""
         host = f"[{self.bind_host}]" if ":" in self.bind_host else self.bind_host
         return f"{host}:{self.grpc_port}"
+
+    def tls_pem(self) -> tuple[bytes, bytes, bytes | None] | None:
+        """Read the TLS files.
+
+        Returns:
+            ``(certificate chain, private key, client CA or None)`` as PEM bytes, or ``None``
+            when TLS is off.
+
+        Raises:
+            ConfigError: A file cannot be read.
+        """
+        if self.tls_cert_file is None or self.tls_key_file is None:
+            return None
+        client_ca = self.tls_client_ca_file
+        return (
+            _read_file("ORCH_TLS_CERT_FILE", self.tls_cert_file),
+            _read_file("ORCH_TLS_KEY_FILE", self.tls_key_file),
+            None if client_ca is None else _read_file("ORCH_TLS_CLIENT_CA_FILE", client_ca),
+        )
 
     def ed25519_public_key_pem(self) -> bytes | None:
         """Read the Ed25519 public key file.
@@ -187,13 +335,7 @@ class ServiceConfig:
         """
         if self.auth_ed25519_public_key_file is None:
             return None
-        try:
-            return self.auth_ed25519_public_key_file.read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"ORCH_AUTH_ED25519_PUBLIC_KEY_FILE={self.auth_ed25519_public_key_file}: "
-                f"cannot read the key file ({exc.strerror})"
-            ) from exc
+        return _read_file("ORCH_AUTH_ED25519_PUBLIC_KEY_FILE", self.auth_ed25519_public_key_file)
 
     @classmethod
     def from_env(
@@ -265,7 +407,23 @@ class ServiceConfig:
             db_pool_max=int(
                 env_number(env, "ORCH_DB_POOL_MAX", DEFAULT_DB_POOL_MAX, 2, MAX_DB_POOL)
             ),
+            insecure_dev=insecure_dev_from_env(env),
+            tls_cert_file=_path(env, "ORCH_TLS_CERT_FILE"),
+            tls_key_file=_path(env, "ORCH_TLS_KEY_FILE"),
+            tls_client_ca_file=_path(env, "ORCH_TLS_CLIENT_CA_FILE"),
         )
+
+
+def _read_file(name: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{name}={path}: cannot read the file ({exc.strerror})") from exc
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw) if raw else None
 
 
 def _port(env: Mapping[str, str], name: str, default: int | None) -> int | None:

@@ -13,8 +13,10 @@ import asyncio
 import logging
 import signal
 import socket
+import sys
 import threading
-from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -28,7 +30,7 @@ from prometheus_client import MetricsHandler
 from orchestrator_grpckit._auth import TokenVerifier
 from orchestrator_grpckit._config import ServiceConfig
 from orchestrator_grpckit._dependencies import Dependency, DependencyMonitor
-from orchestrator_grpckit._exceptions import BackgroundTaskFailed, GrpcKitError
+from orchestrator_grpckit._exceptions import BackgroundTaskFailed, ConfigError, GrpcKitError
 from orchestrator_grpckit._interceptors import server_interceptors
 
 AddServicerFn = Callable[[Any, grpc.aio.Server], None]
@@ -140,6 +142,9 @@ class GrpcService:
             answer its probe (every ``config.health_probe_s``), health is NOT_SERVING
             (see :mod:`orchestrator_grpckit._dependencies`).
         tracing: Add OpenTelemetry server instrumentation when it is installed.
+        dev_defaults: The service's own variables (besides ``ORCH_AUTH_HS256_SECRET``)
+            whose built-in development value is in use, e.g. the audit signing key: with
+            them the service starts only on loopback or with ``ORCH_INSECURE_DEV=1``.
         server_options: Extra/overriding channel arguments for ``grpc.aio.server``.
     """
 
@@ -156,9 +161,11 @@ class GrpcService:
         on_stopping: Sequence[Callable[[], None]] = (),
         dependencies: Sequence[Dependency] = (),
         tracing: bool = True,
+        dev_defaults: Collection[str] = (),
         server_options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         self._config = config
+        self._dev_defaults = tuple(dev_defaults)
         self._services = list(services)
         self._background = [_named(entry) for entry in background]
         names = [name for name, _ in self._background]
@@ -241,7 +248,8 @@ class GrpcService:
             RuntimeError: Called twice.
             GrpcKitError: The gRPC port cannot be bound.
             OSError: The metrics port cannot be bound.
-            ConfigError: The auth configuration is unusable.
+            ConfigError: The auth configuration is unusable, or the service would serve
+                beyond loopback with development keys (see ``dev_defaults``).
         """
         if self._state != "new":
             raise RuntimeError(f"GrpcService.start() called in state {self._state!r}")
@@ -254,7 +262,8 @@ class GrpcService:
 
     async def _start(self) -> None:
         config = self._config
-        if config.auth_hs256_secret is not None and config.uses_dev_secret:
+        config.refuse_exposed_dev_defaults(*self._dev_defaults)
+        if config.uses_dev_secret:
             _log.warning(
                 "ORCH_AUTH_HS256_SECRET is not set: bearer tokens are verified with the public "
                 "development secret, so anyone can mint them; set it outside local development",
@@ -281,8 +290,18 @@ class GrpcService:
         # Nothing is SERVING until the whole start sequence has succeeded.
         for name in ("", LIVENESS_SERVICE, *self.service_names):
             await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        tls = config.tls_pem()
         try:
-            port = server.add_insecure_port(config.grpc_address)
+            if tls is None:
+                port = server.add_insecure_port(config.grpc_address)
+            else:
+                cert, key, client_ca = tls
+                credentials = grpc.ssl_server_credentials(
+                    [(key, cert)],
+                    root_certificates=client_ca,
+                    require_client_auth=client_ca is not None,
+                )
+                port = server.add_secure_port(config.grpc_address, credentials)
         except RuntimeError as exc:  # grpc raises on bind failure; older versions return 0
             raise GrpcKitError(f"cannot bind gRPC port {config.grpc_address}: {exc}") from exc
         if port == 0:
@@ -304,13 +323,15 @@ class GrpcService:
         await self._health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self._set_serving(serving)
         _log.info(
-            "%s serving gRPC on %s:%d",
+            "%s serving gRPC%s on %s:%d",
             config.service_name,
+            "" if tls is None else " over TLS",
             config.bind_host,
             port,
             extra={
                 "service": config.service_name,
                 "grpc_port": port,
+                "tls": tls is not None,
                 "metrics_port": self.metrics_port,
                 "grpc_services": list(self.service_names),
                 "background_tasks": list(self._tasks),
@@ -505,3 +526,25 @@ async def run_service(service: GrpcService) -> None:
             waiter.cancel()
         for signum in signals:
             loop.remove_signal_handler(signum)
+
+
+# The exit status of a process that refused its configuration (1 stays "crashed").
+CONFIG_ERROR_EXIT_STATUS = 2
+
+
+@contextmanager
+def exit_on_config_error(service_name: str) -> Iterator[None]:
+    """Around a service's ``main``: a :class:`ConfigError` becomes one line on stderr and
+    exit status 2, not a traceback; the line names the variable to fix.
+
+    Args:
+        service_name: Prefix of the line.
+
+    Raises:
+        SystemExit: With status 2 when the body raised ``ConfigError``.
+    """
+    try:
+        yield
+    except ConfigError as exc:
+        print(f"{service_name}: configuration error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(CONFIG_ERROR_EXIT_STATUS) from None

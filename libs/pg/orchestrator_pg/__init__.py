@@ -55,6 +55,7 @@ from orchestrator_pg._leasing import (
     Heartbeat,
     LeaseLedger,
     Outcome,
+    Passes,
     ProgressUpdate,
 )
 from orchestrator_pg._listen import ReadyListener, WakeFn
@@ -134,6 +135,7 @@ __all__ = [
     "NewRun",
     "Outcome",
     "OverviewStore",
+    "Passes",
     "ProgressUpdate",
     "QueueSnapshot",
     "QuotaFields",

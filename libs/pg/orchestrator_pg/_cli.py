@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
@@ -44,41 +45,73 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tenants_add(args: argparse.Namespace) -> int:
-    try:
-        tenant = validate_tenant_id(args.tenant, "tenant")
-    except InvalidArgument as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+class _Failed(Exception):
+    """A command's own refusal: its message and exit code."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _admin(args: argparse.Namespace, work: Callable[[Database], Awaitable[Any]]) -> Any:
+    """Runs ``work`` on a one-connection pool; bad input exits 2, a database error 1 (each
+    with one line on stderr, raised as :class:`_Failed`)."""
 
     async def run() -> Any:
         async with Database(_database_url(args), min_size=1, max_size=1) as db:
-            return await TenantStore(db).tenant_upsert(tenant, args.display_name)
+            return await work(db)
 
     try:
-        row = asyncio.run(run())
+        return asyncio.run(run())
+    except InvalidArgument as exc:
+        raise _Failed(str(exc), 2) from exc
     except psycopg.Error as exc:
-        print(f"error: {exc}".rstrip(), file=sys.stderr)
-        return 1
+        raise _Failed(str(exc).rstrip(), 1) from exc
+
+
+def _reporting(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except _Failed as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return exc.code
+        except InvalidArgument as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+@_reporting
+def _tenants_add(args: argparse.Namespace) -> int:
+    tenant = validate_tenant_id(args.tenant, "tenant")
+    row = _admin(args, lambda db: TenantStore(db).tenant_upsert(tenant, args.display_name))
     print(f"tenant {row['id']} registered")
     return 0
 
 
+@_reporting
 def _tenants_list(args: argparse.Namespace) -> int:
-    async def run() -> Any:
-        async with Database(_database_url(args), min_size=1, max_size=1) as db:
-            return await TenantStore(db).tenant_list()
-
-    try:
-        rows = asyncio.run(run())
-    except psycopg.Error as exc:
-        print(f"error: {exc}".rstrip(), file=sys.stderr)
-        return 1
+    rows = _admin(args, lambda db: TenantStore(db).tenant_list())
     width = max([len("TENANT"), *(len(r["id"]) for r in rows)])
-    print(f"{'TENANT':<{width}}  CREATED (UTC)         DISPLAY NAME")
+    print(f"{'TENANT':<{width}}  WEIGHT  CREATED (UTC)         DISPLAY NAME")
     for r in rows:
         created = r["created_at"].strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{r['id']:<{width}}  {created:<20}  {r['display_name']}")
+        print(f"{r['id']:<{width}}  {r['weight']:>6}  {created:<20}  {r['display_name']}")
+    return 0
+
+
+@_reporting
+def _tenants_weight(args: argparse.Namespace) -> int:
+    tenant = validate_tenant_id(args.tenant, "tenant")
+    row = _admin(args, lambda db: TenantStore(db).tenant_weight_set(tenant, args.weight))
+    if row is None:
+        raise _Failed(
+            f"tenant {tenant} is not registered; "
+            f"run `stella orchestrator tenants add {tenant}` first"
+        )
+    print(f"tenant {row['id']} weight {row['weight']}")
     return 0
 
 
@@ -92,29 +125,22 @@ def _bounded(low: int, high: int) -> Any:
     return parse
 
 
+@_reporting
 def _incident_policy(args: argparse.Namespace) -> int:
     """Sets a tenant's incident policy (an option left out keeps the deployment default), or
     lists the overrides when no tenant is named."""
+    if args.tenant:
+        validate_tenant_id(args.tenant, "tenant")
 
-    async def run() -> Any:
-        async with Database(_database_url(args), min_size=1, max_size=1) as db:
-            store = IncidentStore(db)
-            if args.tenant:
-                await store.incident_policy_upsert(
-                    args.tenant, args.threshold, args.window_s, args.quiet_s
-                )
-            return await store.incident_policy_list()
-
-    try:
+    async def work(db: Database) -> Any:
+        store = IncidentStore(db)
         if args.tenant:
-            validate_tenant_id(args.tenant, "tenant")
-        rows = asyncio.run(run())
-    except InvalidArgument as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except psycopg.Error as exc:
-        print(f"error: {exc}".rstrip(), file=sys.stderr)
-        return 1
+            await store.incident_policy_upsert(
+                args.tenant, args.threshold, args.window_s, args.quiet_s
+            )
+        return await store.incident_policy_list()
+
+    rows = _admin(args, work)
     print("TENANT  THRESHOLD  WINDOW_S  QUIET_S  (- = the ORCH_INCIDENT_* default)")
     for r in rows:
         values = (r["failure_threshold"], r["window_s"], r["quiet_s"])
@@ -142,6 +168,17 @@ def register(commands: Any) -> None:
     lst = tsub.add_parser("list", help="list registered tenants")
     _add_db_arg(lst)
     lst.set_defaults(handler=_tenants_list)
+    wgt = tsub.add_parser(
+        "weight",
+        help="set a tenant's share of the worker slots (weighted fair share, default 1)",
+        description="Set a tenant's weight: against other tenants with ready jobs of the same "
+        "types it gets that many leases for every one of a weight-1 tenant (caps, quotas and "
+        "rate limits still apply).",
+    )
+    wgt.add_argument("tenant", help="tenant id")
+    wgt.add_argument("weight", type=_bounded(1, 1000), help="1 to 1000")
+    _add_db_arg(wgt)
+    wgt.set_defaults(handler=_tenants_weight)
     pol = tsub.add_parser(
         "incident-policy",
         help="override when a tenant's failures open and resolve incidents (docs/incidents.md)",

@@ -7,6 +7,7 @@ database.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -134,3 +135,45 @@ class LimitedClaim:
         """When something held back now may go: the first deferral or quota token."""
         times = [t for t in (self.earliest_deferral, self.quota_wake_at) if t is not None]
         return min(times, default=None)
+
+
+# Entries kept per Passes: beyond it the least-served are forgotten (they restart at vtime).
+MAX_PASSES = 10_000
+
+
+@dataclass
+class Passes:
+    """Weighted fair share across claims (stride scheduling), kept by one claimer.
+
+    Each tenant's pass is the share of slots it has been served: a claim orders tenants and
+    their candidates by ``pass + rank / weight`` (``job_claim_admitted``), and each lease
+    advances its tenant's pass by ``1 / weight``, so over many claims of any size a weight-3
+    tenant gets three leases for every one of a weight-1 tenant. ``vtime`` is where a tenant
+    not served lately starts (the least pass among those served last), so an idle tenant
+    cannot bank a burst.
+
+    Attributes:
+        of: pass per tenant served lately.
+        vtime: the pass of any other tenant.
+    """
+
+    of: dict[str, float] = field(default_factory=dict)
+    vtime: float = 0.0
+
+    def served(self, rows: Sequence[Row], weights: Mapping[str, int]) -> None:
+        """Advances the passes of the tenants ``rows`` were leased to."""
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[row["tenant"]] = counts.get(row["tenant"], 0) + 1
+        if not counts:
+            return
+        start = {t: max(self.of.get(t, self.vtime), self.vtime) for t in counts}
+        for tenant, n in counts.items():
+            self.of[tenant] = start[tenant] + n / max(1, int(weights.get(tenant, 1)))
+        self.vtime = max(self.vtime, min(start.values()))
+        # A pass at or below vtime says nothing more than the default.
+        for tenant in [t for t, p in self.of.items() if p <= self.vtime]:
+            del self.of[tenant]
+        if len(self.of) > MAX_PASSES:
+            for tenant, _ in sorted(self.of.items(), key=lambda kv: kv[1])[:-MAX_PASSES]:
+                del self.of[tenant]

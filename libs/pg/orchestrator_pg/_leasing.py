@@ -44,6 +44,7 @@ from orchestrator_pg._lease_records import (
     Heartbeat,
     LimitedClaim,
     Outcome,
+    Passes,
     ProgressUpdate,
 )
 from orchestrator_pg._queries import query
@@ -146,7 +147,7 @@ class LeaseLedger:
         allowance: Allowance | None = None,
         lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
         per_tenant: int | None = None,
-        after_tenant: str = "",
+        passes: Passes | None = None,
     ) -> LimitedClaim:
         """Leases up to ``len(worker_ids)`` ready jobs, fairly across tenants, inside every
         cap, in one transaction (the statement and its rules: ``job_claim_admitted`` in
@@ -173,9 +174,8 @@ class LeaseLedger:
             lease_ttl_s: lease length.
             per_tenant: most candidates per tenant and job type (default: the whole batch);
                 smaller values lock fewer rows when many tenants have a backlog.
-            after_tenant: where the tenants' rotation starts (the ones after it first, then
-                from the start): the caller passes the last tenant its previous claim
-                served, so claims that stop early still reach every tenant in turn.
+            passes: the tenants' shares served so far (weighted fair share across claims,
+                kept by the caller; see :class:`Passes`). None: every tenant starts even.
 
         Raises:
             Whatever ``admit`` raises (the transaction rolls back; nothing changes).
@@ -195,7 +195,9 @@ class LeaseLedger:
                     "tenants": tenant_filter,
                     "limit": limit,
                     "per_tenant": max(1, min(per_tenant or limit, limit)),
-                    "after_tenant": after_tenant,
+                    "pass_tenants": list(passes.of) if passes else [],
+                    "pass_values": list(passes.of.values()) if passes else [],
+                    "vtime": passes.vtime if passes else 0.0,
                     "worker_ids": list(worker_ids),
                     "lease_ttl_s": lease_ttl_s,
                     "now": now,
@@ -254,6 +256,8 @@ class LeaseLedger:
             run_ids = [r["run_id"] for r in leased if r["run_id"] is not None]
             if run_ids:
                 await settle(conn, [], [], run_ids, now, lock_runs=False)
+        if passes is not None:
+            passes.served(leased, meta.get("weights") or {})
         return LimitedClaim(
             leased,
             deferred,

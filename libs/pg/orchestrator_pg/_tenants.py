@@ -25,5 +25,12 @@ class TenantStore:
             assert row is not None
             return row
 
+    async def tenant_weight_set(self, tenant: str, weight: int) -> Row | None:
+        """Sets a registered tenant's weight (its share of the worker slots against the other
+        tenants with ready jobs); None when the tenant is not registered."""
+        async with self.db.transaction(TxContext(tenant=tenant)) as conn:
+            cur = await conn.execute(query("tenant_weight_set"), {"id": tenant, "weight": weight})
+            return await cur.fetchone()
+
     async def tenant_list(self) -> list[Row]:
         return await fetch_all(self.db, "tenant_list", {})

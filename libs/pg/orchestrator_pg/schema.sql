@@ -20,7 +20,9 @@ $$;
 CREATE TABLE orchestrator.tenants (
   id           text PRIMARY KEY CHECK (id ~ '^[a-z0-9][a-z0-9-]{0,62}$'),
   display_name text NOT NULL DEFAULT '',
-  created_at   timestamptz NOT NULL DEFAULT now()
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  -- share of the worker slots against other tenants with ready jobs (migration 0011)
+  weight       integer NOT NULL DEFAULT 1 CHECK (weight BETWEEN 1 AND 1000)
 );
 
 CREATE TABLE orchestrator.sources (

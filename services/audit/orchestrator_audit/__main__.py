@@ -5,7 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from orchestrator_audit._app import build_service
-from orchestrator_grpckit import ServiceConfig, configure_logging, run_service, tracing
+from orchestrator_grpckit import (
+    ServiceConfig,
+    configure_logging,
+    exit_on_config_error,
+    run_service,
+    tracing,
+)
 
 
 async def _main() -> None:
@@ -17,7 +23,8 @@ async def _main() -> None:
 
 
 def main() -> None:
-    asyncio.run(_main())
+    with exit_on_config_error("audit"):
+        asyncio.run(_main())
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ _log = logging.getLogger("orchestrator.audit")
 
 def signer_from_env() -> Signer:
     """The signing key named by ``ORCH_AUDIT_SIGNING_KEY_FILE`` (PKCS#8 PEM Ed25519), or the
-    fixed development key (with a warning) when unset.
+    fixed development key (with a warning) when unset; a service bound beyond loopback
+    refuses that key unless ``ORCH_INSECURE_DEV=1``.
 
     Raises:
         ConfigError: The file is unreadable or not an Ed25519 private key.
@@ -44,6 +45,7 @@ async def build_service(
     config: ServiceConfig, *, clock: Clock | None = None, signer: Signer | None = None
 ) -> AsyncIterator[GrpcService]:
     """The audit service (servicer + chainer) with an open pool; the pool closes on exit."""
+    signer = signer or signer_from_env()
     db = Database(config.database_url, clock=clock, max_size=config.db_pool_max)
     # Injected (tests) or else PostgreSQL's: every component reads the same clock.
     clock = db.clock
@@ -51,13 +53,15 @@ async def build_service(
     try:
         ledger = AuditLedger(db)
         chainer = Chainer(ledger, config.database_url, clock=clock)
-        servicer = AuditServicer(ledger, signer or signer_from_env())
+        servicer = AuditServicer(ledger, signer)
         service = GrpcService(
             config,
             [(audit_pb2_grpc.add_AuditServiceServicer_to_server, servicer, SERVICE_NAME)],
             dependencies=[Dependency("postgresql", db.ping)],
             background=[("chainer", chainer.run_forever)],
             method_scopes=METHOD_SCOPES,
+            # Public in the source: beyond loopback the service refuses it (GrpcService).
+            dev_defaults=[SIGNING_KEY_FILE_ENV] if signer.is_development else [],
         )
         service.chainer = chainer  # type: ignore[attr-defined]
         yield service

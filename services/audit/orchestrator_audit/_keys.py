@@ -10,7 +10,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 ALGORITHM = "ed25519"
 # Local development only: a fixed key so bundles verify across restarts without set-up.
-# Production sets ORCH_AUDIT_SIGNING_KEY_FILE (the service logs a warning otherwise).
+# Production sets ORCH_AUDIT_SIGNING_KEY_FILE: beyond loopback the service refuses to start
+# without it (unless ORCH_INSECURE_DEV=1); on loopback it logs a warning.
 _DEV_SEED = hashlib.sha256(b"stella-orchestrator development audit signing key").digest()
 
 
@@ -71,6 +72,11 @@ class Signer:
     def development(cls) -> Signer:
         """The fixed development key (never for production)."""
         return cls(Ed25519PrivateKey.from_private_bytes(_DEV_SEED))
+
+    @property
+    def is_development(self) -> bool:
+        """True for the fixed development key, which anyone can read in the source."""
+        return self.private_key.private_bytes_raw() == _DEV_SEED
 
     @property
     def public_key(self) -> Ed25519PublicKey:

@@ -30,6 +30,7 @@ from orchestrator_gateway._problems import (
     problem_response,
 )
 from orchestrator_gateway._ratelimit import RateLimitMiddleware
+from orchestrator_gateway._security import SecurityHeadersMiddleware
 from orchestrator_gateway._settings import GatewaySettings
 from orchestrator_grpckit import TokenVerifier
 from orchestrator_pg import Database, IdempotencyKeyCleaner, IdempotencyStore
@@ -60,8 +61,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     Returns:
         The ASGI application; serve it with uvicorn.
+
+    Raises:
+        ConfigError: A setting is unusable, e.g. the development secret beyond loopback.
     """
     settings = settings or GatewaySettings.from_env()
+    settings.refuse_exposed_dev_defaults()
     verifier = TokenVerifier(settings.auth_hs256_secret, settings.ed25519_public_key_pem())
 
     # What replicas share (docs/gateway.md, "Replicas"): Idempotency-Key records in
@@ -243,7 +248,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    # Outermost first: rate limit, then idempotency (a replay still counts against the limit).
+    # Outermost first: security headers, rate limit, then idempotency (a replay still counts
+    # against the limit).
     app.add_middleware(
         IdempotencyMiddleware,
         verifier=verifier,
@@ -258,6 +264,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         rate_per_s=settings.rate_per_s,
         burst=settings.rate_burst,
     )
+    # Outermost of all: refusals of the rate limit and idempotency layers carry them too.
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
 
 

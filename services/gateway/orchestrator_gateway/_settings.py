@@ -13,6 +13,8 @@ from orchestrator_grpckit import (
     DEV_HS256_SECRET,
     ConfigError,
     env_number,
+    insecure_dev_from_env,
+    refuse_exposed_dev_defaults,
 )
 
 DEFAULT_HTTP_PORT = 8080
@@ -61,6 +63,8 @@ class GatewaySettings:
             before it is answered 409.
         grpc_timeout_s: Deadline of each unary gRPC call.
         console_dir: Directory of the built Console (``index.html`` and assets).
+        insecure_dev: ``ORCH_INSECURE_DEV=1``: may serve beyond loopback with the built-in
+            development HS256 secret.
     """
 
     http_port: int = DEFAULT_HTTP_PORT
@@ -82,6 +86,17 @@ class GatewaySettings:
     idempotency_wait_s: float = DEFAULT_IDEMPOTENCY_WAIT_S
     grpc_timeout_s: float = DEFAULT_GRPC_TIMEOUT_S
     console_dir: Path = Path(__file__).resolve().parent / "console"
+    insecure_dev: bool = False
+
+    def refuse_exposed_dev_defaults(self) -> None:
+        """Raise unless the gateway may serve where it binds with the keys it has.
+
+        Raises:
+            ConfigError: Bound beyond loopback with the development HS256 secret and
+                without ``ORCH_INSECURE_DEV=1``.
+        """
+        dev = ["ORCH_AUTH_HS256_SECRET"] if self.auth_hs256_secret == DEV_HS256_SECRET else []
+        refuse_exposed_dev_defaults("gateway", self.bind_host, dev, insecure_dev=self.insecure_dev)
 
     def ed25519_public_key_pem(self) -> bytes | None:
         if self.auth_ed25519_public_key_file is None:
@@ -131,4 +146,5 @@ class GatewaySettings:
                 "ORCH_GATEWAY_IDEMPOTENCY_WAIT_S", DEFAULT_IDEMPOTENCY_WAIT_S
             ),
             grpc_timeout_s=number("ORCH_GATEWAY_GRPC_TIMEOUT_S", DEFAULT_GRPC_TIMEOUT_S),
+            insecure_dev=insecure_dev_from_env(env),
         )

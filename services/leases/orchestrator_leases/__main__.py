@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import asyncio
 
-from orchestrator_grpckit import ServiceConfig, configure_logging, run_service, tracing
+from orchestrator_grpckit import (
+    ServiceConfig,
+    configure_logging,
+    exit_on_config_error,
+    run_service,
+    tracing,
+)
 from orchestrator_leases._app import build_service
 
 
@@ -22,7 +28,8 @@ async def _main() -> None:
 
 
 def main() -> None:
-    asyncio.run(_main())
+    with exit_on_config_error("leases"):
+        asyncio.run(_main())
 
 
 if __name__ == "__main__":

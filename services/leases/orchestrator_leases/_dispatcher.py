@@ -36,7 +36,7 @@ import logging
 import math
 import random
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -46,7 +46,7 @@ from orchestrator_leases import _metrics as metrics
 from orchestrator_leases._actor import Actor
 from orchestrator_leases._ratelimit import LeaseLimiter
 from orchestrator_leases._session import WorkSession
-from orchestrator_pg import LeaseLedger, Row
+from orchestrator_pg import LeaseLedger, Passes, Row
 
 POLL_MIN_S = 1.0
 POLL_MAX_S = 2.0
@@ -85,12 +85,6 @@ class _Group:
     cap_full: bool = False
 
 
-def next_rotation(after: str, tenants: Iterable[str]) -> str:
-    """The last of ``tenants`` in rotation order from ``after`` (the tenants after it, then
-    the ones up to it, by id): where the next claim's rotation resumes."""
-    return max(tenants, key=lambda tenant: (tenant <= after, tenant), default=after)
-
-
 class Dispatcher:
     """Claims for waiting sessions and pushes the assignments.
 
@@ -119,10 +113,11 @@ class Dispatcher:
         self._groups: dict[tuple[Actor, tuple[str, ...]], _Group] = {}
         self._wake = asyncio.Event()
         self._claims: set[asyncio.Task[None]] = set()
-        # Where each {tenants, job types} claim's rotation over tenants resumes (the last
-        # tenant the previous claim served): claims that stop once their batch is full still
-        # reach every tenant in turn. Bounded by the distinct worker scopes seen.
-        self._rotation: dict[tuple[tuple[str, ...] | None, tuple[str, ...]], str] = {}
+        # Weighted fair share across claims, per {tenants, job types} scope (the tenants'
+        # passes, orchestrator_pg.Passes): claims that stop once their batch is full still
+        # reach every tenant in turn, in proportion to its weight. Bounded by the distinct
+        # worker scopes seen.
+        self._passes: dict[tuple[tuple[str, ...] | None, tuple[str, ...]], Passes] = {}
 
     def register(self, session: WorkSession) -> None:
         key = (session.actor, session.job_types)
@@ -276,8 +271,8 @@ class Dispatcher:
         limiter = self._limiter
         reserved = limiter.reserve() if limiter is not None else {}
         spent: dict[tuple[str, str], int] = {}
-        rotation = (None if actor.tenants is None else tuple(actor.tenants), tuple(job_types))
-        after = self._rotation.get(rotation, "")
+        scope = (None if actor.tenants is None else tuple(actor.tenants), tuple(job_types))
+        passes = self._passes.setdefault(scope, Passes())
         try:
             result = await self._ledger.claim_admitted(
                 actor.ctx(),
@@ -288,11 +283,9 @@ class Dispatcher:
                 allowance=reserved,
                 lease_ttl_s=self._ttl_s,
                 per_tenant=per_tenant,
-                after_tenant=after,
+                passes=passes,
             )
             spent = result.spent
-            if result.rows:
-                self._rotation[rotation] = next_rotation(after, (r["tenant"] for r in result.rows))
         finally:
             if limiter is not None:
                 limiter.release(reserved, spent)
@@ -313,7 +306,8 @@ class Dispatcher:
             if not session.deliver(mine, convert.assignment):
                 orphans += mine
         if orphans:
-            # The session ended while its claim was in flight: give the jobs back now.
+            # The session ended or began draining while its claim was in flight: give the
+            # jobs back now.
             task = asyncio.create_task(self._release(slots[0].actor, orphans))
             self._claims.add(task)
             task.add_done_callback(self._claims.discard)
@@ -324,7 +318,7 @@ class Dispatcher:
             await self._ledger.release(
                 actor.ctx(),
                 [(r["id"], r["lease_id"]) for r in rows],
-                message="worker disconnected before its assignment was sent",
+                message="the Work stream ended or was draining before its assignment was sent",
             )
         except Exception:
             _log.exception("releasing %d orphaned leases failed", len(rows))

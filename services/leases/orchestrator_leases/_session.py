@@ -117,9 +117,12 @@ class WorkSession:
         self._out.put_nowait(leases_pb2.WorkResponse(drain=leases_pb2.ServerDrain(reason=reason)))
 
     def deliver(self, rows: Sequence[Row], build: Callable[[Row], Any]) -> bool:
-        """Sends leased rows as one AssignmentBatch; False when the session is closed (the
-        caller releases the leases)."""
-        if self.closed:
+        """Sends leased rows as one AssignmentBatch; False when the session is closed or
+        draining (the caller releases the leases). A claim still in flight when a drain began
+        must not reach the worker: it may be closing its stream already, and assignments that
+        arrive then are cancelled as the stream ends (seen as handlers cancelled by a
+        rebalance drain on a loaded machine)."""
+        if self.closed or self.draining:
             return False
         self.in_flight += len(rows)
         leases = self.leases

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from orchestrator_grpckit import ServiceConfig, configure_logging, run_service, tracing
+from orchestrator_grpckit import (
+    ServiceConfig,
+    configure_logging,
+    exit_on_config_error,
+    run_service,
+    tracing,
+)
 from orchestrator_scheduler._app import build_service
 
 
@@ -17,7 +23,8 @@ async def _main() -> None:
 
 
 def main() -> None:
-    asyncio.run(_main())
+    with exit_on_config_error("scheduler"):
+        asyncio.run(_main())
 
 
 if __name__ == "__main__":

@@ -216,3 +216,26 @@ async def test_completer_gives_up_after_its_retry_window_and_on_other_errors() -
         assert ledger.attempts == 1
     finally:
         runner.cancel()
+
+
+async def test_a_draining_session_refuses_assignments_so_they_are_released() -> None:
+    from orchestrator_leases._session import WorkSession
+
+    session = WorkSession(
+        session_id="s",
+        worker_id="w",
+        actor=ACTOR,
+        job_types=("t",),
+        capacity=5,
+        completer=None,  # type: ignore[arg-type]
+        ledger=None,  # type: ignore[arg-type]
+        dispatcher=None,  # type: ignore[arg-type]
+    )
+    rows = [lease_row(), lease_row()]
+    assert session.deliver(rows[:1], convert.assignment)
+    assert session.in_flight == 1
+    # A claim in flight when the drain begins comes back refused: the dispatcher releases it.
+    session.drain_from_server("rebalance")
+    assert not session.deliver(rows[1:], convert.assignment)
+    assert (session.in_flight, len(session.leases)) == (1, 1)
+    assert session.free_slots == 0

@@ -43,12 +43,16 @@ func main() {
 	concurrency := flag.Int("concurrency", 20, "handlers running at once")
 	workerID := flag.String("worker-id", "", "worker id (default hostname-pid-random)")
 	delay := flag.Duration("delay", 30*time.Millisecond, "echo handler: time each job takes")
+	tlsCA := flag.String("tls-ca", os.Getenv("STELLA_TLS_CA_FILE"), "PEM CA file: connect over TLS trusting it; default $STELLA_TLS_CA_FILE (unset: plaintext)")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 
 	opts := []worker.Option{worker.WithToken(*token), worker.WithConcurrency(*concurrency)}
 	if *workerID != "" {
 		opts = append(opts, worker.WithWorkerID(*workerID))
+	}
+	if *tlsCA != "" {
+		opts = append(opts, worker.WithTLSCAFile(*tlsCA))
 	}
 	w, err := worker.New(*target, opts...)
 	if err != nil {

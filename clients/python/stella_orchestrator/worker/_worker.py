@@ -115,7 +115,12 @@ class Worker:
         channel_options: gRPC channel arguments (default :data:`DEFAULT_CHANNEL_OPTIONS`);
             ``round_robin`` is added unless they set ``grpc.service_config`` or
             ``grpc.lb_policy_name``.
-        credentials: TLS channel credentials; ``None`` opens a plaintext channel.
+        credentials: TLS channel credentials (e.g. ``grpc.ssl_channel_credentials()`` for
+            the system's roots, or with a client certificate); ``None`` opens a plaintext
+            channel unless ``tls_ca_file`` is given.
+        tls_ca_file: PEM file of the CA that signed the server's certificate: the channel
+            speaks TLS and trusts only that CA (the same option as Go's ``WithTLSCAFile``
+            and Rust's ``tls_ca_file``; docs/deploy.md "TLS").
         max_batch_delay_s: How long a report waits for others to share its message.
         drain_timeout_s: How long a drain lets running handlers finish before it cancels
             them (they are then failed as ``canceled``, retryable).
@@ -128,8 +133,9 @@ class Worker:
             exports nothing (docs/metrics.md, "Worker SDKs").
 
     Raises:
-        ValueError: ``concurrency`` < 1, a negative delay/timeout, or
-            ``STELLA_METRICS_PORT`` that is not a port.
+        ValueError: ``concurrency`` < 1, a negative delay/timeout, both ``credentials``
+            and ``tls_ca_file``, or ``STELLA_METRICS_PORT`` that is not a port.
+        OSError: ``tls_ca_file`` cannot be read.
     """
 
     SDK_NAME: Final = "python"
@@ -146,6 +152,7 @@ class Worker:
         tenant: str | None = None,
         channel_options: Sequence[tuple[str, Any]] = DEFAULT_CHANNEL_OPTIONS,
         credentials: grpc.ChannelCredentials | None = None,
+        tls_ca_file: str | os.PathLike[str] | None = None,
         max_batch_delay_s: float = 0.002,
         drain_timeout_s: float = 30.0,
         labels: Mapping[str, str] | None = None,
@@ -157,6 +164,11 @@ class Worker:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         if max_batch_delay_s < 0 or drain_timeout_s < 0:
             raise ValueError("max_batch_delay_s and drain_timeout_s must be >= 0")
+        if tls_ca_file is not None:
+            if credentials is not None:
+                raise ValueError("give credentials or tls_ca_file, not both")
+            with open(tls_ca_file, "rb") as ca:
+                credentials = grpc.ssl_channel_credentials(root_certificates=ca.read())
         self.target = target
         self._token = token
         self._job_types = list(job_types) if job_types is not None else None

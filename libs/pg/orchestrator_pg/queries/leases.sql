@@ -149,14 +149,17 @@ SELECT set_config('plan_cache_mode', 'force_generic_plan', true) AS plan_cache_m
 -- name: job_claim_admitted
 -- The fair batched claim with admission, in one statement (LeaseLedger.claim_admitted).
 --
--- Candidates: for the tenants the worker may serve, in rotation order (after
--- %(after_tenant)s, the last tenant the caller's previous claim served, then from the
--- start), and every job type it runs, a LATERAL probe takes that tenant's best ready jobs
--- (priority, then age) up to %(per_tenant)s, skipping rows other claimers hold, until
--- %(limit)s (tenant, job type) pairs have candidates (probe CTE: with 1,000 tenants a claim
--- of a few jobs neither probes nor locks a row per tenant). They are interleaved
--- round-robin across tenants (rank 1 of every tenant, then rank 2, ...), so a tenant with a
--- small backlog is served in the first batch even next to one with a huge backlog. Left out: jobs of a paused source or
+-- Weighted fair share (stride scheduling): each tenant has a pass, its share of the slots
+-- served so far (%(pass_tenants)s / %(pass_values)s, kept by the caller across claims;
+-- %(vtime)s for a tenant it has not served lately). Tenants are probed in pass order, and
+-- for every job type the worker runs a LATERAL probe takes the tenant's best ready jobs
+-- (priority, then age) up to %(per_tenant)s x its weight, skipping rows other claimers
+-- hold, until %(limit)s (tenant, job type) pairs have candidates (probe CTE: with 1,000
+-- tenants a claim of a few jobs neither probes nor locks a row per tenant). Slots go in
+-- order of pass + rank / weight (ranked CTE): tenants with equal weights interleave rank by
+-- rank, so a tenant with a small backlog is served in the first batch even next to one with
+-- a huge backlog, and a weight-3 tenant gets three slots for every one of a weight-1 tenant;
+-- the caller advances each served tenant's pass by leases / weight (Dispatcher). Left out: jobs of a paused source or
 -- under a paused quota (they stay ready), and jobs beyond a cap:
 --   * quotas (quota CTE): per tenant (job_type '') and per {tenant, job type}, max_active
 --     minus the leased jobs, and the whole tokens of the hourly bucket (quota_tokens);
@@ -179,7 +182,7 @@ SELECT set_config('plan_cache_mode', 'force_generic_plan', true) AS plan_cache_m
 -- quota of the tenant or a source max_active applies), and one
 -- kind 'meta' row: wake_at is when the next hourly quota token comes for a quota that has
 -- none now (NULL: none waiting), capped whether some quota or source is at its max_active
--- after this claim's phase-one leases.
+-- after this claim's phase-one leases, weights the weight of every tenant with candidates.
 WITH blk AS (
   SELECT b.tenant, b.source_id, max(a.until) AS until
     FROM orchestrator.blackouts b
@@ -213,14 +216,17 @@ WITH blk AS (
    WHERE s.max_active IS NOT NULL AND s.deleted_at IS NULL
      AND (%(tenants)s::text[] IS NULL OR s.tenant = ANY(%(tenants)s))
 ), probe AS (
-  -- Tenants in rotation order: the ones after %(after_tenant)s first, then from the start.
-  -- The scan stops once %(limit)s (tenant, job type) pairs have candidates, so a claim
-  -- probes and locks about what it leases, whatever the number of tenants.
-  SELECT t.id AS tenant, jt.job_type, qt.id AS qt_id, qj.id AS qj_id,
+  -- Tenants in pass order (least served first); the scan stops once %(limit)s (tenant, job
+  -- type) pairs have candidates, so a claim probes and locks about what it leases, whatever
+  -- the number of tenants.
+  SELECT t.id AS tenant, t.weight, t.pass, jt.job_type, qt.id AS qt_id, qj.id AS qj_id,
          least(qt.active_room, qt.rate_room) AS tenant_room, p.ids
-    FROM (SELECT id, id <= %(after_tenant)s AS wrapped FROM orchestrator.tenants
-           WHERE (%(tenants)s::text[] IS NULL OR id = ANY(%(tenants)s))
-           ORDER BY 2, 1) t
+    FROM (SELECT tn.id, tn.weight, coalesce(sp.pass, %(vtime)s::float8) AS pass
+            FROM orchestrator.tenants tn
+            LEFT JOIN unnest(%(pass_tenants)s::text[], %(pass_values)s::float8[])
+                   AS sp(tenant, pass) ON sp.tenant = tn.id
+           WHERE (%(tenants)s::text[] IS NULL OR tn.id = ANY(%(tenants)s))
+           ORDER BY 3, 1) t
    CROSS JOIN unnest(%(job_types)s::text[]) AS jt(job_type)
     LEFT JOIN quota qt ON qt.tenant = t.id AND qt.job_type = ''
     LEFT JOIN quota qj ON qj.tenant = t.id AND qj.job_type = jt.job_type
@@ -234,17 +240,17 @@ WITH blk AS (
                 AND j.not_before <= %(now)s AND NOT coalesce(s.paused, false)
                 AND coalesce(src.room, 1) > 0
               ORDER BY j.priority DESC, j.id
-              LIMIT least(%(per_tenant)s, qt.active_room, qt.rate_room, qj.active_room,
-                          qj.rate_room)
+              LIMIT least(%(per_tenant)s * t.weight, qt.active_room, qt.rate_room,
+                          qj.active_room, qj.rate_room)
               FOR UPDATE OF j SKIP LOCKED) c
    ) p
    WHERE NOT coalesce(qt.paused, false) AND NOT coalesce(qj.paused, false)
      AND p.ids IS NOT NULL
-   ORDER BY t.wrapped, t.id
+   ORDER BY t.pass, t.id
    LIMIT %(limit)s
 ), cand AS (
   SELECT j.id, j.priority, j.tenant, j.job_type, j.source_id, coalesce(s.host, '') AS host,
-         src.room AS source_room, pr.tenant_room,
+         src.room AS source_room, pr.tenant_room, pr.weight, pr.pass,
          (pr.qt_id IS NOT NULL OR pr.qj_id IS NOT NULL OR src.room IS NOT NULL) AS capped,
          row_number() OVER (PARTITION BY j.tenant ORDER BY j.priority DESC, j.id) AS tenant_rank
     FROM probe pr
@@ -254,9 +260,11 @@ WITH blk AS (
     LEFT JOIN src ON src.id = j.source_id
 ), ranked AS (
   SELECT c.*,
-         row_number() OVER (ORDER BY c.tenant_rank, c.priority DESC, c.id) AS slot,
+         row_number() OVER (ORDER BY c.pass + c.tenant_rank::float8 / c.weight,
+                                     c.priority DESC, c.id) AS slot,
          row_number() OVER (PARTITION BY c.source_id
-                            ORDER BY c.tenant_rank, c.priority DESC, c.id) AS source_rank
+                            ORDER BY c.pass + c.tenant_rank::float8 / c.weight,
+                                     c.priority DESC, c.id) AS source_rank
     FROM cand c
    WHERE c.tenant_rank <= coalesce(c.tenant_room, c.tenant_rank)
 ), within AS (
@@ -307,12 +315,12 @@ SELECT 'leased' AS kind, l.slot, l.host, l.id, l.run_id, l.tenant, l.project, l.
        l.correlation_id, l.payload, l.payload_digest, l.trace_parent, l.trace_state,
        l.event_window_start, l.event_window_end, l.source_id, l.ready_at,
        NULL::timestamptz AS blackout_until, NULL::boolean AS capped,
-       NULL::timestamptz AS wake_at
+       NULL::timestamptz AS wake_at, NULL::jsonb AS weights
   FROM leased l
 UNION ALL
 SELECT 'waiting', w.slot, w.host, w.id, NULL, w.tenant, NULL, w.job_type, NULL, NULL, NULL,
        NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, w.source_id, NULL,
-       w.blackout_until, w.capped, NULL
+       w.blackout_until, w.capped, NULL, NULL
   FROM within w
  WHERE NOT EXISTS (SELECT 1 FROM go WHERE go.id = w.id)
 UNION ALL
@@ -330,7 +338,9 @@ SELECT 'meta', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
           FROM quota q
           LEFT JOIN spent ON spent.quota_id = q.id
          CROSS JOIN LATERAL (SELECT coalesce(spent.tokens, q.tokens) AS left) t
-         WHERE t.left < 1 AND NOT q.paused);
+         WHERE t.left < 1 AND NOT q.paused),
+       (SELECT jsonb_object_agg(w.tenant, w.weight)
+          FROM (SELECT DISTINCT tenant, weight FROM cand) w);
 
 -- name: job_lease_slots
 -- Phase two: lease the candidates admitted after waiting (locked by job_claim_admitted);

@@ -1,16 +1,16 @@
-// REST and live-event access for the Console. The token lives in sessionStorage only (never
-// in the URL or a cookie), and every call sends it as a bearer token.
+// REST and live-event access for the Console. The token lives in this module's memory only:
+// not in Web Storage (which any script on the origin could read), the URL or a cookie. A
+// reload or a new tab signs in again. Every call sends it as a bearer token.
 
 export const API = "/api/v1/orchestrator";
-const TOKEN_KEY = "stella.orchestrator.token";
+let token = "";
 
 export function getToken() {
-  return sessionStorage.getItem(TOKEN_KEY) || "";
+  return token;
 }
 
-export function setToken(token) {
-  if (token) sessionStorage.setItem(TOKEN_KEY, token.trim());
-  else sessionStorage.removeItem(TOKEN_KEY);
+export function setToken(value) {
+  token = value ? value.trim() : "";
 }
 
 export class ApiError extends Error {
