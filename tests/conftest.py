@@ -8,9 +8,10 @@ process, migrates it and drops it at the end, so parallel sessions never share s
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 
 import grpc
@@ -182,3 +183,20 @@ def db(database_url: str) -> Iterator[psycopg.Connection]:
     """A plain connection to inspect the ledger directly."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         yield conn
+
+
+async def eventually(
+    check: Callable[[], Awaitable[object]], what: str, *, timeout_s: float = 90.0
+) -> object:
+    """Polls ``check`` (with backoff, up to 1 s apart) until it returns something truthy and
+    returns that; fails naming ``what`` after ``timeout_s`` (generous: CI machines are busy)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    delay = 0.05
+    while True:
+        got = await check()
+        if got:
+            return got
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)

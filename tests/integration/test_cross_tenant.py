@@ -42,6 +42,7 @@ TENANT_TABLES = (
     "sources", "runs", "jobs", "dag_edges", "artifacts", "quotas", "quota_usage", "schedules",
     "watermarks", "backfills", "incidents", "throttles", "dead_letter", "blackouts", "events",
     "audit_entries", "audit_chain", "audit_anchors", "incident_windows", "incident_policies",
+    "webhooks", "webhook_deliveries", "webhook_attempts",
 )  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,7 +27,7 @@ from stella.orchestrator.v1 import (
     resources_pb2,
     scheduler_pb2,
 )
-from tests.conftest import Stub, migrated_database, service_config
+from tests.conftest import Stub, eventually, migrated_database, service_config
 
 pytestmark = pytest.mark.integration
 
@@ -125,20 +125,6 @@ async def _fail(
     return ids
 
 
-async def _eventually(check: Callable[[], Awaitable[Any]], what: str) -> Any:
-    """Polls ``check`` (with backoff) until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    delay = 0.05
-    while True:
-        got = await check()
-        if got:
-            return got
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 1.0)
-
-
 async def _settled(db: Any, clock: FrozenClock) -> None:
     """Waits for an incident pass that ran at the clock's now and read every event written
     so far (the pass writes its cursor and its time)."""
@@ -149,7 +135,7 @@ async def _settled(db: Any, clock: FrozenClock) -> None:
         row = db.execute("SELECT seq, updated_at FROM orchestrator.incident_cursor").fetchone()
         return row is not None and row[0] >= head and row[1] >= now
 
-    await _eventually(passed, f"an incident pass at {now} past seq {head}")
+    await eventually(passed, f"an incident pass at {now} past seq {head}")
 
 
 async def _incidents(stub: Stub, job_type: str) -> list[resources_pb2.Incident]:
@@ -169,7 +155,7 @@ async def test_threshold_opens_one_incident_that_grows_then_resolves_when_quiet(
     t0 = clock.now()
     await _settled(db, clock)  # the loop's cursor exists before the failures
     first = await _fail(acme, ledger, clock, "acme", job_type, 5)
-    opened = await _eventually(lambda: _incidents(acme, job_type), "the incident to open")
+    opened = await eventually(lambda: _incidents(acme, job_type), "the incident to open")
     assert len(opened) == 1  # one per cluster, though two replicas run the loop
     (incident,) = opened
     assert incident.state == resources_pb2.INCIDENT_STATE_OPEN
@@ -201,7 +187,7 @@ async def test_threshold_opens_one_incident_that_grows_then_resolves_when_quiet(
         reply = await acme.GetIncident(operations_pb2.GetIncidentRequest(incident_id=incident.id))
         return reply if reply.incident.state == resources_pb2.INCIDENT_STATE_RESOLVED else None
 
-    done = await _eventually(resolved, "the quiet period to resolve the incident")
+    done = await eventually(resolved, "the quiet period to resolve the incident")
     assert done.incident.resolved_at.ToDatetime(UTC) == t0 + timedelta(minutes=12)
     assert [e.type for e in done.timeline] == [
         "incident.opened",

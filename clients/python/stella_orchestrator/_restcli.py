@@ -665,6 +665,9 @@ def register(commands: Any) -> None:
     from stella_orchestrator._restcli_ops import register_operations
 
     register_operations(commands, leaf, paging, control)
+    from stella_orchestrator._restcli_webhooks import register_webhooks
+
+    register_webhooks(commands, leaf, paging, control)
 
     backfill = commands.add_parser("backfill", help="re-process past event-time ranges")
     bsub = backfill.add_subparsers(dest="backfill_command", required=True, metavar="ACTION")

@@ -10,7 +10,8 @@ Design note
   change it records, then NOTIFYed (``orch_events``, ``orch_jobs_ready``).
 * One store per table family, plain classes over :class:`Database` (``SourceStore``,
   ``RunStore``, ``JobStore``, ``QuotaStore``, ``ScheduleStore``, ``BackfillStore``,
-  ``DeadLetterStore``, ``IncidentStore``, ``ArtifactStore``, ``TenantStore``), bundled by
+  ``DeadLetterStore``, ``IncidentStore``, ``ArtifactStore``, ``TenantStore``,
+  ``WebhookStore``), bundled by
   :class:`Stores`; their shared transaction helpers (``Conn``, ``settle``, the one
   audit-entry writer, the one integrity-error mapper) are in ``_tx.py``.
   :class:`LeaseLedger` is the hot path (claim, complete, fail, expire), fenced by lease id.
@@ -85,6 +86,7 @@ from orchestrator_pg._tx import (
     settle,
     write_audited,
 )
+from orchestrator_pg._webhooks import WebhookFields, WebhookStore
 
 __all__ = [
     "ARTIFACT_CONFLICT",
@@ -153,6 +155,8 @@ __all__ = [
     "ThrottleStore",
     "TxContext",
     "WakeFn",
+    "WebhookFields",
+    "WebhookStore",
     "audit_entry_write",
     "create_database",
     "database_url_for",

@@ -64,8 +64,10 @@ class LeaderLoop(enum.Enum):
     QUEUE_METRICS = 0x5354_4F52_4348_0008
     # The scheduler's incident pass: failures in, incidents opened, grown, resolved.
     INCIDENTS = 0x5354_4F52_4348_0009
+    # The scheduler's webhook dispatcher: events fanned out to subscriptions, attempts sent.
+    WEBHOOKS = 0x5354_4F52_4348_000A
     # The ratelimit service's bucket snapshot: circuit state and rate per {tenant, host}.
-    # (0x...000A to 0x...000F are unused.)
+    # (0x...000B to 0x...000F are unused.)
     BUCKET_METRICS = 0x5354_4F52_4348_0010
 
     @property

@@ -21,6 +21,7 @@ from orchestrator_pg._runs import RunStore
 from orchestrator_pg._schedules import ScheduleStore
 from orchestrator_pg._sources import SourceStore
 from orchestrator_pg._tenants import TenantStore
+from orchestrator_pg._webhooks import WebhookStore
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Stores:
     incidents: IncidentStore
     artifacts: ArtifactStore
     overview: OverviewStore
+    webhooks: WebhookStore
 
     @classmethod
     def over(cls, db: Database) -> Stores:
@@ -55,4 +57,5 @@ class Stores:
             incidents=IncidentStore(db),
             artifacts=ArtifactStore(db, jobs, runs),
             overview=OverviewStore(db),
+            webhooks=WebhookStore(db),
         )

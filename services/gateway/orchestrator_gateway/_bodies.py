@@ -206,3 +206,25 @@ def job_spec(spec: JobSpecIn) -> resources_pb2.JobSpec:
     if spec.max_attempts:
         msg.retry_policy.max_attempts = spec.max_attempts
     return msg
+
+
+class WebhookCreate(Body):
+    """A webhook subscription (docs/webhooks.md); the answer carries its secret, once."""
+
+    url: str = Field(min_length=1, max_length=2048)
+    event_types: list[str] = Field(min_length=1, max_length=32)
+    source_id: str = Field(default="", max_length=64)
+    job_type: str = Field(default="", max_length=200)
+    description: str = Field(default="", max_length=1000)
+
+
+class WebhookUpdate(Body):
+    """Fields of a subscription to change; absent fields stay as they are (an empty
+    ``source_id`` or ``job_type`` removes that filter)."""
+
+    url: str | None = Field(default=None, min_length=1, max_length=2048)
+    event_types: list[str] | None = Field(default=None, min_length=1, max_length=32)
+    source_id: str | None = Field(default=None, max_length=64)
+    job_type: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=1000)
+    enabled: bool | None = None

@@ -19,6 +19,7 @@ from stella.orchestrator.v1 import (
     events_pb2_grpc,
     ratelimit_pb2_grpc,
     scheduler_pb2_grpc,
+    webhooks_pb2_grpc,
 )
 from stella_orchestrator.targets import channel_options, channel_target
 
@@ -53,6 +54,7 @@ class Clients:
         self._audit = _channel(settings.audit_target)
         self.scheduler = scheduler_pb2_grpc.SchedulerServiceStub(self._scheduler)
         self.events = events_pb2_grpc.EventStreamServiceStub(self._scheduler)
+        self.webhooks = webhooks_pb2_grpc.WebhookServiceStub(self._scheduler)
         # The operator RPCs (dead letters, incidents, artifacts, overview) are SchedulerService's.
         self.operations = self.scheduler
         self.ratelimit = ratelimit_pb2_grpc.RateLimitServiceStub(self._ratelimit)

@@ -15,6 +15,7 @@ from orchestrator_pg import (
     Stores,
 )
 from orchestrator_redis import BucketStore
+from orchestrator_scheduler import _webhooks_api as webhooks_api
 from orchestrator_scheduler._events import (
     EVENTS_METHOD_SCOPES,
     EVENTS_SERVICE_NAME,
@@ -24,7 +25,8 @@ from orchestrator_scheduler._firing import ScheduleFirer
 from orchestrator_scheduler._incidents import IncidentWatcher
 from orchestrator_scheduler._servicer import METHOD_SCOPES, SERVICE_NAME, SchedulerServicer
 from orchestrator_scheduler._settings import SchedulerSettings
-from stella.orchestrator.v1 import events_pb2_grpc, scheduler_pb2_grpc
+from orchestrator_scheduler._webhooks import WebhookDispatcher
+from stella.orchestrator.v1 import events_pb2_grpc, scheduler_pb2_grpc, webhooks_pb2_grpc
 
 
 @asynccontextmanager
@@ -38,7 +40,8 @@ async def build_service(
     ``ORCH_SCHEDULES_FIRING`` (one replica fires at a time).
 
     Besides SchedulerService (which includes the operator RPCs: dead letters, incidents,
-    artifacts, overview) it serves EventStreamService (the event history, live).
+    artifacts, overview) it serves EventStreamService (the event history, live) and
+    WebhookService (subscriptions and their delivery log; the dispatcher runs here too).
     """
     settings = SchedulerSettings.from_env()
     db = Database(config.database_url, clock=clock, max_size=config.db_pool_max)
@@ -75,6 +78,13 @@ async def build_service(
             clock=clock,
             policy=settings.incident_policy,
         )
+        webhooks = WebhookDispatcher(
+            stores.webhooks,
+            horizon,
+            config.database_url,
+            settings=settings.webhooks,
+            clock=clock,
+        )
         events = EventStreamServicer(
             EventReader(db),
             horizon,
@@ -89,15 +99,23 @@ async def build_service(
                     events,
                     EVENTS_SERVICE_NAME,
                 ),
+                (
+                    webhooks_pb2_grpc.add_WebhookServiceServicer_to_server,
+                    webhooks_api.WebhookServicer(
+                        stores.webhooks, rotation_grace=settings.webhooks.rotation_grace
+                    ),
+                    webhooks_api.SERVICE_NAME,
+                ),
             ],
             dependencies=[Dependency("postgresql", db.ping)],
             background=[
                 ("event-partitions", maintainer.run_forever),
                 ("event-horizon", horizon.run),
                 ("incidents", incidents.run_forever),
+                *([("webhooks", webhooks.run_forever)] if settings.webhooks.enabled else []),
                 *([("schedule-firing", firer.run_forever)] if firing else []),
             ],
-            method_scopes={**METHOD_SCOPES, **EVENTS_METHOD_SCOPES},
+            method_scopes={**METHOD_SCOPES, **EVENTS_METHOD_SCOPES, **webhooks_api.METHOD_SCOPES},
         )
         yield service
     finally:

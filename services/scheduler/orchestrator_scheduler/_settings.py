@@ -11,6 +11,11 @@
 | ``ORCH_INCIDENT_WINDOW_S`` | ``300`` | How close together those failures must be (seconds). |
 | ``ORCH_INCIDENT_QUIET_S`` | ``600`` | Seconds without a failure before an incident resolves. |
 
+Webhook delivery reads ``ORCH_WEBHOOKS`` (``on``/``off``), ``ORCH_WEBHOOKS_ALLOW_PRIVATE``,
+``ORCH_WEBHOOK_TIMEOUT_S``, ``ORCH_WEBHOOK_MAX_ATTEMPTS``, ``ORCH_WEBHOOK_BACKOFF_S``,
+``ORCH_WEBHOOK_BACKOFF_MAX_S``, ``ORCH_WEBHOOK_DISABLE_STREAK``, ``ORCH_WEBHOOK_DISABLE_AFTER_S``
+and ``ORCH_WEBHOOK_ROTATION_GRACE_S`` (``_webhooks.WebhookSettings``, docs/webhooks.md).
+
 The incident defaults apply to every tenant without its own policy
 (``stella orchestrator tenants incident-policy``).
 
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from orchestrator_core.incidents import DEFAULT_POLICY, MAX_THRESHOLD, IncidentPolicy
@@ -30,6 +35,7 @@ from orchestrator_grpckit import env_choice, env_int, env_number
 from orchestrator_redis import DEFAULT_PREFIX
 from orchestrator_scheduler._events import KEEPALIVE_S
 from orchestrator_scheduler._validate import MAX_PAYLOAD_BYTES
+from orchestrator_scheduler._webhooks import WebhookSettings
 
 MAX_PAYLOAD_LIMIT = 64 * 1024 * 1024
 MAX_RETENTION_DAYS = 36_500
@@ -47,6 +53,7 @@ class SchedulerSettings:
     stream_keepalive_s: float = KEEPALIVE_S
     ratelimit_key_prefix: str = DEFAULT_PREFIX
     incident_policy: IncidentPolicy = DEFAULT_POLICY
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SchedulerSettings:
@@ -89,4 +96,5 @@ class SchedulerSettings:
                     )
                 ),
             ),
+            webhooks=WebhookSettings.from_env(env),
         )

@@ -6214,3 +6214,630 @@ pub mod scheduler_service_client {
         }
     }
 }
+/// Webhook is one subscription as stored (never with its secret).
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Webhook {
+    /// Server-assigned id (UUIDv7).
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    /// The http(s) URL deliveries are POSTed to; private and loopback hosts are refused at
+    /// delivery unless the operator allows them (ORCH_WEBHOOKS_ALLOW_PRIVATE=1).
+    #[prost(string, tag = "2")]
+    pub url: ::prost::alloc::string::String,
+    /// Event types received: a type ("job.dead"), a family ending in "." ("job."), "\*" for
+    /// every event, or "run.finished" (run.succeeded, run.failed and run.canceled).
+    #[prost(string, repeated, tag = "3")]
+    pub event_types: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Only events of this source; empty for every source.
+    #[prost(string, tag = "4")]
+    pub source_id: ::prost::alloc::string::String,
+    /// Only events of this job type; empty for every job type.
+    #[prost(string, tag = "5")]
+    pub job_type: ::prost::alloc::string::String,
+    /// Free text for the owner.
+    #[prost(string, tag = "6")]
+    pub description: ::prost::alloc::string::String,
+    /// False while disabled (by an operator or after a failure streak): nothing is delivered.
+    #[prost(bool, tag = "7")]
+    pub enabled: bool,
+    /// Why it is disabled: "operator" or "failure_streak"; empty while enabled.
+    #[prost(string, tag = "8")]
+    pub disabled_reason: ::prost::alloc::string::String,
+    /// Failed attempts since the last 2xx.
+    #[prost(int32, tag = "9")]
+    pub failure_streak: i32,
+    /// True while a rotated-out secret still signs deliveries (two signatures each).
+    #[prost(bool, tag = "10")]
+    pub rotating: bool,
+    /// When it was created.
+    #[prost(message, optional, tag = "11")]
+    pub create_time: ::core::option::Option<::prost_types::Timestamp>,
+    /// When it last changed.
+    #[prost(message, optional, tag = "12")]
+    pub update_time: ::core::option::Option<::prost_types::Timestamp>,
+}
+/// WebhookAttempt is one try of a delivery.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct WebhookAttempt {
+    /// 1-based attempt number (unique per delivery: each is sent once).
+    #[prost(int32, tag = "1")]
+    pub attempt: i32,
+    /// sending, succeeded, retrying, failed or lost (the sender never reported).
+    #[prost(string, tag = "2")]
+    pub outcome: ::prost::alloc::string::String,
+    /// The HTTP status the receiver answered; 0 without an answer (see error).
+    #[prost(int32, tag = "3")]
+    pub status_code: i32,
+    /// Milliseconds from sending to the answer or error.
+    #[prost(int32, tag = "4")]
+    pub latency_ms: i32,
+    /// Why it failed: the answer's first bytes, a timeout, a connection error or a refusal.
+    #[prost(string, tag = "5")]
+    pub error: ::prost::alloc::string::String,
+    /// When it was sent.
+    #[prost(message, optional, tag = "6")]
+    pub start_time: ::core::option::Option<::prost_types::Timestamp>,
+    /// When the next attempt is due (retrying only).
+    #[prost(message, optional, tag = "7")]
+    pub next_attempt_time: ::core::option::Option<::prost_types::Timestamp>,
+}
+/// WebhookDelivery is one event owed to one subscription.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct WebhookDelivery {
+    /// Id of the delivery; also the webhook-id header of every attempt (receivers dedupe on it).
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    /// The subscription.
+    #[prost(string, tag = "2")]
+    pub webhook_id: ::prost::alloc::string::String,
+    /// The event: its id, type and position in the event history.
+    #[prost(string, tag = "3")]
+    pub event_id: ::prost::alloc::string::String,
+    /// Type of the event, e.g. "job.dead".
+    #[prost(string, tag = "4")]
+    pub event_type: ::prost::alloc::string::String,
+    /// Position of the event in the history.
+    #[prost(int64, tag = "5")]
+    pub event_seq: i64,
+    /// pending (an attempt is due or in flight), succeeded (a 2xx) or failed (gave up).
+    #[prost(string, tag = "6")]
+    pub state: ::prost::alloc::string::String,
+    /// Attempts made so far.
+    #[prost(int32, tag = "7")]
+    pub attempt: i32,
+    /// Status of the last attempt; 0 without an answer.
+    #[prost(int32, tag = "8")]
+    pub status_code: i32,
+    /// Latency of the last attempt in milliseconds.
+    #[prost(int32, tag = "9")]
+    pub latency_ms: i32,
+    /// Error of the last attempt.
+    #[prost(string, tag = "10")]
+    pub error: ::prost::alloc::string::String,
+    /// When the next attempt is due (pending only).
+    #[prost(message, optional, tag = "11")]
+    pub next_attempt_time: ::core::option::Option<::prost_types::Timestamp>,
+    /// Every attempt, oldest first (filled by RedeliverWebhook and ListWebhookDeliveries with
+    /// include_attempts).
+    #[prost(message, repeated, tag = "12")]
+    pub attempts: ::prost::alloc::vec::Vec<WebhookAttempt>,
+}
+/// CreateWebhookRequest describes the new subscription.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CreateWebhookRequest {
+    /// The http(s) URL to POST to (no credentials in it).
+    #[prost(string, tag = "1")]
+    pub url: ::prost::alloc::string::String,
+    /// Event types received (see Webhook.event_types); at least one.
+    #[prost(string, repeated, tag = "2")]
+    pub event_types: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Only events of this source; empty for every source.
+    #[prost(string, tag = "3")]
+    pub source_id: ::prost::alloc::string::String,
+    /// Only events of this job type; empty for every job type.
+    #[prost(string, tag = "4")]
+    pub job_type: ::prost::alloc::string::String,
+    /// Free text for the owner.
+    #[prost(string, tag = "5")]
+    pub description: ::prost::alloc::string::String,
+    /// Why the operator does this, recorded in the audit trail.
+    #[prost(message, optional, tag = "6")]
+    pub operator: ::core::option::Option<OperatorContext>,
+}
+/// CreateWebhookResponse returns the subscription and its secret.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct CreateWebhookResponse {
+    /// The subscription as stored.
+    #[prost(message, optional, tag = "1")]
+    pub webhook: ::core::option::Option<Webhook>,
+    /// The signing secret ("whsec\_" + base64); shown this once, never again.
+    #[prost(string, tag = "2")]
+    pub secret: ::prost::alloc::string::String,
+}
+/// ListWebhooksRequest pages the subscriptions.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListWebhooksRequest {
+    /// Maximum number to return; default 50, maximum 500.
+    #[prost(int32, tag = "1")]
+    pub page_size: i32,
+    /// next_page_token of a previous response to continue from.
+    #[prost(string, tag = "2")]
+    pub page_token: ::prost::alloc::string::String,
+}
+/// ListWebhooksResponse is one page of subscriptions.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListWebhooksResponse {
+    /// Subscriptions, oldest first.
+    #[prost(message, repeated, tag = "1")]
+    pub webhooks: ::prost::alloc::vec::Vec<Webhook>,
+    /// Token for the next page; empty on the last page.
+    #[prost(string, tag = "2")]
+    pub next_page_token: ::prost::alloc::string::String,
+}
+/// GetWebhookRequest names the subscription.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetWebhookRequest {
+    /// Id of the subscription; NOT_FOUND if it does not exist in the caller's tenant.
+    #[prost(string, tag = "1")]
+    pub webhook_id: ::prost::alloc::string::String,
+}
+/// GetWebhookResponse returns the subscription.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetWebhookResponse {
+    /// The subscription as stored.
+    #[prost(message, optional, tag = "1")]
+    pub webhook: ::core::option::Option<Webhook>,
+}
+/// UpdateWebhookRequest changes the fields that are set.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct UpdateWebhookRequest {
+    /// Id of the subscription.
+    #[prost(string, tag = "1")]
+    pub webhook_id: ::prost::alloc::string::String,
+    /// New URL, when set.
+    #[prost(string, optional, tag = "2")]
+    pub url: ::core::option::Option<::prost::alloc::string::String>,
+    /// New event types, when non-empty.
+    #[prost(string, repeated, tag = "3")]
+    pub event_types: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// New source filter, when set; an empty string removes the filter.
+    #[prost(string, optional, tag = "4")]
+    pub source_id: ::core::option::Option<::prost::alloc::string::String>,
+    /// New job type filter, when set; an empty string removes the filter.
+    #[prost(string, optional, tag = "5")]
+    pub job_type: ::core::option::Option<::prost::alloc::string::String>,
+    /// New description, when set.
+    #[prost(string, optional, tag = "6")]
+    pub description: ::core::option::Option<::prost::alloc::string::String>,
+    /// Enable or disable, when set.
+    #[prost(bool, optional, tag = "7")]
+    pub enabled: ::core::option::Option<bool>,
+    /// Why the operator does this, recorded in the audit trail.
+    #[prost(message, optional, tag = "8")]
+    pub operator: ::core::option::Option<OperatorContext>,
+}
+/// UpdateWebhookResponse returns the changed subscription.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct UpdateWebhookResponse {
+    /// The subscription as stored after the change.
+    #[prost(message, optional, tag = "1")]
+    pub webhook: ::core::option::Option<Webhook>,
+}
+/// DeleteWebhookRequest names the subscription to delete.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteWebhookRequest {
+    /// Id of the subscription.
+    #[prost(string, tag = "1")]
+    pub webhook_id: ::prost::alloc::string::String,
+    /// Why the operator does this, recorded in the audit trail.
+    #[prost(message, optional, tag = "2")]
+    pub operator: ::core::option::Option<OperatorContext>,
+}
+/// DeleteWebhookResponse is empty: the subscription is gone.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct DeleteWebhookResponse {}
+/// RotateWebhookSecretRequest names the subscription whose secret changes.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RotateWebhookSecretRequest {
+    /// Id of the subscription.
+    #[prost(string, tag = "1")]
+    pub webhook_id: ::prost::alloc::string::String,
+    /// Why the operator does this, recorded in the audit trail.
+    #[prost(message, optional, tag = "2")]
+    pub operator: ::core::option::Option<OperatorContext>,
+}
+/// RotateWebhookSecretResponse returns the new secret.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RotateWebhookSecretResponse {
+    /// The subscription as stored after the rotation.
+    #[prost(message, optional, tag = "1")]
+    pub webhook: ::core::option::Option<Webhook>,
+    /// The new secret; shown this once. The previous one keeps signing until
+    /// previous_secret_expire_time.
+    #[prost(string, tag = "2")]
+    pub secret: ::prost::alloc::string::String,
+    /// When the previous secret stops signing.
+    #[prost(message, optional, tag = "3")]
+    pub previous_secret_expire_time: ::core::option::Option<::prost_types::Timestamp>,
+}
+/// ListWebhookDeliveriesRequest pages one subscription's delivery log.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListWebhookDeliveriesRequest {
+    /// Id of the subscription.
+    #[prost(string, tag = "1")]
+    pub webhook_id: ::prost::alloc::string::String,
+    /// Only deliveries in this state (pending, succeeded, failed); empty for all.
+    #[prost(string, tag = "2")]
+    pub state: ::prost::alloc::string::String,
+    /// Maximum number to return; default 50, maximum 500.
+    #[prost(int32, tag = "3")]
+    pub page_size: i32,
+    /// next_page_token of a previous response to continue from.
+    #[prost(string, tag = "4")]
+    pub page_token: ::prost::alloc::string::String,
+}
+/// ListWebhookDeliveriesResponse is one page of deliveries.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListWebhookDeliveriesResponse {
+    /// Deliveries, newest event first.
+    #[prost(message, repeated, tag = "1")]
+    pub deliveries: ::prost::alloc::vec::Vec<WebhookDelivery>,
+    /// Token for the next page; empty on the last page.
+    #[prost(string, tag = "2")]
+    pub next_page_token: ::prost::alloc::string::String,
+}
+/// RedeliverWebhookRequest names the delivery to send again.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RedeliverWebhookRequest {
+    /// Id of the delivery.
+    #[prost(string, tag = "1")]
+    pub delivery_id: ::prost::alloc::string::String,
+    /// Why the operator does this, recorded in the audit trail.
+    #[prost(message, optional, tag = "2")]
+    pub operator: ::core::option::Option<OperatorContext>,
+}
+/// RedeliverWebhookResponse returns the delivery, due now.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct RedeliverWebhookResponse {
+    /// The delivery with its attempts so far.
+    #[prost(message, optional, tag = "1")]
+    pub delivery: ::core::option::Option<WebhookDelivery>,
+}
+/// Generated client implementations.
+pub mod webhook_service_client {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value,
+    )]
+    use tonic::codegen::*;
+    use tonic::codegen::http::Uri;
+    /// WebhookService manages a tenant's webhook subscriptions and reads their delivery log
+    /// (docs/webhooks.md). Served by the scheduler; every call is limited to the caller's tenant
+    /// (from the token). Writes need orch:operate and are audited; reads need orch:read.
+    /// Deliveries are signed per the Standard Webhooks specification with the subscription's
+    /// secret, which only CreateWebhook and RotateWebhookSecret return.
+    #[derive(Debug, Clone)]
+    pub struct WebhookServiceClient<T> {
+        inner: tonic::client::Grpc<T>,
+    }
+    impl WebhookServiceClient<tonic::transport::Channel> {
+        /// Attempt to create a new client by connecting to a given endpoint.
+        pub async fn connect<D>(dst: D) -> Result<Self, tonic::transport::Error>
+        where
+            D: TryInto<tonic::transport::Endpoint>,
+            D::Error: Into<StdError>,
+        {
+            let conn = tonic::transport::Endpoint::new(dst)?.connect().await?;
+            Ok(Self::new(conn))
+        }
+    }
+    impl<T> WebhookServiceClient<T>
+    where
+        T: tonic::client::GrpcService<tonic::body::Body>,
+        T::Error: Into<StdError>,
+        T::ResponseBody: Body<Data = Bytes> + std::marker::Send + 'static,
+        <T::ResponseBody as Body>::Error: Into<StdError> + std::marker::Send,
+    {
+        pub fn new(inner: T) -> Self {
+            let inner = tonic::client::Grpc::new(inner);
+            Self { inner }
+        }
+        pub fn with_origin(inner: T, origin: Uri) -> Self {
+            let inner = tonic::client::Grpc::with_origin(inner, origin);
+            Self { inner }
+        }
+        pub fn with_interceptor<F>(
+            inner: T,
+            interceptor: F,
+        ) -> WebhookServiceClient<InterceptedService<T, F>>
+        where
+            F: tonic::service::Interceptor,
+            T::ResponseBody: Default,
+            T: tonic::codegen::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<
+                    <T as tonic::client::GrpcService<tonic::body::Body>>::ResponseBody,
+                >,
+            >,
+            <T as tonic::codegen::Service<
+                http::Request<tonic::body::Body>,
+            >>::Error: Into<StdError> + std::marker::Send + std::marker::Sync,
+        {
+            WebhookServiceClient::new(InterceptedService::new(inner, interceptor))
+        }
+        /// Compress requests with the given encoding.
+        ///
+        /// This requires the server to support it otherwise it might respond with an
+        /// error.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.send_compressed(encoding);
+            self
+        }
+        /// Enable decompressing responses.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.accept_compressed(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_decoding_message_size(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_encoding_message_size(limit);
+            self
+        }
+        /// CreateWebhook subscribes a URL to event types; the response carries the secret (once).
+        pub async fn create_webhook(
+            &mut self,
+            request: impl tonic::IntoRequest<super::CreateWebhookRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::CreateWebhookResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.WebhookService/CreateWebhook",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.WebhookService",
+                        "CreateWebhook",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// ListWebhooks pages the tenant's subscriptions, oldest first.
+        pub async fn list_webhooks(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListWebhooksRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListWebhooksResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.WebhookService/ListWebhooks",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.WebhookService",
+                        "ListWebhooks",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// GetWebhook reads one subscription (without its secret).
+        pub async fn get_webhook(
+            &mut self,
+            request: impl tonic::IntoRequest<super::GetWebhookRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::GetWebhookResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.WebhookService/GetWebhook",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.WebhookService",
+                        "GetWebhook",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// UpdateWebhook changes the fields set in the request; enabling resets the failure streak.
+        pub async fn update_webhook(
+            &mut self,
+            request: impl tonic::IntoRequest<super::UpdateWebhookRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::UpdateWebhookResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.WebhookService/UpdateWebhook",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.WebhookService",
+                        "UpdateWebhook",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// DeleteWebhook removes a subscription and its delivery log.
+        pub async fn delete_webhook(
+            &mut self,
+            request: impl tonic::IntoRequest<super::DeleteWebhookRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::DeleteWebhookResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.WebhookService/DeleteWebhook",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.WebhookService",
+                        "DeleteWebhook",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// RotateWebhookSecret issues a new secret; the old one keeps signing during a grace period.
+        pub async fn rotate_webhook_secret(
+            &mut self,
+            request: impl tonic::IntoRequest<super::RotateWebhookSecretRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::RotateWebhookSecretResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.WebhookService/RotateWebhookSecret",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.WebhookService",
+                        "RotateWebhookSecret",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// ListWebhookDeliveries pages a subscription's delivery log, newest event first.
+        pub async fn list_webhook_deliveries(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListWebhookDeliveriesRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListWebhookDeliveriesResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.WebhookService/ListWebhookDeliveries",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.WebhookService",
+                        "ListWebhookDeliveries",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// RedeliverWebhook makes a delivery due now as its next attempt, whatever its state.
+        pub async fn redeliver_webhook(
+            &mut self,
+            request: impl tonic::IntoRequest<super::RedeliverWebhookRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::RedeliverWebhookResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/stella.orchestrator.v1.WebhookService/RedeliverWebhook",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new(
+                        "stella.orchestrator.v1.WebhookService",
+                        "RedeliverWebhook",
+                    ),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+    }
+}

@@ -27,6 +27,7 @@ from orchestrator_gateway._routes import (
     sources,
     streams,
     throttles,
+    webhooks,
 )
 from orchestrator_gateway._routes._deps import API_PREFIX
 
@@ -45,6 +46,7 @@ for _module in (
     deadletters,
     operations,
     audit,
+    webhooks,
     streams,
 ):
     router.include_router(_module.router)

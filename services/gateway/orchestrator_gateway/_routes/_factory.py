@@ -47,7 +47,7 @@ from orchestrator_gateway._routes._deps import (
     labels,
     operator_ctx,
 )
-from stella.orchestrator.v1 import audit_pb2, events_pb2, ratelimit_pb2, scheduler_pb2
+from stella.orchestrator.v1 import audit_pb2, events_pb2, ratelimit_pb2, scheduler_pb2, webhooks_pb2
 
 ReasonRule = Literal["required", "optional", "none"]
 
@@ -70,6 +70,7 @@ _SERVICES = {  # Clients attribute -> the service its stub calls
     "events": events_pb2.DESCRIPTOR.services_by_name["EventStreamService"],
     "ratelimit": ratelimit_pb2.DESCRIPTOR.services_by_name["RateLimitService"],
     "audit": audit_pb2.DESCRIPTOR.services_by_name["AuditService"],
+    "webhooks": webhooks_pb2.DESCRIPTOR.services_by_name["WebhookService"],
 }
 # Sent beside the fields a PATCH changes, never in its mask: the expected version.
 _GUARDS = {"version"}
