@@ -1138,7 +1138,7 @@ ALTER TABLE orchestrator.incident_policies FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON orchestrator.incident_policies
   USING (orchestrator.tenant_visible(tenant)) WITH CHECK (orchestrator.tenant_visible(tenant));
 
--- 0012: webhooks (issue 21, item 1): per-tenant subscriptions, their deliveries and attempts,
+-- 0013: webhooks (issue 21, item 1): per-tenant subscriptions, their deliveries and attempts,
 -- and the dispatcher's cursor.
 --
 -- The scheduler's webhook dispatcher (leader of LeaderLoop.WEBHOOKS,

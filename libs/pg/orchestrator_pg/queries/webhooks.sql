@@ -1,5 +1,5 @@
 -- Webhooks: subscriptions (webhooks), deliveries (webhook_deliveries), attempts
--- (webhook_attempts) and the dispatcher's cursor (migrations/0012_webhooks.sql).
+-- (webhook_attempts) and the dispatcher's cursor (migrations/0013_webhooks.sql).
 --
 -- Contract: an attempt is claimed (attempt + 1, its webhook_attempts row inserted) and
 -- committed before it is sent, and its outcome is written only where `attempt` still equals

@@ -1,4 +1,4 @@
--- 0012: webhooks (issue 21, item 1): per-tenant subscriptions, their deliveries and attempts,
+-- 0013: webhooks (issue 21, item 1): per-tenant subscriptions, their deliveries and attempts,
 -- and the dispatcher's cursor.
 --
 -- The scheduler's webhook dispatcher (leader of LeaderLoop.WEBHOOKS,
