@@ -43,7 +43,7 @@ from orchestrator_pg._idempotency import (
 from orchestrator_pg._incidents import IncidentStore
 from orchestrator_pg._job_insert import NewJob
 from orchestrator_pg._jobs import JobStore, SubmittedJob
-from orchestrator_pg._leadership import LeaderLoop, Leadership
+from orchestrator_pg._leadership import LeaderLoop, Leadership, lead_passes
 from orchestrator_pg._leasing import (
     ARTIFACT_CONFLICT,
     DEFAULT_LEASE_TTL_S,
@@ -163,6 +163,7 @@ __all__ = [
     "drop_database",
     "integrity_error",
     "integrity_mapped",
+    "lead_passes",
     "load_migrations",
     "migrate",
     "parse_queries",

@@ -19,6 +19,8 @@ import collections
 import contextlib
 import enum
 import logging
+import random
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
@@ -205,3 +207,41 @@ class Leadership:
         tb: TracebackType | None,
     ) -> None:
         await self.release()
+
+
+async def lead_passes(
+    leadership: Leadership,
+    run_pass: Callable[[], Awaitable[bool]],
+    wait: Callable[[], Awaitable[None]],
+    *,
+    rng: random.Random,
+    on_not_leading: Callable[[], None] = lambda: None,
+    retry_s: float = 1.0,
+    error_backoff_s: float = 1.0,
+) -> None:
+    """The loop of a leader-only pass (incidents, webhooks): holds ``leadership`` (taken and
+    re-checked by :meth:`Leadership.ensure`), runs ``run_pass`` while it leads — again at
+    once when it returns True (more work is waiting), else after ``wait()`` —, backs off
+    after a failed pass (a database error: log, re-check, resume), and calls
+    ``on_not_leading`` whenever it does not lead (a replica that lost leadership withdraws
+    what it published). Runs until cancelled.
+    """
+    label = leadership.loop.label
+    try:
+        async with leadership:
+            while True:
+                if not await leadership.ensure():
+                    on_not_leading()
+                    await asyncio.sleep(retry_s * rng.uniform(0.8, 1.0))
+                    continue
+                try:
+                    busy = await run_pass()
+                except Exception:
+                    _log.exception("%s pass failed", label)
+                    on_not_leading()
+                    await asyncio.sleep(error_backoff_s)
+                    continue
+                if not busy:
+                    await wait()
+    finally:
+        on_not_leading()

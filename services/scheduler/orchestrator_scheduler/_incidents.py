@@ -46,7 +46,14 @@ from orchestrator_core.incidents import (
     IncidentPolicy,
     fold_failures,
 )
-from orchestrator_pg import Conn, EventHorizon, IncidentStore, LeaderLoop, Leadership
+from orchestrator_pg import (
+    Conn,
+    EventHorizon,
+    IncidentStore,
+    LeaderLoop,
+    Leadership,
+    lead_passes,
+)
 
 BATCH_FAILURES = 5000
 # At most four passes a second: on a busy outbox the horizon moves all the time, and a pass
@@ -122,26 +129,24 @@ class IncidentWatcher:
 
     async def run_forever(self) -> None:
         """Waits for leadership, then runs passes while it lasts, until cancelled."""
-        try:
-            async with self.leadership:
-                while True:
-                    if not await self.leadership.ensure():
-                        self._withdraw()
-                        await asyncio.sleep(LEADER_RETRY_S * self._rng.uniform(0.8, 1.0))
-                        continue
-                    try:
-                        await self.run_pass()
-                    except Exception:  # a database error mid-pass: back off, re-check, resume
-                        _log.exception("incident pass failed")
-                        self._withdraw()
-                        await asyncio.sleep(ERROR_BACKOFF_S)
-                        continue
-                    await asyncio.sleep(PASS_MIN_INTERVAL_S)
-                    await self.horizon.wait_beyond(
-                        self.cursor, self._rng.uniform(POLL_MIN_S, POLL_MAX_S)
-                    )
-        finally:
-            self._withdraw()
+
+        async def run_pass() -> bool:
+            await self.run_pass()
+            return False
+
+        async def wait() -> None:
+            await asyncio.sleep(PASS_MIN_INTERVAL_S)
+            await self.horizon.wait_beyond(self.cursor, self._rng.uniform(POLL_MIN_S, POLL_MAX_S))
+
+        await lead_passes(
+            self.leadership,
+            run_pass,
+            wait,
+            rng=self._rng,
+            on_not_leading=self._withdraw,
+            retry_s=LEADER_RETRY_S,
+            error_backoff_s=ERROR_BACKOFF_S,
+        )
 
     async def run_pass(self) -> IncidentFold | None:
         """Reads the settled failures after the cursor (in batches), applies them, resolves

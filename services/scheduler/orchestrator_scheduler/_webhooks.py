@@ -61,7 +61,7 @@ from orchestrator_core.webhooks import (
     retry_after_of,
 )
 from orchestrator_grpckit import env_choice, env_int, env_number
-from orchestrator_pg import EventHorizon, LeaderLoop, Leadership, WebhookStore
+from orchestrator_pg import EventHorizon, LeaderLoop, Leadership, WebhookStore, lead_passes
 from stella_orchestrator.webhooks import sign_webhook
 
 BATCH_EVENTS = 2000
@@ -187,30 +187,26 @@ class WebhookDispatcher:
 
     async def run_forever(self) -> None:
         """Waits for leadership, then runs passes while it lasts, until cancelled."""
-        async with (
-            self.leadership,
-            httpx.AsyncClient(
-                timeout=self.settings.timeout_s,
-                follow_redirects=False,
-                headers={"user-agent": USER_AGENT},
-            ) as client,
-        ):
-            while True:
-                if not await self.leadership.ensure():
-                    await asyncio.sleep(LEADER_RETRY_S * self._rng.uniform(0.8, 1.0))
-                    continue
-                try:
-                    busy = await self.run_pass(client)
-                except Exception:  # a database error mid-pass: back off, re-check, resume
-                    _log.exception("webhook pass failed")
-                    await asyncio.sleep(ERROR_BACKOFF_S)
-                    continue
-                if busy:
-                    continue
+        async with httpx.AsyncClient(
+            timeout=self.settings.timeout_s,
+            follow_redirects=False,
+            headers={"user-agent": USER_AGENT},
+        ) as client:
+
+            async def wait() -> None:
                 await asyncio.sleep(PASS_MIN_INTERVAL_S)
                 await self.horizon.wait_beyond(
                     self.cursor, self._rng.uniform(POLL_MIN_S, POLL_MAX_S)
                 )
+
+            await lead_passes(
+                self.leadership,
+                lambda: self.run_pass(client),
+                wait,
+                rng=self._rng,
+                retry_s=LEADER_RETRY_S,
+                error_backoff_s=ERROR_BACKOFF_S,
+            )
 
     async def run_pass(self, client: httpx.AsyncClient) -> bool:
         """Fans out every settled event, then sends one claim of due attempts. Returns True
