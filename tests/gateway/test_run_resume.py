@@ -91,7 +91,11 @@ async def test_rest_resume_of_a_failed_run(stack) -> None:
         assert again.json()["grpc_status"] == "FAILED_PRECONDITION"
         assert "only failed runs can be resumed" in again.json()["detail"]
 
-        audit = (await c.get("/audit")).json()["items"]
+        # Filtered by action: the session's other tests write audit entries too, and the
+        # list is in seq order, so an unfiltered first page need not reach this one.
+        audit = (await c.get("/audit", params={"action": "run.resume", "page_size": 500})).json()[
+            "items"
+        ]
         entries = [a for a in audit if a["target"] == f"runs/{run_id}"]
         assert [(a["action"], a["reason"], a["ticket"]) for a in entries] == [
             ("run.resume", REASON["X-Stella-Operator-Reason"], "OPS-1")
