@@ -25,6 +25,8 @@ def _kill_backends(url: str) -> int:
         rows = admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            # client backends only: an autovacuum worker is a superuser process
+            " AND backend_type = 'client backend'"
         ).fetchall()
     return len(rows)
 

@@ -52,7 +52,10 @@ def _set_connections(url: str, allowed: bool) -> None:
         )
         if not allowed:
             admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                # Client backends only: an autovacuum worker busy in the fresh database is a
+                # superuser process this role may not terminate (it failed a CI run so).
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND backend_type = 'client backend'",
                 (name,),
             )
 
