@@ -21,9 +21,11 @@ TESTS = Path(__file__).with_name("alerts_test.yaml")
 @pytest.fixture
 def promtool(tools: Tools) -> str:
     if tools.promtool is None:
-        pytest.skip(
+        # Fail, not skip: alert rules that are never evaluated are what the issue was about.
+        pytest.fail(
             "promtool NOT INSTALLED: apt-get is unavailable here (not root?); install Debian's "
-            "`prometheus` package to run the alert rule tests"
+            "`prometheus` package (`apt-get install prometheus`, or `make k8s-tools` as root) "
+            "to run the alert rule tests"
         )
     return tools.promtool
 
