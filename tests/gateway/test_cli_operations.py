@@ -188,24 +188,24 @@ def test_events_tail_follows_the_live_feed(stack, capsys) -> None:
         "--token",
         stack.token(CLI_SCOPES),
     ]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        first: list[str] = []
-        reader = threading.Thread(target=lambda: first.append(proc.stdout.readline()))
-        reader.start()
-        # The follower is connected once the gateway counts its stream; until then, create runs
-        # again: the follower starts from the head, so events before it connected are not seen.
-        for _ in range(120):
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            first: list[str] = []
+            reader = threading.Thread(target=lambda: first.append(proc.stdout.readline()))
+            reader.start()
+            # The follower starts from the head: events before it connected are not its. Create
+            # runs until one reaches it, then one more (three job events each) for the rest.
+            for _ in range(120):
+                _seed(stack, lambda c: create_run(c, source["id"], job_type))
+                reader.join(0.5)
+                if first:
+                    break
+            assert first, "no event reached the follower"
+            assert first[0], "the follower ended without an event"
             _seed(stack, lambda c: create_run(c, source["id"], job_type))
-            reader.join(0.5)
-            if first:
-                break
-        assert first, "no event reached the follower"
-        assert first[0], "the follower ended without an event"
-        rest, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-        proc.wait()
+            rest, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
     assert proc.returncode == 0, err
     events = [json.loads(line) for line in [first[0], *rest.splitlines()]]
     assert len(events) == 4

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.gateway._helpers import CLI_SCOPES, cli, create_source, make_dead_job, unique
+from tests.gateway._helpers import CLI_SCOPES, claim, cli, complete, create_source, unique
 
 pytestmark = pytest.mark.integration
 
@@ -140,8 +140,7 @@ def test_jobs_submit_prioritize_history_and_pause(stack, capsys) -> None:
     job = json.loads(out)["job"]
     assert job["payload"] == {"cve": "CVE-2026-1"}
     code, out, _ = cli(stack, capsys, *submit)
-    assert json.loads(out)["existing"] is True
-    assert json.loads(out)["job"]["id"] == job["id"]
+    assert json.loads(out)["job"]["id"] == job["id"]  # the first job, not a second
 
     code, out, _ = cli(
         stack, capsys, "jobs", "prioritize", job["id"], "--priority", "7", "--reason", "r"
@@ -168,18 +167,36 @@ def test_jobs_submit_prioritize_history_and_pause(stack, capsys) -> None:
     assert "job.priority: 9999 is not in [-1000, 1000]" in err
 
 
-def test_jobs_replay_and_watch(stack, capsys) -> None:
-    dead = _seed(stack, lambda c: make_dead_job(c, stack))
-    code, out, _ = cli(
-        stack, capsys, "jobs", "replay", dead["job"]["id"], "--reason", "again", "-o", "json"
+def _succeeded_job(stack) -> dict:
+    """A standalone job a worker completed."""
+
+    async def make(c):
+        job_type = unique("jt")
+        source = await create_source(c)
+        body = {"job": {"job_type": job_type, "source_id": source["id"]}}
+        resp = await c.post("/jobs", json=body)
+        assert resp.status_code == 201, resp.text
+        (assignment,) = await claim(stack, job_type)
+        await complete(stack, job_type, assignment)
+        return resp.json()["job"]
+
+    return _seed(stack, make)
+
+
+def test_jobs_watch_and_replay(stack, capsys) -> None:
+    job = _succeeded_job(stack)
+    code, out, _ = cli(stack, capsys, "jobs", "watch", job["id"], "-o", "json")
+    assert code == 0
+    assert json.loads(out)["state"] == "succeeded"
+    code, out, err = cli(
+        stack, capsys, "jobs", "replay", job["id"], "--reason", "again", "-o", "json"
     )
-    assert code == 0, out
+    assert code == 0, err
     replay = json.loads(out)
-    assert replay["replay_of"] == dead["job"]["id"]
-    assert replay["id"] != dead["job"]["id"]
-    code, out, _ = cli(
-        stack, capsys, "jobs", "cancel", replay["id"], "--reason", "not needed", "-o", "json"
-    )
+    assert replay["replay_of"] == job["id"]
+    assert replay["id"] != job["id"]
+    code, _, _ = cli(stack, capsys, "jobs", "cancel", replay["id"], "--reason", "not needed")
+    assert code == 0
     code, out, _ = cli(stack, capsys, "jobs", "watch", replay["id"], "-o", "yaml")
     assert code == 1  # terminal, but canceled
     assert yaml.safe_load(out)["state"] == "canceled"

@@ -83,6 +83,7 @@ def _create(args: argparse.Namespace, client: RestClient, out: Output) -> int:
         "job_types": args.job_type,
         "labels": parse_labels(args.label),
     }
+    body = {k: v for k, v in body.items() if v is not None}
     key = args.idempotency_key or None
     out.show(client.request("POST", "/sources", json=body, idempotency_key=key, **control(args)))
     return EXIT_OK
