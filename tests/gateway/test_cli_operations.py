@@ -1,6 +1,6 @@
 """``quotas``, ``schedules``, ``watermarks``, ``throttle circuits|blackouts|configure``,
-``sources update|delete``, ``whoami``, ``overview``, ``artifacts``, ``events list|tail`` (the
-live SSE feed) and ``audit export`` against the real stack; ``stella completion``."""
+``sources update|delete``, ``whoami``, ``overview`` and ``audit export`` against the real
+stack; ``stella completion``. Events: test_cli_events.py."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ import hashlib
 import json
 import subprocess
 import sys
-import threading
 
 import httpx
 import pytest
 
-from tests.gateway._helpers import CLI_SCOPES, cli, create_run, create_source, unique
+from tests.gateway._helpers import CLI_SCOPES, cli, create_source, unique
 
 pytestmark = pytest.mark.integration
 
@@ -141,77 +140,6 @@ def test_limits_sources_and_identity(stack, capsys) -> None:
     assert code == 0
     code, _, _ = cli(stack, capsys, "sources", "show", source["id"])
     assert code == 3
-
-
-def _run_with_events(stack) -> dict:
-    async def make(c):
-        source = await create_source(c)
-        return await create_run(c, source["id"], unique("jt"))
-
-    return _seed(stack, make)
-
-
-def test_events_list_and_tail_replay_the_same_events(stack, capsys) -> None:
-    run = _run_with_events(stack)["run"]
-    code, out, _ = cli(stack, capsys, "events", "list", "--run", run["id"], "-o", "json")
-    listed = json.loads(out)["items"]
-    assert len(listed) >= 4  # run.created and three job.created
-    code, out, err = cli(
-        stack, capsys, "events", "tail", "--run", run["id"], "--after-seq", "0", "-o", "json"
-    )
-    assert code == 0, err
-    tailed = [json.loads(line) for line in out.splitlines()]
-    assert [e["seq"] for e in tailed] == [e["seq"] for e in listed]  # caught up, then stopped
-    assert f"resume with --after-seq {listed[-1]['seq']}" in err
-
-
-def test_events_tail_follows_the_live_feed(stack, capsys) -> None:
-    """A follower started before the run prints the run's events as they happen."""
-    source = _seed(stack, create_source)
-    job_type = unique("jt")
-    argv = [
-        sys.executable,
-        "-m",
-        "stella_orchestrator",
-        "orchestrator",
-        "events",
-        "tail",
-        "--follow",
-        "--source",
-        source["id"],
-        "--limit",
-        "4",
-        "-o",
-        "json",
-        "--api-url",
-        stack.base_url,
-        "--token",
-        stack.token(CLI_SCOPES),
-    ]
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
-        try:
-            first: list[str] = []
-            reader = threading.Thread(target=lambda: first.append(proc.stdout.readline()))
-            reader.start()
-            # The follower starts from the head: events before it connected are not its. Create
-            # runs until one reaches it, then one more (three job events each) for the rest.
-            for _ in range(120):
-                _seed(stack, lambda c: create_run(c, source["id"], job_type))
-                reader.join(0.5)
-                if first:
-                    break
-            assert first, "no event reached the follower"
-            assert first[0], "the follower ended without an event"
-            _seed(stack, lambda c: create_run(c, source["id"], job_type))
-            rest, err = proc.communicate(timeout=60)
-        finally:
-            proc.kill()
-    assert proc.returncode == 0, err
-    events = [json.loads(line) for line in [first[0], *rest.splitlines()]]
-    assert len(events) == 4
-    assert all(e["source_id"] == source["id"] for e in events)
-    seqs = [e["seq"] for e in events]
-    assert seqs == sorted(set(seqs))  # in order, each once
 
 
 def test_audit_export_writes_every_entry(stack, capsys, tmp_path) -> None:

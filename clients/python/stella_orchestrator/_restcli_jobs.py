@@ -150,11 +150,12 @@ def _watch_job(
     job_id: str, client: RestClient, out: Output, args: argparse.Namespace, *, quiet: bool
 ) -> int:
     def step(job: dict[str, Any]) -> tuple[str, int | None, int, bool]:
+        # The worker reports a percent (and a message); the bar counts to 100.
         progress = job.get("progress") or {}
-        total = progress.get("total") or None
         done = job["state"] in JOB_TERMINAL
-        completed = progress.get("completed") or (1 if done and not total else 0)
-        return f"{job['job_type']} {job['state']}", total or (1 if done else None), completed, done
+        percent = 100 if done else int(progress.get("percent") or 0)
+        message = f" {progress['message']}" if progress.get("message") and not done else ""
+        return f"{job['job_type']} {job['state']}{message}", 100, percent, done
 
     job = watch(
         out,
