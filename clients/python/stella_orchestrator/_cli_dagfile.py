@@ -133,24 +133,29 @@ def check_dag(jobs: list[dict[str, Any]]) -> list[str]:
     index: dict[str, int] = {}
     for i, job in enumerate(jobs):
         key = job.get("key", "")
+        if not isinstance(key, str):
+            continue  # reported by the field check
         if key and key in index:
             errors.append(f"jobs[{i}].key: {key!r} is also the key of jobs[{index[key]}]")
         elif key:
             index[key] = i
     for i, job in enumerate(jobs):
-        for j, parent in enumerate(job.get("depends_on", [])):
+        parents = job.get("depends_on", [])
+        for j, parent in enumerate(parents if isinstance(parents, list) else []):
             where = f"jobs[{i}].depends_on[{j}]"
+            if not isinstance(parent, str):
+                continue  # reported by the field check
             if parent == job.get("key"):
                 errors.append(f"{where}: a job cannot depend on itself")
             elif parent not in index:
                 known = ", ".join(sorted(index)) or "none: give jobs a key"
                 errors.append(f"{where}: no job has key {parent!r} (keys: {known})")
-    if not errors:
-        errors += _cycle(jobs, index)
     return errors
 
 
-def _cycle(jobs: list[dict[str, Any]], index: dict[str, int]) -> list[str]:
+def check_cycle(jobs: list[dict[str, Any]]) -> list[str]:
+    """The first dependency cycle, if any (only for jobs that passed every other check)."""
+    index = {job["key"]: i for i, job in enumerate(jobs) if job.get("key")}
     # Depth-first search with colours; the first back edge found names the cycle.
     state: dict[str, int] = {}
     stack: list[str] = []
@@ -186,10 +191,12 @@ def load(path: str, schema: Schema) -> dict[str, Any]:
         raise CliError(EXIT_USAGE, f"cannot read {path}: {exc}") from None
     value, lines = _parse(path, text)
     errors = check(value, schema)
-    if not errors and schema is RUN_SCHEMA:
-        errors = check_dag(value["jobs"])
+    if schema is RUN_SCHEMA and isinstance(value, dict) and isinstance(value.get("jobs"), list):
+        # Field errors and DAG errors together: one round of fixes, not two.
+        errors += check_dag([j if isinstance(j, dict) else {} for j in value["jobs"]])
+        errors = errors or check_cycle(value["jobs"])
     if errors:
-        details = [_with_line(e, lines) for e in errors[:50]]
+        details = [text for _, text in sorted(_with_line(e, lines) for e in errors)][:50]
         more = len(errors) - len(details)
         raise CliError(
             EXIT_USAGE,
@@ -237,9 +244,10 @@ def _lines(node: Any, path: str, lines: dict[str, int]) -> None:
             _lines(child, f"{path}[{i}]", lines)
 
 
-def _with_line(error: str, lines: dict[str, int]) -> str:
+def _with_line(error: str, lines: dict[str, int]) -> tuple[int, str]:
+    """(line, the error with its line) — the line of the nearest path that has one."""
     path = error.split(":", 1)[0]
     while path and path not in lines:  # a missing field: the line of its parent
         path = path.rpartition(".")[0] if "." in path else ""
     line = lines.get(path)
-    return f"line {line}: {error}" if line else error
+    return (line or 0, f"line {line}: {error}" if line else error)
