@@ -5,7 +5,6 @@ last seq with nothing lost or repeated."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import socket
@@ -14,20 +13,11 @@ import sys
 import threading
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
-from tests.gateway._helpers import CLI_SCOPES, cli, create_run, create_source, unique
+from tests.gateway._helpers import CLI_SCOPES, cli, create_run, create_source, seed, unique
 
 pytestmark = pytest.mark.integration
-
-
-def _seed(stack, make):
-    async def run():
-        async with httpx.AsyncClient(base_url=stack.api, headers=stack.headers(CLI_SCOPES)) as c:
-            return await make(c)
-
-    return asyncio.run(run())
 
 
 class CuttingProxy:
@@ -117,7 +107,7 @@ class Follower:
         """Creates runs of the source until an event reaches the follower (it starts from
         the head: what happened before it connected is not its); returns that event."""
         for _ in range(120):
-            _seed(stack, lambda c: create_run(c, source_id, job_type))
+            seed(stack, lambda c: create_run(c, source_id, job_type))
             self._reader.join(0.5)
             if self.events or not self._reader.is_alive():
                 break
@@ -142,7 +132,7 @@ def test_events_list_and_tail_replay_the_same_events(stack, capsys) -> None:
         source = await create_source(c)
         return await create_run(c, source["id"], unique("jt"))
 
-    run = _seed(stack, make)["run"]
+    run = seed(stack, make)["run"]
     code, out, _ = cli(stack, capsys, "events", "list", "--run", run["id"], "-o", "json")
     listed = json.loads(out)["items"]
     assert len(listed) >= 4  # run.created and three job.created
@@ -156,12 +146,12 @@ def test_events_list_and_tail_replay_the_same_events(stack, capsys) -> None:
 
 
 def test_events_tail_follows_the_live_feed(stack) -> None:
-    source = _seed(stack, create_source)
+    source = seed(stack, create_source)
     job_type = unique("jt")
     follower = Follower(stack, stack.base_url, source["id"], limit=4)
     try:
         follower.wait_first(stack, source["id"], job_type)
-        _seed(stack, lambda c: create_run(c, source["id"], job_type))  # three job events more
+        seed(stack, lambda c: create_run(c, source["id"], job_type))  # three job events more
         code, err = follower.finish()
     finally:
         follower.close()
@@ -173,7 +163,7 @@ def test_events_tail_follows_the_live_feed(stack) -> None:
 
 
 def test_events_tail_resumes_after_its_connection_is_cut(stack, capsys) -> None:
-    source = _seed(stack, create_source)
+    source = seed(stack, create_source)
     job_type = unique("jt")
     proxy = CuttingProxy(urlsplit(stack.base_url).port)
     follower = Follower(stack, f"http://127.0.0.1:{proxy.port}", source["id"], limit=6)
@@ -181,7 +171,7 @@ def test_events_tail_resumes_after_its_connection_is_cut(stack, capsys) -> None:
         first = follower.wait_first(stack, source["id"], job_type)
         proxy.cut()
         # Created while the follower is cut off: it must get these on its reconnect.
-        _seed(stack, lambda c: create_run(c, source["id"], job_type))
+        seed(stack, lambda c: create_run(c, source["id"], job_type))
         code, err = follower.finish()
     finally:
         follower.close()

@@ -3,28 +3,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from stella_orchestrator.cli import main
-from tests.gateway._helpers import CLI_SCOPES, cli, create_source, make_dead_job
+from tests.gateway._helpers import cli, create_source, make_dead_job, seed
 
 pytestmark = pytest.mark.integration
 
 MISSING_ID = "0190a5a0-0000-7000-8000-000000000000"
-
-
-def _seed(stack, make):
-    async def run():
-        async with httpx.AsyncClient(base_url=stack.api, headers=stack.headers(CLI_SCOPES)) as c:
-            return await make(c)
-
-    return asyncio.run(run())
 
 
 @contextlib.contextmanager
@@ -82,7 +72,7 @@ def test_auth_errors_exit_4(stack, capsys) -> None:
     code, _, err = cli(stack, capsys, "sources", "list", token="garbage")
     assert code == 4
     assert "401" in err
-    source = _seed(stack, create_source)
+    source = seed(stack, create_source)
     code, _, err = cli(
         stack, capsys, "sources", "pause", source["id"], "--reason", "r", scopes=("orch:read",)
     )
@@ -105,7 +95,7 @@ def test_server_errors_exit_5(stack, capsys) -> None:
 
 
 def test_a_failed_outcome_exits_1(stack, capsys) -> None:
-    dead = _seed(stack, lambda c: make_dead_job(c, stack))
+    dead = seed(stack, lambda c: make_dead_job(c, stack))
     code, out, _ = cli(stack, capsys, "jobs", "watch", dead["job"]["id"], "-o", "json")
     assert code == 1  # terminal, but dead
     assert '"state": "dead"' in out

@@ -4,26 +4,16 @@ stack; ``stella completion``. Events: test_cli_events.py."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import subprocess
 import sys
 
-import httpx
 import pytest
 
-from tests.gateway._helpers import CLI_SCOPES, cli, create_source, unique
+from tests.gateway._helpers import cli, create_source, seed, unique
 
 pytestmark = pytest.mark.integration
-
-
-def _seed(stack, make):
-    async def run():
-        async with httpx.AsyncClient(base_url=stack.api, headers=stack.headers(CLI_SCOPES)) as c:
-            return await make(c)
-
-    return asyncio.run(run())
 
 
 def test_quotas_family(stack, capsys) -> None:
@@ -61,7 +51,7 @@ def test_quotas_family(stack, capsys) -> None:
 
 
 def test_schedules_family_takes_a_dag_file(stack, capsys, tmp_path) -> None:
-    source = _seed(stack, create_source)
+    source = seed(stack, create_source)
     dag = tmp_path / "template.yaml"
     dag.write_text(
         f"name: nightly-{{fire_time}}\nsource_id: {source['id']}\n"
@@ -102,7 +92,7 @@ def test_schedules_family_takes_a_dag_file(stack, capsys, tmp_path) -> None:
 
 
 def test_limits_sources_and_identity(stack, capsys) -> None:
-    source = _seed(stack, create_source)
+    source = seed(stack, create_source)
     code, out, _ = cli(stack, capsys, "whoami", "-o", "json")
     assert json.loads(out)["tenant"] == stack.tenant
     code, out, _ = cli(stack, capsys, "watermarks", "list", "--source", source["id"], "-o", "json")
@@ -143,7 +133,7 @@ def test_limits_sources_and_identity(stack, capsys) -> None:
 
 
 def test_audit_export_writes_every_entry(stack, capsys, tmp_path) -> None:
-    source = _seed(stack, create_source)
+    source = seed(stack, create_source)
     cli(stack, capsys, "sources", "pause", source["id"], "--reason", "for the export")
     target = tmp_path / "audit.jsonl"
     code, out, err = cli(stack, capsys, "audit", "export", "-f", str(target), "-o", "json")

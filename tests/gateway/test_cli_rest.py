@@ -4,26 +4,24 @@ test_cli_exit_codes.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
-import httpx
 import pytest
 
 from stella_orchestrator.cli import main
-from tests.gateway._helpers import CLI_SCOPES, cli, create_run, create_source, make_dead_job, unique
+from tests.gateway._helpers import (
+    CLI_SCOPES,
+    cli,
+    create_run,
+    create_source,
+    make_dead_job,
+    seed,
+    unique,
+)
 
 pytestmark = pytest.mark.integration
 
 ALL = CLI_SCOPES
-
-
-def seed(stack, coro_fn):
-    async def run():
-        async with httpx.AsyncClient(base_url=stack.api, headers=stack.headers(ALL)) as c:
-            return await coro_fn(c)
-
-    return asyncio.run(run())
 
 
 def test_sources_family(stack, capsys) -> None:

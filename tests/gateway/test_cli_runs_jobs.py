@@ -3,24 +3,14 @@ history|artifacts|prioritize|replay|pause|resume`` and ``-o yaml``, against the 
 
 from __future__ import annotations
 
-import asyncio
 import json
 
-import httpx
 import pytest
 import yaml
 
-from tests.gateway._helpers import CLI_SCOPES, claim, cli, complete, create_source, unique
+from tests.gateway._helpers import claim, cli, complete, create_source, seed, unique
 
 pytestmark = pytest.mark.integration
-
-
-def _seed(stack, make):
-    async def run():
-        async with httpx.AsyncClient(base_url=stack.api, headers=stack.headers(CLI_SCOPES)) as c:
-            return await make(c)
-
-    return asyncio.run(run())
 
 
 def _dag(source_id: str, job_type: str) -> str:
@@ -43,7 +33,7 @@ jobs:
 
 
 def test_runs_create_from_yaml_with_idempotency_and_prioritize(stack, capsys, tmp_path) -> None:
-    source = _seed(stack, create_source)
+    source = seed(stack, create_source)
     dag = tmp_path / "dag.yaml"
     dag.write_text(_dag(source["id"], unique("jt")))
     code, _, err = cli(stack, capsys, "runs", "create", "-f", str(dag), "--validate-only")
@@ -117,7 +107,7 @@ def test_runs_create_lists_every_error_with_its_path(stack, capsys, tmp_path) ->
 
 
 def test_jobs_submit_prioritize_history_and_pause(stack, capsys) -> None:
-    source = _seed(stack, create_source)
+    source = seed(stack, create_source)
     job_type = unique("jt")
     submit = (
         "jobs",
@@ -180,7 +170,7 @@ def _succeeded_job(stack) -> dict:
         await complete(stack, job_type, assignment)
         return resp.json()["job"]
 
-    return _seed(stack, make)
+    return seed(stack, make)
 
 
 def test_jobs_watch_and_replay(stack, capsys) -> None:

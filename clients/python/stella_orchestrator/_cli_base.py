@@ -263,3 +263,24 @@ class OperatorWords(TypedDict):
 def control(args: argparse.Namespace) -> OperatorWords:
     """The operator reason and ticket of a control command, as request keywords."""
     return {"reason": args.reason, "ticket": args.ticket}
+
+
+def show_one(collection: str) -> Handler:
+    """The handler of ``<family> show ID``: ``GET /<collection>/ID``, every field."""
+
+    def show(args: argparse.Namespace, client: RestClient, out: Output) -> int:
+        out.show(client.get(f"/{collection}/{args.id}"))
+        return EXIT_OK
+
+    return show
+
+
+def delete_one(collection: str) -> Handler:
+    """The handler of ``<family> delete ID --reason …``: ``DELETE /<collection>/ID``."""
+
+    def delete(args: argparse.Namespace, client: RestClient, out: Output) -> int:
+        client.request("DELETE", f"/{collection}/{args.id}", **control(args))
+        out.show({"deleted": args.id}, summary=lambda _: f"deleted {args.id}")
+        return EXIT_OK
+
+    return delete

@@ -15,6 +15,7 @@ from stella_orchestrator._cli_base import (
     add_watch_options,
     control,
     list_items,
+    show_one,
     watch,
 )
 from stella_orchestrator._rest import RestClient
@@ -50,11 +51,6 @@ WATERMARK_COLUMNS = (
 
 def _list(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     return list_items(args, client, out, "/backfills", BACKFILL_COLUMNS, source_id=args.source)
-
-
-def _show(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    out.show(client.get(f"/backfills/{args.id}"))
-    return EXIT_OK
 
 
 def _create(args: argparse.Namespace, client: RestClient, out: Output) -> int:
@@ -123,7 +119,13 @@ def register(c: Commands) -> None:
     sub = c.group("backfill", "backfills: re-process past event-time ranges")
     p = c.leaf(sub, "list", _list, "list backfills", c.paging, ops=["GET /backfills"])
     p.add_argument("--source", default="", help="source id")
-    p = c.leaf(sub, "show", _show, "show one backfill", ops=["GET /backfills/{backfill_id}"])
+    p = c.leaf(
+        sub,
+        "show",
+        show_one("backfills"),
+        "show one backfill",
+        ops=["GET /backfills/{backfill_id}"],
+    )
     p.add_argument("id")
     p = c.leaf(
         sub,

@@ -14,7 +14,9 @@ from stella_orchestrator._cli_base import (
     Commands,
     Output,
     control,
+    delete_one,
     list_items,
+    show_one,
 )
 from stella_orchestrator._cli_dagfile import RUN_SCHEMA, load
 from stella_orchestrator._rest import RestClient
@@ -50,11 +52,6 @@ def _quotas_list(args: argparse.Namespace, client: RestClient, out: Output) -> i
     return list_items(args, client, out, path, QUOTA_COLUMNS, job_type=args.type, paused=paused)
 
 
-def _quota_show(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    out.show(client.get(f"/quotas/{args.id}"))
-    return EXIT_OK
-
-
 def _quota_limits(args: argparse.Namespace) -> dict[str, Any]:
     values = {name: getattr(args, name) for name in QUOTA_LIMITS}
     values["paused"] = _BOOL.get(args.paused or "")
@@ -73,13 +70,6 @@ def _quota_update(args: argparse.Namespace, client: RestClient, out: Output) -> 
         raise CliError(EXIT_USAGE, "nothing to change: give a limit or --paused")
     quota = client.request("PATCH", f"/quotas/{args.id}", json=body, **control(args))
     out.show(quota, columns=QUOTA_COLUMNS)
-    return EXIT_OK
-
-
-def _delete(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    family = "quotas" if getattr(args, "quotas_command", None) else "schedules"
-    client.request("DELETE", f"/{family}/{args.id}", **control(args))
-    out.show({"deleted": args.id}, summary=lambda _: f"deleted {args.id}")
     return EXIT_OK
 
 
@@ -155,7 +145,7 @@ def register(c: Commands) -> None:
     p = c.leaf(sub, "list", _quotas_list, "list quotas", c.paging, ops=["GET /quotas"])
     p.add_argument("--type", default="", help="job type")
     p.add_argument("--paused", choices=("true", "false"), default=None)
-    p = c.leaf(sub, "show", _quota_show, "show one quota", ops=["GET /quotas/{quota_id}"])
+    p = c.leaf(sub, "show", show_one("quotas"), "show one quota", ops=["GET /quotas/{quota_id}"])
     p.add_argument("id")
     p = c.leaf(
         sub,
@@ -178,7 +168,12 @@ def register(c: Commands) -> None:
     p.add_argument("id")
     _quota_flags(p)
     p = c.leaf(
-        sub, "delete", _delete, "remove a quota", c.control, ops=["DELETE /quotas/{quota_id}"]
+        sub,
+        "delete",
+        delete_one("quotas"),
+        "remove a quota",
+        c.control,
+        ops=["DELETE /quotas/{quota_id}"],
     )
     p.add_argument("id")
 
@@ -224,7 +219,7 @@ def register(c: Commands) -> None:
     p = c.leaf(
         sub,
         "delete",
-        _delete,
+        delete_one("schedules"),
         "remove a schedule (the runs it created stay)",
         c.control,
         ops=["DELETE /schedules/{schedule_id}"],

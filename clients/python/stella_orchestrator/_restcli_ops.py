@@ -17,6 +17,7 @@ from stella_orchestrator._cli_base import (
     Output,
     control,
     list_items,
+    show_one,
 )
 from stella_orchestrator._rest import RestClient
 from stella_orchestrator._restcli_jobs import ARTIFACT_COLUMNS
@@ -63,11 +64,6 @@ def _dead_list(args: argparse.Namespace, client: RestClient, out: Output) -> int
         job_type=args.job_type,
         source_id=args.source,
     )
-
-
-def _dead_show(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    out.show(client.get(f"/deadletter/{args.id}"))
-    return EXIT_OK
 
 
 def _dead_stats(args: argparse.Namespace, client: RestClient, out: Output) -> int:
@@ -201,7 +197,9 @@ def register(c: Commands) -> None:
     p.add_argument("--error-class", choices=ERROR_CLASSES)
     p.add_argument("--job-type", default="")
     p.add_argument("--source", default="", help="source id")
-    p = c.leaf(sub, "show", _dead_show, "show one entry", ops=["GET /deadletter/{entry_id}"])
+    p = c.leaf(
+        sub, "show", show_one("deadletter"), "show one entry", ops=["GET /deadletter/{entry_id}"]
+    )
     p.add_argument("id")
     p = c.leaf(
         sub,

@@ -11,8 +11,10 @@ from stella_orchestrator._cli_base import (
     Commands,
     Output,
     control,
+    delete_one,
     list_items,
     parse_labels,
+    show_one,
 )
 from stella_orchestrator._rest import RestClient
 
@@ -69,11 +71,6 @@ def _list(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     )
 
 
-def _show(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    out.show(client.get(f"/sources/{args.id}"))
-    return EXIT_OK
-
-
 def _create(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     body = {
         "name": args.name,
@@ -103,12 +100,6 @@ def _update(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     body = {k: v for k, v in fields.items() if v is not None}
     source = client.request("PATCH", f"/sources/{args.id}", json=body, **control(args))
     out.show(source)
-    return EXIT_OK
-
-
-def _delete(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    client.request("DELETE", f"/sources/{args.id}", **control(args))
-    out.show({"deleted": args.id}, summary=lambda _: f"deleted {args.id}")
     return EXIT_OK
 
 
@@ -171,7 +162,9 @@ def register(c: Commands) -> None:
     p = c.leaf(sub, "list", _list, "list sources", c.paging, ops=["GET /sources"])
     p.add_argument("--type", default="", help="only this source type")
     p.add_argument("--enabled", choices=("true", "false"), default=None)
-    p = c.leaf(sub, "show", _show, "show one source", ops=["GET /sources/{source_id}"])
+    p = c.leaf(
+        sub, "show", show_one("sources"), "show one source", ops=["GET /sources/{source_id}"]
+    )
     p.add_argument("id")
     p = c.leaf(sub, "create", _create, "register a source", c.why, ops=["POST /sources"])
     _source_flags(p, required=True)
@@ -191,7 +184,7 @@ def register(c: Commands) -> None:
     p = c.leaf(
         sub,
         "delete",
-        _delete,
+        delete_one("sources"),
         "remove a source without unfinished jobs",
         c.control,
         ops=["DELETE /sources/{source_id}"],

@@ -8,7 +8,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from stella_orchestrator._cli_base import EXIT_OK, Commands, Output, control, list_items
+from stella_orchestrator._cli_base import (
+    EXIT_OK,
+    Commands,
+    Output,
+    control,
+    delete_one,
+    list_items,
+    show_one,
+)
 from stella_orchestrator._rest import RestClient
 
 WEBHOOK_COLUMNS = (
@@ -35,11 +43,6 @@ DELIVERY_COLUMNS = (
 
 def _list_webhooks(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     return list_items(args, client, out, "/webhooks", WEBHOOK_COLUMNS)
-
-
-def _show(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    out.show(client.get(f"/webhooks/{args.id}"))
-    return EXIT_OK
 
 
 def _with_secret(out: Output, result: dict[str, Any]) -> int:
@@ -79,12 +82,6 @@ def _update(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     return EXIT_OK
 
 
-def _delete(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    client.request("DELETE", f"/webhooks/{args.id}", **control(args))
-    out.show({"deleted": args.id}, summary=lambda _: f"deleted {args.id}")
-    return EXIT_OK
-
-
 def _rotate(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     path = f"/webhooks/{args.id}/rotate-secret"
     return _with_secret(out, client.request("POST", path, **control(args)))
@@ -113,7 +110,13 @@ def register(c: Commands) -> None:
         c.paging,
         ops=["GET /webhooks"],
     )
-    p = c.leaf(sub, "show", _show, "show one subscription", ops=["GET /webhooks/{webhook_id}"])
+    p = c.leaf(
+        sub,
+        "show",
+        show_one("webhooks"),
+        "show one subscription",
+        ops=["GET /webhooks/{webhook_id}"],
+    )
     p.add_argument("id")
     p = c.leaf(
         sub,
@@ -151,7 +154,7 @@ def register(c: Commands) -> None:
     p = c.leaf(
         sub,
         "delete",
-        _delete,
+        delete_one("webhooks"),
         "delete a subscription and its delivery log",
         c.control,
         ops=["DELETE /webhooks/{webhook_id}"],
