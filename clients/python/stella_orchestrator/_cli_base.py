@@ -135,12 +135,16 @@ class Commands:
         help_: str,
         *parents: argparse.ArgumentParser,
         ops: Sequence[str],
+        item: str = "",
     ) -> argparse.ArgumentParser:
-        """One command; ``ops`` are the REST operations it calls (``"METHOD /path"``)."""
+        """One command; ``ops`` are the REST operations it calls (``"METHOD /path"``).
+        ``item`` (a path parameter such as ``run_id``) adds the positional ``id`` it fills."""
         parser: argparse.ArgumentParser = sub.add_parser(
             name, help=help_, description=help_, parents=[self.common, *parents]
         )
         parser.set_defaults(handler=_run(handler), rest_ops=tuple(ops))
+        if item:
+            parser.add_argument("id", metavar=item.upper(), help=item.replace("_", " "))
         return parser
 
 

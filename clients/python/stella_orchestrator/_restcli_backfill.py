@@ -125,8 +125,8 @@ def register(c: Commands) -> None:
         show_one("backfills"),
         "show one backfill",
         ops=["GET /backfills/{backfill_id}"],
+        item="backfill_id",
     )
-    p.add_argument("id")
     p = c.leaf(
         sub,
         "create",
@@ -149,16 +149,16 @@ def register(c: Commands) -> None:
         "cancel a backfill's unfinished jobs",
         c.control,
         ops=["POST /backfills/{backfill_id}/cancel"],
+        item="backfill_id",
     )
-    p.add_argument("id")
     p = c.leaf(
         sub,
         "watch",
         _watch,
         "progress bar until the backfill is terminal",
         ops=["GET /backfills/{backfill_id}"],
+        item="backfill_id",
     )
-    p.add_argument("id")
     add_watch_options(p)
 
     sub = c.group("watermarks", "event-time watermarks of the tenant's sources")

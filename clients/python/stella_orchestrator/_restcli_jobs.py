@@ -207,8 +207,8 @@ def register(c: Commands) -> None:
         _show,
         "show a job and its history",
         ops=["GET /jobs/{job_id}", "GET /jobs/{job_id}/history"],
+        item="job_id",
     )
-    p.add_argument("id")
     p = c.leaf(
         sub,
         "history",
@@ -216,8 +216,8 @@ def register(c: Commands) -> None:
         "a job's state transitions (events)",
         c.paging,
         ops=["GET /jobs/{job_id}/history"],
+        item="job_id",
     )
-    p.add_argument("id")
     p = c.leaf(
         sub,
         "artifacts",
@@ -225,8 +225,8 @@ def register(c: Commands) -> None:
         "artifacts a job's attempts recorded",
         c.paging,
         ops=["GET /jobs/{job_id}/artifacts"],
+        item="job_id",
     )
-    p.add_argument("id")
     p = c.leaf(sub, "submit", _submit, "submit one job (flags or -f FILE)", ops=["POST /jobs"])
     p.add_argument("-f", "--file", default="", help="the job as YAML or JSON ('-': stdin)")
     p.add_argument("--type", default="", help="job type")
@@ -243,9 +243,13 @@ def register(c: Commands) -> None:
     p.add_argument("--wait", action="store_true", help="then watch it until terminal")
     add_watch_options(p)
     p = c.leaf(
-        sub, "watch", _watch, "progress until the job is terminal", ops=["GET /jobs/{job_id}"]
+        sub,
+        "watch",
+        _watch,
+        "progress until the job is terminal",
+        ops=["GET /jobs/{job_id}"],
+        item="job_id",
     )
-    p.add_argument("id")
     add_watch_options(p)
     for name, text, parent in (
         ("cancel", "cancel a pending, ready or leased job", c.control),
@@ -253,8 +257,9 @@ def register(c: Commands) -> None:
         ("prioritize", "change a waiting job's priority", c.control),
         ("replay", "create a new job from this job's payload (replay_of set)", c.control),
     ):
-        p = c.leaf(sub, name, _control, text, parent, ops=[f"POST /jobs/{{job_id}}/{name}"])
-        p.add_argument("id")
+        p = c.leaf(
+            sub, name, _control, text, parent, ops=[f"POST /jobs/{{job_id}}/{name}"], item="job_id"
+        )
         if name == "prioritize":
             p.add_argument("--priority", type=int, required=True, help="-1000..1000")
     for name, text in (

@@ -145,8 +145,14 @@ def register(c: Commands) -> None:
     p = c.leaf(sub, "list", _quotas_list, "list quotas", c.paging, ops=["GET /quotas"])
     p.add_argument("--type", default="", help="job type")
     p.add_argument("--paused", choices=("true", "false"), default=None)
-    p = c.leaf(sub, "show", show_one("quotas"), "show one quota", ops=["GET /quotas/{quota_id}"])
-    p.add_argument("id")
+    p = c.leaf(
+        sub,
+        "show",
+        show_one("quotas"),
+        "show one quota",
+        ops=["GET /quotas/{quota_id}"],
+        item="quota_id",
+    )
     p = c.leaf(
         sub,
         "create",
@@ -164,8 +170,8 @@ def register(c: Commands) -> None:
         "change a quota's limits or pause it",
         c.control,
         ops=["PATCH /quotas/{quota_id}"],
+        item="quota_id",
     )
-    p.add_argument("id")
     _quota_flags(p)
     p = c.leaf(
         sub,
@@ -174,8 +180,8 @@ def register(c: Commands) -> None:
         "remove a quota",
         c.control,
         ops=["DELETE /quotas/{quota_id}"],
+        item="quota_id",
     )
-    p.add_argument("id")
 
     sub = c.group("schedules", "cron schedules (UTC) that create runs from a DAG template")
     p = c.leaf(sub, "list", _schedules_list, "list schedules", c.paging, ops=["GET /schedules"])
@@ -186,8 +192,8 @@ def register(c: Commands) -> None:
         _schedule_show,
         "one schedule: next and last fire times, its run template",
         ops=["GET /schedules/{schedule_id}"],
+        item="schedule_id",
     )
-    p.add_argument("id")
     p = c.leaf(
         sub,
         "create",
@@ -210,8 +216,8 @@ def register(c: Commands) -> None:
         "change a schedule (--enabled false stops it)",
         c.why,
         ops=["PATCH /schedules/{schedule_id}"],
+        item="schedule_id",
     )
-    p.add_argument("id")
     p.add_argument("--name", default=None)
     p.add_argument("--cron", default=None)
     _schedule_policies(p)
@@ -223,5 +229,5 @@ def register(c: Commands) -> None:
         "remove a schedule (the runs it created stay)",
         c.control,
         ops=["DELETE /schedules/{schedule_id}"],
+        item="schedule_id",
     )
-    p.add_argument("id")

@@ -198,9 +198,13 @@ def register(c: Commands) -> None:
     p.add_argument("--job-type", default="")
     p.add_argument("--source", default="", help="source id")
     p = c.leaf(
-        sub, "show", show_one("deadletter"), "show one entry", ops=["GET /deadletter/{entry_id}"]
+        sub,
+        "show",
+        show_one("deadletter"),
+        "show one entry",
+        ops=["GET /deadletter/{entry_id}"],
+        item="entry_id",
     )
-    p.add_argument("id")
     p = c.leaf(
         sub,
         "stats",
@@ -240,8 +244,8 @@ def register(c: Commands) -> None:
         _incidents_show,
         "show one incident and its timeline",
         ops=["GET /incidents/{incident_id}"],
+        item="incident_id",
     )
-    p.add_argument("id")
     p = c.leaf(
         sub,
         "ack",
@@ -249,8 +253,8 @@ def register(c: Commands) -> None:
         "acknowledge an incident (who and why)",
         c.control,
         ops=["POST /incidents/{incident_id}/acknowledge"],
+        item="incident_id",
     )
-    p.add_argument("id")
 
     p = c.leaf(
         c.commands,

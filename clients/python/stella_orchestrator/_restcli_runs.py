@@ -183,8 +183,8 @@ def register(c: Commands) -> None:
         _show,
         "show a run and its DAG",
         ops=["GET /runs/{run_id}/dag", "GET /runs/{run_id}"],
+        item="run_id",
     )
-    p.add_argument("id")
     p.add_argument("--no-dag", action="store_true", help="the run only (job counts)")
     p = c.leaf(
         sub,
@@ -202,9 +202,13 @@ def register(c: Commands) -> None:
     p.add_argument("--wait", action="store_true", help="then watch it until terminal")
     add_watch_options(p)
     p = c.leaf(
-        sub, "watch", _watch, "progress bar until the run is terminal", ops=["GET /runs/{run_id}"]
+        sub,
+        "watch",
+        _watch,
+        "progress bar until the run is terminal",
+        ops=["GET /runs/{run_id}"],
+        item="run_id",
     )
-    p.add_argument("id")
     add_watch_options(p)
     p = c.leaf(
         sub,
@@ -213,8 +217,8 @@ def register(c: Commands) -> None:
         "cancel every non-terminal job of a run",
         c.control,
         ops=["POST /runs/{run_id}/cancel"],
+        item="run_id",
     )
-    p.add_argument("id")
     p = c.leaf(
         sub,
         "prioritize",
@@ -222,8 +226,8 @@ def register(c: Commands) -> None:
         "change the priority of a run's waiting jobs",
         c.control,
         ops=["POST /runs/{run_id}/prioritize"],
+        item="run_id",
     )
-    p.add_argument("id")
     p.add_argument("--priority", type=int, required=True, help="-1000..1000, higher first")
     p = c.leaf(
         sub,
@@ -232,7 +236,7 @@ def register(c: Commands) -> None:
         "resume a failed run: re-run its dead jobs and the jobs their failure canceled",
         c.control,
         ops=["POST /runs/{run_id}/resume"],
+        item="run_id",
     )
-    p.add_argument("id")
     p.add_argument("--wait", action="store_true", help="then watch it until terminal")
     add_watch_options(p)

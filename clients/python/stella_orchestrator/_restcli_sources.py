@@ -163,9 +163,13 @@ def register(c: Commands) -> None:
     p.add_argument("--type", default="", help="only this source type")
     p.add_argument("--enabled", choices=("true", "false"), default=None)
     p = c.leaf(
-        sub, "show", show_one("sources"), "show one source", ops=["GET /sources/{source_id}"]
+        sub,
+        "show",
+        show_one("sources"),
+        "show one source",
+        ops=["GET /sources/{source_id}"],
+        item="source_id",
     )
-    p.add_argument("id")
     p = c.leaf(sub, "create", _create, "register a source", c.why, ops=["POST /sources"])
     _source_flags(p, required=True)
     p.add_argument("--idempotency-key", default=None)
@@ -176,8 +180,8 @@ def register(c: Commands) -> None:
         "change fields of a source",
         c.why,
         ops=["PATCH /sources/{source_id}"],
+        item="source_id",
     )
-    p.add_argument("id")
     _source_flags(p, required=False)
     p.add_argument("--enabled", choices=("true", "false"))
     p.add_argument("--version", type=int, default=0, help="expected version (0: do not check)")
@@ -188,8 +192,8 @@ def register(c: Commands) -> None:
         "remove a source without unfinished jobs",
         c.control,
         ops=["DELETE /sources/{source_id}"],
+        item="source_id",
     )
-    p.add_argument("id")
     for name in ("pause", "resume"):
         p = c.leaf(
             sub,
@@ -198,8 +202,8 @@ def register(c: Commands) -> None:
             f"{name} leasing a source's jobs",
             c.control,
             ops=[f"POST /sources/{{source_id}}/{name}"],
+            item="source_id",
         )
-        p.add_argument("id")
 
     c.leaf(
         c.commands,

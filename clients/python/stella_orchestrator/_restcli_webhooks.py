@@ -116,8 +116,8 @@ def register(c: Commands) -> None:
         show_one("webhooks"),
         "show one subscription",
         ops=["GET /webhooks/{webhook_id}"],
+        item="webhook_id",
     )
-    p.add_argument("id")
     p = c.leaf(
         sub,
         "create",
@@ -143,8 +143,8 @@ def register(c: Commands) -> None:
         "change a subscription (enable, disable, filters, URL)",
         c.why,
         ops=["PATCH /webhooks/{webhook_id}"],
+        item="webhook_id",
     )
-    p.add_argument("id")
     p.add_argument("--url")
     p.add_argument("--event", action="append", default=[])
     p.add_argument("--source", help="'' removes the filter")
@@ -158,8 +158,8 @@ def register(c: Commands) -> None:
         "delete a subscription and its delivery log",
         c.control,
         ops=["DELETE /webhooks/{webhook_id}"],
+        item="webhook_id",
     )
-    p.add_argument("id")
     p = c.leaf(
         sub,
         "rotate-secret",
@@ -167,8 +167,8 @@ def register(c: Commands) -> None:
         "issue a new secret (prints it once)",
         c.control,
         ops=["POST /webhooks/{webhook_id}/rotate-secret"],
+        item="webhook_id",
     )
-    p.add_argument("id")
     p = c.leaf(
         sub,
         "deliveries",
@@ -176,8 +176,8 @@ def register(c: Commands) -> None:
         "a subscription's delivery log",
         c.paging,
         ops=["GET /webhooks/{webhook_id}/deliveries"],
+        item="webhook_id",
     )
-    p.add_argument("id")
     p.add_argument("--state", choices=("pending", "succeeded", "failed"))
     p = c.leaf(
         sub,
@@ -186,5 +186,5 @@ def register(c: Commands) -> None:
         "send a delivery again now",
         c.control,
         ops=["POST /webhook-deliveries/{delivery_id}/redeliver"],
+        item="delivery_id",
     )
-    p.add_argument("id", help="delivery id")
