@@ -84,7 +84,8 @@ def test_cycles_are_named() -> None:
     assert check_cycle(jobs) == [
         "jobs[2].depends_on: a cycle: b -> d -> c -> b"
     ]  # each waits on the next
-    assert check_cycle(jobs[:3]) == []
+    jobs[1]["depends_on"] = ["a"]
+    assert check_cycle(jobs) == []
 
 
 def test_json_files_are_strict_json(tmp_path) -> None:
