@@ -143,6 +143,11 @@ def test_events_list_and_tail_replay_the_same_events(stack, capsys) -> None:
     tailed = [json.loads(line) for line in out.splitlines()]
     assert [e["seq"] for e in tailed] == [e["seq"] for e in listed]  # caught up, then stopped
     assert f"resume with --after-seq {listed[-1]['seq']}" in err
+    code, out, err = cli(stack, capsys, "events", "tail", "--run", run["id"], "--after-seq", "0")
+    assert code == 0
+    assert err.startswith("SEQ")  # the header on stderr, rows on stdout
+    rows = [line.split() for line in out.splitlines()]
+    assert [(int(r[0]), r[2]) for r in rows] == [(e["seq"], e["type"]) for e in listed]
 
 
 def test_events_tail_follows_the_live_feed(stack) -> None:

@@ -40,6 +40,9 @@ EVENT_COLUMNS = (
     ("RUN", "run_id"),
     ("SOURCE", "source_id"),
 )
+# Column widths of the streamed table (rows print as they arrive, so no width is measured):
+# seq, RFC 3339 with milliseconds, the longest event type, then ids (36) and a state.
+EVENT_WIDTHS = (10, 24, 20, 36, 10, 36, 36)
 AUDIT_COLUMNS = (
     ("SEQ", "seq"),
     ("AT (UTC)", "occurred_at"),
@@ -77,8 +80,9 @@ def _print_event(out: Output, event: dict[str, Any]) -> None:
     elif out.mode == "yaml":
         out.out.file.write("---\n" + dump_yaml(event))
     else:
-        row = "  ".join(cell(pick(event, key)) for _, key in EVENT_COLUMNS)
-        out.out.file.write(row + "\n")
+        cells = (cell(pick(event, key)) for _, key in EVENT_COLUMNS)
+        row = " ".join(text.ljust(width) for text, width in zip(cells, EVENT_WIDTHS, strict=True))
+        out.out.file.write(row.rstrip() + "\n")
     out.out.file.flush()
 
 
@@ -86,7 +90,8 @@ def _tail(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     last: int | None = args.after_seq
     seen, failures = 0, 0
     if out.mode == "table":
-        out.note("  ".join(header for header, _ in EVENT_COLUMNS))
+        headers = zip(EVENT_COLUMNS, EVENT_WIDTHS, strict=True)
+        out.note(" ".join(header.ljust(width) for (header, _), width in headers).rstrip())
     try:
         while True:
             head = None
