@@ -48,8 +48,15 @@ def cell(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:g}"
+    if not value and isinstance(value, dict | list):
+        return "-"
+    flat = (str, int, float, bool)
+    if isinstance(value, dict) and all(isinstance(v, flat) for v in value.values()):
+        return " ".join(f"{k}={cell(v)}" for k, v in sorted(value.items()))  # job counts
+    if isinstance(value, list) and all(isinstance(v, flat) for v in value):
+        return ", ".join(cell(v) for v in value)  # ids, scopes
     if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, separators=(",", ":")) if value else "-"
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
     return str(value)
 
 
