@@ -288,3 +288,15 @@ def delete_one(collection: str) -> Handler:
         return EXIT_OK
 
     return delete
+
+
+def list_of(path: str, columns: Columns, **filters: str) -> Handler:
+    """The handler of a list command: ``GET path`` (``{id}`` is the positional id), each
+    query parameter (keyword) taken from the argument named by its value."""
+
+    def handler(args: argparse.Namespace, client: RestClient, out: Output) -> int:
+        params = {param: getattr(args, attr) for param, attr in filters.items()}
+        url = path.format(id=getattr(args, "id", ""))
+        return list_items(args, client, out, url, columns, **params)
+
+    return handler

@@ -14,7 +14,7 @@ from stella_orchestrator._cli_base import (
     Output,
     add_watch_options,
     control,
-    list_items,
+    list_of,
     show_one,
     watch,
 )
@@ -47,10 +47,6 @@ WATERMARK_COLUMNS = (
     ("LAST JOB", "last_job_id"),
     ("UPDATED (UTC)", "updated_at"),
 )
-
-
-def _list(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    return list_items(args, client, out, "/backfills", BACKFILL_COLUMNS, source_id=args.source)
 
 
 def _create(args: argparse.Namespace, client: RestClient, out: Output) -> int:
@@ -103,21 +99,16 @@ def _watch(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     return EXIT_OK if backfill["state"] == "succeeded" else EXIT_FAILED
 
 
-def _watermarks(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    return list_items(
-        args,
-        client,
-        out,
-        "/watermarks",
-        WATERMARK_COLUMNS,
-        source_id=args.source,
-        job_type=args.job_type,
-    )
-
-
 def register(c: Commands) -> None:
     sub = c.group("backfill", "backfills: re-process past event-time ranges")
-    p = c.leaf(sub, "list", _list, "list backfills", c.paging, ops=["GET /backfills"])
+    p = c.leaf(
+        sub,
+        "list",
+        list_of("/backfills", BACKFILL_COLUMNS, source_id="source"),
+        "list backfills",
+        c.paging,
+        ops=["GET /backfills"],
+    )
     p.add_argument("--source", default="", help="source id")
     p = c.leaf(
         sub,
@@ -165,7 +156,7 @@ def register(c: Commands) -> None:
     p = c.leaf(
         sub,
         "list",
-        _watermarks,
+        list_of("/watermarks", WATERMARK_COLUMNS, source_id="source", job_type="job_type"),
         "how far each source's event time has come",
         c.paging,
         ops=["GET /watermarks"],

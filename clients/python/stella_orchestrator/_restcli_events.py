@@ -26,6 +26,7 @@ from stella_orchestrator._cli_base import (
     Commands,
     Output,
     list_items,
+    list_of,
     progress_bar,
 )
 from stella_orchestrator._cli_output import cell, dump_yaml, pick
@@ -128,12 +129,6 @@ def _tail(args: argparse.Namespace, client: RestClient, out: Output) -> int:
             out.note(f"last seq {last} (resume with --after-seq {last})")
 
 
-def _audit_list(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    return list_items(
-        args, client, out, "/audit", AUDIT_COLUMNS, actor=args.actor, action=args.action
-    )
-
-
 def _audit_export(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     """Every audit entry (all pages, seq order) to a file as JSON Lines; prints the count and
     the file's sha256."""
@@ -198,7 +193,14 @@ def register(c: Commands) -> None:
     _event_filters(p)
 
     sub = c.group("audit", "the audit log of operator actions; bundles offline")
-    p = c.leaf(sub, "list", _audit_list, "list audit entries", c.paging, ops=["GET /audit"])
+    p = c.leaf(
+        sub,
+        "list",
+        list_of("/audit", AUDIT_COLUMNS, actor="actor", action="action"),
+        "list audit entries",
+        c.paging,
+        ops=["GET /audit"],
+    )
     p.add_argument("--actor", default="")
     p.add_argument("--action", default="")
     p = c.leaf(

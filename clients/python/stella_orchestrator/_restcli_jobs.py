@@ -18,7 +18,7 @@ from stella_orchestrator._cli_base import (
     Output,
     add_watch_options,
     control,
-    list_items,
+    list_of,
     parse_labels,
     watch,
 )
@@ -62,20 +62,6 @@ ARTIFACT_COLUMNS = (
 )
 
 
-def _list(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    return list_items(
-        args,
-        client,
-        out,
-        "/jobs",
-        JOB_COLUMNS,
-        state=args.state,
-        run_id=args.run,
-        job_type=args.type,
-        source_id=args.source,
-    )
-
-
 def _show(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     job = client.get(f"/jobs/{args.id}")
     history = client.get(f"/jobs/{args.id}/history", page_size=500)["items"]
@@ -86,14 +72,6 @@ def _show(args: argparse.Namespace, client: RestClient, out: Output) -> int:
 
     out.show({"job": job, "history": history}, render=render)
     return EXIT_OK
-
-
-def _history(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    return list_items(args, client, out, f"/jobs/{args.id}/history", HISTORY_COLUMNS)
-
-
-def _artifacts(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    return list_items(args, client, out, f"/jobs/{args.id}/artifacts", ARTIFACT_COLUMNS)
 
 
 def _spec_from_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -196,7 +174,16 @@ def _pause(args: argparse.Namespace, client: RestClient, out: Output) -> int:
 
 def register(c: Commands) -> None:
     sub = c.group("jobs", "jobs: submit, list, show, watch, cancel, retry, prioritize, replay")
-    p = c.leaf(sub, "list", _list, "list jobs", c.paging, ops=["GET /jobs"])
+    p = c.leaf(
+        sub,
+        "list",
+        list_of(
+            "/jobs", JOB_COLUMNS, state="state", run_id="run", job_type="type", source_id="source"
+        ),
+        "list jobs",
+        c.paging,
+        ops=["GET /jobs"],
+    )
     p.add_argument("--state", action="append", choices=JOB_STATES, default=[])
     p.add_argument("--run", default="", help="run id")
     p.add_argument("--type", default="", help="job type")
@@ -212,7 +199,7 @@ def register(c: Commands) -> None:
     p = c.leaf(
         sub,
         "history",
-        _history,
+        list_of("/jobs/{id}/history", HISTORY_COLUMNS),
         "a job's state transitions (events)",
         c.paging,
         ops=["GET /jobs/{job_id}/history"],
@@ -221,7 +208,7 @@ def register(c: Commands) -> None:
     p = c.leaf(
         sub,
         "artifacts",
-        _artifacts,
+        list_of("/jobs/{id}/artifacts", ARTIFACT_COLUMNS),
         "artifacts a job's attempts recorded",
         c.paging,
         ops=["GET /jobs/{job_id}/artifacts"],

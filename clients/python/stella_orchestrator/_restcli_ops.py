@@ -17,6 +17,7 @@ from stella_orchestrator._cli_base import (
     Output,
     control,
     list_items,
+    list_of,
     show_one,
 )
 from stella_orchestrator._rest import RestClient
@@ -50,20 +51,6 @@ DEAD_COLUMNS = (
     ("FAILED (UTC)", "failed_at"),
     ("ERROR", "last_error.message"),
 )
-
-
-def _dead_list(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    return list_items(
-        args,
-        client,
-        out,
-        "/deadletter",
-        DEAD_COLUMNS,
-        status=args.status,
-        error_class=args.error_class,
-        job_type=args.job_type,
-        source_id=args.source,
-    )
 
 
 def _dead_stats(args: argparse.Namespace, client: RestClient, out: Output) -> int:
@@ -152,10 +139,6 @@ INCIDENT_FIELDS = (
 )
 
 
-def _incidents_list(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    return list_items(args, client, out, "/incidents", INCIDENT_COLUMNS, state=args.state)
-
-
 def _incidents_show(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     def render(got: dict[str, Any]) -> None:
         out.record(got["incident"], INCIDENT_FIELDS)
@@ -188,7 +171,14 @@ def register(c: Commands) -> None:
     p = c.leaf(
         sub,
         "list",
-        _dead_list,
+        list_of(
+            "/deadletter",
+            DEAD_COLUMNS,
+            status="status",
+            error_class="error_class",
+            job_type="job_type",
+            source_id="source",
+        ),
         "list dead-letter entries (newest first)",
         c.paging,
         ops=["GET /deadletter"],
@@ -232,7 +222,7 @@ def register(c: Commands) -> None:
     p = c.leaf(
         sub,
         "list",
-        _incidents_list,
+        list_of("/incidents", INCIDENT_COLUMNS, state="state"),
         "list incidents (most recently seen first)",
         c.paging,
         ops=["GET /incidents"],

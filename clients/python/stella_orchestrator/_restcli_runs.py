@@ -14,7 +14,7 @@ from stella_orchestrator._cli_base import (
     Output,
     add_watch_options,
     control,
-    list_items,
+    list_of,
     watch,
 )
 from stella_orchestrator._cli_dagfile import RUN_SCHEMA, load
@@ -39,19 +39,6 @@ JOB_COLUMNS = (
     ("ATTEMPT", "attempt"),
     ("UPDATED (UTC)", "updated_at"),
 )
-
-
-def _list(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    return list_items(
-        args,
-        client,
-        out,
-        "/runs",
-        RUN_COLUMNS,
-        state=args.state,
-        source_id=args.source,
-        project=args.project,
-    )
 
 
 def _dag_rows(dag: dict[str, Any]) -> list[dict[str, Any]]:
@@ -173,7 +160,14 @@ def _resume(args: argparse.Namespace, client: RestClient, out: Output) -> int:
 
 def register(c: Commands) -> None:
     sub = c.group("runs", "runs: create from a DAG file, list, show, watch, cancel, resume")
-    p = c.leaf(sub, "list", _list, "list runs", c.paging, ops=["GET /runs"])
+    p = c.leaf(
+        sub,
+        "list",
+        list_of("/runs", RUN_COLUMNS, state="state", source_id="source", project="project"),
+        "list runs",
+        c.paging,
+        ops=["GET /runs"],
+    )
     p.add_argument("--state", action="append", choices=RUN_STATES, default=[])
     p.add_argument("--source", default="", help="source id")
     p.add_argument("--project", default="")

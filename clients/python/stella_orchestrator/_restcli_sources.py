@@ -12,7 +12,7 @@ from stella_orchestrator._cli_base import (
     Output,
     control,
     delete_one,
-    list_items,
+    list_of,
     parse_labels,
     show_one,
 )
@@ -59,18 +59,6 @@ BLACKOUT_COLUMNS = (
 _BOOL = {"true": True, "false": False}
 
 
-def _list(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    return list_items(
-        args,
-        client,
-        out,
-        "/sources",
-        SOURCE_COLUMNS,
-        source_type=args.type,
-        enabled=args.enabled,
-    )
-
-
 def _create(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     body = {
         "name": args.name,
@@ -114,19 +102,6 @@ def _whoami(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     return EXIT_OK
 
 
-def _buckets(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    return list_items(args, client, out, "/throttles/buckets", BUCKET_COLUMNS)
-
-
-def _circuits(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    return list_items(args, client, out, "/throttles/circuits", CIRCUIT_COLUMNS, state=args.state)
-
-
-def _blackouts(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    path = "/throttles/blackouts"
-    return list_items(args, client, out, path, BLACKOUT_COLUMNS, source_id=args.source)
-
-
 def _throttle_set(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     body = {"refill_per_second": args.rate, "duration_s": args.duration}
     path = f"/sources/{args.source_id}/throttle"
@@ -159,7 +134,14 @@ def _source_flags(p: argparse.ArgumentParser, *, required: bool) -> None:
 
 def register(c: Commands) -> None:
     sub = c.group("sources", "sources: list, show, create, update, delete, pause, resume")
-    p = c.leaf(sub, "list", _list, "list sources", c.paging, ops=["GET /sources"])
+    p = c.leaf(
+        sub,
+        "list",
+        list_of("/sources", SOURCE_COLUMNS, source_type="type", enabled="enabled"),
+        "list sources",
+        c.paging,
+        ops=["GET /sources"],
+    )
     p.add_argument("--type", default="", help="only this source type")
     p.add_argument("--enabled", choices=("true", "false"), default=None)
     p = c.leaf(
@@ -214,11 +196,18 @@ def register(c: Commands) -> None:
     )
 
     sub = c.group("throttle", "rate limits: buckets, overrides, circuits, blackouts")
-    c.leaf(sub, "list", _buckets, "list token buckets", c.paging, ops=["GET /throttles/buckets"])
+    c.leaf(
+        sub,
+        "list",
+        list_of("/throttles/buckets", BUCKET_COLUMNS),
+        "list token buckets",
+        c.paging,
+        ops=["GET /throttles/buckets"],
+    )
     p = c.leaf(
         sub,
         "circuits",
-        _circuits,
+        list_of("/throttles/circuits", CIRCUIT_COLUMNS, state="state"),
         "list circuit breakers",
         c.paging,
         ops=["GET /throttles/circuits"],
@@ -227,7 +216,7 @@ def register(c: Commands) -> None:
     p = c.leaf(
         sub,
         "blackouts",
-        _blackouts,
+        list_of("/throttles/blackouts", BLACKOUT_COLUMNS, source_id="source"),
         "list blackout windows",
         c.paging,
         ops=["GET /throttles/blackouts"],

@@ -14,7 +14,7 @@ from stella_orchestrator._cli_base import (
     Output,
     control,
     delete_one,
-    list_items,
+    list_of,
     show_one,
 )
 from stella_orchestrator._rest import RestClient
@@ -39,10 +39,6 @@ DELIVERY_COLUMNS = (
     ("NEXT (UTC)", "next_attempt_time"),
     ("ERROR", "error"),
 )
-
-
-def _list_webhooks(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    return list_items(args, client, out, "/webhooks", WEBHOOK_COLUMNS)
 
 
 def _with_secret(out: Output, result: dict[str, Any]) -> int:
@@ -87,11 +83,6 @@ def _rotate(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     return _with_secret(out, client.request("POST", path, **control(args)))
 
 
-def _deliveries(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    path = f"/webhooks/{args.id}/deliveries"
-    return list_items(args, client, out, path, DELIVERY_COLUMNS, state=args.state)
-
-
 def _redeliver(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     path = f"/webhook-deliveries/{args.id}/redeliver"
     out.show(client.request("POST", path, **control(args)))
@@ -105,7 +96,7 @@ def register(c: Commands) -> None:
     c.leaf(
         sub,
         "list",
-        _list_webhooks,
+        list_of("/webhooks", WEBHOOK_COLUMNS),
         "list subscriptions (no secrets)",
         c.paging,
         ops=["GET /webhooks"],
@@ -172,7 +163,7 @@ def register(c: Commands) -> None:
     p = c.leaf(
         sub,
         "deliveries",
-        _deliveries,
+        list_of("/webhooks/{id}/deliveries", DELIVERY_COLUMNS, state="state"),
         "a subscription's delivery log",
         c.paging,
         ops=["GET /webhooks/{webhook_id}/deliveries"],
