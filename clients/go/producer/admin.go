@@ -182,7 +182,9 @@ func (p *Producer) GetSchedule(ctx context.Context, scheduleID string) (*pb.Sche
 func (p *Producer) Schedules(ctx context.Context, filter *pb.ListSchedulesRequest) iter.Seq2[*pb.Schedule, error] {
 	return list(ctx, p.scheduler.ListSchedules, orNew(filter),
 		func(r *pb.ListSchedulesRequest, t string) { r.PageToken = t },
-		func(r *pb.ListSchedulesResponse) ([]*pb.Schedule, string) { return r.GetSchedules(), r.GetNextPageToken() })
+		func(r *pb.ListSchedulesResponse) ([]*pb.Schedule, string) {
+			return r.GetSchedules(), r.GetNextPageToken()
+		})
 }
 
 // UpdateSchedule changes the fields of schedule named in fields (name, cron, source_id,
@@ -262,7 +264,9 @@ func (p *Producer) GetBackfill(ctx context.Context, backfillID string) (*pb.Back
 func (p *Producer) Backfills(ctx context.Context, sourceID string) iter.Seq2[*pb.Backfill, error] {
 	return list(ctx, p.scheduler.ListBackfills, &pb.ListBackfillsRequest{SourceId: sourceID},
 		func(r *pb.ListBackfillsRequest, t string) { r.PageToken = t },
-		func(r *pb.ListBackfillsResponse) ([]*pb.Backfill, string) { return r.GetBackfills(), r.GetNextPageToken() })
+		func(r *pb.ListBackfillsResponse) ([]*pb.Backfill, string) {
+			return r.GetBackfills(), r.GetNextPageToken()
+		})
 }
 
 // CancelBackfill cancels the unfinished window jobs of a backfill (op.Reason and op.Ticket required).
