@@ -12,7 +12,7 @@ import uuid
 import psycopg
 import pytest
 
-from tests.crosslang.conftest import ROOT
+from tests.crosslang.conftest import BUILD_TIMEOUT_S, ROOT, _tool, build_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 PRODUCER_TIMEOUT_S = 300  # generous: a loaded CI machine
@@ -78,3 +78,34 @@ async def test_go_producer_runs_a_dag_that_a_go_worker_completes_in_order(
         # In the ledger: no child was leased before each of its parents had succeeded.
         for parent, child in EDGES:
             assert seq(parent, "job.succeeded") < seq(child, "job.leased"), (parent, child)
+
+
+async def test_go_producer_families_against_the_real_scheduler_and_leases(
+    scheduler_target: str, leases_target: str, make_token
+) -> None:
+    """The Go tests named TestLive* (clients/go/producer/live_test.go) against the in-process
+    services: sources, quotas, job submission, a dead letter replayed through a Go worker,
+    schedules, backfills and the google.rpc details of real refusals."""
+    scopes = ("orch:read", "orch:operate", "orch:quota", "orch:backfill")
+    env = {
+        **build_env(),
+        "STELLA_LIVE_SCHEDULER": scheduler_target,
+        "STELLA_LIVE_LEASES": leases_target,
+        "STELLA_LIVE_TOKEN": make_token("acme", scopes, subject="go-producer-live"),
+        "STELLA_LIVE_READER_TOKEN": make_token("acme", ("orch:read",)),
+        "STELLA_LIVE_WORKER_TOKEN": make_token("acme", ("orch:work",), subject="go-live-worker"),
+    }
+    cmd = [_tool("go"), "test", "-count=1", "-run", "^TestLive", "-v", "./producer/"]
+    done = await asyncio.to_thread(
+        subprocess.run,
+        cmd,
+        cwd=ROOT / "clients" / "go",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    # Every live test ran (none skipped for a missing variable).
+    assert "--- SKIP" not in done.stdout, done.stdout
+    assert done.stdout.count("--- PASS: TestLive") >= 4, done.stdout

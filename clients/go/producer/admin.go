@@ -45,15 +45,15 @@ func (p *Producer) UpdateSource(ctx context.Context, source *pb.Source, fields [
 	return resp.GetSource(), err
 }
 
-// PauseSource stops leasing the source's jobs (they stay queued); op.Reason is required.
+// PauseSource stops leasing the source's jobs (they stay queued); op.Reason is required and
+// becomes the source's paused_reason (op.Ticket its paused_ticket).
 func (p *Producer) PauseSource(ctx context.Context, sourceID string, op Operator) (*pb.Source, error) {
-	return p.UpdateSource(ctx, &pb.Source{Id: sourceID, Paused: true, PausedReason: op.Reason, PausedTicket: op.Ticket},
-		[]string{"paused", "paused_reason", "paused_ticket"}, op)
+	return p.UpdateSource(ctx, &pb.Source{Id: sourceID, Paused: true}, []string{"paused"}, op)
 }
 
 // ResumeSource lets a paused source's jobs be leased again; op.Reason is required.
 func (p *Producer) ResumeSource(ctx context.Context, sourceID string, op Operator) (*pb.Source, error) {
-	return p.UpdateSource(ctx, &pb.Source{Id: sourceID}, []string{"paused", "paused_reason", "paused_ticket"}, op)
+	return p.UpdateSource(ctx, &pb.Source{Id: sourceID}, []string{"paused"}, op)
 }
 
 // DeleteSource removes a source that has no non-terminal jobs (else ErrFailedPrecondition).

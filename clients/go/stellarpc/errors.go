@@ -96,13 +96,12 @@ type RPCError struct {
 	Details []any
 }
 
+// Error is "stella: <code>: <message> (<reason>)"; the servers' messages already name the
+// refused fields, so the details are not repeated.
 func (e *RPCError) Error() string {
 	text := fmt.Sprintf("stella: %s: %s", e.Code, e.Message)
 	if e.Reason != "" {
 		text += " (" + e.Reason + ")"
-	}
-	for _, v := range e.FieldViolations {
-		text += fmt.Sprintf("; %s: %s", v.Field, v.Description)
 	}
 	return text
 }
