@@ -141,15 +141,15 @@ func (p *Producer) ResumeJobs(ctx context.Context, jobType string, op Operator) 
 // Schedule describes a cron schedule to create: at each fire time (UTC) it creates the run
 // Template describes (the run's name may hold "{fire_time}").
 type Schedule struct {
-	Name     string
-	Cron     string // five fields, UTC, e.g. "0 */6 * * *"
-	SourceID string
-	Template *Run
+	Name     string           // unique in the tenant
+	Cron     string           // five fields, UTC, e.g. "0 */6 * * *"
+	SourceID string           // source the created runs work on; may be empty
+	Template *Run             // the run created at each fire time (NewRun(...).Job(...)...)
 	CatchUp  pb.CatchUpPolicy // default ONE
 	Overlap  pb.OverlapPolicy // default SKIP
 	// CatchUpWindow bounds how old a missed fire time may be to be caught up (0: no limit).
 	CatchUpWindow time.Duration
-	Disabled      bool
+	Disabled      bool // create it disabled (it does not fire until enabled)
 }
 
 // CreateSchedule registers a schedule and returns it with its next fire time.
@@ -207,10 +207,10 @@ func (p *Producer) DeleteSchedule(ctx context.Context, scheduleID string, op Ope
 // Backfill describes a backfill: re-process [Start, End) of a source in windows of Window,
 // one job of JobType each.
 type Backfill struct {
-	SourceID   string
-	JobType    string
-	Start, End time.Time
-	Window     time.Duration
+	SourceID   string        // source to backfill
+	JobType    string        // job type of the window jobs
+	Start, End time.Time     // event-time range, half-open [Start, End); at most 100,000 windows
+	Window     time.Duration // window length; the last window may be shorter
 	// Priority of the window jobs; nil means the server's -10 (below live ingestion).
 	Priority *int32
 	// Payload given to every window job (the window itself is the job's event-time window).

@@ -21,9 +21,9 @@ const (
 
 // EventFilter selects the events of a watch; empty fields match everything.
 type EventFilter struct {
-	RunID    string
-	SourceID string
-	JobID    string
+	RunID    string // only events of this run
+	SourceID string // only events of this source
+	JobID    string // only events of this job
 	// Types are event types; an entry ending in "." (e.g. "job.") matches a prefix.
 	Types []string
 }

@@ -11,6 +11,7 @@ import (
 
 // CreatedRun is the answer of CreateRun.
 type CreatedRun struct {
+	// Run is the run as stored, with its state and job counts.
 	Run *pb.Run
 	// Jobs of the run in the order they were added to the Run; JobByKey finds one.
 	Jobs []*pb.Job
@@ -31,6 +32,7 @@ func (c *CreatedRun) JobByKey(key string) *pb.Job {
 
 // Submitted is one job of SubmitJob or SubmitJobs.
 type Submitted struct {
+	// Job is the job as stored (or the existing one).
 	Job *pb.Job
 	// Existing is true when the job's idempotency key matched a job that already existed.
 	Existing bool

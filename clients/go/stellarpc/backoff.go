@@ -21,9 +21,9 @@ const (
 // and Rust SDKs, so a seeded SplitMix64 gives the same schedule bit for bit in all three
 // (tests/vectors/backoff.json).
 type Backoff struct {
-	InitialS   float64
-	CapS       float64
-	Multiplier float64
+	InitialS   float64        // ceiling of the first delay, seconds
+	CapS       float64        // largest ceiling, seconds
+	Multiplier float64        // growth of the ceiling per attempt
 	Rand       func() float64 // uniform in [0, 1)
 	attempt    int
 }

@@ -64,22 +64,22 @@ func StatusKind(code codes.Code, reason string) string {
 // FieldViolation is one entry of a google.rpc.BadRequest detail: which request field was
 // refused and why.
 type FieldViolation struct {
-	Field       string
-	Description string
+	Field       string // path of the field, e.g. "jobs[1].depends_on"
+	Description string // what is wrong and how to fix it
 }
 
 // PreconditionViolation is one entry of a google.rpc.PreconditionFailure detail.
 type PreconditionViolation struct {
 	Type        string // e.g. "JOB_STATE"
 	Subject     string // what it concerns, e.g. "job/0192..."
-	Description string
+	Description string // what is wrong
 }
 
 // RPCError is a gRPC call that failed (for the worker: with a status it does not retry, or
 // whose retries ran out), with the google.rpc details of its status unpacked.
 type RPCError struct {
-	Code    codes.Code
-	Message string
+	Code    codes.Code // the gRPC status code
+	Message string     // the status message (precise: it says how to fix the call)
 	// Reason is google.rpc.ErrorInfo.reason (e.g. "RUN_NOT_FAILED", "lease_lost"), or "".
 	Reason string
 	// Metadata is google.rpc.ErrorInfo.metadata (e.g. the request_id of an INTERNAL error).
