@@ -114,25 +114,34 @@ func (g *Graph) Job(key, jobType string, opts ...JobOption) *JobNode {
 	if g.byKey == nil {
 		g.byKey = map[string]*JobNode{}
 	}
-	n := &JobNode{graph: g, spec: &pb.JobSpec{Key: key, JobType: jobType}}
+	spec, errs := newSpec(key, jobType, opts)
+	n := &JobNode{graph: g, spec: spec}
 	switch {
 	case key == "":
-		g.errs = append(g.errs, fmt.Errorf("%w: a job needs a key", ErrInvalid))
+		errs = append(errs, fmt.Errorf("%w: a job of a graph needs a key", ErrInvalid))
 	case g.byKey[key] != nil:
-		g.errs = append(g.errs, fmt.Errorf("%w: job key %q is used twice", ErrInvalid, key))
+		errs = append(errs, fmt.Errorf("%w: job key %q is used twice", ErrInvalid, key))
 	default:
 		g.byKey[key] = n
 	}
-	if jobType == "" {
-		g.errs = append(g.errs, fmt.Errorf("%w: job %q needs a job type", ErrInvalid, key))
-	}
-	for _, opt := range opts {
-		if err := opt(n.spec); err != nil {
-			g.errs = append(g.errs, err)
-		}
-	}
+	g.errs = append(g.errs, errs...)
 	g.nodes = append(g.nodes, n)
 	return n
+}
+
+// newSpec builds a job spec and returns what is wrong with it (a missing type, a bad option).
+func newSpec(key, jobType string, opts []JobOption) (*pb.JobSpec, []error) {
+	spec := &pb.JobSpec{Key: key, JobType: jobType}
+	var errs []error
+	if jobType == "" {
+		errs = append(errs, fmt.Errorf("%w: job %q needs a job type", ErrInvalid, key))
+	}
+	for _, opt := range opts {
+		if err := opt(spec); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return spec, errs
 }
 
 // Then adds a job that runs after n succeeded and returns the new job:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -234,5 +235,13 @@ func TestServerRefusalsCarryTheirFieldViolations(t *testing.T) {
 	if !errors.Is(err, ErrInvalid) || !errors.As(err, &rpcErr) || len(rpcErr.FieldViolations) != 1 ||
 		rpcErr.FieldViolations[0].Field != "jobs[0].job_type" || rpcErr.Reason != "INVALID_ARGUMENT" {
 		t.Errorf("CreateRun = %v", err)
+	}
+}
+
+func TestSubmitJobChecksItsSpecBeforeSending(t *testing.T) {
+	p := start(t, &scheduler{}) // SubmitJob is unimplemented there: reaching it would be UNIMPLEMENTED
+	_, err := p.SubmitJob(testContext(t), "", "", Payload(map[string]any{"ch": make(chan int)}))
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "needs a job type") || !strings.Contains(err.Error(), "payload") {
+		t.Errorf("SubmitJob without a type and with a bad payload = %v", err)
 	}
 }

@@ -87,16 +87,11 @@ func (p *Producer) ResumeRun(ctx context.Context, runID string, op Operator) (*p
 // SubmitJob creates one standalone job (key optional: pass "" for none). With
 // IdempotencyKey, a second call returns the first job with Existing set.
 func (p *Producer) SubmitJob(ctx context.Context, key, jobType string, opts ...JobOption) (Submitted, error) {
-	var g Graph
-	if key == "" {
-		key = "job" // a graph needs a key; a standalone job's key is only a label
+	spec, errs := newSpec(key, jobType, opts)
+	if len(errs) > 0 {
+		return Submitted{}, errors.Join(errs...)
 	}
-	g.Job(key, jobType, opts...)
-	specs, err := g.Specs()
-	if err != nil {
-		return Submitted{}, err
-	}
-	resp, err := call(ctx, p.scheduler.SubmitJob, &pb.SubmitJobRequest{Job: specs[0]})
+	resp, err := call(ctx, p.scheduler.SubmitJob, &pb.SubmitJobRequest{Job: spec})
 	return Submitted{Job: resp.GetJob(), Existing: resp.GetExisting()}, err
 }
 
