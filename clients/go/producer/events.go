@@ -32,7 +32,8 @@ type EventFilter struct {
 // FromNow, or the seq of the last event a previous watch yielded), first the history and
 // then live, in seq order, each once. When the stream breaks it reconnects by itself after
 // a capped, jittered backoff (stellarpc.Backoff) and resumes after the last seq it yielded,
-// so no event is lost or repeated. It ends when the loop stops, when ctx ends (yielding
+// so no event is lost or repeated (a watch FromNow that has yielded nothing resumes after
+// the head seq the server last reported, or from now again if it reported none). It ends when the loop stops, when ctx ends (yielding
 // ctx's error), or when the server refuses the watch (an *RPCError that retrying cannot
 // fix, e.g. ErrPermission, yielded once).
 //

@@ -245,3 +245,30 @@ func TestSubmitJobChecksItsSpecBeforeSending(t *testing.T) {
 		t.Errorf("SubmitJob without a type and with a bad payload = %v", err)
 	}
 }
+
+func TestWatchFromNowResumesAfterTheHeadTheServerReported(t *testing.T) {
+	s := &scheduler{streams: []func(*pb.StreamEventsRequest, pb.EventStreamService_StreamEventsServer) error{
+		func(_ *pb.StreamEventsRequest, st pb.EventStreamService_StreamEventsServer) error {
+			_ = st.Send(&pb.StreamEventsResponse{KeepAlive: true, HeadSeq: 41})
+			return status.Error(codes.Unavailable, "restarting")
+		},
+		func(_ *pb.StreamEventsRequest, st pb.EventStreamService_StreamEventsServer) error {
+			_ = st.Send(events(42))
+			<-st.Context().Done()
+			return nil
+		},
+	}}
+	p := start(t, s)
+	for ev, err := range p.WatchEvents(testContext(t), FromNow, EventFilter{}) {
+		if err != nil || ev.GetSeq() != 42 {
+			t.Fatalf("yielded %v, %v", ev, err)
+		}
+		break
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Not -1 again: events committed while it was disconnected would be skipped.
+	if len(s.requests) != 2 || s.requests[0].GetAfterSeq() != FromNow || s.requests[1].GetAfterSeq() != 41 {
+		t.Errorf("after_seq of successive streams: %v", s.requests)
+	}
+}
