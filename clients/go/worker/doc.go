@@ -49,6 +49,13 @@
 //
 //	w, err := worker.New("127.0.0.1:50052,127.0.0.1:50062", worker.WithToken(token))
 //
+// # Shared with the producer client
+//
+// The target forms, the connection options (token, tenant, TLS, dial options), the typed
+// errors (*RPCError and the ErrPermission/ErrInvalid/ErrLeaseLost sentinels) and the
+// reconnect Backoff are package stellarpc's; this package re-exports them, and package
+// producer (submitting and managing work) does the same, so both return one error type.
+//
 // # TLS
 //
 // WithTLSCAFile("ca.pem") connects over TLS trusting only that CA (the same option as the
