@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from orchestrator_pg import EventHorizon
+from orchestrator_pg import AuditLedger, Database, EventHorizon
 from tests.conftest import migrated_database
 
 pytestmark = pytest.mark.integration
@@ -74,3 +74,20 @@ async def test_horizon_is_immediate_without_writers(horizon_db: str) -> None:
     ) as reader:
         async with asyncio.timeout(30):
             assert await EventHorizon(horizon_db)._compute(reader) == seq
+
+
+async def test_the_audit_chain_settles_by_the_same_rule(horizon_db: str) -> None:
+    """The chainer links only settled events: its settle waits for the same writers."""
+    db = Database(horizon_db, min_size=1, max_size=2)
+    await db.open()
+    writer, seq = await _open_writer(horizon_db)
+    try:
+        settling = asyncio.create_task(AuditLedger(db).settled_seq())
+        done, _ = await asyncio.wait({settling}, timeout=1.0)
+        assert not done, "the audit chain settled past a seq whose writer is still open"
+        await writer.commit()
+        async with asyncio.timeout(30):
+            assert await settling >= seq
+    finally:
+        await writer.close()
+        await db.close()
