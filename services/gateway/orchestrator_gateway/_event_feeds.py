@@ -105,15 +105,28 @@ class Feed:
 
     async def messages(self) -> AsyncIterator[events_pb2.StreamEventsResponse]:
         """Messages in order; raises :class:`SlowClient` once the buffer overflowed."""
+        async for batch in self.batches():
+            for message in batch:
+                yield message
+
+    async def batches(self) -> AsyncIterator[list[events_pb2.StreamEventsResponse]]:
+        """Messages in order, as many at a time as are queued (a client that fell behind
+        catches up in few writes); raises :class:`SlowClient` once the buffer overflowed."""
         while True:
             if self.cut:
                 raise SlowClient
-            item = await self.queue.get()
-            if item is _END:
-                if self.cut:
-                    raise SlowClient
+            batch = [await self.queue.get()]
+            while not self.queue.empty() and batch[-1] is not _END:
+                batch.append(self.queue.get_nowait())
+            ended = batch[-1] is _END
+            if ended:
+                batch.pop()
+            if self.cut:
+                raise SlowClient
+            if batch:
+                yield batch
+            if ended:
                 return
-            yield item
 
     def json(self, event: events_pb2.Event) -> str:
         return event_json(event)

@@ -87,10 +87,14 @@ def _resume_point(last_event_id: str | None, after_seq: int | None) -> int:
     return -1 if after_seq is None else after_seq
 
 
-def _sse_chunk(feed: Feed, events: Any) -> bytes:
-    return "".join(
-        f"id: {event.seq}\nevent: {event.type}\ndata: {feed.json(event)}\n\n" for event in events
-    ).encode()
+def _sse_chunk(feed: Feed, batch: list[Any]) -> bytes:
+    """Queued messages as one write: keep-alive comments and one SSE event per event."""
+    parts = []
+    for message in batch:
+        if message.keep_alive:
+            parts.append(f": keep-alive head_seq={message.head_seq}\n\n")
+        parts += [f"id: {e.seq}\nevent: {e.type}\ndata: {feed.json(e)}\n\n" for e in message.events]
+    return "".join(parts).encode()
 
 
 @router.get(
@@ -123,11 +127,8 @@ async def stream_events_sse(
         feed.consumer = asyncio.current_task()
         try:
             yield f"retry: {SSE_RETRY_MS}\n: open head_seq={feed.head_seq}\n\n".encode()
-            async for message in feed.messages():
-                if message.keep_alive:
-                    yield f": keep-alive head_seq={message.head_seq}\n\n".encode()
-                if message.events:
-                    yield _sse_chunk(feed, message.events)
+            async for batch in feed.batches():
+                yield _sse_chunk(feed, batch)
         except SlowClient:
             _log.info("SSE client too slow (buffer full); cut it")
         finally:
