@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from orchestrator_core import OrchestratorError
 from orchestrator_gateway import _routes
 from orchestrator_gateway._clients import Clients
 from orchestrator_gateway._idempotency import IdempotencyMiddleware
@@ -28,12 +29,21 @@ from orchestrator_gateway._problems import (
     ProblemError,
     grpc_problem,
     problem_response,
+    storage_problem,
 )
 from orchestrator_gateway._ratelimit import RateLimitMiddleware
+from orchestrator_gateway._routes._deps import Reads
 from orchestrator_gateway._security import SecurityHeadersMiddleware
 from orchestrator_gateway._settings import GatewaySettings
 from orchestrator_grpckit import TokenVerifier
-from orchestrator_pg import Database, IdempotencyKeyCleaner, IdempotencyStore
+from orchestrator_pg import (
+    Database,
+    IdempotencyKeyCleaner,
+    IdempotencyStore,
+    JobStore,
+    OverviewStore,
+    TenantStore,
+)
 from orchestrator_redis import BucketConfig, BucketStore
 from stella_orchestrator.telemetry import tracing_installed
 
@@ -117,6 +127,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.verifier = verifier
+    # The Console's own reads (charts and searches the services' lists do not answer),
+    # isolated to the caller's tenant: _routes.insights.
+    app.state.reads = Reads(JobStore(database), OverviewStore(database), TenantStore(database))
     app.include_router(_routes.router)
 
     @app.exception_handler(ProblemError)
@@ -133,6 +146,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @app.exception_handler(grpc.aio.AioRpcError)
     async def on_grpc(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
         return grpc_problem(exc, request.url.path)
+
+    @app.exception_handler(OrchestratorError)
+    async def on_storage(request: Request, exc: OrchestratorError) -> JSONResponse:
+        return storage_problem(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
