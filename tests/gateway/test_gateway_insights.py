@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from stella.orchestrator.v1 import common_pb2
-from tests.gateway._helpers import claim, complete, create_source, fail, unique
+from tests.gateway._helpers import REASON, claim, complete, create_source, fail, unique
 
 pytestmark = pytest.mark.integration
 
@@ -181,3 +181,24 @@ async def test_audit_bundle_downloads_as_a_tar_with_its_digest(client, stack) ->
     assert resp.headers["content-type"].startswith("application/problem+json")
     resp = await client.get("/audit/bundle", params={"start": datetime.now(UTC).isoformat()})
     assert resp.status_code == 400
+
+
+async def test_quota_usage_counts_a_job_types_queued_and_leased_jobs(client, stack) -> None:
+    job_type = unique("jt")
+    quota = {"job_type": job_type, "max_active": 4, "max_per_hour": 100, "max_queued": 10}
+    resp = await client.post(
+        "/quotas", json=quota, headers=stack.headers(("orch:read", "orch:quota")) | REASON
+    )
+    assert resp.status_code == 201, resp.text
+    quota_id = resp.json()["id"]
+    for _ in range(3):
+        resp = await client.post("/jobs", json={"job": {"job_type": job_type}})
+        assert resp.status_code == 201, resp.text
+    assert len(await claim(stack, job_type)) == 1
+    resp = await client.get("/insights/quota-usage")
+    assert resp.status_code == 200, resp.text
+    (usage,) = [u for u in resp.json()["items"] if u["quota_id"] == quota_id]
+    assert usage["job_type"] == job_type
+    assert usage["active"] == 1
+    assert usage["queued"] == 2
+    assert 0 <= usage["hourly_tokens_left"] < 100

@@ -42,6 +42,7 @@ from orchestrator_pg import (
     IdempotencyStore,
     JobStore,
     OverviewStore,
+    QuotaStore,
     TenantStore,
 )
 from orchestrator_redis import BucketConfig, BucketStore
@@ -129,7 +130,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.verifier = verifier
     # The Console's own reads (charts and searches the services' lists do not answer),
     # isolated to the caller's tenant: _routes.insights.
-    app.state.reads = Reads(JobStore(database), OverviewStore(database), TenantStore(database))
+    app.state.reads = Reads(
+        JobStore(database), OverviewStore(database), QuotaStore(database), TenantStore(database)
+    )
     app.include_router(_routes.router)
 
     @app.exception_handler(ProblemError)

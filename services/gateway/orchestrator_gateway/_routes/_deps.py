@@ -19,7 +19,7 @@ from orchestrator_gateway._auth import Caller, OperatorReason
 from orchestrator_gateway._clients import Clients
 from orchestrator_gateway._models import enum_labels
 from orchestrator_gateway._problems import PROBLEM_RESPONSES
-from orchestrator_pg import JobStore, OverviewStore, TenantStore
+from orchestrator_pg import JobStore, OverviewStore, QuotaStore, TenantStore
 from stella.orchestrator.v1 import common_pb2
 
 API_PREFIX = "/api/v1/orchestrator"
@@ -37,6 +37,7 @@ class Reads:
 
     jobs: JobStore
     overview: OverviewStore
+    quotas: QuotaStore
     tenants: TenantStore
 
 

@@ -1,8 +1,9 @@
-"""``/insights``: what the Console charts and searches that the resource lists do not answer —
-failures per source and hour (the heatmap), SLO burn over 1 h / 6 h / 3 d, and jobs found by
-error class and time range. Read from PostgreSQL by the gateway itself (``orchestrator_pg``'s
-public stores, isolated to the caller's tenant by row-level security), like the idempotency
-records; the SLO target is the scheduler's (GetOverview), so burn means the same everywhere.
+"""``/insights``: what the Console charts and searches that the resource lists do not
+answer — failures per source and hour (the heatmap), SLO burn over 1 h / 6 h / 3 d, quota
+usage, and jobs found by error class and time range. Read from PostgreSQL by the gateway
+itself (``orchestrator_pg``'s public stores, isolated to the caller's tenant by row-level
+security), like the idempotency records; the SLO target is the scheduler's (GetOverview), so
+burn means the same everywhere.
 """
 
 from __future__ import annotations
@@ -160,6 +161,31 @@ async def slo_burn(who: Reader, stores: Stores, grpc_: Grpc) -> dict[str, Any]:
             }
         )
     return {"target": overview.slo_target, "as_of": now, "windows": windows}
+
+
+class QuotaUsage(BaseModel):
+    """One quota's usage now, counted as the claim counts it: leased jobs (against
+    max_active), pending + ready ones (max_queued) and the hourly bucket's tokens left
+    (max_per_hour; null without an hourly cap)."""
+
+    quota_id: str
+    job_type: str
+    active: int
+    queued: int
+    hourly_tokens_left: float | None
+
+
+class QuotaUsages(BaseModel):
+    """Every quota of the tenant with its usage."""
+
+    items: list[QuotaUsage]
+
+
+@router.get("/insights/quota-usage", response_model=QuotaUsages, tags=TAGS)
+async def quota_usage(who: Reader, stores: Stores) -> dict[str, Any]:
+    """Each quota's usage now, beside its limits (GET /quotas)."""
+    rows = await stores.quotas.quota_usage_list(who.principal.tenant)
+    return {"items": [{**row, "quota_id": str(row["quota_id"])} for row in rows]}
 
 
 @router.get("/insights/jobs", response_model=JobSummaryPage, tags=TAGS)
