@@ -325,7 +325,7 @@ export function RunDetail({ id, scopes }) {
       <Loadable resource={dag}>
         {(d) => (
           <>
-            <dl class="facts">
+            <dl class="run-facts">
               <dt>Name</dt>
               <dd>{d.run.name || "–"}</dd>
               <dt>Id</dt>
@@ -608,7 +608,7 @@ export function DeadLetter({ scopes }) {
   );
 }
 
-// ------------------------------------------------------------------ throttles, audit (incidents: incidents.jsx)
+// ------------------------------------------------------------------ throttles (incidents: incidents.jsx, audit: audit.jsx)
 
 export function Throttles() {
   return (
@@ -652,28 +652,6 @@ export function Throttles() {
           { title: "Start", render: (b) => utc(b.start) },
           { title: "End", render: (b) => utc(b.end) },
           { title: "Reason", render: (b) => b.reason },
-        ]}
-      />
-    </Section>
-  );
-}
-
-export function Audit() {
-  return (
-    <Section title="Audit log">
-      <Paged
-        path="/audit"
-        params={{}}
-        rowKey={(a) => a.seq}
-        testId="audit"
-        columns={[
-          { title: "Seq", render: (a) => a.seq },
-          { title: "At", render: (a) => utc(a.occurred_at) },
-          { title: "Actor", render: (a) => a.actor && a.actor.subject },
-          { title: "Action", render: (a) => a.action },
-          { title: "Target", render: (a) => a.target },
-          { title: "Reason", render: (a) => a.reason },
-          { title: "Ticket", render: (a) => a.ticket || "–" },
         ]}
       />
     </Section>
