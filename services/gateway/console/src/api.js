@@ -141,6 +141,12 @@ export function utc(value) {
   return d.toISOString().slice(0, 19).replace("T", " ") + " UTC";
 }
 
+// <input type="datetime-local"> values are read as UTC (the Console shows UTC everywhere):
+// "2026-01-01T06:00" -> "2026-01-01T06:00:00Z".
+export function fromUtcInput(local) {
+  return local ? `${local}:00Z` : "";
+}
+
 export function shortId(id) {
   return id ? id.slice(0, 8) + "…" + id.slice(-4) : "–";
 }

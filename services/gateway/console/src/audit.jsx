@@ -1,7 +1,7 @@
 // The audit log and signed audit bundles: export a scope (a time range, a run or a source) and
 // download the tar (verify it offline with `stella orchestrator audit verify`).
 import { useEffect, useState } from "preact/hooks";
-import { apiBlob, utc } from "./api.js";
+import { apiBlob, fromUtcInput, utc } from "./api.js";
 import { errorText } from "./components.jsx";
 import { Paged, Section } from "./views.jsx";
 
@@ -16,7 +16,7 @@ function BundleExport() {
   useEffect(() => () => bundle && URL.revokeObjectURL(bundle.url), [bundle]);
   const params = () =>
     scope === "time_range"
-      ? { start: form.start ? `${form.start}:00Z` : "", end: form.end ? `${form.end}:00Z` : "" }
+      ? { start: fromUtcInput(form.start), end: fromUtcInput(form.end) }
       : { [scope]: form[scope].trim() };
   const exportBundle = async (e) => {
     e.preventDefault();

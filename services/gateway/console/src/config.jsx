@@ -1,7 +1,7 @@
 // Schedules (next fire times, history), quotas (usage against limits, fair-share weights) and
 // watermarks per source.
 import { api, apiAll, shortId, utc } from "./api.js";
-import { Badge, Loadable, useResource } from "./components.jsx";
+import { Badge, Loadable, useResource, useSources } from "./components.jsx";
 import { Paged, Section, Table } from "./views.jsx";
 
 // ------------------------------------------------------------------ schedules
@@ -66,10 +66,9 @@ export function nextFireTimes(cron, after, count) {
 }
 
 export function Schedules() {
-  const sources = useResource(() => apiAll("/sources"), [], () => false);
+  const [, names] = useSources();
   // History: the runs each schedule created (newest last pages of runs, bounded).
   const runs = useResource(() => apiAll("/runs", {}, 10), [], (e) => e.type.startsWith("run."));
-  const names = new Map((sources.data || []).map((s) => [s.id, s.name]));
   const bySchedule = new Map();
   for (const run of runs.data || []) {
     if (!run.schedule_id) continue;
@@ -218,8 +217,7 @@ function lag(iso) {
 }
 
 export function Watermarks() {
-  const sources = useResource(() => apiAll("/sources"), [], () => false);
-  const names = new Map((sources.data || []).map((s) => [s.id, s.name]));
+  const [, names] = useSources();
   return (
     <Section title="Watermarks">
       <p class="muted">How far each source's event time has been processed, per job type.</p>

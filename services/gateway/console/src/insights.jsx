@@ -1,8 +1,8 @@
 // The job list with filters, the failure heatmap (source × hour) and the SLO burn view, over
 // the gateway's /insights reads.
 import { useState } from "preact/hooks";
-import { api, apiAll, shortId, utc } from "./api.js";
-import { Badge, Loadable, useResource } from "./components.jsx";
+import { api, fromUtcInput, shortId, utc } from "./api.js";
+import { Badge, Loadable, SourceSelect, useResource, useSources } from "./components.jsx";
 import { Paged, Section, Table } from "./views.jsx";
 
 const JOB_STATES = ["pending", "ready", "leased", "succeeded", "dead", "canceled"];
@@ -22,28 +22,20 @@ const ERROR_CLASSES = [
 const pct = (x) => `${(x * 100).toFixed(1)}%`;
 const isJobEvent = (e) => e.type.startsWith("job.");
 
-// <input type="datetime-local"> values are read as UTC (the Console shows UTC everywhere).
-const fromLocal = (local) => (local ? `${local}:00Z` : "");
 const toLocal = (iso) => (iso ? iso.slice(0, 16) : "");
-
-function useSourceNames() {
-  const res = useResource(() => apiAll("/sources"), [], () => false);
-  const names = new Map((res.data || []).map((s) => [s.id, s.name]));
-  return [res.data || [], names];
-}
 
 // ------------------------------------------------------------------ job list
 
 const FILTERS = ["state", "job_type", "source_id", "error_class", "since", "until", "failed_in_range"];
 
 export function JobList({ query }) {
-  const [sources, names] = useSourceNames();
+  const [sources, names] = useSources();
   const filters = Object.fromEntries(FILTERS.map((k) => [k, query[k] || ""]));
   // The filters live in the URL (#/jobs?source_id=…), so a heatmap cell or a shared link
   // opens the same list.
   const set = (key) => (e) => {
     const next = { ...filters, [key]: e.currentTarget.value };
-    if (key === "since" || key === "until") next[key] = fromLocal(e.currentTarget.value);
+    if (key === "since" || key === "until") next[key] = fromUtcInput(e.currentTarget.value);
     const params = new URLSearchParams(Object.entries(next).filter(([, v]) => v));
     location.hash = `#/jobs${params.toString() ? `?${params}` : ""}`;
   };
@@ -65,14 +57,7 @@ export function JobList({ query }) {
         </label>
         <label>
           Source
-          <select value={filters.source_id} onChange={set("source_id")}>
-            <option value="">any</option>
-            {sources.map((s) => (
-              <option key={s.id} value={s.id}>
-                {s.name}
-              </option>
-            ))}
-          </select>
+          <SourceSelect sources={sources} value={filters.source_id} onChange={set("source_id")} none="any" />
         </label>
         <label>
           Error class
