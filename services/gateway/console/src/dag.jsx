@@ -8,7 +8,7 @@ import { utc } from "./api.js";
 // reader switches grouping (job type, level = depth in the DAG), zooms and searches.
 const FULL = { w: 150, h: 44, nodesep: 18, ranksep: 48 };
 const COMPACT = { w: 118, h: 16, nodesep: 2, ranksep: 40 };
-const GROUP = { w: 200, h: 58, nodesep: 24, ranksep: 70 };
+const GROUP = { w: 240, h: 58, nodesep: 24, ranksep: 60 };
 const COMPACT_OVER = 30;
 const GROUP_OVER = 300;
 const ZOOMS = [0.25, 0.33, 0.5, 0.67, 0.8, 1, 1.25, 1.5, 2];
@@ -114,7 +114,8 @@ const STATE_ORDER = ["succeeded", "leased", "ready", "pending", "dead", "cancele
 function GroupNode({ n, q, onOpen }) {
   const grp = n.item;
   const hits = q ? grp.jobs.filter((j) => matches(j, q)).length : 0;
-  const worst = grp.counts.dead ? "dead" : grp.counts.leased ? "leased" : grp.counts.succeeded === grp.jobs.length ? "succeeded" : "pending";
+  // The group's colour: its most alarming state.
+  const worst = ["dead", "canceled", "leased", "ready", "pending", "succeeded"].find((st) => grp.counts[st]);
   const cls = `node group state-${worst}${hits ? " match" : q ? " dim" : ""}`;
   const counts = STATE_ORDER.filter((s) => grp.counts[s]).map((s) => `${grp.counts[s]} ${s}`);
   return (
