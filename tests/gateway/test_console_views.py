@@ -27,6 +27,9 @@ SCHEDULE_FIRE_WAIT_MS = 150_000  # the every-minute schedule fires within ~60 s,
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
+    # Seeding 456 jobs, ~20 views and a schedule's first fire: about a minute here, several
+    # on a loaded CI machine (whose default per-test limit is 300 s).
+    pytest.mark.timeout(900),
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed"),
 ]
 
