@@ -53,6 +53,8 @@ def _set_weight(stack, weight: int) -> None:
 def test_every_console_view_on_demo_shaped_data(stack, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
+    # Generous bounded waits: a loaded machine may take seconds to answer a view's requests.
+    expect.set_options(timeout=20_000)
     data = _seed(stack)
     nvd = data["runs"]["nvd"]
     nvd_source = data["sources"]["nvd"]
