@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from orchestrator_core import OrchestratorError
 from orchestrator_gateway import _routes
 from orchestrator_gateway._clients import Clients
 from orchestrator_gateway._event_feeds import EventHub
@@ -29,12 +30,22 @@ from orchestrator_gateway._problems import (
     ProblemError,
     grpc_problem,
     problem_response,
+    storage_problem,
 )
 from orchestrator_gateway._ratelimit import RateLimitMiddleware
+from orchestrator_gateway._routes._deps import Reads
 from orchestrator_gateway._security import SecurityHeadersMiddleware
 from orchestrator_gateway._settings import GatewaySettings
 from orchestrator_grpckit import TokenVerifier
-from orchestrator_pg import Database, IdempotencyKeyCleaner, IdempotencyStore
+from orchestrator_pg import (
+    Database,
+    IdempotencyKeyCleaner,
+    IdempotencyStore,
+    JobStore,
+    OverviewStore,
+    QuotaStore,
+    TenantStore,
+)
 from orchestrator_redis import BucketConfig, BucketStore
 from stella_orchestrator.telemetry import tracing_installed
 
@@ -120,6 +131,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.verifier = verifier
+    # The Console's own reads (charts and searches the services' lists do not answer),
+    # isolated to the caller's tenant: _routes.insights.
+    app.state.reads = Reads(
+        JobStore(database), OverviewStore(database), QuotaStore(database), TenantStore(database)
+    )
     app.include_router(_routes.router)
 
     @app.exception_handler(ProblemError)
@@ -136,6 +152,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @app.exception_handler(grpc.aio.AioRpcError)
     async def on_grpc(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
         return grpc_problem(exc, request.url.path)
+
+    @app.exception_handler(OrchestratorError)
+    async def on_storage(request: Request, exc: OrchestratorError) -> JSONResponse:
+        return storage_problem(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:

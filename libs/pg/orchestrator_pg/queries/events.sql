@@ -96,3 +96,19 @@ SELECT count(*) FILTER (WHERE type = 'job.succeeded') AS succeeded,
   FROM orchestrator.events
  WHERE tenant = %(tenant)s AND occurred_at >= %(since)s
    AND type IN ('job.succeeded', 'job.dead', 'job.retrying');
+
+-- name: event_failure_heatmap
+-- The Console's failure heatmap: finished attempts and failed ones (as in
+-- event_count_outcomes: a retry, or the death of a leased job) per source and UTC hour in
+-- [since, until).
+SELECT e.source_id, coalesce(s.name, '') AS source_name,
+       date_trunc('hour', e.occurred_at) AS hour,
+       count(*) FILTER (WHERE e.type = 'job.retrying'
+                         OR (e.type = 'job.dead' AND e.from_state = 'leased')) AS failures,
+       count(*) AS attempts
+  FROM orchestrator.events e
+  LEFT JOIN orchestrator.sources s ON s.id = e.source_id
+ WHERE e.tenant = %(tenant)s AND e.occurred_at >= %(since)s AND e.occurred_at < %(until)s
+   AND e.type IN ('job.succeeded', 'job.dead', 'job.retrying')
+ GROUP BY e.source_id, s.name, date_trunc('hour', e.occurred_at)
+ ORDER BY s.name, e.source_id, hour;
