@@ -20,7 +20,6 @@ each failure.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -28,9 +27,11 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from stella_orchestrator.signing import (
+    SignedArchive,
     Signer,
     canonical,
     check_statement,
+    json_object,
     read_tar,
     sign_envelope,
     statement,
@@ -125,16 +126,8 @@ def sorted_records(kind: str, records: Sequence[Mapping[str, Any]]) -> list[dict
     return sorted((dict(r) for r in records), key=lambda r: record_key(kind, r))
 
 
-@dataclass(frozen=True)
-class Kit:
-    """An exported kit: the archive and its manifest."""
-
-    archive: bytes
-    manifest: dict[str, Any]
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.archive).hexdigest()
+Kit = SignedArchive
+"""An exported kit: the archive and its manifest."""
 
 
 def build_kit(
@@ -228,13 +221,8 @@ def verify_kit(archive: bytes, keys: Sequence[Ed25519PublicKey] | None) -> KitVe
 
 
 def _check_manifest(files: Mapping[str, bytes], problems: list[str]) -> dict[str, Any] | None:
-    try:
-        manifest = json.loads(files[MANIFEST])
-    except (ValueError, UnicodeDecodeError) as exc:
-        problems.append(f"{MANIFEST}: not valid JSON ({exc})")
-        return None
-    if not isinstance(manifest, dict):
-        problems.append(f"{MANIFEST}: not a JSON object")
+    manifest = json_object(files[MANIFEST], problems, name=MANIFEST)
+    if manifest is None:
         return None
     if manifest.get("schema") != KIT_SCHEMA:
         problems.append(
@@ -260,13 +248,8 @@ def _parse_records(kind: str, data: bytes, problems: list[str]) -> list[dict[str
     records: list[dict[str, Any]] = []
     for number, raw in enumerate(data.splitlines(), start=1):
         where = f"{name} line {number}"
-        try:
-            record = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            problems.append(f"{where}: not valid JSON ({exc})")
-            continue
-        if not isinstance(record, dict):
-            problems.append(f"{where}: not a JSON object")
+        record = json_object(raw, problems, name=where)
+        if record is None:
             continue
         missing, extra = sorted(set(fields) - set(record)), sorted(set(record) - set(fields))
         if missing or extra:

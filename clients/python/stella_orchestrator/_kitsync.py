@@ -170,7 +170,6 @@ def _parse(kind_message: type[Message], values: Mapping[str, Any]) -> Any:
 async def apply(svc: Services, changes: list[Change], out: Callable[[str], None]) -> int:
     """Carries out the create and update changes; returns how many it made. New webhook
     secrets are reported through ``out`` (they are shown once, as on creation)."""
-    source_ids: dict[str, str] = {}
     config = await read_config(svc)
     source_ids = {r.doc["name"]: r.id for r in config["sources"]}
     done = 0
@@ -193,6 +192,13 @@ def _source_id(names: Mapping[str, str], name: str | None) -> str:
     if name not in names:
         raise LookupError(f"source {name!r} is neither in the kit nor in the tenant")
     return names[name]
+
+
+def _by_source_id(doc: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    """The record with its source name replaced by the source's id in this database."""
+    values = {k: v for k, v in doc.items() if k != "source"}
+    values["source_id"] = _source_id(names, doc["source"])
+    return values
 
 
 async def _apply_source(svc: Services, change: Change) -> str:
@@ -219,8 +225,7 @@ async def _apply_schedule(
     svc: Services, change: Change, names: Mapping[str, str], out: Callable[[str], None]
 ) -> None:
     doc = dict(change.want or {})
-    values = {k: v for k, v in doc.items() if k != "source"}
-    values["source_id"] = _source_id(names, doc["source"])
+    values = _by_source_id(doc, names)
     schedule = _parse(resources_pb2.Schedule, values)
     if change.action == "create":
         await svc.call(
@@ -274,8 +279,7 @@ async def _apply_blackout(
 ) -> None:
     # a blackout's key is its whole record: it is created, never updated
     doc = dict(change.want or {})
-    values = {k: v for k, v in doc.items() if k != "source"}
-    values["source_id"] = _source_id(names, doc["source"])
+    values = _by_source_id(doc, names)
     blackout = _parse(ratelimit_pb2.Blackout, values)
     request = ratelimit_pb2.SetBlackoutRequest(
         blackout=blackout, operator=_operator(doc["reason"], doc["ticket"])

@@ -31,10 +31,12 @@ __all__ = [
     "PAYLOAD_TYPE",
     "STATEMENT_TYPE",
     "KeyFormatError",
+    "SignedArchive",
     "Signer",
     "canonical",
     "check_statement",
     "generate_private_pem",
+    "json_object",
     "key_id_of",
     "load_public_key",
     "pae",
@@ -139,6 +141,18 @@ class Signer:
         return self.private_key.sign(message)
 
 
+@dataclass(frozen=True)
+class SignedArchive:
+    """A deterministic, signed archive (an audit bundle or a kit) and its manifest."""
+
+    archive: bytes
+    manifest: dict[str, Any]
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.archive).hexdigest()
+
+
 def generate_private_pem() -> bytes:
     """A new PKCS#8 PEM Ed25519 private key."""
     return Ed25519PrivateKey.generate().private_bytes(
@@ -198,6 +212,21 @@ def sign_envelope(payload: bytes, signer: Signer) -> bytes:
     )
 
 
+def json_object(
+    data: bytes, problems: list[str], *, name: str, what: str = "a JSON object"
+) -> dict[str, Any] | None:
+    """``data`` parsed as a JSON object, or None with the reason added to ``problems``."""
+    try:
+        value = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        problems.append(f"{name}: not valid JSON ({exc})")
+        return None
+    if not isinstance(value, dict):
+        problems.append(f"{name}: not {what}")
+        return None
+    return value
+
+
 def verify_envelope(
     envelope_bytes: bytes,
     keys: Sequence[Ed25519PublicKey] | None,
@@ -216,13 +245,8 @@ def verify_envelope(
     Returns:
         The payload decoded as JSON (the statement), or None when it cannot be read.
     """
-    try:
-        envelope = json.loads(envelope_bytes)
-    except (ValueError, UnicodeDecodeError) as exc:
-        problems.append(f"{name}: not valid JSON ({exc})")
-        return None
-    if not isinstance(envelope, dict):
-        problems.append(f"{name}: not a DSSE envelope object")
+    envelope = json_object(envelope_bytes, problems, name=name, what="a DSSE envelope object")
+    if envelope is None:
         return None
     if envelope.get("payloadType") != PAYLOAD_TYPE:
         problems.append(

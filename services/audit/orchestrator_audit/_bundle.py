@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from orchestrator_audit._canonical import canonical, event_document, format_time
 from orchestrator_core.redaction import redact_text
 from orchestrator_pg import ExportData, ExportScope
-from stella_orchestrator.signing import Signer, sign_envelope, tar_bytes
+from stella_orchestrator.signing import SignedArchive, Signer, sign_envelope, tar_bytes
 from stella_orchestrator.signing import statement as signing_statement
 
 BUNDLE_SCHEMA: Final = "stella.orchestrator.audit-bundle/v1"
@@ -130,16 +129,8 @@ def scope_document(scope: ExportScope) -> dict[str, Any]:
     return {"time_range": {"start": format_time(scope.start), "end": format_time(scope.end)}}
 
 
-@dataclass(frozen=True)
-class Bundle:
-    """An exported bundle: the archive and its manifest."""
-
-    archive: bytes
-    manifest: dict[str, Any]
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.archive).hexdigest()
+Bundle = SignedArchive
+"""An exported bundle: the archive and its manifest."""
 
 
 def file_entry(path: str, data: bytes, count: int) -> dict[str, Any]:
