@@ -335,6 +335,18 @@ async def test_a_changed_record_is_planned_as_an_update_and_extras_are_left_alon
         request = scheduler_pb2.UpdateQuotaRequest(quota=changed, operator=OPERATOR)
         request.update_mask.paths.append("max_active")
         await sched.UpdateQuota(request, metadata=md)
+        nvd = next(
+            s
+            for s in (
+                await sched.ListSources(scheduler_pb2.ListSourcesRequest(), metadata=md)
+            ).sources
+            if s.name == "nvd"
+        )
+        pause = scheduler_pb2.UpdateSourceRequest(
+            source=resources_pb2.Source(id=nvd.id, paused=True, max_active=9), operator=OPERATOR
+        )
+        pause.update_mask.paths.extend(["paused", "max_active"])
+        await sched.UpdateSource(pause, metadata=md)
         await sched.CreateSource(
             scheduler_pb2.CreateSourceRequest(
                 source=resources_pb2.Source(
@@ -345,13 +357,24 @@ async def test_a_changed_record_is_planned_as_an_update_and_extras_are_left_alon
             metadata=md,
         )
     dry = await _import(sites["b"], token, keys, kit, "--dry-run")
-    assert "~ quotas advisory.fetch: update (max_active)" in dry.out, dry.out
+    assert "~ quotas advisory.fetch: update (max_active: 1 -> 8)" in dry.out, dry.out
+    assert (
+        "~ sources nvd: update (max_active: 9 -> 4; paused: true -> false; "
+        'paused_reason: "kit test" -> ""; paused_ticket: "OPS-21" -> "")'
+    ) in dry.out, dry.out
     assert "= sources local-only: only in the tenant (left alone)" in dry.out
     applied = await _import(sites["b"], token, keys, kit)
-    assert "applied 1 change(s)" in applied.out, applied.out + applied.err
-    after = await _export(sites["b"], token, keys, tmp_path / "after.tar")
-    assert after != original  # local-only stays
-    assert b'"name":"local-only"' in after
+    assert "applied 2 change(s)" in applied.out, applied.out + applied.err
+    after = _files(await _export(sites["b"], token, keys, tmp_path / "after.tar"))
+    before = _files(original)
+    assert b'"name":"local-only"' in after["config/sources.jsonl"]  # left alone
+    kept = [
+        line
+        for line in after["config/sources.jsonl"].splitlines(keepends=True)
+        if b'"name":"local-only"' not in line
+    ]
+    assert b"".join(kept) == before["config/sources.jsonl"]
+    assert after["config/quotas.jsonl"] == before["config/quotas.jsonl"]
 
 
 def _files(archive: bytes) -> dict[str, bytes]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -30,6 +31,7 @@ from stella_orchestrator.signing import KeyFormatError, Signer, load_public_key
 from stella_orchestrator.targets import channel_options, channel_target
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+BRIEF_CHARS = 60  # a changed value in the plan is cut to this many characters
 
 
 class UsageError(Exception):
@@ -157,9 +159,19 @@ def _verify_install(args: argparse.Namespace) -> int:
 def _show(change: sync.Change) -> str:
     if change.action == "extra":
         return f"  = {change.kind} {change.key}: only in the tenant (left alone)"
-    sign = "+" if change.action == "create" else "~"
-    detail = "" if change.action == "create" else f" ({', '.join(change.fields)})"
-    return f"  {sign} {change.kind} {change.key}: {change.action}{detail}"
+    if change.action == "create":
+        return f"  + {change.kind} {change.key}: create"
+    have = change.have.doc if change.have else {}
+    want = change.want or {}
+    detail = "; ".join(
+        f"{name}: {_brief(have.get(name))} -> {_brief(want.get(name))}" for name in change.fields
+    )
+    return f"  ~ {change.kind} {change.key}: update ({detail})"
+
+
+def _brief(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= BRIEF_CHARS else text[: BRIEF_CHARS - 3] + "..."
 
 
 async def _import(args: argparse.Namespace) -> int:
