@@ -32,7 +32,8 @@ from stella.orchestrator.v1 import (
     webhooks_pb2_grpc,
 )
 from stella_orchestrator._kit import build_kit
-from stella_orchestrator.signing import Signer, generate_private_pem, tar_bytes
+from stella_orchestrator.signing import Signer, tar_bytes
+from tests._signing import write_key_pairs
 from tests.conftest import REDIS_URL, migrated_database, service_config
 
 pytestmark = pytest.mark.integration
@@ -207,14 +208,7 @@ async def _populate(site: Site, token: str) -> None:
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("kitkeys")
-    out = {}
-    for name in ("signer", "stranger"):
-        pem = generate_private_pem()
-        (root / f"{name}.pem").write_bytes(pem)
-        (root / f"{name}.pub").write_text(Signer.from_pem(pem).public_key_pem)
-        out[name], out[f"{name}.pub"] = root / f"{name}.pem", root / f"{name}.pub"
-    return out
+    return write_key_pairs(tmp_path_factory.mktemp("kitkeys"), "signer", "stranger")
 
 
 @dataclass

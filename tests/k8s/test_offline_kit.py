@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from stella_orchestrator.signing import Signer, generate_private_pem
+from tests._signing import write_key_pairs
 from tests.k8s._tools import ROOT, Tools
 
 SCRIPT_TIMEOUT_S = 300
@@ -30,14 +30,7 @@ def _stella(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("offline-keys")
-    out: dict[str, Path] = {}
-    for name in ("release", "other"):
-        pem = generate_private_pem()
-        (root / f"{name}.pem").write_bytes(pem)
-        (root / f"{name}.pub").write_text(Signer.from_pem(pem).public_key_pem)
-        out[name], out[f"{name}.pub"] = root / f"{name}.pem", root / f"{name}.pub"
-    return out
+    return write_key_pairs(tmp_path_factory.mktemp("offline-keys"), "release", "other")
 
 
 def _build(tools: Tools, keys: dict[str, Path], work: Path) -> Path:
