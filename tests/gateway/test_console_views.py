@@ -1,13 +1,15 @@
 """Every Console view in headless Chromium against demo-shaped data (``_demo_data``: four
 feeds, 114-job runs worked with failures, schedules, quotas, a webhook): each view's content is
-asserted, a screenshot of each is saved under the test's tmp dir and copied to
-docs/img/console-<view>.png for the docs, and any Content-Security-Policy violation or page
+asserted, a screenshot of each is saved under test-artifacts/console-views/ (and, with
+ORCH_UPDATE_DOCS_IMAGES=1, copied to docs/img/console-<view>.png for the docs: a test run
+never changes the repository otherwise), and any Content-Security-Policy violation or page
 error fails the test."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
 import shutil
 from pathlib import Path
@@ -20,7 +22,9 @@ import pytest
 from tests.gateway import _demo_data as demo
 from tests.gateway.test_console_browser import CHROMIUM, _signed_in
 
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS_IMG = ROOT / "docs" / "img"
+ARTIFACTS = ROOT / "test-artifacts" / "console-views"
 VIEWPORT = {"width": 1400, "height": 900}
 SCHEDULE_FIRE_WAIT_MS = 150_000  # the every-minute schedule fires within ~60 s, more if loaded
 
@@ -260,7 +264,9 @@ def test_every_console_view_on_demo_shaped_data(stack, tmp_path: Path) -> None:
     finally:
         _set_weight(stack, 1)
     assert errors == []
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for path in shots:
         assert path.stat().st_size > 5_000, path
-        shutil.copyfile(path, DOCS_IMG / path.name)
+        shutil.copyfile(path, ARTIFACTS / path.name)
+        if os.environ.get("ORCH_UPDATE_DOCS_IMAGES") == "1":
+            shutil.copyfile(path, DOCS_IMG / path.name)
