@@ -1,6 +1,7 @@
 """``stella orchestrator sources|runs|jobs|quotas|schedules|throttle|backfill|watermarks|
-deadletter|incidents|events|audit|webhooks|overview|artifacts|whoami``: the operator CLI over
-the gateway's REST API (the API the Console uses), one command per REST operation.
+deadletter|incidents|insights|events|audit|webhooks|overview|artifacts|whoami|tenants``: the
+operator CLI over the gateway's REST API (the API the Console uses), one command per REST
+operation.
 
 Every command takes ``--api-url``, ``--token``, ``--tenant`` (or ``STELLA_ORCH_API_URL``,
 ``STELLA_ORCH_TOKEN``, ``STELLA_ORCH_TENANT``) and ``-o table|json|yaml``
@@ -19,6 +20,7 @@ from typing import Any
 from stella_orchestrator import (
     _restcli_backfill,
     _restcli_events,
+    _restcli_insights,
     _restcli_jobs,
     _restcli_limits,
     _restcli_ops,
@@ -36,6 +38,7 @@ FAMILIES = (
     _restcli_backfill,
     _restcli_ops,
     _restcli_events,
+    _restcli_insights,
     _restcli_webhooks,
 )
 
