@@ -236,7 +236,9 @@ class SharedStream:
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
-        feed = SharedFeed(self, buffer, after_seq)
+        # From the head: nothing at or below the head the scheduler last reported (those
+        # events were committed before this client came, even if not relayed yet).
+        feed = SharedFeed(self, buffer, after_seq if after_seq >= 0 else self.head_seq)
         feed.head_seq = self.head_seq
         if self._task.done():  # closed meanwhile: the client reconnects
             feed.end()
