@@ -105,7 +105,7 @@ class Deferral:
 
 @dataclass(frozen=True)
 class LimitedClaim:
-    """What :meth:`LeaseLedger.claim_admitted` did.
+    """What :meth:`LeaseLedger.job_claim_admitted` did.
 
     Attributes:
         rows: the leased rows (assignment columns, ``slot`` and ``host``), in slot order.
