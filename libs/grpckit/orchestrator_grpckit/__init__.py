@@ -69,6 +69,7 @@ from orchestrator_grpckit._interceptors import (
     server_interceptors,
 )
 from orchestrator_grpckit._logging import JsonFormatter, configure_logging
+from orchestrator_grpckit._main import BuildService, service_main
 from orchestrator_grpckit._server import (
     CONFIG_ERROR_EXIT_STATUS,
     LIVENESS_SERVICE,
@@ -119,6 +120,7 @@ __all__ = [
     "Background",
     "BackgroundFactory",
     "BackgroundTaskFailed",
+    "BuildService",
     "ConfigError",
     "Dependency",
     "DependencyMonitor",
@@ -154,6 +156,7 @@ __all__ = [
     "refuse_exposed_dev_defaults",
     "run_service",
     "server_interceptors",
+    "service_main",
     "setup_tracing",
     "status_code_of",
     "to_rpc_status",
