@@ -16,7 +16,7 @@ from orchestrator_grpckit import current_principal
 from orchestrator_pg import Row, Stores
 from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _validate as validate
-from orchestrator_scheduler._listing import list_method
+from orchestrator_scheduler._listing import get_method, list_method
 from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import common_pb2, operations_pb2, resources_pb2
 
@@ -177,13 +177,13 @@ class OperationsMethods:
         paging.by_time("failed_at"),
     )
 
-    async def GetDeadLetter(
-        self, request: operations_pb2.GetDeadLetterRequest, context: Any
-    ) -> Any:
-        principal = current_principal()
-        entry_id = validate.parse_id_or_raise(request.entry_id, "entry_id")
-        row = await self.stores.dead_letters.dead_letter_get(principal.tenant, entry_id)
-        return operations_pb2.GetDeadLetterResponse(entry=dead_letter(row))
+    GetDeadLetter = get_method(
+        operations_pb2.GetDeadLetterResponse,
+        "entry",
+        dead_letter,
+        lambda stores: stores.dead_letters.dead_letter_get,
+        "entry_id",
+    )
 
     async def GetDeadLetterStats(
         self, request: operations_pb2.GetDeadLetterStatsRequest, context: Any

@@ -23,7 +23,7 @@ from orchestrator_scheduler import _operations as operations
 from orchestrator_scheduler import _quotas as quotas
 from orchestrator_scheduler import _schedules as schedules
 from orchestrator_scheduler import _validate as validate
-from orchestrator_scheduler._listing import list_method
+from orchestrator_scheduler._listing import get_method, list_method
 from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import scheduler_pb2, scheduler_pb2_grpc
 
@@ -97,11 +97,13 @@ class SchedulerServicer(
         )
         return scheduler_pb2.CreateSourceResponse(source=convert.source(row))
 
-    async def GetSource(self, request: scheduler_pb2.GetSourceRequest, context: Any) -> Any:
-        principal = current_principal()
-        source_id = validate.parse_id_or_raise(request.source_id, "source_id")
-        row = await self.stores.sources.source_get(principal.tenant, source_id)
-        return scheduler_pb2.GetSourceResponse(source=convert.source(row))
+    GetSource = get_method(
+        scheduler_pb2.GetSourceResponse,
+        "source",
+        convert.source,
+        lambda stores: stores.sources.source_get,
+        "source_id",
+    )
 
     ListSources = list_method(
         scheduler_pb2.ListSourcesResponse,
