@@ -37,6 +37,7 @@ from orchestrator_grpckit._auth import (
     TokenVerifier,
     current_principal,
     generate_ed25519_keypair,
+    method_scopes,
     mint_dev_token,
     mint_token_ed25519,
 )
@@ -151,6 +152,7 @@ __all__ = [
     "generate_ed25519_keypair",
     "insecure_dev_from_env",
     "is_loopback",
+    "method_scopes",
     "mint_dev_token",
     "mint_token_ed25519",
     "refuse_exposed_dev_defaults",

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orchestrator_core import Clock, FieldViolation, InvalidArgument, SystemClock
-from orchestrator_grpckit import Principal, current_principal
+from orchestrator_grpckit import Principal, current_principal, method_scopes
 from orchestrator_pg import Row, ThrottleStore, TxContext
 from orchestrator_ratelimit import _convert as convert
 from orchestrator_ratelimit import _metrics as metrics
@@ -33,9 +33,9 @@ _READ = "orch:read"
 _WORK = "orch:work"
 _QUOTA = "orch:quota"
 _OPERATE = "orch:operate"
-METHOD_SCOPES: dict[str, str] = {
-    f"/{SERVICE_NAME}/{method}": scope
-    for method, scope in {
+METHOD_SCOPES: dict[str, str] = method_scopes(
+    SERVICE_NAME,
+    {
         "Acquire": _WORK,
         "ReportThrottle": _WORK,
         "ConfigureBucket": _QUOTA,
@@ -48,8 +48,8 @@ METHOD_SCOPES: dict[str, str] = {
         "SetBlackout": _OPERATE,
         "ListBlackouts": _READ,
         "DeleteBlackout": _OPERATE,
-    }.items()
-}
+    },
+)
 
 _ORIGIN_BY_CLASS = {
     common_pb2.ERROR_CLASS_HTTP_429: "upstream_429",
