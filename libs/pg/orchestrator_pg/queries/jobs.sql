@@ -200,3 +200,7 @@ UPDATE orchestrator.jobs j
  WHERE j.tenant = %(tenant)s AND j.id = t.id AND j.state = 'canceled'
    AND j.reason = 'upstream_failed'
 RETURNING j.id, j.state;
+
+-- name: job_of_tenant
+SELECT EXISTS (SELECT 1 FROM orchestrator.jobs
+                WHERE tenant = %(tenant)s AND id = %(id)s) AS mine;
