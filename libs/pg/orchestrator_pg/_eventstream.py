@@ -6,11 +6,12 @@ lose 10 for good. :class:`EventHorizon` publishes a seq ``h`` such that every tr
 holds a seq ``<= h`` has finished (committed or rolled back): events ``<= h`` never change, so
 a reader that pages ``(after, h]`` misses nothing and repeats nothing.
 
-How: read the sequence's last value ``c``, then take a snapshot; every writer holding a seq
-``<= c`` got its transaction id before that snapshot (events are only inserted by AFTER
-triggers of another write, so a writer has an xid before it takes a seq; and the sequence has
-no per-session cache), so once every transaction that snapshot lists as in progress and that
-writes events (holds a lock on ``orchestrator.events``) has ended, ``c`` is safe. One LISTEN
+How: read the sequence's last value ``c``, then list the transactions that hold a write lock
+on ``orchestrator.events``; a writer takes that lock before its insert draws a seq (and the
+sequence has no per-session cache), so every writer holding a seq ``<= c`` is in the list or
+already finished, and once the listed transactions have ended, ``c`` is safe. (A snapshot's
+in-progress list is not enough: it leaves out running transactions whose xid is above the
+newest finished one, which lost live events under load.) One LISTEN
 connection per process wakes the tracker on ``orch_events``; a poll every
 :data:`POLL_INTERVAL_S` covers lost notifications.
 """
@@ -82,13 +83,15 @@ class EventHorizon:
     async def _compute(self, conn: ListenConnection) -> int:
         cur = await conn.execute(query("event_horizon_candidate"))
         candidate = int((await cur.fetchone() or {"seq": 0})["seq"])
-        cur = await conn.execute(query("event_horizon_snapshot"))
-        snapshot = (await cur.fetchone() or {"snapshot": ""})["snapshot"]
+        cur = await conn.execute(query("event_horizon_writers"))
+        writers = list((await cur.fetchone() or {"writers": []})["writers"])
+        if not writers:
+            return candidate
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SETTLE_TIMEOUT_S
         pause = SETTLE_POLL_S
         while True:
-            cur = await conn.execute(query("event_horizon_settled"), {"snapshot": snapshot})
+            cur = await conn.execute(query("event_horizon_settled"), {"writers": writers})
             row = await cur.fetchone()
             if row is not None and row["settled"]:
                 return candidate

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orchestrator_gateway import _routes
 from orchestrator_gateway._clients import Clients
+from orchestrator_gateway._event_feeds import EventHub
 from orchestrator_gateway._idempotency import IdempotencyMiddleware
 from orchestrator_gateway._problems import (
     PROBLEM_MEDIA_TYPE,
@@ -83,6 +84,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.clients = Clients(settings)
+        app.state.event_hub = EventHub(app.state.clients, settings.stream_buffer)
         # The gateway starts without PostgreSQL (reads and plain POSTs go on; a POST with
         # Idempotency-Key answers 503 until the database is back).
         await database.open(wait=False)
@@ -95,6 +97,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 await cleanup
             await database.close()
             await buckets.aclose()
+            await app.state.event_hub.aclose()
             await app.state.clients.close()
 
     app = FastAPI(
@@ -180,15 +183,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             500, "internal error; the gateway logged the details", request.url.path
         )
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        REQUESTS.labels(template, request.method, str(response.status_code)).inc()
-        LATENCY.labels(template, request.method).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(RequestMetricsMiddleware)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -267,6 +262,35 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     # Outermost of all: refusals of the rate limit and idempotency layers carry them too.
     app.add_middleware(SecurityHeadersMiddleware)
     return app
+
+
+class RequestMetricsMiddleware:
+    """Counts requests and observes the time to the response's start, by route template.
+
+    Pure ASGI on purpose: ``@app.middleware("http")`` (BaseHTTPMiddleware) passes every
+    streamed chunk through a memory stream and a task, which made each SSE client's every
+    event cost several times its own encoding.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def observed(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                # The router sets scope["route"] in place before the endpoint answers.
+                template = getattr(scope.get("route"), "path", "unmatched")
+                method = scope["method"]
+                REQUESTS.labels(template, method, str(message["status"])).inc()
+                LATENCY.labels(template, method).observe(time.perf_counter() - started)
+            await send(message)
+
+        await self.app(scope, receive, observed)
 
 
 def _instrument(app: FastAPI) -> None:
