@@ -44,6 +44,7 @@ from orchestrator_pg._lease_records import (
     Deferral,
     Failure,
     Heartbeat,
+    LeaseRef,
     LimitedClaim,
     Outcome,
     Passes,
@@ -358,38 +359,24 @@ class LeaseLedger:
         same lease is ``lease_lost`` with ``cancel_reason`` set."""
         if not beats:
             return []
-        now = ctx.now or self.db.clock.now()
-        tenant_filter = _tenant_filter(tenants)
-        async with self._pipelined(ctx, now) as conn:
-            cur = await conn.execute(
-                query("lease_extend_many"),
-                {
-                    "ids": [b.job_id for b in beats],
-                    "lease_ids": [b.lease_id for b in beats],
-                    "has_progress": [b.has_progress for b in beats],
-                    "percents": [b.percent for b in beats],
-                    "messages": [b.message[:4000] for b in beats],
-                    "tenants": tenant_filter,
-                    "lease_ttl_s": lease_ttl_s,
-                    "now": now,
-                },
-            )
-            extended = {
-                (r["id"], r["lease_id"]): r["lease_expires_at"] for r in await cur.fetchall()
-            }
-            status = await self._lease_status_many(
-                conn,
-                [b.job_id for b in beats if (b.job_id, b.lease_id) not in extended],
-                tenant_filter,
-            )
-        out = []
-        for b in beats:
-            expires = extended.get((b.job_id, b.lease_id))
-            if expires is not None:
-                out.append(Outcome(b.job_id, b.lease_id, True, "", "leased", expires))
-            else:
-                out.append(self._lost(b.job_id, b.lease_id, status.get(b.job_id)))
-        return out
+        written, status = await self._fenced_write(
+            ctx,
+            beats,
+            "lease_extend_many",
+            {
+                "has_progress": [b.has_progress for b in beats],
+                "percents": [b.percent for b in beats],
+                "messages": [b.message[:4000] for b in beats],
+                "lease_ttl_s": lease_ttl_s,
+            },
+            tenants,
+        )
+        return [
+            Outcome(b.job_id, b.lease_id, True, "", "leased", row["lease_expires_at"])
+            if (row := written.get((b.job_id, b.lease_id))) is not None
+            else self._lost(b.job_id, b.lease_id, status.get(b.job_id))
+            for b in beats
+        ]
 
     async def job_progress_many(
         self, ctx: TxContext, updates: Sequence[ProgressUpdate], *, tenants: Sequence[str] | None
@@ -397,32 +384,56 @@ class LeaseLedger:
         """Records progress of leased jobs (fenced) in one statement."""
         if not updates:
             return []
+        written, status = await self._fenced_write(
+            ctx,
+            updates,
+            "job_progress_many",
+            {
+                "percents": [u.percent for u in updates],
+                "messages": [u.message[:4000] for u in updates],
+            },
+            tenants,
+        )
+        return [
+            Outcome(u.job_id, u.lease_id, True, "", "leased")
+            if (u.job_id, u.lease_id) in written
+            else self._lost(u.job_id, u.lease_id, status.get(u.job_id))
+            for u in updates
+        ]
+
+    async def _fenced_write(
+        self,
+        ctx: TxContext,
+        items: Sequence[LeaseRef],
+        name: str,
+        params: dict[str, Any],
+        tenants: Sequence[str] | None,
+    ) -> tuple[dict[tuple[uuid.UUID, uuid.UUID], Row], dict[uuid.UUID, Row]]:
+        """Runs the fenced statement ``name`` over ``items`` in one pipelined transaction.
+
+        Returns the rows it wrote by (job id, lease id) and the lease status of the items it
+        did not write, from which their ``lease_lost`` outcomes are made.
+        """
         now = ctx.now or self.db.clock.now()
         tenant_filter = _tenant_filter(tenants)
         async with self._pipelined(ctx, now) as conn:
             cur = await conn.execute(
-                query("job_progress_many"),
+                query(name),
                 {
-                    "ids": [u.job_id for u in updates],
-                    "lease_ids": [u.lease_id for u in updates],
-                    "percents": [u.percent for u in updates],
-                    "messages": [u.message[:4000] for u in updates],
+                    "ids": [i.job_id for i in items],
+                    "lease_ids": [i.lease_id for i in items],
+                    **params,
                     "tenants": tenant_filter,
                     "now": now,
                 },
             )
-            done = {(r["id"], r["lease_id"]) for r in await cur.fetchall()}
+            written = {(r["id"], r["lease_id"]): r for r in await cur.fetchall()}
             status = await self._lease_status_many(
                 conn,
-                [u.job_id for u in updates if (u.job_id, u.lease_id) not in done],
+                [i.job_id for i in items if (i.job_id, i.lease_id) not in written],
                 tenant_filter,
             )
-        return [
-            Outcome(u.job_id, u.lease_id, True, "", "leased")
-            if (u.job_id, u.lease_id) in done
-            else self._lost(u.job_id, u.lease_id, status.get(u.job_id))
-            for u in updates
-        ]
+        return written, status
 
     async def artifact_record_many(
         self, ctx: TxContext, artifacts: Sequence[Artifact], *, tenants: Sequence[str] | None
