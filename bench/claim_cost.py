@@ -1,6 +1,6 @@
 """The claim's cost against the shape of the queue (issue 13 item 3).
 
-One claim statement (``job_claim_admitted``, through ``LeaseLedger.claim_admitted``) should
+One claim statement (``job_claim_admitted``, through ``LeaseLedger.job_claim_admitted``) should
 cost the same whether 1,000 or 1,000,000 jobs are ready, whether the table is young or holds
 a million finished jobs, and whether the backlog belongs to 1 tenant or 1,000. Each scenario
 gets a fresh database seeded in bulk (SQL, triggers off: seeding is not what is measured),
@@ -110,7 +110,7 @@ async def claimer(
     done = 0
     for n in range(CLAIMS_PER_CLAIMER):
         start = time.perf_counter()
-        claim = await ledger.claim_admitted(
+        claim = await ledger.job_claim_admitted(
             ctx,
             worker_ids=worker_ids,
             job_types=[JOB_TYPE],
@@ -119,7 +119,7 @@ async def claimer(
         )
         if n >= WARMUP_CLAIMS:
             timings.append(time.perf_counter() - start)
-        await ledger.complete(
+        await ledger.job_complete_many(
             ctx, [Completion(r["id"], r["lease_id"]) for r in claim.rows], tenants=None
         )
         done += len(claim.rows)

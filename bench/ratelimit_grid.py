@@ -147,10 +147,10 @@ class _Ledger:
     def __init__(self) -> None:
         self.throttle_rows = 0
 
-    async def bucket_hosts(self, ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+    async def job_bucket_hosts(self, ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
         return []
 
-    async def record_throttles(self, ctx: Any, rows: Sequence[dict[str, Any]]) -> None:
+    async def throttle_insert_many(self, ctx: Any, rows: Sequence[dict[str, Any]]) -> None:
         self.throttle_rows += len(rows)
 
 
@@ -270,7 +270,7 @@ async def _dispatch(
     seq: itertools.count[int],
     schedule_dispatch: Any,
 ) -> None:
-    """One claim round over every host, as the dispatcher and ``claim_admitted`` do it: held
+    """One claim round over every host, as the dispatcher and ``job_claim_admitted`` do it: held
     tokens first, the rest through one batched ``admit``; admitted jobs are leased, the
     others get the ``not_before`` the limiter chose."""
     candidates: list[dict[str, Any]] = []

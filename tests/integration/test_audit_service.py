@@ -138,7 +138,7 @@ def _ctx(now: datetime) -> TxContext:
 async def _claim_all(leases: LeaseLedger, now: datetime) -> list[dict]:
     claimed: list[dict] = []
     while True:
-        rows = await leases.claim(
+        rows = await leases.job_claim_batch(
             _ctx(now), worker_id="worker-1", job_types=[JOB_TYPE], limit=500, tenants=["acme"]
         )
         if not rows:
@@ -184,12 +184,12 @@ async def _run_with_history(scheduler, leases, n: int) -> tuple[str, dict[str, i
         else:
             complete.append(Completion(row["id"], row["lease_id"], {"ok": True}))
             paths["ok"] += 1
-    await leases.fail(_ctx(now), fail, tenants=["acme"])
-    await leases.complete(_ctx(now), complete, tenants=["acme"])
+    await leases.job_fail_many(_ctx(now), fail, tenants=["acme"])
+    await leases.job_complete_many(_ctx(now), complete, tenants=["acme"])
     # the retryable ones come back after their backoff and succeed
     later = now + timedelta(hours=1)
     second = await _claim_all(leases, later)
-    await leases.complete(
+    await leases.job_complete_many(
         _ctx(later),
         [Completion(r["id"], r["lease_id"], {"ok": 2}) for r in second],
         tenants=["acme"],

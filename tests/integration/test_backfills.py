@@ -76,11 +76,11 @@ async def test_thirty_days_of_hourly_windows_next_to_five_succeeded_days(
     async with Database(database_url) as database:
         leases = LeaseLedger(database)
         ctx = TxContext(tenant=tenant, actor_subject="live")
-        rows = await leases.claim(
+        rows = await leases.job_claim_batch(
             ctx, worker_id="live", job_types=[job_type], limit=500, tenants=[tenant]
         )
         assert len(rows) == 120
-        outcomes = await leases.complete(
+        outcomes = await leases.job_complete_many(
             ctx, [Completion(r["id"], r["lease_id"]) for r in rows], tenants=[tenant]
         )
         assert all(o.ok for o in outcomes)

@@ -135,7 +135,7 @@ async def leases(database_url):
 
 async def _succeeded_job(scheduler, leases: LeaseLedger, marker: str) -> resources_pb2.Job:
     job = (await scheduler.SubmitJob(scheduler_pb2.SubmitJobRequest(job=_job(marker)))).job
-    leased = await leases.claim(
+    leased = await leases.job_claim_batch(
         TxContext(tenant="acme", actor_subject="worker-1"),
         worker_id="worker-1",
         job_types=[job.job_type],
@@ -143,7 +143,7 @@ async def _succeeded_job(scheduler, leases: LeaseLedger, marker: str) -> resourc
         tenants=["acme"],
     )
     assert [r["id"] for r in leased] == [uuid.UUID(job.id)]
-    done = await leases.complete(
+    done = await leases.job_complete_many(
         TxContext(tenant="acme"),
         [Completion(leased[0]["id"], leased[0]["lease_id"])],
         tenants=["acme"],

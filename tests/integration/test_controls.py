@@ -37,7 +37,7 @@ async def leases(database_url):
 
 
 async def _claim(leases: LeaseLedger, tenant: str, job_types, n: int = 10):
-    result = await leases.claim_admitted(
+    result = await leases.job_claim_admitted(
         TxContext(tenant=tenant, actor_subject="ctl-worker"),
         worker_ids=["w"] * n,
         job_types=list(job_types),
@@ -182,7 +182,7 @@ async def test_replay_of_a_succeeded_job(op, leases, tenant) -> None:
     assert not_done.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     (row,) = await _claim(leases, tenant, ["sbom.scan"], 1)
     ctx = TxContext(tenant=tenant, actor_subject="ctl-worker")
-    (outcome,) = await leases.complete(
+    (outcome,) = await leases.job_complete_many(
         ctx, [Completion(row["id"], row["lease_id"])], tenants=[tenant]
     )
     assert outcome.ok

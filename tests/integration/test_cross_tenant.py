@@ -180,7 +180,7 @@ async def world(scheduler_target, leases_target, ratelimit_target, audit_target,
     async with Database(database_url) as db:
         leases = LeaseLedger(db, rng=random.Random(3))
         ctx = TxContext(tenant="globex", actor_subject="globex-worker")
-        rows = await leases.claim(
+        rows = await leases.job_claim_batch(
             ctx,
             worker_id="globex-worker",
             job_types=[job_type],

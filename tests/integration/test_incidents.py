@@ -111,9 +111,11 @@ async def _fail(
     )
     ids = [j.id for j in reply.jobs]
     ctx = TxContext(tenant=tenant, actor_subject="worker", now=clock.now())
-    leased = await ledger.claim(ctx, worker_id="w", job_types=[job_type], limit=n, tenants=[tenant])
+    leased = await ledger.job_claim_batch(
+        ctx, worker_id="w", job_types=[job_type], limit=n, tenants=[tenant]
+    )
     assert len(leased) == n
-    outcomes = await ledger.fail(
+    outcomes = await ledger.job_fail_many(
         ctx,
         [
             Failure(row["id"], row["lease_id"], error_class, "upstream 500", retryable=False)

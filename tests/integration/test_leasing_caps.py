@@ -94,7 +94,7 @@ def _source(db, tenant: str, *, max_active: int | None = None) -> str:
 
 
 async def _claim(ledger: LeaseLedger, tenant: str, job_types, n: int, now: datetime = T0):
-    return await ledger.claim_admitted(
+    return await ledger.job_claim_admitted(
         TxContext(tenant=tenant, actor_subject="caps-test", now=now),
         worker_ids=[f"w{i}" for i in range(n)],
         job_types=list(job_types),
@@ -104,7 +104,7 @@ async def _claim(ledger: LeaseLedger, tenant: str, job_types, n: int, now: datet
 
 
 async def _complete(ledger: LeaseLedger, tenant: str, rows, now: datetime = T0) -> None:
-    outcomes = await ledger.complete(
+    outcomes = await ledger.job_complete_many(
         TxContext(tenant=tenant, actor_subject="caps-test", now=now),
         [Completion(r["id"], r["lease_id"]) for r in rows],
         tenants=[tenant],

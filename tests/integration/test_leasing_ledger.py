@@ -61,7 +61,7 @@ async def _claim(
     ctx_now: datetime | None = None,
     **kwargs,
 ):
-    return await leases.claim(
+    return await leases.job_claim_batch(
         TxContext(tenant="acme", actor_subject=worker, now=ctx_now),
         worker_id=worker,
         job_types=[job_type],
@@ -95,7 +95,7 @@ async def test_complete_with_a_wrong_lease_is_lease_lost_and_changes_nothing(sch
     (leased,) = await _claim(leases, job_type)
     before = _row(db, job.id)
     events = _events(db, job.id)
-    outcomes = await leases.complete(
+    outcomes = await leases.job_complete_many(
         TxContext(tenant="acme"),
         [Completion(leased["id"], uuid.uuid4(), {"ok": True})],
         tenants=["acme"],
@@ -106,7 +106,7 @@ async def test_complete_with_a_wrong_lease_is_lease_lost_and_changes_nothing(sch
     assert _row(db, job.id) == before
     assert _events(db, job.id) == events
     # another tenant's filter does not reach the job either, even with the right lease
-    outcomes = await leases.complete(
+    outcomes = await leases.job_complete_many(
         TxContext(tenant="globex"),
         [Completion(leased["id"], leased["lease_id"])],
         tenants=["globex"],
@@ -115,7 +115,7 @@ async def test_complete_with_a_wrong_lease_is_lease_lost_and_changes_nothing(sch
     assert outcomes[0].error_reason == "lease_lost"
     assert _row(db, job.id) == before
     # a wrong lease cannot fail the job either
-    failed = await leases.fail(
+    failed = await leases.job_fail_many(
         TxContext(tenant="acme"),
         [Failure(leased["id"], uuid.uuid4(), "http_5xx", "boom")],
         tenants=["acme"],
@@ -124,7 +124,7 @@ async def test_complete_with_a_wrong_lease_is_lease_lost_and_changes_nothing(sch
     assert failed[0].error_reason == "lease_lost"
     assert _row(db, job.id) == before
     # the real lease still works
-    ok = await leases.complete(
+    ok = await leases.job_complete_many(
         TxContext(tenant="acme"), [Completion(leased["id"], leased["lease_id"])], tenants=["acme"]
     )
     assert ok[0].ok
@@ -137,20 +137,20 @@ async def test_completing_the_same_lease_twice(scheduler, leases, db, digest):
     (job,) = await _submit(scheduler, job_type)
     (leased,) = await _claim(leases, job_type)
     done = Completion(leased["id"], leased["lease_id"], {"rows": 3}, digest)
-    first = await leases.complete(TxContext(tenant="acme"), [done], tenants=["acme"])
+    first = await leases.job_complete_many(TxContext(tenant="acme"), [done], tenants=["acme"])
     assert first[0].ok
     assert first[0].new_state == "succeeded"
     after_first = _row(db, job.id)
     events = _events(db, job.id)
     # a retried request with the same result is accepted and changes nothing
-    second = await leases.complete(TxContext(tenant="acme"), [done], tenants=["acme"])
+    second = await leases.job_complete_many(TxContext(tenant="acme"), [done], tenants=["acme"])
     assert second[0].ok
     assert second[0].error_reason == ""
     assert _row(db, job.id) == after_first
     assert _events(db, job.id) == events
     # another result on the same lease is refused
     other = Completion(leased["id"], leased["lease_id"], {"rows": 4}, "sha256:" + "cd" * 32)
-    third = await leases.complete(TxContext(tenant="acme"), [other], tenants=["acme"])
+    third = await leases.job_complete_many(TxContext(tenant="acme"), [other], tenants=["acme"])
     assert not third[0].ok
     assert third[0].error_reason == "lease_lost"
     assert _row(db, job.id) == after_first
@@ -168,7 +168,7 @@ async def test_retryable_failure_with_attempts_left_goes_back_to_ready_with_back
     (job,) = await _submit(scheduler, job_type, retry_policy=_policy(3, 60, 600))
     (leased,) = await _claim(leases, job_type)
     now = datetime.now(UTC)
-    outcomes = await leases.fail(
+    outcomes = await leases.job_fail_many(
         TxContext(tenant="acme", now=now),
         [Failure(leased["id"], leased["lease_id"], "http_5xx", "upstream 503", retryable=True)],
         tenants=["acme"],
@@ -188,7 +188,7 @@ async def test_retryable_failure_with_attempts_left_goes_back_to_ready_with_back
     assert last[5]["error_class"] == "http_5xx"
     # not claimable before not_before, claimable after it
     assert await _claim(leases, job_type) == []
-    later = await leases.claim(
+    later = await leases.job_claim_batch(
         TxContext(tenant="acme", now=row["not_before"] + timedelta(seconds=1)),
         worker_id="worker-2",
         job_types=[job_type],
@@ -199,7 +199,7 @@ async def test_retryable_failure_with_attempts_left_goes_back_to_ready_with_back
     assert later[0]["attempt"] == 2
     assert later[0]["lease_id"] != leased["lease_id"]
     # the first attempt's lease is fenced off now
-    stale = await leases.complete(
+    stale = await leases.job_complete_many(
         TxContext(tenant="acme"), [Completion(leased["id"], leased["lease_id"])], tenants=["acme"]
     )
     assert not stale[0].ok
@@ -211,7 +211,7 @@ async def test_retry_after_is_honoured(scheduler, leases, db):
     (job,) = await _submit(scheduler, job_type, retry_policy=_policy(5, 1, 2))
     (leased,) = await _claim(leases, job_type)
     now = datetime.now(UTC)
-    await leases.fail(
+    await leases.job_fail_many(
         TxContext(tenant="acme", now=now),
         [Failure(leased["id"], leased["lease_id"], "http_429", "slow down", retry_after_s=120)],
         tenants=["acme"],
@@ -234,7 +234,7 @@ async def test_throttled_attempts_spend_no_budget_and_no_backoff(scheduler, leas
     for i in range(throttles):
         (leased,) = await _claim(leases, job_type, ctx_now=now)
         retry_after = rng.choice([None, 1.0, 2.5])
-        await leases.fail(
+        await leases.job_fail_many(
             TxContext(tenant="acme", now=now),
             [Failure(leased["id"], leased["lease_id"], "http_429", "slow down", True, retry_after)],
             tenants=["acme"],
@@ -246,7 +246,7 @@ async def test_throttled_attempts_spend_no_budget_and_no_backoff(scheduler, leas
         now = row["not_before"]
     # The first real failure is attempt 1 of 2 (its backoff the first step, <= 60 s) ...
     (leased,) = await _claim(leases, job_type, ctx_now=now)
-    await leases.fail(
+    await leases.job_fail_many(
         TxContext(tenant="acme", now=now),
         [Failure(leased["id"], leased["lease_id"], "http_5xx", "boom")],
         tenants=["acme"],
@@ -256,7 +256,7 @@ async def test_throttled_attempts_spend_no_budget_and_no_backoff(scheduler, leas
     assert row["not_before"] <= now + timedelta(seconds=60)
     # ... and the second exhausts the budget.
     (leased,) = await _claim(leases, job_type, ctx_now=row["not_before"])
-    await leases.fail(
+    await leases.job_fail_many(
         TxContext(tenant="acme", now=row["not_before"]),
         [Failure(leased["id"], leased["lease_id"], "http_5xx", "boom")],
         tenants=["acme"],
@@ -279,7 +279,7 @@ async def test_failure_without_a_next_attempt_is_dead_and_dead_lettered(
     (job,) = await _submit(scheduler, job_type, retry_policy=_policy(max_attempts))
     (leased,) = await _claim(leases, job_type)
     now = datetime.now(UTC)
-    outcomes = await leases.fail(
+    outcomes = await leases.job_fail_many(
         TxContext(tenant="acme", now=now),
         [
             Failure(
@@ -324,14 +324,14 @@ async def test_expired_leases_are_retried_or_dead(
     (job,) = await _submit(scheduler, job_type, retry_policy=_policy(max_attempts, 1, 1))
     (leased,) = await _claim(leases, job_type, lease_ttl_s=5)
     # not yet expired: the watchdog leaves it alone
-    early = await leases.expire(
+    early = await leases.lease_expire_batch(
         TxContext(tenant="acme", now=leased["lease_expires_at"]), limit=10_000
     )
     assert uuid.UUID(job.id) not in {o.job_id for o in early}
     assert _row(db, job.id)["state"] == "leased"
     # past expiry
     at = leased["lease_expires_at"] + timedelta(seconds=1)
-    outcomes = await leases.expire(
+    outcomes = await leases.lease_expire_batch(
         TxContext(tenant="acme", actor_subject="watchdog", now=at), limit=10_000
     )
     mine = [o for o in outcomes if o.job_id == uuid.UUID(job.id)]
@@ -353,13 +353,13 @@ async def test_expired_leases_are_retried_or_dead(
     else:
         assert dead_letters == [("lease_expired", 1)]
     # the expired lease is fenced off
-    late = await leases.complete(
+    late = await leases.job_complete_many(
         TxContext(tenant="acme"), [Completion(leased["id"], leased["lease_id"])], tenants=["acme"]
     )
     assert not late[0].ok
     assert late[0].error_reason == "lease_lost"
     # a second pass finds nothing more to do for this job
-    again = await leases.expire(TxContext(tenant="acme", now=at), limit=10_000)
+    again = await leases.lease_expire_batch(TxContext(tenant="acme", now=at), limit=10_000)
     assert uuid.UUID(job.id) not in {o.job_id for o in again}
 
 
@@ -405,7 +405,7 @@ async def _dead_job_in_run(scheduler, leases, db, job_type: str):
     a, b = created.jobs
     for _ in range(2):
         (leased,) = await _claim(leases, job_type)
-        await leases.fail(
+        await leases.job_fail_many(
             TxContext(tenant="acme", now=datetime.now(UTC)),
             [Failure(leased["id"], leased["lease_id"], "timeout", "took too long")],
             tenants=["acme"],
@@ -466,7 +466,7 @@ async def test_operator_retry_of_a_dead_job_reopens_its_run(scheduler, leases, d
     (leased,) = await _claim(leases, job_type)
     assert leased["id"] == uuid.UUID(a.id)
     assert leased["attempt"] == 3
-    done = await leases.complete(
+    done = await leases.job_complete_many(
         TxContext(tenant="acme"), [Completion(leased["id"], leased["lease_id"])], tenants=["acme"]
     )
     assert done[0].ok

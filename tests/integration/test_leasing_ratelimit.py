@@ -680,7 +680,7 @@ async def test_held_tokens_skip_redis_for_roomy_buckets_only(
             leased = 0
             for _ in range(n):
                 reserved = limiter.reserve()
-                result = await ledger.claim_admitted(
+                result = await ledger.job_claim_admitted(
                     TxContext(tenant=TENANT, actor_subject="held-test", now=at),
                     worker_ids=["w"] * 50,
                     job_types=[job_type],

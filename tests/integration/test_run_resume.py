@@ -190,11 +190,11 @@ async def test_concurrent_resumes_resume_once(scheduler, adb, database_url, job_
     async with Database(database_url) as database:
         ledger = LeaseLedger(database)
         ctx = TxContext(tenant="acme", actor_subject="w")
-        (row,) = await ledger.claim(
+        (row,) = await ledger.job_claim_batch(
             ctx, worker_id="w", job_types=[job_type], limit=1, tenants=["acme"]
         )
         failure = Failure(row["id"], row["lease_id"], "parse_error", "broken", retryable=False)
-        assert all(o.ok for o in await ledger.fail(ctx, [failure], tenants=["acme"]))
+        assert all(o.ok for o in await ledger.job_fail_many(ctx, [failure], tenants=["acme"]))
     assert await _run_state(scheduler, run_id) == common_pb2.RUN_STATE_FAILED
 
     outcomes = await asyncio.gather(

@@ -22,7 +22,7 @@ async def leases(database_url):
 
 
 async def _claim_all(leases: LeaseLedger, job_type: str, limit: int = 500):
-    return await leases.claim(
+    return await leases.job_claim_batch(
         TxContext(tenant="acme", actor_subject="worker-1"),
         worker_id="worker-1",
         job_types=[job_type],
@@ -59,13 +59,13 @@ async def test_three_level_dag_readiness_cascade_and_run_state(scheduler, leases
     run = (await scheduler.GetRun(scheduler_pb2.GetRunRequest(run_id=run_id))).run
     assert run.state == common_pb2.RUN_STATE_RUNNING
     a9 = next(r for r in leased if r["key"] == "a9")
-    outcomes = await leases.complete(
+    outcomes = await leases.job_complete_many(
         TxContext(tenant="acme"),
         [Completion(r["id"], r["lease_id"], {"ok": True}) for r in leased if r["key"] != "a9"],
         tenants=["acme"],
     )
     assert all(o.ok for o in outcomes)
-    failed = await leases.fail(
+    failed = await leases.job_fail_many(
         TxContext(tenant="acme"),
         [Failure(a9["id"], a9["lease_id"], "schema_mismatch", "bad feed", retryable=False)],
         tenants=["acme"],
@@ -98,7 +98,7 @@ async def test_three_level_dag_readiness_cascade_and_run_state(scheduler, leases
     # Level 2: all 27 live VEX jobs succeed → the 48 reachable policy jobs turn ready.
     leased = await _claim_all(leases, "vex.ingest")
     assert len(leased) == 27
-    await leases.complete(
+    await leases.job_complete_many(
         TxContext(tenant="acme"),
         [Completion(r["id"], r["lease_id"]) for r in leased],
         tenants=["acme"],
@@ -115,7 +115,7 @@ async def test_three_level_dag_readiness_cascade_and_run_state(scheduler, leases
     assert len(leased) == 48
     run = (await scheduler.GetRun(scheduler_pb2.GetRunRequest(run_id=run_id))).run
     assert run.state == common_pb2.RUN_STATE_RUNNING
-    await leases.complete(
+    await leases.job_complete_many(
         TxContext(tenant="acme"),
         [Completion(r["id"], r["lease_id"]) for r in leased],
         tenants=["acme"],
@@ -166,7 +166,7 @@ async def test_cancel_run_cancels_open_jobs_and_keeps_finished_ones(scheduler, l
         scheduler_pb2.CreateRunRequest(name="to-cancel", jobs=three_level_dag()[:40])
     )
     leased = await _claim_all(leases, "advisory.ingest", limit=3)
-    await leases.complete(
+    await leases.job_complete_many(
         TxContext(tenant="acme"),
         [Completion(r["id"], r["lease_id"]) for r in leased[:2]],
         tenants=["acme"],
@@ -181,7 +181,7 @@ async def test_cancel_run_cancels_open_jobs_and_keeps_finished_ones(scheduler, l
     assert reply.canceled_job_count == 38
     assert dict(reply.run.job_counts) == {"succeeded": 2, "canceled": 38}
     # the canceled lease is fenced: its worker's late completion is refused
-    late = await leases.complete(
+    late = await leases.job_complete_many(
         TxContext(tenant="acme"),
         [Completion(leased[2]["id"], leased[2]["lease_id"])],
         tenants=["acme"],
@@ -223,7 +223,7 @@ async def test_submit_into_open_run_waits_on_existing_parent(scheduler, leases):
     a0 = _by_key(created.jobs)["a0"]
     assert list(extra.job.depends_on) == [a0.id]
     leased = await _claim_all(leases, "advisory.ingest")
-    await leases.complete(
+    await leases.job_complete_many(
         TxContext(tenant="acme"),
         [Completion(r["id"], r["lease_id"]) for r in leased],
         tenants=["acme"],

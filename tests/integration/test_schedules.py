@@ -228,14 +228,14 @@ async def test_watermark_advances_over_contiguous_succeeded_windows_only(
     async with Database(database_url) as database:
         leases = LeaseLedger(database)
         ctx = TxContext(tenant="acme", actor_subject="wm-worker")
-        leased = await leases.claim(
+        leased = await leases.job_claim_batch(
             ctx, worker_id="wm-worker", job_types=[job_type], limit=10, tenants=["acme"]
         )
         lease_of = {r["id"]: r["lease_id"] for r in leased}
 
         async def succeed(i: int) -> None:
             job_id = uuid.UUID(by_window[t0 + i * hour])
-            (outcome,) = await leases.complete(
+            (outcome,) = await leases.job_complete_many(
                 ctx, [Completion(job_id, lease_of[job_id])], tenants=["acme"]
             )
             assert outcome.ok

@@ -226,7 +226,7 @@ async def test_planted_secrets_never_come_out(targets, secrets_db, make_token, l
         async with Database(secrets_db) as db:
             leases = LeaseLedger(db, rng=random.Random(1))
             ctx = TxContext(tenant="acme", actor_subject="worker-1", now=datetime.now(UTC))
-            claimed = await leases.claim(
+            claimed = await leases.job_claim_batch(
                 ctx, worker_id="worker-1", job_types=[JOB_TYPE], limit=3, tenants=["acme"]
             )
             assert len(claimed) == 3
@@ -234,7 +234,7 @@ async def test_planted_secrets_never_come_out(targets, secrets_db, make_token, l
             assert sorted(
                 (json_format.MessageToDict(p) for p in submitted), key=json.dumps
             ) == sorted((c["payload"] for c in claimed), key=json.dumps)
-            await leases.progress(
+            await leases.job_progress_many(
                 ctx,
                 [
                     ProgressUpdate(
@@ -246,7 +246,7 @@ async def test_planted_secrets_never_come_out(targets, secrets_db, make_token, l
                 ],
                 tenants=["acme"],
             )
-            await leases.fail(
+            await leases.job_fail_many(
                 ctx,
                 [
                     Failure(

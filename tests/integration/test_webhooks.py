@@ -185,16 +185,16 @@ async def _run(db: Database, tenant: str, n: int, dead_every: int) -> uuid.UUID:
     )
     ledger = LeaseLedger(db)
     worker = TxContext(tenant=tenant, actor_subject="worker")
-    leased = await ledger.claim(
+    leased = await ledger.job_claim_batch(
         worker, worker_id="w", job_types=[job_type], limit=n, tenants=[tenant]
     )
     assert len(leased) == n
     dead = [r for i, r in enumerate(leased) if i % dead_every == 0]
     done = [r for i, r in enumerate(leased) if i % dead_every != 0]
     failures = [Failure(r["id"], r["lease_id"], "http_5xx", "boom", retryable=False) for r in dead]
-    assert all(o.ok for o in await ledger.fail(worker, failures, tenants=[tenant]))
+    assert all(o.ok for o in await ledger.job_fail_many(worker, failures, tenants=[tenant]))
     completions = [Completion(r["id"], r["lease_id"]) for r in done]
-    assert all(o.ok for o in await ledger.complete(worker, completions, tenants=[tenant]))
+    assert all(o.ok for o in await ledger.job_complete_many(worker, completions, tenants=[tenant]))
     run_id: uuid.UUID = created.run["id"]
     return run_id
 

@@ -40,7 +40,7 @@ async def _lease_counts(
         ledger = LeaseLedger(db)
         while sum(counts.values()) < leases:
             size = min(rng.randint(1, 20), leases - sum(counts.values()))
-            claim = await ledger.claim_admitted(
+            claim = await ledger.job_claim_admitted(
                 CTX, worker_ids=["w"] * size, job_types=[job_type], tenants=tenants, passes=passes
             )
             assert claim.rows, "both backlogs are deep enough for every claim"
@@ -78,7 +78,7 @@ async def test_equal_weights_alternate_even_with_one_slot_claims(
     async with Database(database_url) as pool:
         ledger = LeaseLedger(pool)
         for _ in range(30):
-            claim = await ledger.claim_admitted(
+            claim = await ledger.job_claim_admitted(
                 CTX, worker_ids=["w"], job_types=[job_type], tenants=tenants, passes=passes
             )
             order += [row["tenant"] for row in claim.rows]

@@ -37,6 +37,7 @@ from orchestrator_grpckit._auth import (
     TokenVerifier,
     current_principal,
     generate_ed25519_keypair,
+    method_scopes,
     mint_dev_token,
     mint_token_ed25519,
 )
@@ -69,6 +70,7 @@ from orchestrator_grpckit._interceptors import (
     server_interceptors,
 )
 from orchestrator_grpckit._logging import JsonFormatter, configure_logging
+from orchestrator_grpckit._main import BuildService, service_main
 from orchestrator_grpckit._server import (
     CONFIG_ERROR_EXIT_STATUS,
     LIVENESS_SERVICE,
@@ -119,6 +121,7 @@ __all__ = [
     "Background",
     "BackgroundFactory",
     "BackgroundTaskFailed",
+    "BuildService",
     "ConfigError",
     "Dependency",
     "DependencyMonitor",
@@ -149,11 +152,13 @@ __all__ = [
     "generate_ed25519_keypair",
     "insecure_dev_from_env",
     "is_loopback",
+    "method_scopes",
     "mint_dev_token",
     "mint_token_ed25519",
     "refuse_exposed_dev_defaults",
     "run_service",
     "server_interceptors",
+    "service_main",
     "setup_tracing",
     "status_code_of",
     "to_rpc_status",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -443,3 +443,14 @@ def generate_ed25519_keypair() -> tuple[bytes, bytes]:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return private_pem, public_pem
+
+
+def method_scopes(service: str, scopes: Mapping[str, str]) -> dict[str, str]:
+    """The scope each RPC of a service requires, keyed by full method path
+    (``/package.Service/Method``) as :class:`AuthInterceptor` looks it up.
+
+    Args:
+        service: The full service name, e.g. ``stella.orchestrator.v1.LeaseService``.
+        scopes: The scope of each method, by method name.
+    """
+    return {f"/{service}/{method}": scope for method, scope in scopes.items()}

@@ -1,5 +1,5 @@
 """Artifacts (``orchestrator.artifacts``): the outputs jobs reported. The hot path writes them
-(:meth:`LeaseLedger.record_artifacts`, fenced by lease); operators read them here.
+(:meth:`LeaseLedger.artifact_record_many`, fenced by lease); operators read them here.
 Queries: ``queries/artifacts.sql``.
 """
 

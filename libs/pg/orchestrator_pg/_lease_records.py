@@ -18,11 +18,17 @@ DEFAULT_MEDIA_TYPE = "application/octet-stream"
 
 
 @dataclass(frozen=True)
-class Artifact:
-    """An artifact a worker recorded for a leased job (content addressed by ``digest``)."""
+class LeaseRef:
+    """One lease of one job: what every fenced write names (job id and lease id)."""
 
     job_id: uuid.UUID
     lease_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class Artifact(LeaseRef):
+    """An artifact a worker recorded for a leased job (content addressed by ``digest``)."""
+
     name: str
     digest: str
     size_bytes: int = 0
@@ -31,43 +37,35 @@ class Artifact:
 
 
 @dataclass(frozen=True)
-class Completion:
+class Completion(LeaseRef):
     """A worker's result for one lease, with artifacts recorded in the same transaction."""
 
-    job_id: uuid.UUID
-    lease_id: uuid.UUID
     result: dict[str, Any] = field(default_factory=dict)
     result_digest: str = ""
     artifacts: tuple[Artifact, ...] = ()
 
 
 @dataclass(frozen=True)
-class Heartbeat:
+class Heartbeat(LeaseRef):
     """A lease extension; ``percent``/``message`` are recorded when ``has_progress``."""
 
-    job_id: uuid.UUID
-    lease_id: uuid.UUID
     has_progress: bool = False
     percent: float = 0.0
     message: str = ""
 
 
 @dataclass(frozen=True)
-class ProgressUpdate:
+class ProgressUpdate(LeaseRef):
     """Progress of a leased job, without extending its lease."""
 
-    job_id: uuid.UUID
-    lease_id: uuid.UUID
     percent: float = 0.0
     message: str = ""
 
 
 @dataclass(frozen=True)
-class Failure:
+class Failure(LeaseRef):
     """A worker's failure report for one lease."""
 
-    job_id: uuid.UUID
-    lease_id: uuid.UUID
     error_class: str
     message: str = ""
     retryable: bool = True
@@ -75,7 +73,7 @@ class Failure:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Outcome(LeaseRef):
     """What happened to one write on a lease: ``ok`` or why not (``lease_lost``).
 
     ``lease_expires_at`` is the extended expiry after a heartbeat; ``cancel_reason`` is set
@@ -83,8 +81,6 @@ class Outcome:
     its holder should stop.
     """
 
-    job_id: uuid.UUID
-    lease_id: uuid.UUID
     ok: bool
     error_reason: str = ""
     new_state: str = ""
@@ -105,7 +101,7 @@ class Deferral:
 
 @dataclass(frozen=True)
 class LimitedClaim:
-    """What :meth:`LeaseLedger.claim_admitted` did.
+    """What :meth:`LeaseLedger.job_claim_admitted` did.
 
     Attributes:
         rows: the leased rows (assignment columns, ``slot`` and ``host``), in slot order.

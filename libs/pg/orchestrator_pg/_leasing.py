@@ -4,9 +4,11 @@ release and expire.
 These are the storage half of the leases service (``orchestrator_leases`` is the gRPC half);
 they live beside the scheduler's operations because both write the same job rows through the
 same triggers. Each call is one transaction over a batch, one statement per kind of write.
-The hot-path calls (``claim_admitted``, ``heartbeat``, ``progress``, ``record_artifacts``,
-``complete``, ``release``) run in psycopg pipeline mode: BEGIN, the transaction context,
-the statement and COMMIT travel together, which saves round trips per batch.
+Method names follow the queries they run (``<table>_<verb>[_many|_batch]``). The hot-path
+calls (``job_claim_admitted``, ``lease_extend_many``, ``job_progress_many``,
+``artifact_record_many``, ``job_complete_many``, ``lease_release_many``) run in psycopg
+pipeline mode: BEGIN, the transaction context, the statement and COMMIT travel together,
+which saves round trips per batch.
 
 Fencing: completions and failures name (job id, lease id); a pair that is not the job's
 current lease is reported back as ``lease_lost`` and changes nothing. Completing the same
@@ -42,6 +44,7 @@ from orchestrator_pg._lease_records import (
     Deferral,
     Failure,
     Heartbeat,
+    LeaseRef,
     LimitedClaim,
     Outcome,
     Passes,
@@ -91,7 +94,7 @@ class LeaseLedger:
         self.db = db
         self.rng = rng or random.Random()
 
-    async def claim(
+    async def job_claim_batch(
         self,
         ctx: TxContext,
         *,
@@ -136,7 +139,7 @@ class LeaseLedger:
             )
             yield conn
 
-    async def claim_admitted(
+    async def job_claim_admitted(
         self,
         ctx: TxContext,
         *,
@@ -241,7 +244,7 @@ class LeaseLedger:
                 # lease ends).
                 cap_full = cap_full or any(c["capped"] for c in go)
                 if go:
-                    leased += await self._lease_admitted(
+                    leased += await self._job_lease_slots(
                         conn, go, leased, worker_ids, ttl=lease_ttl_s, now=now
                     )
             if deferred:
@@ -268,7 +271,7 @@ class LeaseLedger:
         )
 
     @staticmethod
-    async def _lease_admitted(
+    async def _job_lease_slots(
         conn: Conn,
         go: Sequence[Row],
         leased: Sequence[Row],
@@ -304,7 +307,7 @@ class LeaseLedger:
             )
         return rows
 
-    async def bucket_hosts(self, job_ids: Sequence[uuid.UUID]) -> list[Row]:
+    async def job_bucket_hosts(self, job_ids: Sequence[uuid.UUID]) -> list[Row]:
         """``id``, ``tenant``, ``source_id`` and ``host`` (the source's, ``""`` without a
         source) of jobs, for their rate-limit keys; unknown ids are left out."""
         if not job_ids:
@@ -313,7 +316,9 @@ class LeaseLedger:
             cur = await conn.execute(query("job_bucket_hosts"), {"ids": list(job_ids)})
             return await cur.fetchall()
 
-    async def record_throttles(self, ctx: TxContext, throttles: Sequence[dict[str, Any]]) -> None:
+    async def throttle_insert_many(
+        self, ctx: TxContext, throttles: Sequence[dict[str, Any]]
+    ) -> None:
         """Inserts upstream throttle records in one statement (each becomes a
         ``throttle.changed`` event). Each dict holds ``tenant``, ``source_id``, ``host``,
         ``origin`` (``upstream_429``/``upstream_503``), ``refill_per_second``, ``capacity``,
@@ -342,7 +347,7 @@ class LeaseLedger:
         async with self.db.transaction(ctx) as conn:
             await conn.execute(query("throttle_insert_many"), params)
 
-    async def heartbeat(
+    async def lease_extend_many(
         self,
         ctx: TxContext,
         beats: Sequence[Heartbeat],
@@ -354,73 +359,83 @@ class LeaseLedger:
         same lease is ``lease_lost`` with ``cancel_reason`` set."""
         if not beats:
             return []
-        now = ctx.now or self.db.clock.now()
-        tenant_filter = _tenant_filter(tenants)
-        async with self._pipelined(ctx, now) as conn:
-            cur = await conn.execute(
-                query("lease_extend_many"),
-                {
-                    "ids": [b.job_id for b in beats],
-                    "lease_ids": [b.lease_id for b in beats],
-                    "has_progress": [b.has_progress for b in beats],
-                    "percents": [b.percent for b in beats],
-                    "messages": [b.message[:4000] for b in beats],
-                    "tenants": tenant_filter,
-                    "lease_ttl_s": lease_ttl_s,
-                    "now": now,
-                },
-            )
-            extended = {
-                (r["id"], r["lease_id"]): r["lease_expires_at"] for r in await cur.fetchall()
-            }
-            status = await self._status(
-                conn,
-                [b.job_id for b in beats if (b.job_id, b.lease_id) not in extended],
-                tenant_filter,
-            )
-        out = []
-        for b in beats:
-            expires = extended.get((b.job_id, b.lease_id))
-            if expires is not None:
-                out.append(Outcome(b.job_id, b.lease_id, True, "", "leased", expires))
-            else:
-                out.append(self._lost(b.job_id, b.lease_id, status.get(b.job_id)))
-        return out
+        written, status = await self._fenced_write(
+            ctx,
+            beats,
+            "lease_extend_many",
+            {
+                "has_progress": [b.has_progress for b in beats],
+                "percents": [b.percent for b in beats],
+                "messages": [b.message[:4000] for b in beats],
+                "lease_ttl_s": lease_ttl_s,
+            },
+            tenants,
+        )
+        return [
+            Outcome(b.job_id, b.lease_id, True, "", "leased", row["lease_expires_at"])
+            if (row := written.get((b.job_id, b.lease_id))) is not None
+            else self._lost(b.job_id, b.lease_id, status.get(b.job_id))
+            for b in beats
+        ]
 
-    async def progress(
+    async def job_progress_many(
         self, ctx: TxContext, updates: Sequence[ProgressUpdate], *, tenants: Sequence[str] | None
     ) -> list[Outcome]:
         """Records progress of leased jobs (fenced) in one statement."""
         if not updates:
             return []
-        now = ctx.now or self.db.clock.now()
-        tenant_filter = _tenant_filter(tenants)
-        async with self._pipelined(ctx, now) as conn:
-            cur = await conn.execute(
-                query("job_progress_many"),
-                {
-                    "ids": [u.job_id for u in updates],
-                    "lease_ids": [u.lease_id for u in updates],
-                    "percents": [u.percent for u in updates],
-                    "messages": [u.message[:4000] for u in updates],
-                    "tenants": tenant_filter,
-                    "now": now,
-                },
-            )
-            done = {(r["id"], r["lease_id"]) for r in await cur.fetchall()}
-            status = await self._status(
-                conn,
-                [u.job_id for u in updates if (u.job_id, u.lease_id) not in done],
-                tenant_filter,
-            )
+        written, status = await self._fenced_write(
+            ctx,
+            updates,
+            "job_progress_many",
+            {
+                "percents": [u.percent for u in updates],
+                "messages": [u.message[:4000] for u in updates],
+            },
+            tenants,
+        )
         return [
             Outcome(u.job_id, u.lease_id, True, "", "leased")
-            if (u.job_id, u.lease_id) in done
+            if (u.job_id, u.lease_id) in written
             else self._lost(u.job_id, u.lease_id, status.get(u.job_id))
             for u in updates
         ]
 
-    async def record_artifacts(
+    async def _fenced_write(
+        self,
+        ctx: TxContext,
+        items: Sequence[LeaseRef],
+        name: str,
+        params: dict[str, Any],
+        tenants: Sequence[str] | None,
+    ) -> tuple[dict[tuple[uuid.UUID, uuid.UUID], Row], dict[uuid.UUID, Row]]:
+        """Runs the fenced statement ``name`` over ``items`` in one pipelined transaction.
+
+        Returns the rows it wrote by (job id, lease id) and the lease status of the items it
+        did not write, from which their ``lease_lost`` outcomes are made.
+        """
+        now = ctx.now or self.db.clock.now()
+        tenant_filter = _tenant_filter(tenants)
+        async with self._pipelined(ctx, now) as conn:
+            cur = await conn.execute(
+                query(name),
+                {
+                    "ids": [i.job_id for i in items],
+                    "lease_ids": [i.lease_id for i in items],
+                    **params,
+                    "tenants": tenant_filter,
+                    "now": now,
+                },
+            )
+            written = {(r["id"], r["lease_id"]): r for r in await cur.fetchall()}
+            status = await self._lease_status_many(
+                conn,
+                [i.job_id for i in items if (i.job_id, i.lease_id) not in written],
+                tenant_filter,
+            )
+        return written, status
+
+    async def artifact_record_many(
         self, ctx: TxContext, artifacts: Sequence[Artifact], *, tenants: Sequence[str] | None
     ) -> list[Outcome]:
         """Records artifacts of leased jobs (fenced). Recording the same name twice in one
@@ -430,7 +445,7 @@ class LeaseLedger:
         now = ctx.now or self.db.clock.now()
         tenant_filter = _tenant_filter(tenants)
         async with self._pipelined(ctx, now) as conn:
-            results = await self._insert_artifacts(
+            results = await self._artifact_insert_many(
                 conn, artifacts, [JobState.LEASED.value], tenant_filter, now
             )
         return [
@@ -438,7 +453,7 @@ class LeaseLedger:
             for a, reason in zip(artifacts, results, strict=True)
         ]
 
-    async def _insert_artifacts(
+    async def _artifact_insert_many(
         self,
         conn: Conn,
         artifacts: Sequence[Artifact],
@@ -496,7 +511,7 @@ class LeaseLedger:
                 results.append(ARTIFACT_CONFLICT)
         return results
 
-    async def release(
+    async def lease_release_many(
         self,
         ctx: TxContext,
         leases: Sequence[tuple[uuid.UUID, uuid.UUID]],
@@ -511,7 +526,7 @@ class LeaseLedger:
         now = ctx.now or self.db.clock.now()
         async with self._pipelined(ctx, now) as conn:
             cur = await conn.execute(
-                query("job_leased_for_update"),
+                query("lease_lock_many"),
                 {
                     "ids": [job_id for job_id, _ in leases],
                     "lease_ids": [lease_id for _, lease_id in leases],
@@ -519,7 +534,7 @@ class LeaseLedger:
                 },
             )
             rows = await cur.fetchall()
-            decided = await self._apply_failures(
+            decided = await self._job_fail_apply(
                 conn,
                 [(row, Failure(row["id"], row["lease_id"], WORKER_CRASH, message)) for row in rows],
                 now,
@@ -537,7 +552,7 @@ class LeaseLedger:
             for job_id, lease_id in leases
         ]
 
-    async def _status(
+    async def _lease_status_many(
         self, conn: Conn, ids: list[uuid.UUID], tenants: list[str] | None
     ) -> dict[uuid.UUID, Row]:
         if not ids:
@@ -554,7 +569,7 @@ class LeaseLedger:
             job_id, lease_id, False, LEASE_LOST, row["state"] if row else "", None, cancel
         )
 
-    async def complete(
+    async def job_complete_many(
         self, ctx: TxContext, completions: Sequence[Completion], *, tenants: Sequence[str] | None
     ) -> list[Outcome]:
         """Completes leases in one statement; the rest are reported, not applied.
@@ -571,7 +586,7 @@ class LeaseLedger:
         async with self._pipelined(ctx, now) as conn:
             artifacts = [a for c in completions for a in c.artifacts]
             if artifacts:
-                results = await self._insert_artifacts(
+                results = await self._artifact_insert_many(
                     conn,
                     artifacts,
                     [JobState.LEASED.value, JobState.SUCCEEDED.value],
@@ -602,7 +617,7 @@ class LeaseLedger:
                         conn, [r["id"] for r in done], [], [r["run_id"] for r in done], now
                     )
             rest = [c.job_id for c in completions if (c.job_id, c.lease_id) not in done_ids]
-            status = await self._status(conn, rest, tenant_filter)
+            status = await self._lease_status_many(conn, rest, tenant_filter)
         outcomes = []
         for c in completions:
             if (c.job_id, c.lease_id) in done_ids:
@@ -627,7 +642,7 @@ class LeaseLedger:
                 outcomes.append(self._lost(c.job_id, c.lease_id, row))
         return outcomes
 
-    async def fail(
+    async def job_fail_many(
         self, ctx: TxContext, failures: Sequence[Failure], *, tenants: Sequence[str] | None
     ) -> list[Outcome]:
         """Applies failures: retry with backoff while attempts and retryability allow, else
@@ -639,7 +654,7 @@ class LeaseLedger:
         by_key = {(f.job_id, f.lease_id): f for f in failures}
         async with self._pipelined(ctx, now) as conn:
             cur = await conn.execute(
-                query("job_leased_for_update"),
+                query("lease_lock_many"),
                 {
                     "ids": [f.job_id for f in failures],
                     "lease_ids": [f.lease_id for f in failures],
@@ -647,7 +662,7 @@ class LeaseLedger:
                 },
             )
             rows = await cur.fetchall()
-            decided = await self._apply_failures(
+            decided = await self._job_fail_apply(
                 conn,
                 [(row, by_key[(row["id"], row["lease_id"])]) for row in rows],
                 now,
@@ -667,14 +682,16 @@ class LeaseLedger:
             )
         return outcomes
 
-    async def expire(self, ctx: TxContext, *, limit: int = EXPIRE_BATCH) -> list[Outcome]:
+    async def lease_expire_batch(
+        self, ctx: TxContext, *, limit: int = EXPIRE_BATCH
+    ) -> list[Outcome]:
         """Watchdog pass: leases past expiry go back to ready with backoff, or dead when
         their attempts are used up. Returns what it did."""
         now = ctx.now or self.db.clock.now()
         async with self.db.transaction(ctx) as conn:
-            cur = await conn.execute(query("job_expired_for_update"), {"now": now, "limit": limit})
+            cur = await conn.execute(query("lease_lock_expired"), {"now": now, "limit": limit})
             rows = await cur.fetchall()
-            decided = await self._apply_failures(
+            decided = await self._job_fail_apply(
                 conn,
                 [
                     (
@@ -695,7 +712,7 @@ class LeaseLedger:
             )
         return [Outcome(r["id"], r["lease_id"], True, "", decided[r["id"]]) for r in rows]
 
-    async def _apply_failures(
+    async def _job_fail_apply(
         self,
         conn: Conn,
         pairs: list[tuple[Row, Failure]],

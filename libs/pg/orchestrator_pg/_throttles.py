@@ -1,6 +1,7 @@
 """Throttles and blackouts: the PostgreSQL storage of the ratelimit service (queries in
-``queries/ratelimit.sql``). It lives in the adapter so that no service imports the driver
-(issue 17: drivers only in adapters).
+``queries/throttles.sql``, ``queries/blackouts.sql``; the reference checks in
+``queries/sources.sql`` and ``queries/jobs.sql``). It lives in the adapter so that no
+service imports the driver (issue 17: drivers only in adapters).
 
 Every write runs in one transaction with its audit entry (reason and ticket redacted, as
 every audit entry is); the throttles outbox trigger (migration 0003) turns each throttles

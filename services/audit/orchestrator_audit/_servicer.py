@@ -21,22 +21,25 @@ from orchestrator_audit._canonical import GENESIS_HASH
 from orchestrator_audit._keys import ALGORITHM, Signer
 from orchestrator_audit._verify import verify_archive
 from orchestrator_core import FieldViolation, InvalidArgument, NotFound, Unavailable, paging
-from orchestrator_grpckit import current_principal
+from orchestrator_grpckit import current_principal, method_scopes
 from orchestrator_pg import AuditLedger, ExportScope, Row
 from stella.orchestrator.v1 import audit_pb2, audit_pb2_grpc, common_pb2
 
 SERVICE_NAME = "stella.orchestrator.v1.AuditService"
 _READ = "orch:read"
-METHOD_SCOPES: dict[str, str] = {
-    f"/{SERVICE_NAME}/{method}": _READ
-    for method in (
-        "ExportBundle",
-        "GetPublicKey",
-        "VerifyBundle",
-        "ListAuditEntries",
-        "GetChainHead",
-    )
-}
+METHOD_SCOPES: dict[str, str] = method_scopes(
+    SERVICE_NAME,
+    dict.fromkeys(
+        (
+            "ExportBundle",
+            "GetPublicKey",
+            "VerifyBundle",
+            "ListAuditEntries",
+            "GetChainHead",
+        ),
+        _READ,
+    ),
+)
 CHUNK_BYTES = 1 << 20
 EXPORT_CHAIN_WAIT_S = 10.0
 EXPORT_CHAIN_POLL_S = 0.02

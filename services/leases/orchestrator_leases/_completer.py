@@ -244,15 +244,15 @@ class Completer:
         ctx = actor.ctx()
         ledger = self._ledger
         if kind is Kind.HEARTBEAT:
-            return await ledger.heartbeat(
+            return await ledger.lease_extend_many(
                 ctx, items, tenants=actor.tenants, lease_ttl_s=self._ttl_s
             )
         if kind is Kind.PROGRESS:
-            return await ledger.progress(ctx, items, tenants=actor.tenants)
+            return await ledger.job_progress_many(ctx, items, tenants=actor.tenants)
         if kind is Kind.ARTIFACT:
-            return await ledger.record_artifacts(ctx, items, tenants=actor.tenants)
+            return await ledger.artifact_record_many(ctx, items, tenants=actor.tenants)
         if kind is Kind.COMPLETION:
-            outcomes = await ledger.complete(ctx, items, tenants=actor.tenants)
+            outcomes = await ledger.job_complete_many(ctx, items, tenants=actor.tenants)
             done = [o.job_id for o in outcomes if o.ok and o.new_state]
             metrics.LEASES_COMPLETED.inc(len(done))
             self._succeeded += [(o.job_id, o.lease_id) for o in outcomes if o.ok and o.new_state]
@@ -261,7 +261,7 @@ class Completer:
             if done and self.on_leases_ended is not None:
                 self.on_leases_ended()
             return outcomes
-        outcomes = await ledger.fail(ctx, items, tenants=actor.tenants)
+        outcomes = await ledger.job_fail_many(ctx, items, tenants=actor.tenants)
         applied = [f for f, o in zip(items, outcomes, strict=True) if o.ok]
         for error_class, n in Counter(f.error_class for f in applied).items():
             metrics.LEASES_FAILED.labels(error_class).inc(n)

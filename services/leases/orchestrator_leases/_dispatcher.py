@@ -12,7 +12,7 @@ that came back full, or by the jittered fallback poll (``POLL_MIN_S``..``POLL_MA
 jobs whose ``not_before`` passes without a NOTIFY); a claim that comes back short clears it.
 A generation counter keeps a NOTIFY that arrives during a claim from being lost.
 
-The claim is ``LeaseLedger.claim_admitted``: caps (quotas, per-source ``max_active``),
+The claim is ``LeaseLedger.job_claim_admitted``: caps (quotas, per-source ``max_active``),
 paused sources and quotas and blackouts always apply; with rate limiting
 (``ORCH_LEASES_RATELIMIT=on``, :mod:`orchestrator_leases._ratelimit`) the limiter's held
 tokens and batched admission too. Candidates that may not go now are deferred
@@ -274,7 +274,7 @@ class Dispatcher:
         scope = (None if actor.tenants is None else tuple(actor.tenants), tuple(job_types))
         passes = self._passes.setdefault(scope, Passes())
         try:
-            result = await self._ledger.claim_admitted(
+            result = await self._ledger.job_claim_admitted(
                 actor.ctx(),
                 worker_ids=worker_ids,
                 job_types=job_types,
@@ -315,7 +315,7 @@ class Dispatcher:
 
     async def _release(self, actor: Actor, rows: list[Row]) -> None:
         try:
-            await self._ledger.release(
+            await self._ledger.lease_release_many(
                 actor.ctx(),
                 [(r["id"], r["lease_id"]) for r in rows],
                 message="the Work stream ended or was draining before its assignment was sent",

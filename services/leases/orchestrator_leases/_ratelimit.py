@@ -4,7 +4,7 @@ candidates and adaptive feedback from worker results.
 Admission, batched: tokens are taken from Redis ahead of need and spent locally.
 :meth:`LeaseLimiter.reserve` hands a claim the tokens this process holds per
 ``{tenant, source host}`` (``""``: jobs without a source, the tenant's default bucket); the
-claim statement (``LeaseLedger.claim_admitted``) leases that many candidates per key
+claim statement (``LeaseLedger.job_claim_admitted``) leases that many candidates per key
 without asking Redis, so in the steady state a claim is one PostgreSQL round trip and no
 Redis call. Candidates beyond the allowance go to :meth:`LeaseLimiter.admit`, which takes
 their tokens in ONE batched :meth:`BucketStore.acquire` (one ``(key, count)`` item per key,
@@ -208,7 +208,7 @@ class LeaseLimiter:
         self, candidates: Sequence[Row], now: datetime
     ) -> dict[uuid.UUID, tuple[datetime, str]]:
         """The candidates that may not go now, with when they can and why (the
-        ``admit`` callback of ``LeaseLedger.claim_admitted``); one Redis round trip, which
+        ``admit`` callback of ``LeaseLedger.job_claim_admitted``); one Redis round trip, which
         also fetches :data:`PREFETCH` tokens per key for the next claims."""
         by_key: dict[BucketKey, list[Row]] = {}
         for cand in candidates:
@@ -319,7 +319,7 @@ class LeaseLimiter:
         known |= {i: remembered.pop(i) for i in failures if i in remembered}
         missing = [i for i in failures if i not in known]
         if missing:
-            for row in await self._ledger.bucket_hosts(missing):
+            for row in await self._ledger.job_bucket_hosts(missing):
                 known[row["id"]] = _JobKey(BucketKey(row["tenant"], row["host"]), row["source_id"])
         return known
 
@@ -390,4 +390,4 @@ class LeaseLimiter:
             self._mark(False)
             _log.warning("rate-limit feedback dropped, Redis is unreachable: %s", exc)
         for actor, rows in records.items():
-            await self._ledger.record_throttles(actor.ctx(), rows)
+            await self._ledger.throttle_insert_many(actor.ctx(), rows)

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from orchestrator_core import FieldViolation, InvalidArgument, PermissionDenied
-from orchestrator_grpckit import current_principal
+from orchestrator_grpckit import current_principal, method_scopes
 from orchestrator_leases import _convert as convert
 from orchestrator_leases._actor import Actor
 from orchestrator_leases._completer import Completer, Kind
@@ -34,10 +34,12 @@ from stella.orchestrator.v1 import leases_pb2, leases_pb2_grpc
 
 SERVICE_NAME = "stella.orchestrator.v1.LeaseService"
 WORK_SCOPE = "orch:work"
-METHOD_SCOPES: dict[str, str] = {
-    f"/{SERVICE_NAME}/{method}": WORK_SCOPE
-    for method in ("Work", "Claim", "Heartbeat", "Complete", "Fail", "RecordArtifacts")
-}
+METHOD_SCOPES: dict[str, str] = method_scopes(
+    SERVICE_NAME,
+    dict.fromkeys(
+        ("Work", "Claim", "Heartbeat", "Complete", "Fail", "RecordArtifacts"), WORK_SCOPE
+    ),
+)
 # Every leases RPC acts for all the tenants the worker token grants (the claim filters by
 # them): a shared fleet's token names several tenants or '*' and no x-stella-tenant.
 TENANT_SPANNING_METHODS = frozenset(METHOD_SCOPES)

@@ -169,7 +169,7 @@ class WorkSession:
         if not held:
             return
         try:
-            outcomes = await self._ledger.release(
+            outcomes = await self._ledger.lease_release_many(
                 self.actor.ctx(),
                 held,
                 message=f"worker {self.worker_id} disconnected (session {self.session_id})",

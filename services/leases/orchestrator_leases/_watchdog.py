@@ -3,9 +3,9 @@
 Every leases replica runs a watchdog; the one that leads :attr:`LeaderLoop.LEASE_WATCHDOG`
 (see ``orchestrator_pg._leadership``) works, the others try again every interval and take
 over when the leader's connection ends. Every ``ORCH_WATCHDOG_INTERVAL_S`` the leader
-re-checks its leadership and calls :meth:`orchestrator_pg.LeaseLedger.expire` in batches of
-``EXPIRE_BATCH`` until nothing is overdue: each expired job goes back to ready with backoff
-(reason ``lease_expired``) or dead with a dead-letter entry when its attempts are used up.
+re-checks its leadership and calls :meth:`orchestrator_pg.LeaseLedger.lease_expire_batch` in
+batches of ``EXPIRE_BATCH`` until nothing is overdue: each expired job goes back to ready with
+backoff (reason ``lease_expired``) or dead with a dead-letter entry when its attempts are used up.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class Watchdog:
         while True:
             ctx = TxContext(tenant="", actor_subject=ACTOR, now=self._clock.now())
             try:
-                outcomes = await self._ledger.expire(ctx, limit=EXPIRE_BATCH)
+                outcomes = await self._ledger.lease_expire_batch(ctx, limit=EXPIRE_BATCH)
             except Unavailable as exc:
                 _log.warning("watchdog pass skipped: %s", exc)
                 break

@@ -16,14 +16,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orchestrator_core import Clock, FieldViolation, InvalidArgument, SystemClock
-from orchestrator_grpckit import Principal, current_principal
-from orchestrator_pg import ThrottleStore, TxContext
+from orchestrator_grpckit import Principal, current_principal, method_scopes
+from orchestrator_pg import Row, ThrottleStore, TxContext
 from orchestrator_ratelimit import _convert as convert
 from orchestrator_ratelimit import _metrics as metrics
 from orchestrator_ratelimit import _validate as validate
 from orchestrator_ratelimit._limiter import Limiter, Want, from_epoch
 from orchestrator_ratelimit._settings import RatelimitSettings
-from orchestrator_redis import BucketConfig, BucketState, pause_jitter_s
+from orchestrator_redis import BucketConfig, BucketKey, BucketState, pause_jitter_s
 from stella.orchestrator.v1 import common_pb2, ratelimit_pb2, ratelimit_pb2_grpc
 
 _JITTER_RNG = random.Random()
@@ -33,9 +33,9 @@ _READ = "orch:read"
 _WORK = "orch:work"
 _QUOTA = "orch:quota"
 _OPERATE = "orch:operate"
-METHOD_SCOPES: dict[str, str] = {
-    f"/{SERVICE_NAME}/{method}": scope
-    for method, scope in {
+METHOD_SCOPES: dict[str, str] = method_scopes(
+    SERVICE_NAME,
+    {
         "Acquire": _WORK,
         "ReportThrottle": _WORK,
         "ConfigureBucket": _QUOTA,
@@ -48,8 +48,8 @@ METHOD_SCOPES: dict[str, str] = {
         "SetBlackout": _OPERATE,
         "ListBlackouts": _READ,
         "DeleteBlackout": _OPERATE,
-    }.items()
-}
+    },
+)
 
 _ORIGIN_BY_CLASS = {
     common_pb2.ERROR_CLASS_HTTP_429: "upstream_429",
@@ -157,10 +157,7 @@ class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
     async def ReportThrottle(
         self, request: ratelimit_pb2.ReportThrottleRequest, context: Any
     ) -> Any:
-        principal = current_principal()
-        now = self._now()
-        out = validate.Violations()
-        key = validate.bucket_key(principal, request.key, "key", out)
+        principal, now, out, key = self._keyed(request.key)
         origin = _ORIGIN_BY_CLASS.get(request.error_class)
         if origin is None:
             out.add("error_class", "must be ERROR_CLASS_HTTP_429 or ERROR_CLASS_HTTP_5XX")
@@ -192,24 +189,23 @@ class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
                 jitter_s=pause_jitter_s(retry_after_s, self.settings.jitter_s, _JITTER_RNG),
             )
         )
-        row = await self.repo.insert_throttle(
-            _ctx(principal, now, request.operator),
-            _throttle_fields(state, origin, reason, source_id, job_id=job_id),
+        row = await self._record_throttle(
+            _ctx(principal, now, request.operator), state, origin, reason, source_id, job_id=job_id
         )
-        metrics.THROTTLES.labels(origin).inc()
         return ratelimit_pb2.ReportThrottleResponse(
             bucket=convert.bucket(state), throttle=convert.throttle(row)
         )
 
     # ------------------------------------------------------------- configuration
 
+    async def GetBucket(self, request: ratelimit_pb2.GetBucketRequest, context: Any) -> Any:
+        state = await self._state(request.key, host_required=False)
+        return ratelimit_pb2.GetBucketResponse(bucket=convert.bucket(state))
+
     async def ConfigureBucket(
         self, request: ratelimit_pb2.ConfigureBucketRequest, context: Any
     ) -> Any:
-        principal = current_principal()
-        now = self._now()
-        out = validate.Violations()
-        key = validate.bucket_key(principal, request.key, "key", out, host_required=False)
+        principal, now, out, key = self._keyed(request.key, host_required=False)
         if request.capacity <= 0:
             out.add("capacity", "must be positive")
         if not request.refill_per_second > 0:
@@ -221,22 +217,85 @@ class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
         state = await self.backend.checked(
             lambda: self.store.configure(key, config, now=now.timestamp())
         )
-        await self.repo.insert_throttle(
-            _ctx(principal, now, request.operator),
-            _throttle_fields(state, "operator", f"configured: {request.operator.reason}"),
-            audit_action="bucket.configure",
+        op = request.operator
+        await self._operator_throttle(
+            principal, now, op, state, f"configured: {op.reason}", "bucket.configure"
         )
-        metrics.THROTTLES.labels("operator").inc()
         return ratelimit_pb2.ConfigureBucketResponse(bucket=convert.bucket(state))
 
-    async def GetBucket(self, request: ratelimit_pb2.GetBucketRequest, context: Any) -> Any:
+    def _keyed(
+        self, value: ratelimit_pb2.BucketKey, *, host_required: bool = True
+    ) -> tuple[Principal, datetime, validate.Violations, BucketKey | None]:
+        """How every keyed RPC starts: the caller, the time, and the request's ``key``
+        checked against the caller's tenant into a fresh violation list."""
         principal = current_principal()
+        now = self._now()
         out = validate.Violations()
-        key = validate.bucket_key(principal, request.key, "key", out, host_required=False)
+        key = validate.bucket_key(principal, value, "key", out, host_required=host_required)
+        return principal, now, out, key
+
+    async def _state(self, value: ratelimit_pb2.BucketKey, *, host_required: bool) -> BucketState:
+        """The bucket named by a Get request's ``key`` (checked against the caller's tenant)."""
+        _, now, out, key = self._keyed(value, host_required=host_required)
         out.raise_if_any("invalid bucket key")
         assert key is not None
-        state = await self.limiter.state(key, self._now())
-        return ratelimit_pb2.GetBucketResponse(bucket=convert.bucket(state))
+        return await self.limiter.state(key, now)
+
+    async def _override(
+        self,
+        key: BucketKey,
+        refill_per_s: float | None,
+        until: datetime | None,
+        reason: str,
+        now: datetime,
+    ) -> BucketState:
+        """Sets (``until`` given) or clears (``None``) a bucket's operator override."""
+        return await self.backend.checked(
+            lambda: self.store.override(
+                key,
+                refill_per_s=refill_per_s,
+                until=until.timestamp() if until is not None else None,
+                reason=reason,
+                now=now.timestamp(),
+            )
+        )
+
+    async def _record_throttle(
+        self,
+        ctx: TxContext,
+        state: BucketState,
+        origin: str,
+        reason: str,
+        source_id: Any = None,
+        *,
+        audit_action: str | None = None,
+        **extra: Any,
+    ) -> Row:
+        """Writes the throttles row of a bucket change (with an audit entry when
+        ``audit_action`` is given) and counts it by origin."""
+        row = await self.repo.insert_throttle(
+            ctx,
+            _throttle_fields(state, origin, reason, source_id, **extra),
+            audit_action=audit_action,
+        )
+        metrics.THROTTLES.labels(origin).inc()
+        return row
+
+    async def _operator_throttle(
+        self,
+        principal: Principal,
+        now: datetime,
+        operator: common_pb2.OperatorContext,
+        state: BucketState,
+        reason: str,
+        audit_action: str,
+        **extra: Any,
+    ) -> Row:
+        """An operator's bucket change: its throttles row, audited as ``audit_action``."""
+        ctx = _ctx(principal, now, operator)
+        return await self._record_throttle(
+            ctx, state, "operator", reason, audit_action=audit_action, **extra
+        )
 
     async def _page(
         self, tenant: str, page_size: int, page_token: str, filters: dict[str, object]
@@ -272,10 +331,7 @@ class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
     async def SetThrottleOverride(
         self, request: ratelimit_pb2.SetThrottleOverrideRequest, context: Any
     ) -> Any:
-        principal = current_principal()
-        now = self._now()
-        out = validate.Violations()
-        key = validate.bucket_key(principal, request.key, "key", out)
+        principal, now, out, key = self._keyed(request.key)
         if not request.refill_per_second >= 0:
             out.add("refill_per_second", "must be >= 0 (0 pauses the bucket)")
         until = validate.ts(request, "until")
@@ -289,21 +345,17 @@ class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
         assert key is not None
         assert until is not None
         reason = request.operator.reason
-        state = await self.backend.checked(
-            lambda: self.store.override(
-                key,
-                refill_per_s=request.refill_per_second,
-                until=until.timestamp(),
-                reason=reason,
-                now=now.timestamp(),
-            )
+        state = await self._override(key, request.refill_per_second, until, reason, now)
+        row = await self._operator_throttle(
+            principal,
+            now,
+            request.operator,
+            state,
+            reason,
+            "bucket.override.set",
+            source_id=source_id,
+            expires_at=until,
         )
-        row = await self.repo.insert_throttle(
-            _ctx(principal, now, request.operator),
-            _throttle_fields(state, "operator", reason, source_id, expires_at=until),
-            audit_action="bucket.override.set",
-        )
-        metrics.THROTTLES.labels("operator").inc()
         return ratelimit_pb2.SetThrottleOverrideResponse(
             throttle=convert.throttle(row), bucket=convert.bucket(state)
         )
@@ -311,39 +363,21 @@ class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
     async def ClearThrottleOverride(
         self, request: ratelimit_pb2.ClearThrottleOverrideRequest, context: Any
     ) -> Any:
-        principal = current_principal()
-        now = self._now()
-        out = validate.Violations()
-        key = validate.bucket_key(principal, request.key, "key", out)
+        principal, now, out, key = self._keyed(request.key)
         validate.operator(request.operator, out)
         out.raise_if_any("invalid override clear")
         assert key is not None
-        state = await self.backend.checked(
-            lambda: self.store.override(
-                key,
-                refill_per_s=None,
-                until=None,
-                reason=request.operator.reason,
-                now=now.timestamp(),
-            )
+        state = await self._override(key, None, None, request.operator.reason, now)
+        op = request.operator
+        await self._operator_throttle(
+            principal, now, op, state, f"override cleared: {op.reason}", "bucket.override.clear"
         )
-        await self.repo.insert_throttle(
-            _ctx(principal, now, request.operator),
-            _throttle_fields(state, "operator", f"override cleared: {request.operator.reason}"),
-            audit_action="bucket.override.clear",
-        )
-        metrics.THROTTLES.labels("operator").inc()
         return ratelimit_pb2.ClearThrottleOverrideResponse(bucket=convert.bucket(state))
 
     # ------------------------------------------------------------- circuits
 
     async def GetCircuit(self, request: ratelimit_pb2.GetCircuitRequest, context: Any) -> Any:
-        principal = current_principal()
-        out = validate.Violations()
-        key = validate.bucket_key(principal, request.key, "key", out)
-        out.raise_if_any("invalid bucket key")
-        assert key is not None
-        state = await self.limiter.state(key, self._now())
+        state = await self._state(request.key, host_required=True)
         return ratelimit_pb2.GetCircuitResponse(circuit=convert.circuit(state))
 
     async def ListCircuits(self, request: ratelimit_pb2.ListCircuitsRequest, context: Any) -> Any:

@@ -29,7 +29,7 @@ from orchestrator_pg import (
 from orchestrator_redis import BucketKey, BucketStore, OrchestratorRedisError
 from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _validate as validate
-from orchestrator_scheduler._listing import list_method
+from orchestrator_scheduler._listing import get_method, list_method
 from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import common_pb2, resources_pb2, scheduler_pb2
 
@@ -243,11 +243,13 @@ class BackfillMethods:
             preview=await self._preview(principal.tenant, parsed, plan),
         )
 
-    async def GetBackfill(self, request: scheduler_pb2.GetBackfillRequest, context: Any) -> Any:
-        principal = current_principal()
-        backfill_id = validate.parse_id_or_raise(request.backfill_id, "backfill_id")
-        row = await self.stores.backfills.backfill_get(principal.tenant, backfill_id)
-        return scheduler_pb2.GetBackfillResponse(backfill=backfill_message(row))
+    GetBackfill = get_method(
+        scheduler_pb2.GetBackfillResponse,
+        "backfill",
+        backfill_message,
+        lambda stores: stores.backfills.backfill_get,
+        "backfill_id",
+    )
 
     ListBackfills = list_method(
         scheduler_pb2.ListBackfillsResponse,

@@ -12,18 +12,18 @@ from datetime import timedelta
 from typing import Any
 
 from orchestrator_core import FieldViolation, InvalidArgument, paging
-from orchestrator_grpckit import current_principal
+from orchestrator_grpckit import current_principal, method_scopes
 from orchestrator_pg import Row, Stores
 from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _validate as validate
-from orchestrator_scheduler._listing import list_method
+from orchestrator_scheduler._listing import get_method, list_method
 from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import common_pb2, operations_pb2, resources_pb2
 
 _SERVICE_NAME = "stella.orchestrator.v1.SchedulerService"
-OPERATIONS_METHOD_SCOPES = {
-    f"/{_SERVICE_NAME}/{method}": scope
-    for method, scope in {
+OPERATIONS_METHOD_SCOPES = method_scopes(
+    _SERVICE_NAME,
+    {
         "ListDeadLetters": "orch:read",
         "GetDeadLetter": "orch:read",
         "GetDeadLetterStats": "orch:read",
@@ -33,8 +33,8 @@ OPERATIONS_METHOD_SCOPES = {
         "AcknowledgeIncident": "orch:operate",
         "ListArtifacts": "orch:read",
         "GetOverview": "orch:read",
-    }.items()
-}
+    },
+)
 DEFAULT_WINDOW = timedelta(minutes=15)
 MAX_WINDOW = timedelta(hours=24)
 SLO_TARGET = 0.99
@@ -177,13 +177,13 @@ class OperationsMethods:
         paging.by_time("failed_at"),
     )
 
-    async def GetDeadLetter(
-        self, request: operations_pb2.GetDeadLetterRequest, context: Any
-    ) -> Any:
-        principal = current_principal()
-        entry_id = validate.parse_id_or_raise(request.entry_id, "entry_id")
-        row = await self.stores.dead_letters.dead_letter_get(principal.tenant, entry_id)
-        return operations_pb2.GetDeadLetterResponse(entry=dead_letter(row))
+    GetDeadLetter = get_method(
+        operations_pb2.GetDeadLetterResponse,
+        "entry",
+        dead_letter,
+        lambda stores: stores.dead_letters.dead_letter_get,
+        "entry_id",
+    )
 
     async def GetDeadLetterStats(
         self, request: operations_pb2.GetDeadLetterStatsRequest, context: Any

@@ -15,7 +15,7 @@ from typing import Any
 from orchestrator_grpckit import current_principal
 from orchestrator_pg import QUOTA_MUTABLE_FIELDS, QuotaFields, Row, Stores
 from orchestrator_scheduler import _validate as validate
-from orchestrator_scheduler._listing import list_method
+from orchestrator_scheduler._listing import get_method, list_method
 from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import resources_pb2, scheduler_pb2
 
@@ -50,17 +50,7 @@ def quota_fields(quota: resources_pb2.Quota, field: str, paths: Sequence[str]) -
 
 
 def quota_update_mask(paths: Sequence[str]) -> list[str]:
-    out = validate.Violations()
-    if not paths:
-        out.add("update_mask", "name the fields to change, e.g. paths: ['max_queued']")
-    for i, path in enumerate(paths):
-        if path not in QUOTA_MUTABLE_FIELDS:
-            out.add(
-                f"update_mask.paths[{i}]",
-                f"'{path}' cannot be updated; updatable: {', '.join(QUOTA_MUTABLE_FIELDS)}",
-            )
-    out.raise_if_any("invalid update_mask")
-    return list(dict.fromkeys(paths))
+    return validate.update_mask(paths, QUOTA_MUTABLE_FIELDS, "max_queued")
 
 
 def quota_message(row: Row) -> resources_pb2.Quota:
@@ -94,11 +84,13 @@ class QuotaMethods:
         )
         return scheduler_pb2.CreateQuotaResponse(quota=quota_message(row))
 
-    async def GetQuota(self, request: scheduler_pb2.GetQuotaRequest, context: Any) -> Any:
-        principal = current_principal()
-        quota_id = validate.parse_id_or_raise(request.quota_id, "quota_id")
-        row = await self.stores.quotas.quota_get(principal.tenant, quota_id)
-        return scheduler_pb2.GetQuotaResponse(quota=quota_message(row))
+    GetQuota = get_method(
+        scheduler_pb2.GetQuotaResponse,
+        "quota",
+        quota_message,
+        lambda stores: stores.quotas.quota_get,
+        "quota_id",
+    )
 
     ListQuotas = list_method(
         scheduler_pb2.ListQuotasResponse,

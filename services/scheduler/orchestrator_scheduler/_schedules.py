@@ -23,7 +23,7 @@ from orchestrator_pg import SCHEDULE_MUTABLE_FIELDS, Row, ScheduleFields, Stores
 from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _firing as firing
 from orchestrator_scheduler import _validate as validate
-from orchestrator_scheduler._listing import list_method
+from orchestrator_scheduler._listing import get_method, list_method
 from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import resources_pb2, scheduler_pb2
 
@@ -152,11 +152,13 @@ class ScheduleMethods:
         )
         return scheduler_pb2.CreateScheduleResponse(schedule=schedule_message(row))
 
-    async def GetSchedule(self, request: scheduler_pb2.GetScheduleRequest, context: Any) -> Any:
-        principal = current_principal()
-        schedule_id = validate.parse_id_or_raise(request.schedule_id, "schedule_id")
-        row = await self.stores.schedules.schedule_get(principal.tenant, schedule_id)
-        return scheduler_pb2.GetScheduleResponse(schedule=schedule_message(row))
+    GetSchedule = get_method(
+        scheduler_pb2.GetScheduleResponse,
+        "schedule",
+        schedule_message,
+        lambda stores: stores.schedules.schedule_get,
+        "schedule_id",
+    )
 
     ListSchedules = list_method(
         scheduler_pb2.ListSchedulesResponse,
@@ -171,17 +173,10 @@ class ScheduleMethods:
     ) -> Any:
         principal = current_principal()
         schedule_id = validate.parse_id_or_raise(request.schedule.id, "schedule.id")
-        out = validate.Violations()
-        paths = list(dict.fromkeys(request.update_mask.paths))
-        if not paths:
-            out.add("update_mask", "name the fields to change, e.g. paths: ['cron']")
-        for i, path in enumerate(paths):
-            if path not in SCHEDULE_MUTABLE_FIELDS:
-                out.add(
-                    f"update_mask.paths[{i}]",
-                    f"'{path}' cannot be updated; updatable: {', '.join(SCHEDULE_MUTABLE_FIELDS)}",
-                )
-        out.raise_if_any("invalid update_mask")
+        # repeats are dropped before the check, so a violation's index is in the deduped list
+        paths = validate.update_mask(
+            list(dict.fromkeys(request.update_mask.paths)), SCHEDULE_MUTABLE_FIELDS, "cron"
+        )
         fields = schedule_fields(request.schedule, paths, max_payload_bytes=self.max_payload_bytes)
         ctx = request_context(principal, request.operator)
         next_fire = None

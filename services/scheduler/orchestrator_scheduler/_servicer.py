@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any
 
 from orchestrator_core import Clock, SystemClock, paging
-from orchestrator_grpckit import Principal, current_principal, current_trace
+from orchestrator_grpckit import Principal, current_principal, current_trace, method_scopes
 from orchestrator_pg import Stores
 from orchestrator_redis import BucketStore
 from orchestrator_scheduler import _backfills as backfills
@@ -23,42 +23,45 @@ from orchestrator_scheduler import _operations as operations
 from orchestrator_scheduler import _quotas as quotas
 from orchestrator_scheduler import _schedules as schedules
 from orchestrator_scheduler import _validate as validate
-from orchestrator_scheduler._listing import list_method
+from orchestrator_scheduler._listing import get_method, list_method
 from orchestrator_scheduler._validate import request_context
 from stella.orchestrator.v1 import scheduler_pb2, scheduler_pb2_grpc
 
 SERVICE_NAME = "stella.orchestrator.v1.SchedulerService"
 _READ = "orch:read"
 _OPERATE = "orch:operate"
-METHOD_SCOPES: dict[str, str] = {
-    f"/{SERVICE_NAME}/{method}": scope
-    for method, scope in {
-        "CreateSource": _OPERATE,
-        "GetSource": _READ,
-        "ListSources": _READ,
-        "UpdateSource": _OPERATE,
-        "DeleteSource": _OPERATE,
-        "CreateRun": _OPERATE,
-        "GetRun": _READ,
-        "ListRuns": _READ,
-        "GetRunDag": _READ,
-        "CancelRun": _OPERATE,
-        "SubmitJob": _OPERATE,
-        "SubmitJobs": _OPERATE,
-        "GetJob": _READ,
-        "ListJobs": _READ,
-        "CancelJob": _OPERATE,
-        "RetryJob": _OPERATE,
-        "ListJobEvents": _READ,
-        **dict.fromkeys(quotas.QUOTA_READ_METHODS, _READ),
-        **dict.fromkeys(quotas.QUOTA_WRITE_METHODS, quotas.QUOTA_SCOPE),
-        **dict.fromkeys(schedules.SCHEDULE_READ_METHODS, _READ),
-        **dict.fromkeys(schedules.SCHEDULE_WRITE_METHODS, _OPERATE),
-        **dict.fromkeys(backfills.BACKFILL_READ_METHODS, _READ),
-        **dict.fromkeys(backfills.BACKFILL_WRITE_METHODS, backfills.BACKFILL_SCOPE),
-        **dict.fromkeys(controls.CONTROL_METHODS, _OPERATE),
-    }.items()
-} | operations.OPERATIONS_METHOD_SCOPES
+METHOD_SCOPES: dict[str, str] = (
+    method_scopes(
+        SERVICE_NAME,
+        {
+            "CreateSource": _OPERATE,
+            "GetSource": _READ,
+            "ListSources": _READ,
+            "UpdateSource": _OPERATE,
+            "DeleteSource": _OPERATE,
+            "CreateRun": _OPERATE,
+            "GetRun": _READ,
+            "ListRuns": _READ,
+            "GetRunDag": _READ,
+            "CancelRun": _OPERATE,
+            "SubmitJob": _OPERATE,
+            "SubmitJobs": _OPERATE,
+            "GetJob": _READ,
+            "ListJobs": _READ,
+            "CancelJob": _OPERATE,
+            "RetryJob": _OPERATE,
+            "ListJobEvents": _READ,
+            **dict.fromkeys(quotas.QUOTA_READ_METHODS, _READ),
+            **dict.fromkeys(quotas.QUOTA_WRITE_METHODS, quotas.QUOTA_SCOPE),
+            **dict.fromkeys(schedules.SCHEDULE_READ_METHODS, _READ),
+            **dict.fromkeys(schedules.SCHEDULE_WRITE_METHODS, _OPERATE),
+            **dict.fromkeys(backfills.BACKFILL_READ_METHODS, _READ),
+            **dict.fromkeys(backfills.BACKFILL_WRITE_METHODS, backfills.BACKFILL_SCOPE),
+            **dict.fromkeys(controls.CONTROL_METHODS, _OPERATE),
+        },
+    )
+    | operations.OPERATIONS_METHOD_SCOPES
+)
 
 
 class SchedulerServicer(
@@ -97,11 +100,13 @@ class SchedulerServicer(
         )
         return scheduler_pb2.CreateSourceResponse(source=convert.source(row))
 
-    async def GetSource(self, request: scheduler_pb2.GetSourceRequest, context: Any) -> Any:
-        principal = current_principal()
-        source_id = validate.parse_id_or_raise(request.source_id, "source_id")
-        row = await self.stores.sources.source_get(principal.tenant, source_id)
-        return scheduler_pb2.GetSourceResponse(source=convert.source(row))
+    GetSource = get_method(
+        scheduler_pb2.GetSourceResponse,
+        "source",
+        convert.source,
+        lambda stores: stores.sources.source_get,
+        "source_id",
+    )
 
     ListSources = list_method(
         scheduler_pb2.ListSourcesResponse,

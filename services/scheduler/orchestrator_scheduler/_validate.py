@@ -376,16 +376,22 @@ def source_fields(src: resources_pb2.Source, field: str, paths: Sequence[str]) -
     )
 
 
-def update_mask(paths: Sequence[str]) -> list[str]:
-    """Validates an UpdateSource mask; an empty mask is refused (say what changes)."""
+def update_mask(
+    paths: Sequence[str],
+    mutable: Sequence[str] = SOURCE_MUTABLE_FIELDS,
+    example: str = "enabled",
+) -> list[str]:
+    """Validates an Update* mask (UpdateSource's by default) against the resource's
+    ``mutable`` fields; an empty mask is refused (say what changes, e.g. ``example``).
+    Returns the paths without repeats, in order."""
     out = Violations()
     if not paths:
-        out.add("update_mask", "name the fields to change, e.g. paths: ['enabled']")
+        out.add("update_mask", f"name the fields to change, e.g. paths: ['{example}']")
     for i, path in enumerate(paths):
-        if path not in SOURCE_MUTABLE_FIELDS:
+        if path not in mutable:
             out.add(
                 f"update_mask.paths[{i}]",
-                f"'{path}' cannot be updated; updatable: {', '.join(SOURCE_MUTABLE_FIELDS)}",
+                f"'{path}' cannot be updated; updatable: {', '.join(mutable)}",
             )
     out.raise_if_any("invalid update_mask")
     return list(dict.fromkeys(paths))

@@ -13,7 +13,7 @@ from typing import Any
 
 from orchestrator_core import FieldViolation, InvalidArgument, paging
 from orchestrator_core.webhooks import validate_subscription
-from orchestrator_grpckit import current_principal
+from orchestrator_grpckit import current_principal, method_scopes
 from orchestrator_pg import Row, WebhookFields, WebhookStore
 from orchestrator_scheduler import _validate as validate
 from orchestrator_scheduler._convert import timestamp
@@ -22,9 +22,9 @@ from stella.orchestrator.v1 import webhooks_pb2, webhooks_pb2_grpc
 from stella_orchestrator.webhooks import generate_secret
 
 SERVICE_NAME = "stella.orchestrator.v1.WebhookService"
-METHOD_SCOPES: dict[str, str] = {
-    f"/{SERVICE_NAME}/{method}": scope
-    for method, scope in {
+METHOD_SCOPES: dict[str, str] = method_scopes(
+    SERVICE_NAME,
+    {
         "CreateWebhook": "orch:operate",
         "ListWebhooks": "orch:read",
         "GetWebhook": "orch:read",
@@ -33,8 +33,8 @@ METHOD_SCOPES: dict[str, str] = {
         "RotateWebhookSecret": "orch:operate",
         "ListWebhookDeliveries": "orch:read",
         "RedeliverWebhook": "orch:operate",
-    }.items()
-}
+    },
+)
 DELIVERY_STATES = ("pending", "succeeded", "failed")
 
 

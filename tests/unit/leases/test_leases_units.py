@@ -105,13 +105,13 @@ class FakeLedger:
         self.calls.append((name, len(items)))
         return [Outcome(i.job_id, i.lease_id, True) for i in items]
 
-    async def heartbeat(self, ctx, items, *, tenants, lease_ttl_s):
+    async def lease_extend_many(self, ctx, items, *, tenants, lease_ttl_s):
         return await self._ok("heartbeat", items)
 
-    async def complete(self, ctx, items, *, tenants):
+    async def job_complete_many(self, ctx, items, *, tenants):
         return await self._ok("complete", items)
 
-    async def record_artifacts(self, ctx, items, *, tenants):
+    async def artifact_record_many(self, ctx, items, *, tenants):
         return await self._ok("artifacts", items)
 
 
@@ -168,7 +168,7 @@ class FlakyLedger(FakeLedger):
         self.error = error
         self.attempts = 0
 
-    async def complete(self, ctx, items, *, tenants):
+    async def job_complete_many(self, ctx, items, *, tenants):
         self.attempts += 1
         if self.attempts <= self.failures:
             raise self.error

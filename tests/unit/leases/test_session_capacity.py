@@ -59,7 +59,9 @@ class _Ledger:
         if backlog == 0:
             self.all_done.set()
 
-    async def claim_admitted(self, ctx: Any, *, worker_ids: list[str], **_: Any) -> LimitedClaim:
+    async def job_claim_admitted(
+        self, ctx: Any, *, worker_ids: list[str], **_: Any
+    ) -> LimitedClaim:
         await _turns(self.rng, self.lag)
         take = min(self.ready, len(worker_ids))
         self.ready -= take
@@ -79,7 +81,7 @@ class _Ledger:
             )
         return LimitedClaim(rows, [], NOW)
 
-    async def complete(self, ctx: Any, items: list[Any], *, tenants: Any) -> list[Outcome]:
+    async def job_complete_many(self, ctx: Any, items: list[Any], *, tenants: Any) -> list[Outcome]:
         await _turns(self.rng, self.lag)
         for item in items:
             self.leased[self.owner.pop(item.job_id)].discard(item.job_id)
@@ -88,10 +90,10 @@ class _Ledger:
             self.all_done.set()
         return [Outcome(i.job_id, i.lease_id, True, new_state="succeeded") for i in items]
 
-    async def fail(self, ctx: Any, items: list[Any], *, tenants: Any) -> list[Outcome]:
-        return await self.complete(ctx, items, tenants=tenants)
+    async def job_fail_many(self, ctx: Any, items: list[Any], *, tenants: Any) -> list[Outcome]:
+        return await self.job_complete_many(ctx, items, tenants=tenants)
 
-    async def release(self, ctx: Any, held: list[Any], *, message: str) -> list[Outcome]:
+    async def lease_release_many(self, ctx: Any, held: list[Any], *, message: str) -> list[Outcome]:
         return []
 
 

@@ -226,3 +226,7 @@ SELECT j.id, j.key, j.job_type, j.state, j.reason, j.run_id, j.source_id, j.atte
    AND (%(after_id)s::uuid IS NULL OR j.id > %(after_id)s)
  ORDER BY j.id
  LIMIT %(limit)s;
+
+-- name: job_of_tenant
+SELECT EXISTS (SELECT 1 FROM orchestrator.jobs
+                WHERE tenant = %(tenant)s AND id = %(id)s) AS mine;

@@ -33,7 +33,7 @@ UPDATE orchestrator.jobs j
    AND (%(tenants)s::text[] IS NULL OR j.tenant = ANY(%(tenants)s))
 RETURNING j.id, j.run_id, j.lease_id;
 
--- name: job_leased_for_update
+-- name: lease_lock_many
 -- The leased jobs named by (id, lease_id) pairs, locked, for a failure decision.
 SELECT j.* FROM orchestrator.jobs j
   JOIN unnest(%(ids)s::uuid[], %(lease_ids)s::uuid[]) AS f(id, lease_id)
@@ -43,7 +43,7 @@ SELECT j.* FROM orchestrator.jobs j
  ORDER BY j.id
  FOR UPDATE OF j;
 
--- name: job_expired_for_update
+-- name: lease_lock_expired
 -- Leases past their expiry (watchdog); SKIP LOCKED so a worker finishing right now wins.
 SELECT * FROM orchestrator.jobs
  WHERE state = 'leased' AND lease_expires_at < %(now)s

@@ -59,3 +59,9 @@ RETURNING *;
 -- name: source_version
 SELECT version FROM orchestrator.sources
  WHERE tenant = %(tenant)s AND id = %(id)s AND deleted_at IS NULL;
+
+-- name: source_of_tenant
+-- Whether a source belongs to the tenant (references to sources are checked here, not left
+-- to foreign keys, which would accept another tenant's source).
+SELECT EXISTS (SELECT 1 FROM orchestrator.sources
+                WHERE tenant = %(tenant)s AND id = %(id)s AND deleted_at IS NULL) AS mine;

@@ -1,6 +1,14 @@
--- Throttles: bucket changes after upstream 429/5xx (the outbox trigger turns each into a
--- throttle.changed event). The ratelimit service's own throttle_insert still lives in
--- ratelimit.sql while that service's storage is reworked.
+-- Throttles: bucket changes after upstream 429/5xx and by operators (the outbox trigger
+-- turns each into a throttle.changed event). Bucket state itself lives in Redis.
+
+-- name: throttle_insert
+INSERT INTO orchestrator.throttles (id, tenant, source_id, host, origin, refill_per_second,
+                                    capacity, effective_refill_per_second, paused_until,
+                                    reason, ticket, created_by, created_at, expires_at, job_id)
+VALUES (%(id)s, %(tenant)s, %(source_id)s, %(host)s, %(origin)s, %(refill_per_second)s,
+        %(capacity)s, %(effective_refill_per_second)s, %(paused_until)s,
+        %(reason)s, %(ticket)s, %(created_by)s, %(now)s, %(expires_at)s, %(job_id)s)
+RETURNING *;
 
 -- name: throttle_insert_many
 -- Upstream throttles observed by the leases service (one row per bucket per completer

@@ -1,14 +1,5 @@
--- Rate limiting: throttle records (the outbox trigger turns each into a throttle.changed
--- event) and blackout windows. Bucket state itself lives in Redis.
-
--- name: throttle_insert
-INSERT INTO orchestrator.throttles (id, tenant, source_id, host, origin, refill_per_second,
-                                    capacity, effective_refill_per_second, paused_until,
-                                    reason, ticket, created_by, created_at, expires_at, job_id)
-VALUES (%(id)s, %(tenant)s, %(source_id)s, %(host)s, %(origin)s, %(refill_per_second)s,
-        %(capacity)s, %(effective_refill_per_second)s, %(paused_until)s,
-        %(reason)s, %(ticket)s, %(created_by)s, %(now)s, %(expires_at)s, %(job_id)s)
-RETURNING *;
+-- Blackouts: windows in which a tenant's (or one source's) jobs are not leased; the
+-- recurrence is evaluated in Python (orchestrator_core.blackouts).
 
 -- name: blackout_insert
 INSERT INTO orchestrator.blackouts (id, tenant, source_id, start_at, end_at, recurrence,
@@ -25,16 +16,6 @@ UPDATE orchestrator.blackouts
        created_by = %(created_by)s, created_at = %(now)s
  WHERE tenant = %(tenant)s AND id = %(id)s
 RETURNING *;
-
--- name: source_of_tenant
--- Whether a source belongs to the tenant (references to sources are checked here, not left
--- to foreign keys, which would accept another tenant's source).
-SELECT EXISTS (SELECT 1 FROM orchestrator.sources
-                WHERE tenant = %(tenant)s AND id = %(id)s AND deleted_at IS NULL) AS mine;
-
--- name: job_of_tenant
-SELECT EXISTS (SELECT 1 FROM orchestrator.jobs
-                WHERE tenant = %(tenant)s AND id = %(id)s) AS mine;
 
 -- name: blackout_list
 SELECT * FROM orchestrator.blackouts
