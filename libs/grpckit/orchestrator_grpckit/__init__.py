@@ -71,6 +71,7 @@ from orchestrator_grpckit._interceptors import (
 )
 from orchestrator_grpckit._logging import JsonFormatter, configure_logging
 from orchestrator_grpckit._main import BuildService, service_main
+from orchestrator_grpckit._oidc import OidcConfig
 from orchestrator_grpckit._server import (
     CONFIG_ERROR_EXIT_STATUS,
     LIVENESS_SERVICE,
@@ -132,6 +133,7 @@ __all__ = [
     "JsonFormatter",
     "NoOrphanClientSpans",
     "ObservabilityInterceptor",
+    "OidcConfig",
     "Principal",
     "RequestIdInterceptor",
     "ServiceConfig",

@@ -26,6 +26,7 @@ from orchestrator_core.errors import (
 )
 from orchestrator_grpckit._config import ServiceConfig
 from orchestrator_grpckit._exceptions import ConfigError
+from orchestrator_grpckit._oidc import OidcConfig, OidcVerifier
 
 ISSUER = "stella-orchestrator"
 AUDIENCE = "stella-orchestrator"
@@ -133,6 +134,8 @@ class TokenVerifier:
         hs256_secret: Secret for HS256 tokens, or ``None`` to refuse HS256.
         ed25519_public_key_pem: PEM public key for EdDSA tokens, or ``None`` to refuse EdDSA.
         leeway_s: Clock skew tolerated on ``exp``/``iat``/``nbf``.
+        oidc: An OIDC issuer whose tokens are verified against its JWKS (its ``iss`` picks
+            that path; orchestrator_grpckit._oidc).
 
     Raises:
         ConfigError: Neither key is given, or the PEM is not an Ed25519 public key.
@@ -144,8 +147,10 @@ class TokenVerifier:
         ed25519_public_key_pem: bytes | None,
         *,
         leeway_s: float = 0.0,
+        oidc: OidcConfig | None = None,
     ) -> None:
         self._keys: dict[str, Any] = {}
+        self._oidc = OidcVerifier(oidc) if oidc is not None else None
         if hs256_secret:
             self._keys[_HS256] = hs256_secret
         if ed25519_public_key_pem:
@@ -158,8 +163,10 @@ class TokenVerifier:
             if not isinstance(key, Ed25519PublicKey):
                 raise ConfigError(f"public key is {type(key).__name__}, expected an Ed25519 key")
             self._keys[_EDDSA] = key
-        if not self._keys:
-            raise ConfigError("TokenVerifier needs an HS256 secret or an Ed25519 public key")
+        if not self._keys and self._oidc is None:
+            raise ConfigError(
+                "TokenVerifier needs an HS256 secret, an Ed25519 public key or an OIDC issuer"
+            )
         self._leeway_s = leeway_s
 
     @classmethod
@@ -175,7 +182,7 @@ class TokenVerifier:
         Raises:
             ConfigError: No key configured or the key file is unreadable or wrong.
         """
-        return cls(config.auth_hs256_secret, config.ed25519_public_key_pem())
+        return cls(config.auth_hs256_secret, config.ed25519_public_key_pem(), oidc=config.oidc)
 
     @property
     def algorithms(self) -> tuple[str, ...]:
@@ -266,10 +273,13 @@ class TokenVerifier:
             raise Unauthenticated("bearer token is too long", reason="TOKEN_MALFORMED")
         try:
             alg = jwt.get_unverified_header(token).get("alg")
+            unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.InvalidTokenError:
             raise Unauthenticated(
                 "bearer token is not a well-formed JWT", reason="TOKEN_MALFORMED"
             ) from None
+        if self._oidc is not None and self._oidc.issued(unverified):
+            return self._oidc.decode(token, self._leeway_s)
         key = self._keys.get(alg) if isinstance(alg, str) else None
         if key is None or not isinstance(alg, str):
             # Choosing the key by the token's own alg header is safe only because each alg

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from orchestrator_grpckit._env import env_choice, env_number
 from orchestrator_grpckit._exceptions import ConfigError
+from orchestrator_grpckit._oidc import OidcConfig
 
 # Why a named constant: it must be recognisable in logs and code review, and long enough
 # (>= 32 bytes) that PyJWT does not warn about a short HMAC key.
@@ -97,6 +98,38 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "ORCH_AUTH_ED25519_PUBLIC_KEY_FILE",
         "unset",
         "PEM file with the Ed25519 public key that verifies EdDSA bearer tokens.",
+    ),
+    EnvVar(
+        "ORCH_AUTH_OIDC_ISSUER",
+        "unset",
+        "`iss` of an OIDC identity provider whose tokens are accepted too, verified against "
+        "its JWKS (set with `ORCH_AUTH_OIDC_JWKS_URL`); docs/deploy.md, OIDC.",
+    ),
+    EnvVar(
+        "ORCH_AUTH_OIDC_JWKS_URL",
+        "unset",
+        "The issuer's JWKS document (`jwks_uri` of its discovery document); cached 300 s, "
+        "refetched when a token names an unknown `kid` (key rotation).",
+    ),
+    EnvVar(
+        "ORCH_AUTH_OIDC_AUDIENCE",
+        "`stella-orchestrator`",
+        "The `aud` the issuer's tokens must carry.",
+    ),
+    EnvVar(
+        "ORCH_AUTH_OIDC_ALGORITHMS",
+        "`RS256 ES256 EdDSA`",
+        "Signature algorithms accepted from the issuer (never HS*).",
+    ),
+    EnvVar(
+        "ORCH_AUTH_OIDC_TENANTS_CLAIM",
+        "`tenants`",
+        "Claim of the issuer's tokens that lists the tenants.",
+    ),
+    EnvVar(
+        "ORCH_AUTH_OIDC_SCOPES_CLAIM",
+        "`scopes`",
+        "Claim holding the scopes: a list, or one space-separated string (OAuth `scope`).",
     ),
     EnvVar(
         INSECURE_DEV_ENV,
@@ -250,6 +283,8 @@ class ServiceConfig:
         tls_key_file: PEM private key of ``tls_cert_file``.
         tls_client_ca_file: PEM CA bundle that client certificates must chain to (mutual
             TLS), or ``None``.
+        oidc: An OIDC issuer whose tokens are accepted too (``ORCH_AUTH_OIDC_*``), or
+            ``None``.
     """
 
     service_name: str
@@ -268,6 +303,7 @@ class ServiceConfig:
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = None
+    oidc: OidcConfig | None = None
 
     def __post_init__(self) -> None:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
@@ -408,6 +444,7 @@ class ServiceConfig:
                 env_number(env, "ORCH_DB_POOL_MAX", DEFAULT_DB_POOL_MAX, 2, MAX_DB_POOL)
             ),
             insecure_dev=insecure_dev_from_env(env),
+            oidc=OidcConfig.from_env(env),
             tls_cert_file=_path(env, "ORCH_TLS_CERT_FILE"),
             tls_key_file=_path(env, "ORCH_TLS_KEY_FILE"),
             tls_client_ca_file=_path(env, "ORCH_TLS_CLIENT_CA_FILE"),

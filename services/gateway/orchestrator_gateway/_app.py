@@ -79,7 +79,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """
     settings = settings or GatewaySettings.from_env()
     settings.refuse_exposed_dev_defaults()
-    verifier = TokenVerifier(settings.auth_hs256_secret, settings.ed25519_public_key_pem())
+    verifier = TokenVerifier(
+        settings.auth_hs256_secret, settings.ed25519_public_key_pem(), oidc=settings.oidc
+    )
 
     # What replicas share (docs/gateway.md, "Replicas"): Idempotency-Key records in
     # PostgreSQL, per-caller buckets in Redis. Both are opened by the lifespan.

@@ -12,6 +12,7 @@ from orchestrator_grpckit import (
     DEFAULT_REDIS_URL,
     DEV_HS256_SECRET,
     ConfigError,
+    OidcConfig,
     env_number,
     insecure_dev_from_env,
     refuse_exposed_dev_defaults,
@@ -63,6 +64,7 @@ class GatewaySettings:
             before it is answered 409.
         grpc_timeout_s: Deadline of each unary gRPC call.
         console_dir: Directory of the built Console (``index.html`` and assets).
+        oidc: An OIDC issuer whose tokens are accepted too (``ORCH_AUTH_OIDC_*``).
         insecure_dev: ``ORCH_INSECURE_DEV=1``: may serve beyond loopback with the built-in
             development HS256 secret.
     """
@@ -87,6 +89,7 @@ class GatewaySettings:
     grpc_timeout_s: float = DEFAULT_GRPC_TIMEOUT_S
     console_dir: Path = Path(__file__).resolve().parent / "console"
     insecure_dev: bool = False
+    oidc: OidcConfig | None = None
 
     def refuse_exposed_dev_defaults(self) -> None:
         """Raise unless the gateway may serve where it binds with the keys it has.
@@ -132,6 +135,7 @@ class GatewaySettings:
             or f"127.0.0.1:{env.get('ORCH_AUDIT_GRPC_PORT', '50054')}",
             auth_hs256_secret=secret or None,
             auth_ed25519_public_key_file=Path(key_file) if key_file else None,
+            oidc=OidcConfig.from_env(env),
             database_url=env.get("ORCH_DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
             db_pool_max=int(number("ORCH_GATEWAY_DB_POOL_MAX", DEFAULT_DB_POOL_MAX)),
             redis_url=env.get("ORCH_REDIS_URL", "").strip() or DEFAULT_REDIS_URL,
