@@ -4,7 +4,8 @@ Operators who run an identity provider (Keycloak, Dex, Entra ID, ...) let it iss
 orchestrator's tokens instead of minting them with a static key. A token whose ``iss`` is the
 configured issuer is verified with the key its ``kid`` names in the issuer's JWKS (fetched
 and cached for ``JWKS_CACHE_S``; an unknown ``kid`` refetches, at most every
-``refresh_cooldown_s``, which is how a key rotation at the issuer reaches us); every other token goes to the static keys as before.
+``refresh_cooldown_s``, which is how a key rotation at the issuer reaches us); every other
+token goes to the static keys as before.
 
 Claims: ``sub`` as usual; the tenants and scopes come from configurable claims (default
 ``tenants`` and ``scopes``), and a scope claim that is one space-separated string — the OAuth
