@@ -1,4 +1,4 @@
-"""Issue 14's acceptance run, shortened to fit CI: two processes of every service on a private
+"""Issue 14's acceptance run at its size, in a shorter window: two processes of every service on a private
 PostgreSQL and Redis (bench/chaos), a DAG burn-down served by Python and Go workers through
 multi-address targets, and during it: SIGKILL of a leases replica, SIGKILL of the scheduler
 replica leading schedule firing, SIGTERM of the other leases replica (rolling restart, then
@@ -42,14 +42,15 @@ def _assert_lost_nothing(result: ChaosResult, jobs: int) -> None:
 
 
 def test_two_replicas_of_everything_lose_nothing_through_kills_and_outages() -> None:
-    jobs = 3000
+    # The acceptance scenario's size: a 10,000-job DAG, 4 Python and 2 Go worker processes.
+    jobs = 10_000
     config = ChaosConfig(
         jobs=jobs,
-        # Two minutes and more: the once-a-minute schedule fires at least once across the
+        # Over two minutes: the once-a-minute schedule fires at least once across the
         # faults; the faults are spread over the first 85 %.
-        seconds=150,
-        python_workers=3,
-        go_workers=1 if go_toolchain() else 0,
+        seconds=180,
+        python_workers=4,
+        go_workers=2 if go_toolchain() else 0,
         concurrency=20,
         faults=FAULTS,
     )
