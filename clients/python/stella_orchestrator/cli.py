@@ -24,7 +24,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = orch.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        entry.load()(commands)
+        try:
+            register = entry.load()
+        except ModuleNotFoundError as exc:
+            # The SDK installs without the CLI's libraries (httpx, rich): its REST commands
+            # come with the [cli] extra; the other commands still work.
+            print(
+                f"stella: the {entry.name!r} commands need {exc.name!r}: "
+                "pip install 'stella-orchestrator-sdk[cli]'",
+                file=sys.stderr,
+            )
+            continue
+        register(commands)
     return parser
 
 
