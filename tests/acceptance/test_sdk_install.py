@@ -6,6 +6,7 @@ with ``scripts/stack.py`` on ports and a database of this test's own."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "clients" / "python" / "examples"
 INSTALL_TIMEOUT_S = 600
+COPY_IGNORE = shutil.ignore_patterns("__pycache__", "build", "*.egg-info")
 RUN_TIMEOUT_S = 300
 SERVER_ONLY = (
     "psycopg",
@@ -38,7 +40,12 @@ SERVER_ONLY = (
 @pytest.fixture(scope="module")
 def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The interpreter of a fresh venv holding the SDK distribution and what it pulls."""
-    venv = tmp_path_factory.mktemp("sdk") / "venv"
+    base = tmp_path_factory.mktemp("sdk")
+    # pip builds a local project in place (build/, *.egg-info): build a copy of the two
+    # directories the distribution is made of, in their layout, not the checkout itself.
+    for part in ("clients/python", "gen/python"):
+        shutil.copytree(ROOT / part, base / "src" / part, ignore=COPY_IGNORE)
+    venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     done = subprocess.run(
         [
@@ -46,7 +53,7 @@ def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "install",
             "-q",
             "--disable-pip-version-check",
-            str(ROOT / "clients" / "python"),
+            str(base / "src" / "clients" / "python"),
         ],
         capture_output=True,
         text=True,
