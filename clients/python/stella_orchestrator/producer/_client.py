@@ -110,6 +110,9 @@ class AsyncClient:
         credentials: TLS channel credentials; ``None`` is plaintext unless ``tls_ca_file``.
         tls_ca_file: PEM file of the CA that signed the server's certificate.
         channel_options: gRPC channel arguments.
+        wait_for_ready: A call made while the service is unreachable waits (up to
+            ``timeout_s``) for it to come back instead of failing at once with
+            ``UnavailableError`` (gRPC's wait-for-ready).
 
     Raises:
         ValueError: Both ``credentials`` and ``tls_ca_file``.
@@ -126,10 +129,12 @@ class AsyncClient:
         credentials: grpc.ChannelCredentials | None = None,
         tls_ca_file: str | os.PathLike[str] | None = None,
         channel_options: Sequence[tuple[str, Any]] = DEFAULT_CHANNEL_OPTIONS,
+        wait_for_ready: bool = False,
     ) -> None:
         self._token = token
         self._tenant = tenant
         self._timeout_s = timeout_s
+        self._wait_for_ready = wait_for_ready
         self._channel = aio_channel(
             target, channel_options, resolve_credentials(credentials, tls_ca_file)
         )
@@ -152,6 +157,7 @@ class AsyncClient:
                 request,
                 metadata=call_metadata(self._token, self._tenant),
                 timeout=self._timeout_s,
+                wait_for_ready=self._wait_for_ready,
             )
         except grpc.RpcError as exc:
             raise RPCError.from_grpc(exc) from None

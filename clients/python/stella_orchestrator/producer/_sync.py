@@ -54,6 +54,7 @@ class Client:
         credentials: grpc.ChannelCredentials | None = None,
         tls_ca_file: str | os.PathLike[str] | None = None,
         channel_options: Sequence[tuple[str, Any]] = DEFAULT_CHANNEL_OPTIONS,
+        wait_for_ready: bool = False,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -70,6 +71,7 @@ class Client:
                 credentials=credentials,
                 tls_ca_file=tls_ca_file,
                 channel_options=channel_options,
+                wait_for_ready=wait_for_ready,
             )
 
         try:
