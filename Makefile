@@ -17,6 +17,7 @@ include scripts/proto.mk
 include scripts/sdk.mk
 include scripts/k8s.mk
 include scripts/image.mk
+include scripts/offline.mk
 
 .DEFAULT_GOAL := help
 .PHONY: help venv lock console services migrate up down status demo test lint typecheck fmt \

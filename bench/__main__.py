@@ -37,6 +37,11 @@ One figure per line, ``name value unit`` (docs/architecture.md §8):
                                  time / ideal and goodput / R (bench/ratelimit_grid.py; a table
                                  goes to stderr)
 
+* sse_*                          500 Console event streams (SSE) of one tenant held open
+                                 during a burn-down offered at 40 jobs/s: delivery lag p50/p99
+                                 (ledger commit -> client), the gateway's resident memory and
+                                 CPU (bench/sse_load.py; --skip-sse leaves it out)
+
 Services run as separate processes (``python -m orchestrator_scheduler`` / ``_leases``) on a
 fresh database, as an operator would run them. ``--skip-peers`` leaves the peers out.
 """
@@ -410,6 +415,9 @@ def main() -> None:
         help="leave the claim-cost scenarios (1k/1m ready, old table, 1,000 tenants) out",
     )
     parser.add_argument(
+        "--skip-sse", action="store_true", help="leave the 500-stream SSE load test out"
+    )
+    parser.add_argument(
         "--only-convergence",
         action="store_true",
         help="run the rate-limit convergence scenario alone (its figures only)",
@@ -428,6 +436,10 @@ def main() -> None:
         backlog_figures(sizes)
         backlog_figures([100_000], history=1_000_000)
         backlog_figures([100_000], tenants=1_000)
+    if not args.skip_sse:
+        from bench.sse_load import print_figures, sse_load_figures
+
+        print_figures(asyncio.run(sse_load_figures(500, 40, 30)))
     if not args.skip_claim_cost:
         from bench.claim_cost import SCENARIOS, claim_cost_figures
 

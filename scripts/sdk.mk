@@ -62,7 +62,7 @@ sdk-check: sdk-tools
 
 ## sdk-lint: gofmt, go vet, cargo fmt --check, cargo clippy -D warnings
 sdk-lint: sdk-toolchains
-	@cd clients/go && out=$$($(SDK_ENV) gofmt -l worker examples) && \
+	@cd clients/go && out=$$($(SDK_ENV) gofmt -l worker producer stellarpc examples) && \
 	  { [ -z "$$out" ] || { echo "gofmt: $$out" >&2; exit 1; }; }
 	@echo 'sdk-lint: go vet ./...'
 	@cd clients/go && $(SDK_ENV) go vet ./...

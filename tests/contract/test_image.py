@@ -13,6 +13,7 @@ when built from the checked-out commit, holds exactly the versions of requiremen
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -132,6 +133,51 @@ def containerfile_problems(text: str) -> list[str]:
 
 def test_the_containerfile_keeps_its_promises():
     assert containerfile_problems(CONTAINERFILE.read_text()) == []
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    """Whether .containerignore keeps ``path`` out of the build context (the last pattern
+    matching the path or one of its parent directories decides; ``!`` re-includes)."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    ignored = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        glob = pattern.removeprefix("!").strip("/")
+        if any(fnmatch.fnmatchcase(prefix, glob) for prefix in prefixes):
+            ignored = not negated
+    return ignored
+
+
+def build_context_problems(text: str, ignore_text: str) -> list[str]:
+    """COPY sources (from the context, not another stage) that are missing or that
+    .containerignore leaves out: the build fails on them only when someone runs it."""
+    patterns = [
+        line.strip()
+        for line in ignore_text.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    problems = []
+    for word, rest in _instructions(text):
+        if word != "COPY" or "--from=" in rest:
+            continue
+        sources = [a for a in rest.split() if not a.startswith("--")][:-1]
+        for source in sources:
+            if not (ROOT / source).exists():
+                problems.append(f"COPY {source}: not in the repository")
+            elif _ignored(source, patterns):
+                problems.append(f"COPY {source}: left out of the build context by .containerignore")
+    return problems
+
+
+def test_every_copied_file_reaches_the_build_context():
+    ignore = (ROOT / ".containerignore").read_text()
+    assert build_context_problems(CONTAINERFILE.read_text(), ignore) == []
+    # The check bites: a lock the Containerfile copies but the context leaves out.
+    broken = ignore.replace("!requirements/otel-proto.txt\n", "")
+    assert build_context_problems(CONTAINERFILE.read_text(), broken) == [
+        "COPY requirements/otel-proto.txt: left out of the build context by .containerignore"
+    ]
 
 
 # (text to replace, its replacement, what the problem report must then mention)

@@ -17,6 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
 GO_WORKER = CACHE / "bin" / "stella-go-worker"
+GO_PRODUCER = CACHE / "bin" / "stella-go-producer"
 RUST_TARGET = CACHE / "cargo-target"
 RUST_WORKER = RUST_TARGET / "debug" / "examples" / "worker"
 BUILD_TIMEOUT_S = 900
@@ -43,16 +44,25 @@ def build_env() -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session")
-def go_worker_bin() -> Path:
+def _go_build(example: str, output: Path) -> Path:
     subprocess.run(
-        [_tool("go"), "build", "-o", str(GO_WORKER), "./examples/worker"],
+        [_tool("go"), "build", "-o", str(output), f"./examples/{example}"],
         cwd=ROOT / "clients" / "go",
         env=build_env(),
         check=True,
         timeout=BUILD_TIMEOUT_S,
     )
-    return GO_WORKER
+    return output
+
+
+@pytest.fixture(scope="session")
+def go_worker_bin() -> Path:
+    return _go_build("worker", GO_WORKER)
+
+
+@pytest.fixture(scope="session")
+def go_producer_bin() -> Path:
+    return _go_build("producer", GO_PRODUCER)
 
 
 @pytest.fixture(scope="session")

@@ -166,6 +166,17 @@ async def wait_for_incident(client: httpx.AsyncClient, job_type: str) -> dict[st
 CLI_SCOPES = ("orch:read", "orch:operate", "orch:quota")
 
 
+def seed(stack: Any, make: Any) -> Any:
+    """Runs ``await make(client)`` with a REST client of the stack (all CLI scopes), from
+    synchronous code such as a CLI test; returns its result."""
+
+    async def run() -> Any:
+        async with httpx.AsyncClient(base_url=stack.api, headers=stack.headers(CLI_SCOPES)) as c:
+            return await make(c)
+
+    return asyncio.run(run())
+
+
 def cli(
     stack: Any,
     capsys: Any,

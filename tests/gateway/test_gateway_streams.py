@@ -138,6 +138,51 @@ async def test_sse_resume_with_last_event_id_gets_every_event_once_in_order(stac
     assert keepalives >= 1
 
 
+@pytest.mark.parametrize("jobs", [40, 97])
+async def test_live_sse_during_a_burn_down_misses_nothing(stack, jobs: int) -> None:
+    """Read live while workers complete jobs concurrently (the horizon then runs among open
+    writers): every event of the run arrives once, in seq order, as the history has it. Two
+    clients of the same filter share one upstream stream; both see everything."""
+    job_type = unique("jt")
+    async with httpx.AsyncClient(base_url=stack.api, headers=stack.headers(), timeout=60) as c:
+        source = await create_source(c)
+        resp = await c.post(
+            "/runs",
+            json={
+                "jobs": [
+                    {"key": f"k{i}", "job_type": job_type, "source_id": source["id"]}
+                    for i in range(jobs)
+                ],
+            },
+        )
+        run_id = resp.json()["run"]["id"]
+        expected = 1 + 3 * jobs  # run.created (or similar) aside: created, leased, succeeded
+
+        async def read_live() -> list[dict[str, Any]]:
+            got: list[dict[str, Any]] = []
+            async with c.stream(
+                "GET", "/events/stream", params={"run_id": run_id, "after_seq": 0}
+            ) as stream:
+                async for item in sse_events(stream):
+                    if "id" in item:
+                        got.append(item)
+                        succeeded = sum(e["event"] == "job.succeeded" for e in got)
+                        if succeeded == jobs and got[-1]["event"].startswith("run."):
+                            return got
+            raise AssertionError("stream ended")
+
+        readers = [asyncio.create_task(read_live()) for _ in range(2)]
+        await asyncio.sleep(0.2)
+        await _work(stack, job_type, jobs, workers=6)
+        async with asyncio.timeout(120):
+            streams = await asyncio.gather(*readers)
+        truth = await _settled_events(c, run_id, expected)
+    want = [e["seq"] for e in truth if e["seq"] <= streams[0][-1]["id"]]
+    for got in streams:
+        assert [e["id"] for e in got] == want, "every event exactly once, in order"
+        assert [e["data"] for e in got] == truth[: len(want)]
+
+
 async def test_sse_needs_read_scope_and_valid_last_event_id(stack) -> None:
     async with httpx.AsyncClient(base_url=stack.api, timeout=10) as c:
         assert (await c.get("/events/stream")).status_code == 401

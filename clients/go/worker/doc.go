@@ -24,7 +24,7 @@
 // values; a ticker heartbeats every held lease at the interval the Welcome gave (derived
 // from the lease TTL) and carries the latest progress along. All reports leave through one
 // outbox (outbox.go) written by a single sender goroutine as WorkerBatch messages. A broken
-// stream reconnects after a capped, fully jittered backoff (backoff.go); refusals that
+// stream reconnects after a capped, fully jittered backoff (stellarpc/backoff.go); refusals that
 // retrying cannot fix end Run with an *RPCError. Results carry the sha256 of their
 // canonical JSON (RFC 8785, digest.go), the same bytes the server and the Python/Rust SDKs
 // compute (tests/vectors). Logs never include tokens or payloads.
@@ -48,6 +48,13 @@
 // picked up. Against `make up REPLICAS=2`:
 //
 //	w, err := worker.New("127.0.0.1:50052,127.0.0.1:50062", worker.WithToken(token))
+//
+// # Shared with the producer client
+//
+// The target forms, the connection options (token, tenant, TLS, dial options), the typed
+// errors (*RPCError and the ErrPermission/ErrInvalid/ErrLeaseLost sentinels) and the
+// reconnect Backoff are package stellarpc's; this package re-exports them, and package
+// producer (submitting and managing work) does the same, so both return one error type.
 //
 // # TLS
 //

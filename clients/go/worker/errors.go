@@ -8,12 +8,11 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/stella-ops/orchestrator/clients/go/gen/stella/orchestrator/v1"
+	"github.com/stella-ops/orchestrator/clients/go/stellarpc"
 )
 
 // MaxErrorMessageChars bounds a failure message before it leaves the worker.
@@ -55,15 +54,16 @@ func ErrorClassLabel(v pb.ErrorClass) string {
 
 // Sentinel errors; test with errors.Is. An *RPCError matches the one its status maps to, and
 // context.Cause of a handler's context is ErrLeaseLost, ErrJobCanceled or ErrDrainTimeout
-// when the SDK canceled it.
+// when the SDK canceled it. ErrPermission, ErrInvalid and ErrLeaseLost are the sentinels of
+// package stellarpc, shared with the producer client.
 var (
 	// ErrLeaseLost: the job's lease is no longer current (acknowledged as lost, or it ran
 	// out without an acknowledged heartbeat); its result would be refused.
-	ErrLeaseLost = errors.New("stella worker: lease lost")
+	ErrLeaseLost = stellarpc.ErrLeaseLost
 	// ErrPermission: the token was refused (UNAUTHENTICATED or PERMISSION_DENIED).
-	ErrPermission = errors.New("stella worker: permission denied")
+	ErrPermission = stellarpc.ErrPermission
 	// ErrInvalid: the server (or the SDK) refused an argument (INVALID_ARGUMENT).
-	ErrInvalid = errors.New("stella worker: invalid argument")
+	ErrInvalid = stellarpc.ErrInvalid
 	// ErrJobCanceled: the server asked the worker to stop the job (CancelJobs).
 	ErrJobCanceled = errors.New("stella worker: job canceled")
 	// ErrDrainTimeout: the worker drained and the handler outlived the drain timeout.
@@ -73,85 +73,23 @@ var (
 )
 
 // LeaseLostReasons are the ack/ErrorInfo reasons that mean the lease is gone.
-var LeaseLostReasons = map[string]bool{"lease_lost": true, "not_found": true, "already_completed": true}
+var LeaseLostReasons = stellarpc.LeaseLostReasons
 
 // Error kinds of StatusKind (shared with the Python and Rust SDKs: tests/vectors/errors.json).
 const (
-	KindPermission = "permission"
-	KindInvalid    = "invalid"
-	KindLeaseLost  = "lease_lost"
-	KindTransient  = "transient"
+	KindPermission = stellarpc.KindPermission
+	KindInvalid    = stellarpc.KindInvalid
+	KindLeaseLost  = stellarpc.KindLeaseLost
+	KindTransient  = stellarpc.KindTransient
 )
 
 // StatusKind classifies a gRPC status: permission and invalid end Run at once (retrying
 // cannot fix them), lease_lost concerns one job, anything else is transient (reconnect).
-func StatusKind(code codes.Code, reason string) string {
-	switch {
-	case code == codes.Unauthenticated || code == codes.PermissionDenied:
-		return KindPermission
-	case code == codes.InvalidArgument:
-		return KindInvalid
-	case LeaseLostReasons[reason]:
-		return KindLeaseLost
-	}
-	return KindTransient
-}
+func StatusKind(code codes.Code, reason string) string { return stellarpc.StatusKind(code, reason) }
 
 // RPCError is a gRPC call that failed with a status the SDK does not retry (or whose
-// retries ran out).
-type RPCError struct {
-	Code    codes.Code
-	Message string
-	Reason  string // google.rpc.ErrorInfo.reason from the status details, or ""
-}
-
-func (e *RPCError) Error() string {
-	text := fmt.Sprintf("stella worker: %s: %s", e.Code, e.Message)
-	if e.Reason != "" {
-		text += " (" + e.Reason + ")"
-	}
-	return text
-}
-
-// Kind is StatusKind of the error.
-func (e *RPCError) Kind() string { return StatusKind(e.Code, e.Reason) }
-
-// Is lets errors.Is(err, ErrPermission/ErrInvalid/ErrLeaseLost) match.
-func (e *RPCError) Is(target error) bool {
-	switch e.Kind() {
-	case KindPermission:
-		return target == ErrPermission
-	case KindInvalid:
-		return target == ErrInvalid
-	case KindLeaseLost:
-		return target == ErrLeaseLost
-	}
-	return false
-}
-
-// Retryable reports whether a reconnect may help.
-func (e *RPCError) Retryable() bool {
-	k := e.Kind()
-	return k != KindPermission && k != KindInvalid
-}
-
-func rpcErrorFrom(err error) *RPCError {
-	var already *RPCError
-	if errors.As(err, &already) {
-		return already
-	}
-	st, ok := status.FromError(err)
-	if !ok {
-		return &RPCError{Code: codes.Unavailable, Message: err.Error()}
-	}
-	out := &RPCError{Code: st.Code(), Message: st.Message()}
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok {
-			out.Reason = info.GetReason()
-		}
-	}
-	return out
-}
+// retries ran out); the same type as stellarpc.RPCError and producer.RPCError.
+type RPCError = stellarpc.RPCError
 
 // JobError fails the current attempt with a chosen class; return it (or wrap it) from a
 // handler. Build it with Fail or one of the Upstream*/ParseError/SchemaMismatch helpers.

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	pb "github.com/stella-ops/orchestrator/clients/go/gen/stella/orchestrator/v1"
+	"github.com/stella-ops/orchestrator/clients/go/stellarpc"
 )
 
 // Session tunables.
@@ -112,9 +113,9 @@ func poke(ch chan struct{}) {
 // ended) or outcomeServerDrained (reconnect); an error when the stream failed.
 func (s *session) run(stop <-chan struct{}) (string, error) {
 	defer s.shutdown()
-	stream, err := s.w.client.Work(s.w.outgoing(s.ctx))
+	stream, err := s.w.client.Work(s.ctx)
 	if err != nil {
-		return "", rpcErrorFrom(err)
+		return "", stellarpc.FromError(err)
 	}
 	s.stream = stream
 	hello := &pb.WorkerHello{
@@ -177,11 +178,11 @@ func (s *session) onWelcome(wm *pb.ServerWelcome) {
 func (s *session) streamError(err error) error {
 	if errors.Is(err, io.EOF) {
 		if _, rerr := s.stream.Recv(); rerr != nil && !errors.Is(rerr, io.EOF) {
-			return rpcErrorFrom(rerr)
+			return stellarpc.FromError(rerr)
 		}
 		return &RPCError{Code: codes.Unavailable, Message: "server ended the Work stream"}
 	}
-	return rpcErrorFrom(err)
+	return stellarpc.FromError(err)
 }
 
 func (s *session) shutdown() {
@@ -654,7 +655,7 @@ func (s *session) endedError(err error) error {
 	if errors.Is(err, io.EOF) {
 		return &RPCError{Code: codes.Unavailable, Message: "server ended the Work stream"}
 	}
-	return rpcErrorFrom(err)
+	return stellarpc.FromError(err)
 }
 
 func (s *session) isServerDraining() bool {

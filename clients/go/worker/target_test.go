@@ -86,24 +86,7 @@ func TestMultiAddressTargetRoundRobinsAndSkipsADeadReplica(t *testing.T) {
 	}
 }
 
-func TestDialTargetForms(t *testing.T) {
-	for target, want := range map[string]string{
-		"127.0.0.1:50052":                 "127.0.0.1:50052",
-		" dns:///leases.orch.svc:50052 ":  "dns:///leases.orch.svc:50052",
-		"127.0.0.1:50052,127.0.0.1:50062": listScheme + ":///replicas",
-		"ipv6:[::1]:50052,[::1]:50062":    listScheme + ":///replicas",
-		"leases-0:50052, leases-1:50052":  listScheme + ":///replicas",
-	} {
-		got, opts, err := dialTarget(target)
-		if err != nil || got != want || len(opts) == 0 {
-			t.Errorf("dialTarget(%q) = %q, %d options, %v; want %q", target, got, len(opts), err, want)
-		}
-	}
-	for _, bad := range []string{"", "127.0.0.1:50052,no-port", "a:1,,b:2"} {
-		if _, _, err := dialTarget(bad); !errors.Is(err, ErrInvalid) {
-			t.Errorf("dialTarget(%q) = %v, want ErrInvalid", bad, err)
-		}
-	}
+func TestRunRefusesABadReplicaList(t *testing.T) {
 	w := newTestWorker(t, "127.0.0.1:1,bad")
 	_ = w.Handle("t", func(ctx context.Context, job *Job) (map[string]any, error) { return nil, nil })
 	if err := w.Run(context.Background()); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "not host:port") {

@@ -16,13 +16,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/metadata"
 
 	pb "github.com/stella-ops/orchestrator/clients/go/gen/stella/orchestrator/v1"
+	"github.com/stella-ops/orchestrator/clients/go/stellarpc"
 )
 
 // SDK identity sent in WorkerHello.
@@ -32,10 +29,10 @@ const (
 )
 
 // TenantHeader names the tenant to act for when the token names several.
-const TenantHeader = "x-stella-tenant"
+const TenantHeader = stellarpc.TenantHeader
 
 // MaxMessageBytes bounds gRPC messages both ways.
-const MaxMessageBytes = 16 * 1024 * 1024
+const MaxMessageBytes = stellarpc.MaxMessageBytes
 
 // Handler runs one job. It returns the job's result (a JSON object, or nil) or an error:
 // a *JobError fails the attempt with its class, anything else as "internal" (a deadline as
@@ -61,8 +58,7 @@ func (s *stats) add(c *atomic.Int64) { c.Add(1) }
 // stream breaks. UNAUTHENTICATED, PERMISSION_DENIED and INVALID_ARGUMENT end Run at once.
 type Worker struct {
 	target        string
-	token         func() string
-	tenant        string
+	conn          stellarpc.Config // token, tenant, TLS and dial options
 	concurrency   int
 	workerID      string
 	types         []string
@@ -71,7 +67,6 @@ type Worker struct {
 	drainTimeout  time.Duration
 	maxReconnects int // 0: forever
 	rand          func() float64
-	dialOptions   []grpc.DialOption
 	logger        *slog.Logger
 
 	handlers map[string]Handler
@@ -89,15 +84,14 @@ type Worker struct {
 // Option configures a Worker.
 type Option func(*Worker) error
 
+// connOption makes a shared connection option (package stellarpc) a worker Option.
+func connOption(o stellarpc.Option) Option { return func(w *Worker) error { return o(&w.conn) } }
+
 // WithToken sets the bearer token (scope orch:work).
-func WithToken(token string) Option {
-	return func(w *Worker) error { w.token = func() string { return token }; return nil }
-}
+func WithToken(token string) Option { return connOption(stellarpc.WithToken(token)) }
 
 // WithTokenFunc sets a function called at every connect (a rotating token works).
-func WithTokenFunc(fn func() string) Option {
-	return func(w *Worker) error { w.token = fn; return nil }
-}
+func WithTokenFunc(fn func() string) Option { return connOption(stellarpc.WithTokenFunc(fn)) }
 
 // WithConcurrency sets how many handlers run at once (also the capacity in Hello; default 10).
 func WithConcurrency(n int) Option {
@@ -114,7 +108,7 @@ func WithConcurrency(n int) Option {
 func WithWorkerID(id string) Option { return func(w *Worker) error { w.workerID = id; return nil } }
 
 // WithTenant names the tenant to act for (x-stella-tenant) when the token names several.
-func WithTenant(t string) Option { return func(w *Worker) error { w.tenant = t; return nil } }
+func WithTenant(t string) Option { return connOption(stellarpc.WithTenant(t)) }
 
 // WithJobTypes sets the job types asked for (default: those with a handler).
 func WithJobTypes(types ...string) Option {
@@ -149,29 +143,17 @@ func WithBackoffSeed(seed uint64) Option {
 
 // WithTransportCredentials opens a TLS channel (default plaintext).
 func WithTransportCredentials(c credentials.TransportCredentials) Option {
-	return func(w *Worker) error {
-		w.dialOptions = append(w.dialOptions, grpc.WithTransportCredentials(c))
-		return nil
-	}
+	return connOption(stellarpc.WithTransportCredentials(c))
 }
 
 // WithTLSCAFile opens a TLS channel that trusts only the CA in the PEM file at path (the
 // CA that signed the server's certificate; the same option as the Python SDK's
 // tls_ca_file and the Rust SDK's tls_ca_file).
-func WithTLSCAFile(path string) Option {
-	return func(w *Worker) error {
-		c, err := credentials.NewClientTLSFromFile(path, "")
-		if err != nil {
-			return fmt.Errorf("%w: TLS CA file: %v", ErrInvalid, err)
-		}
-		w.dialOptions = append(w.dialOptions, grpc.WithTransportCredentials(c))
-		return nil
-	}
-}
+func WithTLSCAFile(path string) Option { return connOption(stellarpc.WithTLSCAFile(path)) }
 
 // WithDialOptions adds gRPC dial options.
 func WithDialOptions(opts ...grpc.DialOption) Option {
-	return func(w *Worker) error { w.dialOptions = append(w.dialOptions, opts...); return nil }
+	return connOption(stellarpc.WithDialOptions(opts...))
 }
 
 // WithLogger sets the logger (default slog.Default()). Logs never include tokens or payloads.
@@ -193,7 +175,7 @@ func New(target string, opts ...Option) (*Worker, error) {
 			return nil, err
 		}
 	}
-	if w.token == nil {
+	if !w.conn.HasToken() {
 		return nil, fmt.Errorf("%w: a token is required (WithToken)", ErrInvalid)
 	}
 	if w.metrics == nil {
@@ -251,14 +233,6 @@ func (w *Worker) jobTypes() []string {
 	return types
 }
 
-func (w *Worker) outgoing(ctx context.Context) context.Context {
-	pairs := []string{"authorization", "Bearer " + w.token()}
-	if w.tenant != "" {
-		pairs = append(pairs, TenantHeader, w.tenant)
-	}
-	return metadata.AppendToOutgoingContext(ctx, pairs...)
-}
-
 func (w *Worker) logf(format string, args ...any) {
 	w.logger.Info(fmt.Sprintf(format, args...), "worker_id", w.workerID)
 }
@@ -310,13 +284,9 @@ func (w *Worker) Run(ctx context.Context) error {
 			return fmt.Errorf("%w: job type %q has no handler", ErrInvalid, t)
 		}
 	}
-	target, targetOpts, err := dialTarget(w.target)
+	conn, err := stellarpc.Dial(w.target, &w.conn)
 	if err != nil {
 		return err
-	}
-	conn, err := grpc.NewClient(target, append(targetOpts, w.channelOptions()...)...)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	defer conn.Close()
 	w.client = pb.NewLeaseServiceClient(conn)
@@ -336,7 +306,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
-			rpcErr := rpcErrorFrom(err)
+			rpcErr := stellarpc.FromError(err)
 			if !rpcErr.Retryable() {
 				w.logger.Error("the server refused the worker", "error", rpcErr.Error())
 				return rpcErr
@@ -365,20 +335,6 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-func (w *Worker) channelOptions() []grpc.DialOption {
-	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
-		// Detect a vanished server within ~40 s even with no job running.
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
-		// The channel's own reconnect backoff must not outgrow ours (gRPC's default is 120 s).
-		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
-			BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 10 * time.Second,
-		}, MinConnectTimeout: 5 * time.Second}),
-	}
-	return append(opts, w.dialOptions...)
 }
 
 // RunWithSignals is Run for a process: the first SIGTERM/SIGINT drains gracefully, a second

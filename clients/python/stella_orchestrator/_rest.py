@@ -6,6 +6,7 @@ problem body so callers can tell "not found / denied" from other failures.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -97,17 +98,51 @@ class RestClient:
             raise RestError(0, f"cannot reach the gateway: {exc}") from exc
         if resp.status_code == 204:
             return None
-        if resp.status_code >= 400:
-            try:
-                problem = resp.json()
-            except ValueError:
-                problem = {}
-            detail = problem.get("detail") or resp.reason_phrase
-            raise RestError(resp.status_code, f"{resp.status_code} {detail}", problem)
+        _raise_for_problem(resp)
+        if not resp.headers.get("content-type", "").startswith("application/json"):
+            return resp.content
         return resp.json()
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params)
+
+    def events(
+        self, path: str, *, last_event_id: int | None, **params: Any
+    ) -> Iterator[tuple[str, Any]]:
+        """Server-Sent Events of ``path`` as they arrive: ``("head", head_seq)`` first (the
+        stream's opening comment), then ``("event", event JSON)`` and ``("keep-alive",
+        head_seq)`` until the server ends the stream. ``last_event_id`` resumes after that seq.
+
+        Raises:
+            RestError: The stream was refused, or the connection failed (status 0).
+        """
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        clean = {k: v for k, v in params.items() if v not in (None, "", [])}
+        # No read timeout: an idle stream is kept alive by the server's comments.
+        timeout = httpx.Timeout(self._http.timeout.connect, read=None)
+        try:
+            with self._http.stream(
+                "GET", path, params=clean, headers=headers, timeout=timeout
+            ) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    _raise_for_problem(resp)
+                data: list[str] = []
+                for line in resp.iter_lines():
+                    if line.startswith(":"):
+                        comment = line[1:].strip()
+                        kind, _, head = comment.partition(" head_seq=")
+                        if head.isdigit():
+                            yield ("head" if kind == "open" else "keep-alive", int(head))
+                    elif line.startswith("data:"):
+                        data.append(line[5:].strip())
+                    elif not line and data:
+                        yield ("event", json.loads("\n".join(data)))
+                        data = []
+        except httpx.HTTPError as exc:
+            raise RestError(0, f"event stream interrupted: {exc}") from exc
 
     def pages(self, path: str, *, follow: bool, **params: Any) -> Iterator[dict[str, Any]]:
         """Yield pages of a list endpoint; with ``follow`` until the last page."""
@@ -118,3 +153,14 @@ class RestClient:
             token = page.get("next_page_token", "")
             if not follow or not token:
                 return
+
+
+def _raise_for_problem(resp: httpx.Response) -> None:
+    if resp.status_code < 400:
+        return
+    try:
+        problem = resp.json()
+    except ValueError:
+        problem = {}
+    detail = problem.get("detail") or resp.reason_phrase
+    raise RestError(resp.status_code, f"{resp.status_code} {detail}", problem)

@@ -1,28 +1,42 @@
-"""``stella orchestrator deadletter|incidents …``: what failed, over the gateway's REST API
-(the dead-letter queue; incidents the scheduler opens from failure clusters, with their
-timeline, and their acknowledgement). Built on :mod:`stella_orchestrator._restcli`: the same
-options, output and exit codes.
-"""
+"""``stella orchestrator deadletter|incidents|overview|artifacts …``: what failed and how
+the tenant is doing — the dead-letter queue (bulk replay in one audited call), incidents the
+scheduler opens from failure clusters (timeline, acknowledgement), the overview (queue depth,
+throughput, SLO burn) and the artifacts of a job or run."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
-
-from stella_orchestrator._rest import RestClient, RestError
-from stella_orchestrator._restcli import (
-    ERROR_CLASSES,
-    EXIT_ERROR,
+from stella_orchestrator._cli_base import (
+    EXIT_FAILED,
     EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Commands,
     Output,
-    _cell,
-    _control_post,
-    _list,
+    control,
+    list_items,
+    list_of,
+    show_one,
 )
+from stella_orchestrator._rest import RestClient
+from stella_orchestrator._restcli_jobs import ARTIFACT_COLUMNS
+
+ERROR_CLASSES = (
+    "http_429",
+    "http_5xx",
+    "http_4xx",
+    "timeout",
+    "parse_error",
+    "schema_mismatch",
+    "lease_expired",
+    "worker_crash",
+    "canceled",
+    "internal",
+    "other",
+)
+DEAD_STATUSES = ("pending", "replayed", "resolved", "discarded")
 
 # ------------------------------------------------------------------------- dead letter
 
@@ -39,32 +53,11 @@ DEAD_COLUMNS = (
 )
 
 
-def _dead_list(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    return _list(
-        args,
-        client,
-        out,
-        "/deadletter",
-        DEAD_COLUMNS,
-        status=args.status,
-        error_class=args.error_class,
-        job_type=args.job_type,
-    )
-
-
-def _dead_show(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    out.record(client.get(f"/deadletter/{args.id}"))
-    return EXIT_OK
-
-
 def _dead_stats(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     stats = client.get("/deadletter/stats", status=args.status)
-    if out.mode == "json":
-        out.json(stats)
-        return EXIT_OK
-    out.table(
-        stats["clusters"],
-        (
+    out.show(
+        stats,
+        columns=(
             ("CLASS", "error_class"),
             ("JOB TYPE", "job_type"),
             ("SOURCE", "source_id"),
@@ -73,6 +66,7 @@ def _dead_stats(args: argparse.Namespace, client: RestClient, out: Output) -> in
             ("LAST (UTC)", "last_failed_at"),
             ("SAMPLE", "sample_message"),
         ),
+        items="clusters",
         title=f"{stats['total']} {args.status} entries",
     )
     return EXIT_OK
@@ -80,54 +74,31 @@ def _dead_stats(args: argparse.Namespace, client: RestClient, out: Output) -> in
 
 def _dead_replay(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     if args.id:
-        result = client.request(
-            "POST", f"/deadletter/{args.id}/replay", reason=args.reason, ticket=args.ticket
+        result = client.request("POST", f"/deadletter/{args.id}/replay", **control(args))
+        out.show(
+            result,
+            summary=lambda r: f"replayed {args.id}: job {r['job']['id']} is {r['job']['state']}",
         )
-        if out.mode == "json":
-            out.json(result)
-        else:
-            out.out.print(
-                f"replayed {args.id}: job {result['job']['id']} is {result['job']['state']}"
-            )
         return EXIT_OK
-    # Bulk: list the matching pending entries, then replay each with a progress bar.
-    entries = client.get(
-        "/deadletter",
-        status="pending",
-        error_class=args.error_class,
-        job_type=args.job_type,
-        page_size=args.limit,
-    )["items"]
-    replayed, failed = [], []
-    with Progress(
-        TextColumn("replaying"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=out.err,
-        transient=out.mode == "json",
-    ) as progress:
-        task = progress.add_task("replay", total=len(entries))
-        for entry in entries:
-            try:
-                client.request(
-                    "POST",
-                    f"/deadletter/{entry['id']}/replay",
-                    reason=args.reason,
-                    ticket=args.ticket,
-                )
-                replayed.append(entry["id"])
-            except RestError as exc:
-                if exc.status in (0, 401, 403):
-                    raise
-                failed.append({"entry_id": entry["id"], "error": str(exc)})
-            progress.advance(task)
-    if out.mode == "json":
-        out.json({"matched": len(entries), "replayed": replayed, "failed": failed})
-    else:
-        out.out.print(f"{len(replayed)} of {len(entries)} entries replayed")
-        for item in failed:
-            out.err.print(f"  {item['entry_id']}: {item['error']}")
-    return EXIT_OK if not failed else EXIT_ERROR
+    # Bulk: one call; the scheduler replays every match (at most --limit) and says which failed.
+    body = {
+        "error_class": args.error_class,
+        "job_type": args.job_type or None,
+        "source_id": args.source or None,
+        "retryable": {"true": True, "false": False}.get(args.retryable or ""),
+        "limit": args.limit,
+    }
+    body = {k: v for k, v in body.items() if v is not None}
+    with out.err.status("replaying matching dead-letter entries"):
+        result = client.request("POST", "/deadletter/replay", json=body, **control(args))
+
+    def render(r: dict[str, Any]) -> None:
+        out.out.print(f"{len(r['replayed'])} of {r['matched']} entries replayed")
+        for item in r["failed"]:
+            out.note(f"  {item.get('entry_id')}: {item.get('error') or item}")
+
+    out.show(result, render=render)
+    return EXIT_OK if not result["failed"] else EXIT_FAILED
 
 
 # ------------------------------------------------------------------------- incidents
@@ -142,6 +113,13 @@ INCIDENT_COLUMNS = (
     ("FIRST (UTC)", "first_seen_at"),
     ("LAST (UTC)", "last_seen_at"),
     ("ACKNOWLEDGED BY", "acknowledged_by"),
+)
+TIMELINE_COLUMNS = (
+    ("AT (UTC)", "occurred_at"),
+    ("EVENT", "type"),
+    ("FAILURES", "failure_count"),
+    ("BY", "actor"),
+    ("REASON", "reason"),
 )
 INCIDENT_FIELDS = (
     "id",
@@ -161,74 +139,128 @@ INCIDENT_FIELDS = (
 )
 
 
-def _incidents_list(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    return _list(args, client, out, "/incidents", INCIDENT_COLUMNS, state=args.state)
-
-
 def _incidents_show(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    got = client.get(f"/incidents/{args.id}")
-    if out.mode == "json":
-        out.json(got)
-        return EXIT_OK
-    out.record(got["incident"], INCIDENT_FIELDS)
-    timeline = Table(title="timeline")
-    for column in ("AT (UTC)", "EVENT", "FAILURES", "BY", "REASON"):
-        timeline.add_column(column, overflow="fold")
-    for event in got.get("timeline") or []:
-        timeline.add_row(
-            *(
-                _cell(event.get(k))
-                for k in ("occurred_at", "type", "failure_count", "actor", "reason")
-            )
-        )
-    out.out.print(timeline)
+    def render(got: dict[str, Any]) -> None:
+        out.record(got["incident"], INCIDENT_FIELDS)
+        out.table(got.get("timeline") or [], TIMELINE_COLUMNS, title="timeline")
+
+    out.show(client.get(f"/incidents/{args.id}"), render=render)
     return EXIT_OK
 
 
 def _incidents_ack(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    return _control_post(
-        args,
-        client,
-        out,
-        f"/incidents/{args.id}/acknowledge",
-        lambda r: f"acknowledged {args.id} as {r['acknowledged_by']}",
+    result = client.request("POST", f"/incidents/{args.id}/acknowledge", **control(args))
+    out.show(result, summary=lambda r: f"acknowledged {args.id} as {r['acknowledged_by']}")
+    return EXIT_OK
+
+
+def _overview(args: argparse.Namespace, client: RestClient, out: Output) -> int:
+    out.show(client.get("/overview", window_s=args.window))
+    return EXIT_OK
+
+
+def _artifacts(args: argparse.Namespace, client: RestClient, out: Output) -> int:
+    if bool(args.job) == bool(args.run):
+        raise CliError(EXIT_USAGE, "give exactly one of --job and --run")
+    path = "/artifacts"
+    return list_items(args, client, out, path, ARTIFACT_COLUMNS, job_id=args.job, run_id=args.run)
+
+
+def register(c: Commands) -> None:
+    sub = c.group("deadletter", "dead-letter entries: list, show, stats, replay")
+    p = c.leaf(
+        sub,
+        "list",
+        list_of(
+            "/deadletter",
+            DEAD_COLUMNS,
+            status="status",
+            error_class="error_class",
+            job_type="job_type",
+            source_id="source",
+        ),
+        "list dead-letter entries (newest first)",
+        c.paging,
+        ops=["GET /deadletter"],
     )
-
-
-Leaf = Callable[..., argparse.ArgumentParser]
-
-
-def register_operations(
-    commands: Any,
-    leaf: Leaf,
-    paging: argparse.ArgumentParser,
-    control: argparse.ArgumentParser,
-) -> None:
-    """Adds ``deadletter`` and ``incidents`` (``leaf`` makes one command with the common
-    options, as in :func:`stella_orchestrator._restcli.register`)."""
-    dead = commands.add_parser("deadletter", help="dead-letter entries: list, stats, replay")
-    dsub = dead.add_subparsers(dest="dead_command", required=True, metavar="ACTION")
-    p = leaf(dsub, "list", _dead_list, "list dead-letter entries (newest first)", paging)
-    p.add_argument("--status", choices=("pending", "replayed", "resolved", "discarded"))
+    p.add_argument("--status", choices=DEAD_STATUSES)
     p.add_argument("--error-class", choices=ERROR_CLASSES)
     p.add_argument("--job-type", default="")
-    p = leaf(dsub, "show", _dead_show, "show one entry")
-    p.add_argument("id")
-    p = leaf(dsub, "stats", _dead_stats, "entries clustered by error class, job type, source")
-    p.add_argument(
-        "--status", choices=("pending", "replayed", "resolved", "discarded"), default="pending"
+    p.add_argument("--source", default="", help="source id")
+    p = c.leaf(
+        sub,
+        "show",
+        show_one("deadletter"),
+        "show one entry",
+        ops=["GET /deadletter/{entry_id}"],
+        item="entry_id",
     )
-    p = leaf(dsub, "replay", _dead_replay, "replay one entry, or every match (bulk)", control)
+    p = c.leaf(
+        sub,
+        "stats",
+        _dead_stats,
+        "entries clustered by error class, job type, source",
+        ops=["GET /deadletter/stats"],
+    )
+    p.add_argument("--status", choices=DEAD_STATUSES, default="pending")
+    p = c.leaf(
+        sub,
+        "replay",
+        _dead_replay,
+        "replay one entry, or every pending match (bulk, one audited call)",
+        c.control,
+        ops=["POST /deadletter/{entry_id}/replay", "POST /deadletter/replay"],
+    )
     p.add_argument("id", nargs="?", help="entry id; omit to replay every matching entry")
     p.add_argument("--error-class", choices=ERROR_CLASSES)
     p.add_argument("--job-type", default="")
+    p.add_argument("--source", default="", help="source id")
+    p.add_argument("--retryable", choices=("true", "false"), default=None)
     p.add_argument("--limit", type=int, default=100, help="bulk: at most this many (<= 500)")
 
-    incidents = commands.add_parser("incidents", help="incidents: list, show, ack")
-    isub = incidents.add_subparsers(dest="incident_command", required=True, metavar="ACTION")
-    p = leaf(isub, "list", _incidents_list, "list incidents (most recently seen first)", paging)
+    sub = c.group("incidents", "incidents: list, show, ack")
+    p = c.leaf(
+        sub,
+        "list",
+        list_of("/incidents", INCIDENT_COLUMNS, state="state"),
+        "list incidents (most recently seen first)",
+        c.paging,
+        ops=["GET /incidents"],
+    )
     p.add_argument("--state", choices=("open", "resolved"))
-    p = leaf(isub, "show", _incidents_show, "show one incident and its timeline")
-    p.add_argument("id")
-    p = leaf(isub, "ack", _incidents_ack, "acknowledge an incident (who and why)", control)
-    p.add_argument("id")
+    p = c.leaf(
+        sub,
+        "show",
+        _incidents_show,
+        "show one incident and its timeline",
+        ops=["GET /incidents/{incident_id}"],
+        item="incident_id",
+    )
+    p = c.leaf(
+        sub,
+        "ack",
+        _incidents_ack,
+        "acknowledge an incident (who and why)",
+        c.control,
+        ops=["POST /incidents/{incident_id}/acknowledge"],
+        item="incident_id",
+    )
+
+    p = c.leaf(
+        c.commands,
+        "overview",
+        _overview,
+        "queue depth, throughput, failure rate and SLO burn",
+        ops=["GET /overview"],
+    )
+    p.add_argument("--window", type=float, default=900.0, help="rate window in seconds")
+    p = c.leaf(
+        c.commands,
+        "artifacts",
+        _artifacts,
+        "artifacts of one job or one run",
+        c.paging,
+        ops=["GET /artifacts"],
+    )
+    p.add_argument("--job", default="", help="job id")
+    p.add_argument("--run", default="", help="run id")

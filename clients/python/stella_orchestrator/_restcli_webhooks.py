@@ -1,17 +1,23 @@
 """``stella orchestrator webhooks …``: a tenant's webhook subscriptions and their delivery
-log over the gateway's REST API (docs/webhooks.md). Built on
-:mod:`stella_orchestrator._restcli`: the same options, output and exit codes. The secret is
-printed by ``create`` and ``rotate-secret`` only: store it then.
+log over the gateway's REST API (docs/webhooks.md). The secret is printed by ``create`` and
+``rotate-secret`` only: store it then.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
+from stella_orchestrator._cli_base import (
+    EXIT_OK,
+    Commands,
+    Output,
+    control,
+    delete_one,
+    list_of,
+    show_one,
+)
 from stella_orchestrator._rest import RestClient
-from stella_orchestrator._restcli import EXIT_OK, Output, _list
 
 WEBHOOK_COLUMNS = (
     ("ID", "id"),
@@ -35,21 +41,12 @@ DELIVERY_COLUMNS = (
 )
 
 
-def _list_webhooks(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    return _list(args, client, out, "/webhooks", WEBHOOK_COLUMNS)
-
-
-def _show(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    out.record(client.get(f"/webhooks/{args.id}"))
-    return EXIT_OK
-
-
 def _with_secret(out: Output, result: dict[str, Any]) -> int:
-    if out.mode == "json":
-        out.json(result)
-        return EXIT_OK
-    out.record(result["webhook"])
-    out.out.print(f"secret: {result['secret']}  (shown once: store it now)")
+    def render(value: dict[str, Any]) -> None:
+        out.record(value["webhook"])
+        out.out.print(f"secret: {value['secret']}  (shown once: store it now)", markup=False)
+
+    out.show(result, render=render)
     return EXIT_OK
 
 
@@ -61,7 +58,7 @@ def _create(args: argparse.Namespace, client: RestClient, out: Output) -> int:
         "job_type": args.job_type,
         "description": args.description,
     }
-    return _with_secret(out, client.request("POST", "/webhooks", json=body, reason=args.reason))
+    return _with_secret(out, client.request("POST", "/webhooks", json=body, **control(args)))
 
 
 def _update(args: argparse.Namespace, client: RestClient, out: Output) -> int:
@@ -77,52 +74,49 @@ def _update(args: argparse.Namespace, client: RestClient, out: Output) -> int:
         }.items()
         if v is not None
     }
-    result = client.request("PATCH", f"/webhooks/{args.id}", json=body, reason=args.reason)
-    out.record(result)
-    return EXIT_OK
-
-
-def _delete(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    client.request("DELETE", f"/webhooks/{args.id}", reason=args.reason, ticket=args.ticket)
-    out.out.print(f"deleted {args.id}")
+    out.show(client.request("PATCH", f"/webhooks/{args.id}", json=body, **control(args)))
     return EXIT_OK
 
 
 def _rotate(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     path = f"/webhooks/{args.id}/rotate-secret"
-    return _with_secret(out, client.request("POST", path, reason=args.reason, ticket=args.ticket))
-
-
-def _deliveries(args: argparse.Namespace, client: RestClient, out: Output) -> int:
-    path = f"/webhooks/{args.id}/deliveries"
-    return _list(args, client, out, path, DELIVERY_COLUMNS, state=args.state)
+    return _with_secret(out, client.request("POST", path, **control(args)))
 
 
 def _redeliver(args: argparse.Namespace, client: RestClient, out: Output) -> int:
     path = f"/webhook-deliveries/{args.id}/redeliver"
-    out.record(client.request("POST", path, reason=args.reason, ticket=args.ticket))
+    out.show(client.request("POST", path, **control(args)))
     return EXIT_OK
 
 
-Leaf = Callable[..., argparse.ArgumentParser]
-
-
-def register_webhooks(
-    commands: Any,
-    leaf: Leaf,
-    paging: argparse.ArgumentParser,
-    control: argparse.ArgumentParser,
-) -> None:
-    """Adds ``webhooks`` (``leaf`` makes one command with the common options, as in
-    :func:`stella_orchestrator._restcli.register`)."""
-    hooks = commands.add_parser(
-        "webhooks", help="webhook subscriptions: list, show, create, update, delete, deliveries"
+def register(c: Commands) -> None:
+    sub = c.group(
+        "webhooks", "webhook subscriptions: list, show, create, update, delete, deliveries"
     )
-    sub = hooks.add_subparsers(dest="webhook_command", required=True, metavar="ACTION")
-    leaf(sub, "list", _list_webhooks, "list subscriptions (no secrets)", paging)
-    p = leaf(sub, "show", _show, "show one subscription")
-    p.add_argument("id")
-    p = leaf(sub, "create", _create, "subscribe a URL to event types (prints the secret once)")
+    c.leaf(
+        sub,
+        "list",
+        list_of("/webhooks", WEBHOOK_COLUMNS),
+        "list subscriptions (no secrets)",
+        c.paging,
+        ops=["GET /webhooks"],
+    )
+    p = c.leaf(
+        sub,
+        "show",
+        show_one("webhooks"),
+        "show one subscription",
+        ops=["GET /webhooks/{webhook_id}"],
+        item="webhook_id",
+    )
+    p = c.leaf(
+        sub,
+        "create",
+        _create,
+        "subscribe a URL to event types (prints the secret once)",
+        c.why,
+        ops=["POST /webhooks"],
+    )
     p.add_argument("--url", required=True)
     p.add_argument(
         "--event",
@@ -133,22 +127,55 @@ def register_webhooks(
     p.add_argument("--source", default="", help="only events of this source")
     p.add_argument("--job-type", default="", help="only events of this job type")
     p.add_argument("--description", default="")
-    p.add_argument("--reason", default="", help="why (audited)")
-    p = leaf(sub, "update", _update, "change a subscription (enable, disable, filters, URL)")
-    p.add_argument("id")
+    p = c.leaf(
+        sub,
+        "update",
+        _update,
+        "change a subscription (enable, disable, filters, URL)",
+        c.why,
+        ops=["PATCH /webhooks/{webhook_id}"],
+        item="webhook_id",
+    )
     p.add_argument("--url")
     p.add_argument("--event", action="append", default=[])
     p.add_argument("--source", help="'' removes the filter")
     p.add_argument("--job-type", help="'' removes the filter")
     p.add_argument("--description")
     p.add_argument("--enabled", choices=("true", "false"))
-    p.add_argument("--reason", default="", help="why (audited)")
-    p = leaf(sub, "delete", _delete, "delete a subscription and its delivery log", control)
-    p.add_argument("id")
-    p = leaf(sub, "rotate-secret", _rotate, "issue a new secret (prints it once)", control)
-    p.add_argument("id")
-    p = leaf(sub, "deliveries", _deliveries, "a subscription's delivery log", paging)
-    p.add_argument("id")
+    p = c.leaf(
+        sub,
+        "delete",
+        delete_one("webhooks"),
+        "delete a subscription and its delivery log",
+        c.control,
+        ops=["DELETE /webhooks/{webhook_id}"],
+        item="webhook_id",
+    )
+    p = c.leaf(
+        sub,
+        "rotate-secret",
+        _rotate,
+        "issue a new secret (prints it once)",
+        c.control,
+        ops=["POST /webhooks/{webhook_id}/rotate-secret"],
+        item="webhook_id",
+    )
+    p = c.leaf(
+        sub,
+        "deliveries",
+        list_of("/webhooks/{id}/deliveries", DELIVERY_COLUMNS, state="state"),
+        "a subscription's delivery log",
+        c.paging,
+        ops=["GET /webhooks/{webhook_id}/deliveries"],
+        item="webhook_id",
+    )
     p.add_argument("--state", choices=("pending", "succeeded", "failed"))
-    p = leaf(sub, "redeliver", _redeliver, "send a delivery again now", control)
-    p.add_argument("id", help="delivery id")
+    p = c.leaf(
+        sub,
+        "redeliver",
+        _redeliver,
+        "send a delivery again now",
+        c.control,
+        ops=["POST /webhook-deliveries/{delivery_id}/redeliver"],
+        item="delivery_id",
+    )

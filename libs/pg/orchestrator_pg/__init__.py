@@ -42,7 +42,7 @@ from orchestrator_pg._idempotency import (
 )
 from orchestrator_pg._incidents import IncidentStore
 from orchestrator_pg._job_insert import NewJob
-from orchestrator_pg._jobs import JobStore, SubmittedJob
+from orchestrator_pg._jobs import JobSearch, JobStore, SubmittedJob
 from orchestrator_pg._leadership import LeaderLoop, Leadership, lead_passes
 from orchestrator_pg._leasing import (
     ARTIFACT_CONFLICT,
@@ -123,6 +123,7 @@ __all__ = [
     "IdempotencyRecord",
     "IdempotencyStore",
     "IncidentStore",
+    "JobSearch",
     "JobStore",
     "LeaderLoop",
     "LeaderSnapshot",

@@ -8,14 +8,14 @@ Everything a tenant asks for (entries, chain head, exports) reads through
 Settling. Event seqs are taken when a row is inserted, but transactions commit in their own
 order, so a reader can see seq 101 before seq 100 commits. :meth:`AuditLedger.settled_seq`
 returns a seq below which nothing can appear any more: it notes the highest seq handed out,
-then waits until every transaction of the database that was writing at that moment has
-ended. The chainer links events only up to there, in seq order, and moves its cursor in the
-same transaction as the links, so a restart resumes exactly where it stopped.
+then waits until every transaction that was writing events at that moment has ended (the
+event horizon's mechanism, one copy). The chainer links events only up to there, in seq
+order, and moves its cursor in the same transaction as the links, so a restart resumes
+exactly where it stopped.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,10 +24,8 @@ from typing import Any
 
 from orchestrator_core import NotFound
 from orchestrator_pg._db import Database, Row
+from orchestrator_pg._eventstream import event_seq_settled
 from orchestrator_pg._queries import query
-
-SETTLE_POLL_S = 0.005
-SETTLE_WARN_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -90,35 +88,11 @@ class AuditLedger:
             return int(row["seq"]) if row else 0
 
     async def settled_seq(self) -> int:
-        """A seq at or below which every event is committed or will never exist.
-
-        Waits (polling every SETTLE_POLL_S) for the transactions that were writing when the
-        call started; never returns less than what was visible then.
-        """
+        """A seq at or below which every event is committed or will never exist: the
+        highest handed out, once the transactions writing events then have ended (waits as
+        long as it takes; the one mechanism of orchestrator_pg._eventstream)."""
         async with self.db.connection() as conn:
-            cur = await conn.execute(query("audit_seq_allocated"))
-            row = await cur.fetchone()
-            allocated = int(row["seq"]) if row else 0
-            cur = await conn.execute(query("audit_busy_backends"))
-            busy = await cur.fetchall()
-            await conn.rollback()
-            waited = 0.0
-            while busy:
-                cur = await conn.execute(
-                    query("audit_backends_still_busy"),
-                    {"pids": [r["pid"] for r in busy], "starts": [r["xact_start"] for r in busy]},
-                )
-                row = await cur.fetchone()
-                await conn.rollback()
-                if not row or int(row["n"]) == 0:
-                    break
-                await asyncio.sleep(SETTLE_POLL_S)
-                waited += SETTLE_POLL_S
-                if waited >= SETTLE_WARN_S:
-                    # a transaction left open for long holds chaining back; keep waiting,
-                    # correctness first, but only for the ones still open
-                    waited = 0.0
-            return allocated
+            return await event_seq_settled(conn, give_up_s=None)
 
     async def events_settled(self, after: int, upto: int, limit: int) -> list[Row]:
         """Events with ``after < seq <= upto`` of every tenant, in seq order."""

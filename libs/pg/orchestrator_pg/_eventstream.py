@@ -6,11 +6,12 @@ lose 10 for good. :class:`EventHorizon` publishes a seq ``h`` such that every tr
 holds a seq ``<= h`` has finished (committed or rolled back): events ``<= h`` never change, so
 a reader that pages ``(after, h]`` misses nothing and repeats nothing.
 
-How: read the sequence's last value ``c``, then take a snapshot; every writer holding a seq
-``<= c`` got its transaction id before that snapshot (events are only inserted by AFTER
-triggers of another write, so a writer has an xid before it takes a seq; and the sequence has
-no per-session cache), so once every transaction that snapshot lists as in progress and that
-writes events (holds a lock on ``orchestrator.events``) has ended, ``c`` is safe. One LISTEN
+How: read the sequence's last value ``c``, then list the transactions that hold a write lock
+on ``orchestrator.events``; a writer takes that lock before its insert draws a seq (and the
+sequence has no per-session cache), so every writer holding a seq ``<= c`` is in the list or
+already finished, and once the listed transactions have ended, ``c`` is safe. (A snapshot's
+in-progress list is not enough: it leaves out running transactions whose xid is above the
+newest finished one, which lost live events under load.) One LISTEN
 connection per process wakes the tracker on ``orch_events``; a poll every
 :data:`POLL_INTERVAL_S` covers lost notifications.
 """
@@ -38,8 +39,55 @@ SETTLE_POLL_MAX_S = 0.25
 # events). Long enough for the slowest legitimate writer — a 10,000-job CreateRun on a loaded
 # machine takes seconds — because moving on early loses events for every live reader.
 SETTLE_TIMEOUT_S = 60.0
+SETTLE_WARN_S = 10.0
 
 _log = logging.getLogger("orchestrator_pg.eventstream")
+
+
+async def _one(conn: Any, name: str, params: dict[str, Any] | None = None) -> Row | None:
+    """One statement in a transaction of its own (the pool's connections are not autocommit:
+    a transaction left open would hold back the very writers being waited for)."""
+    cur = await conn.execute(query(name), params)
+    row: Row | None = await cur.fetchone()
+    if not conn.autocommit:
+        await conn.rollback()
+    return row
+
+
+async def event_seq_settled(conn: Any, *, give_up_s: float | None) -> int:
+    """The highest event seq handed out, once every transaction that was writing events when
+    it was read has ended (the module note says why that makes it final).
+
+    Args:
+        conn: A connection of this database (autocommit or not).
+        give_up_s: Return anyway after this long with a writer still open (logged: a live
+            reader may then miss that writer's events); ``None`` waits as long as it takes,
+            warning every :data:`SETTLE_WARN_S` (the audit chain: correctness first).
+    """
+    candidate = int(((await _one(conn, "event_horizon_candidate")) or {"seq": 0})["seq"])
+    writers = list(((await _one(conn, "event_horizon_writers")) or {"writers": []})["writers"])
+    loop = asyncio.get_running_loop()
+    started = warned = loop.time()
+    pause = SETTLE_POLL_S
+    while writers:
+        row = await _one(conn, "event_horizon_settled", {"writers": writers})
+        if row is not None and row["settled"]:
+            break
+        now = loop.time()
+        if give_up_s is not None and now - started > give_up_s:
+            _log.warning(
+                "a transaction writing events stayed open %.0f s while settling seq %d; "
+                "moving on (a live reader may miss its events)",
+                give_up_s,
+                candidate,
+            )
+            break
+        if now - warned > SETTLE_WARN_S:
+            _log.warning("a transaction writing events has been open %.0f s", now - started)
+            warned = now
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, SETTLE_POLL_MAX_S)
+    return candidate
 
 
 class EventHorizon:
@@ -80,28 +128,7 @@ class EventHorizon:
         self.ready.set()
 
     async def _compute(self, conn: ListenConnection) -> int:
-        cur = await conn.execute(query("event_horizon_candidate"))
-        candidate = int((await cur.fetchone() or {"seq": 0})["seq"])
-        cur = await conn.execute(query("event_horizon_snapshot"))
-        snapshot = (await cur.fetchone() or {"snapshot": ""})["snapshot"]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + SETTLE_TIMEOUT_S
-        pause = SETTLE_POLL_S
-        while True:
-            cur = await conn.execute(query("event_horizon_settled"), {"snapshot": snapshot})
-            row = await cur.fetchone()
-            if row is not None and row["settled"]:
-                return candidate
-            if loop.time() > deadline:
-                _log.warning(
-                    "a transaction writing events stayed open %.0f s while computing the "
-                    "event horizon; moving on to seq %d (a stream may miss its events)",
-                    SETTLE_TIMEOUT_S,
-                    candidate,
-                )
-                return candidate
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, SETTLE_POLL_MAX_S)
+        return await event_seq_settled(conn, give_up_s=SETTLE_TIMEOUT_S)
 
     async def run(self) -> None:
         """Track the horizon until cancelled, reconnecting after errors."""

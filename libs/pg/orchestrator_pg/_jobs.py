@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from psycopg import errors as pg_errors
 
@@ -32,6 +33,7 @@ from orchestrator_pg._tx import (
     audit_entry_write,
     fetch_all,
     fetch_one,
+    fields_params,
     integrity_error,
     now_of,
     settle,
@@ -44,6 +46,22 @@ class SubmittedJob:
 
     job: Row
     existing: bool
+
+
+@dataclass(frozen=True)
+class JobSearch:
+    """Filters of :meth:`JobStore.job_search`; None (or empty ``states``) means any. The time
+    range [since, until) applies to creation, or with ``failed_in_range`` to failed attempts."""
+
+    states: tuple[str, ...] = ()
+    job_type: str | None = None
+    source_id: uuid.UUID | None = None
+    error_class: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    failed_in_range: bool = False
+    after_id: uuid.UUID | None = None
+    limit: int = 50
 
 
 class JobStore:
@@ -198,6 +216,13 @@ class JobStore:
                 "limit": limit,
             },
         )
+
+    async def job_search(self, tenant: str, search: JobSearch) -> list[Row]:
+        """A page of the tenant's jobs matching ``search`` (the Console's job list), in id
+        order: summary columns only (no payload or result)."""
+        params = {"tenant": tenant, **fields_params(search)}
+        params["states"] = params["states"] or None
+        return await fetch_all(self.db, "job_search", params)
 
     async def job_cancel(self, ctx: TxContext, job_id: uuid.UUID) -> Row:
         now = now_of(self.db, ctx)

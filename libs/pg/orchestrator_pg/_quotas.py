@@ -78,6 +78,12 @@ class QuotaStore:
             self.db, "quota_get", {"tenant": tenant, "id": quota_id}, "quota", quota_id
         )
 
+    async def quota_usage_list(self, tenant: str) -> list[Row]:
+        """Each of the tenant's quotas with its usage now (active, queued, hourly tokens
+        left), counted as the claim counts it."""
+        params = {"tenant": tenant, "now": self.db.clock.now()}
+        return await fetch_all(self.db, "quota_usage_list", params)
+
     async def quota_list(
         self,
         tenant: str,

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._queries import query
 from orchestrator_pg._tx import fetch_all
@@ -31,6 +33,10 @@ class TenantStore:
         async with self.db.transaction(TxContext(tenant=tenant)) as conn:
             cur = await conn.execute(query("tenant_weight_set"), {"id": tenant, "weight": weight})
             return await cur.fetchone()
+
+    async def tenant_list_by_ids(self, ids: Sequence[str]) -> list[Row]:
+        """The registered tenants among ``ids`` (e.g. those a token grants), with weights."""
+        return await fetch_all(self.db, "tenant_list_by_ids", {"ids": list(ids)})
 
     async def tenant_list(self) -> list[Row]:
         return await fetch_all(self.db, "tenant_list", {})

@@ -15,22 +15,17 @@ time of export, so the same scope over the same data gives byte-identical archiv
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
-import tarfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from orchestrator_audit._canonical import canonical, event_document, format_time
-from orchestrator_audit._keys import Signer
 from orchestrator_core.redaction import redact_text
 from orchestrator_pg import ExportData, ExportScope
+from stella_orchestrator.signing import SignedArchive, Signer, sign_envelope, tar_bytes
+from stella_orchestrator.signing import statement as signing_statement
 
 BUNDLE_SCHEMA: Final = "stella.orchestrator.audit-bundle/v1"
-PAYLOAD_TYPE: Final = "application/vnd.in-toto+json"
-STATEMENT_TYPE: Final = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE: Final = "https://stella-ops.org/orchestrator/audit-bundle/v1"
 MEDIA_TYPE: Final = "application/x-tar"
 JOBS, HISTORY, THROTTLES = "jobs.jsonl", "history.jsonl", "throttles.jsonl"
@@ -134,39 +129,8 @@ def scope_document(scope: ExportScope) -> dict[str, Any]:
     return {"time_range": {"start": format_time(scope.start), "end": format_time(scope.end)}}
 
 
-def pae(payload_type: str, payload: bytes) -> bytes:
-    """DSSE pre-authentication encoding."""
-    kind = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %b %d %b" % (len(kind), kind, len(payload), payload)
-
-
-def tar_bytes(files: Mapping[str, bytes]) -> bytes:
-    """A deterministic ustar archive of ``files`` (sorted by name, fixed metadata)."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for name in sorted(files):
-            data = files[name]
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = 0
-            info.mode = 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            info.type = tarfile.REGTYPE
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
-@dataclass(frozen=True)
-class Bundle:
-    """An exported bundle: the archive and its manifest."""
-
-    archive: bytes
-    manifest: dict[str, Any]
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.archive).hexdigest()
+Bundle = SignedArchive
+"""An exported bundle: the archive and its manifest."""
 
 
 def file_entry(path: str, data: bytes, count: int) -> dict[str, Any]:
@@ -217,27 +181,13 @@ def build_bundle(tenant: str, scope: ExportScope, data: ExportData, signer: Sign
 
 def statement(files: Mapping[str, bytes], names: Sequence[str]) -> dict[str, Any]:
     """The in-toto Statement v1 over the named files."""
-    return {
-        "_type": STATEMENT_TYPE,
-        "subject": [
-            {"name": name, "digest": {"sha256": hashlib.sha256(files[name]).hexdigest()}}
-            for name in sorted(names)
-        ],
-        "predicateType": PREDICATE_TYPE,
-        "predicate": {"manifest": MANIFEST, "schema": BUNDLE_SCHEMA},
-    }
+    return signing_statement(
+        {name: hashlib.sha256(files[name]).hexdigest() for name in names},
+        PREDICATE_TYPE,
+        {"manifest": MANIFEST, "schema": BUNDLE_SCHEMA},
+    )
 
 
 def envelope_bytes(files: Mapping[str, bytes], signer: Signer) -> bytes:
     """The DSSE envelope over the statement of the data files and the manifest."""
-    payload = canonical(statement(files, (*DATA_FILES, MANIFEST)))
-    signature = signer.sign(pae(PAYLOAD_TYPE, payload))
-    return canonical(
-        {
-            "payloadType": PAYLOAD_TYPE,
-            "payload": base64.b64encode(payload).decode("ascii"),
-            "signatures": [
-                {"keyid": signer.key_id, "sig": base64.b64encode(signature).decode("ascii")}
-            ],
-        }
-    )
+    return sign_envelope(canonical(statement(files, (*DATA_FILES, MANIFEST))), signer)

@@ -16,15 +16,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import rfc8785
+from stella_orchestrator.signing import canonical
 
 GENESIS_HASH: Final = "0" * 64
 """prev_hash of a tenant's first link."""
-
-
-def canonical(value: Any) -> bytes:
-    """RFC 8785 canonical JSON bytes of a JSON value."""
-    return rfc8785.dumps(value)
 
 
 def format_time(value: datetime | None) -> str | None:

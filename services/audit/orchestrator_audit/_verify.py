@@ -17,18 +17,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import io
 import json
-import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from orchestrator_audit._bundle import (
@@ -38,17 +33,13 @@ from orchestrator_audit._bundle import (
     HISTORY,
     JOBS,
     MANIFEST,
-    PAYLOAD_TYPE,
     PREDICATE_TYPE,
-    STATEMENT_TYPE,
     job_record,
-    pae,
-    tar_bytes,
 )
 from orchestrator_audit._canonical import chain_hash
-from orchestrator_audit._keys import key_id_of
 from orchestrator_core import JobState, OrchestratorError, Reason, TransitionEvent, apply
 from orchestrator_core.event_fold import JobModel
+from stella_orchestrator.signing import check_statement, read_tar, verify_envelope
 
 
 @dataclass
@@ -65,55 +56,7 @@ class Verdict:
 
 def read_archive(archive: bytes) -> tuple[dict[str, bytes], list[str]]:
     """The files of a bundle archive and the problems found with the archive itself."""
-    problems: list[str] = []
-    files: dict[str, bytes] = {}
-    regions: list[tuple[int, int, int, str]] = []  # header start, data start, data end, name
-    try:
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as tar:
-            for member in tar.getmembers():
-                regions.append(
-                    (
-                        member.offset,
-                        member.offset_data,
-                        member.offset_data + member.size,
-                        member.name,
-                    )
-                )
-                if not member.isreg():
-                    problems.append(f"archive: member {member.name!r} is not a regular file")
-                    continue
-                if member.name in files:
-                    problems.append(f"archive: member {member.name!r} appears twice")
-                handle = tar.extractfile(member)
-                files[member.name] = handle.read() if handle else b""
-    except (tarfile.TarError, EOFError, ValueError) as exc:
-        return {}, [f"archive: not a readable tar file ({exc})"]
-    for name in ALL_FILES:
-        if name not in files:
-            problems.append(f"archive: {name} is missing")
-    for name in sorted(set(files) - set(ALL_FILES)):
-        problems.append(f"archive: unexpected member {name!r}")
-    if not problems and tar_bytes(files) != archive:
-        diff = next(
-            (i for i, (a, b) in enumerate(zip(tar_bytes(files), archive, strict=False)) if a != b),
-            min(len(archive), len(tar_bytes(files))),
-        )
-        problems.append(
-            f"archive: bytes differ from the deterministic archive of its files at offset "
-            f"{diff}, {_region(regions, diff)}"
-        )
-    return files, problems
-
-
-def _region(regions: list[tuple[int, int, int, str]], offset: int) -> str:
-    for header, start, end, name in regions:
-        if header <= offset < start:
-            return f"in the tar header of {name}"
-        if start <= offset < end:
-            return f"in the data of {name}"
-        if end <= offset < start + ((end - start + 511) // 512) * 512:
-            return f"in the padding after {name}"
-    return "in the end-of-archive blocks"
+    return read_tar(archive, ALL_FILES)
 
 
 def _json(files: dict[str, bytes], name: str, problems: list[str]) -> Any:
@@ -127,68 +70,10 @@ def _json(files: dict[str, bytes], name: str, problems: list[str]) -> Any:
 def _check_envelope(
     files: dict[str, bytes], keys: Sequence[Ed25519PublicKey] | None, problems: list[str]
 ) -> None:
-    envelope = _json(files, ENVELOPE, problems)
-    if not isinstance(envelope, dict):
-        if envelope is not None:
-            problems.append(f"{ENVELOPE}: not a DSSE envelope object")
+    stmt = verify_envelope(files[ENVELOPE], keys, problems, name=ENVELOPE)
+    if stmt is None:
         return
-    if envelope.get("payloadType") != PAYLOAD_TYPE:
-        problems.append(
-            f"{ENVELOPE}: payloadType is {envelope.get('payloadType')!r}, expected {PAYLOAD_TYPE!r}"
-        )
-    try:
-        payload = base64.b64decode(str(envelope.get("payload", "")), validate=True)
-    except (binascii.Error, ValueError):
-        problems.append(f"{ENVELOPE}: payload is not valid base64")
-        return
-    signatures = envelope.get("signatures")
-    if not isinstance(signatures, list) or not signatures:
-        problems.append(f"{ENVELOPE}: has no signatures")
-    elif keys is not None:
-        message = pae(str(envelope.get("payloadType")), payload)
-        by_id = {key_id_of(key): key for key in keys}
-        verified = False
-        for entry in signatures:
-            keyid = str(entry.get("keyid", "")) if isinstance(entry, dict) else ""
-            key = by_id.get(keyid)
-            if key is None:
-                continue
-            try:
-                key.verify(base64.b64decode(str(entry.get("sig", "")), validate=True), message)
-                verified = True
-            except (InvalidSignature, binascii.Error, ValueError):
-                problems.append(
-                    f"{ENVELOPE}: signature by key {keyid} does not verify (the signature or "
-                    "the signed statement was altered)"
-                )
-        if not verified and not any("does not verify" in p for p in problems):
-            wanted = ", ".join(sorted(by_id))
-            problems.append(f"{ENVELOPE}: no signature by the given key ({wanted})")
-    try:
-        stmt = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        problems.append(f"{ENVELOPE}: payload is not a JSON statement")
-        return
-    if not isinstance(stmt, dict) or stmt.get("_type") != STATEMENT_TYPE:
-        problems.append(f"{ENVELOPE}: payload is not an in-toto Statement v1")
-        return
-    if stmt.get("predicateType") != PREDICATE_TYPE:
-        problems.append(f"{ENVELOPE}: predicateType is {stmt.get('predicateType')!r}")
-    subjects = {
-        s.get("name"): (s.get("digest") or {}).get("sha256")
-        for s in stmt.get("subject") or []
-        if isinstance(s, dict)
-    }
-    for name in (*DATA_FILES, MANIFEST):
-        if name not in files:
-            continue
-        actual = hashlib.sha256(files[name]).hexdigest()
-        if name not in subjects:
-            problems.append(f"{ENVELOPE}: the signed statement does not cover {name}")
-        elif subjects[name] != actual:
-            problems.append(
-                f"{name}: sha256 {actual} does not match the signed statement ({subjects[name]})"
-            )
+    check_statement(stmt, files, (*DATA_FILES, MANIFEST), PREDICATE_TYPE, problems, name=ENVELOPE)
 
 
 def _check_manifest(files: dict[str, bytes], manifest: dict[str, Any], problems: list[str]) -> None:

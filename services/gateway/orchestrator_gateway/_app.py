@@ -19,8 +19,10 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from orchestrator_core import OrchestratorError
 from orchestrator_gateway import _routes
 from orchestrator_gateway._clients import Clients
+from orchestrator_gateway._event_feeds import EventHub
 from orchestrator_gateway._idempotency import IdempotencyMiddleware
 from orchestrator_gateway._problems import (
     PROBLEM_MEDIA_TYPE,
@@ -28,12 +30,22 @@ from orchestrator_gateway._problems import (
     ProblemError,
     grpc_problem,
     problem_response,
+    storage_problem,
 )
 from orchestrator_gateway._ratelimit import RateLimitMiddleware
+from orchestrator_gateway._routes._deps import Reads
 from orchestrator_gateway._security import SecurityHeadersMiddleware
 from orchestrator_gateway._settings import GatewaySettings
 from orchestrator_grpckit import TokenVerifier
-from orchestrator_pg import Database, IdempotencyKeyCleaner, IdempotencyStore
+from orchestrator_pg import (
+    Database,
+    IdempotencyKeyCleaner,
+    IdempotencyStore,
+    JobStore,
+    OverviewStore,
+    QuotaStore,
+    TenantStore,
+)
 from orchestrator_redis import BucketConfig, BucketStore
 from stella_orchestrator.telemetry import tracing_installed
 
@@ -83,6 +95,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.clients = Clients(settings)
+        app.state.event_hub = EventHub(app.state.clients, settings.stream_buffer)
         # The gateway starts without PostgreSQL (reads and plain POSTs go on; a POST with
         # Idempotency-Key answers 503 until the database is back).
         await database.open(wait=False)
@@ -95,6 +108,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 await cleanup
             await database.close()
             await buckets.aclose()
+            await app.state.event_hub.aclose()
             await app.state.clients.close()
 
     app = FastAPI(
@@ -117,6 +131,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.verifier = verifier
+    # The Console's own reads (charts and searches the services' lists do not answer),
+    # isolated to the caller's tenant: _routes.insights.
+    app.state.reads = Reads(
+        JobStore(database), OverviewStore(database), QuotaStore(database), TenantStore(database)
+    )
     app.include_router(_routes.router)
 
     @app.exception_handler(ProblemError)
@@ -133,6 +152,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @app.exception_handler(grpc.aio.AioRpcError)
     async def on_grpc(request: Request, exc: grpc.aio.AioRpcError) -> JSONResponse:
         return grpc_problem(exc, request.url.path)
+
+    @app.exception_handler(OrchestratorError)
+    async def on_storage(request: Request, exc: OrchestratorError) -> JSONResponse:
+        return storage_problem(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -180,15 +203,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             500, "internal error; the gateway logged the details", request.url.path
         )
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        REQUESTS.labels(template, request.method, str(response.status_code)).inc()
-        LATENCY.labels(template, request.method).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(RequestMetricsMiddleware)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -267,6 +282,35 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     # Outermost of all: refusals of the rate limit and idempotency layers carry them too.
     app.add_middleware(SecurityHeadersMiddleware)
     return app
+
+
+class RequestMetricsMiddleware:
+    """Counts requests and observes the time to the response's start, by route template.
+
+    Pure ASGI on purpose: ``@app.middleware("http")`` (BaseHTTPMiddleware) passes every
+    streamed chunk through a memory stream and a task, which made each SSE client's every
+    event cost several times its own encoding.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def observed(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                # The router sets scope["route"] in place before the endpoint answers.
+                template = getattr(scope.get("route"), "path", "unmatched")
+                method = scope["method"]
+                REQUESTS.labels(template, method, str(message["status"])).inc()
+                LATENCY.labels(template, method).observe(time.perf_counter() - started)
+            await send(message)
+
+        await self.app(scope, receive, observed)
 
 
 def _instrument(app: FastAPI) -> None:

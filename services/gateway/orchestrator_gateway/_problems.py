@@ -15,6 +15,7 @@ import grpc
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator_core import OrchestratorError
 from orchestrator_grpckit import error_details
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -183,6 +184,14 @@ def grpc_problem(error: grpc.aio.AioRpcError, instance: str) -> JSONResponse:
     if code == grpc.StatusCode.UNAVAILABLE:
         detail = f"upstream service unavailable: {detail}"
     return problem_response(status, detail, instance, slug=slug, headers=headers, **extensions)
+
+
+def storage_problem(error: OrchestratorError, instance: str) -> JSONResponse:
+    """The problem response for an error of the gateway's own reads (the Console's charts and
+    searches, ``_routes.insights``): the status its gRPC code would have."""
+    status = GRPC_TO_HTTP.get(grpc.StatusCode[error.grpc_status], 500)
+    slug = error.grpc_status.lower().replace("_", "-")
+    return problem_response(status, str(error), instance, slug=slug)
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {

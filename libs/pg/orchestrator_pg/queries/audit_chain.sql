@@ -13,19 +13,6 @@ ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated
 -- The highest event seq handed out so far (0 before the first event).
 SELECT coalesce(pg_sequence_last_value('orchestrator.events_seq'), 0) AS seq;
 
--- name: audit_busy_backends
--- Transactions of this database that may still commit events: those holding a transaction
--- id, and those mid-statement (an INSERT takes its seq before its transaction id).
-SELECT pid, xact_start FROM pg_stat_activity
- WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
-   AND (backend_xid IS NOT NULL OR state = 'active');
-
--- name: audit_backends_still_busy
-SELECT count(*) AS n
-  FROM pg_stat_activity a
-  JOIN unnest(%(pids)s::int[], %(starts)s::timestamptz[]) AS w (pid, xact_start)
-    ON a.pid = w.pid AND a.xact_start = w.xact_start;
-
 -- name: audit_chain_heads
 -- The newest link of every tenant's chain (the chainer's starting point).
 SELECT t.id AS tenant, c.seq, c.hash

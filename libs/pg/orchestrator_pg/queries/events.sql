@@ -56,26 +56,33 @@ SELECT * FROM orchestrator.events
 -- Step 1: the highest seq handed out so far (non-transactional read of the sequence).
 SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS seq FROM orchestrator.events_seq;
 
--- name: event_horizon_snapshot
--- Step 2, in a later statement: every transaction that holds a seq <= the candidate got its
--- xid before this snapshot, so it is in the snapshot's in-progress list or already finished.
-SELECT pg_current_snapshot()::text AS snapshot;
+-- name: event_horizon_writers
+-- Step 2, in a later statement: the transactions writing events now. A writer locks
+-- orchestrator.events (RowExclusiveLock) before its insert draws a seq and holds the lock
+-- until it ends, so every writer holding a seq <= the candidate is in this list or already
+-- finished. (Not a snapshot's in-progress list: a snapshot leaves out transactions whose xid
+-- is above the newest finished one, and a writer whose first write is its event insert has no
+-- xid yet when it draws its seq; both lost live events under load.) Readers hold only
+-- AccessShareLock and are not waited for.
+SELECT coalesce(array_agg(DISTINCT virtualtransaction), '{}') AS writers
+  FROM pg_locks
+ WHERE locktype = 'relation'
+   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND relation = 'orchestrator.events'::regclass
+   AND mode = 'RowExclusiveLock'
+   AND pid <> pg_backend_pid();
 
 -- name: event_horizon_settled
--- Step 3: true once no transaction of that in-progress list that writes events is still
--- running. A writer of events holds a lock on orchestrator.events (taken before the insert
--- draws its seq) until it ends, so only those transactions are waited for; transactions of
--- other databases or that never touch events do not hold the horizon back.
+-- Step 3: true once none of those transactions still writes events (a virtual transaction
+-- id names one transaction of one backend; the next transaction there gets a new one).
 SELECT NOT EXISTS (
   SELECT 1
-    FROM pg_locks rel
-    JOIN pg_locks tx ON tx.virtualtransaction = rel.virtualtransaction
-                    AND tx.locktype = 'transactionid'
-   WHERE rel.locktype = 'relation'
-     AND rel.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-     AND rel.relation = 'orchestrator.events'::regclass
-     AND tx.transactionid IN (
-           SELECT xid(x) FROM pg_snapshot_xip(%(snapshot)s::pg_snapshot) AS x)) AS settled;
+    FROM pg_locks
+   WHERE locktype = 'relation'
+     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+     AND relation = 'orchestrator.events'::regclass
+     AND mode = 'RowExclusiveLock'
+     AND virtualtransaction = ANY(%(writers)s::text[])) AS settled;
 
 -- name: event_listen
 LISTEN orch_events;
@@ -89,3 +96,19 @@ SELECT count(*) FILTER (WHERE type = 'job.succeeded') AS succeeded,
   FROM orchestrator.events
  WHERE tenant = %(tenant)s AND occurred_at >= %(since)s
    AND type IN ('job.succeeded', 'job.dead', 'job.retrying');
+
+-- name: event_failure_heatmap
+-- The Console's failure heatmap: finished attempts and failed ones (as in
+-- event_count_outcomes: a retry, or the death of a leased job) per source and UTC hour in
+-- [since, until).
+SELECT e.source_id, coalesce(s.name, '') AS source_name,
+       date_trunc('hour', e.occurred_at) AS hour,
+       count(*) FILTER (WHERE e.type = 'job.retrying'
+                         OR (e.type = 'job.dead' AND e.from_state = 'leased')) AS failures,
+       count(*) AS attempts
+  FROM orchestrator.events e
+  LEFT JOIN orchestrator.sources s ON s.id = e.source_id
+ WHERE e.tenant = %(tenant)s AND e.occurred_at >= %(since)s AND e.occurred_at < %(until)s
+   AND e.type IN ('job.succeeded', 'job.dead', 'job.retrying')
+ GROUP BY e.source_id, s.name, date_trunc('hour', e.occurred_at)
+ ORDER BY s.name, e.source_id, hour;

@@ -200,3 +200,29 @@ UPDATE orchestrator.jobs j
  WHERE j.tenant = %(tenant)s AND j.id = t.id AND j.state = 'canceled'
    AND j.reason = 'upstream_failed'
 RETURNING j.id, j.state;
+
+-- name: job_search
+-- The Console's job list: job_list's filters plus the last error class and a time range, in
+-- id order. The range applies to the job's creation or, with %(failed_in_range)s, to its
+-- failed attempts (a retry, or the death of a leased job, as in event_count_outcomes).
+SELECT j.id, j.key, j.job_type, j.state, j.reason, j.run_id, j.source_id, j.attempt,
+       j.max_attempts, j.priority, j.last_error_class, j.last_error_message, j.created_at,
+       j.updated_at, j.finished_at
+  FROM orchestrator.jobs j
+ WHERE j.tenant = %(tenant)s
+   AND (%(states)s::text[] IS NULL OR j.state = ANY(%(states)s))
+   AND (%(job_type)s::text IS NULL OR j.job_type = %(job_type)s)
+   AND (%(source_id)s::uuid IS NULL OR j.source_id = %(source_id)s)
+   AND (%(error_class)s::text IS NULL OR j.last_error_class = %(error_class)s)
+   AND (%(failed_in_range)s
+        OR ((%(since)s::timestamptz IS NULL OR j.created_at >= %(since)s)
+            AND (%(until)s::timestamptz IS NULL OR j.created_at < %(until)s)))
+   AND (NOT %(failed_in_range)s OR EXISTS (
+         SELECT 1 FROM orchestrator.events e
+          WHERE e.job_id = j.id AND e.tenant = %(tenant)s
+            AND (e.type = 'job.retrying' OR (e.type = 'job.dead' AND e.from_state = 'leased'))
+            AND (%(since)s::timestamptz IS NULL OR e.occurred_at >= %(since)s)
+            AND (%(until)s::timestamptz IS NULL OR e.occurred_at < %(until)s)))
+   AND (%(after_id)s::uuid IS NULL OR j.id > %(after_id)s)
+ ORDER BY j.id
+ LIMIT %(limit)s;

@@ -74,3 +74,22 @@ SELECT q.id, q.tenant,
  WHERE q.max_per_hour > 0
  GROUP BY q.id, q.tenant, q.max_per_hour, q.burst, u.tokens, u.updated_at
 ON CONFLICT (quota_id) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at;
+
+-- name: quota_usage_list
+-- Each quota's usage now, counted as the claim counts it (job_claim_admitted's quota CTE):
+-- leased jobs against max_active, pending + ready against max_queued, and the hourly
+-- bucket's tokens left against max_per_hour (NULL without an hourly cap).
+SELECT q.id AS quota_id, q.job_type,
+       (SELECT count(*) FROM orchestrator.jobs a
+         WHERE a.tenant = q.tenant AND a.state = 'leased'
+           AND (q.job_type = '' OR a.job_type = q.job_type)) AS active,
+       (SELECT count(*) FROM orchestrator.jobs a
+         WHERE a.tenant = q.tenant AND a.state IN ('pending', 'ready')
+           AND (q.job_type = '' OR a.job_type = q.job_type)) AS queued,
+       CASE WHEN q.max_per_hour > 0
+            THEN orchestrator.quota_tokens(q.max_per_hour, q.burst, u.tokens, u.updated_at,
+                                           %(now)s) END AS hourly_tokens_left
+  FROM orchestrator.quotas q
+  LEFT JOIN orchestrator.quota_usage u ON u.quota_id = q.id
+ WHERE q.tenant = %(tenant)s
+ ORDER BY q.id;

@@ -16,3 +16,8 @@ RETURNING id, display_name, created_at, weight;
 
 -- name: tenant_exists
 SELECT EXISTS (SELECT 1 FROM orchestrator.tenants WHERE id = %(tenant)s) AS present;
+
+-- name: tenant_list_by_ids
+-- The registered tenants among %(ids)s (those a caller's token grants), with their weights.
+SELECT id, display_name, created_at, weight FROM orchestrator.tenants
+ WHERE id = ANY(%(ids)s) ORDER BY id;

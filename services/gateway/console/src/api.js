@@ -47,6 +47,23 @@ export async function api(path, { method = "GET", params, body, reason, ticket }
   return data;
 }
 
+// A binary download (e.g. an audit bundle): the body as a Blob and the response headers.
+export async function apiBlob(path, params) {
+  const url = new URL(API + path, location.origin);
+  for (const [key, value] of Object.entries(params || {})) if (value) url.searchParams.append(key, value);
+  const resp = await fetch(url, { headers: { Authorization: `Bearer ${getToken()}` } });
+  if (!resp.ok) {
+    let problem = {};
+    try {
+      problem = await resp.json();
+    } catch (_) {
+      problem = {};
+    }
+    throw new ApiError(resp.status, problem);
+  }
+  return { blob: await resp.blob(), headers: resp.headers };
+}
+
 // Every page of a list endpoint (bounded, for small lists such as a run's events).
 export async function apiAll(path, params = {}, maxPages = 20) {
   const items = [];
@@ -122,6 +139,12 @@ export function utc(value) {
   const d = new Date(value);
   if (Number.isNaN(d.getTime())) return String(value);
   return d.toISOString().slice(0, 19).replace("T", " ") + " UTC";
+}
+
+// <input type="datetime-local"> values are read as UTC (the Console shows UTC everywhere):
+// "2026-01-01T06:00" -> "2026-01-01T06:00:00Z".
+export function fromUtcInput(local) {
+  return local ? `${local}:00Z` : "";
 }
 
 export function shortId(id) {

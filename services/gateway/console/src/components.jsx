@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, api } from "./api.js";
+import { ApiError, api, apiAll } from "./api.js";
 
 // Live events fan out from the one stream in <App> to whoever subscribed.
 const listeners = new Set();
@@ -233,4 +233,24 @@ export function usePaging() {
 
 export async function control(path, reason, ticket, body) {
   return api(path, { method: "POST", reason, ticket, body });
+}
+
+// The tenant's sources (for pickers and names): [sources, Map id -> name].
+export function useSources() {
+  const res = useResource(() => apiAll("/sources"), [], () => false);
+  const sources = res.data || [];
+  return [sources, new Map(sources.map((s) => [s.id, s.name]))];
+}
+
+export function SourceSelect({ sources, value, onChange, none }) {
+  return (
+    <select value={value} onChange={onChange}>
+      <option value="">{none}</option>
+      {sources.map((s) => (
+        <option key={s.id} value={s.id}>
+          {s.name}
+        </option>
+      ))}
+    </select>
+  );
 }

@@ -3,8 +3,10 @@ import { useEffect, useState } from "preact/hooks";
 import { api, getToken, openEventStream, setToken } from "./api.js";
 import { errorText, publish } from "./components.jsx";
 import { IncidentDetail, Incidents } from "./incidents.jsx";
+import { Audit } from "./audit.jsx";
+import { Quotas, Schedules, Watermarks } from "./config.jsx";
+import { Failures, JobList, Slo } from "./insights.jsx";
 import {
-  Audit,
   Backfills,
   DeadLetter,
   JobDetail,
@@ -14,21 +16,32 @@ import {
   Sources,
   Throttles,
 } from "./views.jsx";
+import { WebhookDetail, Webhooks } from "./webhooks.jsx";
 
 const SECTIONS = [
   ["overview", "Overview", "o"],
   ["sources", "Sources", "s"],
   ["runs", "Runs", "r"],
+  ["jobs", "Jobs", "j"],
+  ["failures", "Failures", "f"],
+  ["slo", "SLO", "l"],
+  ["schedules", "Schedules", "c"],
+  ["quotas", "Quotas", "q"],
+  ["watermarks", "Watermarks", "w"],
   ["deadletter", "Dead letter", "d"],
   ["incidents", "Incidents", "i"],
   ["throttles", "Throttles", "t"],
   ["backfills", "Backfills", "b"],
+  ["webhooks", "Webhooks", "h"],
   ["audit", "Audit log", "a"],
 ];
 
+// "#/jobs?state=dead" -> {section: "jobs", id: null, query: {state: "dead"}}
 function parseRoute() {
-  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
-  return { section: parts[0] || "overview", id: parts[1] || null };
+  const [path, search = ""] = location.hash.replace(/^#\/?/, "").split("?");
+  const parts = path.split("/").filter(Boolean);
+  const query = Object.fromEntries(new URLSearchParams(search));
+  return { section: parts[0] || "overview", id: parts[1] || null, query };
 }
 
 function Login({ onLogin, error }) {
@@ -143,12 +156,20 @@ function App() {
       />
     );
   }
-  const { section, id } = route;
+  const { section, id, query } = route;
   const scopes = me.scopes;
   let view;
   if (section === "runs" && id) view = <RunDetail id={id} scopes={scopes} />;
   else if (section === "jobs" && id) view = <JobDetail id={id} scopes={scopes} />;
   else if (section === "incidents" && id) view = <IncidentDetail id={id} scopes={scopes} />;
+  else if (section === "webhooks" && id) view = <WebhookDetail id={id} scopes={scopes} />;
+  else if (section === "jobs") view = <JobList query={query} />;
+  else if (section === "failures") view = <Failures />;
+  else if (section === "slo") view = <Slo />;
+  else if (section === "schedules") view = <Schedules />;
+  else if (section === "quotas") view = <Quotas />;
+  else if (section === "watermarks") view = <Watermarks />;
+  else if (section === "webhooks") view = <Webhooks scopes={scopes} />;
   else if (section === "sources") view = <Sources scopes={scopes} />;
   else if (section === "runs") view = <Runs />;
   else if (section === "deadletter") view = <DeadLetter scopes={scopes} />;
@@ -157,7 +178,7 @@ function App() {
   else if (section === "backfills") view = <Backfills scopes={scopes} />;
   else if (section === "audit") view = <Audit />;
   else view = <Overview />;
-  const active = section === "jobs" ? "runs" : section;
+  const active = section === "jobs" && id ? "runs" : section;
   return (
     <>
       <a class="skip" href="#main">

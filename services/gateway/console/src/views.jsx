@@ -1,13 +1,15 @@
 import { useEffect, useState } from "preact/hooks";
-import { api, apiAll, shortId, utc } from "./api.js";
+import { api, apiAll, fromUtcInput, shortId, utc } from "./api.js";
 import {
   Badge,
   ControlButton,
   Loadable,
   Pager,
+  SourceSelect,
   control,
   useResource,
   usePaging,
+  useSources,
 } from "./components.jsx";
 import { DagView, GanttView } from "./dag.jsx";
 
@@ -325,7 +327,7 @@ export function RunDetail({ id, scopes }) {
       <Loadable resource={dag}>
         {(d) => (
           <>
-            <dl class="facts">
+            <dl class="run-facts">
               <dt>Name</dt>
               <dd>{d.run.name || "–"}</dd>
               <dt>Id</dt>
@@ -608,7 +610,7 @@ export function DeadLetter({ scopes }) {
   );
 }
 
-// ------------------------------------------------------------------ throttles, audit (incidents: incidents.jsx)
+// ------------------------------------------------------------------ throttles (incidents: incidents.jsx, audit: audit.jsx)
 
 export function Throttles() {
   return (
@@ -658,37 +660,10 @@ export function Throttles() {
   );
 }
 
-export function Audit() {
-  return (
-    <Section title="Audit log">
-      <Paged
-        path="/audit"
-        params={{}}
-        rowKey={(a) => a.seq}
-        testId="audit"
-        columns={[
-          { title: "Seq", render: (a) => a.seq },
-          { title: "At", render: (a) => utc(a.occurred_at) },
-          { title: "Actor", render: (a) => a.actor && a.actor.subject },
-          { title: "Action", render: (a) => a.action },
-          { title: "Target", render: (a) => a.target },
-          { title: "Reason", render: (a) => a.reason },
-          { title: "Ticket", render: (a) => a.ticket || "–" },
-        ]}
-      />
-    </Section>
-  );
-}
-
 // ------------------------------------------------------------------ backfills
 
-function toIso(local) {
-  // <input type="datetime-local"> values are read as UTC (the Console shows UTC everywhere).
-  return local ? `${local}:00Z` : "";
-}
-
 export function Backfills({ scopes }) {
-  const sources = useResource(() => apiAll("/sources"), [], () => false);
+  const [sources] = useSources();
   const [form, setForm] = useState({ source_id: "", job_type: "", start: "", end: "", hours: "1" });
   const [preview, setPreview] = useState(null);
   const [tick, setTick] = useState(0);
@@ -697,8 +672,8 @@ export function Backfills({ scopes }) {
   const body = (dryRun) => ({
     source_id: form.source_id,
     job_type: form.job_type,
-    start: toIso(form.start),
-    end: toIso(form.end),
+    start: fromUtcInput(form.start),
+    end: fromUtcInput(form.end),
     window_size_s: Number(form.hours) * 3600,
     dry_run: dryRun,
   });
@@ -708,14 +683,7 @@ export function Backfills({ scopes }) {
       <form class="backfill-form" onSubmit={(e) => e.preventDefault()} aria-label="new backfill">
         <label>
           Source
-          <select value={form.source_id} onChange={set("source_id")}>
-            <option value="">choose…</option>
-            {(sources.data || []).map((s) => (
-              <option key={s.id} value={s.id}>
-                {s.name}
-              </option>
-            ))}
-          </select>
+          <SourceSelect sources={sources} value={form.source_id} onChange={set("source_id")} none="choose…" />
         </label>
         <label>
           Job type

@@ -19,6 +19,7 @@ from orchestrator_gateway._routes import (
     backfills,
     deadletters,
     identity,
+    insights,
     jobs,
     operations,
     quotas,
@@ -46,6 +47,7 @@ for _module in (
     deadletters,
     operations,
     audit,
+    insights,
     webhooks,
     streams,
 ):

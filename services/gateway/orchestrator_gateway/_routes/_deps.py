@@ -8,6 +8,7 @@ from another route module.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any, Literal
 
@@ -18,6 +19,7 @@ from orchestrator_gateway._auth import Caller, OperatorReason
 from orchestrator_gateway._clients import Clients
 from orchestrator_gateway._models import enum_labels
 from orchestrator_gateway._problems import PROBLEM_RESPONSES
+from orchestrator_pg import JobStore, OverviewStore, QuotaStore, TenantStore
 from stella.orchestrator.v1 import common_pb2
 
 API_PREFIX = "/api/v1/orchestrator"
@@ -28,8 +30,23 @@ def new_router() -> APIRouter:
     return APIRouter(prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
 
 
+@dataclass(frozen=True)
+class Reads:
+    """The gateway's own tenant-isolated reads (``insights``, ``tenants``): what the Console
+    charts and searches that no service RPC answers."""
+
+    jobs: JobStore
+    overview: OverviewStore
+    quotas: QuotaStore
+    tenants: TenantStore
+
+
 def clients(request: Request) -> Clients:
     return request.app.state.clients
+
+
+def reads(request: Request) -> Reads:
+    return request.app.state.reads
 
 
 def caller(request: Request) -> Caller:
@@ -61,6 +78,7 @@ Operator = Annotated[Caller, Depends(_needs(auth.OPERATE))]
 QuotaAdmin = Annotated[Caller, Depends(_needs(auth.QUOTA))]
 Backfiller = Annotated[Caller, Depends(_needs(auth.BACKFILL))]
 Grpc = Annotated[Clients, Depends(clients)]
+Stores = Annotated[Reads, Depends(reads)]
 Reason = Annotated[OperatorReason, Depends(reason)]
 OptionalReason = Annotated[OperatorReason, Depends(optional_reason)]
 PageSize = Annotated[int, Query(ge=1, le=500, description="Items per page")]

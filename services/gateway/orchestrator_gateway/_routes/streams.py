@@ -13,6 +13,9 @@ which becomes an SSE comment line (``: keep-alive``) or a ``{"keep_alive": true}
 Back-pressure: events for one client wait in a bounded buffer (``stream_buffer``). A client
 that does not read fast enough fills it and is cut (SSE: the response ends; WebSocket: close
 code 4008), never the server; it resumes from its last seq.
+
+Sharing: the clients of one tenant with the same filters share one upstream stream, and each
+event is encoded once (``orchestrator_gateway._event_feeds``).
 """
 
 from __future__ import annotations
@@ -29,17 +32,14 @@ from fastapi import Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
 from orchestrator_gateway import _auth as auth
-from orchestrator_gateway._clients import Clients
-from orchestrator_gateway._models import to_json
+from orchestrator_gateway._event_feeds import EventHub, Feed, SlowClient
 from orchestrator_gateway._problems import ProblemError
-from orchestrator_gateway._routes._deps import EventTypes, Grpc, Reader, Text64, new_router
+from orchestrator_gateway._routes._deps import EventTypes, Reader, Text64, new_router
 from orchestrator_gateway._routes._factory import Filter
 from orchestrator_gateway._routes._resource import Resource
-from stella.orchestrator.v1 import events_pb2
 
 SLOW_CLIENT_CLOSE_CODE = 4008
 SSE_RETRY_MS = 2000
-_END = object()
 _log = logging.getLogger("orchestrator_gateway.streams")
 
 router = new_router()
@@ -53,86 +53,22 @@ Resource(router, "event", service="events").list(
 )
 
 
-class SlowClient(Exception):
-    """The client's buffer overflowed."""
+async def _subscribe(
+    app: Any, caller: auth.Caller, after_seq: int, filters: tuple[str, str, str, list[str]]
+) -> Feed:
+    """The caller's feed (shared with the tenant's other clients of the same filters).
 
-
-class EventFeed:
-    """One StreamEvents call drained into a bounded queue by a background task."""
-
-    def __init__(self, call: Any, buffer: int) -> None:
-        self.call = call
-        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=buffer)
-        self.cut = False
-        self.consumer: asyncio.Task[Any] | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def open(self) -> events_pb2.StreamEventsResponse:
-        """Read the first (keep-alive) message, so call errors surface before streaming.
-
-        Raises:
-            grpc.aio.AioRpcError: The call failed (bad filter, auth, scheduler down).
-        """
-        first = await self.call.read()
-        if first is grpc.aio.EOF:
-            raise ProblemError(503, "event stream ended before it started")
-        self._task = asyncio.create_task(self._pump(), name="event-feed")
-        return first
-
-    async def _pump(self) -> None:
-        try:
-            while True:
-                message = await self.call.read()
-                if message is grpc.aio.EOF:
-                    break
-                try:
-                    self.queue.put_nowait(message)
-                except asyncio.QueueFull:
-                    self.cut = True
-                    self.call.cancel()
-                    # The consumer may be blocked writing to a client that does not read:
-                    # cancelling it makes the server drop the connection.
-                    if self.consumer is not None:
-                        self.consumer.cancel()
-                    break
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.CANCELLED:
-                _log.warning("event stream failed: %s", exc.code().name)
-        finally:
-            with contextlib.suppress(asyncio.QueueFull):
-                self.queue.put_nowait(_END)
-            if self.cut:
-                # The queue may be full: make room for the end marker.
-                with contextlib.suppress(asyncio.QueueEmpty, asyncio.QueueFull):
-                    self.queue.get_nowait()
-                    self.queue.put_nowait(_END)
-
-    async def messages(self) -> AsyncIterator[events_pb2.StreamEventsResponse]:
-        """Messages in order; raises :class:`SlowClient` once the buffer overflowed."""
-        while True:
-            if self.cut:
-                raise SlowClient
-            item = await self.queue.get()
-            if item is _END:
-                if self.cut:
-                    raise SlowClient
-                return
-            yield item
-
-    async def close(self) -> None:
-        self.call.cancel()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-
-def _request(
-    after_seq: int, run_id: str, source_id: str, job_id: str, types: list[str]
-) -> events_pb2.StreamEventsRequest:
-    return events_pb2.StreamEventsRequest(
-        after_seq=after_seq, run_id=run_id, source_id=source_id, job_id=job_id, types=types
-    )
+    Raises:
+        grpc.aio.AioRpcError: The scheduler refused or failed the stream.
+        ProblemError: 503 when the stream ended before it started.
+    """
+    run_id, source_id, job_id, types = filters
+    key = (caller.principal.tenant, run_id, source_id, job_id, tuple(sorted(set(types))))
+    hub: EventHub = app.state.event_hub
+    try:
+        return await hub.subscribe(key, after_seq, caller.metadata)
+    except EOFError:
+        raise ProblemError(503, "event stream ended before it started") from None
 
 
 def _resume_point(last_event_id: str | None, after_seq: int | None) -> int:
@@ -151,9 +87,14 @@ def _resume_point(last_event_id: str | None, after_seq: int | None) -> int:
     return -1 if after_seq is None else after_seq
 
 
-def _sse_event(event: events_pb2.Event) -> bytes:
-    data = json.dumps(to_json(event), separators=(",", ":"))
-    return f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
+def _sse_chunk(feed: Feed, batch: list[Any]) -> bytes:
+    """Queued messages as one write: keep-alive comments and one SSE event per event."""
+    parts = []
+    for message in batch:
+        if message.keep_alive:
+            parts.append(f": keep-alive head_seq={message.head_seq}\n\n")
+        parts += [f"id: {e.seq}\nevent: {e.type}\ndata: {feed.json(e)}\n\n" for e in message.events]
+    return "".join(parts).encode()
 
 
 @router.get(
@@ -171,7 +112,6 @@ def _sse_event(event: events_pb2.Event) -> bytes:
 async def stream_events_sse(
     request: Request,
     who: Reader,
-    grpc_: Grpc,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
     after_seq: Annotated[int | None, Query(ge=0, le=2**62)] = None,
     run_id: Text64 = "",
@@ -181,25 +121,14 @@ async def stream_events_sse(
 ) -> StreamingResponse:
     """Live events of the tenant as Server-Sent Events, resumable with ``Last-Event-ID``."""
     start = _resume_point(last_event_id, after_seq)
-    call = grpc_.events.StreamEvents(
-        _request(start, run_id, source_id, job_id, type), metadata=who.metadata
-    )
-    feed = EventFeed(call, request.app.state.settings.stream_buffer)
-    try:
-        first = await feed.open()
-    except BaseException:
-        await feed.close()
-        raise
+    feed = await _subscribe(request.app, who, start, (run_id, source_id, job_id, type))
 
     async def body() -> AsyncIterator[bytes]:
         feed.consumer = asyncio.current_task()
         try:
-            yield f"retry: {SSE_RETRY_MS}\n: open head_seq={first.head_seq}\n\n".encode()
-            async for message in feed.messages():
-                if message.keep_alive:
-                    yield f": keep-alive head_seq={message.head_seq}\n\n".encode()
-                for event in message.events:
-                    yield _sse_event(event)
+            yield f"retry: {SSE_RETRY_MS}\n: open head_seq={feed.head_seq}\n\n".encode()
+            async for batch in feed.batches():
+                yield _sse_chunk(feed, batch)
         except SlowClient:
             _log.info("SSE client too slow (buffer full); cut it")
         finally:
@@ -229,16 +158,13 @@ async def stream_events_ws(
     except ProblemError as exc:
         await websocket.close(code=1008, reason=exc.detail[:120])
         return
-    grpc_: Clients = websocket.app.state.clients
-    call = grpc_.events.StreamEvents(
-        _request(after_seq, run_id, source_id, job_id, type), metadata=caller.metadata
-    )
-    feed = EventFeed(call, websocket.app.state.settings.stream_buffer)
     try:
-        first = await feed.open()
+        feed = await _subscribe(websocket.app, caller, after_seq, (run_id, source_id, job_id, type))
     except grpc.aio.AioRpcError as exc:
-        await feed.close()
         await websocket.close(code=1008, reason=(exc.details() or exc.code().name)[:120])
+        return
+    except ProblemError as exc:
+        await websocket.close(code=1011, reason=exc.detail[:120])
         return
     await websocket.accept(subprotocol=subprotocol)
 
@@ -250,7 +176,7 @@ async def stream_events_ws(
     watcher = asyncio.create_task(watch_disconnect())
     feed.consumer = asyncio.current_task()
     try:
-        await websocket.send_text(json.dumps({"keep_alive": True, "head_seq": first.head_seq}))
+        await websocket.send_text(json.dumps({"keep_alive": True, "head_seq": feed.head_seq}))
         async for message in feed.messages():
             if watcher.done():
                 break
@@ -259,7 +185,7 @@ async def stream_events_ws(
                     json.dumps({"keep_alive": True, "head_seq": message.head_seq})
                 )
             for event in message.events:
-                await websocket.send_text(json.dumps(to_json(event), separators=(",", ":")))
+                await websocket.send_text(feed.json(event))
     except (SlowClient, asyncio.CancelledError):
         if not feed.cut:
             raise
