@@ -29,7 +29,7 @@ help:
 
 ## venv: create .venv with exactly the locked versions (requirements/dev.txt, hashed) and the project
 venv: $(VENV)/.installed
-$(VENV)/.installed: pyproject.toml requirements/dev.txt requirements/otel-proto.txt
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml requirements/dev.txt requirements/otel-proto.txt
 	@# A fresh venv each time the lock changes: nothing outside the lock survives an update.
 	rm -rf $(VENV)
 	$(PYTHON_BOOTSTRAP) -m venv $(VENV)
@@ -39,12 +39,17 @@ $(VENV)/.installed: pyproject.toml requirements/dev.txt requirements/otel-proto.
 	@# real one is installed again, last (requirements/otel-proto.txt, written by `make lock`).
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --force-reinstall \
 	    --require-hashes -r requirements/otel-proto.txt
-	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@# The two distributions, editable: the SDK (clients/python: generated code, worker SDK,
+	@# producer client) and the server, which depends on it.
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
+	    -e clients/python -e .
 	touch $@
 
 ## lock: recompile requirements/{runtime,dev,build}.txt from pyproject.toml (UPGRADE=1 takes newer versions)
+# The SDK distribution comes from the tree (pyproject's [tool.uv.sources]): its dependencies
+# are locked, the package itself is left out (pip cannot hash a directory).
 LOCK_FLAGS = --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
-             --no-header --quiet $(if $(UPGRADE),--upgrade,)
+             --no-header --quiet --no-emit-package stella-orchestrator-sdk $(if $(UPGRADE),--upgrade,)
 lock: venv
 	$(VENV)/bin/uv pip compile pyproject.toml $(LOCK_FLAGS) -o requirements/runtime.txt
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) \

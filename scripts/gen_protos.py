@@ -2,7 +2,9 @@
 """Regenerate the Python protobuf/gRPC code of the Stella Orchestrator contract.
 
 Sources:  protos/stella/orchestrator/v1/*.proto   (package stella.orchestrator.v1)
-Output:   gen/python/stella/orchestrator/v1/{name}_pb2.py, {name}_pb2.pyi, {name}_pb2_grpc.py
+Output:   gen/python/stella/orchestrator/v1/{name}_pb2.py, {name}_pb2_grpc.py and their typed
+          stubs {name}_pb2.pyi, {name}_pb2_grpc.pyi (mypy-protobuf's protoc-gen-mypy and
+          protoc-gen-mypy_grpc, pinned in the lock like grpcio-tools)
 
 Usage:
     python scripts/gen_protos.py           # regenerate gen/python in place
@@ -82,14 +84,24 @@ def generate(out_dir: Path) -> None:
         "grpc_tools.protoc",
         f"-I{PROTO_ROOT}",
         f"-I{well_known}",
+        *(f"--plugin=protoc-gen-{name}={_plugin(name)}" for name in ("mypy", "mypy_grpc")),
         f"--python_out={out_dir}",
-        f"--pyi_out={out_dir}",
+        f"--mypy_out={out_dir}",
         f"--grpc_python_out={out_dir}",
+        f"--mypy_grpc_out={out_dir}",
         *proto_files(),
     ]
     rc = protoc.main(args)
     if rc != 0:
         raise SystemExit(f"grpc_tools.protoc failed with exit code {rc}")
+
+
+def _plugin(name: str) -> str:
+    """The mypy-protobuf plugin ``protoc-gen-<name>`` installed beside this interpreter."""
+    path = Path(sys.executable).parent / f"protoc-gen-{name}"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: mypy-protobuf is not installed (make venv)")
+    return str(path)
 
 
 def check() -> int:

@@ -14,8 +14,9 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[2]
 LOCKS = ROOT / "requirements"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
-# Installed by venv itself, not by the lock; the project is installed editable on top.
-NOT_LOCKED = {"pip", "stella-orchestrator"}
+# Installed by venv itself, not by the lock; the project's two distributions (the server and
+# the SDK in clients/python) are installed editable on top.
+NOT_LOCKED = {"pip", "stella-orchestrator", "stella-orchestrator-sdk"}
 
 
 def _pins(path: Path) -> dict[str, str]:
@@ -51,6 +52,15 @@ def test_runtime_lock_agrees_with_dev_lock():
     assert {name: dev[name] for name in runtime} == runtime
 
 
+def test_the_sdk_is_resolved_from_the_tree_and_left_out_of_the_locks():
+    # pip cannot hash a directory: the SDK's dependencies are locked, the SDK is not.
+    for lock in ("runtime.txt", "dev.txt", "build.txt"):
+        assert "stella-orchestrator-sdk" not in _pins(LOCKS / lock), lock
+    runtime = _pins(LOCKS / "runtime.txt")
+    for dependency in ("grpcio", "protobuf", "googleapis-common-protos", "httpx", "rich"):
+        assert dependency in runtime, dependency
+
+
 def test_build_lock_agrees_with_dev_lock():
     # requirements/build.txt: what the image builds the project's wheel with (setuptools).
     dev, build = _pins(LOCKS / "dev.txt"), _pins(LOCKS / "build.txt")
@@ -60,7 +70,7 @@ def test_build_lock_agrees_with_dev_lock():
 
 def test_tools_whose_output_ci_checks_are_pinned_exactly():
     dev = _pins(LOCKS / "dev.txt")
-    for tool in ("grpcio-tools", "protobuf", "buf-bin", "ruff", "mypy"):
+    for tool in ("grpcio-tools", "mypy-protobuf", "protobuf", "buf-bin", "ruff", "mypy"):
         assert tool in dev, f"{tool} is not in the lock"
 
 

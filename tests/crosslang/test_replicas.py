@@ -30,34 +30,19 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.chaos._cluster import free_block
 from stella.orchestrator.v1 import common_pb2, resources_pb2, scheduler_pb2
 from stella_orchestrator.targets import channel_options, channel_target
-from tests.conftest import DEV_SECRET, Stub, migrated_database
+from tests._stack import STEP_TIMEOUT_S, STRIDE, stack
+from tests._stack import stack_env as _stack_env
+from tests.conftest import Stub, migrated_database
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
-STACK = [sys.executable, str(ROOT / "scripts" / "stack.py")]
 SDKS = ("python", "go", "rust")
 REPLICAS = 2
-STRIDE = 10  # scripts/stack.py REPLICA_PORT_STRIDE
-# The ten base ports, in the order they take in a free block (replica 1 adds STRIDE).
-PORT_ENVS = (
-    "ORCH_SCHEDULER_GRPC_PORT",
-    "ORCH_LEASES_GRPC_PORT",
-    "ORCH_RATELIMIT_GRPC_PORT",
-    "ORCH_AUDIT_GRPC_PORT",
-    "ORCH_GATEWAY_HTTP_PORT",
-    "ORCH_SCHEDULER_METRICS_PORT",
-    "ORCH_LEASES_METRICS_PORT",
-    "ORCH_RATELIMIT_METRICS_PORT",
-    "ORCH_AUDIT_METRICS_PORT",
-    "ORCH_RATELIMIT_ENVOY_GRPC_PORT",
-)
 JOBS_PER_SDK = 160
 HANDLER_DELAY_S = 0.15  # with concurrency 4: ~6 s of work per SDK and run, ~3 stream ages
 CONCURRENCY = 4
-STEP_TIMEOUT_S = 240
 
 
 @pytest.fixture
@@ -70,41 +55,19 @@ def replica_db(admin_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def stack_env(replica_db: str, tmp_path: Path) -> Iterator[dict[str, str]]:
-    base = free_block(STRIDE * REPLICAS)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
-    env |= {name: str(base + i) for i, name in enumerate(PORT_ENVS)}
-    env |= {
-        "ORCH_DATABASE_URL": replica_db,
-        "ORCH_STATE_DIR": str(tmp_path / "run"),
-        "ORCH_AUTH_HS256_SECRET": DEV_SECRET,
-        "ORCH_RATELIMIT_KEY_PREFIX": f"orch:replicas-test:{uuid.uuid4().hex[:8]}:",
-        "ORCH_GATEWAY_RATELIMIT_KEY_PREFIX": f"orch:replicas-gw-test:{uuid.uuid4().hex[:8]}:",
+    extra = {
         "ORCH_WORK_STREAM_MAX_AGE_S": "2",
         "ORCH_LEASE_TTL_S": "6",
         "ORCH_SHUTDOWN_GRACE_S": "2",
     }
-    try:
+    with _stack_env(replica_db, tmp_path / "run", replicas=REPLICAS, extra=extra) as env:
         yield env
-    finally:
-        down = subprocess.run(
-            [*STACK, "down"], env=env, capture_output=True, text=True, timeout=120
-        )
-        assert down.returncode == 0, down.stdout + down.stderr
-        assert not list((tmp_path / "run").glob("*.pid")), "down left pid files"
-
-
-def _stack(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [*STACK, *args], env=env, capture_output=True, text=True, timeout=STEP_TIMEOUT_S
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout
 
 
 def _status(env: dict[str, str]) -> dict[tuple[str, int], tuple[int, str]]:
     """``stack.py status`` as {(service, replica): (port, health)}."""
     rows = {}
-    for line in _stack(env, "status").splitlines()[1:]:
+    for line in stack(env, "status").splitlines()[1:]:
         service, replica, port, _pid, health = line.split(maxsplit=4)
         rows[(service, int(replica))] = (int(port), health)
     return rows
@@ -198,7 +161,7 @@ async def test_two_replicas_of_everything_serve_workers_of_three_sdks_and_surviv
     tmp_path: Path,
 ) -> None:
     env = stack_env
-    _stack(env, "up", "--replicas", str(REPLICAS))
+    stack(env, "up", "--replicas", str(REPLICAS))
     status = _status(env)
     services = ("scheduler", "leases", "ratelimit", "audit", "gateway")
     assert sorted(status) == sorted((s, r) for s in services for r in range(REPLICAS))

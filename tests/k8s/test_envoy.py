@@ -111,7 +111,7 @@ def test_rate_limit_descriptors_come_from_what_clients_send(overlay: list[Obj]) 
     ]
     assert headers == ["x-stella-tenant", ":authority"]
     sdks = {
-        "clients/python/stella_orchestrator/worker/_worker.py": (
+        "clients/python/stella_orchestrator/_connection.py": (
             'TENANT_HEADER: Final = "x-stella-tenant"'
         ),
         "clients/go/worker/worker.go": 'const TenantHeader = "x-stella-tenant"',

@@ -29,7 +29,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = orch.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        entry.load()(commands)
+        try:
+            register = entry.load()
+        except ModuleNotFoundError as exc:
+            # The SDK installs without the CLI's libraries (httpx, rich, cryptography...):
+            # those commands come with the [cli] extra; the other commands still work.
+            print(
+                f"stella: the {entry.name!r} commands need {exc.name!r}: "
+                "pip install 'stella-orchestrator-sdk[cli]'",
+                file=sys.stderr,
+            )
+            continue
+        register(commands)
     completion = products.add_parser(
         "completion",
         help="print a shell completion script (bash, zsh)",
@@ -48,7 +59,7 @@ def _completion(parser: argparse.ArgumentParser, shell: str) -> int:
     try:
         import shtab
     except ImportError:
-        print("completion needs shtab: pip install 'stella-orchestrator[cli]'", file=sys.stderr)
+        print("completion needs shtab: pip install 'stella-orchestrator-sdk[cli]'", file=sys.stderr)
         return EXIT_USAGE
     sys.stdout.write(shtab.complete(parser, shell=shell))
     return EXIT_OK

@@ -51,7 +51,7 @@ def _ts(value: datetime) -> timestamp_pb2.Timestamp:
 
 def error_class_name(value: int) -> str:
     """The lower-case label of an ErrorClass value (``http_429``; unknown → ``other``)."""
-    return _ERROR_CLASS_NAMES.get(value, "other")
+    return _ERROR_CLASS_NAMES.get(common_pb2.ErrorClass.ValueType(value), "other")
 
 
 def assignment(row: Row) -> leases_pb2.Assignment:

@@ -109,7 +109,7 @@ def blackout(row: Row) -> ratelimit_pb2.Blackout:
     if weekly is not None:
         out.recurrence.weekly.CopyFrom(
             ratelimit_pb2.WeeklyRecurrence(
-                days=[ratelimit_pb2.Weekday.Name(d) for d in sorted(weekly.days)],
+                days=[ratelimit_pb2.Weekday.ValueType(d) for d in sorted(weekly.days)],
                 start_minute_utc=weekly.start_minute_utc,
                 duration=dur(weekly.duration_s),
             )

@@ -68,7 +68,11 @@ def job_state(name: str | None) -> int:
 
 
 def job_state_name(value: int) -> str:
-    return common_pb2.JobState.Name(value).removeprefix("JOB_STATE_").lower()
+    return (
+        common_pb2.JobState.Name(common_pb2.JobState.ValueType(value))
+        .removeprefix("JOB_STATE_")
+        .lower()
+    )
 
 
 def run_state(name: str) -> int:
@@ -76,7 +80,11 @@ def run_state(name: str) -> int:
 
 
 def run_state_name(value: int) -> str:
-    return common_pb2.RunState.Name(value).removeprefix("RUN_STATE_").lower()
+    return (
+        common_pb2.RunState.Name(common_pb2.RunState.ValueType(value))
+        .removeprefix("RUN_STATE_")
+        .lower()
+    )
 
 
 def error_class(name: str | None) -> int:

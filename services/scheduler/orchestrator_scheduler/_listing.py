@@ -29,8 +29,9 @@ def list_method(
     fetch: Callable[[Stores], ListFn],
     filters: Callable[[Any], Mapping[str, Any]],
     cursor: paging.Cursor = paging.BY_ID,
-) -> Callable[[Any, Any, Any], Awaitable[Any]]:
-    """A List RPC method for a servicer that has ``stores``.
+) -> Any:
+    """A List RPC method for a servicer that has ``stores`` (typed ``Any``: it takes the
+    place of the generated servicer's method, whose stub type it cannot spell).
 
     Args:
         response: the response message class.

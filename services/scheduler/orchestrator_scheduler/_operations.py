@@ -95,7 +95,7 @@ def incident(row: Row) -> resources_pb2.Incident:
         error_class=convert.error_class(row["error_class"]),  # type: ignore[arg-type]
         source_id=str(row["source_id"] or ""),
         job_type=row["job_type"],
-        state=resources_pb2.IncidentState.Value("INCIDENT_STATE_" + row["state"].upper()),  # type: ignore[arg-type]
+        state=resources_pb2.IncidentState.Value("INCIDENT_STATE_" + row["state"].upper()),
         reason_code=row["reason_code"],
         first_seen_at=convert._ts(row["first_seen_at"]),
         last_seen_at=convert._ts(row["last_seen_at"]),

@@ -8,6 +8,8 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 
 from stella.orchestrator.v1 import common_pb2
+from stella_orchestrator.producer import FailedPreconditionError, NotFoundError
+from stella_orchestrator.producer import RPCError as ProducerRPCError
 from stella_orchestrator.worker import (
     ERROR_CLASSES,
     JobFailure,
@@ -15,6 +17,7 @@ from stella_orchestrator.worker import (
     ParseError,
     RPCError,
     SchemaMismatch,
+    StellaError,
     UpstreamRejected,
     UpstreamThrottled,
     UpstreamUnavailable,
@@ -111,9 +114,25 @@ def test_retry_after_fractional_and_negative() -> None:
 
 
 def test_one_exception_root() -> None:
+    # StellaError roots the whole SDK; RPCError is shared with the producer client, so it
+    # is not a WorkerError (the worker's own errors are).
     for cls in (JobFailure, ParseError, RPCError, NotInJobError, UpstreamThrottled):
+        assert issubclass(cls, StellaError)
+    for cls in (JobFailure, ParseError, NotInJobError, UpstreamThrottled):
         assert issubclass(cls, WorkerError)
     assert issubclass(NotInJobError, RuntimeError)
+    assert RPCError is ProducerRPCError
+
+
+def test_rpc_errors_take_the_class_of_their_status() -> None:
+    for code, cls in (
+        (grpc.StatusCode.NOT_FOUND, NotFoundError),
+        (grpc.StatusCode.FAILED_PRECONDITION, FailedPreconditionError),
+        (grpc.StatusCode.DATA_LOSS, RPCError),
+    ):
+        error = RPCError.from_grpc(_FakeRpcError(code, "m", ()))
+        assert type(error) is cls
+        assert (error.code, error.message) == (code, "m")
 
 
 class _FakeRpcError(grpc.RpcError):

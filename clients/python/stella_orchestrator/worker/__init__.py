@@ -34,6 +34,7 @@ the standard library. Logs go to the ``stella_orchestrator.worker`` logger and n
 tokens or payloads.
 """
 
+from stella_orchestrator.errors import RPCError, StellaError
 from stella_orchestrator.worker._backoff import Backoff, SplitMix64
 from stella_orchestrator.worker._context import artifact, current_job, heartbeat, progress
 from stella_orchestrator.worker._digest import (
@@ -47,7 +48,6 @@ from stella_orchestrator.worker._errors import (
     JobFailure,
     NotInJobError,
     ParseError,
-    RPCError,
     SchemaMismatch,
     UpstreamRejected,
     UpstreamThrottled,
@@ -79,6 +79,7 @@ __all__ = [
     "RPCError",
     "SchemaMismatch",
     "SplitMix64",
+    "StellaError",
     "UpstreamRejected",
     "UpstreamThrottled",
     "UpstreamUnavailable",

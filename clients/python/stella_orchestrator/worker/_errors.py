@@ -1,7 +1,9 @@
 """The worker SDK's exceptions and the one table from error-class labels to the proto enum.
 
-``WorkerError`` is the single root (STYLE rule 13). Handlers raise :class:`JobFailure` (or a
-subclass) to fail a job deliberately; anything else is classified by :func:`classify` so a
+``WorkerError`` roots the worker's own errors, under the SDK's root
+:class:`~stella_orchestrator.errors.StellaError` (STYLE rule 13); ``RPCError`` is shared with
+the producer client (:mod:`stella_orchestrator.errors`). Handlers raise :class:`JobFailure`
+(or a subclass) to fail a job deliberately; anything else is classified by :func:`classify` so a
 failure always reaches the server with a class, a message and a retry decision.
 """
 
@@ -10,15 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
-
-import grpc
-from google.protobuf.message import DecodeError
-from google.rpc import error_details_pb2, status_pb2
+from typing import Final
 
 from stella.orchestrator.v1 import common_pb2
+from stella_orchestrator.errors import StellaError
 
-STATUS_DETAILS_KEY: Final = "grpc-status-details-bin"
 MAX_ERROR_MESSAGE_CHARS: Final = 2000
 """Failure messages are cut to this length before they leave the worker."""
 
@@ -68,100 +66,14 @@ def error_class_label(value: int) -> str:
     return _LABELS_BY_ENUM.get(value, "other")
 
 
-class WorkerError(Exception):
-    """Root of every exception the worker SDK raises or defines."""
+class WorkerError(StellaError):
+    """Root of the worker SDK's own exceptions (under :class:`StellaError`, the root it
+    shares with the producer client; :class:`RPCError` derives from that root directly)."""
 
 
 class NotInJobError(WorkerError, RuntimeError):
     """A job-bound function (``heartbeat``, ``progress``, ``artifact``, ``current_job``) was
     called outside a running handler (or from a thread that does not carry its context)."""
-
-
-class RPCError(WorkerError):
-    """A gRPC call failed with a status the SDK does not retry (or retries ran out).
-
-    Attributes:
-        code: The gRPC status code.
-        message: The status message the server sent.
-        reason: ``google.rpc.ErrorInfo.reason`` from the ``grpc-status-details-bin``
-            trailer (e.g. ``"UNAUTHENTICATED"``, ``"lease_lost"``), or ``""``.
-        details: Every ``google.rpc`` detail message in the trailer, keyed by message name
-            (``"ErrorInfo"``, ``"BadRequest"``, ``"RetryInfo"``, ...).
-    """
-
-    def __init__(
-        self,
-        code: grpc.StatusCode,
-        message: str,
-        *,
-        reason: str = "",
-        details: Mapping[str, Any] | None = None,
-    ) -> None:
-        super().__init__(f"{code.name}: {message}" + (f" ({reason})" if reason else ""))
-        self.code = code
-        self.message = message
-        self.reason = reason
-        self.details: Mapping[str, Any] = dict(details or {})
-
-    @classmethod
-    def from_grpc(cls, error: grpc.RpcError) -> RPCError:
-        """Build an RPCError from a failed call (``grpc.aio.AioRpcError`` or ``grpc.Call``).
-
-        Args:
-            error: The error raised by a stub or a stream.
-
-        Returns:
-            The typed error; ``reason`` and ``details`` are empty when the trailer has none.
-        """
-        code_fn = getattr(error, "code", None)
-        code = code_fn() if callable(code_fn) else grpc.StatusCode.UNKNOWN
-        if not isinstance(code, grpc.StatusCode):
-            code = grpc.StatusCode.UNKNOWN
-        details_fn = getattr(error, "details", None)
-        message = (details_fn() if callable(details_fn) else "") or ""
-        trailing_fn = getattr(error, "trailing_metadata", None)
-        parsed = parse_status_details(trailing_fn() if callable(trailing_fn) else None)
-        info = parsed.get("ErrorInfo")
-        return cls(code, message, reason=getattr(info, "reason", ""), details=parsed)
-
-
-_DETAIL_TYPES: Final[tuple[Any, ...]] = (
-    error_details_pb2.ErrorInfo,
-    error_details_pb2.BadRequest,
-    error_details_pb2.PreconditionFailure,
-    error_details_pb2.ResourceInfo,
-    error_details_pb2.RetryInfo,
-    error_details_pb2.QuotaFailure,
-    error_details_pb2.DebugInfo,
-    error_details_pb2.Help,
-    error_details_pb2.LocalizedMessage,
-    error_details_pb2.RequestInfo,
-)
-
-
-def parse_status_details(metadata: Any) -> dict[str, Any]:
-    """Unpack the ``google.rpc.Status`` details of a trailer (empty when absent/garbled)."""
-    raw = None
-    for key, value in metadata or ():
-        if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
-            raw = value
-    if raw is None:
-        return {}
-    try:
-        status = status_pb2.Status.FromString(raw)
-    except DecodeError:
-        return {}
-    parsed: dict[str, Any] = {}
-    for holder in status.details:
-        for detail_type in _DETAIL_TYPES:
-            if holder.Is(detail_type.DESCRIPTOR):
-                detail = detail_type()
-                holder.Unpack(detail)
-                parsed[detail_type.DESCRIPTOR.name] = detail
-                break
-        else:
-            parsed[holder.TypeName()] = holder
-    return parsed
 
 
 class JobFailure(WorkerError):

@@ -31,9 +31,10 @@ from typing import TYPE_CHECKING, Any, Final
 import grpc
 
 from stella.orchestrator.v1 import common_pb2, leases_pb2
+from stella_orchestrator.errors import RPCError
 from stella_orchestrator.worker._context import ActiveJob, bind
 from stella_orchestrator.worker._digest import result_digest
-from stella_orchestrator.worker._errors import FailureInfo, RPCError, classify
+from stella_orchestrator.worker._errors import FailureInfo, classify
 from stella_orchestrator.worker._job import ArtifactRecord, Job, from_struct, to_struct
 from stella_orchestrator.worker._outbox import DEFAULT_MAX_BATCH, Outbox, sender_loop
 from stella_orchestrator.worker._tracing import handler_span

@@ -27,9 +27,14 @@ import grpc
 
 from stella.orchestrator.v1 import leases_pb2_grpc
 from stella_orchestrator import telemetry
-from stella_orchestrator.targets import channel_options, channel_target
+from stella_orchestrator._connection import (
+    DEFAULT_CHANNEL_OPTIONS,
+    aio_channel,
+    call_metadata,
+    resolve_credentials,
+)
+from stella_orchestrator.errors import RPCError
 from stella_orchestrator.worker._backoff import Backoff
-from stella_orchestrator.worker._errors import RPCError
 from stella_orchestrator.worker._job import Job
 from stella_orchestrator.worker._metrics import WorkerMetrics, metrics_port_from_env
 from stella_orchestrator.worker._session import Session
@@ -48,28 +53,13 @@ NON_RETRYABLE_CODES: Final = frozenset(
 )
 """Status codes that end ``run()`` instead of a reconnect: retrying cannot fix them."""
 
-TENANT_HEADER: Final = "x-stella-tenant"
-MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
 TRACING_SERVICE_NAME: Final = "stella-worker"
 """``service.name`` of a worker's spans unless ``OTEL_SERVICE_NAME`` is set."""
-DEFAULT_CHANNEL_OPTIONS: Final[tuple[tuple[str, int], ...]] = (
-    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-    # Detect a vanished server within ~40 s even when no job is running (the servers
-    # accept pings every 10 s).
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    # The channel's own reconnect backoff must not outgrow ours (gRPC's default is 120 s).
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 10_000),
-)
 
 
 def _sdk_version() -> str:
     try:
-        return version("stella-orchestrator")
+        return version("stella-orchestrator-sdk")
     except PackageNotFoundError:
         return "0.0.0"
 
@@ -164,11 +154,7 @@ class Worker:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         if max_batch_delay_s < 0 or drain_timeout_s < 0:
             raise ValueError("max_batch_delay_s and drain_timeout_s must be >= 0")
-        if tls_ca_file is not None:
-            if credentials is not None:
-                raise ValueError("give credentials or tls_ca_file, not both")
-            with open(tls_ca_file, "rb") as ca:
-                credentials = grpc.ssl_channel_credentials(root_certificates=ca.read())
+        credentials = resolve_credentials(credentials, tls_ca_file)
         self.target = target
         self._token = token
         self._job_types = list(job_types) if job_types is not None else None
@@ -252,18 +238,10 @@ class Worker:
         return self._stop_event
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
-        token = self._token() if callable(self._token) else self._token
-        metadata = [("authorization", f"Bearer {token}")]
-        if self.tenant:
-            metadata.append((TENANT_HEADER, self.tenant))
-        return tuple(metadata)
+        return call_metadata(self._token, self.tenant)
 
     def _channel(self) -> grpc.aio.Channel:
-        target = channel_target(self.target)
-        options = channel_options(self.channel_options)
-        if self.credentials is not None:
-            return grpc.aio.secure_channel(target, self.credentials, options)
-        return grpc.aio.insecure_channel(target, options)
+        return aio_channel(self.target, self.channel_options, self.credentials)
 
     async def run(self) -> None:
         """Serve jobs until :meth:`drain` or :meth:`stop`.

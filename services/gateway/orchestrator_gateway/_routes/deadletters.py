@@ -81,7 +81,9 @@ async def replay_dead_letters(call: Call) -> dict[str, Any]:
         )
     req = operations_pb2.ListDeadLettersRequest(
         status=resources_pb2.DEAD_LETTER_STATUS_PENDING,
-        error_class=enum_number(_ERROR_CLASS, body.error_class) if body.error_class else None,
+        error_class=enum_number(_ERROR_CLASS, body.error_class)
+        if body.error_class
+        else common_pb2.ERROR_CLASS_UNSPECIFIED,
         job_type=body.job_type or "",
         source_id=body.source_id or "",
         page_size=body.limit,

@@ -36,8 +36,12 @@ async def create_schedule(call: Call) -> dict[str, Any]:
             labels=template.labels,
             jobs=[job_spec(j) for j in template.jobs],
         ),
-        catch_up=enum_number(_CATCH_UP, body.catch_up) if body.catch_up else None,
-        overlap=enum_number(_OVERLAP, body.overlap) if body.overlap else None,
+        catch_up=enum_number(_CATCH_UP, body.catch_up)
+        if body.catch_up
+        else resources_pb2.CATCH_UP_POLICY_UNSPECIFIED,
+        overlap=enum_number(_OVERLAP, body.overlap)
+        if body.overlap
+        else resources_pb2.OVERLAP_POLICY_UNSPECIFIED,
         enabled=body.enabled,
     )
     if body.catch_up_window_s is not None:
