@@ -30,8 +30,13 @@ if [ -n "${OFFLINE_WHEELS:-}" ]; then
   cp "$OFFLINE_WHEELS"/*.whl "$KIT/wheels/"
 else
   log "wheelhouse of requirements/runtime.txt (CPython 3.11, manylinux x86_64)"
+  # pip matches --platform tags exactly (no older manylinux implied): name every glibc
+  # level the image's Debian bookworm (glibc 2.36) runs, down to manylinux2014.
+  platforms=()
+  for minor in $(seq 36 -1 17); do platforms+=(--platform "manylinux_2_${minor}_x86_64"); done
+  platforms+=(--platform manylinux2014_x86_64)
   "$PY" -m pip download -q --disable-pip-version-check --require-hashes --no-deps \
-    --only-binary=:all: --platform manylinux_2_28_x86_64 --python-version 3.11 \
+    --only-binary=:all: "${platforms[@]}" --python-version 3.11 \
     --implementation cp -r requirements/runtime.txt -d "$KIT/wheels"
   "$PY" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation \
     -w "$KIT/wheels" .

@@ -61,9 +61,9 @@ def get_method(
     message: Callable[[Row], Any],
     fetch: Callable[[Stores], Callable[..., Awaitable[Row]]],
     id_field: str,
-) -> Callable[[Any, Any, Any], Awaitable[Any]]:
+) -> Any:
     """A Get RPC method for a servicer that has ``stores``: one row by id, of the caller's
-    tenant.
+    tenant (typed ``Any`` for the reason :func:`list_method` gives).
 
     Args:
         response: the response message class.
