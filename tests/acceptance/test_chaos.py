@@ -1,9 +1,9 @@
-"""Issue 14's acceptance run at its size, in a shorter window: two processes of every service
-on a private PostgreSQL and Redis (bench/chaos), a DAG burn-down served by Python and Go
-workers through multi-address targets, and during it: SIGKILL of a leases replica, SIGKILL of the scheduler
-replica leading schedule firing, SIGTERM of the other leases replica (rolling restart, then
-started again), a PostgreSQL restart and Redis stopped for 10 s; in a second test a streaming
-standby promoted to primary mid-run.
+"""Issue 14's acceptance run at its size, in a shorter window: two processes of every
+service on a private PostgreSQL and Redis (bench/chaos), a DAG burn-down served by Python and
+Go workers through multi-address targets, and during it: SIGKILL of a leases replica, SIGKILL
+of the scheduler replica leading schedule firing, SIGTERM of the other leases replica (rolling
+restart, then started again), a PostgreSQL restart and Redis stopped for 10 s; in a second
+test a streaming standby promoted to primary mid-run.
 
 What is asserted are the ledger's invariants (every job succeeded, exactly one job.succeeded
 event each, no lease left, no handler cancelled, the once-a-minute schedule fired exactly once
