@@ -39,7 +39,7 @@ else
     --only-binary=:all: "${platforms[@]}" --python-version 3.11 \
     --implementation cp -r requirements/runtime.txt -d "$KIT/wheels"
   "$PY" -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation \
-    -w "$KIT/wheels" .
+    -w "$KIT/wheels" clients/python .
 fi
 
 log "manifests: kustomize build deploy/k8s/base, the kustomize sources and binary"
