@@ -26,6 +26,7 @@ from orchestrator_core.errors import (
 )
 from orchestrator_grpckit._config import ServiceConfig
 from orchestrator_grpckit._exceptions import ConfigError
+from orchestrator_grpckit._jwt import decode_verified
 from orchestrator_grpckit._oidc import OidcConfig, OidcVerifier
 
 ISSUER = "stella-orchestrator"
@@ -288,25 +289,14 @@ class TokenVerifier:
                 f"token algorithm {alg!r} is not accepted (accepted: {', '.join(self._keys)})",
                 reason="TOKEN_INVALID",
             )
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=[alg],
-                audience=AUDIENCE,
-                issuer=ISSUER,
-                leeway=self._leeway_s,
-                options={"require": ["exp", "iss", "aud", "sub"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise Unauthenticated(
-                "bearer token has expired; get a new one", reason="TOKEN_EXPIRED"
-            ) from None
-        except jwt.InvalidTokenError as exc:
-            # PyJWT messages name the failed check ("Invalid audience", "Signature verification
-            # failed") and never echo the token, so they are safe to return.
-            raise Unauthenticated(f"bearer token rejected: {exc}", reason="TOKEN_INVALID") from None
-        return claims
+        return decode_verified(
+            token,
+            key,
+            algorithms=[alg],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            leeway_s=self._leeway_s,
+        )
 
 
 def _str_list(claims: dict[str, Any], name: str, *, required: bool) -> tuple[str, ...]:

@@ -26,6 +26,7 @@ import jwt
 
 from orchestrator_core.errors import Unauthenticated, Unavailable
 from orchestrator_grpckit._exceptions import ConfigError
+from orchestrator_grpckit._jwt import decode_verified
 
 JWKS_CACHE_S = 300
 JWKS_TIMEOUT_S = 5
@@ -123,22 +124,14 @@ class OidcVerifier:
                 f"bearer token rejected: no key of the issuer verifies it ({exc})",
                 reason="TOKEN_INVALID",
             ) from None
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=list(self.config.algorithms),
-                audience=self.config.audience,
-                issuer=self.config.issuer,
-                leeway=leeway_s,
-                options={"require": ["exp", "iss", "aud", "sub"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise Unauthenticated(
-                "bearer token has expired; get a new one", reason="TOKEN_EXPIRED"
-            ) from None
-        except jwt.InvalidTokenError as exc:
-            raise Unauthenticated(f"bearer token rejected: {exc}", reason="TOKEN_INVALID") from None
+        claims = decode_verified(
+            token,
+            key,
+            algorithms=self.config.algorithms,
+            audience=self.config.audience,
+            issuer=self.config.issuer,
+            leeway_s=leeway_s,
+        )
         scopes = claims.get(self.config.scopes_claim)
         if isinstance(scopes, str):
             scopes = scopes.split()
