@@ -114,7 +114,7 @@ def test_rate_limit_descriptors_come_from_what_clients_send(overlay: list[Obj]) 
         "clients/python/stella_orchestrator/_connection.py": (
             'TENANT_HEADER: Final = "x-stella-tenant"'
         ),
-        "clients/go/worker/worker.go": 'const TenantHeader = "x-stella-tenant"',
+        "clients/go/stellarpc/conn.go": 'const TenantHeader = "x-stella-tenant"',
         "clients/rust/src/worker.rs": 'pub const TENANT_HEADER: &str = "x-stella-tenant";',
     }
     for path, line in sdks.items():

@@ -14,7 +14,17 @@ def test_the_cli_starts_without_httpx_and_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for name in list(sys.modules):
-        if name.startswith(("stella_orchestrator._rest", "httpx")):
+        # Every CLI module that may hold httpx already (another test imported them first).
+        if (
+            name.startswith(
+                (
+                    "stella_orchestrator._rest",
+                    "stella_orchestrator._cli",
+                    "stella_orchestrator._kit",
+                )
+            )
+            or name.split(".")[0] == "httpx"
+        ):
             monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "httpx", None)  # import httpx → ModuleNotFoundError
     parser = build_parser()
