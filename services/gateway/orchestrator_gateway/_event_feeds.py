@@ -23,6 +23,7 @@ resumes from its last seq.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import json
@@ -72,7 +73,7 @@ def stream_request(after_seq: int, key: FeedKey) -> events_pb2.StreamEventsReque
     )
 
 
-class Feed:
+class Feed(abc.ABC):
     """One client's bounded queue of ``StreamEventsResponse`` messages."""
 
     def __init__(self, buffer: int) -> None:
@@ -131,8 +132,9 @@ class Feed:
     def json(self, event: events_pb2.Event) -> str:
         return event_json(event)
 
+    @abc.abstractmethod
     async def close(self) -> None:
-        raise NotImplementedError
+        """Stop feeding this client (a dedicated call is cancelled, a shared one left)."""
 
 
 class DedicatedFeed(Feed):
