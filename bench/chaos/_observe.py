@@ -13,11 +13,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import psycopg
 
+from orchestrator_audit._chainer import LEADER_RETRY_S as AUDIT_CHAIN_RETRY_S
+from orchestrator_leases import LeaseSettings
 from orchestrator_pg import LeaderLoop
+from orchestrator_ratelimit import RatelimitSettings
+from orchestrator_scheduler._firing import MAX_SLEEP_S as SCHEDULE_FIRING_RETRY_S
+from orchestrator_scheduler._incidents import LEADER_RETRY_S as INCIDENTS_RETRY_S
+from orchestrator_scheduler._webhooks import LEADER_RETRY_S as WEBHOOKS_RETRY_S
 
 SAMPLE_INTERVAL_S = 0.1
 CONNECT_TIMEOUT_S = 2
@@ -34,6 +41,25 @@ LOOPS = [loop for loop in LeaderLoop if loop is not LeaderLoop.MIGRATIONS]
 HELD_LOOPS = [
     loop for loop in LOOPS if loop not in (LeaderLoop.EVENT_PARTITIONS, LeaderLoop.IDEMPOTENCY_KEYS)
 ]
+
+
+def loop_intervals(env: Mapping[str, str]) -> dict[str, float]:
+    """Per held loop, how long a standing-by replica waits between two attempts to take its
+    lock, as the replicas started with ``env`` do: after its leader dies the next attempt
+    takes it, so a new leader is due within one interval (plus the moment PostgreSQL takes
+    to see the dead connection) and is expected within two."""
+    leases = LeaseSettings.from_env(env)
+    ratelimit = RatelimitSettings.from_env(env)
+    intervals = {
+        LeaderLoop.SCHEDULE_FIRING: SCHEDULE_FIRING_RETRY_S,
+        LeaderLoop.AUDIT_CHAIN: AUDIT_CHAIN_RETRY_S,
+        LeaderLoop.LEASE_WATCHDOG: leases.watchdog_interval_s,
+        LeaderLoop.QUEUE_METRICS: leases.queue_metrics_interval_s,
+        LeaderLoop.INCIDENTS: INCIDENTS_RETRY_S,
+        LeaderLoop.WEBHOOKS: WEBHOOKS_RETRY_S,
+        LeaderLoop.BUCKET_METRICS: ratelimit.bucket_metrics_interval_s,
+    }
+    return {loop.label: intervals[loop] for loop in HELD_LOOPS}
 
 
 @dataclass
@@ -106,35 +132,57 @@ class Sampler:
                     out[label] = max(out[label], count)
             return out
 
-    def gaps(self) -> dict[str, list[tuple[float, float]]]:
-        """Per loop, the intervals (start, end) without a holder, between the first sample
-        with one and the last sample; a failed sample counts as none."""
+    def gaps(self) -> dict[str, list[Gap]]:
+        """Per loop, the spans without a holder, between the first sample with one and the
+        last sample; a failed sample counts as none."""
         with self._lock:
             times, holders = list(self.samples.times), list(self.samples.holders)
-        out: dict[str, list[tuple[float, float]]] = {}
+        out: dict[str, list[Gap]] = {}
         for loop in HELD_LOOPS:
             label = loop.label
-            spans: list[tuple[float, float]] = []
+            spans: list[Gap] = []
             last_held: float | None = None
-            open_since: float | None = None
+            first_none: float | None = None
+            last_none = 0.0
             for t, sample in zip(times, holders, strict=True):
-                held = bool(sample and sample.get(label))
-                if held:
-                    if open_since is not None and last_held is not None:
-                        spans.append((last_held, t))
-                    open_since = None
+                if sample and sample.get(label):
+                    if first_none is not None and last_held is not None:
+                        spans.append(Gap(last_held, t, first_none, last_none))
+                    first_none = None
                     last_held = t
-                elif last_held is not None and open_since is None:
-                    open_since = t
-            if open_since is not None and last_held is not None and times:
-                spans.append((last_held, times[-1]))
+                elif last_held is not None:
+                    first_none = t if first_none is None else first_none
+                    last_none = t
+            if first_none is not None and last_held is not None:
+                spans.append(Gap(last_held, times[-1], first_none, last_none))
             out[label] = spans
         return out
 
 
-def gap_around(spans: list[tuple[float, float]], t: float, within_s: float) -> float:
-    """The longest gap that overlaps [t, t + within_s] (0 when the loop never lost its
-    leader there)."""
-    return max(
-        (end - start for start, end in spans if end >= t and start <= t + within_s), default=0.0
-    )
+@dataclass(frozen=True)
+class Gap:
+    """A span without a leader: the last sample that saw one before it (``start``), the
+    first that saw one again (``end``, or the last sample), and the first and last samples
+    that saw none. The true gap lies between ``seen`` and ``length``."""
+
+    start: float
+    end: float
+    first_none: float
+    last_none: float
+
+    @property
+    def length(self) -> float:
+        """The gap at most: sample with a leader to sample with a leader."""
+        return self.end - self.start
+
+    @property
+    def seen(self) -> float:
+        """The gap at least: from the first to the last sample without a leader."""
+        return self.last_none - self.first_none
+
+
+def gap_after(spans: list[Gap], injected: float, until: float) -> Gap | None:
+    """The leaderless span a fault injected at ``injected`` opened: the first to end after
+    it and begin before ``until`` (the next fault). None when the lock changed hands between
+    two samples, or stayed held (a drained replica may lead until it exits)."""
+    return next((g for g in spans if g.end > injected and g.start < until), None)

@@ -40,7 +40,7 @@ from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 
 from bench.chaos._cluster import PrivatePostgres, PrivateRedis, temp_root
 from bench.chaos._ledger import Verdict, check_bundle, check_jobs, check_schedule
-from bench.chaos._observe import HELD_LOOPS, Sampler, gap_around
+from bench.chaos._observe import HELD_LOOPS, Sampler, gap_after, loop_intervals
 from bench.chaos._stack import Stack, Workers
 from orchestrator_grpckit import mint_dev_token
 from orchestrator_pg import migrate
@@ -56,12 +56,9 @@ FAULTS = ("kill_leases", "kill_schedule_leader", "rolling_leases", "restart_post
 # Bounds, not expectations: a loaded 2-core machine is slow at everything.
 RECOVERY_TIMEOUT_S = 300.0
 RPC_RETRY_S = 300.0
-GAP_WINDOW_S = 60.0
 # A fire time is checked once it was due this long before the schedule was stopped (the
 # leader's firing pass runs every second; a loaded machine may run it late).
-FIRE_LAG = timedelta(
-    seconds=30
-)  # a leader gap counts for a fault when it overlaps this window after it
+FIRE_LAG = timedelta(seconds=30)
 
 _log = logging.getLogger("bench.chaos")
 
@@ -464,18 +461,32 @@ class ChaosRun:
             spans = gaps[loop.label]
             v.figure(
                 f"chaos_leader_gap_{loop.label}_max",
-                max((b - a for a, b in spans), default=0.0),
+                max((g.length for g in spans), default=0.0),
                 "s",
             )
         for record in self.faults:
             v.figure(f"chaos_{record.name}_outage", record.lifted - record.injected, "s")
             v.figure(f"chaos_{record.name}_restore", record.restored - record.lifted, "s")
             v.figure(f"chaos_{record.name}_recovery", record.recovered - record.lifted, "s")
-        for record in self.faults:
+        intervals = loop_intervals(self.stack.env)
+        ends = [r.injected for r in self.faults[1:]] + [time.monotonic()]
+        for record, until in zip(self.faults, ends, strict=True):
             for loop in record.led:
-                if loop in gaps:
-                    gap = gap_around(gaps[loop], record.injected, GAP_WINDOW_S)
-                    v.figure(f"chaos_{record.name}_leader_gap_{loop}", gap, "s")
+                if loop not in gaps:
+                    continue
+                gap = gap_after(gaps[loop], record.injected, until)
+                v.figure(f"chaos_{record.name}_leader_gap_{loop}", gap.length if gap else 0, "s")
+                # A new leader within two of the loop's retry intervals: every sample in
+                # between saw none for at most that long (the samples are 100 ms apart on
+                # a quiet machine, further on a loaded one: the figure above is the bound
+                # from the other side).
+                bound = 2 * intervals[loop]
+                v.expect(
+                    gap is None or gap.seen <= bound,
+                    f"{record.name}: {loop} had no leader for {gap.seen if gap else 0:.1f} s"
+                    f" after its leader {record.detail} went (expected a new one within"
+                    f" {bound:.1f} s, twice its {intervals[loop]:.1f} s retry interval)",
+                )
         self._expiries_per_fault()
         v.figure("chaos_duration", time.monotonic() - started, "s")
 
@@ -521,5 +532,5 @@ def run_chaos(config: ChaosConfig) -> ChaosResult:
     if not config.keep and not chaos.verdict.problems:
         shutil.rmtree(chaos.root, ignore_errors=True)
     assert chaos.sampler is not None
-    gaps = {k: max((b - a for a, b in v), default=0.0) for k, v in chaos.sampler.gaps().items()}
+    gaps = {k: max((g.length for g in v), default=0.0) for k, v in chaos.sampler.gaps().items()}
     return ChaosResult(chaos.verdict, chaos.faults, chaos.sampler.max_holders(), gaps, chaos.root)
