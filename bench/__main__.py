@@ -12,6 +12,12 @@ One figure per line, ``name value unit`` (docs/architecture.md §8):
                                  excluded, like the peers); median of --e2e-rounds
 * e2e_jobs_per_s_ratelimit_off   the same with ORCH_LEASES_RATELIMIT=off, rounds alternating
 * ratelimit_overhead_pct         (off - on) / off: the cost of non-binding rate limiting
+* cpu_us_per_job_<group>         CPU microseconds per job of postgres, redis, scheduler,
+                                 leases and the workers (and _total; cpu_busy_pct: the share
+                                 of the cores used) over the median rate-limited burn-down's
+                                 window, from /proc; PostgreSQL's top statements of that
+                                 burn-down (pg_stat_statements) go to stderr
+                                 (bench/cpu_budget.py)
 * start_latency_p50_ms / _p99_ms enqueue→lease latency at a steady 500 jobs/s offered load
                                  (created_at → leased_at of each job)
 * dag_create_jobs_per_s          CreateRun of 1,000-job three-level DAGs
@@ -58,6 +64,8 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -65,6 +73,7 @@ import psycopg
 from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.cpu_budget import CpuSampler, StatementTotals, budget_figures, describe_statements
 from orchestrator_grpckit import mint_dev_token
 from orchestrator_pg import create_database, drop_database, migrate
 from stella.orchestrator.v1 import resources_pb2, scheduler_pb2, scheduler_pb2_grpc
@@ -211,24 +220,48 @@ async def fresh_database(prefix: str) -> tuple[str, str]:
     return url, name
 
 
-async def e2e_run(md, total: int, ratelimit: str) -> tuple[float, float]:
+@dataclass
+class E2eRun:
+    """One burn-down: its rates and where its CPU went (groups' CPU seconds over the
+    window, and PostgreSQL's top statements)."""
+
+    enqueue: float
+    rate: float
+    seconds: float
+    cpu: dict[str, float]
+    statements: StatementTotals
+
+
+async def e2e_run(md, total: int, ratelimit: str) -> E2eRun:
     """One burn-down on a fresh database (so no run sees another's rows): enqueue and e2e
-    jobs/s."""
+    jobs/s, and the CPU of each process group over the burn-down's window."""
     url, name = await fresh_database("orch_bench_e2e")
     stack = Stack(url, ratelimit=ratelimit)
     workers: list[subprocess.Popen[bytes]] = []
+    sampler: CpuSampler | None = None
     try:
         stack.wait_serving()
         async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.ports['scheduler']}") as channel:
             stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
             enqueue = await bench_enqueue(stub, md, "bench.noop", total)
+        statements = StatementTotals(ADMIN_URL, name)
         workers = start_workers(
             f"127.0.0.1:{stack.ports['leases']}", "bench.noop", WORKER_PROCESSES
         )
+        scheduler, leases = (p.pid for p in stack.procs)
+        sampler = CpuSampler(
+            {"scheduler": [scheduler], "leases": [leases], "workers": [w.pid for w in workers]}
+        ).start()
         with psycopg.connect(url, autocommit=True) as db:
             wait_done(db, "bench.noop", total, 600)
-            return enqueue, e2e_figure(db, "bench.noop", total)
+            sampler.stop()
+            first_lease, last_done = e2e_window(db, "bench.noop", total)
+        seconds = (last_done - first_lease).total_seconds()
+        cpu = sampler.between(first_lease.timestamp(), last_done.timestamp())
+        return E2eRun(enqueue, total / seconds, seconds, cpu, statements)
     finally:
+        if sampler is not None:
+            sampler.stop()
         stop_workers(workers)
         stack.stop()
         drop_database(ADMIN_URL, name)
@@ -237,21 +270,43 @@ async def e2e_run(md, total: int, ratelimit: str) -> tuple[float, float]:
 async def bench_e2e(md, total: int, rounds: int) -> float:
     """The burn-down with leasing rate limits on (the default: every lease spends a token
     of its {tenant, host} bucket in Redis; unconfigured buckets do not bind) and off, in
-    ABBA order (off-on, on-off, ...) so neither mode always runs second; prints the medians
-    and the overhead. Returns the rate-limited (default) figure."""
-    rates: dict[str, list[float]] = {"on": [], "off": []}
-    enqueue: list[float] = []
+    ABBA order (off-on, on-off, ...) so neither mode always runs second; prints the medians,
+    the overhead and the CPU budget of the median rate-limited run. Returns the rate-limited
+    (default) figure."""
+    runs: dict[str, list[E2eRun]] = {"on": [], "off": []}
     for round_ in range(rounds):
         for mode in ("off", "on") if round_ % 2 == 0 else ("on", "off"):
-            submitted, rate = await e2e_run(md, total, mode)
-            enqueue.append(submitted)
-            rates[mode].append(rate)
-    on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
-    figure("enqueue_jobs_per_s", statistics.median(enqueue), "jobs/s")
+            runs[mode].append(await e2e_run(md, total, mode))
+    on = statistics.median(r.rate for r in runs["on"])
+    off = statistics.median(r.rate for r in runs["off"])
+    figure(
+        "enqueue_jobs_per_s",
+        statistics.median(r.enqueue for r in runs["on"] + runs["off"]),
+        "jobs/s",
+    )
     figure("e2e_jobs_per_s", on, "jobs/s")
     figure("e2e_jobs_per_s_ratelimit_off", off, "jobs/s")
     figure("ratelimit_overhead_pct", (off - on) / off * 100, "%")
+    budget_run = sorted(runs["on"], key=lambda r: r.rate)[len(runs["on"]) // 2]
+    print_budget(budget_run, total)
     return on
+
+
+def print_budget(run: E2eRun, jobs: int) -> None:
+    """The CPU budget per job of one burn-down and PostgreSQL's top statements in it."""
+    for name, value in budget_figures(run.cpu, jobs, run.seconds).items():
+        figure(name, value, "%" if name.endswith("_pct") else "us/job")
+    top = run.statements.top(12)
+    if top:
+        note(f"PostgreSQL's top statements over the burn-down ({run.rate:.0f} jobs/s run):")
+        for line in describe_statements(top, jobs).splitlines():
+            note(line)
+    else:
+        note(
+            "no statement table: pg_stat_statements is not readable"
+            f" ({run.statements.unavailable or 'no statements recorded'}); make services"
+            " preloads it on a new machine, an existing cluster needs one restart"
+        )
 
 
 def wait_done(db: psycopg.Connection, job_type: str, total: int, timeout_s: float) -> None:
@@ -268,7 +323,8 @@ def wait_done(db: psycopg.Connection, job_type: str, total: int, timeout_s: floa
         time.sleep(0.1)
 
 
-def e2e_figure(db: psycopg.Connection, job_type: str, total: int) -> float:
+def e2e_window(db: psycopg.Connection, job_type: str, total: int) -> tuple[datetime, datetime]:
+    """The burn-down's window in the ledger: first lease to last completion."""
     (first_lease, last_done, succeeded_events) = db.execute(
         "SELECT min(occurred_at) FILTER (WHERE type = 'job.leased'),"
         "       max(occurred_at) FILTER (WHERE type = 'job.succeeded'),"
@@ -278,7 +334,7 @@ def e2e_figure(db: psycopg.Connection, job_type: str, total: int) -> float:
     ).fetchone()
     if succeeded_events != total:
         raise RuntimeError(f"{succeeded_events} job.succeeded events for {total} jobs")
-    return total / (last_done - first_lease).total_seconds()
+    return first_lease, last_done
 
 
 async def bench_latency(stub, md, db: psycopg.Connection, job_type: str) -> None:

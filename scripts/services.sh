@@ -62,6 +62,13 @@ synchronous_commit = off
 max_wal_size = 2GB
 CONF
   fi
+  # Per-statement totals for `make bench`'s CPU budget. A library is loaded at start only: a
+  # new cluster gets it on its first start; one already running is not restarted under its
+  # users (the bench says so; `pg_ctlcluster $ver $name restart` when convenient).
+  local stats="/etc/postgresql/$ver/$name/conf.d/orchestrator-statements.conf"
+  if [ ! -f "$stats" ]; then
+    printf "shared_preload_libraries = 'pg_stat_statements'\n" >"$stats"
+  fi
   if ! pg_lsclusters --no-header | awk -v v="$ver" -v n="$name" '$1==v && $2==n {print $4}' | grep -q online; then
     log "starting PostgreSQL $ver/$name"
     pg_ctlcluster "$ver" "$name" start
@@ -81,7 +88,10 @@ SQL
     if ! runuser -u postgres -- psql -tAq -d postgres -c "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1; then
       runuser -u postgres -- createdb -O "$PG_USER" "$db"
     fi
+    # The view the bench reads (every database's statements, hence pg_read_all_stats).
+    runuser -u postgres -- psql -q -d "$db" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
   done
+  runuser -u postgres -- psql -q -d postgres -c "GRANT pg_read_all_stats TO $PG_USER" >/dev/null
   log "PostgreSQL ready: postgresql://$PG_USER:***@127.0.0.1:5432/$PG_DB"
 }
 
