@@ -3,21 +3,25 @@
 One figure per line, ``name value unit`` (docs/architecture.md §8):
 
 * enqueue_jobs_per_s             SubmitJobs over gRPC, batches of 500 standalone no-op jobs
-* e2e_jobs_per_s                 burn-down of those jobs (20,000 by default) by 4 Python SDK
-                                 worker processes x concurrency 50 through the leases service's
+* e2e_jobs_per_s                 burn-down of those jobs (20,000 by default) by 4 Go SDK
+                                 worker processes x concurrency 50 (no-op handlers; the
+                                 fastest SDK, --sdks picks) through the leases service's
                                  Work stream, leases, fencing, events, idempotency and leasing
                                  rate limits (a token per lease from Redis; unconfigured
                                  buckets do not bind) all on; measured in the ledger from the
                                  first lease to the last completion (process start-up
                                  excluded, like the peers); median of --e2e-rounds
-* e2e_jobs_per_s_ratelimit_off   the same with ORCH_LEASES_RATELIMIT=off, rounds alternating
+* e2e_jobs_per_s_<sdk>           the same for each SDK (go, python, rust; Rust built
+                                 --release on first use, minutes)
+* e2e_jobs_per_s_ratelimit_off   the headline's burn-down with ORCH_LEASES_RATELIMIT=off,
+                                 rounds alternating
 * ratelimit_overhead_pct         (off - on) / off: the cost of non-binding rate limiting
-* cpu_us_per_job_<group>         CPU microseconds per job of postgres, redis, scheduler,
+* cpu_us_per_job_<group>[_<sdk>] CPU microseconds per job of postgres, redis, scheduler,
                                  leases and the workers (and _total; cpu_busy_pct: the share
-                                 of the cores used) over the median rate-limited burn-down's
-                                 window, from /proc; PostgreSQL's top statements of that
-                                 burn-down (pg_stat_statements) go to stderr
-                                 (bench/cpu_budget.py)
+                                 of the cores used) over each SDK's median burn-down's
+                                 window, from /proc (no suffix: the headline's); PostgreSQL's
+                                 top statements of that burn-down (pg_stat_statements) go to
+                                 stderr (bench/cpu_budget.py)
 * start_latency_p50_ms / _p99_ms enqueue→lease latency at a steady 500 jobs/s offered load
                                  (created_at → leased_at of each job)
 * dag_create_jobs_per_s          CreateRun of 1,000-job three-level DAGs
@@ -74,6 +78,7 @@ from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.cpu_budget import CpuSampler, StatementTotals, budget_figures, describe_statements
+from bench.sdk_workers import Argv, Sdk, python_argv, sdk_workers
 from orchestrator_grpckit import mint_dev_token
 from orchestrator_pg import create_database, drop_database, migrate
 from stella.orchestrator.v1 import resources_pb2, scheduler_pb2, scheduler_pb2_grpc
@@ -160,23 +165,16 @@ def start_workers(
     module: str = "bench._noop_worker",
     prefix: str = "bench-w",
     tenants: list[str] | None = None,
+    argv: Argv | None = None,
 ) -> list[subprocess.Popen[bytes]]:
-    """``count`` worker processes (``module``: no-op handlers by default) serving
-    ``tenants`` (the bench tenant by default; ``["*"]`` for a shared fleet)."""
+    """``count`` worker processes serving ``tenants`` (the bench tenant by default; ``["*"]``
+    for a shared fleet): Python SDK processes running ``module`` (no-op handlers by default),
+    or the command ``argv`` builds (bench/sdk_workers.py: the Go or Rust SDK)."""
     token = mint_dev_token(SECRET, "bench-worker", tenants or [TENANT], ["orch:work"])
+    command = argv or python_argv(module)
     return [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                module,
-                target,
-                token,
-                f"{prefix}{n}",
-                str(WORKER_CONCURRENCY),
-                job_type,
-            ],
-            cwd=ROOT,
+            command(target, token, f"{prefix}{n}", WORKER_CONCURRENCY, job_type), cwd=ROOT
         )
         for n in range(count)
     ]
@@ -232,9 +230,10 @@ class E2eRun:
     statements: StatementTotals
 
 
-async def e2e_run(md, total: int, ratelimit: str) -> E2eRun:
-    """One burn-down on a fresh database (so no run sees another's rows): enqueue and e2e
-    jobs/s, and the CPU of each process group over the burn-down's window."""
+async def e2e_run(md, total: int, ratelimit: str, sdk: Sdk) -> E2eRun:
+    """One burn-down by ``sdk``'s workers on a fresh database (so no run sees another's
+    rows): enqueue and e2e jobs/s, and the CPU of each process group over the burn-down's
+    window."""
     url, name = await fresh_database("orch_bench_e2e")
     stack = Stack(url, ratelimit=ratelimit)
     workers: list[subprocess.Popen[bytes]] = []
@@ -246,7 +245,7 @@ async def e2e_run(md, total: int, ratelimit: str) -> E2eRun:
             enqueue = await bench_enqueue(stub, md, "bench.noop", total)
         statements = StatementTotals(ADMIN_URL, name)
         workers = start_workers(
-            f"127.0.0.1:{stack.ports['leases']}", "bench.noop", WORKER_PROCESSES
+            f"127.0.0.1:{stack.ports['leases']}", "bench.noop", WORKER_PROCESSES, argv=sdk.argv
         )
         scheduler, leases = (p.pid for p in stack.procs)
         sampler = CpuSampler(
@@ -267,38 +266,48 @@ async def e2e_run(md, total: int, ratelimit: str) -> E2eRun:
         drop_database(ADMIN_URL, name)
 
 
-async def bench_e2e(md, total: int, rounds: int) -> float:
-    """The burn-down with leasing rate limits on (the default: every lease spends a token
-    of its {tenant, host} bucket in Redis; unconfigured buckets do not bind) and off, in
-    ABBA order (off-on, on-off, ...) so neither mode always runs second; prints the medians,
-    the overhead and the CPU budget of the median rate-limited run. Returns the rate-limited
-    (default) figure."""
+def _median_run(runs: list[E2eRun]) -> E2eRun:
+    return sorted(runs, key=lambda r: r.rate)[len(runs) // 2]
+
+
+async def bench_e2e(md, total: int, rounds: int, sdks: list[Sdk]) -> float:
+    """Burn-downs of ``total`` no-op jobs by 4 worker processes x 50 of each SDK. The first
+    SDK (the fastest, Go, unless told otherwise) gives the headline ``e2e_jobs_per_s`` and
+    runs with leasing rate limits on (the default: every lease spends a token of its
+    {tenant, host} bucket in Redis; unconfigured buckets do not bind) and off, in ABBA order
+    (off-on, on-off, ...) so neither mode always runs second: ``ratelimit_overhead_pct``.
+    Every other SDK runs ``rounds`` times with rate limits on: ``e2e_jobs_per_s_<sdk>``.
+    Medians; each SDK's median run also prints its CPU budget. Returns the headline."""
+    headline, *others = sdks
     runs: dict[str, list[E2eRun]] = {"on": [], "off": []}
     for round_ in range(rounds):
         for mode in ("off", "on") if round_ % 2 == 0 else ("on", "off"):
-            runs[mode].append(await e2e_run(md, total, mode))
+            runs[mode].append(await e2e_run(md, total, mode, headline))
     on = statistics.median(r.rate for r in runs["on"])
     off = statistics.median(r.rate for r in runs["off"])
-    figure(
-        "enqueue_jobs_per_s",
-        statistics.median(r.enqueue for r in runs["on"] + runs["off"]),
-        "jobs/s",
-    )
+    enqueue = [r.enqueue for r in runs["on"] + runs["off"]]
+    note(f"e2e_jobs_per_s: {headline.name} SDK workers")
+    figure("enqueue_jobs_per_s", statistics.median(enqueue), "jobs/s")
     figure("e2e_jobs_per_s", on, "jobs/s")
+    figure(f"e2e_jobs_per_s_{headline.name}", on, "jobs/s")
     figure("e2e_jobs_per_s_ratelimit_off", off, "jobs/s")
     figure("ratelimit_overhead_pct", (off - on) / off * 100, "%")
-    budget_run = sorted(runs["on"], key=lambda r: r.rate)[len(runs["on"]) // 2]
-    print_budget(budget_run, total)
+    print_budget(_median_run(runs["on"]), total, "")
+    for sdk in others:
+        sdk_runs = [await e2e_run(md, total, "on", sdk) for _ in range(rounds)]
+        figure(f"e2e_jobs_per_s_{sdk.name}", statistics.median(r.rate for r in sdk_runs), "jobs/s")
+        print_budget(_median_run(sdk_runs), total, f"_{sdk.name}")
     return on
 
 
-def print_budget(run: E2eRun, jobs: int) -> None:
-    """The CPU budget per job of one burn-down and PostgreSQL's top statements in it."""
+def print_budget(run: E2eRun, jobs: int, suffix: str) -> None:
+    """The CPU budget per job of one burn-down (figures ``cpu_us_per_job_<group><suffix>``)
+    and PostgreSQL's top statements in it."""
     for name, value in budget_figures(run.cpu, jobs, run.seconds).items():
-        figure(name, value, "%" if name.endswith("_pct") else "us/job")
+        figure(name + suffix, value, "%" if name.endswith("_pct") else "us/job")
     top = run.statements.top(12)
     if top:
-        note(f"PostgreSQL's top statements over the burn-down ({run.rate:.0f} jobs/s run):")
+        note(f"PostgreSQL's top statements over a burn-down{suffix} ({run.rate:.0f} jobs/s):")
         for line in describe_statements(top, jobs).splitlines():
             note(line)
     else:
@@ -404,7 +413,8 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     workers: list[subprocess.Popen[bytes]] = []
     token = mint_dev_token(SECRET, "bench", [TENANT], ["orch:read", "orch:operate"])
     md = (("authorization", f"Bearer {token}"),)
-    ours["e2e"] = await bench_e2e(md, args.jobs, args.e2e_rounds)
+    sdks = sdk_workers(args.sdks.split(","))
+    ours["e2e"] = await bench_e2e(md, args.jobs, args.e2e_rounds, sdks)
     url, name = await fresh_database("orch_bench")
     try:
         stack = Stack(url)
@@ -458,6 +468,11 @@ def main() -> None:
         type=int,
         default=4,
         help="burn-downs per mode (rate limiting on / off, ABBA order); medians are printed",
+    )
+    parser.add_argument(
+        "--sdks",
+        default="go,python,rust",
+        help="worker SDKs of the burn-downs, the headline (e2e_jobs_per_s) first",
     )
     parser.add_argument(
         "--skip-convergence", action="store_true", help="leave the rate-limit convergence run out"

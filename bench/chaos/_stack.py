@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,13 +21,13 @@ from types import ModuleType
 from typing import IO, Any
 
 from bench.chaos._cluster import free_block
+from bench.sdk_workers import GO_WORKER, build_go_worker, tool
 
 ROOT = Path(__file__).resolve().parents[2]
 # Bounds only: ten processes starting at once on a loaded 2-core machine are slow.
 START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 120.0
 WORKER_STOP_TIMEOUT_S = 120.0
-GO_WORKER = ROOT / ".cache" / "bin" / "stella-go-worker"
 
 
 def _load_stack() -> ModuleType:
@@ -235,21 +234,4 @@ class Workers:
 
 def go_toolchain() -> str | None:
     """The ``go`` binary (PATH, or the official tarball's /usr/local/go), or None."""
-    return shutil.which("go") or shutil.which("/usr/local/go/bin/go")
-
-
-def build_go_worker() -> None:
-    """The Go SDK's example worker into .cache/bin (the cross-language tests' binary and
-    caches, tests/crosslang/conftest.py)."""
-    cache = ROOT / ".cache"
-    go = go_toolchain()
-    if go is None:
-        raise RuntimeError("go is not installed: Go workers need it (or --go-workers 0)")
-    env = {**os.environ, "GOCACHE": str(cache / "go-build"), "GOFLAGS": "-buildvcs=false"}
-    subprocess.run(
-        [go, "build", "-o", str(GO_WORKER), "./examples/worker"],
-        cwd=ROOT / "clients" / "go",
-        env=env,
-        check=True,
-        timeout=900,
-    )
+    return tool("go")

@@ -10,7 +10,8 @@
 //! policy.evaluate) the way demo/worker.py does. With `-types a,b` it instead serves those
 //! types with an echo handler that reports 50 % progress, records one artifact
 //! (`rust:<job id>:<key>`) and returns `{"worker", "key", "sdk", "artifact_digest"}`; the
-//! cross-language tests use that mode.
+//! cross-language tests use that mode; `-handler noop` makes it return `{}` at once instead
+//! (make bench's burn-down).
 //! SIGTERM drains gracefully; a second signal stops at once.
 
 use std::collections::HashMap;
@@ -78,10 +79,21 @@ async fn main() {
     let worker_id = get("worker-id", "");
     builder = if let Some(types) = f.get("types") {
         let delay = parse_duration(&get("delay", "30ms"));
-        types.split(',').fold(builder, |b, t| {
-            let worker_id = worker_id.clone();
-            b.handler(t, move |ctx| echo(ctx, worker_id.clone(), delay))
-        })
+        match get("handler", "echo").as_str() {
+            "echo" => types.split(',').fold(builder, |b, t| {
+                let worker_id = worker_id.clone();
+                b.handler(t, move |ctx| echo(ctx, worker_id.clone(), delay))
+            }),
+            "noop" => types.split(',').fold(builder, |b, t| {
+                b.handler(t, |_ctx: JobContext| async {
+                    Ok::<Value, BoxError>(json!({}))
+                })
+            }),
+            other => {
+                eprintln!("worker: -handler {other}: give echo or noop");
+                std::process::exit(2);
+            }
+        }
     } else if let Some(upstream) = f.get("upstream") {
         demo(
             builder,

@@ -8,7 +8,8 @@
 // policy.evaluate) the way demo/worker.py does. With -types it instead serves the given job
 // types with an echo handler that reports 50 % progress, records one artifact
 // ("go:<job id>:<key>") and returns {"worker", "key", "sdk", "artifact_digest"}; the
-// cross-language tests use that mode.
+// cross-language tests use that mode; -handler noop makes it return {} at once instead
+// (make bench's burn-down).
 // SIGTERM drains gracefully; a second signal stops at once.
 package main
 
@@ -43,6 +44,7 @@ func main() {
 	concurrency := flag.Int("concurrency", 20, "handlers running at once")
 	workerID := flag.String("worker-id", "", "worker id (default hostname-pid-random)")
 	delay := flag.Duration("delay", 30*time.Millisecond, "echo handler: time each job takes")
+	handler := flag.String("handler", "echo", "handler for -types: echo, or noop (returns {} at once)")
 	tlsCA := flag.String("tls-ca", os.Getenv("STELLA_TLS_CA_FILE"), "PEM CA file: connect over TLS trusting it; default $STELLA_TLS_CA_FILE (unset: plaintext)")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -60,8 +62,16 @@ func main() {
 	}
 	switch {
 	case *types != "":
+		h := echo(w.WorkerID(), *delay)
+		switch *handler {
+		case "echo":
+		case "noop":
+			h = noop
+		default:
+			fail(fmt.Errorf("-handler %q: give echo or noop", *handler))
+		}
 		for _, t := range strings.Split(*types, ",") {
-			must(w.Handle(t, echo(w.WorkerID(), *delay)))
+			must(w.Handle(t, h))
 		}
 	case *upstream != "":
 		registerDemo(w, *upstream)
@@ -72,6 +82,10 @@ func main() {
 	if err := w.RunWithSignals(context.Background()); err != nil {
 		fail(err)
 	}
+}
+
+func noop(context.Context, *worker.Job) (map[string]any, error) {
+	return map[string]any{}, nil
 }
 
 func echo(workerID string, delay time.Duration) worker.Handler {
