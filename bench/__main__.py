@@ -13,6 +13,8 @@ One figure per line, ``name value unit`` (docs/architecture.md §8):
                                  excluded, like the peers); median of --e2e-rounds
 * e2e_jobs_per_s_<sdk>           the same for each SDK (go, python, rust; Rust built
                                  --release on first use, minutes)
+* e2e_jobs_per_s_2_leases        the headline's burn-down served by two leases replicas (the
+                                 workers given both addresses)
 * e2e_jobs_per_s_ratelimit_off   the headline's burn-down with ORCH_LEASES_RATELIMIT=off,
                                  rounds alternating
 * ratelimit_overhead_pct         (off - on) / off: the cost of non-binding rate limiting
@@ -36,9 +38,10 @@ One figure per line, ``name value unit`` (docs/architecture.md §8):
                                  scenario tests/e2e/test_ratelimit_convergence.py asserts the
                                  mechanism of; --skip-convergence leaves it out,
                                  --only-convergence runs nothing else)
-* claim_<scenario>_*             one claim of 50 jobs (p50/p95 ms) and the claim+complete rate
-                                 of two claimers, on 1,000 vs 1,000,000 ready jobs, on a table
-                                 holding a million finished jobs and over 1,000 tenants
+* claim_<scenario>_*             one claim of 50 jobs (p50/p95/p99 ms), the claim+complete
+                                 rate of two claimers and then SubmitJobs' rate, on 1,000 vs
+                                 1,000,000 ready jobs, on a table holding a million finished
+                                 jobs and over 1,000 tenants; claim_p99_1m_vs_1k_x
                                  (bench/claim_cost.py; --skip-claim-cost leaves it out)
 * ratelimit_grid_*               the same algorithm's code (Lua buckets in Redis, the leases
                                  limiter) on a simulated clock over 36 simulated hosts: true
@@ -47,6 +50,9 @@ One figure per line, ``name value unit`` (docs/architecture.md §8):
                                  time / ideal and goodput / R (bench/ratelimit_grid.py; a table
                                  goes to stderr)
 
+* idle_stream_server_kb, idle_streams_*_cpu_pct  leases-service memory per idle Work
+                                 stream and CPU while 1,000 idle streams wait
+                                 (bench/idle_streams.py; --skip-idle leaves it out)
 * sse_*                          500 Console event streams (SSE) of one tenant held open
                                  during a burn-down offered at 40 jobs/s: delivery lag p50/p99
                                  (ledger commit -> client), the gateway's resident memory and
@@ -113,29 +119,48 @@ def _free_port() -> int:
 
 
 class Stack:
-    """The scheduler and leases services as subprocesses on free ports."""
+    """The scheduler and ``leases_replicas`` leases services as subprocesses on free ports
+    (``procs``: the scheduler first, then the leases replicas)."""
 
-    def __init__(self, database_url: str, *, ratelimit: str = "on") -> None:
+    def __init__(
+        self, database_url: str, *, ratelimit: str = "on", leases_replicas: int = 1
+    ) -> None:
         self.ports = {"scheduler": _free_port(), "leases": _free_port()}
+        self.leases_ports = [self.ports["leases"]] + [
+            _free_port() for _ in range(leases_replicas - 1)
+        ]
         env = {
             **os.environ,
             "ORCH_LEASES_RATELIMIT": ratelimit,
             "ORCH_DATABASE_URL": database_url,
             "ORCH_AUTH_HS256_SECRET": SECRET,
             "ORCH_SCHEDULER_GRPC_PORT": str(self.ports["scheduler"]),
-            "ORCH_LEASES_GRPC_PORT": str(self.ports["leases"]),
             "ORCH_SCHEDULER_METRICS_PORT": str(_free_port()),
-            "ORCH_LEASES_METRICS_PORT": str(_free_port()),
             "ORCH_LOG_LEVEL": "WARNING",
         }
         self.procs = [
-            subprocess.Popen([sys.executable, "-m", f"orchestrator_{name}"], env=env, cwd=ROOT)
-            for name in self.ports
+            subprocess.Popen([sys.executable, "-m", "orchestrator_scheduler"], env=env, cwd=ROOT)
         ]
+        for port in self.leases_ports:
+            replica = {
+                **env,
+                "ORCH_LEASES_GRPC_PORT": str(port),
+                "ORCH_LEASES_METRICS_PORT": str(_free_port()),
+            }
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "orchestrator_leases"], env=replica, cwd=ROOT
+                )
+            )
+
+    @property
+    def leases_target(self) -> str:
+        """Every leases replica, as the SDKs' multi-address target."""
+        return ",".join(f"127.0.0.1:{port}" for port in self.leases_ports)
 
     def wait_serving(self, timeout_s: float = 30) -> None:
         deadline = time.monotonic() + timeout_s
-        for port in self.ports.values():
+        for port in [self.ports["scheduler"], *self.leases_ports]:
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
                 stub = health_pb2_grpc.HealthStub(channel)
                 while True:
@@ -230,12 +255,12 @@ class E2eRun:
     statements: StatementTotals
 
 
-async def e2e_run(md, total: int, ratelimit: str, sdk: Sdk) -> E2eRun:
+async def e2e_run(md, total: int, ratelimit: str, sdk: Sdk, leases_replicas: int = 1) -> E2eRun:
     """One burn-down by ``sdk``'s workers on a fresh database (so no run sees another's
-    rows): enqueue and e2e jobs/s, and the CPU of each process group over the burn-down's
-    window."""
+    rows), served by ``leases_replicas`` leases processes: enqueue and e2e jobs/s, and the
+    CPU of each process group over the burn-down's window."""
     url, name = await fresh_database("orch_bench_e2e")
-    stack = Stack(url, ratelimit=ratelimit)
+    stack = Stack(url, ratelimit=ratelimit, leases_replicas=leases_replicas)
     workers: list[subprocess.Popen[bytes]] = []
     sampler: CpuSampler | None = None
     try:
@@ -244,12 +269,10 @@ async def e2e_run(md, total: int, ratelimit: str, sdk: Sdk) -> E2eRun:
             stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
             enqueue = await bench_enqueue(stub, md, "bench.noop", total)
         statements = StatementTotals(ADMIN_URL, name)
-        workers = start_workers(
-            f"127.0.0.1:{stack.ports['leases']}", "bench.noop", WORKER_PROCESSES, argv=sdk.argv
-        )
-        scheduler, leases = (p.pid for p in stack.procs)
+        workers = start_workers(stack.leases_target, "bench.noop", WORKER_PROCESSES, argv=sdk.argv)
+        scheduler, *leases = (p.pid for p in stack.procs)
         sampler = CpuSampler(
-            {"scheduler": [scheduler], "leases": [leases], "workers": [w.pid for w in workers]}
+            {"scheduler": [scheduler], "leases": leases, "workers": [w.pid for w in workers]}
         ).start()
         with psycopg.connect(url, autocommit=True) as db:
             wait_done(db, "bench.noop", total, 600)
@@ -293,6 +316,8 @@ async def bench_e2e(md, total: int, rounds: int, sdks: list[Sdk]) -> float:
     figure("e2e_jobs_per_s_ratelimit_off", off, "jobs/s")
     figure("ratelimit_overhead_pct", (off - on) / off * 100, "%")
     print_budget(_median_run(runs["on"]), total, "")
+    replicated = [await e2e_run(md, total, "on", headline, 2) for _ in range(rounds)]
+    figure("e2e_jobs_per_s_2_leases", statistics.median(r.rate for r in replicated), "jobs/s")
     for sdk in others:
         sdk_runs = [await e2e_run(md, total, "on", sdk) for _ in range(rounds)]
         figure(f"e2e_jobs_per_s_{sdk.name}", statistics.median(r.rate for r in sdk_runs), "jobs/s")
@@ -486,6 +511,9 @@ def main() -> None:
         help="leave the claim-cost scenarios (1k/1m ready, old table, 1,000 tenants) out",
     )
     parser.add_argument(
+        "--skip-idle", action="store_true", help="leave the 1,000 idle Work streams out"
+    )
+    parser.add_argument(
         "--skip-sse", action="store_true", help="leave the 500-stream SSE load test out"
     )
     parser.add_argument(
@@ -511,6 +539,11 @@ def main() -> None:
         from bench.sse_load import print_figures, sse_load_figures
 
         print_figures(asyncio.run(sse_load_figures(500, 40, 30)))
+    if not args.skip_idle:
+        from bench.idle_streams import idle_stream_figures
+        from bench.idle_streams import print_figures as print_idle
+
+        print_idle(asyncio.run(idle_stream_figures(1000)))
     if not args.skip_claim_cost:
         from bench.claim_cost import SCENARIOS, claim_cost_figures
 

@@ -12,8 +12,12 @@ No workers, no gRPC: the figures are the database's and the adapter's.
 
 Figures, per scenario (``young_1k``, ``young_1m``, ``old_1k``, ``tenants_1000``):
 
-- ``claim_<scenario>_p50_ms`` / ``_p95_ms``: wall time of one claim call (``BATCH`` jobs);
-- ``claim_<scenario>_jobs_per_s``: claim + complete loop throughput of the claimers.
+- ``claim_<scenario>_p50_ms`` / ``_p95_ms`` / ``_p99_ms``: wall time of one claim call
+  (``BATCH`` jobs);
+- ``claim_<scenario>_jobs_per_s``: claim + complete loop throughput of the claimers;
+- ``claim_<scenario>_enqueue_jobs_per_s``: ``SubmitJobs`` through a scheduler process
+  (batches of 500, as ``enqueue_jobs_per_s``) into that queue afterwards;
+- ``claim_p99_1m_vs_1k_x``: the 1,000,000-ready claim's p99 over the 1,000-ready one's.
 
 ``python -m bench.claim_cost`` runs all; ``python -m bench.claim_cost young_1m`` one.
 """
@@ -27,17 +31,30 @@ import sys
 import time
 from dataclasses import dataclass
 
+import grpc
 import psycopg
 
-from bench.__main__ import ADMIN_URL, figure, fresh_database, note
+from bench.__main__ import (
+    ADMIN_URL,
+    SECRET,
+    TENANT,
+    Stack,
+    bench_enqueue,
+    figure,
+    fresh_database,
+    note,
+)
 from orchestrator_core.clock import SystemClock
+from orchestrator_grpckit import mint_dev_token
 from orchestrator_pg import Completion, Database, LeaseLedger, TxContext, drop_database
+from stella.orchestrator.v1 import scheduler_pb2_grpc
 
 JOB_TYPE = "bench.claim"
 BATCH = 50
 CLAIMERS = 2
 CLAIMS_PER_CLAIMER = 150
 WARMUP_CLAIMS = 10
+ENQUEUE_JOBS = 10_000
 
 # A time-ordered uuid from SQL (the first 48 bits are milliseconds, like orchestrator_core's
 # ids), so "oldest first" means what it means for submitted jobs.
@@ -137,7 +154,7 @@ async def claimer(
     return done
 
 
-async def measure(name: str, scenario: Scenario) -> None:
+async def measure(name: str, scenario: Scenario) -> float:
     note(
         f"claim cost {name}: {scenario.ready:,} ready over {scenario.tenants:,} tenant(s), "
         f"{scenario.finished:,} finished; {CLAIMERS} claimers x {BATCH}"
@@ -154,16 +171,35 @@ async def measure(name: str, scenario: Scenario) -> None:
             )
             elapsed = time.perf_counter() - start
         timings.sort()
+        p99 = 1000 * timings[int(0.99 * (len(timings) - 1))]
         figure(f"claim_{name}_p50_ms", 1000 * statistics.median(timings), "ms")
         figure(f"claim_{name}_p95_ms", 1000 * timings[int(0.95 * (len(timings) - 1))], "ms")
+        figure(f"claim_{name}_p99_ms", p99, "ms")
         figure(f"claim_{name}_jobs_per_s", sum(done) / elapsed, "jobs/s")
+        figure(f"claim_{name}_enqueue_jobs_per_s", await enqueue_rate(url), "jobs/s")
+        return p99
     finally:
         drop_database(ADMIN_URL, db_name)
 
 
+async def enqueue_rate(url: str) -> float:
+    """SubmitJobs through a scheduler process into the scenario's queue."""
+    stack = Stack(url)
+    try:
+        stack.wait_serving()
+        token = mint_dev_token(SECRET, "bench", [TENANT], ["orch:operate"])
+        md = (("authorization", f"Bearer {token}"),)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.ports['scheduler']}") as channel:
+            stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+            return await bench_enqueue(stub, md, "bench.enqueue", ENQUEUE_JOBS)
+    finally:
+        stack.stop()
+
+
 def claim_cost_figures(names: list[str]) -> None:
-    for name in names:
-        asyncio.run(measure(name, SCENARIOS[name]))
+    p99 = {name: asyncio.run(measure(name, SCENARIOS[name])) for name in names}
+    if "young_1k" in p99 and "young_1m" in p99:
+        figure("claim_p99_1m_vs_1k_x", p99["young_1m"] / p99["young_1k"], "x")
 
 
 if __name__ == "__main__":
