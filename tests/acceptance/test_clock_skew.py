@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -91,8 +92,31 @@ def _start_skewed_leases(url: str, log) -> tuple[subprocess.Popen[bytes], int]:
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        # faketime forks the service and waits for it, but does not pass signals on: the
+        # service is stopped through its process group, or it outlives the test.
+        start_new_session=True,
     )
     return proc, metrics_port
+
+
+def _stop_group(proc: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    """SIGTERM to the process group (faketime and the service it runs), then waits until
+    every member is gone; SIGKILL to what is left after ``timeout_s``."""
+
+    def signal_group(sig: signal.Signals) -> bool:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+    signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while signal_group(signal.SIGCONT) and time.monotonic() < deadline:
+        proc.poll()  # reaps faketime once it exits, so the group can empty
+        time.sleep(0.1)
+    signal_group(signal.SIGKILL)
+    proc.wait()
 
 
 async def test_a_watchdog_30s_ahead_expires_no_lease_early(skew_db: str, tmp_path) -> None:
@@ -181,10 +205,5 @@ async def test_a_watchdog_30s_ahead_expires_no_lease_early(skew_db: str, tmp_pat
                 await leases.stop()
                 await sched.stop()
     finally:
-        skewed.terminate()
-        try:
-            skewed.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            skewed.kill()
-            skewed.wait()
+        _stop_group(skewed)
         log.close()
