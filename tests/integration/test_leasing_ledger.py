@@ -140,12 +140,14 @@ async def test_completing_the_same_lease_twice(scheduler, leases, db, digest):
     first = await leases.job_complete_many(TxContext(tenant="acme"), [done], tenants=["acme"])
     assert first[0].ok
     assert first[0].new_state == "succeeded"
+    assert not first[0].repeated
     after_first = _row(db, job.id)
     events = _events(db, job.id)
     # a retried request with the same result is accepted and changes nothing
     second = await leases.job_complete_many(TxContext(tenant="acme"), [done], tenants=["acme"])
     assert second[0].ok
     assert second[0].error_reason == ""
+    assert second[0].repeated  # acknowledged, not a second completion
     assert _row(db, job.id) == after_first
     assert _events(db, job.id) == events
     # another result on the same lease is refused

@@ -78,7 +78,9 @@ class Outcome(LeaseRef):
 
     ``lease_expires_at`` is the extended expiry after a heartbeat; ``cancel_reason`` is set
     (e.g. ``user_canceled``) when the write found the job canceled under this very lease, so
-    its holder should stop.
+    its holder should stop. ``repeated`` marks a write that was already applied (a completion
+    resent with the same result): accepted, but nothing changed this time, so it is not
+    counted again.
     """
 
     ok: bool
@@ -86,6 +88,7 @@ class Outcome(LeaseRef):
     new_state: str = ""
     lease_expires_at: datetime | None = None
     cancel_reason: str = ""
+    repeated: bool = False
 
 
 @dataclass(frozen=True)

@@ -637,7 +637,9 @@ class LeaseLedger:
                 and (row["result_digest"] or "") == c.result_digest
             )
             if repeat:
-                outcomes.append(Outcome(c.job_id, c.lease_id, True, "", JobState.SUCCEEDED.value))
+                outcomes.append(
+                    Outcome(c.job_id, c.lease_id, True, "", JobState.SUCCEEDED.value, repeated=True)
+                )
             else:
                 outcomes.append(self._lost(c.job_id, c.lease_id, row))
         return outcomes

@@ -253,9 +253,12 @@ class Completer:
             return await ledger.artifact_record_many(ctx, items, tenants=actor.tenants)
         if kind is Kind.COMPLETION:
             outcomes = await ledger.job_complete_many(ctx, items, tenants=actor.tenants)
-            done = [o.job_id for o in outcomes if o.ok and o.new_state]
+            # A resent completion that was already applied is acknowledged again but is
+            # not a second completion: not counted, timed or fed to the limiter twice.
+            fresh = [o for o in outcomes if o.ok and o.new_state and not o.repeated]
+            done = [o.job_id for o in fresh]
             metrics.LEASES_COMPLETED.inc(len(done))
-            self._succeeded += [(o.job_id, o.lease_id) for o in outcomes if o.ok and o.new_state]
+            self._succeeded += [(o.job_id, o.lease_id) for o in fresh]
             if self._limiter is not None:
                 self._limiter.observe(actor, done, ())
             if done and self.on_leases_ended is not None:

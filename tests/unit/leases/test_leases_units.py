@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC
 
 import pytest
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from orchestrator_core import Aborted, Unavailable
 from orchestrator_grpckit import ConfigError
@@ -137,6 +137,47 @@ async def test_completer_batches_submissions_into_one_call_per_kind_in_order():
         runner.cancel()
     assert [len(r) for r in results] == [2, 1, 1, 1]
     assert ledger.calls == [("heartbeat", 1), ("artifacts", 1), ("complete", 3)]
+
+
+class RepeatingLedger(FakeLedger):
+    """Completions succeed; those already applied come back as repeats (a resent result)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.applied: set[uuid.UUID] = set()
+
+    async def job_complete_many(self, ctx, items, *, tenants):
+        out = []
+        for i in items:
+            repeated = i.job_id in self.applied
+            self.applied.add(i.job_id)
+            out.append(
+                Outcome(i.job_id, i.lease_id, True, new_state="succeeded", repeated=repeated)
+            )
+        return out
+
+
+async def test_a_resent_completion_is_acknowledged_but_counted_once(monkeypatch) -> None:
+    from orchestrator_leases import _completer
+
+    # A counter of this test's own: the process-wide one also counts other tests' services.
+    counted = Counter("orch_test_leases_completed", "completions", registry=CollectorRegistry())
+    monkeypatch.setattr(_completer.metrics, "LEASES_COMPLETED", counted)
+    ledger = RepeatingLedger()
+    ended: list[int] = []
+    completer = Completer(ledger, lease_ttl_s=30, flush_ms=1)  # type: ignore[arg-type]
+    completer.on_leases_ended = lambda: ended.append(1)
+    runner = asyncio.create_task(completer.run())
+    try:
+        items = [_Item(), _Item()]
+        first = await (await completer.submit(ACTOR, Kind.COMPLETION, items))
+        again = await (await completer.submit(ACTOR, Kind.COMPLETION, items[:1]))
+    finally:
+        runner.cancel()
+    assert all(o.ok for o in first + again)
+    assert [o.repeated for o in again] == [True]
+    assert counted._value.get() == 2
+    assert ended == [1]  # the resend ended no lease
 
 
 async def test_completer_backlog_applies_backpressure():
