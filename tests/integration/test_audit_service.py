@@ -439,6 +439,77 @@ async def test_time_range_and_source_scopes(scheduler, audit, stack, audit_db):
     assert replay_archive(by_source).ok
 
 
+async def _source_with_jobs(scheduler, n: int) -> str:
+    source = await scheduler.CreateSource(
+        scheduler_pb2.CreateSourceRequest(
+            source=resources_pb2.Source(
+                name=f"s{uuid.uuid4().hex[:6]}", source_type="nvd", host="h.example", enabled=True
+            )
+        )
+    )
+    await scheduler.SubmitJobs(
+        scheduler_pb2.SubmitJobsRequest(
+            jobs=[
+                resources_pb2.JobSpec(job_type="audit.long", source_id=source.source.id)
+                for _ in range(n)
+            ]
+        )
+    )
+    return str(source.source.id)
+
+
+def _reason(error: grpc.aio.AioRpcError) -> str:
+    for detail in rpc_status.from_call(error).details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return str(info.reason)
+    return ""
+
+
+async def test_a_long_reading_transaction_does_not_hold_up_an_export(
+    scheduler, audit, audit_db, monkeypatch
+):
+    """A report or an idle session holding an old snapshot (no event written) does not delay
+    the chain: the export right after a submission has every event."""
+    from orchestrator_audit import _servicer
+
+    monkeypatch.setattr(_servicer, "EXPORT_CHAIN_WAIT_S", 60.0)  # generous: a loaded machine
+    with psycopg.connect(audit_db) as reader:
+        reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        reader.execute("SELECT count(*) FROM orchestrator.jobs").fetchone()
+        source_id = await _source_with_jobs(scheduler, 4)
+        archive, summary = await audit.export(source_id=source_id)
+        assert summary.counts["jobs.jsonl"] == 4
+        assert verify_archive(archive, None).ok
+        reader.rollback()
+
+
+async def test_an_open_transaction_writing_events_holds_the_chain_until_it_ends(
+    scheduler, audit, audit_db, monkeypatch
+):
+    """An event writer left open (a stuck session of an operator's script, a transaction
+    waiting on a lock) could still commit events below the newest seq, so the chain waits
+    for it and an export answers UNAVAILABLE / CHAIN_BEHIND rather than leave them out;
+    once it ends, the export has everything."""
+    from orchestrator_audit import _servicer
+
+    monkeypatch.setattr(_servicer, "EXPORT_CHAIN_WAIT_S", 1.0)
+    with psycopg.connect(audit_db) as writer:
+        # What an event writer holds from its first event until it ends.
+        writer.execute("LOCK TABLE orchestrator.events IN ROW EXCLUSIVE MODE")
+        source_id = await _source_with_jobs(scheduler, 3)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await audit.export(source_id=source_id)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert _reason(caught.value) == "CHAIN_BEHIND"
+        writer.rollback()
+    monkeypatch.setattr(_servicer, "EXPORT_CHAIN_WAIT_S", 60.0)  # generous: a loaded machine
+    archive, summary = await audit.export(source_id=source_id)
+    assert summary.counts["jobs.jsonl"] == 3
+    assert replay_archive(archive).ok
+
+
 def _bad_request(error: grpc.aio.AioRpcError) -> list[str]:
     status = rpc_status.from_call(error)
     fields = []
