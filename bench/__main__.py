@@ -18,6 +18,10 @@ One figure per line, ``name value unit`` (docs/architecture.md §8):
 * e2e_jobs_per_s_ratelimit_off   the headline's burn-down with ORCH_LEASES_RATELIMIT=off,
                                  rounds alternating
 * ratelimit_overhead_pct         (off - on) / off: the cost of non-binding rate limiting
+* e2e_jobs_per_s_with_audit      the headline's burn-down with the audit service chaining
+                                 every event as it goes
+* audit_chain_catchup_s          from that burn-down's last completion until the chain has
+                                 linked every event (target <= 2 s)
 * cpu_us_per_job_<group>[_<sdk>] CPU microseconds per job of postgres, redis, scheduler,
                                  leases and the workers (and _total; cpu_busy_pct: the share
                                  of the cores used) over each SDK's median burn-down's
@@ -119,11 +123,16 @@ def _free_port() -> int:
 
 
 class Stack:
-    """The scheduler and ``leases_replicas`` leases services as subprocesses on free ports
-    (``procs``: the scheduler first, then the leases replicas)."""
+    """The scheduler, the audit service (with ``audit``) and ``leases_replicas`` leases
+    services as subprocesses on free ports (``procs`` in that order)."""
 
     def __init__(
-        self, database_url: str, *, ratelimit: str = "on", leases_replicas: int = 1
+        self,
+        database_url: str,
+        *,
+        ratelimit: str = "on",
+        leases_replicas: int = 1,
+        audit: bool = False,
     ) -> None:
         self.ports = {"scheduler": _free_port(), "leases": _free_port()}
         self.leases_ports = [self.ports["leases"]] + [
@@ -141,6 +150,18 @@ class Stack:
         self.procs = [
             subprocess.Popen([sys.executable, "-m", "orchestrator_scheduler"], env=env, cwd=ROOT)
         ]
+        if audit:
+            self.ports["audit"] = _free_port()
+            chainer = {
+                **env,
+                "ORCH_AUDIT_GRPC_PORT": str(self.ports["audit"]),
+                "ORCH_AUDIT_METRICS_PORT": str(_free_port()),
+            }
+            self.procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "orchestrator_audit"], env=chainer, cwd=ROOT
+                )
+            )
         for port in self.leases_ports:
             replica = {
                 **env,
@@ -160,7 +181,7 @@ class Stack:
 
     def wait_serving(self, timeout_s: float = 30) -> None:
         deadline = time.monotonic() + timeout_s
-        for port in [self.ports["scheduler"], *self.leases_ports]:
+        for port in [*self.ports.values(), *self.leases_ports]:
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
                 stub = health_pb2_grpc.HealthStub(channel)
                 while True:
@@ -253,14 +274,17 @@ class E2eRun:
     seconds: float
     cpu: dict[str, float]
     statements: StatementTotals
+    audit_catchup_s: float | None = None  # last completion -> every event chained
 
 
-async def e2e_run(md, total: int, ratelimit: str, sdk: Sdk, leases_replicas: int = 1) -> E2eRun:
+async def e2e_run(
+    md, total: int, ratelimit: str, sdk: Sdk, leases_replicas: int = 1, audit: bool = False
+) -> E2eRun:
     """One burn-down by ``sdk``'s workers on a fresh database (so no run sees another's
     rows), served by ``leases_replicas`` leases processes: enqueue and e2e jobs/s, and the
     CPU of each process group over the burn-down's window."""
     url, name = await fresh_database("orch_bench_e2e")
-    stack = Stack(url, ratelimit=ratelimit, leases_replicas=leases_replicas)
+    stack = Stack(url, ratelimit=ratelimit, leases_replicas=leases_replicas, audit=audit)
     workers: list[subprocess.Popen[bytes]] = []
     sampler: CpuSampler | None = None
     try:
@@ -270,17 +294,22 @@ async def e2e_run(md, total: int, ratelimit: str, sdk: Sdk, leases_replicas: int
             enqueue = await bench_enqueue(stub, md, "bench.noop", total)
         statements = StatementTotals(ADMIN_URL, name)
         workers = start_workers(stack.leases_target, "bench.noop", WORKER_PROCESSES, argv=sdk.argv)
-        scheduler, *leases = (p.pid for p in stack.procs)
-        sampler = CpuSampler(
-            {"scheduler": [scheduler], "leases": leases, "workers": [w.pid for w in workers]}
-        ).start()
+        pids = [p.pid for p in stack.procs]
+        groups = {"scheduler": pids[:1], "leases": pids[-leases_replicas:]}
+        if audit:
+            groups["audit"] = [pids[1]]
+        groups["workers"] = [w.pid for w in workers]
+        sampler = CpuSampler(groups).start()
+        catchup = None
         with psycopg.connect(url, autocommit=True) as db:
             wait_done(db, "bench.noop", total, 600)
             sampler.stop()
             first_lease, last_done = e2e_window(db, "bench.noop", total)
+            if audit:
+                catchup = chain_catchup_s(db, last_done, 120)
         seconds = (last_done - first_lease).total_seconds()
         cpu = sampler.between(first_lease.timestamp(), last_done.timestamp())
-        return E2eRun(enqueue, total / seconds, seconds, cpu, statements)
+        return E2eRun(enqueue, total / seconds, seconds, cpu, statements, catchup)
     finally:
         if sampler is not None:
             sampler.stop()
@@ -318,6 +347,10 @@ async def bench_e2e(md, total: int, rounds: int, sdks: list[Sdk]) -> float:
     print_budget(_median_run(runs["on"]), total, "")
     replicated = [await e2e_run(md, total, "on", headline, 2) for _ in range(rounds)]
     figure("e2e_jobs_per_s_2_leases", statistics.median(r.rate for r in replicated), "jobs/s")
+    chained = [await e2e_run(md, total, "on", headline, audit=True) for _ in range(rounds)]
+    figure("e2e_jobs_per_s_with_audit", statistics.median(r.rate for r in chained), "jobs/s")
+    catchups = [r.audit_catchup_s for r in chained if r.audit_catchup_s is not None]
+    figure("audit_chain_catchup_s", statistics.median(catchups), "s")
     for sdk in others:
         sdk_runs = [await e2e_run(md, total, "on", sdk) for _ in range(rounds)]
         figure(f"e2e_jobs_per_s_{sdk.name}", statistics.median(r.rate for r in sdk_runs), "jobs/s")
@@ -341,6 +374,19 @@ def print_budget(run: E2eRun, jobs: int, suffix: str) -> None:
             f" ({run.statements.unavailable or 'no statements recorded'}); make services"
             " preloads it on a new machine, an existing cluster needs one restart"
         )
+
+
+def chain_catchup_s(db: psycopg.Connection, last_done: datetime, timeout_s: float) -> float:
+    """Seconds from the last completion until the audit chain has linked every event."""
+    (target,) = db.execute("SELECT coalesce(max(seq), 0) FROM orchestrator.events").fetchone()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        row = db.execute("SELECT seq, updated_at FROM orchestrator.audit_cursor").fetchone()
+        if row and row[0] >= target:  # updated_at: when the chainer linked up to that seq
+            return max(0.0, (row[1] - last_done).total_seconds())
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the audit chain did not reach seq {target} in {timeout_s}s")
+        time.sleep(0.02)
 
 
 def wait_done(db: psycopg.Connection, job_type: str, total: int, timeout_s: float) -> None:
