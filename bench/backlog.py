@@ -11,7 +11,10 @@ sees). The figures come from the event history, so they say what the ledger saw:
 - ``backlog_<n>_peak_leases_per_worker``: the most leases any worker held at once (the
   capacity bound: never above ``WORKER_CONCURRENCY``);
 - ``backlog_<n>_slot_share_pct``: the rate as a share of what the slots allow
-  (slots ÷ mean handler time).
+  (slots ÷ mean handler time);
+- ``backlog_<n>_cpu_busy_pct`` / ``_cpu_us_per_job``: the share of all cores the burn-down
+  used (PostgreSQL, Redis, the services and the workers, from ``/proc``) and that CPU per
+  job — near 100 % the machine, not the orchestrator's design, sets the rate.
 
 ``python -m bench.backlog 20000 100000`` runs the given sizes (``--history N``: on a database
 that already holds N finished jobs; ``--tenants N``: the backlog spread over N tenants served
@@ -42,6 +45,7 @@ from bench.__main__ import (
     WORKER_PROCESSES,
     Stack,
     bench_enqueue,
+    e2e_window,
     figure,
     fresh_database,
     note,
@@ -50,6 +54,7 @@ from bench.__main__ import (
     wait_done,
 )
 from bench.claim_cost import SEED_JOBS
+from bench.cpu_budget import CpuSampler, budget_figures
 from orchestrator_grpckit import mint_dev_token
 from orchestrator_pg import drop_database
 from stella.orchestrator.v1 import scheduler_pb2_grpc
@@ -157,8 +162,11 @@ def seed_history(url: str, finished: int) -> None:
         conn.execute("VACUUM ANALYZE orchestrator.jobs")
 
 
-async def burndown(total: int, *, history: int = 0, tenants: int = 1) -> Burndown:
-    """Queues ``total`` jobs on a fresh database, then burns them with busy workers.
+async def burndown(
+    total: int, *, history: int = 0, tenants: int = 1
+) -> tuple[Burndown, dict[str, float]]:
+    """Queues ``total`` jobs on a fresh database, then burns them with busy workers; returns
+    what the history shows and the CPU seconds each process group used over the burn-down.
 
     ``history``: finished jobs the database holds before the backlog is queued.
     ``tenants``: the backlog is spread evenly over that many tenants, served by a shared
@@ -173,6 +181,7 @@ async def burndown(total: int, *, history: int = 0, tenants: int = 1) -> Burndow
         seed_history(url, history)
     stack = Stack(url)
     workers: list[subprocess.Popen[bytes]] = []
+    sampler: CpuSampler | None = None
     token = mint_dev_token(SECRET, "bench", names, ["orch:read", "orch:operate"])
     try:
         stack.wait_serving()
@@ -190,11 +199,20 @@ async def burndown(total: int, *, history: int = 0, tenants: int = 1) -> Burndow
             prefix="bench-busy-w",
             tenants=["*"] if tenants > 1 else None,
         )
+        scheduler, leases = (p.pid for p in stack.procs)
+        sampler = CpuSampler(
+            {"scheduler": [scheduler], "leases": [leases], "workers": [w.pid for w in workers]}
+        ).start()
         with psycopg.connect(url, autocommit=True) as db:
             total = per_tenant * len(names)
             wait_done(db, JOB_TYPE, total, timeout_s=max(600, total / 100))
-            return burndown_from_history(db, JOB_TYPE, total)
+            sampler.stop()
+            first_lease, last_done = e2e_window(db, JOB_TYPE, total)
+            cpu = sampler.between(first_lease.timestamp(), last_done.timestamp())
+            return burndown_from_history(db, JOB_TYPE, total), cpu
     finally:
+        if sampler is not None:
+            sampler.stop()
         stop_workers(workers)
         stack.stop()
         drop_database(ADMIN_URL, name)
@@ -214,7 +232,7 @@ def backlog_figures(sizes: Iterable[int], *, history: int = 0, tenants: int = 1)
             f"{history:,} finished jobs before ({WORKER_PROCESSES} workers x "
             f"{WORKER_CONCURRENCY}, 20-60 ms handlers)"
         )
-        result = asyncio.run(burndown(total, history=history, tenants=tenants))
+        result, cpu = asyncio.run(burndown(total, history=history, tenants=tenants))
         n = label(total) + ("_old" if history else "") + (f"_t{tenants}" if tenants > 1 else "")
         figure(f"e2e_backlog_{n}_jobs_per_s", result.jobs_per_s, "jobs/s")
         figure(f"backlog_{n}_slot_share_pct", 100 * result.jobs_per_s / slots_allow, "%")
@@ -222,6 +240,10 @@ def backlog_figures(sizes: Iterable[int], *, history: int = 0, tenants: int = 1)
         figure(f"backlog_{n}_lease_expired", result.lease_expired, "leases")
         figure(f"backlog_{n}_succeeded_twice", result.succeeded_twice, "jobs")
         figure(f"backlog_{n}_peak_leases_per_worker", result.peak_leases_per_worker, "leases")
+        # Is the machine the limit? The share of all cores the burn-down used, and per job.
+        budget = budget_figures(cpu, total, total / result.jobs_per_s)
+        figure(f"backlog_{n}_cpu_busy_pct", budget["cpu_busy_pct"], "%")
+        figure(f"backlog_{n}_cpu_us_per_job", budget["cpu_us_per_job_total"], "us/job")
 
 
 def main() -> None:
