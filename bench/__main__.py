@@ -72,7 +72,6 @@ import argparse
 import asyncio
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -88,6 +87,7 @@ from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.cpu_budget import CpuSampler, StatementTotals, budget_figures, describe_statements
+from bench.ports import free_port
 from bench.sdk_workers import Argv, Sdk, python_argv, sdk_workers
 from orchestrator_grpckit import mint_dev_token
 from orchestrator_pg import create_database, drop_database, migrate
@@ -116,12 +116,6 @@ def note(text: str) -> None:
     print(f"# {text}", file=sys.stderr, flush=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Stack:
     """The scheduler, the audit service (with ``audit``) and ``leases_replicas`` leases
     services as subprocesses on free ports (``procs`` in that order)."""
@@ -134,9 +128,9 @@ class Stack:
         leases_replicas: int = 1,
         audit: bool = False,
     ) -> None:
-        self.ports = {"scheduler": _free_port(), "leases": _free_port()}
+        self.ports = {"scheduler": free_port(), "leases": free_port()}
         self.leases_ports = [self.ports["leases"]] + [
-            _free_port() for _ in range(leases_replicas - 1)
+            free_port() for _ in range(leases_replicas - 1)
         ]
         env = {
             **os.environ,
@@ -144,18 +138,18 @@ class Stack:
             "ORCH_DATABASE_URL": database_url,
             "ORCH_AUTH_HS256_SECRET": SECRET,
             "ORCH_SCHEDULER_GRPC_PORT": str(self.ports["scheduler"]),
-            "ORCH_SCHEDULER_METRICS_PORT": str(_free_port()),
+            "ORCH_SCHEDULER_METRICS_PORT": str(free_port()),
             "ORCH_LOG_LEVEL": "WARNING",
         }
         self.procs = [
             subprocess.Popen([sys.executable, "-m", "orchestrator_scheduler"], env=env, cwd=ROOT)
         ]
         if audit:
-            self.ports["audit"] = _free_port()
+            self.ports["audit"] = free_port()
             chainer = {
                 **env,
                 "ORCH_AUDIT_GRPC_PORT": str(self.ports["audit"]),
-                "ORCH_AUDIT_METRICS_PORT": str(_free_port()),
+                "ORCH_AUDIT_METRICS_PORT": str(free_port()),
             }
             self.procs.append(
                 subprocess.Popen(
@@ -166,7 +160,7 @@ class Stack:
             replica = {
                 **env,
                 "ORCH_LEASES_GRPC_PORT": str(port),
-                "ORCH_LEASES_METRICS_PORT": str(_free_port()),
+                "ORCH_LEASES_METRICS_PORT": str(free_port()),
             }
             self.procs.append(
                 subprocess.Popen(

@@ -37,7 +37,6 @@ from bench.__main__ import (
     SECRET,
     TENANT,
     Stack,
-    _free_port,
     _payload,
     figure,
     fresh_database,
@@ -46,6 +45,7 @@ from bench.__main__ import (
     stop_workers,
     wait_done,
 )
+from bench.ports import free_port
 from orchestrator_grpckit import mint_dev_token
 from orchestrator_pg import drop_database
 from stella.orchestrator.v1 import resources_pb2, scheduler_pb2, scheduler_pb2_grpc
@@ -59,7 +59,7 @@ class Gateway:
     """The gateway as a process in front of a :class:`Stack`'s scheduler."""
 
     def __init__(self, stack: Stack, database_url: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         env = {
             **os.environ,
             "ORCH_DATABASE_URL": database_url,

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.chaos._cluster import free_block
+from bench.ports import free_block
 from tests.conftest import DEV_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]

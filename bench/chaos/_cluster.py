@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -23,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+
+from bench.ports import free_port
 
 # A loaded 2-core machine takes seconds to start or checkpoint a cluster; these are bounds.
 PG_START_TIMEOUT_S = 120
@@ -41,41 +42,6 @@ PG_SETTINGS = {
     "hot_standby": "on",
     "fsync": "on",
 }
-
-
-def _ephemeral_low() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def free_block(size: int) -> int:
-    """A base port B with B..B+size-1 free now, outside the ranges the usual stacks use and
-    below the kernel's ephemeral ports (a replica restarted on its port must not find it
-    taken by some client connection's source port)."""
-    rng = random.Random()
-    high = max(_ephemeral_low() - size, 21010)
-    for _ in range(500):
-        base = rng.randrange(21000, high, 10)
-        taken: list[socket.socket] = []
-        try:
-            for port in range(base, base + size):
-                s = socket.socket()
-                taken.append(s)
-                s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for s in taken:
-                s.close()
-        return base
-    raise RuntimeError("no free block of ports")
-
-
-def free_port() -> int:
-    """One free port below the ephemeral range (a server restarted on it finds it free)."""
-    return free_block(1)
 
 
 def _pg_bindir() -> Path:

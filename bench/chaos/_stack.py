@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
 
-from bench.chaos._cluster import free_block
+from bench.ports import free_block
 from bench.sdk_workers import GO_WORKER, build_go_worker, tool
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from psycopg.rows import dict_row
 
+from bench.ports import free_port
 from orchestrator_audit import GENESIS_HASH, chain_hash, event_document
 from tests.conftest import migrated_database
 
@@ -41,12 +41,6 @@ SELECT gen_random_uuid(), %(tenant)s, 's-' || gen_random_uuid(), 'nvd', 'h.examp
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def audit_restart_db(admin_url) -> Iterator[str]:
     with migrated_database(admin_url, "orch_audit_kill", tenants=TENANTS) as url:
@@ -54,7 +48,7 @@ def audit_restart_db(admin_url) -> Iterator[str]:
 
 
 def _start(url: str) -> subprocess.Popen:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "ORCH_DATABASE_URL": url,

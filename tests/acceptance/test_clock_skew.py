@@ -13,7 +13,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import grpc
 import psycopg
 import pytest
 
+from bench.ports import free_port
 from orchestrator_grpckit import mint_dev_token
 from stella.orchestrator.v1 import resources_pb2, scheduler_pb2
 from stella_orchestrator.worker import Job, Worker
@@ -38,12 +38,6 @@ LEASE_TTL_S = 10.0  # far shorter than the skew: an own-clock watchdog would exp
 JOBS = 120
 HANDLER_S = 0.5
 TENANT = "acme"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -73,11 +67,11 @@ async def _until(predicate, timeout_s: float, what: str) -> None:
 def _start_skewed_leases(url: str, log) -> tuple[subprocess.Popen[bytes], int]:
     faketime = shutil.which("faketime")
     assert faketime, "faketime is missing: `scripts/services.sh start` installs it (Debian)"
-    metrics_port = _free_port()
+    metrics_port = free_port()
     env = {
         **os.environ,
         "ORCH_DATABASE_URL": url,
-        "ORCH_LEASES_GRPC_PORT": str(_free_port()),
+        "ORCH_LEASES_GRPC_PORT": str(free_port()),
         "ORCH_LEASES_METRICS_PORT": str(metrics_port),
         "ORCH_AUTH_HS256_SECRET": DEV_SECRET,
         "ORCH_LEASE_TTL_S": str(LEASE_TTL_S),

@@ -9,7 +9,6 @@ succeeded exactly once."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,14 +16,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from bench.ports import free_port
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # The demo's feeds have real per-host rate limits, so it takes minutes of wall-clock time
@@ -35,16 +30,16 @@ def test_demo_runs_to_completion_and_explains_every_failure(database_url: str, t
         **os.environ,
         "ORCH_DATABASE_URL": database_url,
         "ORCH_STATE_DIR": str(tmp_path),
-        "ORCH_SCHEDULER_GRPC_PORT": str(_free_port()),
-        "ORCH_LEASES_GRPC_PORT": str(_free_port()),
-        "ORCH_SCHEDULER_METRICS_PORT": str(_free_port()),
-        "ORCH_LEASES_METRICS_PORT": str(_free_port()),
-        "ORCH_RATELIMIT_GRPC_PORT": str(_free_port()),
-        "ORCH_RATELIMIT_METRICS_PORT": str(_free_port()),
-        "ORCH_RATELIMIT_ENVOY_GRPC_PORT": str(_free_port()),
-        "ORCH_AUDIT_GRPC_PORT": str(_free_port()),
-        "ORCH_AUDIT_METRICS_PORT": str(_free_port()),
-        "ORCH_GATEWAY_HTTP_PORT": str(_free_port()),
+        "ORCH_SCHEDULER_GRPC_PORT": str(free_port()),
+        "ORCH_LEASES_GRPC_PORT": str(free_port()),
+        "ORCH_SCHEDULER_METRICS_PORT": str(free_port()),
+        "ORCH_LEASES_METRICS_PORT": str(free_port()),
+        "ORCH_RATELIMIT_GRPC_PORT": str(free_port()),
+        "ORCH_RATELIMIT_METRICS_PORT": str(free_port()),
+        "ORCH_RATELIMIT_ENVOY_GRPC_PORT": str(free_port()),
+        "ORCH_AUDIT_GRPC_PORT": str(free_port()),
+        "ORCH_AUDIT_METRICS_PORT": str(free_port()),
+        "ORCH_GATEWAY_HTTP_PORT": str(free_port()),
         "ORCH_RATELIMIT_KEY_PREFIX": f"orch:demo-test:{tmp_path.name}:",
         "ORCH_GATEWAY_RATELIMIT_KEY_PREFIX": f"orch:demo-gw-test:{tmp_path.name}:",
         "COLUMNS": "160",

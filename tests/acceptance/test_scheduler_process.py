@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from bench.ports import free_port
 from orchestrator_grpckit import mint_dev_token
 from stella.orchestrator.v1 import resources_pb2, scheduler_pb2, scheduler_pb2_grpc
 
@@ -24,15 +24,9 @@ pytestmark = pytest.mark.integration
 SECRET = "acceptance-secret-0123456789abcdef"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def scheduler_process(database_url: str, tenants) -> Iterator[tuple[subprocess.Popen, int, int]]:
-    grpc_port, metrics_port = _free_port(), _free_port()
+    grpc_port, metrics_port = free_port(), free_port()
     env = {
         **os.environ,
         "ORCH_DATABASE_URL": database_url,

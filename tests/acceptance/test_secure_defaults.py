@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,18 +16,13 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.ports import free_port
 from orchestrator_grpckit import CONFIG_ERROR_EXIT_STATUS
 
 pytestmark = pytest.mark.integration
 SECRET = "acceptance-secret-0123456789abcdef"
 START_DEADLINE_S = 120  # a loaded CI machine starts (and fails) processes slowly
 SERVICES = ("scheduler", "leases", "ratelimit", "audit", "gateway")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(service: str, database_url: str, **extra: str) -> dict[str, str]:
@@ -45,9 +39,9 @@ def _env(service: str, database_url: str, **extra: str) -> dict[str, str]:
         ORCH_DATABASE_URL=database_url,
         ORCH_SHUTDOWN_GRACE_S="1",
         **{
-            prefix + ("HTTP_PORT" if service == "gateway" else "GRPC_PORT"): str(_free_port()),
-            prefix + "METRICS_PORT": str(_free_port()),
-            "ORCH_RATELIMIT_ENVOY_GRPC_PORT": str(_free_port()),
+            prefix + ("HTTP_PORT" if service == "gateway" else "GRPC_PORT"): str(free_port()),
+            prefix + "METRICS_PORT": str(free_port()),
+            "ORCH_RATELIMIT_ENVOY_GRPC_PORT": str(free_port()),
         },
     )
     env.update(extra)

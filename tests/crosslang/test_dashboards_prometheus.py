@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -42,6 +41,7 @@ import psycopg
 import pytest
 import yaml
 
+from bench.ports import free_port, free_ports
 from demo.__main__ import _ensure_source, _payload, _stop_fleet
 from demo.upstream import BROKEN_SHARE, MALFORMED_SHARE, Upstream, _fraction
 from orchestrator_grpckit import DEV_HS256_SECRET, mint_dev_token
@@ -79,12 +79,6 @@ RATES = {
 FEEDS = {"nvd": "services.nvd.nist.gov", "osv": "api.osv.dev", "ghsa": "api.github.com"}
 FEEDS_429 = {"csaf-vendor": "csaf.vendor.example"}
 BROKEN_REPEATS = 24  # > the circuit's min_volume (20)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _window(host: str, *, broken: bool = False, malformed: bool = False) -> int:
@@ -126,7 +120,7 @@ class Prometheus:
     """A Prometheus server process on a free port, with a query helper."""
 
     def __init__(self, binary: str, workdir: Path, jobs: dict[str, list[str]]) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         rules = yaml.safe_load(ALERTS.read_text())["spec"]["groups"]
         (workdir / "rules.yaml").write_text(yaml.safe_dump({"groups": rules}, sort_keys=False))
         config = {
@@ -249,21 +243,24 @@ def test_every_dashboard_panel_returns_data_from_a_real_prometheus(
     own_database: str,
     tmp_path: Path,
 ) -> None:
-    ports = {
-        name: _free_port()
-        for name in (
-            "ORCH_SCHEDULER_GRPC_PORT",
-            "ORCH_LEASES_GRPC_PORT",
-            "ORCH_RATELIMIT_GRPC_PORT",
-            "ORCH_AUDIT_GRPC_PORT",
-            "ORCH_SCHEDULER_METRICS_PORT",
-            "ORCH_LEASES_METRICS_PORT",
-            "ORCH_RATELIMIT_METRICS_PORT",
-            "ORCH_AUDIT_METRICS_PORT",
-            "ORCH_RATELIMIT_ENVOY_GRPC_PORT",
-            "ORCH_GATEWAY_HTTP_PORT",
-        )
-    }
+    names = (
+        "ORCH_SCHEDULER_GRPC_PORT",
+        "ORCH_LEASES_GRPC_PORT",
+        "ORCH_RATELIMIT_GRPC_PORT",
+        "ORCH_AUDIT_GRPC_PORT",
+        "ORCH_SCHEDULER_METRICS_PORT",
+        "ORCH_LEASES_METRICS_PORT",
+        "ORCH_RATELIMIT_METRICS_PORT",
+        "ORCH_AUDIT_METRICS_PORT",
+        "ORCH_RATELIMIT_ENVOY_GRPC_PORT",
+        "ORCH_GATEWAY_HTTP_PORT",
+    )
+    sdks = ("python", "go", "rust")
+    # One block: every port distinct (two picked apart once collided, and a worker's
+    # metrics endpoint could not bind).
+    block = free_ports(len(names) + len(sdks))
+    ports = dict(zip(names, block, strict=False))
+    worker_ports = dict(zip(sdks, block[len(names) :], strict=True))
     env = {
         **os.environ,
         **{k: str(v) for k, v in ports.items()},
@@ -281,7 +278,6 @@ def test_every_dashboard_panel_returns_data_from_a_real_prometheus(
     for key in ("STELLA_METRICS_PORT", "STELLA_METRICS_ADDR"):
         env.pop(key, None)
     stack_cmd = [sys.executable, str(ROOT / "scripts" / "stack.py")]
-    worker_ports = {sdk: _free_port() for sdk in ("python", "go", "rust")}
     targets = {
         "orchestrator-scheduler": [f"127.0.0.1:{ports['ORCH_SCHEDULER_METRICS_PORT']}"],
         "orchestrator-leases": [f"127.0.0.1:{ports['ORCH_LEASES_METRICS_PORT']}"],

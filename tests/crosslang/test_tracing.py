@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ import httpx
 import psycopg
 import pytest
 
+from bench.ports import free_port
 from tests.conftest import DEV_SECRET
 from tests.crosslang.conftest import stop_all
 from tests.otlp_receiver import OtlpReceiver, Span
@@ -41,12 +41,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SDKS = ("python", "go", "rust")
 WAIT_S = 180  # generous: a loaded 2-core machine starts ten processes slowly
 SERVER, CONSUMER = 2, 5  # OTLP SpanKind values
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -75,10 +69,10 @@ def traced_env(
         "PYTHONUNBUFFERED": "1",
     }
     for name in ("SCHEDULER", "LEASES", "RATELIMIT", "AUDIT"):
-        env[f"ORCH_{name}_GRPC_PORT"] = str(_free_port())
-        env[f"ORCH_{name}_METRICS_PORT"] = str(_free_port())
-    env["ORCH_RATELIMIT_ENVOY_GRPC_PORT"] = str(_free_port())
-    env["ORCH_GATEWAY_HTTP_PORT"] = str(_free_port())
+        env[f"ORCH_{name}_GRPC_PORT"] = str(free_port())
+        env[f"ORCH_{name}_METRICS_PORT"] = str(free_port())
+    env["ORCH_RATELIMIT_ENVOY_GRPC_PORT"] = str(free_port())
+    env["ORCH_GATEWAY_HTTP_PORT"] = str(free_port())
     return env
 
 

@@ -280,7 +280,7 @@ async def test_watch_reconnects_after_the_scheduler_restarts_and_misses_nothing(
     # watch is open: the watch reconnects by itself and resumes after the last seq it gave.
     from dataclasses import replace
 
-    from bench.chaos._cluster import free_block
+    from bench.ports import free_block
     from orchestrator_scheduler import build_service
     from tests.conftest import service_config
 

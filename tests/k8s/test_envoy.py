@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+from bench.ports import free_port
 from orchestrator_grpckit import mint_dev_token
 from orchestrator_ratelimit import RatelimitApp, RatelimitSettings, build_app
 from stella.orchestrator.v1 import common_pb2, ratelimit_pb2, ratelimit_pb2_grpc
@@ -124,18 +124,12 @@ def test_rate_limit_descriptors_come_from_what_clients_send(overlay: list[Obj]) 
 # ------------------------------------------------------------ the rule fires, through Envoy
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def localized(bootstrap: Obj, upstream_ports: dict[str, int]) -> tuple[Obj, dict[str, int]]:
     """The rendered bootstrap with only its addresses changed for this machine: listeners on
     loopback ports, and each cluster's Service name replaced by 127.0.0.1 and the port of the
     process standing in for its pods (a free, closed port for the services not started)."""
     out = copy.deepcopy(bootstrap)
-    ports = {"grpc": _free_port(), "stats": _free_port(), "admin": _free_port()}
+    ports = {"grpc": free_port(), "stats": free_port(), "admin": free_port()}
     out["admin"]["address"]["socket_address"].update(address="127.0.0.1", port_value=ports["admin"])
     for listener in out["static_resources"]["listeners"]:
         listener["address"]["socket_address"].update(
@@ -145,7 +139,7 @@ def localized(bootstrap: Obj, upstream_ports: dict[str, int]) -> tuple[Obj, dict
         port = (
             ports["admin"]
             if cluster["name"] == "admin"
-            else upstream_ports.get(cluster["name"], _free_port())
+            else upstream_ports.get(cluster["name"], free_port())
         )
         for group in cluster["load_assignment"]["endpoints"]:
             for endpoint in group["lb_endpoints"]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
@@ -17,6 +16,7 @@ import pytest
 import redis.asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.ports import free_port
 from orchestrator_ratelimit import ENVOY_SERVICE_NAME, SERVICE_NAME, build_app
 from orchestrator_ratelimit import _metrics as rl_metrics
 from stella.orchestrator.v1 import ratelimit_pb2
@@ -24,12 +24,6 @@ from tests.conftest import service_config
 from tests.integration.ratelimit._support import _acquire, _client, _host, _key, _settings
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -71,7 +65,7 @@ async def _health(channel: grpc.aio.Channel, service: str) -> int:
 
 
 async def test_redis_down_fails_closed_then_recovers(database_url: str) -> None:
-    port = _free_port()
+    port = free_port()
     settings = _settings(envoy_auth="token")
     with _redis_server(port) as server:
         await _wait_redis(port)
@@ -130,7 +124,7 @@ async def test_redis_down_fail_open_grants(database_url: str) -> None:
     settings = _settings(envoy_auth="token", redis_failure="open")
     async with build_app(
         service_config("ratelimit", database_url),
-        redis_url=f"redis://127.0.0.1:{_free_port()}/0",
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
         settings=settings,
     ) as built:
         await built.service.start()
