@@ -71,8 +71,6 @@ def schedule_fields(
                 validate.job_batch(
                     jobs,
                     "schedule.run_template.jobs",
-                    allow_external_keys=False,
-                    required=True,
                     max_payload_bytes=max_payload_bytes,
                 )
             except validate.InvalidArgument as exc:

@@ -231,17 +231,17 @@ def job_batch(
     specs: Sequence[resources_pb2.JobSpec],
     field: str,
     *,
-    allow_external_keys: bool,
-    required: bool,
+    allow_external_keys: bool = False,
     max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     trace: tuple[str, str] = ("", ""),
 ) -> list[NewJob]:
-    """A batch of JobSpecs: each valid, keys unique, ``depends_on`` naming keys of the batch
-    (or, with ``allow_external_keys``, of the run the batch joins) and acyclic. A job whose
-    spec sets no ``trace_parent`` gets ``trace`` (the submitting call's ``traceparent`` and
-    ``tracestate``), so its lease and its handler join the submitter's trace."""
+    """A batch of JobSpecs: at least one, each valid, keys unique, ``depends_on`` naming keys
+    of the batch (or, with ``allow_external_keys``, of the run the batch joins) and acyclic.
+    A job whose spec sets no ``trace_parent`` gets ``trace`` (the submitting call's
+    ``traceparent`` and ``tracestate``), so its lease and its handler join the submitter's
+    trace."""
     out = Violations()
-    if required and not specs:
+    if not specs:
         out.add(field, "at least one job is required")
     if len(specs) > MAX_JOBS_PER_REQUEST:
         out.add(field, f"at most {MAX_JOBS_PER_REQUEST} jobs per request, got {len(specs)}")
