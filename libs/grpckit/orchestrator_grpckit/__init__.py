@@ -70,8 +70,15 @@ from orchestrator_grpckit._interceptors import (
     server_interceptors,
 )
 from orchestrator_grpckit._logging import JsonFormatter, configure_logging
-from orchestrator_grpckit._main import BuildService, service_main
+from orchestrator_grpckit._main import BuildService, ServiceParts, service_main, service_of
 from orchestrator_grpckit._oidc import OidcConfig
+from orchestrator_grpckit._proto import (
+    enum_label,
+    enum_labels,
+    enum_number,
+    enum_prefix,
+    optional_datetime,
+)
 from orchestrator_grpckit._server import (
     CONFIG_ERROR_EXIT_STATUS,
     LIVENESS_SERVICE,
@@ -137,6 +144,7 @@ __all__ = [
     "Principal",
     "RequestIdInterceptor",
     "ServiceConfig",
+    "ServiceParts",
     "ServiceRegistration",
     "TokenVerifier",
     "TracingInterceptor",
@@ -145,6 +153,10 @@ __all__ = [
     "current_principal",
     "current_request_id",
     "current_trace",
+    "enum_label",
+    "enum_labels",
+    "enum_number",
+    "enum_prefix",
     "env_choice",
     "env_int",
     "env_number",
@@ -157,10 +169,12 @@ __all__ = [
     "method_scopes",
     "mint_dev_token",
     "mint_token_ed25519",
+    "optional_datetime",
     "refuse_exposed_dev_defaults",
     "run_service",
     "server_interceptors",
     "service_main",
+    "service_of",
     "setup_tracing",
     "status_code_of",
     "to_rpc_status",

@@ -5,8 +5,9 @@ a bad setting becoming exit status 2 with one line that names the variable."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import ParamSpec, Protocol
 
 from orchestrator_grpckit._config import ServiceConfig
 from orchestrator_grpckit._logging import configure_logging
@@ -15,6 +16,29 @@ from orchestrator_grpckit._tracing import tracing
 
 BuildService = Callable[[ServiceConfig], AbstractAsyncContextManager[GrpcService]]
 """A service's composition root: its ``_app.build_service`` with no keyword arguments."""
+
+P = ParamSpec("P")
+
+
+class ServiceParts(Protocol):
+    """What a service's ``build_app`` yields: its parts, the GrpcService among them."""
+
+    @property
+    def service(self) -> GrpcService: ...
+
+
+def service_of(
+    build_app: Callable[P, AbstractAsyncContextManager[ServiceParts]],
+) -> Callable[P, AbstractAsyncContextManager[GrpcService]]:
+    """A service's ``build_service`` from its ``build_app``: the same build and clean-up,
+    yielding only the GrpcService (``__main__`` and most tests need no more)."""
+
+    @asynccontextmanager
+    async def build_service(*args: P.args, **kwargs: P.kwargs) -> AsyncIterator[GrpcService]:
+        async with build_app(*args, **kwargs) as parts:
+            yield parts.service
+
+    return build_service
 
 
 def service_main(

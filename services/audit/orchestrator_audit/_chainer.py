@@ -26,12 +26,18 @@ from prometheus_client import Gauge
 
 from orchestrator_audit._canonical import GENESIS_HASH, chain_hash, event_document
 from orchestrator_core import Clock, SystemClock
-from orchestrator_pg import AuditLedger, ChainLink, LeaderLoop, Leadership, MetricsReader
+from orchestrator_pg import (
+    AuditLedger,
+    ChainLink,
+    LeaderLoop,
+    Leadership,
+    MetricsReader,
+    lead_passes,
+)
 
 BATCH_EVENTS = 2000
 POLL_MIN_S = 0.5
 POLL_MAX_S = 1.0
-LEADER_RETRY_S = 1.0
 ERROR_BACKOFF_S = 1.0
 
 _log = logging.getLogger("orchestrator.audit.chainer")
@@ -70,6 +76,7 @@ class Chainer:
         self._rng = random.Random()  # jitter from its own: the global one is the application's
         self._clock = clock or SystemClock()
         self._heads: dict[str, str] = {}
+        self._resumed = False  # cursor and heads read back since leadership was taken
         self.cursor = 0
         self.chained = 0
         self.lag_events = 0
@@ -83,28 +90,44 @@ class Chainer:
         return self._leadership.is_leader
 
     async def run_forever(self) -> None:
-        """Waits for leadership, then chains while it lasts, until cancelled."""
-        async with self._leadership:
-            while True:
-                if not await self._leadership.ensure():
-                    self._report_lag(0, 0.0)
-                    await asyncio.sleep(LEADER_RETRY_S * self._rng.uniform(0.8, 1.0))
-                    continue
-                try:
-                    await self._lead()
-                except Exception:  # a database error mid-pass: back off, re-check, resume
-                    _log.exception("chainer pass failed")
-                    await asyncio.sleep(ERROR_BACKOFF_S)
+        """Waits for leadership, then chains while it lasts, until cancelled: each pass once
+        everything settled is chained, woken by ``orch_events`` (LISTENed on the leadership's
+        connection) or a jittered poll. A failed pass (a database error) backs off, re-checks
+        leadership and resumes from the stored cursor and heads."""
 
-    async def _lead(self) -> None:
-        """Chains until leadership is lost, waking on ``orch_events`` (LISTENed on the
-        leadership's connection) or a jittered poll."""
-        await self._leadership.listen("event_listen")
-        self.cursor = await self._ledger.cursor()
-        self._heads = await self._ledger.heads()
-        while await self._leadership.ensure():
+        async def chain() -> bool:
+            if not self._resumed:
+                await self._leadership.listen("event_listen")
+                self.cursor = await self._ledger.cursor()
+                self._heads = await self._ledger.heads()
+                self._resumed = True
             await self.run_pass()
-            await self._leadership.wait_for_notification(self._rng.uniform(POLL_MIN_S, POLL_MAX_S))
+            return False
+
+        async def wait() -> None:
+            try:
+                await self._leadership.wait_for_notification(
+                    self._rng.uniform(POLL_MIN_S, POLL_MAX_S)
+                )
+            except Exception:  # the lock's connection broke: back off, re-check, resume
+                _log.exception("chainer wait failed")
+                self._resumed = False
+                await asyncio.sleep(ERROR_BACKOFF_S)
+
+        await lead_passes(
+            self._leadership,
+            chain,
+            wait,
+            rng=self._rng,
+            on_not_leading=self._stand_by,
+        )
+
+    def _stand_by(self) -> None:
+        """After a failed pass or without leadership: the next pass resumes from storage; a
+        replica that does not lead reports no lag (only the leader knows it)."""
+        self._resumed = False
+        if not self._leadership.is_leader:
+            self._report_lag(0, 0.0)
 
     async def run_pass(self) -> int:
         """Chains everything settled; returns how many events it linked."""

@@ -6,12 +6,12 @@ twice: field names stay snake_case, enums become their lower-case label without 
 prefix (``JOB_STATE_LEASED`` → ``"leased"``), timestamps RFC 3339 strings in UTC, durations
 seconds (a number), ``Struct`` a JSON object, int64 a JSON integer, and an unset message
 field ``null``. :func:`to_json` renders a message in exactly the shape :func:`model_for`
-declares.
+declares. Enum labels are ``orchestrator_grpckit``'s (``enum_label``), shared with the
+services.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -19,6 +19,8 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from orchestrator_grpckit import enum_label, enum_labels
 
 _TIMESTAMP = "google.protobuf.Timestamp"
 _DURATION = "google.protobuf.Duration"
@@ -45,30 +47,6 @@ class ApiModel(BaseModel):
     """Base of every generated response model."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-def enum_prefix(enum: Any) -> str:
-    """``JobState`` → ``"JOB_STATE_"``."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", enum.name).upper() + "_"
-
-
-def enum_labels(enum: Any) -> tuple[str, ...]:
-    """Every label of an enum, e.g. ``("unspecified", "pending", ...)``."""
-    prefix = enum_prefix(enum)
-    return tuple(v.name.removeprefix(prefix).lower() for v in enum.values)
-
-
-def enum_label(enum: Any, number: int) -> str:
-    """The label of one enum number (``"unspecified"`` for unknown numbers)."""
-    value = enum.values_by_number.get(number)
-    if value is None:
-        return "unspecified"
-    return value.name.removeprefix(enum_prefix(enum)).lower()
-
-
-def enum_number(enum: Any, label: str) -> Any:
-    """The number of a label; raises ``KeyError`` for an unknown one."""
-    return int(enum.values_by_name[enum_prefix(enum) + label.upper()].number)
 
 
 def _is_map(field: Any) -> bool:

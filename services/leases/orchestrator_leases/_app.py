@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from orchestrator_core import Clock
-from orchestrator_grpckit import Background, Dependency, GrpcService, ServiceConfig
+from orchestrator_grpckit import Background, Dependency, GrpcService, ServiceConfig, service_of
 from orchestrator_leases._completer import Completer
 from orchestrator_leases._dispatcher import Dispatcher
 from orchestrator_leases._queue_metrics import QueueGauges
@@ -148,19 +148,10 @@ async def build_app(
             await owned.aclose()
 
 
-@asynccontextmanager
-async def build_service(
-    config: ServiceConfig,
-    *,
-    clock: Clock | None = None,
-    settings: LeaseSettings | None = None,
-) -> AsyncIterator[GrpcService]:
-    """The leases service with an open database pool; the pool closes on exit.
+build_service = service_of(build_app)
+"""The leases service with an open database pool; the pool closes on exit.
 
-    Env (see :mod:`orchestrator_leases._settings`): ``ORCH_LEASE_TTL_S`` (default 30),
-    ``ORCH_CLAIM_BATCH`` (100), ``ORCH_WATCHDOG_INTERVAL_S`` (1),
-    ``ORCH_COMPLETER_FLUSH_MS`` (2), ``ORCH_LEASES_RATELIMIT`` (on) and the rate-limit
-    variables; ``settings`` overrides them. Rate limiting uses Redis at ``ORCH_REDIS_URL``.
-    """
-    async with build_app(config, clock=clock, settings=settings) as app:
-        yield app.service
+Env (see :mod:`orchestrator_leases._settings`): ``ORCH_LEASE_TTL_S`` (default 30),
+``ORCH_CLAIM_BATCH`` (100), ``ORCH_WATCHDOG_INTERVAL_S`` (1),
+``ORCH_COMPLETER_FLUSH_MS`` (2), ``ORCH_LEASES_RATELIMIT`` (on) and the rate-limit
+variables; ``settings`` overrides them. Rate limiting uses Redis at ``ORCH_REDIS_URL``."""

@@ -16,7 +16,7 @@ import random
 
 from orchestrator_core import Clock, SystemClock, Unavailable
 from orchestrator_leases import _metrics as metrics
-from orchestrator_pg import LeaderLoop, Leadership, LeaseLedger, TxContext
+from orchestrator_pg import LeaderLoop, Leadership, LeaseLedger, TxContext, lead_passes
 
 EXPIRE_BATCH = 500
 ACTOR = "orchestrator-leases/watchdog"
@@ -57,13 +57,18 @@ class Watchdog:
         return self._leadership.is_leader
 
     async def run(self) -> None:
-        """Contends for leadership and expires leases until cancelled."""
-        async with self._leadership:
-            while True:
-                if await self._leadership.ensure():
-                    await self.expire_overdue()
-                # jittered, so standing-by replicas do not retry in step
-                await asyncio.sleep(self._interval_s * self._rng.uniform(0.8, 1.0))
+        """Contends for leadership and expires leases until cancelled; leader or not, the
+        next try comes after the interval, jittered so standing-by replicas do not retry in
+        step. (A pass never raises: :meth:`expire_overdue` logs its failures.)"""
+
+        async def expire() -> bool:
+            await self.expire_overdue()
+            return False
+
+        async def pause() -> None:
+            await asyncio.sleep(self._interval_s * self._rng.uniform(0.8, 1.0))
+
+        await lead_passes(self._leadership, expire, pause, rng=self._rng, retry_s=self._interval_s)
 
     async def expire_overdue(self) -> int:
         """One pass: expires every overdue lease (in batches); returns how many."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from envoy.service.ratelimit.v3 import rls_pb2_grpc
 
 from orchestrator_core import Clock
-from orchestrator_grpckit import GrpcService, ServiceConfig
+from orchestrator_grpckit import GrpcService, ServiceConfig, service_of
 from orchestrator_pg import Database, TenantStore, ThrottleStore
 from orchestrator_ratelimit._bucket_metrics import BucketGauges
 from orchestrator_ratelimit._envoy import (
@@ -117,18 +117,8 @@ async def build_app(
         await store.aclose()
 
 
-@asynccontextmanager
-async def build_service(
-    config: ServiceConfig,
-    *,
-    clock: Clock | None = None,
-    redis_url: str | None = None,
-    settings: RatelimitSettings | None = None,
-) -> AsyncIterator[GrpcService]:
-    """The ratelimit service with an open database pool and Redis client; both close on exit.
+build_service = service_of(build_app)
+"""The ratelimit service with an open database pool and Redis client; both close on exit.
 
-    Env: see :mod:`orchestrator_ratelimit._settings` (``ORCH_RATELIMIT_*``) plus the common
-    ``ORCH_REDIS_URL`` / ``ORCH_DATABASE_URL``; ``redis_url`` and ``settings`` override them.
-    """
-    async with build_app(config, clock=clock, redis_url=redis_url, settings=settings) as app:
-        yield app.service
+Env: see :mod:`orchestrator_ratelimit._settings` (``ORCH_RATELIMIT_*``) plus the common
+``ORCH_REDIS_URL`` / ``ORCH_DATABASE_URL``; ``redis_url`` and ``settings`` override them."""

@@ -8,21 +8,21 @@ from datetime import UTC, datetime, timedelta
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from orchestrator_core.blackouts import Weekly
+from orchestrator_grpckit import enum_number
 from orchestrator_pg import Row
 from orchestrator_redis import BucketKey, BucketState
 from stella.orchestrator.v1 import common_pb2, ratelimit_pb2, resources_pb2
 
-CIRCUIT_STATES = {
-    "closed": common_pb2.CIRCUIT_STATE_CLOSED,
-    "open": common_pb2.CIRCUIT_STATE_OPEN,
-    "half_open": common_pb2.CIRCUIT_STATE_HALF_OPEN,
-}
-ORIGINS = {
-    "upstream_429": resources_pb2.THROTTLE_ORIGIN_UPSTREAM_429,
-    "upstream_503": resources_pb2.THROTTLE_ORIGIN_UPSTREAM_503,
-    "operator": resources_pb2.THROTTLE_ORIGIN_OPERATOR,
-    "recovery": resources_pb2.THROTTLE_ORIGIN_RECOVERY,
-}
+CIRCUIT_STATE = common_pb2.CircuitState.DESCRIPTOR
+_ORIGIN = resources_pb2.ThrottleOrigin.DESCRIPTOR
+
+
+def circuit_state(name: str) -> int:
+    """The CircuitState of a bucket's circuit label (UNSPECIFIED for an unknown one)."""
+    try:
+        return enum_number(CIRCUIT_STATE, name)
+    except KeyError:
+        return common_pb2.CIRCUIT_STATE_UNSPECIFIED
 
 
 def ts(value: datetime | float | None) -> timestamp_pb2.Timestamp | None:
@@ -55,7 +55,7 @@ def bucket(state: BucketState) -> ratelimit_pb2.Bucket:
         tokens=state.tokens,
         paused_until=ts(state.paused_until),
         reason=state.reason,
-        circuit_state=CIRCUIT_STATES.get(state.circuit, common_pb2.CIRCUIT_STATE_UNSPECIFIED),
+        circuit_state=circuit_state(state.circuit),  # type: ignore[arg-type]
         updated_at=ts(state.updated_at),
         override_until=ts(override_until),
     )
@@ -65,7 +65,7 @@ def circuit(state: BucketState) -> ratelimit_pb2.Circuit:
     """The circuit breaker view of a bucket (the store keeps no per-window counts here)."""
     return ratelimit_pb2.Circuit(
         key=key(state.key),
-        state=CIRCUIT_STATES.get(state.circuit, common_pb2.CIRCUIT_STATE_UNSPECIFIED),
+        state=circuit_state(state.circuit),  # type: ignore[arg-type]
         failure_count=int(getattr(state, "failures", 0) or 0),
         request_count=int(getattr(state, "requests", 0) or 0),
         opened_at=ts(getattr(state, "circuit_opened_at", None)),
@@ -86,7 +86,7 @@ def throttle(row: Row) -> resources_pb2.Throttle:
         paused_until=ts(row["paused_until"]),
         reason=row["reason"],
         ticket=row["ticket"],
-        origin=ORIGINS[row["origin"]],
+        origin=enum_number(_ORIGIN, row["origin"]),
         created_by=row["created_by"],
         created_at=ts(row["created_at"]),
         expires_at=ts(row["expires_at"]),

@@ -16,7 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orchestrator_core import Clock, FieldViolation, InvalidArgument, SystemClock
-from orchestrator_grpckit import Principal, current_principal, method_scopes
+from orchestrator_grpckit import (
+    Principal,
+    current_principal,
+    enum_label,
+    method_scopes,
+    optional_datetime,
+)
 from orchestrator_pg import Row, ThrottleStore, TxContext
 from orchestrator_ratelimit import _convert as convert
 from orchestrator_ratelimit import _metrics as metrics
@@ -111,7 +117,7 @@ class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
                     "now is accepted only when ORCH_RATELIMIT_ALLOW_REQUEST_CLOCK is enabled",
                     [FieldViolation("now", "must be unset on this server")],
                 )
-            value = validate.ts(request, "now")
+            value = optional_datetime(request, "now")
             assert value is not None
             return value
         return self.clock.now()
@@ -334,7 +340,7 @@ class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
         principal, now, out, key = self._keyed(request.key)
         if not request.refill_per_second >= 0:
             out.add("refill_per_second", "must be >= 0 (0 pauses the bucket)")
-        until = validate.ts(request, "until")
+        until = optional_datetime(request, "until")
         if until is None:
             out.add("until", "is required")
         elif until <= now:
@@ -383,8 +389,8 @@ class RateLimitServicer(ratelimit_pb2_grpc.RateLimitServiceServicer):
     async def ListCircuits(self, request: ratelimit_pb2.ListCircuitsRequest, context: Any) -> Any:
         principal = current_principal()
         validate.list_tenant(principal, request.tenant)
-        names = {v: k for k, v in convert.CIRCUIT_STATES.items()}
-        states = sorted({names[s] for s in request.states if s in names})
+        labels = {enum_label(convert.CIRCUIT_STATE, s) for s in request.states}
+        states = sorted(labels - {"unspecified"})
         rows, token = await self._page(
             principal.tenant,
             request.page_size,

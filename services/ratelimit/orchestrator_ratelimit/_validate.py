@@ -9,13 +9,10 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
-
-from google.protobuf.message import Message
 
 from orchestrator_core import FieldViolation, InvalidArgument, PermissionDenied
 from orchestrator_core.blackouts import MAX_WEEKLY_DURATION_S, Weekly
-from orchestrator_grpckit import Principal
+from orchestrator_grpckit import Principal, optional_datetime
 from orchestrator_redis import BucketKey
 from stella.orchestrator.v1 import common_pb2, ratelimit_pb2
 
@@ -85,13 +82,6 @@ def optional_id(value: str, field: str, out: Violations) -> uuid.UUID | None:
         return None
 
 
-def ts(parent: Message, name: str) -> datetime | None:
-    if not parent.HasField(name):
-        return None
-    value: datetime = getattr(parent, name).ToDatetime(tzinfo=UTC)
-    return value
-
-
 def text(value: str, field: str, out: Violations, limit: int) -> None:
     if len(value) > limit:
         out.add(field, f"must be at most {limit} characters")
@@ -157,8 +147,8 @@ def blackout_fields(value: ratelimit_pb2.Blackout, out: Violations) -> dict[str,
         "id": optional_id(value.id, "blackout.id", out),
         "source_id": optional_id(value.source_id, "blackout.source_id", out),
     }
-    start = ts(value, "start")
-    end = ts(value, "end")
+    start = optional_datetime(value, "start")
+    end = optional_datetime(value, "end")
     if start is None:
         out.add("blackout.start", "is required")
     if end is not None and start is not None and end <= start:

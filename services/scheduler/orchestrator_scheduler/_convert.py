@@ -16,10 +16,13 @@ from typing import Any
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
 from orchestrator_core.redaction import redact_text, redact_value
+from orchestrator_grpckit import enum_label, enum_number
 from orchestrator_pg import Row
 from stella.orchestrator.v1 import common_pb2, events_pb2, resources_pb2
 
 SCHEMA_VERSION = "orch.event.v1"
+_JOB_STATE = common_pb2.JobState.DESCRIPTOR
+_RUN_STATE = common_pb2.RunState.DESCRIPTOR
 
 
 def timestamp(value: datetime) -> timestamp_pb2.Timestamp:
@@ -62,37 +65,27 @@ def _id(value: uuid.UUID | None) -> str:
 
 
 def job_state(name: str | None) -> int:
-    if not name:
-        return common_pb2.JOB_STATE_UNSPECIFIED
-    return common_pb2.JobState.Value("JOB_STATE_" + name.upper())
+    return enum_number(_JOB_STATE, name) if name else common_pb2.JOB_STATE_UNSPECIFIED
 
 
 def job_state_name(value: int) -> str:
-    return (
-        common_pb2.JobState.Name(common_pb2.JobState.ValueType(value))
-        .removeprefix("JOB_STATE_")
-        .lower()
-    )
+    return enum_label(_JOB_STATE, value, unknown=None)
 
 
 def run_state(name: str) -> int:
-    return common_pb2.RunState.Value("RUN_STATE_" + name.upper())
+    return enum_number(_RUN_STATE, name)
 
 
 def run_state_name(value: int) -> str:
-    return (
-        common_pb2.RunState.Name(common_pb2.RunState.ValueType(value))
-        .removeprefix("RUN_STATE_")
-        .lower()
-    )
+    return enum_label(_RUN_STATE, value, unknown=None)
 
 
 def error_class(name: str | None) -> int:
     if not name:
         return common_pb2.ERROR_CLASS_UNSPECIFIED
     try:
-        return common_pb2.ErrorClass.Value("ERROR_CLASS_" + name.upper())
-    except ValueError:
+        return enum_number(common_pb2.ErrorClass.DESCRIPTOR, name)
+    except KeyError:
         return common_pb2.ERROR_CLASS_OTHER
 
 

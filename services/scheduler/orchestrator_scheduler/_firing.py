@@ -213,8 +213,6 @@ class ScheduleFirer:
         jobs = validate.job_batch(
             template.jobs,
             "run_template.jobs",
-            allow_external_keys=False,
-            required=True,
             max_payload_bytes=self.max_payload_bytes,
         )
         source_id = schedule.source_id

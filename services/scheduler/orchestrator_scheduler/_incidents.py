@@ -61,8 +61,6 @@ BATCH_FAILURES = 5000
 PASS_MIN_INTERVAL_S = 0.25
 POLL_MIN_S = 0.5
 POLL_MAX_S = 1.0
-LEADER_RETRY_S = 1.0
-ERROR_BACKOFF_S = 1.0
 
 _log = logging.getLogger("orchestrator_scheduler.incidents")
 
@@ -144,8 +142,6 @@ class IncidentWatcher:
             wait,
             rng=self._rng,
             on_not_leading=self._withdraw,
-            retry_s=LEADER_RETRY_S,
-            error_backoff_s=ERROR_BACKOFF_S,
         )
 
     async def run_pass(self) -> IncidentFold | None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from google.protobuf.descriptor import EnumDescriptor
+
 from orchestrator_core import FieldViolation, InvalidArgument, paging
-from orchestrator_grpckit import current_principal, method_scopes
+from orchestrator_grpckit import current_principal, enum_label, enum_number, method_scopes
 from orchestrator_pg import Row, Stores
 from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _validate as validate
@@ -40,8 +42,8 @@ MAX_WINDOW = timedelta(hours=24)
 SLO_TARGET = 0.99
 
 
-def _label(enum: Any, prefix: str, value: int, field: str) -> str | None:
-    """The lower-case label of an enum value, or None for UNSPECIFIED (no filter).
+def _label(enum: EnumDescriptor, value: int, field: str) -> str | None:
+    """The label of an enum value, or None for UNSPECIFIED (no filter).
 
     Raises:
         InvalidArgument: ``value`` is not a value of ``enum`` (named as request ``field``).
@@ -49,17 +51,17 @@ def _label(enum: Any, prefix: str, value: int, field: str) -> str | None:
     if value == 0:
         return None
     try:
-        return str(enum.Name(value)).removeprefix(prefix).lower()
+        return enum_label(enum, value, unknown=None)
     except ValueError:
-        known = ", ".join(v.name for v in enum.DESCRIPTOR.values if v.number)
+        known = ", ".join(v.name for v in enum.values if v.number)
         raise InvalidArgument(
             f"unknown {field} value {value}",
             [FieldViolation(field, f"unknown value {value}; one of {known}")],
         ) from None
 
 
-def _status_value(name: str) -> int:
-    return int(resources_pb2.DeadLetterStatus.Value("DEAD_LETTER_STATUS_" + name.upper()))
+_DEAD_LETTER_STATUS = resources_pb2.DeadLetterStatus.DESCRIPTOR
+_INCIDENT_STATE = resources_pb2.IncidentState.DESCRIPTOR
 
 
 def dead_letter(row: Row) -> resources_pb2.DeadLetterEntry:
@@ -81,7 +83,7 @@ def dead_letter(row: Row) -> resources_pb2.DeadLetterEntry:
         attempts=row["attempts"],
         retryable=row["retryable"],
         failed_at=convert._ts(row["failed_at"]),
-        status=_status_value(row["status"]),  # type: ignore[arg-type]
+        status=enum_number(_DEAD_LETTER_STATUS, row["status"]),
         resolved_by=row["resolved_by"] or "",
         resolution_reason=row["resolution_reason"] or "",
         reason=row["job_reason"] or "",
@@ -95,7 +97,7 @@ def incident(row: Row) -> resources_pb2.Incident:
         error_class=convert.error_class(row["error_class"]),  # type: ignore[arg-type]
         source_id=str(row["source_id"] or ""),
         job_type=row["job_type"],
-        state=resources_pb2.IncidentState.Value("INCIDENT_STATE_" + row["state"].upper()),
+        state=enum_number(_INCIDENT_STATE, row["state"]),
         reason_code=row["reason_code"],
         first_seen_at=convert._ts(row["first_seen_at"]),
         last_seen_at=convert._ts(row["last_seen_at"]),
@@ -140,12 +142,8 @@ def artifact(row: Row) -> resources_pb2.Artifact:
 def _dead_letter_filters(request: operations_pb2.ListDeadLettersRequest) -> dict[str, Any]:
     source_id = validate.optional_id_or_raise(request.source_id, "source_id")
     return {
-        "status": _label(
-            resources_pb2.DeadLetterStatus, "DEAD_LETTER_STATUS_", request.status, "status"
-        ),
-        "error_class": _label(
-            common_pb2.ErrorClass, "ERROR_CLASS_", request.error_class, "error_class"
-        ),
+        "status": _label(_DEAD_LETTER_STATUS, request.status, "status"),
+        "error_class": _label(common_pb2.ErrorClass.DESCRIPTOR, request.error_class, "error_class"),
         "job_type": request.job_type or None,
         "source_id": source_id,
         "retryable": request.retryable if request.HasField("retryable") else None,
@@ -189,10 +187,7 @@ class OperationsMethods:
         self, request: operations_pb2.GetDeadLetterStatsRequest, context: Any
     ) -> Any:
         principal = current_principal()
-        status = (
-            _label(resources_pb2.DeadLetterStatus, "DEAD_LETTER_STATUS_", request.status, "status")
-            or "pending"
-        )
+        status = _label(_DEAD_LETTER_STATUS, request.status, "status") or "pending"
         rows = await self.stores.dead_letters.dead_letter_clusters(principal.tenant, status)
         by_class: dict[str, int] = {}
         clusters = []
@@ -231,9 +226,7 @@ class OperationsMethods:
         "incidents",
         lambda row: incident(row),
         lambda stores: stores.incidents.incident_list,
-        lambda request: {
-            "state": _label(resources_pb2.IncidentState, "INCIDENT_STATE_", request.state, "state")
-        },
+        lambda request: {"state": _label(_INCIDENT_STATE, request.state, "state")},
         paging.by_time("last_seen_at"),
     )
 

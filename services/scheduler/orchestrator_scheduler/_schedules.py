@@ -15,10 +15,11 @@ from datetime import timedelta
 from typing import Any
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import EnumDescriptor
 
 from orchestrator_core import Clock, SystemClock, new_id, paging
 from orchestrator_core.redaction import redact_value
-from orchestrator_grpckit import current_principal
+from orchestrator_grpckit import current_principal, enum_label, enum_number
 from orchestrator_pg import SCHEDULE_MUTABLE_FIELDS, Row, ScheduleFields, Stores
 from orchestrator_scheduler import _convert as convert
 from orchestrator_scheduler import _firing as firing
@@ -31,28 +32,14 @@ SCHEDULE_READ_METHODS = ("GetSchedule", "ListSchedules", "ListWatermarks")
 SCHEDULE_WRITE_METHODS = ("CreateSchedule", "UpdateSchedule", "DeleteSchedule")
 MAX_JOBS_PER_TEMPLATE = 10_000
 
-_CATCH_UP = {
-    resources_pb2.CATCH_UP_POLICY_UNSPECIFIED: "one",
-    resources_pb2.CATCH_UP_POLICY_SKIP: "skip",
-    resources_pb2.CATCH_UP_POLICY_ONE: "one",
-    resources_pb2.CATCH_UP_POLICY_ALL: "all",
-}
-_OVERLAP = {
-    resources_pb2.OVERLAP_POLICY_UNSPECIFIED: "skip",
-    resources_pb2.OVERLAP_POLICY_SKIP: "skip",
-    resources_pb2.OVERLAP_POLICY_BUFFER_ONE: "buffer_one",
-    resources_pb2.OVERLAP_POLICY_ALLOW: "allow",
-}
-_CATCH_UP_ENUM = {
-    "skip": resources_pb2.CATCH_UP_POLICY_SKIP,
-    "one": resources_pb2.CATCH_UP_POLICY_ONE,
-    "all": resources_pb2.CATCH_UP_POLICY_ALL,
-}
-_OVERLAP_ENUM = {
-    "skip": resources_pb2.OVERLAP_POLICY_SKIP,
-    "buffer_one": resources_pb2.OVERLAP_POLICY_BUFFER_ONE,
-    "allow": resources_pb2.OVERLAP_POLICY_ALLOW,
-}
+_CATCH_UP = resources_pb2.CatchUpPolicy.DESCRIPTOR
+_OVERLAP = resources_pb2.OverlapPolicy.DESCRIPTOR
+
+
+def _policy(enum: EnumDescriptor, value: int, default: str) -> str:
+    """The stored label of a policy; ``default`` for UNSPECIFIED (and unknown numbers)."""
+    label = enum_label(enum, value)
+    return default if label == "unspecified" else label
 
 
 def schedule_fields(
@@ -84,8 +71,6 @@ def schedule_fields(
                 validate.job_batch(
                     jobs,
                     "schedule.run_template.jobs",
-                    allow_external_keys=False,
-                    required=True,
                     max_payload_bytes=max_payload_bytes,
                 )
             except validate.InvalidArgument as exc:
@@ -102,9 +87,9 @@ def schedule_fields(
         cron=cron,
         source_id=source_id,
         run_template=template,
-        catch_up=_CATCH_UP.get(schedule.catch_up, "one"),
+        catch_up=_policy(_CATCH_UP, schedule.catch_up, "one"),
         catch_up_window=window,
-        overlap=_OVERLAP.get(schedule.overlap, "skip"),
+        overlap=_policy(_OVERLAP, schedule.overlap, "skip"),
         enabled=schedule.enabled,
     )
 
@@ -116,8 +101,8 @@ def schedule_message(row: Row) -> resources_pb2.Schedule:
         name=row["name"],
         cron=row["cron"],
         source_id=str(row["source_id"]) if row["source_id"] else "",
-        catch_up=_CATCH_UP_ENUM[row["catch_up"]],
-        overlap=_OVERLAP_ENUM[row["overlap"]],
+        catch_up=enum_number(_CATCH_UP, row["catch_up"]),
+        overlap=enum_number(_OVERLAP, row["overlap"]),
         enabled=row["enabled"],
     )
     # a read is a display: template payloads and labels leave redacted, as jobs' do

@@ -162,8 +162,6 @@ class SchedulerServicer(
         jobs = validate.job_batch(
             request.jobs,
             "jobs",
-            allow_external_keys=False,
-            required=True,
             max_payload_bytes=self.max_payload_bytes,
             trace=current_trace(),
         )
@@ -260,7 +258,6 @@ class SchedulerServicer(
             specs,
             field,
             allow_external_keys=run is not None,
-            required=True,
             max_payload_bytes=self.max_payload_bytes,
             trace=current_trace(),
         )

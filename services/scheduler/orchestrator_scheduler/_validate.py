@@ -12,10 +12,8 @@ import sys
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from google.protobuf import json_format
-from google.protobuf.message import Message
 
 from orchestrator_core import (
     InvalidArgument,
@@ -25,7 +23,7 @@ from orchestrator_core import (
     new_id,
 )
 from orchestrator_core.redaction import live_credentials
-from orchestrator_grpckit import Principal
+from orchestrator_grpckit import Principal, optional_datetime
 from orchestrator_pg import NewJob, NewRun, SourceFields, TxContext
 from stella.orchestrator.v1 import common_pb2, resources_pb2
 
@@ -125,13 +123,6 @@ def _text(value: str, field: str, out: Violations, limit: int = MAX_TEXT) -> str
     return value
 
 
-def _ts(parent: Message, name: str) -> datetime | None:
-    if not parent.HasField(name):
-        return None
-    stamp: datetime = getattr(parent, name).ToDatetime(tzinfo=UTC)
-    return stamp
-
-
 def retry_policy(
     msg: common_pb2.RetryPolicy, field: str, out: Violations, has: bool
 ) -> RetryPolicy:
@@ -190,9 +181,15 @@ def job_spec(
         out.merge(exc)
     no_credentials(payload, f"{field}.payload", out)
     window_start = (
-        _ts(spec.event_time_window, "start") if spec.HasField("event_time_window") else None
+        optional_datetime(spec.event_time_window, "start")
+        if spec.HasField("event_time_window")
+        else None
     )
-    window_end = _ts(spec.event_time_window, "end") if spec.HasField("event_time_window") else None
+    window_end = (
+        optional_datetime(spec.event_time_window, "end")
+        if spec.HasField("event_time_window")
+        else None
+    )
     if spec.HasField("event_time_window") and (
         window_start is None or window_end is None or window_end <= window_start
     ):
@@ -219,7 +216,7 @@ def job_spec(
         priority=spec.priority,
         idempotency_key=_text(spec.idempotency_key, f"{field}.idempotency_key", out) or None,
         correlation_id=_text(spec.correlation_id, f"{field}.correlation_id", out),
-        not_before=_ts(spec, "not_before"),
+        not_before=optional_datetime(spec, "not_before"),
         event_window_start=window_start,
         event_window_end=window_end,
         trace_parent=_text(spec.trace_parent, f"{field}.trace_parent", out, 128),
@@ -234,17 +231,17 @@ def job_batch(
     specs: Sequence[resources_pb2.JobSpec],
     field: str,
     *,
-    allow_external_keys: bool,
-    required: bool,
+    allow_external_keys: bool = False,
     max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     trace: tuple[str, str] = ("", ""),
 ) -> list[NewJob]:
-    """A batch of JobSpecs: each valid, keys unique, ``depends_on`` naming keys of the batch
-    (or, with ``allow_external_keys``, of the run the batch joins) and acyclic. A job whose
-    spec sets no ``trace_parent`` gets ``trace`` (the submitting call's ``traceparent`` and
-    ``tracestate``), so its lease and its handler join the submitter's trace."""
+    """A batch of JobSpecs: at least one, each valid, keys unique, ``depends_on`` naming keys
+    of the batch (or, with ``allow_external_keys``, of the run the batch joins) and acyclic.
+    A job whose spec sets no ``trace_parent`` gets ``trace`` (the submitting call's
+    ``traceparent`` and ``tracestate``), so its lease and its handler join the submitter's
+    trace."""
     out = Violations()
-    if required and not specs:
+    if not specs:
         out.add(field, "at least one job is required")
     if len(specs) > MAX_JOBS_PER_REQUEST:
         out.add(field, f"at most {MAX_JOBS_PER_REQUEST} jobs per request, got {len(specs)}")

@@ -72,8 +72,6 @@ INFLIGHT_MARGIN_S = 30.0
 PASS_MIN_INTERVAL_S = 0.1
 POLL_MIN_S = 0.2
 POLL_MAX_S = 0.5
-LEADER_RETRY_S = 1.0
-ERROR_BACKOFF_S = 1.0
 MAX_ERROR_CHARS = 500
 USER_AGENT = "stella-orchestrator-webhooks/1"
 
@@ -204,8 +202,6 @@ class WebhookDispatcher:
                 lambda: self.run_pass(client),
                 wait,
                 rng=self._rng,
-                retry_s=LEADER_RETRY_S,
-                error_backoff_s=ERROR_BACKOFF_S,
             )
 
     async def run_pass(self, client: httpx.AsyncClient) -> bool:

@@ -17,8 +17,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from orchestrator_gateway import _auth as auth
 from orchestrator_gateway._auth import Caller, OperatorReason
 from orchestrator_gateway._clients import Clients
-from orchestrator_gateway._models import enum_labels
 from orchestrator_gateway._problems import PROBLEM_RESPONSES
+from orchestrator_grpckit import enum_labels
 from orchestrator_pg import JobStore, OverviewStore, QuotaStore, TenantStore
 from stella.orchestrator.v1 import common_pb2
 

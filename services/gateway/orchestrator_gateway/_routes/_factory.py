@@ -33,7 +33,7 @@ from pydantic import BaseModel
 
 from orchestrator_gateway._auth import Caller, OperatorReason
 from orchestrator_gateway._clients import Clients
-from orchestrator_gateway._models import enum_number, model_for, page_model, to_json
+from orchestrator_gateway._models import model_for, page_model, to_json
 from orchestrator_gateway._problems import ProblemError
 from orchestrator_gateway._routes._deps import (
     Grpc,
@@ -47,6 +47,7 @@ from orchestrator_gateway._routes._deps import (
     labels,
     operator_ctx,
 )
+from orchestrator_grpckit import enum_number
 from stella.orchestrator.v1 import audit_pb2, events_pb2, ratelimit_pb2, scheduler_pb2, webhooks_pb2
 
 ReasonRule = Literal["required", "optional", "none"]

@@ -8,11 +8,12 @@ from typing import Any
 import grpc
 
 from orchestrator_gateway._bodies import BulkReplayIn
-from orchestrator_gateway._models import ApiModel, enum_labels, enum_number, model_for
+from orchestrator_gateway._models import ApiModel, model_for
 from orchestrator_gateway._problems import ProblemError
 from orchestrator_gateway._routes._deps import Text64, Text200, new_router
 from orchestrator_gateway._routes._factory import Call, Filter, flag, one_of
 from orchestrator_gateway._routes._resource import Resource
+from orchestrator_grpckit import enum_labels, enum_number
 from stella.orchestrator.v1 import common_pb2, operations_pb2, resources_pb2
 
 router = new_router()

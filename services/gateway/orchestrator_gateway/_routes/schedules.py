@@ -6,10 +6,11 @@ from datetime import timedelta
 from typing import Any
 
 from orchestrator_gateway._bodies import ScheduleCreate, ScheduleUpdate, job_spec
-from orchestrator_gateway._models import enum_number, model_for
+from orchestrator_gateway._models import model_for
 from orchestrator_gateway._routes._deps import new_router
 from orchestrator_gateway._routes._factory import Call, flag, render
 from orchestrator_gateway._routes._resource import Resource
+from orchestrator_grpckit import enum_number
 from stella.orchestrator.v1 import resources_pb2
 
 router = new_router()
