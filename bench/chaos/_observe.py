@@ -18,13 +18,10 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from orchestrator_audit._chainer import LEADER_RETRY_S as AUDIT_CHAIN_RETRY_S
 from orchestrator_leases import LeaseSettings
-from orchestrator_pg import LeaderLoop
+from orchestrator_pg import LEADER_RETRY_S, LeaderLoop
 from orchestrator_ratelimit import RatelimitSettings
 from orchestrator_scheduler._firing import MAX_SLEEP_S as SCHEDULE_FIRING_RETRY_S
-from orchestrator_scheduler._incidents import LEADER_RETRY_S as INCIDENTS_RETRY_S
-from orchestrator_scheduler._webhooks import LEADER_RETRY_S as WEBHOOKS_RETRY_S
 
 SAMPLE_INTERVAL_S = 0.1
 CONNECT_TIMEOUT_S = 2
@@ -52,11 +49,11 @@ def loop_intervals(env: Mapping[str, str]) -> dict[str, float]:
     ratelimit = RatelimitSettings.from_env(env)
     intervals = {
         LeaderLoop.SCHEDULE_FIRING: SCHEDULE_FIRING_RETRY_S,
-        LeaderLoop.AUDIT_CHAIN: AUDIT_CHAIN_RETRY_S,
+        LeaderLoop.AUDIT_CHAIN: LEADER_RETRY_S,
         LeaderLoop.LEASE_WATCHDOG: leases.watchdog_interval_s,
         LeaderLoop.QUEUE_METRICS: leases.queue_metrics_interval_s,
-        LeaderLoop.INCIDENTS: INCIDENTS_RETRY_S,
-        LeaderLoop.WEBHOOKS: WEBHOOKS_RETRY_S,
+        LeaderLoop.INCIDENTS: LEADER_RETRY_S,
+        LeaderLoop.WEBHOOKS: LEADER_RETRY_S,
         LeaderLoop.BUCKET_METRICS: ratelimit.bucket_metrics_interval_s,
     }
     return {loop.label: intervals[loop] for loop in HELD_LOOPS}

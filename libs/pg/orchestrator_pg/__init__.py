@@ -43,7 +43,7 @@ from orchestrator_pg._idempotency import (
 from orchestrator_pg._incidents import IncidentStore
 from orchestrator_pg._job_insert import NewJob
 from orchestrator_pg._jobs import JobSearch, JobStore, SubmittedJob
-from orchestrator_pg._leadership import LeaderLoop, Leadership, lead_passes
+from orchestrator_pg._leadership import LEADER_RETRY_S, LeaderLoop, Leadership, lead_passes
 from orchestrator_pg._leasing import (
     ARTIFACT_CONFLICT,
     DEFAULT_LEASE_TTL_S,
@@ -93,6 +93,7 @@ __all__ = [
     "ARTIFACT_CONFLICT",
     "CLOCK_OFFSET",
     "DEFAULT_LEASE_TTL_S",
+    "LEADER_RETRY_S",
     "LEASE_LOST",
     "QUEUE_RETRY_AFTER_S",
     "QUOTA_MUTABLE_FIELDS",

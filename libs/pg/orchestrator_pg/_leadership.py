@@ -33,6 +33,9 @@ from orchestrator_pg._queries import query
 # A check or a lock attempt that takes this long means the connection is wedged (a network
 # partition shows no error): it is dropped and leadership given up, never assumed.
 LEADERSHIP_QUERY_TIMEOUT_S = 15.0
+# How long a replica that does not lead waits before trying the lock again (jittered down by
+# up to 20 %): after a leader dies, the next leader comes within about this long.
+LEADER_RETRY_S = 1.0
 
 LEADER = Gauge(
     "orch_leader",
@@ -216,7 +219,7 @@ async def lead_passes(
     *,
     rng: random.Random,
     on_not_leading: Callable[[], None] = lambda: None,
-    retry_s: float = 1.0,
+    retry_s: float = LEADER_RETRY_S,
     error_backoff_s: float = 1.0,
 ) -> None:
     """The loop of a leader-only pass (incidents, webhooks): holds ``leadership`` (taken and
