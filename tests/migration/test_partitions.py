@@ -4,6 +4,8 @@ default partition, retention bounded by the audit anchors, and the leader-only m
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -212,6 +214,31 @@ async def test_maintainer_without_retention_never_drops(
     _, dropped = await EventPartitionMaintainer(migrated_db, clock=clock).run_once()
     assert dropped == []
     assert name_of(old) in partitions(db)
+
+
+async def test_the_maintainer_loop_survives_a_pass_that_changes_partitions(
+    migrated_db: str, db: psycopg.Connection[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The loop the scheduler runs (not just one pass): a pass that creates partitions is
+    logged and the loop goes on. Its log once named a LogRecord attribute, so every day's
+    new partition raised out of the loop and stopped the scheduler."""
+    caplog.set_level(logging.INFO)
+    far = datetime(2032, 6, 1, 12, tzinfo=UTC)
+    maintainer = EventPartitionMaintainer(migrated_db, clock=FrozenClock(far))
+    before = len(partitions(db))
+    task = asyncio.create_task(maintainer.run_forever())
+    try:
+        for _ in range(600):  # generous: a loaded machine
+            if "event partitions maintained" in caplog.text or task.done():
+                break
+            await asyncio.sleep(0.1)
+        assert not task.done(), task.exception()
+        assert "event partitions maintained" in caplog.text
+        assert len(partitions(db)) == before + PARTITION_DAYS_AHEAD + 2
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def test_maintainer_is_leader_only(migrated_db: str, db: psycopg.Connection[Any]) -> None:

@@ -79,8 +79,12 @@ class EventPartitionMaintainer:
                 if created or dropped:
                     log.info(
                         "event partitions maintained",
-                        extra={"created": created, "dropped": dropped},
+                        # not "created": a LogRecord attribute (logging refuses it)
+                        extra={"partitions_created": created, "partitions_dropped": dropped},
                     )
             except (psycopg.Error, Unavailable) as exc:
                 log.warning("event partition maintenance failed: %s", exc)
+            except Exception:
+                # a pass must never end the scheduler: log it, the next pass tries again
+                log.exception("event partition maintenance failed")
             await asyncio.sleep(MAINTENANCE_INTERVAL_S)
