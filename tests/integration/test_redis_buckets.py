@@ -197,14 +197,16 @@ async def _successes(
     return state
 
 
-async def test_goodput_before_the_429_is_the_learnt_rate(client, prefix: str):
+async def _learnt_18(
+    client: redis.asyncio.Redis, prefix: str, probe_hold_s: float
+) -> tuple[BucketStore, BucketKey, BucketState]:
+    """A bucket of the default configuration that learnt 18/s from a 429 after 20 successes/s."""
     # The default configuration: nothing binds until the upstream says 429.
     store = BucketStore(
         client,
         prefix=prefix,
         default=NON_BINDING,
-        # no hold after the decrease: this test probes right after it
-        adaptive=AdaptivePolicy(probe_per_s=0.1, goodput_margin=0.9, probe_hold_s=0),
+        adaptive=AdaptivePolicy(probe_per_s=0.1, goodput_margin=0.9, probe_hold_s=probe_hold_s),
     )
     key = BucketKey("acme", "feed.example.org")
     # 20 successes/s for 2 s, then a 429: the rate becomes 90% of that goodput.
@@ -212,6 +214,12 @@ async def test_goodput_before_the_429_is_the_learnt_rate(client, prefix: str):
     assert state.effective_refill_per_s == NON_BINDING.refill_per_s  # nothing learnt yet
     state = await store.throttle(key, retry_after_s=1, now=T0 + 2, reason="429")
     assert state.effective_refill_per_s == pytest.approx(18)
+    return store, key, state
+
+
+async def test_goodput_before_the_429_is_the_learnt_rate(client, prefix: str):
+    # no hold after the decrease: this test probes right after it
+    store, key, state = await _learnt_18(client, prefix, probe_hold_s=0)
     assert state.paused_until == T0 + 3
     # Probing upward while the bucket binds (30/s of successes): at most probe_per_s of the
     # rate per second, compounded per report.
@@ -229,16 +237,7 @@ async def test_goodput_before_the_429_is_the_learnt_rate(client, prefix: str):
 
 
 async def test_a_learnt_rate_holds_before_probing_again(client, prefix: str):
-    store = BucketStore(
-        client,
-        prefix=prefix,
-        default=NON_BINDING,
-        adaptive=AdaptivePolicy(probe_per_s=0.1, goodput_margin=0.9, probe_hold_s=5),
-    )
-    key = BucketKey("acme", "feed.example.org")
-    await _successes(store, key, 2, T0, T0 + 2)
-    state = await store.throttle(key, retry_after_s=1, now=T0 + 2, reason="429")
-    assert state.effective_refill_per_s == pytest.approx(18)
+    store, key, _ = await _learnt_18(client, prefix, probe_hold_s=5)
     # The bucket binds (30 successes/s) but the rate just learnt holds for probe_hold_s ...
     state = await _successes(store, key, 3, T0 + 3.1, T0 + 6.9)
     assert state.effective_refill_per_s == pytest.approx(18)

@@ -55,9 +55,13 @@ local APPROACH_PER_S = 0.1
 local FLOOD_S = 0.5
 -- A decrease with a sample behind it, outside fast growth, keeps at least this share.
 local DEEPEST_CUT = 0.8
+-- A decrease to at least this share of the previous rate is to about the same rate; each
+-- such decrease in a row doubles the hold, at most this many times.
+local SAME_LEVEL = 0.9
+local MAX_HOLD_DOUBLINGS = 3
 -- An episode this long at least (and as long as its pause) shows a sustained rate.
 local SUSTAINED_S = 2
--- Leaving the approach at a 429 when the upstream refuses bursts: keep this share.
+-- A 429 while approaching or probing with a learnt burst of 1: keep this share of the rate.
 local SPACED_CUT = 0.95
 
 local function fmt(x)
@@ -74,7 +78,7 @@ end
 
 local FIELDS = {'tok', 'ts', 'est', 'pu', 'preason', 'cs', 'cuntil', 'wstart', 'wsucc',
                 'wfail', 'probe_at', 'radj', 'cut', 'ss', 'sn', 'gl', 'gm', 'es', 'en', 'fast',
-                'lo', 'bc', 'bt', 'hold', 'fl', 'an'}
+                'lo', 'bc', 'bt', 'hold', 'fl', 'an', 'hn'}
 
 -- A bucket as a Lua table. Configuration: the host's own, else the tenant default
 -- (host ""), else the store default from ARGV. A bucket never seen before starts full.
@@ -116,6 +120,7 @@ local function load(bkey, host)
   b.hold = num(f[24], 0)          -- no upward probing before this time
   b.fl = num(f[25], -1)           -- successes of the flood the pause answered, -1 = no flood
   b.an = num(f[26], 0)            -- successes reported since the end of the last pause
+  b.hn = num(f[27], 0)            -- decreases in a row to about the same rate (each holds longer)
   if c[5] then
     b.orate = tonumber(c[5])
     b.ountil = num(c[6], nil)
@@ -200,7 +205,7 @@ local function save(b)
              'ss', fmt(b.ss), 'sn', fmt(b.sn), 'gl', fmt(b.gl), 'gm', fmt(b.gm),
              'es', fmt(b.es), 'en', fmt(b.en), 'fast', fmt(b.fast), 'lo', fmt(b.lo),
              'bc', fmt(b.bc), 'bt', fmt(b.bt), 'hold', fmt(b.hold),
-             'fl', fmt(b.fl), 'an', fmt(b.an))
+             'fl', fmt(b.fl), 'an', fmt(b.an), 'hn', fmt(b.hn))
   -- Idle buckets expire; a pause or an open circuit keeps the bucket at least that long more.
   local ttl = math.ceil(P.ttl + math.max(0, b.pu - NOW, b.cuntil - NOW))
   redis.call('EXPIRE', b.key, ttl)
@@ -368,6 +373,12 @@ end
 local function learn(b, eff)
   local g = sampled_goodput(b)
   local episode = episode_goodput(b)
+  if g and b.fast ~= 1 and b.bc == 1 and g >= BUSY_SHARE * eff then
+    -- Approaching or probing an upstream that refuses bursts, calls evenly spaced, and it
+    -- delivered most of the rate: the last call came just under its spacing, so the rate was
+    -- just above its own (the goodput samples lag a rising rate).
+    return eff * SPACED_CUT, 0
+  end
   if g and g < FULL_DELIVERY * eff then
     if b.fast == 1 and b.est > 0 then
       -- Growing fast from a learnt rate, the samples lag it: the 429 marks the ceiling,
@@ -380,11 +391,6 @@ local function learn(b, eff)
     local cut = eff * P.gentle
     if b.fast == 1 and b.est > 0 then
       return cut, 2  -- growing fast: the 429 marks the ceiling, approach it
-    end
-    if b.fast == 2 and b.bc == 1 then
-      -- Approaching an upstream that refuses bursts: the last call came just under its
-      -- spacing, so the rate was just above its own.
-      return eff * SPACED_CUT, 0
     end
     if b.fast == 0 and episode and episode < cut then
       cut = math.max(episode, eff * DEEPEST_CUT)
@@ -403,10 +409,11 @@ local function learn(b, eff)
   return cut, 1
 end
 
--- What the upstream delivered on average over the episode ending now, the pause that began
--- it included: about a lower bound of its rate (at most its rate plus what it refilled during
--- the pause), once the bucket sent for at least as long as it paused (nil: no such episode;
--- the first, before any pause, started on a full upstream burst).
+-- What the upstream sustained over the episode ending now: its successes since the pause's
+-- end, less the burst it may have refilled during the pause (our learnt burst), over the time
+-- since; about a lower bound of its rate. Only once the bucket sent for SUSTAINED_S and for
+-- at least as long as it paused (nil: no such episode; the first, before any pause, started
+-- on a full upstream burst).
 local function sustained_rate(b)
   if b.cut <= 0 or b.pu <= b.cut or NOW - b.pu < math.max(SUSTAINED_S, b.pu - b.cut) then
     return nil
@@ -488,7 +495,7 @@ if b.pu <= NOW then
     if b.cut <= 0 or NOW - b.pu < FLOOD_S then
       b.fl = flood
       if flood >= 1 then
-        b.bc = math.floor(flood)
+        b.bc = math.max(1, math.floor(flood / 2))
       end
     end
   end
@@ -505,9 +512,16 @@ if b.pu <= NOW then
     if b.lo > 0 and fast ~= 1 then
       est = math.max(est, math.min(eff, b.lo))
     end
+    if fast == 0 and b.fast ~= 1 and est >= SAME_LEVEL * b.est then
+      b.hn = b.hn + 1
+    else
+      b.hn = 0
+    end
     b.est, b.fast = est, fast
     if fast == 0 then
-      b.hold = NOW + P.hold
+      -- The probe past the ceiling cost a pause again, at about the same rate: the rate is
+      -- known, probe half as often.
+      b.hold = NOW + P.hold * 2 ^ math.min(b.hn, MAX_HOLD_DOUBLINGS)
     else
       b.hold = 0
     end
@@ -543,7 +557,7 @@ if b.fl >= 0 then
     -- Answers to the flood that the pause answered: its successes are the upstream's burst.
     b.fl = b.fl + succ
     if b.fl >= 1 then
-      b.bc = math.floor(b.fl)
+      b.bc = math.max(1, math.floor(b.fl / 2))
     end
   else
     b.fl = -1
