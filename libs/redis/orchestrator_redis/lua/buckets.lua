@@ -512,7 +512,7 @@ if b.pu <= NOW then
     if b.lo > 0 and fast ~= 1 then
       est = math.max(est, math.min(eff, b.lo))
     end
-    if fast == 0 and b.fast ~= 1 and est >= SAME_LEVEL * b.est then
+    if fast == 0 and b.fast == 0 and est >= SAME_LEVEL * b.est then
       b.hn = b.hn + 1
     else
       b.hn = 0
