@@ -197,13 +197,16 @@ async def _successes(
     return state
 
 
-async def test_goodput_before_the_429_is_the_learnt_rate(client, prefix: str):
+async def _learnt_18(
+    client: redis.asyncio.Redis, prefix: str, probe_hold_s: float
+) -> tuple[BucketStore, BucketKey, BucketState]:
+    """A bucket of the default configuration that learnt 18/s from a 429 after 20 successes/s."""
     # The default configuration: nothing binds until the upstream says 429.
     store = BucketStore(
         client,
         prefix=prefix,
         default=NON_BINDING,
-        adaptive=AdaptivePolicy(probe_per_s=0.1, goodput_margin=0.9),
+        adaptive=AdaptivePolicy(probe_per_s=0.1, goodput_margin=0.9, probe_hold_s=probe_hold_s),
     )
     key = BucketKey("acme", "feed.example.org")
     # 20 successes/s for 2 s, then a 429: the rate becomes 90% of that goodput.
@@ -211,6 +214,12 @@ async def test_goodput_before_the_429_is_the_learnt_rate(client, prefix: str):
     assert state.effective_refill_per_s == NON_BINDING.refill_per_s  # nothing learnt yet
     state = await store.throttle(key, retry_after_s=1, now=T0 + 2, reason="429")
     assert state.effective_refill_per_s == pytest.approx(18)
+    return store, key, state
+
+
+async def test_goodput_before_the_429_is_the_learnt_rate(client, prefix: str):
+    # no hold after the decrease: this test probes right after it
+    store, key, state = await _learnt_18(client, prefix, probe_hold_s=0)
     assert state.paused_until == T0 + 3
     # Probing upward while the bucket binds (30/s of successes): at most probe_per_s of the
     # rate per second, compounded per report.
@@ -225,6 +234,31 @@ async def test_goodput_before_the_429_is_the_learnt_rate(client, prefix: str):
     # A host's own config is a ceiling over what was learnt.
     state = await store.configure(key, BucketConfig(10, 5), now=T0 + 45)
     assert state.effective_refill_per_s == 5
+
+
+async def test_a_learnt_rate_holds_before_probing_again(client, prefix: str):
+    store, key, _ = await _learnt_18(client, prefix, probe_hold_s=5)
+    # The bucket binds (30 successes/s) but the rate just learnt holds for probe_hold_s ...
+    state = await _successes(store, key, 3, T0 + 3.1, T0 + 6.9)
+    assert state.effective_refill_per_s == pytest.approx(18)
+    # ... and probes upward once it is over (credited since the last report, at T0+6.8).
+    state = await _successes(store, key, 3, T0 + 7.1, T0 + 8.1)
+    assert 18 < state.effective_refill_per_s <= 18 * 1.01**13 + 1e-9
+
+
+async def test_a_flood_that_got_one_call_through_teaches_a_burst_of_one(client, prefix: str):
+    store = BucketStore(client, prefix=prefix, default=NON_BINDING)
+    key = BucketKey("acme", "strict.example.org")
+    # Nothing bound the first calls: the upstream let one through and refused the rest.
+    await store.record_results(key, successes=1, failures=0, now=T0)
+    state = await store.throttle(key, retry_after_s=1, now=T0 + 0.01, reason="429")
+    rate = state.effective_refill_per_s
+    assert rate < NON_BINDING.refill_per_s
+    # Long after the pause the bucket holds one token, not burst_s of its rate: calls go out
+    # one at a time, 1 / rate apart.
+    (grant,) = await store.acquire([(key, 5)], now=T0 + 60)
+    assert grant.granted == 1
+    assert grant.retry_after_s == pytest.approx(1 / rate)
 
 
 async def test_override_set_expire_and_clear(store: BucketStore):

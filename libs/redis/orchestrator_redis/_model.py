@@ -162,12 +162,19 @@ class AdaptivePolicy:
       is not paused sets ``L = max(min_refill_per_s, goodput_margin * min(rate, G))``, or
       ``decrease_factor * rate`` when no goodput is known; pauses the bucket for the
       Retry-After (plus jitter) and empties it. Reports during that pause change nothing.
+      Never below a rate the upstream has sustained (its goodput over an episode, less its
+      burst); the full case list is in docs/ratelimits.md.
     * Probe: a ``record_results`` with successes, while the goodput is at least 70% of the
       rate (the bucket binds), grows the rate by ``probe_per_s`` of itself per second since
       the previous step (``slow_start_per_s`` before the first throttle: a default far below
       the upstream's rate climbs fast).
+    * Hold: no upward probing within ``probe_hold_s`` of a decrease that had a goodput
+      sample behind it (a rate just learnt holds before the next probe past the ceiling
+      costs another pause).
     * Burst: once a rate is learnt the bucket holds at most ``burst_s`` seconds of it (at
-      least 1 token, at most a configured capacity).
+      least 1 token, at most a configured capacity, at most the burst learnt from the
+      upstream: what a flood got through before its 429, halved when a 429 comes while the
+      bucket sends no faster than the upstream has sustained).
 
     Raises:
         InvalidBucketArgument: a value is out of range.
@@ -182,6 +189,7 @@ class AdaptivePolicy:
     goodput_window_s: float = 4.0
     min_goodput_window_s: float = 0.5
     gentle_decrease: float = 0.85
+    probe_hold_s: float = 10.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -194,6 +202,7 @@ class AdaptivePolicy:
             "goodput_window_s",
             "min_goodput_window_s",
             "gentle_decrease",
+            "probe_hold_s",
         ):
             _finite(name, getattr(self, name))
         for name in ("decrease_factor", "goodput_margin", "gentle_decrease"):
@@ -202,7 +211,7 @@ class AdaptivePolicy:
         for name in ("min_refill_per_s", "burst_s", "goodput_window_s", "min_goodput_window_s"):
             if getattr(self, name) <= 0:
                 raise InvalidBucketArgument(name, "must be > 0")
-        for name in ("probe_per_s", "slow_start_per_s"):
+        for name in ("probe_per_s", "slow_start_per_s", "probe_hold_s"):
             if getattr(self, name) < 0:
                 raise InvalidBucketArgument(name, "must be >= 0")
 

@@ -123,7 +123,7 @@ class BucketStore:
         self.circuit = circuit
         self.adaptive = adaptive
         self._loaded = False
-        # ARGV[2..18] of every script (see the calling convention in lua/buckets.lua).
+        # ARGV[2..19] of every script (see the calling convention in lua/buckets.lua).
         self._policy_args = [
             _num(default.capacity),
             _num(default.refill_per_s),
@@ -142,6 +142,7 @@ class BucketStore:
             _num(adaptive.goodput_window_s),
             _num(adaptive.min_goodput_window_s),
             _num(adaptive.gentle_decrease),
+            _num(adaptive.probe_hold_s),
         ]
 
     # -- public operations -------------------------------------------------------------

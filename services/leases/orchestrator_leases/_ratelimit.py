@@ -348,6 +348,11 @@ class LeaseLimiter:
         now_s = now.timestamp()
         records: dict[Actor, list[dict[str, Any]]] = {}
         try:
+            # Successes first: a throttle learns from the goodput that preceded its 429.
+            for key in successes.keys() | failures.keys():
+                await self.store.record_results(
+                    key, successes=successes[key], failures=failures[key], now=now_s
+                )
             for key, (retry, failure, job_key, actor) in throttled.items():
                 self._held.pop((key.tenant, key.host), None)  # held tokens predate the 429
                 self._roomy.discard((key.tenant, key.host))
@@ -381,10 +386,6 @@ class LeaseLimiter:
                         "reason": reason,
                         "job_id": failure.job_id,
                     }
-                )
-            for key in successes.keys() | failures.keys():
-                await self.store.record_results(
-                    key, successes=successes[key], failures=failures[key], now=now_s
                 )
         except RedisUnavailable as exc:
             self._mark(False)

@@ -8,11 +8,12 @@
 --   KEYS[1] = config hash {prefix}c:{tenant}   (persistent: configs and overrides)
 --   KEYS[2] = index set   {prefix}i:{tenant}   (hosts with a live bucket hash)
 --   KEYS[3..] = bucket hashes {prefix}b:{tenant}:{host}
---   ARGV[1..18] = now, default capacity, default refill/s, idle TTL s, failure ratio,
+--   ARGV[1..19] = now, default capacity, default refill/s, idle TTL s, failure ratio,
 --                 min volume, window s, open s, decrease factor, min refill/s,
 --                 probe/s, retry-after of an indefinite zero-rate override, goodput margin,
---                 slow-start/s, burst s, goodput window s, min goodput window s, gentle cut
---   ARGV[19..] = script specific.
+--                 slow-start/s, burst s, goodput window s, min goodput window s, gentle cut,
+--                 probe hold s
+--   ARGV[20..] = script specific.
 -- Time is ALWAYS the caller's `now` (epoch seconds); Redis TIME is never read, so tests move
 -- time instead of sleeping. Numbers go back to Python as %.17g strings (exact doubles):
 -- Redis would truncate a Lua float reply to an integer.
@@ -36,8 +37,9 @@ local P = {
   gwindow = tonumber(ARGV[16]),
   gmin = tonumber(ARGV[17]),
   gentle = tonumber(ARGV[18]),
+  hold = tonumber(ARGV[19]),
 }
-local ARG0 = 18
+local ARG0 = 19
 local CFG, IDX = KEYS[1], KEYS[2]
 -- A goodput sample lasts long enough for about this many successes at the rate in force.
 local SAMPLE_SUCCESSES = 5
@@ -45,6 +47,22 @@ local SAMPLE_SUCCESSES = 5
 local FULL_DELIVERY = 0.95
 -- The bucket binds (probing is allowed) while the goodput is at least this share of its rate.
 local BUSY_SHARE = 0.7
+-- Leaving fast growth at a 429: at least this share of the rate in force, then probe at
+-- APPROACH_PER_S until the next 429 pins the ceiling.
+local APPROACH_CUT = 0.6
+local APPROACH_PER_S = 0.1
+-- A 429 this soon after a pause's end, with no goodput sample yet, ended a flood.
+local FLOOD_S = 0.5
+-- A decrease with a sample behind it, outside fast growth, keeps at least this share.
+local DEEPEST_CUT = 0.8
+-- A decrease to at least this share of the previous rate is to about the same rate; each
+-- such decrease in a row doubles the hold, at most this many times.
+local SAME_LEVEL = 0.9
+local MAX_HOLD_DOUBLINGS = 3
+-- An episode this long at least (and as long as its pause) shows a sustained rate.
+local SUSTAINED_S = 2
+-- A 429 while approaching or probing with a learnt burst of 1: keep this share of the rate.
+local SPACED_CUT = 0.95
 
 local function fmt(x)
   return string.format('%.17g', x)
@@ -59,7 +77,8 @@ local function num(v, default)
 end
 
 local FIELDS = {'tok', 'ts', 'est', 'pu', 'preason', 'cs', 'cuntil', 'wstart', 'wsucc',
-                'wfail', 'probe_at', 'radj', 'cut', 'ss', 'sn', 'gl', 'gm', 'es', 'en', 'fast'}
+                'wfail', 'probe_at', 'radj', 'cut', 'ss', 'sn', 'gl', 'gm', 'es', 'en', 'fast',
+                'lo', 'bc', 'bt', 'hold', 'fl', 'an', 'hn'}
 
 -- A bucket as a Lua table. Configuration: the host's own, else the tenant default
 -- (host ""), else the store default from ARGV. A bucket never seen before starts full.
@@ -95,6 +114,13 @@ local function load(bkey, host)
   b.es = num(f[18], 0)            -- episode (since the last decrease): start, successes
   b.en = num(f[19], 0)
   b.fast = num(f[20], 1)          -- 1: probe at slow_start (no sampled goodput behind the rate)
+  b.lo = num(f[21], 0)            -- a rate the upstream has sustained (episode average), 0 = none
+  b.bc = num(f[22], 0)            -- learnt burst (most tokens held), 0 = none: burst_s of the rate
+  b.bt = num(f[23], 0)            -- last time the bucket denied a request for want of tokens
+  b.hold = num(f[24], 0)          -- no upward probing before this time
+  b.fl = num(f[25], -1)           -- successes of the flood the pause answered, -1 = no flood
+  b.an = num(f[26], 0)            -- successes reported since the end of the last pause
+  b.hn = num(f[27], 0)            -- decreases in a row to about the same rate (each holds longer)
   if c[5] then
     b.orate = tonumber(c[5])
     b.ountil = num(c[6], nil)
@@ -122,6 +148,9 @@ end
 local function capacity(b)
   if b.est > 0 then
     local learnt = math.max(1, base_rate(b) * P.burst_s)
+    if b.bc > 0 then
+      learnt = math.min(learnt, b.bc)
+    end
     if b.own then
       return math.min(b.cap, learnt)
     end
@@ -174,7 +203,9 @@ local function save(b)
              'wstart', fmt(b.wstart), 'wsucc', fmt(b.wsucc), 'wfail', fmt(b.wfail),
              'probe_at', fmt(b.probe_at), 'radj', fmt(b.radj), 'cut', fmt(b.cut),
              'ss', fmt(b.ss), 'sn', fmt(b.sn), 'gl', fmt(b.gl), 'gm', fmt(b.gm),
-             'es', fmt(b.es), 'en', fmt(b.en), 'fast', fmt(b.fast))
+             'es', fmt(b.es), 'en', fmt(b.en), 'fast', fmt(b.fast), 'lo', fmt(b.lo),
+             'bc', fmt(b.bc), 'bt', fmt(b.bt), 'hold', fmt(b.hold),
+             'fl', fmt(b.fl), 'an', fmt(b.an), 'hn', fmt(b.hn))
   -- Idle buckets expire; a pause or an open circuit keeps the bucket at least that long more.
   local ttl = math.ceil(P.ttl + math.max(0, b.pu - NOW, b.cuntil - NOW))
   redis.call('EXPIRE', b.key, ttl)
@@ -267,7 +298,9 @@ local function take(b, n, whole)
   if b.cs == 'half_open' and (granted == limit or limit < n) then
     return {granted, fmt(P.open_s), fmt(b.tok), 'circuit_open', fmt(rate)}
   end
-  -- When the rest (at most a full bucket) will have accrued.
+  -- When the rest (at most a full bucket) will have accrued. The bucket binds: demand beyond
+  -- its rate (what lets it probe upward, docs/ratelimits.md).
+  b.bt = NOW
   local need = math.max(0, math.min(rest, capacity(b)) - b.tok)
   return {granted, fmt(need / rate), fmt(b.tok), 'tokens', fmt(rate)}
 end
@@ -287,6 +320,9 @@ local function count_goodput(b, n)
     b.es = NOW
   end
   b.en = b.en + n
+  if NOW >= b.pu then
+    b.an = b.an + n
+  end
   if b.ss <= 0 then
     -- The first report opens the first sample: what it reports was delivered before.
     b.ss = NOW
@@ -337,21 +373,53 @@ end
 local function learn(b, eff)
   local g = sampled_goodput(b)
   local episode = episode_goodput(b)
+  if g and b.fast ~= 1 and b.bc == 1 and g >= BUSY_SHARE * eff then
+    -- Approaching or probing an upstream that refuses bursts, calls evenly spaced, and it
+    -- delivered most of the rate: the last call came just under its spacing, so the rate was
+    -- just above its own (the goodput samples lag a rising rate).
+    return eff * SPACED_CUT, 0
+  end
   if g and g < FULL_DELIVERY * eff then
+    if b.fast == 1 and b.est > 0 then
+      -- Growing fast from a learnt rate, the samples lag it: the 429 marks the ceiling,
+      -- approach it.
+      return math.max(g * P.margin, eff * APPROACH_CUT), 2
+    end
     return g * P.margin, 0
   end
   if g then
     local cut = eff * P.gentle
+    if b.fast == 1 and b.est > 0 then
+      return cut, 2  -- growing fast: the 429 marks the ceiling, approach it
+    end
     if b.fast == 0 and episode and episode < cut then
-      cut = episode
+      cut = math.max(episode, eff * DEEPEST_CUT)
     end
     return cut, 0
   end
   local cut = eff * P.decrease
+  if b.est > 0 and b.fast ~= 1 then
+    -- Refused before a sample while approaching or holding a learnt rate: that rate is too
+    -- high, not unknown (the episode, mostly pause, says nothing); cut and approach again.
+    return cut, 2
+  end
   if episode and episode < cut then
     cut = episode
   end
   return cut, 1
+end
+
+-- What the upstream sustained over the episode ending now: its successes since the pause's
+-- end, less the burst it may have refilled during the pause (our learnt burst), over the time
+-- since; about a lower bound of its rate. Only once the bucket sent for SUSTAINED_S and for
+-- at least as long as it paused (nil: no such episode; the first, before any pause, started
+-- on a full upstream burst).
+local function sustained_rate(b)
+  if b.cut <= 0 or b.pu <= b.cut or NOW - b.pu < math.max(SUSTAINED_S, b.pu - b.cut) then
+    return nil
+  end
+  -- What it delivered since the pause's end, less the burst it may have refilled meanwhile.
+  return math.max(0, b.an - capacity(b)) / (NOW - b.pu)
 end
 
 local function open_circuit(b)
@@ -361,7 +429,7 @@ end
 
 -- name: bucket_acquire
 -- KEYS[3..]: one bucket per request (a key may repeat: requests apply in order).
--- ARGV[19..]: host, n, whole ("1": all or nothing) per request.
+-- ARGV[20..]: host, n, whole ("1": all or nothing) per request.
 -- Reply per request: "granted retry_after remaining rate deny_reason" (rate: the refill in
 -- force, so the caller can spread what it defers; deny_reason last, it may be empty).
 local out = {}
@@ -377,7 +445,7 @@ finish()
 return out
 
 -- name: bucket_state
--- Read only. ARGV[19] = host.
+-- Read only. ARGV[20] = host.
 local b = load(KEYS[3], ARGV[ARG0 + 1])
 local stored_ts = b.ts
 advance(b)
@@ -385,7 +453,7 @@ b.ts = stored_ts  -- updated_at is the last write, not this read
 return state_reply(b)
 
 -- name: bucket_configure
--- ARGV[19..21] = host, capacity, refill/s.
+-- ARGV[20..22] = host, capacity, refill/s.
 local host = ARGV[ARG0 + 1]
 local b = load(KEYS[3], host)
 advance(b)
@@ -400,7 +468,7 @@ finish()
 return state_reply(b)
 
 -- name: bucket_throttle
--- Upstream 429 (or a 5xx with Retry-After). ARGV[19..22] = host, retry_after_s, jitter_s,
+-- Upstream 429 (or a 5xx with Retry-After). ARGV[20..23] = host, retry_after_s, jitter_s,
 -- reason. Once per episode: a report while the bucket is paused came from a request sent
 -- before the pause (nothing is admitted during it) and changes nothing, so the host honours
 -- one Retry-After, not one per job. Otherwise: learn the rate from the goodput that preceded
@@ -409,8 +477,55 @@ return state_reply(b)
 local b = load(KEYS[3], ARGV[ARG0 + 1])
 advance(b)
 if b.pu <= NOW then
-  local est, fast = learn(b, base_rate(b))
-  b.est, b.fast = est, fast
+  local eff = base_rate(b)
+  local sustained = sustained_rate(b)
+  if sustained then
+    b.lo = math.max(b.lo, sustained)
+  end
+  b.fl = -1
+  if not sampled_goodput(b) then
+    -- A flood (nothing bound it) answered 429 at once: what the upstream delivered since it
+    -- began (since the pause's end, else since the first report) is about its burst, and
+    -- becomes ours.
+    -- Successes answered after the 429 are counted during the pause (bucket_record).
+    local flood = b.en
+    if b.cut > 0 then
+      flood = b.sn
+    end
+    if b.cut <= 0 or NOW - b.pu < FLOOD_S then
+      b.fl = flood
+      if flood >= 1 then
+        b.bc = math.max(1, math.floor(flood / 2))
+      end
+    end
+  end
+  if b.lo > 0 and eff <= b.lo and capacity(b) > 1 then
+    -- Refused while sending no faster than the upstream has sustained: it refuses closely
+    -- spaced calls (a burst smaller than ours), not the rate. Halve the burst, keep the rate.
+    b.bc = math.max(1, math.floor(capacity(b) / 2))
+  else
+    if b.lo > 0 and eff <= b.lo then
+      -- Refused at a rate it sustained, already without bursts: its rate fell.
+      b.lo = sustained or 0
+    end
+    local est, fast = learn(b, eff)
+    if b.lo > 0 and fast ~= 1 then
+      est = math.max(est, math.min(eff, b.lo))
+    end
+    if fast == 0 and b.fast == 0 and est >= SAME_LEVEL * b.est then
+      b.hn = b.hn + 1
+    else
+      b.hn = 0
+    end
+    b.est, b.fast = est, fast
+    if fast == 0 then
+      -- The probe past the ceiling cost a pause again, at about the same rate: the rate is
+      -- known, probe half as often.
+      b.hold = NOW + P.hold * 2 ^ math.min(b.hn, MAX_HOLD_DOUBLINGS)
+    else
+      b.hold = 0
+    end
+  end
   b.est = math.max(P.min_rate, b.est)
   b.cut = NOW
   b.pu = NOW + tonumber(ARGV[ARG0 + 2]) + tonumber(ARGV[ARG0 + 3])
@@ -418,7 +533,7 @@ if b.pu <= NOW then
   b.tok = 0
   b.radj = NOW
   b.ss, b.sn, b.gm = b.pu, 0, 0
-  b.es, b.en = NOW, 0
+  b.es, b.en, b.an = NOW, 0, 0
   save(b)
   finish()
   local reply = state_reply(b)
@@ -430,12 +545,23 @@ reply[10] = '0'
 return reply
 
 -- name: bucket_record
--- ARGV[19..21] = host, successes, failures.
+-- ARGV[20..22] = host, successes, failures.
 local b = load(KEYS[3], ARGV[ARG0 + 1])
 advance(b)
 local succ, fail = tonumber(ARGV[ARG0 + 2]), tonumber(ARGV[ARG0 + 3])
 if succ > 0 then
   count_goodput(b, succ)
+end
+if b.fl >= 0 then
+  if NOW < b.pu then
+    -- Answers to the flood that the pause answered: its successes are the upstream's burst.
+    b.fl = b.fl + succ
+    if b.fl >= 1 then
+      b.bc = math.max(1, math.floor(b.fl / 2))
+    end
+  else
+    b.fl = -1
+  end
 end
 -- Probe upward, only while the bucket binds (the goodput uses most of the rate: RFC 7661's
 -- rule that an idle or application-limited sender learns nothing about the path), credited
@@ -448,10 +574,16 @@ if succ > 0 and NOW >= b.pu and b.radj > 0 and not b.orate then
   if not b.own then
     ceiling = math.huge
   end
-  if NOW > from and g > 0 and g >= BUSY_SHARE * eff and eff < ceiling then
+  local binds = g > 0 and g >= BUSY_SHARE * eff
+  if b.fast == 1 and b.bt >= from then
+    binds = true  -- growing: demand was refused for want of tokens since the last step
+  end
+  if NOW > from and NOW >= b.hold and binds and eff < ceiling then
     local gain = P.probe
     if b.fast == 1 then
       gain = P.slow_start  -- no 429 yet (a default far below the upstream), or no sample
+    elseif b.fast == 2 then
+      gain = APPROACH_PER_S
     end
     b.est = math.min(ceiling, eff * (1 + gain * (NOW - from)))
   end
@@ -482,7 +614,7 @@ finish()
 return state_reply(b)
 
 -- name: bucket_override
--- ARGV[19..22] = host, refill/s ('' clears), until ('' = until cleared), reason.
+-- ARGV[20..23] = host, refill/s ('' clears), until ('' = until cleared), reason.
 local host = ARGV[ARG0 + 1]
 local b = load(KEYS[3], host)
 advance(b)
@@ -501,7 +633,7 @@ finish()
 return state_reply(b)
 
 -- name: bucket_index_prune
--- KEYS[3..]: bucket hashes; ARGV[19..]: their hosts. Drops index entries of expired buckets.
+-- KEYS[3..]: bucket hashes; ARGV[20..]: their hosts. Drops index entries of expired buckets.
 local pruned = 0
 for i = 3, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 0 then
