@@ -12,7 +12,7 @@ import uuid
 import pytest
 import redis.asyncio
 
-from bench.ratelimit_grid import HostSpec, describe, simulate
+from bench.ratelimit_grid import WARMUP_S, HostSpec, describe, simulate
 from orchestrator_redis import NON_BINDING, BucketStore
 from tests.conftest import REDIS_URL
 
@@ -41,7 +41,12 @@ async def test_default_configuration_converges_on_unknown_limits(seed: int) -> N
         # part of the grid only (docs/benchmarks.md); a test with random hosts must not fail
         # on the known misses (slow hosts, where one 429 in ~25 calls is already 4 %), so it
         # asserts convergence with a margin: a broken learner is far outside these bounds.
-        assert result.share_429_after_warmup() <= 0.15, (seed, result.spec)
+        # A slow host makes few calls after the warm-up (a 2/s host that finished early:
+        # six), where a single probe past the limit is already 17 %: one 429 is allowed
+        # whatever the share (seeds 39 and 59 of 0-59 needed it).
+        late = [code for t, code in result.answers if t >= WARMUP_S]
+        late_429 = sum(code == 429 for code in late)
+        assert late_429 <= max(1, 0.15 * len(late)), (seed, result.spec, late_429, len(late))
         assert result.slowdown() <= 1.5, (seed, result.spec)
         # the upstream said 429 at first (nothing was configured) and each episode was
         # recorded once, not once per throttled job
