@@ -41,12 +41,12 @@ async def test_default_configuration_converges_on_unknown_limits(seed: int) -> N
         # part of the grid only (docs/benchmarks.md); a test with random hosts must not fail
         # on the known misses (slow hosts, where one 429 in ~25 calls is already 4 %), so it
         # asserts convergence with a margin: a broken learner is far outside these bounds.
-        # A slow host makes few calls after the warm-up (a 2/s host that finished early:
-        # six), where a single probe past the limit is already 17 %: one 429 is allowed
-        # whatever the share (seeds 39 and 59 of 0-59 needed it).
+        # Slow hosts make a few dozen calls after the warm-up, where each probe past the
+        # limit weighs: over seeds 0-139 the worst was 5 of 30 (17 %, a 2/s host); a broken
+        # learner answers most calls 429 (84-95 % in the report), far outside this.
         late = [code for t, code in result.answers if t >= WARMUP_S]
         late_429 = sum(code == 429 for code in late)
-        assert late_429 <= max(1, 0.15 * len(late)), (seed, result.spec, late_429, len(late))
+        assert late_429 <= max(2, 0.25 * len(late)), (seed, result.spec, late_429, len(late))
         assert result.slowdown() <= 1.5, (seed, result.spec)
         # the upstream said 429 at first (nothing was configured) and each episode was
         # recorded once, not once per throttled job
