@@ -5,7 +5,6 @@ each language. Missing go or cargo is a failure, not a skip: CI machines have bo
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -14,34 +13,18 @@ from typing import IO, Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-CACHE = ROOT / ".cache"
-GO_WORKER = CACHE / "bin" / "stella-go-worker"
+from bench.sdk_workers import CACHE, GO_WORKER, ROOT, RUST_TARGET, build_env, tool
+
 GO_PRODUCER = CACHE / "bin" / "stella-go-producer"
-RUST_TARGET = CACHE / "cargo-target"
 RUST_WORKER = RUST_TARGET / "debug" / "examples" / "worker"
 BUILD_TIMEOUT_S = 900
 
 
 def _tool(name: str) -> str:
-    path = shutil.which(name) or (
-        str(Path.home() / ".cargo" / "bin" / name)
-        if (Path.home() / ".cargo" / "bin" / name).exists()
-        else None
-    )
+    path = tool(name)
     if path is None:
         pytest.fail(f"{name} is not installed; the cross-language tests need it (see .ci/run)")
     return path
-
-
-def build_env() -> dict[str, str]:
-    """Environment for go/cargo with the caches inside the checkout."""
-    return {
-        **os.environ,
-        "GOCACHE": str(CACHE / "go-build"),
-        "CARGO_TARGET_DIR": str(RUST_TARGET),
-        "GOFLAGS": "-buildvcs=false",
-    }
 
 
 def _go_build(example: str, output: Path) -> Path:
