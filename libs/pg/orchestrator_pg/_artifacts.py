@@ -10,7 +10,7 @@ import uuid
 from orchestrator_pg._db import Database, Row
 from orchestrator_pg._jobs import JobStore
 from orchestrator_pg._runs import RunStore
-from orchestrator_pg._tx import fetch_all
+from orchestrator_pg._tx import fetch_page
 
 
 class ArtifactStore:
@@ -35,14 +35,5 @@ class ArtifactStore:
             await self.jobs.job_get(tenant, job_id)  # NotFound for another tenant's job
         if run_id is not None:
             await self.runs.run_get(tenant, run_id)
-        return await fetch_all(
-            self.db,
-            "artifact_list",
-            {
-                "tenant": tenant,
-                "job_id": job_id,
-                "run_id": run_id,
-                "after_id": after_id,
-                "limit": limit,
-            },
-        )
+        filters = {"job_id": job_id, "run_id": run_id}
+        return await fetch_page(self.db, "artifact_list", tenant, filters, after_id, limit)

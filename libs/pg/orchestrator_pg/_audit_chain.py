@@ -26,6 +26,7 @@ from orchestrator_core import NotFound
 from orchestrator_pg._db import Database, Row
 from orchestrator_pg._eventstream import event_seq_settled
 from orchestrator_pg._queries import query
+from orchestrator_pg._tx import Conn, paged_read
 
 
 @dataclass(frozen=True)
@@ -143,32 +144,10 @@ class AuditLedger:
             cur = await conn.execute(query("audit_chain_head"), {"tenant": tenant})
             return await cur.fetchone()
 
-    async def entry_list(
-        self,
-        tenant: str,
-        *,
-        actor: str | None,
-        action: str | None,
-        start: datetime | None,
-        end: datetime | None,
-        after_seq: int,
-        limit: int,
-    ) -> list[Row]:
-        """A page of the tenant's audit entries in seq order."""
-        async with self.db.reader(tenant) as conn:
-            cur = await conn.execute(
-                query("audit_entry_list"),
-                {
-                    "tenant": tenant,
-                    "actor": actor,
-                    "action": action,
-                    "start": start,
-                    "end": end,
-                    "after_seq": after_seq,
-                    "limit": limit,
-                },
-            )
-            return await cur.fetchall()
+    # A page of the tenant's audit entries in seq order.
+    entry_list = paged_read(
+        "audit_entry_list", "actor", "action", "start", "end", cursor="after_seq"
+    )
 
     async def export_data(self, tenant: str, scope: ExportScope) -> ExportData:
         """The jobs, chained events and throttles of ``scope``, and the anchor at or before
@@ -181,22 +160,14 @@ class AuditLedger:
             params: dict[str, Any] = {"tenant": tenant}
             if scope.run_id is not None:
                 kind, params["run_id"] = "run", scope.run_id
-                cur = await conn.execute(
-                    query("audit_scope_run_exists"), {"tenant": tenant, "id": scope.run_id}
-                )
-                if await cur.fetchone() is None:
-                    raise NotFound("run", str(scope.run_id))
+                await _scope_check(conn, tenant, kind, scope.run_id)
                 cur = await conn.execute(query("audit_run_job_targets"), params)
                 params["targets"] = [f"runs/{scope.run_id}"] + [
                     r["target"] for r in await cur.fetchall()
                 ]
             elif scope.source_id is not None:
                 kind, params["source_id"] = "source", scope.source_id
-                cur = await conn.execute(
-                    query("audit_scope_source_exists"), {"tenant": tenant, "id": scope.source_id}
-                )
-                if await cur.fetchone() is None:
-                    raise NotFound("source", str(scope.source_id))
+                await _scope_check(conn, tenant, kind, scope.source_id)
                 params["targets"] = [f"sources/{scope.source_id}"]
             else:
                 kind = "window"
@@ -215,3 +186,12 @@ class AuditLedger:
                 )
                 anchor = await cur.fetchone()
         return ExportData(jobs=jobs, events=events, throttles=throttles, anchor=anchor)
+
+
+async def _scope_check(conn: Conn, tenant: str, kind: str, scope_id: uuid.UUID) -> None:
+    """NotFound unless the export's run or source (``kind``) is the tenant's."""
+    cur = await conn.execute(
+        query(f"audit_scope_{kind}_exists"), {"tenant": tenant, "id": scope_id}
+    )
+    if await cur.fetchone() is None:
+        raise NotFound(kind, str(scope_id))

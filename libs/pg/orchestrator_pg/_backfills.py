@@ -22,7 +22,7 @@ from orchestrator_pg._job_insert import NewJob
 from orchestrator_pg._queries import query
 from orchestrator_pg._runs import NewRun, RunStore, run_insert
 from orchestrator_pg._sources import source_check_enabled_many
-from orchestrator_pg._tx import Conn, audit_entry_write, fetch_all, fetch_one, now_of
+from orchestrator_pg._tx import Conn, audit_entry_write, fetch_all, fetch_one, fetch_page, now_of
 
 Window = tuple[datetime, datetime]
 MAX_WINDOWS = 100_000
@@ -216,11 +216,8 @@ class BackfillStore:
     async def backfill_list(
         self, tenant: str, *, source_id: uuid.UUID | None, after_id: uuid.UUID | None, limit: int
     ) -> list[Row]:
-        ids = await fetch_all(
-            self.db,
-            "backfill_list",
-            {"tenant": tenant, "source_id": source_id, "after_id": after_id, "limit": limit},
-        )
+        filters = {"source_id": source_id}
+        ids = await fetch_page(self.db, "backfill_list", tenant, filters, after_id, limit)
         return [await self.backfill_get(tenant, r["id"]) for r in ids]
 
     async def backfill_cancel(self, ctx: TxContext, backfill_id: uuid.UUID) -> Row:

@@ -8,12 +8,11 @@ in the same transaction. Queries: ``queries/dead_letters.sql``.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from orchestrator_core import FailedPrecondition
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._jobs import JobStore
-from orchestrator_pg._tx import fetch_all, fetch_one
+from orchestrator_pg._tx import fetch_all, fetch_one, paged_read
 
 
 class DeadLetterStore:
@@ -24,33 +23,15 @@ class DeadLetterStore:
         self.db = db.isolated()
         self.jobs = jobs
 
-    async def dead_letter_list(
-        self,
-        tenant: str,
-        *,
-        status: str | None,
-        error_class: str | None,
-        job_type: str | None,
-        source_id: uuid.UUID | None,
-        retryable: bool | None,
-        after: tuple[datetime, uuid.UUID] | None,
-        limit: int,
-    ) -> list[Row]:
-        return await fetch_all(
-            self.db,
-            "dead_letter_list",
-            {
-                "tenant": tenant,
-                "status": status,
-                "error_class": error_class,
-                "job_type": job_type,
-                "source_id": source_id,
-                "retryable": retryable,
-                "after_failed_at": after[0] if after else None,
-                "after_id": after[1] if after else None,
-                "limit": limit,
-            },
-        )
+    dead_letter_list = paged_read(
+        "dead_letter_list",
+        "status",
+        "error_class",
+        "job_type",
+        "source_id",
+        "retryable",
+        cursor="after",
+    )
 
     async def dead_letter_get(self, tenant: str, entry_id: uuid.UUID) -> Row:
         return await fetch_one(

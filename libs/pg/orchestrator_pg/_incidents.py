@@ -29,7 +29,7 @@ from orchestrator_core.incidents import (
 from orchestrator_core.redaction import redact_text
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._queries import query
-from orchestrator_pg._tx import Conn, fetch_all, fetch_one, now_of, write_audited
+from orchestrator_pg._tx import Conn, fetch_all, fetch_one, now_of, paged_read, write_audited
 
 TIMELINE_LIMIT = 500
 # Series the open-incidents gauge exports at most (largest first): the cardinality bound.
@@ -66,25 +66,7 @@ class IncidentStore:
 
     # ------------------------------------------------------------------ operator reads
 
-    async def incident_list(
-        self,
-        tenant: str,
-        *,
-        state: str | None,
-        after: tuple[datetime, uuid.UUID] | None,
-        limit: int,
-    ) -> list[Row]:
-        return await fetch_all(
-            self.db,
-            "incident_list",
-            {
-                "tenant": tenant,
-                "state": state,
-                "after_seen_at": after[0] if after else None,
-                "after_id": after[1] if after else None,
-                "limit": limit,
-            },
-        )
+    incident_list = paged_read("incident_list", "state", cursor="after")
 
     async def incident_get(self, tenant: str, incident_id: uuid.UUID) -> Row:
         """Raises: NotFound: no such incident in the tenant."""

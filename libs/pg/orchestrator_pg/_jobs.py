@@ -36,6 +36,7 @@ from orchestrator_pg._tx import (
     fields_params,
     integrity_error,
     now_of,
+    paged_read,
     settle,
 )
 
@@ -192,30 +193,7 @@ class JobStore:
                 parents[row["child_job_id"]].append(row["parent_job_id"])
         return parents
 
-    async def job_list(
-        self,
-        tenant: str,
-        *,
-        states: Sequence[str] | None,
-        job_type: str | None,
-        run_id: uuid.UUID | None,
-        source_id: uuid.UUID | None,
-        after_id: uuid.UUID | None,
-        limit: int,
-    ) -> list[Row]:
-        return await fetch_all(
-            self.db,
-            "job_list",
-            {
-                "tenant": tenant,
-                "states": list(states) if states else None,
-                "job_type": job_type,
-                "run_id": run_id,
-                "source_id": source_id,
-                "after_id": after_id,
-                "limit": limit,
-            },
-        )
+    job_list = paged_read("job_list", "states", "job_type", "run_id", "source_id")
 
     async def job_search(self, tenant: str, search: JobSearch) -> list[Row]:
         """A page of the tenant's jobs matching ``search`` (the Console's job list), in id

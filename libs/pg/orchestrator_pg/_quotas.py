@@ -24,6 +24,7 @@ from orchestrator_pg._tx import (
     fetch_one,
     fields_params,
     now_of,
+    paged_read,
     write_audited,
 )
 
@@ -84,26 +85,7 @@ class QuotaStore:
         params = {"tenant": tenant, "now": self.db.clock.now()}
         return await fetch_all(self.db, "quota_usage_list", params)
 
-    async def quota_list(
-        self,
-        tenant: str,
-        *,
-        job_type: str | None,
-        paused: bool | None,
-        after_id: uuid.UUID | None,
-        limit: int,
-    ) -> list[Row]:
-        return await fetch_all(
-            self.db,
-            "quota_list",
-            {
-                "tenant": tenant,
-                "job_type": job_type,
-                "paused": paused,
-                "after_id": after_id,
-                "limit": limit,
-            },
-        )
+    quota_list = paged_read("quota_list", "job_type", "paused")
 
     async def quota_update(
         self, ctx: TxContext, quota_id: uuid.UUID, fields: QuotaFields, mask: Sequence[str]

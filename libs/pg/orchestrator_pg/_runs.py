@@ -31,10 +31,10 @@ from orchestrator_pg._sources import source_check_enabled_many
 from orchestrator_pg._tx import (
     Conn,
     audit_entry_write,
-    fetch_all,
     fetch_one,
     integrity_error,
     now_of,
+    paged_read,
     settle,
 )
 
@@ -123,28 +123,7 @@ class RunStore:
     async def run_get(self, tenant: str, run_id: uuid.UUID) -> Row:
         return await fetch_one(self.db, "run_get", {"tenant": tenant, "id": run_id}, "run", run_id)
 
-    async def run_list(
-        self,
-        tenant: str,
-        *,
-        states: Sequence[str] | None,
-        source_id: uuid.UUID | None,
-        project: str | None,
-        after_id: uuid.UUID | None,
-        limit: int,
-    ) -> list[Row]:
-        return await fetch_all(
-            self.db,
-            "run_list",
-            {
-                "tenant": tenant,
-                "states": list(states) if states else None,
-                "source_id": source_id,
-                "project": project,
-                "after_id": after_id,
-                "limit": limit,
-            },
-        )
+    run_list = paged_read("run_list", "states", "source_id", "project")
 
     async def run_job_counts(
         self, tenant: str, run_ids: Sequence[uuid.UUID]

@@ -20,7 +20,15 @@ from orchestrator_core import AlreadyExists, ScheduleRecord
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._queries import query
 from orchestrator_pg._sources import source_check_enabled_many
-from orchestrator_pg._tx import Conn, fetch_all, fetch_one, fields_params, now_of, write_audited
+from orchestrator_pg._tx import (
+    Conn,
+    fetch_all,
+    fetch_one,
+    fields_params,
+    now_of,
+    paged_read,
+    write_audited,
+)
 
 SCHEDULE_MUTABLE_FIELDS = (
     "name",
@@ -70,14 +78,7 @@ class ScheduleStore:
             self.db, "schedule_get", {"tenant": tenant, "id": schedule_id}, "schedule", schedule_id
         )
 
-    async def schedule_list(
-        self, tenant: str, *, enabled: bool | None, after_id: uuid.UUID | None, limit: int
-    ) -> list[Row]:
-        return await fetch_all(
-            self.db,
-            "schedule_list",
-            {"tenant": tenant, "enabled": enabled, "after_id": after_id, "limit": limit},
-        )
+    schedule_list = paged_read("schedule_list", "enabled")
 
     async def schedule_update(
         self,

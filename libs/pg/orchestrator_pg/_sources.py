@@ -21,11 +21,11 @@ from orchestrator_pg._queries import query
 from orchestrator_pg._tx import (
     Conn,
     audit_entry_write,
-    fetch_all,
     fetch_one,
     fields_params,
     integrity_mapped,
     now_of,
+    paged_read,
     write_audited,
 )
 
@@ -98,26 +98,7 @@ class SourceStore:
             self.db, "source_get", {"tenant": tenant, "id": source_id}, "source", source_id
         )
 
-    async def source_list(
-        self,
-        tenant: str,
-        *,
-        source_type: str | None,
-        enabled: bool | None,
-        after_id: uuid.UUID | None,
-        limit: int,
-    ) -> list[Row]:
-        return await fetch_all(
-            self.db,
-            "source_list",
-            {
-                "tenant": tenant,
-                "source_type": source_type,
-                "enabled": enabled,
-                "after_id": after_id,
-                "limit": limit,
-            },
-        )
+    source_list = paged_read("source_list", "source_type", "enabled")
 
     async def source_update(
         self,

@@ -1,6 +1,6 @@
-"""Transaction helpers every store shares: the connection type, the named reads, the one
-audit-entry writer, the one integrity-error mapper, the audited single-row write and the
-settling of the DAG after jobs change state.
+"""Transaction helpers every store shares: the connection type, the named reads (one row,
+every row, one page of a list), the one audit-entry writer, the one integrity-error mapper,
+the audited single-row write and the settling of the DAG after jobs change state.
 
 Stores are plain classes over :class:`~orchestrator_pg.Database` (STYLE rule 21: composed,
 not inherited); what they have in common lives here as functions, so no store reaches into
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -73,6 +73,63 @@ async def fetch_all(db: Database, name: str, params: dict[str, Any]) -> list[Row
     async with reader(db, params) as conn:
         cur = await conn.execute(query(name), params)
         return await cur.fetchall()
+
+
+async def fetch_page(
+    db: Database,
+    name: str,
+    tenant: str,
+    filters: Mapping[str, object],
+    after: object,
+    limit: int,
+) -> list[Row]:
+    """One page of a named list read: ``tenant``'s rows matching ``filters`` (None: any; a
+    sequence is an array, an empty one any), after the cursor ``after``, at most ``limit``.
+
+    ``after`` is None before the first page, else what ``orchestrator_core.paging`` decoded
+    from the token: the last row's id (``%(after_id)s``), event seq (``%(after_seq)s``) or,
+    for newest-first lists, its ``(time, id)`` (``%(after_at)s``, ``%(after_id)s``). Every
+    list query takes ``%(tenant)s`` and ``%(limit)s``.
+    """
+    params: dict[str, Any] = {"tenant": tenant, "limit": limit}
+    for key, value in filters.items():
+        params[key] = (list(value) or None) if isinstance(value, list | tuple) else value
+    params["after_at"], params["after_seq"], params["after_id"] = None, None, None
+    if isinstance(after, tuple):
+        params["after_at"], params["after_id"] = after
+    elif isinstance(after, int):
+        params["after_seq"] = after
+    else:
+        params["after_id"] = after
+    return await fetch_all(db, name, params)
+
+
+class _Store(Protocol):
+    db: Database
+
+
+def paged_read(
+    name: str, *filters: str, cursor: str = "after_id"
+) -> Callable[..., Awaitable[list[Row]]]:
+    """A store's list method that is only its named query: called as
+    ``(tenant, *, <each filter>=..., <cursor>=..., limit=...)`` (how
+    ``orchestrator_core.paging.page`` calls it: ``cursor`` is the paging cursor's argument,
+    ``after_id``, ``after_seq`` or ``after``), it returns :func:`fetch_page`'s rows.
+
+    Raises:
+        TypeError: a call that does not name exactly these filters, the cursor and limit.
+    """
+    expected = {*filters, cursor, "limit"}
+
+    async def read(self: _Store, tenant: str, **given: Any) -> list[Row]:
+        if set(given) != expected:
+            raise TypeError(f"{name}() takes {sorted(expected)}, got {sorted(given)}")
+        chosen = {key: given[key] for key in filters}
+        return await fetch_page(self.db, name, tenant, chosen, given[cursor], given["limit"])
+
+    read.__name__ = read.__qualname__ = name
+    read.__doc__ = f"A page of the ``{name}`` query (filters: {', '.join(filters) or 'none'})."
+    return read
 
 
 async def audit_entry_write(

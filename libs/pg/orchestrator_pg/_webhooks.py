@@ -33,7 +33,7 @@ from orchestrator_core.webhooks import (
 )
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._queries import query
-from orchestrator_pg._tx import Conn, fetch_all, fetch_one, now_of, write_audited
+from orchestrator_pg._tx import Conn, fetch_all, fetch_one, fetch_page, now_of, write_audited
 
 __all__ = ["WebhookFields", "WebhookStore"]
 
@@ -117,16 +117,7 @@ class WebhookStore:
     async def webhook_list(
         self, tenant: str, *, after: tuple[datetime, uuid.UUID] | None, limit: int
     ) -> list[Row]:
-        rows = await fetch_all(
-            self.db,
-            "webhook_list",
-            {
-                "tenant": tenant,
-                "after_created_at": after[0] if after else None,
-                "after_id": after[1] if after else None,
-                "limit": limit,
-            },
-        )
+        rows = await fetch_page(self.db, "webhook_list", tenant, {}, after, limit)
         return [public(r) for r in rows]
 
     async def webhook_get(self, tenant: str, webhook_id: uuid.UUID) -> Row:
@@ -222,17 +213,8 @@ class WebhookStore:
         limit: int,
     ) -> list[Row]:
         """A subscription's deliveries (the log), newest event first."""
-        return await fetch_all(
-            self.db,
-            "webhook_delivery_list",
-            {
-                "tenant": tenant,
-                "webhook_id": webhook_id,
-                "state": state,
-                "after_seq": after_seq,
-                "limit": limit,
-            },
-        )
+        filters = {"webhook_id": webhook_id, "state": state}
+        return await fetch_page(self.db, "webhook_delivery_list", tenant, filters, after_seq, limit)
 
     async def webhook_delivery_get(self, tenant: str, delivery_id: uuid.UUID) -> Row:
         """One delivery with its payload and its attempts.

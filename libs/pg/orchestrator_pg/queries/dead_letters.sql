@@ -18,8 +18,8 @@ SELECT d.*, j.reason AS job_reason
    AND (%(job_type)s::text IS NULL OR d.job_type = %(job_type)s)
    AND (%(source_id)s::uuid IS NULL OR d.source_id = %(source_id)s)
    AND (%(retryable)s::boolean IS NULL OR d.retryable = %(retryable)s)
-   AND (%(after_failed_at)s::timestamptz IS NULL
-        OR (d.failed_at, d.id) < (%(after_failed_at)s::timestamptz, %(after_id)s::uuid))
+   AND (%(after_at)s::timestamptz IS NULL
+        OR (d.failed_at, d.id) < (%(after_at)s::timestamptz, %(after_id)s::uuid))
  ORDER BY d.failed_at DESC, d.id DESC
  LIMIT %(limit)s;
 

@@ -18,8 +18,8 @@ RETURNING *;
 -- name: webhook_list
 SELECT * FROM orchestrator.webhooks
  WHERE tenant = %(tenant)s
-   AND (%(after_created_at)s::timestamptz IS NULL
-        OR (created_at, id) > (%(after_created_at)s::timestamptz, %(after_id)s::uuid))
+   AND (%(after_at)s::timestamptz IS NULL
+        OR (created_at, id) > (%(after_at)s::timestamptz, %(after_id)s::uuid))
  ORDER BY created_at, id
  LIMIT %(limit)s;
 
