@@ -221,17 +221,21 @@ async def test_sigterm_drains_gracefully(
     proc = launch(sdk, worker_id, [job_type], delay_s=1.5)
     with psycopg.connect(database_url, autocommit=True) as db:
 
-        def leased() -> list[str]:
+        def running() -> list[str]:
+            # Leased jobs whose handler has started (each handler reports 50 % first). A
+            # leased job alone is not enough: the lease commits before the assignment
+            # reaches the worker, and a worker told to drain in between releases it.
             return [
                 r[0]
                 for r in db.execute(
-                    "SELECT id::text FROM orchestrator.jobs WHERE run_id = %s AND state = 'leased'",
+                    "SELECT id::text FROM orchestrator.jobs WHERE run_id = %s AND state = 'leased'"
+                    " AND progress_percent IS NOT NULL",
                     (run_id,),
                 ).fetchall()
             ]
 
-        await _wait_for(lambda: len(leased()) > 0, 120, f"the {sdk} worker to hold leases")
-        held = leased()
+        await _wait_for(lambda: len(running()) > 0, 120, f"the {sdk} worker to run handlers")
+        held = running()
         proc.send_signal(signal.SIGTERM)
         await _wait_for(lambda: proc.poll() is not None, 120, f"the {sdk} worker to exit")
         assert proc.returncode == 0
