@@ -175,7 +175,7 @@ class Stack:
 
     def wait_serving(self, timeout_s: float = 30) -> None:
         deadline = time.monotonic() + timeout_s
-        for port in [*self.ports.values(), *self.leases_ports]:
+        for port in dict.fromkeys([*self.ports.values(), *self.leases_ports]):
             with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
                 stub = health_pb2_grpc.HealthStub(channel)
                 while True:

@@ -64,26 +64,26 @@ def _comm(pid: int) -> str:
         return ""
 
 
-def processes_named(name: str) -> list[tuple[int, int]]:
-    """(pid, parent pid) of every process whose command name is ``name``."""
-    out = []
+def processes_named(*names: str) -> dict[str, list[tuple[int, int]]]:
+    """(pid, parent pid) of every process whose command name is one of ``names`` (one pass
+    over the process table)."""
+    out: dict[str, list[tuple[int, int]]] = {name: [] for name in names}
     for entry in PROC.iterdir():
-        if entry.name.isdigit() and _comm(int(entry.name)) == name:
+        if entry.name.isdigit() and (comm := _comm(int(entry.name))) in out:
             fields = _stat_fields(int(entry.name))
             if fields is not None:
-                out.append((int(entry.name), int(fields[1])))
+                out[comm].append((int(entry.name), int(fields[1])))
     return out
 
 
-def postgres_cpu_s() -> float:
+def postgres_cpu_s(procs: list[tuple[int, int]] | None = None) -> float:
     """CPU seconds of the whole PostgreSQL server: each postmaster (a ``postgres`` process
-    whose parent is not one) with its reaped backends, plus every live backend."""
-    procs = processes_named("postgres")
+    whose parent is not one) with its reaped backends, plus every live backend (``procs``:
+    the ``postgres`` processes, when the caller has read them already)."""
+    if procs is None:
+        procs = processes_named("postgres")["postgres"]
     pids = {pid for pid, _ in procs}
-    total = 0.0
-    for pid, parent in procs:
-        total += process_cpu_s(pid, reaped_children=parent not in pids)
-    return total
+    return sum(process_cpu_s(pid, reaped_children=parent not in pids) for pid, parent in procs)
 
 
 @dataclass
@@ -102,8 +102,9 @@ class CpuSampler:
 
     def read(self) -> dict[str, float]:
         out = {name: sum(process_cpu_s(p) for p in pids) for name, pids in self.groups.items()}
-        out["postgres"] = postgres_cpu_s()
-        out["redis"] = sum(process_cpu_s(pid) for pid, _ in processes_named("redis-server"))
+        servers = processes_named("postgres", "redis-server")
+        out["postgres"] = postgres_cpu_s(servers["postgres"])
+        out["redis"] = sum(process_cpu_s(pid) for pid, _ in servers["redis-server"])
         return out
 
     def start(self) -> CpuSampler:
