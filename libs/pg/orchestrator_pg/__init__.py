@@ -43,7 +43,13 @@ from orchestrator_pg._idempotency import (
 from orchestrator_pg._incidents import IncidentStore
 from orchestrator_pg._job_insert import NewJob
 from orchestrator_pg._jobs import JobSearch, JobStore, SubmittedJob
-from orchestrator_pg._leadership import LEADER_RETRY_S, LeaderLoop, Leadership, lead_passes
+from orchestrator_pg._leadership import (
+    LEADER_RETRY_S,
+    LeaderLoop,
+    LeaderOnlyLoop,
+    Leadership,
+    lead_passes,
+)
 from orchestrator_pg._leasing import (
     ARTIFACT_CONFLICT,
     DEFAULT_LEASE_TTL_S,
@@ -128,6 +134,7 @@ __all__ = [
     "JobSearch",
     "JobStore",
     "LeaderLoop",
+    "LeaderOnlyLoop",
     "LeaderSnapshot",
     "Leadership",
     "LeaseLedger",

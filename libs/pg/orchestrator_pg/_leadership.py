@@ -212,6 +212,49 @@ class Leadership:
         await self.release()
 
 
+class LeaderOnlyLoop:
+    """What every leader-only loop holds: its bid for the loop's lock, jitter drawn from a
+    generator of its own (the global one belongs to the application) and a count of passes.
+
+    Args:
+        conninfo: PostgreSQL URL (the lock needs its own connection).
+        loop: the loop; its key is the lock.
+        lock_key: another advisory lock key (tests that must not contend with a stack).
+    """
+
+    def __init__(self, conninfo: str, loop: LeaderLoop, *, lock_key: int | None = None) -> None:
+        self.leadership = Leadership(conninfo, loop, key=lock_key)
+        self.rng = random.Random()
+        self.passes = 0
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this replica led at its last check."""
+        return self.leadership.is_leader
+
+    def jittered(self, seconds: float) -> float:
+        """``seconds`` shortened by up to 20 %, so standing-by replicas do not retry in step."""
+        return seconds * self.rng.uniform(0.8, 1.0)
+
+    async def lead(
+        self,
+        run_pass: Callable[[], Awaitable[bool]],
+        wait: Callable[[], Awaitable[None]],
+        *,
+        on_not_leading: Callable[[], None] = lambda: None,
+        retry_s: float = LEADER_RETRY_S,
+    ) -> None:
+        """:func:`lead_passes` on this loop's leadership and jitter."""
+        await lead_passes(
+            self.leadership,
+            run_pass,
+            wait,
+            rng=self.rng,
+            on_not_leading=on_not_leading,
+            retry_s=retry_s,
+        )
+
+
 async def lead_passes(
     leadership: Leadership,
     run_pass: Callable[[], Awaitable[bool]],

@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from orchestrator_pg._leadership import LeaderLoop, Leadership
+from orchestrator_pg._leadership import LeaderLoop, LeaderOnlyLoop
 
 T = TypeVar("T")
 
 _log = logging.getLogger("orchestrator.pg.snapshots")
 
 
-class LeaderSnapshot(Generic[T]):
+class LeaderSnapshot(LeaderOnlyLoop, Generic[T]):
     """Leader-elected loop that publishes what ``take`` returns, every ``interval_s``.
 
     Args:
@@ -45,30 +44,27 @@ class LeaderSnapshot(Generic[T]):
         interval_s: float,
         lock_key: int | None = None,
     ) -> None:
+        super().__init__(conninfo, loop, lock_key=lock_key)
         self._take = take
         self._interval_s = interval_s
-        self._leadership = Leadership(conninfo, loop, key=lock_key)
-        self._rng = random.Random()  # its own: the global one belongs to the application
         self.latest: tuple[T, float] | None = None
         """The published snapshot and its Unix time; None while not publishing."""
-        self.snapshots = 0
 
     @property
-    def is_leader(self) -> bool:
-        """Whether this replica led at its last check."""
-        return self._leadership.is_leader
+    def snapshots(self) -> int:
+        """Snapshots published so far (a failed one is not counted)."""
+        return self.passes
 
     async def run(self) -> None:
         """Contends for leadership and publishes snapshots until cancelled."""
         try:
-            async with self._leadership:
+            async with self.leadership:
                 while True:
-                    if await self._leadership.ensure():
+                    if await self.leadership.ensure():
                         await self.publish()
                     else:
                         self.latest = None
-                    # jittered, so standing-by replicas do not retry in step
-                    await asyncio.sleep(self._interval_s * self._rng.uniform(0.8, 1.0))
+                    await asyncio.sleep(self.jittered(self._interval_s))
         finally:
             self.latest = None
 
@@ -77,8 +73,8 @@ class LeaderSnapshot(Generic[T]):
         try:
             snapshot = await self._take()
         except Exception:  # a metric must never end the service: the next pass tries again
-            _log.exception("%s snapshot failed", self._leadership.loop.label)
+            _log.exception("%s snapshot failed", self.leadership.loop.label)
             self.latest = None
             return
         self.latest = (snapshot, time.time())
-        self.snapshots += 1
+        self.passes += 1

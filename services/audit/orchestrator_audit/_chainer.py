@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 
 from prometheus_client import Gauge
 
@@ -30,9 +29,8 @@ from orchestrator_pg import (
     AuditLedger,
     ChainLink,
     LeaderLoop,
-    Leadership,
+    LeaderOnlyLoop,
     MetricsReader,
-    lead_passes,
 )
 
 BATCH_EVENTS = 2000
@@ -52,7 +50,7 @@ CHAIN_LAG_SECONDS = Gauge(
 )
 
 
-class Chainer:
+class Chainer(LeaderOnlyLoop):
     """Chains events of every tenant (leader only).
 
     Args:
@@ -70,10 +68,9 @@ class Chainer:
         clock: Clock | None = None,
         lock_key: int | None = None,
     ) -> None:
+        super().__init__(conninfo, LeaderLoop.AUDIT_CHAIN, lock_key=lock_key)
         self._ledger = ledger
         self._lag = MetricsReader(ledger.db)
-        self._leadership = Leadership(conninfo, LeaderLoop.AUDIT_CHAIN, key=lock_key)
-        self._rng = random.Random()  # jitter from its own: the global one is the application's
         self._clock = clock or SystemClock()
         self._heads: dict[str, str] = {}
         self._resumed = False  # cursor and heads read back since leadership was taken
@@ -84,11 +81,6 @@ class Chainer:
         self.lag_measurements = 0
         self.caught_up = asyncio.Event()
 
-    @property
-    def is_leader(self) -> bool:
-        """Whether this replica led at its last check."""
-        return self._leadership.is_leader
-
     async def run_forever(self) -> None:
         """Waits for leadership, then chains while it lasts, until cancelled: each pass once
         everything settled is chained, woken by ``orch_events`` (LISTENed on the leadership's
@@ -97,7 +89,7 @@ class Chainer:
 
         async def chain() -> bool:
             if not self._resumed:
-                await self._leadership.listen("event_listen")
+                await self.leadership.listen("event_listen")
                 self.cursor = await self._ledger.cursor()
                 self._heads = await self._ledger.heads()
                 self._resumed = True
@@ -106,27 +98,21 @@ class Chainer:
 
         async def wait() -> None:
             try:
-                await self._leadership.wait_for_notification(
-                    self._rng.uniform(POLL_MIN_S, POLL_MAX_S)
+                await self.leadership.wait_for_notification(
+                    self.rng.uniform(POLL_MIN_S, POLL_MAX_S)
                 )
             except Exception:  # the lock's connection broke: back off, re-check, resume
                 _log.exception("chainer wait failed")
                 self._resumed = False
                 await asyncio.sleep(ERROR_BACKOFF_S)
 
-        await lead_passes(
-            self._leadership,
-            chain,
-            wait,
-            rng=self._rng,
-            on_not_leading=self._stand_by,
-        )
+        await self.lead(chain, wait, on_not_leading=self._stand_by)
 
     def _stand_by(self) -> None:
         """After a failed pass or without leadership: the next pass resumes from storage; a
         replica that does not lead reports no lag (only the leader knows it)."""
         self._resumed = False
-        if not self._leadership.is_leader:
+        if not self.leadership.is_leader:
             self._report_lag(0, 0.0)
 
     async def run_pass(self) -> int:

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 
 from orchestrator_core import Clock, SystemClock, Unavailable
 from orchestrator_leases import _metrics as metrics
-from orchestrator_pg import LeaderLoop, Leadership, LeaseLedger, TxContext, lead_passes
+from orchestrator_pg import LeaderLoop, LeaderOnlyLoop, LeaseLedger, TxContext
 
 EXPIRE_BATCH = 500
 ACTOR = "orchestrator-leases/watchdog"
@@ -24,7 +23,7 @@ ACTOR = "orchestrator-leases/watchdog"
 _log = logging.getLogger("orchestrator_leases.watchdog")
 
 
-class Watchdog:
+class Watchdog(LeaderOnlyLoop):
     """Leader-elected lease expiry loop.
 
     Args:
@@ -44,17 +43,10 @@ class Watchdog:
         clock: Clock | None = None,
         lock_key: int | None = None,
     ) -> None:
+        super().__init__(conninfo, LeaderLoop.LEASE_WATCHDOG, lock_key=lock_key)
         self._ledger = ledger
         self._interval_s = interval_s
         self._clock = clock or SystemClock()
-        self._leadership = Leadership(conninfo, LeaderLoop.LEASE_WATCHDOG, key=lock_key)
-        self._rng = random.Random()  # its own: the global one belongs to the application
-        self.passes = 0
-
-    @property
-    def is_leader(self) -> bool:
-        """Whether this replica led at its last check."""
-        return self._leadership.is_leader
 
     async def run(self) -> None:
         """Contends for leadership and expires leases until cancelled; leader or not, the
@@ -66,9 +58,9 @@ class Watchdog:
             return False
 
         async def pause() -> None:
-            await asyncio.sleep(self._interval_s * self._rng.uniform(0.8, 1.0))
+            await asyncio.sleep(self.jittered(self._interval_s))
 
-        await lead_passes(self._leadership, expire, pause, rng=self._rng, retry_s=self._interval_s)
+        await self.lead(expire, pause, retry_s=self._interval_s)
 
     async def expire_overdue(self) -> int:
         """One pass: expires every overdue lease (in batches); returns how many."""

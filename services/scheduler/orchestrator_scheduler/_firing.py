@@ -36,7 +36,7 @@ from croniter import croniter
 from google.protobuf import json_format
 
 from orchestrator_core import Clock, FieldViolation, InvalidArgument, ScheduleRecord, SystemClock
-from orchestrator_pg import LeaderLoop, Leadership, NewRun, Stores, TxContext
+from orchestrator_pg import LeaderLoop, LeaderOnlyLoop, NewRun, Stores, TxContext
 from orchestrator_scheduler import _validate as validate
 from stella.orchestrator.v1 import resources_pb2
 
@@ -125,7 +125,7 @@ def plan(schedule: ScheduleRecord, now: datetime, *, open_run: bool) -> Plan:
     return Plan(chosen, at, buffered)
 
 
-class ScheduleFirer:
+class ScheduleFirer(LeaderOnlyLoop):
     """Fires due schedules (leader only) until cancelled.
 
     Args:
@@ -145,10 +145,10 @@ class ScheduleFirer:
         max_payload_bytes: int = validate.MAX_PAYLOAD_BYTES,
         lock_key: int | None = None,
     ) -> None:
+        super().__init__(conninfo, LeaderLoop.SCHEDULE_FIRING, lock_key=lock_key)
         self.stores = stores
         self.clock = clock or SystemClock()
         self.max_payload_bytes = max_payload_bytes
-        self.leadership = Leadership(conninfo, LeaderLoop.SCHEDULE_FIRING, key=lock_key)
         self.wake = asyncio.Event()
 
     async def run_forever(self) -> None:
@@ -181,6 +181,7 @@ class ScheduleFirer:
         async with self.stores.schedules.schedule_due(now, DUE_BATCH) as (conn, schedules):
             for schedule in schedules:
                 created += await self._fire(conn, schedule, now)
+        self.passes += 1
         return created
 
     async def _fire(self, conn: Any, schedule: ScheduleRecord, now: datetime) -> int:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import uuid
 from collections.abc import Iterator
@@ -51,8 +50,7 @@ from orchestrator_pg import (
     EventHorizon,
     IncidentStore,
     LeaderLoop,
-    Leadership,
-    lead_passes,
+    LeaderOnlyLoop,
 )
 
 BATCH_FAILURES = 5000
@@ -88,7 +86,7 @@ _COLLECTOR = _OpenIncidents()
 REGISTRY.register(_COLLECTOR)
 
 
-class IncidentWatcher:
+class IncidentWatcher(LeaderOnlyLoop):
     """Opens, grows and resolves incidents from failures (leader only) until cancelled.
 
     Args:
@@ -110,20 +108,13 @@ class IncidentWatcher:
         policy: IncidentPolicy = DEFAULT_POLICY,
         lock_key: int | None = None,
     ) -> None:
+        super().__init__(conninfo, LeaderLoop.INCIDENTS, lock_key=lock_key)
         self.store = store
         self.horizon = horizon
         self.clock = clock or SystemClock()
         self.policy = policy
-        self.leadership = Leadership(conninfo, LeaderLoop.INCIDENTS, key=lock_key)
-        self._rng = random.Random()  # jitter from its own: the global one is the application's
         self.cursor = 0
-        self.passes = 0
         self.published_at = 0.0
-
-    @property
-    def is_leader(self) -> bool:
-        """Whether this replica led at its last check."""
-        return self.leadership.is_leader
 
     async def run_forever(self) -> None:
         """Waits for leadership, then runs passes while it lasts, until cancelled."""
@@ -134,15 +125,9 @@ class IncidentWatcher:
 
         async def wait() -> None:
             await asyncio.sleep(PASS_MIN_INTERVAL_S)
-            await self.horizon.wait_beyond(self.cursor, self._rng.uniform(POLL_MIN_S, POLL_MAX_S))
+            await self.horizon.wait_beyond(self.cursor, self.rng.uniform(POLL_MIN_S, POLL_MAX_S))
 
-        await lead_passes(
-            self.leadership,
-            run_pass,
-            wait,
-            rng=self._rng,
-            on_not_leading=self._withdraw,
-        )
+        await self.lead(run_pass, wait, on_not_leading=self._withdraw)
 
     async def run_pass(self) -> IncidentFold | None:
         """Reads the settled failures after the cursor (in batches), applies them, resolves

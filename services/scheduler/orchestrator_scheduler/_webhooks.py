@@ -32,7 +32,6 @@ import asyncio
 import ipaddress
 import logging
 import os
-import random
 import socket
 import time
 from collections.abc import Mapping
@@ -61,7 +60,7 @@ from orchestrator_core.webhooks import (
     retry_after_of,
 )
 from orchestrator_grpckit import env_choice, env_int, env_number
-from orchestrator_pg import EventHorizon, LeaderLoop, Leadership, WebhookStore, lead_passes
+from orchestrator_pg import EventHorizon, LeaderLoop, LeaderOnlyLoop, WebhookStore
 from stella_orchestrator.webhooks import sign_webhook
 
 BATCH_EVENTS = 2000
@@ -146,7 +145,7 @@ class WebhookSettings:
         )
 
 
-class WebhookDispatcher:
+class WebhookDispatcher(LeaderOnlyLoop):
     """Fans events out to subscriptions and sends their attempts (leader only) until cancelled.
 
     Args:
@@ -168,20 +167,13 @@ class WebhookDispatcher:
         clock: Clock | None = None,
         lock_key: int | None = None,
     ) -> None:
+        super().__init__(conninfo, LeaderLoop.WEBHOOKS, lock_key=lock_key)
         self.store = store
         self.horizon = horizon
         self.settings = settings or WebhookSettings()
         self.clock = clock or SystemClock()
-        self.leadership = Leadership(conninfo, LeaderLoop.WEBHOOKS, key=lock_key)
-        self._rng = random.Random()  # jitter from its own: the global one is the application's
         self.cursor = 0
-        self.passes = 0
         self.sent = 0
-
-    @property
-    def is_leader(self) -> bool:
-        """Whether this replica led at its last check."""
-        return self.leadership.is_leader
 
     async def run_forever(self) -> None:
         """Waits for leadership, then runs passes while it lasts, until cancelled."""
@@ -194,15 +186,10 @@ class WebhookDispatcher:
             async def wait() -> None:
                 await asyncio.sleep(PASS_MIN_INTERVAL_S)
                 await self.horizon.wait_beyond(
-                    self.cursor, self._rng.uniform(POLL_MIN_S, POLL_MAX_S)
+                    self.cursor, self.rng.uniform(POLL_MIN_S, POLL_MAX_S)
                 )
 
-            await lead_passes(
-                self.leadership,
-                lambda: self.run_pass(client),
-                wait,
-                rng=self._rng,
-            )
+            await self.lead(lambda: self.run_pass(client), wait)
 
     async def run_pass(self, client: httpx.AsyncClient) -> bool:
         """Fans out every settled event, then sends one claim of due attempts. Returns True
@@ -250,7 +237,7 @@ class WebhookDispatcher:
         next_at = None
         if outcome is Outcome.RETRYING:
             delay = next_attempt_delay_s(
-                self.settings.retry, attempt.attempt, self._rng, result.retry_after_s
+                self.settings.retry, attempt.attempt, self.rng, result.retry_after_s
             )
             next_at = now + timedelta(seconds=delay)
         ATTEMPTS.labels(outcome=outcome.value).inc()
