@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import os
 import time
 import uuid
@@ -394,12 +395,20 @@ async def test_rotation_signs_with_both_secrets_and_redelivery_resends(
         assert len(got.headers["webhook-signature"].split(" ")) == 2
         assert _verify_both(old, got) == _verify_both(new, got)
 
+        # the receiver has the request before the dispatcher records its answer
+        async def recorded(attempts: int) -> dict[str, Any] | None:
+            (delivery,) = await store.webhook_delivery_list("acme", sub["id"], limit=10)
+            detail = await store.webhook_delivery_get("acme", delivery["id"])
+            done = [a for a in detail["attempts"] if a["outcome"] != "sending"]
+            return detail if delivery["attempt"] == attempts and len(done) == attempts else None
+
+        await eventually(lambda: recorded(1), "the delivery's outcome")
         (delivery,) = await store.webhook_delivery_list("acme", sub["id"], limit=10)
         assert delivery["state"] == "succeeded"
         assert delivery["status_code"] == 204
         await store.webhook_redeliver(OPERATOR, delivery["id"])
         await eventually(lambda: _true(len(receiver.requests) == 2), "the redelivery")
-        detail = await store.webhook_delivery_get("acme", delivery["id"])
+        detail = await eventually(lambda: recorded(2), "the redelivery's outcome")
     again = receiver.requests[1]
     assert again.headers["webhook-id"] == got.headers["webhook-id"]
     assert again.body == got.body
@@ -407,6 +416,32 @@ async def test_rotation_signs_with_both_secrets_and_redelivery_resends(
     assert {a["outcome"] for a in detail["attempts"]} == {"succeeded"}
     with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
         standardwebhooks.Webhook(generate_secret()).verify(got.body, got.headers)
+
+
+async def test_the_first_pass_ever_delivers_what_a_subscription_is_owed(
+    db: Database, webhooks_db: str, sql: Any
+) -> None:
+    """A subscription created before the dispatcher's first pass (a fresh install: no cursor
+    stored) gets the events that occurred after it was created, and not the older ones. The
+    first pass used to start at the horizon, past both."""
+    sql.execute("DELETE FROM orchestrator.webhook_cursor")  # as before any pass
+    receiver = Receiver(lambda _id, _n: (204, {}))
+    store = WebhookStore(db)
+    async with receiver.running():
+        before = await _submit(db, "acme")
+        sub = await store.webhook_create(
+            OPERATOR,
+            WebhookFields(url=receiver.url, event_types=("job.created",)),
+            generate_secret(),
+        )
+        after = await _submit(db, "acme", n=2)
+        async with dispatchers(db, webhooks_db, _settings()):
+            await eventually(lambda: _true(len(receiver.requests) >= 2), "two deliveries")
+            await asyncio.sleep(0.5)  # a delivery of the older event would come with them
+        types = [json.loads(r.body)["data"]["job_type"] for r in receiver.requests]
+        assert types == [after, after]
+        assert before not in types
+        assert len(await store.webhook_delivery_list("acme", sub["id"], limit=10)) == 2
 
 
 async def test_operator_api_hides_secrets_isolates_tenants_and_is_audited(

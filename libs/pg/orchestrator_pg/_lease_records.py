@@ -80,7 +80,9 @@ class Outcome(LeaseRef):
     (e.g. ``user_canceled``) when the write found the job canceled under this very lease, so
     its holder should stop. ``repeated`` marks a write that was already applied (a completion
     resent with the same result): accepted, but nothing changed this time, so it is not
-    counted again.
+    counted again. A completion this write applied also carries the job's type and its run
+    time (``run_s``: lease to finish, database clock) for the run-duration histogram; they
+    are observations, not part of the outcome's identity.
     """
 
     ok: bool
@@ -89,6 +91,8 @@ class Outcome(LeaseRef):
     lease_expires_at: datetime | None = None
     cancel_reason: str = ""
     repeated: bool = False
+    job_type: str = field(default="", compare=False)
+    run_s: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -597,7 +597,7 @@ class LeaseLedger:
                     if reason:
                         refused.setdefault(a.job_id, reason)
             todo = [c for c in completions if c.job_id not in refused]
-            done_ids: set[tuple[uuid.UUID, uuid.UUID]] = set()
+            done_ids: dict[tuple[uuid.UUID, uuid.UUID], dict[str, Any]] = {}
             if todo:
                 cur = await conn.execute(
                     query("job_complete_many"),
@@ -611,7 +611,7 @@ class LeaseLedger:
                     },
                 )
                 done = await cur.fetchall()
-                done_ids = {(r["id"], r["lease_id"]) for r in done}
+                done_ids = {(r["id"], r["lease_id"]): r for r in done}
                 if done:
                     await settle(
                         conn, [r["id"] for r in done], [], [r["run_id"] for r in done], now
@@ -620,8 +620,18 @@ class LeaseLedger:
             status = await self._lease_status_many(conn, rest, tenant_filter)
         outcomes = []
         for c in completions:
-            if (c.job_id, c.lease_id) in done_ids:
-                outcomes.append(Outcome(c.job_id, c.lease_id, True, new_state="succeeded"))
+            applied = done_ids.get((c.job_id, c.lease_id))
+            if applied is not None:
+                outcomes.append(
+                    Outcome(
+                        c.job_id,
+                        c.lease_id,
+                        True,
+                        new_state="succeeded",
+                        job_type=applied["job_type"],
+                        run_s=applied["run_s"],
+                    )
+                )
                 continue
             row = status.get(c.job_id)
             reason = refused.get(c.job_id, "")

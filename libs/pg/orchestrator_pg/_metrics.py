@@ -7,8 +7,6 @@ interval, so neither scrapes nor replicas multiply its cost.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,20 +54,6 @@ class MetricsReader:
             else:
                 dead[(row["tenant"], row["label"])] = int(row["n"])
         return QueueSnapshot(queue, dead)
-
-    async def run_durations(
-        self, leases: Sequence[tuple[uuid.UUID, uuid.UUID]]
-    ) -> list[tuple[str, float]]:
-        """``(job_type, seconds from lease to finish)`` of the jobs that succeeded under the
-        given ``(job_id, lease_id)`` pairs."""
-        if not leases:
-            return []
-        async with self.db.connection() as conn:
-            cur = await conn.execute(
-                query("metrics_run_durations"),
-                {"ids": [j for j, _ in leases], "lease_ids": [lease for _, lease in leases]},
-            )
-            return [(r["job_type"], max(0.0, float(r["run_s"]))) for r in await cur.fetchall()]
 
     async def audit_chain_lag(self, cursor: int) -> ChainLag:
         """The chain's lag behind the outbox, given the chainer's cursor."""

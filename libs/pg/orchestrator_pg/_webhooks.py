@@ -254,14 +254,21 @@ class WebhookStore:
     # ------------------------------------------------------------------ dispatcher
 
     @asynccontextmanager
-    async def webhook_fanout(self, now: datetime) -> AsyncIterator[tuple[Conn, int | None]]:
-        """The fan-out's transaction and its cursor (None before the first pass), locked until
-        the block ends; the deliveries it inserts commit together with the new cursor."""
+    async def webhook_fanout(self, now: datetime, upto: int) -> AsyncIterator[tuple[Conn, int]]:
+        """The fan-out's transaction and its cursor, locked until the block ends; the
+        deliveries it inserts commit together with the new cursor. Before the first pass
+        (nothing stored) the cursor starts just before the first event that occurred since
+        the oldest enabled subscription was created, or at ``upto`` (the horizon) without
+        one."""
         ctx = TxContext(tenant="", actor_subject="scheduler", now=now)
         async with self.db.transaction(ctx) as conn:
             cur = await conn.execute(query("webhook_cursor_lock"))
             row = await cur.fetchone()
-            yield conn, (int(row["seq"]) if row else None)
+            if row is None:
+                cur = await conn.execute(query("webhook_cursor_start"), {"upto": upto})
+                row = await cur.fetchone()
+            assert row is not None  # the start query always answers one row
+            yield conn, int(row["seq"])
 
     @staticmethod
     async def webhook_events_after(

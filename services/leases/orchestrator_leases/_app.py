@@ -88,7 +88,6 @@ async def build_app(
             lease_ttl_s=settings.lease_ttl_s,
             flush_ms=settings.completer_flush_ms,
             limiter=limiter,
-            runs=reader,
         )
         dispatcher = Dispatcher(
             ledger,

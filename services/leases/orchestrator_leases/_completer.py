@@ -16,9 +16,10 @@ Leases ended (completions and failures committed) are signalled through
 that was full may have room now, which the session's slot credit (sent before the commit)
 cannot tell.
 
-Run durations (``orch_job_run_duration_seconds``): after a flush has resolved its futures,
-the jobs it completed are read back in one statement (job type, lease to finish on the
-database clock) and observed, so acks never wait for the metric, while the next batch fills.
+Run durations (``orch_job_run_duration_seconds``): the completion statement returns each
+applied job's type and run time (lease to finish, database clock), observed as the flush
+ends. (They used to be read back in a statement of their own after every flush, which cost
+PostgreSQL more than the completion itself on a small table.)
 
 Transient failures: a flush that the database rolled back (deadlock, serialization failure:
 :class:`Aborted`) or could not reach (:class:`Unavailable`: a restart, a failover) is tried
@@ -40,7 +41,7 @@ import contextlib
 import enum
 import logging
 import random
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,7 +50,7 @@ from orchestrator_core import Aborted, Unavailable
 from orchestrator_leases import _metrics as metrics
 from orchestrator_leases._actor import Actor
 from orchestrator_leases._ratelimit import LeaseLimiter
-from orchestrator_pg import LeaseLedger, MetricsReader, Outcome
+from orchestrator_pg import LeaseLedger, Outcome
 
 FLUSH_ITEMS = 500
 # How long a flush retries a transient database failure before it gives up (the sessions
@@ -58,10 +59,6 @@ RETRY_FOR_S = 15.0
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
 MAX_BACKLOG_ITEMS = 10_000
-# A worker that resends a completion (no ack before a reconnect) gets "ok" again; leases
-# observed lately are remembered so a repeat is not counted twice (a repeat sent to another
-# replica is, which is rare and only inflates the count by one).
-RECENT_RUNS_REMEMBERED = 10_000
 
 _log = logging.getLogger("orchestrator_leases.completer")
 
@@ -97,7 +94,6 @@ class Completer:
         flush_items: a flush starts at once when this many items are queued.
         max_backlog: items queued beyond which :meth:`submit` waits.
         limiter: receives the applied results for rate-limit feedback (None: none).
-        runs: reads run durations of completed jobs (None: the histogram is not fed).
         retry_for_s: how long a flush retries a transient database failure.
         rng: jitter of the retry pauses (seed it in tests).
     """
@@ -111,16 +107,12 @@ class Completer:
         flush_items: int = FLUSH_ITEMS,
         max_backlog: int = MAX_BACKLOG_ITEMS,
         limiter: LeaseLimiter | None = None,
-        runs: MetricsReader | None = None,
         retry_for_s: float = RETRY_FOR_S,
         rng: random.Random | None = None,
     ) -> None:
         self._ledger = ledger
         self._retry_for_s = retry_for_s
         self._rng = rng or random.Random()
-        self._runs = runs
-        self._succeeded: list[tuple[Any, Any]] = []
-        self._recent_runs: OrderedDict[Any, None] = OrderedDict()
         self._limiter = limiter
         # Called after a flush committed completions or failures (see the module docstring).
         self.on_leases_ended: Callable[[], None] | None = None
@@ -175,7 +167,6 @@ class Completer:
                 self._full.clear()
                 self._room.set()
                 await self._flush(batch)
-                await self._observe_runs()
         finally:
             for pending in [*batch.values(), *self._pending.values()]:
                 for chunk in pending.chunks:
@@ -221,25 +212,6 @@ class Completer:
                 await asyncio.sleep(pause * self._rng.uniform(0.5, 1.0))
                 pause = min(RETRY_MAX_S, pause * 2)
 
-    async def _observe_runs(self) -> None:
-        fresh = []
-        for job_id, lease_id in self._succeeded:
-            if lease_id not in self._recent_runs:
-                self._recent_runs[lease_id] = None
-                fresh.append((job_id, lease_id))
-        self._succeeded = []
-        while len(self._recent_runs) > RECENT_RUNS_REMEMBERED:
-            self._recent_runs.popitem(last=False)
-        if self._runs is None or not fresh:
-            return
-        try:
-            durations = await self._runs.run_durations(fresh)
-        except Exception:  # a metric must never stop the completer
-            _log.exception("reading the run durations of %d jobs failed", len(fresh))
-            return
-        for job_type, seconds in durations:
-            metrics.JOB_RUN_DURATION_SECONDS.labels(job_type).observe(seconds)
-
     async def _apply(self, kind: Kind, actor: Actor, items: list[Any]) -> list[Outcome]:
         ctx = actor.ctx()
         ledger = self._ledger
@@ -258,7 +230,9 @@ class Completer:
             fresh = [o for o in outcomes if o.ok and o.new_state and not o.repeated]
             done = [o.job_id for o in fresh]
             metrics.LEASES_COMPLETED.inc(len(done))
-            self._succeeded += [(o.job_id, o.lease_id) for o in fresh]
+            for o in fresh:
+                if o.run_s is not None:
+                    metrics.JOB_RUN_DURATION_SECONDS.labels(o.job_type).observe(max(0.0, o.run_s))
             if self._limiter is not None:
                 self._limiter.observe(actor, done, ())
             if done and self.on_leases_ended is not None:

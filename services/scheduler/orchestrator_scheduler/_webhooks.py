@@ -11,9 +11,9 @@ Each wake-up runs two steps:
 1. **Fan-out** (one transaction per batch, cursor row locked first): the events after the
    cursor of tenants with an enabled subscription are matched
    (:func:`orchestrator_core.webhooks.matches`) and one delivery per {subscription, event} is
-   inserted — unique, so a deposed leader racing the new one inserts nothing twice. A cursor
-   that does not exist yet starts at the horizon, and a subscription only receives events
-   that occurred after it was created.
+   inserted — unique, so a deposed leader racing the new one inserts nothing twice. A
+   subscription receives the events that occurred after it was created; a cursor that does
+   not exist yet (the first pass ever) starts before the first of those.
 2. **Attempts**: up to :data:`MAX_IN_FLIGHT` due deliveries are claimed (their attempt number
    incremented and committed before any byte is sent, so two dispatchers never send one
    attempt twice) and sent concurrently; each outcome is written fenced on that number. A
@@ -209,8 +209,7 @@ class WebhookDispatcher(LeaderOnlyLoop):
     async def _fan_out(self, upto: int) -> bool:
         """One batch of events into deliveries; True once the cursor reached ``upto``."""
         now = self.clock.now()
-        async with self.store.webhook_fanout(now) as (conn, stored):
-            cursor = upto if stored is None else stored
+        async with self.store.webhook_fanout(now, upto) as (conn, cursor):
             events = []
             if cursor < upto:
                 events = await self.store.webhook_events_after(conn, cursor, upto, BATCH_EVENTS)

@@ -31,7 +31,8 @@ UPDATE orchestrator.jobs j
               %(result_digests)s::text[]) AS c(id, lease_id, result, result_digest)
  WHERE j.id = c.id AND j.lease_id = c.lease_id AND j.state = 'leased'
    AND (%(tenants)s::text[] IS NULL OR j.tenant = ANY(%(tenants)s))
-RETURNING j.id, j.run_id, j.lease_id;
+RETURNING j.id, j.run_id, j.lease_id, j.job_type,
+          extract(epoch FROM j.finished_at - j.leased_at)::float8 AS run_s;
 
 -- name: lease_lock_many
 -- The leased jobs named by (id, lease_id) pairs, locked, for a failure decision.

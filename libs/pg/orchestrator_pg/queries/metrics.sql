@@ -20,15 +20,6 @@ UNION ALL
   ORDER BY n DESC, tenant, error_class
   LIMIT %(max_series)s);
 
--- name: metrics_run_durations
--- Job type and run time (lease to finish) of jobs that just succeeded under the named
--- leases; a primary-key probe per job, batched per completer flush.
-SELECT j.job_type, extract(epoch FROM j.finished_at - j.leased_at)::float8 AS run_s
-  FROM orchestrator.jobs j
-  JOIN unnest(%(ids)s::uuid[], %(lease_ids)s::uuid[]) AS c(id, lease_id)
-    ON j.id = c.id AND j.lease_id = c.lease_id
- WHERE j.state = 'succeeded' AND j.leased_at IS NOT NULL AND j.finished_at IS NOT NULL;
-
 -- name: metrics_audit_chain_lag
 -- How far the audit chain trails the outbox: seqs handed out past the chainer's cursor
 -- (events still being written count: the chain must wait for them too) and the oldest

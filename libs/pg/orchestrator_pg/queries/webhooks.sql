@@ -98,6 +98,18 @@ RETURNING id, tenant, webhook_id, event_seq, event_id, event_type, state, attemp
 -- reads the cursor the first one wrote.
 SELECT seq FROM orchestrator.webhook_cursor WHERE id FOR UPDATE;
 
+-- name: webhook_cursor_start
+-- Where the first fan-out starts (no cursor stored yet): just before the first event that
+-- occurred once the oldest enabled subscription existed (those events are owed to it), or at
+-- the horizon when there is none. Starting at the horizon alone lost the events of a
+-- subscription created before the dispatcher's first pass (a fresh install).
+SELECT coalesce(
+         (SELECT min(e.seq) - 1 FROM orchestrator.events e
+           WHERE e.occurred_at >= (SELECT min(w.created_at) FROM orchestrator.webhooks w
+                                    WHERE w.enabled)
+             AND e.seq <= %(upto)s),
+         %(upto)s) AS seq;
+
 -- name: webhook_cursor_set
 INSERT INTO orchestrator.webhook_cursor (id, seq, updated_at)
 VALUES (true, %(seq)s, %(now)s)
