@@ -32,6 +32,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -261,13 +262,17 @@ def test_every_dashboard_panel_returns_data_from_a_real_prometheus(
     block = free_ports(len(names) + len(sdks))
     ports = dict(zip(names, block, strict=False))
     worker_ports = dict(zip(sdks, block[len(names) :], strict=True))
+    run_id = f"{tmp_path.name}-{uuid.uuid4().hex[:12]}"
     env = {
         **os.environ,
         **{k: str(v) for k, v in ports.items()},
         "ORCH_DATABASE_URL": own_database,
         "ORCH_STATE_DIR": str(tmp_path / "stack"),
-        "ORCH_RATELIMIT_KEY_PREFIX": f"orch:dash-test:{tmp_path.name}:",
-        "ORCH_GATEWAY_RATELIMIT_KEY_PREFIX": f"orch:dash-gw-test:{tmp_path.name}:",
+        # Buckets of this run only: tmp_path's name repeats in every pytest session, and a
+        # bucket learnt by an earlier run (kept 24 h in Redis) paced the 1 req/s host so well
+        # that no 429 came and the throttle panel stayed empty (third of three CI runs here).
+        "ORCH_RATELIMIT_KEY_PREFIX": f"orch:dash-test:{run_id}:",
+        "ORCH_GATEWAY_RATELIMIT_KEY_PREFIX": f"orch:dash-gw-test:{run_id}:",
         # Snapshots every second, so a short workload shows in them.
         "ORCH_QUEUE_METRICS_INTERVAL_S": "1",
         "ORCH_RATELIMIT_BUCKET_METRICS_INTERVAL_S": "1",

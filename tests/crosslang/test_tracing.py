@@ -55,14 +55,17 @@ def traced_env(
 ) -> dict[str, str]:
     """The environment of every process of the test: its own ports, database and Redis key
     prefixes, the test's secret, and tracing on towards the receiver."""
+    run_id = f"{tmp_path.name}-{uuid.uuid4().hex[:12]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env |= {
         "ORCH_DATABASE_URL": database_url,
         "ORCH_STATE_DIR": str(tmp_path / "stack"),
         "ORCH_AUTH_HS256_SECRET": DEV_SECRET,
         "ORCH_SHUTDOWN_GRACE_S": "2",
-        "ORCH_RATELIMIT_KEY_PREFIX": f"orch:trace-test:{tmp_path.name}:",
-        "ORCH_GATEWAY_RATELIMIT_KEY_PREFIX": f"orch:trace-gw-test:{tmp_path.name}:",
+        # Buckets of this run only: tmp_path's name repeats in every pytest session and
+        # buckets live 24 h in Redis (test_dashboards_prometheus.py says what that broke).
+        "ORCH_RATELIMIT_KEY_PREFIX": f"orch:trace-test:{run_id}:",
+        "ORCH_GATEWAY_RATELIMIT_KEY_PREFIX": f"orch:trace-gw-test:{run_id}:",
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         # Export every 200 ms instead of 5 s (the standard batch processor variable).
         "OTEL_BSP_SCHEDULE_DELAY": "200",
