@@ -112,7 +112,7 @@ class Chainer(LeaderOnlyLoop):
         """After a failed pass or without leadership: the next pass resumes from storage; a
         replica that does not lead reports no lag (only the leader knows it)."""
         self._resumed = False
-        if not self.leadership.is_leader:
+        if not self.is_leader:
             self._report_lag(0, 0.0)
 
     async def run_pass(self) -> int:
@@ -140,6 +140,7 @@ class Chainer(LeaderOnlyLoop):
             _log.debug("chained %d events up to seq %d", linked, self.cursor)
         await self._measure_lag()
         self.caught_up.set()
+        self.passes += 1
         return linked
 
     async def _measure_lag(self) -> None:
