@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import uuid
 from collections import Counter
@@ -84,6 +85,25 @@ DEFAULT_RETRY_AFTER_S = 1.0
 # A denied candidate waits at least this long, so a bucket answering "retry now" cannot make
 # the dispatcher spin on the same rows.
 MIN_DEFER_S = 0.05
+# A key's booked slots (below) are forgotten when its rate moves by more than this share:
+# slots spaced at a rate that has since grown would keep candidates away from tokens.
+REBOOK_RATE_CHANGE = 0.1
+# Slots are booked at most this far ahead (and at least BOOK_MIN_SLOTS slots): candidates
+# beyond it come back at a random time within the next such span and are booked then, so a
+# deep backlog is not parked for minutes at a rate that may grow meanwhile.
+BOOK_AHEAD_S = 1.0
+BOOK_MIN_SLOTS = 4
+# Candidates booked per token: with two, a token still finds one waiting when the other was
+# taken by another claim or came early, and demand stays above the rate, so the bucket binds
+# and can probe upward (one per token: the grid's hosts with bursts of 10-50 ran slower).
+BOOK_PER_TOKEN = 2
+# A refused candidate whose token is at most this share of a token's time away comes back for
+# that token (waiting at least MIN_NEAR_DEFER_S) instead of taking a booked slot.
+NEAR_TOKEN_SHARE = 0.5
+MIN_NEAR_DEFER_S = 0.001
+# Slots are booked for buckets whose tokens come at least this far apart (<= 1,000/s).
+MIN_SLOT_S = 0.001
+MAX_BOOKED_KEYS = 10_000
 MAX_REMEMBERED_JOBS = 200_000
 # Successes alone are reported at most this often (they only feed recovery and the circuit
 # breaker, so batching them keeps Redis and the event loop out of the completion path);
@@ -161,6 +181,12 @@ class LeaseLimiter:
         self._held: dict[tuple[str, str], tuple[int, float]] = {}
         # Keys whose last grant left at least PREFETCH tokens (they do not bind).
         self._roomy: set[tuple[str, str]] = set()
+        # Per (tenant, host): the last slot a deferred candidate was given and the rate that
+        # spaced it. Each claim's deferred candidates continue after it, so candidates deferred
+        # by consecutive claims come back at the bucket's pace instead of several to the same
+        # token (the extra ones refused again, the slots between them left empty: measured on
+        # the convergence grid, a 20/s host with a burst of 1 paced at 19/s delivered ~10/s).
+        self._booked: dict[tuple[str, str], tuple[float, float]] = {}
         self._pending = _Pending()
         self._wake = asyncio.Event()
 
@@ -244,17 +270,54 @@ class LeaseLimiter:
                 if grant.granted > len(rows):
                     self._hold(pair, grant.granted - len(rows), now_s)
                 continue
-            wait = max(MIN_DEFER_S, grant.retry_after_s)
             reason = grant.deny_reason or "tokens"
             rest = rows[grant.granted :]
             metrics.LEASES_DEFERRED.labels(reason).inc(len(rest))
-            # Spread the deferred: the i-th waits i more tokens' worth, so they come back
-            # at the bucket's pace rather than together (a burst of claims that the bucket
-            # refuses again, and after a pause a burst at the upstream).
-            step = 1.0 / grant.refill_per_s if grant.refill_per_s > 0 else 0.0
-            for i, cand in enumerate(rest):
-                denied[cand["id"]] = (now + timedelta(seconds=wait + i * step), reason)
+            times = self._come_back(pair, len(rest), grant.retry_after_s, grant.refill_per_s, now_s)
+            for cand, back_s in zip(rest, times, strict=True):
+                denied[cand["id"]] = (now + timedelta(seconds=back_s - now_s), reason)
         return denied
+
+    def _come_back(
+        self, pair: tuple[str, str], count: int, retry_after_s: float, rate: float, now_s: float
+    ) -> list[float]:
+        """When each of ``count`` candidates of one key that the bucket refused comes back
+        (epoch seconds): :data:`BOOK_PER_TOKEN` per token, at the bucket's pace, so they
+        neither return together (claims the bucket refuses again; after a pause, a burst at
+        the upstream) nor leave tokens unused. Slots continue after those booked by earlier
+        claims (see ``_booked``), at most :data:`BOOK_AHEAD_S` ahead."""
+        step = 1.0 / rate if rate > 0 else 0.0
+        if step < MIN_SLOT_S:
+            # No rate, or one too fast for slots to mean anything (a bucket that does not
+            # bind): wait at least MIN_DEFER_S, so the dispatcher does not spin on these rows.
+            wait = max(MIN_DEFER_S, retry_after_s)
+            return [now_s + wait + i * step for i in range(count)]
+        times: list[float] = []
+        next_token = now_s + retry_after_s
+        if retry_after_s <= NEAR_TOKEN_SHARE * step:
+            # The next token is nearly there: this candidate most likely came a little early
+            # for the slot it was booked (a grant that runs late by a claim round moves every
+            # later token with it), so it comes back for that token, not behind every slot
+            # booked since — with a burst of 1 a token nobody takes at once is lost.
+            times.append(now_s + max(MIN_NEAR_DEFER_S, retry_after_s))
+            next_token += step
+        # Booked slots are token times, each its own, so none needs MIN_DEFER_S: nothing spins.
+        pace = step / BOOK_PER_TOKEN
+        first = next_token
+        booked, booked_rate = self._booked.get(pair, (0.0, 0.0))
+        if booked >= first and abs(rate - booked_rate) <= REBOOK_RATE_CHANGE * rate:
+            first = booked + pace
+        horizon = next_token + max(BOOK_AHEAD_S, BOOK_MIN_SLOTS * step)
+        slots = max(0, min(count - len(times), math.floor((horizon - first) / pace + 1e-9) + 1))
+        times += [first + i * pace for i in range(slots)]
+        if slots:
+            if len(self._booked) >= MAX_BOOKED_KEYS:
+                # Keys whose slots have all passed mean nothing any more.
+                self._booked = {k: v for k, v in self._booked.items() if v[0] > now_s}
+            self._booked[pair] = (times[-1], rate)
+        span = horizon - now_s
+        times += [horizon + self._rng.uniform(0.0, span) for _ in range(count - len(times))]
+        return times
 
     def remember(self, rows: Sequence[Row]) -> None:
         """Keeps the bucket key of leased rows with a source host for the feedback of their
