@@ -357,8 +357,6 @@ class LeaseLedger:
     ) -> list[Outcome]:
         """Extends leases (fenced) in one statement; a heartbeat on a job canceled under the
         same lease is ``lease_lost`` with ``cancel_reason`` set."""
-        if not beats:
-            return []
         written, status = await self._fenced_write(
             ctx,
             beats,
@@ -382,8 +380,6 @@ class LeaseLedger:
         self, ctx: TxContext, updates: Sequence[ProgressUpdate], *, tenants: Sequence[str] | None
     ) -> list[Outcome]:
         """Records progress of leased jobs (fenced) in one statement."""
-        if not updates:
-            return []
         written, status = await self._fenced_write(
             ctx,
             updates,
@@ -412,8 +408,11 @@ class LeaseLedger:
         """Runs the fenced statement ``name`` over ``items`` in one pipelined transaction.
 
         Returns the rows it wrote by (job id, lease id) and the lease status of the items it
-        did not write, from which their ``lease_lost`` outcomes are made.
+        did not write, from which their ``lease_lost`` outcomes are made (nothing to write:
+        no transaction).
         """
+        if not items:
+            return {}, {}
         now = ctx.now or self.db.clock.now()
         tenant_filter = _tenant_filter(tenants)
         async with self._pipelined(ctx, now) as conn:

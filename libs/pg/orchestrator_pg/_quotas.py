@@ -20,6 +20,8 @@ from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._queries import query
 from orchestrator_pg._tx import (
     audit_entry_write,
+    create_audited,
+    delete_audited,
     fetch_all,
     fetch_one,
     fields_params,
@@ -51,21 +53,13 @@ class QuotaStore:
         self.db = db.isolated()
 
     async def quota_create(self, ctx: TxContext, fields: QuotaFields) -> Row:
-        params = fields_params(fields) | {
-            "id": uuid.UUID(new_id(self.db.clock)),
-            "tenant": ctx.tenant,
-            "reason": ctx.reason,
-            "ticket": ctx.ticket,
-            "now": now_of(self.db, ctx),
-        }
         scope = f"job type '{fields.job_type}'" if fields.job_type else "the whole tenant"
-        return await write_audited(
+        return await create_audited(
             self.db,
             ctx,
-            "quota_create",
-            params,
-            action="quota.create",
-            target=("quota", params["id"]),
+            "quota",
+            fields,
+            extra={"reason": ctx.reason, "ticket": ctx.ticket},
             taken=AlreadyExists(
                 f"tenant '{ctx.tenant}' already has a quota for {scope}; change it with "
                 "UpdateQuota",
@@ -105,14 +99,7 @@ class QuotaStore:
         )
 
     async def quota_delete(self, ctx: TxContext, quota_id: uuid.UUID) -> None:
-        await write_audited(
-            self.db,
-            ctx,
-            "quota_delete",
-            {"tenant": ctx.tenant, "id": quota_id, "now": now_of(self.db, ctx)},
-            action="quota.delete",
-            target=("quota", quota_id),
-        )
+        await delete_audited(self.db, ctx, "quota", quota_id)
 
     async def quota_pause_upsert(self, ctx: TxContext, job_type: str, *, paused: bool) -> Row:
         """Pauses (or resumes) the tenant's jobs (``job_type`` ``""``) or one job type's:

@@ -22,6 +22,7 @@ from orchestrator_pg._queries import query
 from orchestrator_pg._sources import source_check_enabled_many
 from orchestrator_pg._tx import (
     Conn,
+    delete_audited,
     fetch_all,
     fetch_one,
     fields_params,
@@ -126,14 +127,7 @@ class ScheduleStore:
         )
 
     async def schedule_delete(self, ctx: TxContext, schedule_id: uuid.UUID) -> None:
-        await write_audited(
-            self.db,
-            ctx,
-            "schedule_delete",
-            {"tenant": ctx.tenant, "id": schedule_id, "now": now_of(self.db, ctx)},
-            action="schedule.delete",
-            target=("schedule", schedule_id),
-        )
+        await delete_audited(self.db, ctx, "schedule", schedule_id)
 
     # ------------------------------------------------------------ firing
 

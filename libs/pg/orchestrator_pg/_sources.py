@@ -14,19 +14,19 @@ from orchestrator_core import (
     FailedPrecondition,
     NotFound,
     PreconditionViolation,
-    new_id,
 )
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._queries import query
 from orchestrator_pg._tx import (
     Conn,
     audit_entry_write,
+    create_audited,
+    delete_audited,
     fetch_one,
     fields_params,
     integrity_mapped,
     now_of,
     paged_read,
-    write_audited,
 )
 
 
@@ -78,19 +78,8 @@ class SourceStore:
         self.db = db.isolated()
 
     async def source_create(self, ctx: TxContext, fields: SourceFields) -> Row:
-        params = fields_params(fields) | {
-            "id": uuid.UUID(new_id(self.db.clock)),
-            "tenant": ctx.tenant,
-            "now": now_of(self.db, ctx),
-        }
-        return await write_audited(
-            self.db,
-            ctx,
-            "source_create",
-            params,
-            action="source.create",
-            target=("source", params["id"]),
-            taken=_name_taken(ctx.tenant, fields.name),
+        return await create_audited(
+            self.db, ctx, "source", fields, taken=_name_taken(ctx.tenant, fields.name)
         )
 
     async def source_get(self, tenant: str, source_id: uuid.UUID) -> Row:
@@ -151,15 +140,7 @@ class SourceStore:
                     ],
                 )
 
-        return await write_audited(
-            self.db,
-            ctx,
-            "source_delete",
-            {"tenant": ctx.tenant, "id": source_id, "now": now_of(self.db, ctx)},
-            action="source.delete",
-            target=("source", source_id),
-            before=no_open_jobs,
-        )
+        return await delete_audited(self.db, ctx, "source", source_id, before=no_open_jobs)
 
 
 async def _check_version(conn: Conn, tenant: str, source_id: uuid.UUID, expected: int) -> None:

@@ -243,6 +243,63 @@ async def write_audited(
     return row
 
 
+async def create_audited(
+    db: Database,
+    ctx: TxContext,
+    resource_type: str,
+    fields: Any,
+    *,
+    extra: dict[str, Any] | None = None,
+    taken: AlreadyExists | None = None,
+) -> Row:
+    """Inserts one row of the tenant from its ``*Fields`` (a new id, the tenant, the
+    transaction's time, plus ``extra``) with its audit entry: :func:`write_audited` with the
+    ``<type>_create`` query and the ``<type>.create`` action, the shape of every create.
+
+    Raises:
+        AlreadyExists: ``taken``, on a unique violation.
+    """
+    params = fields_params(fields) | {
+        "id": uuid.UUID(new_id(db.clock)),
+        "tenant": ctx.tenant,
+        "now": now_of(db, ctx),
+    }
+    return await write_audited(
+        db,
+        ctx,
+        f"{resource_type}_create",
+        params | (extra or {}),
+        action=f"{resource_type}.create",
+        target=(resource_type, params["id"]),
+        taken=taken,
+    )
+
+
+async def delete_audited(
+    db: Database,
+    ctx: TxContext,
+    resource_type: str,
+    resource_id: object,
+    *,
+    before: Callable[[Conn], Awaitable[None]] | None = None,
+) -> Row:
+    """Deletes one row of the tenant with its audit entry (:func:`write_audited` with the
+    ``<type>_delete`` query and the ``<type>.delete`` action, the shape of every delete).
+
+    Raises:
+        NotFound: no such resource in the tenant.
+    """
+    return await write_audited(
+        db,
+        ctx,
+        f"{resource_type}_delete",
+        {"tenant": ctx.tenant, "id": resource_id, "now": now_of(db, ctx)},
+        action=f"{resource_type}.delete",
+        target=(resource_type, resource_id),
+        before=before,
+    )
+
+
 async def settle(
     conn: Conn,
     succeeded: Sequence[uuid.UUID],

@@ -33,7 +33,15 @@ from orchestrator_core.webhooks import (
 )
 from orchestrator_pg._db import Database, Row, TxContext
 from orchestrator_pg._queries import query
-from orchestrator_pg._tx import Conn, fetch_all, fetch_one, fetch_page, now_of, write_audited
+from orchestrator_pg._tx import (
+    Conn,
+    delete_audited,
+    fetch_all,
+    fetch_one,
+    fetch_page,
+    now_of,
+    write_audited,
+)
 
 __all__ = ["WebhookFields", "WebhookStore"]
 
@@ -104,15 +112,17 @@ class WebhookStore:
             "actor": ctx.actor_subject,
             "now": now_of(self.db, ctx),
         }
+        return await self._write_secret(ctx, "webhook_insert", params, "webhook.create")
+
+    async def _write_secret(
+        self, ctx: TxContext, name: str, params: dict[str, Any], action: str
+    ) -> Row:
+        """A write that sets a subscription's secret, with its audit entry: the row as a
+        reader sees it, plus the secret (the only time it is shown)."""
         row = await write_audited(
-            self.db,
-            ctx,
-            "webhook_insert",
-            params,
-            action="webhook.create",
-            target=("webhook", webhook_id),
+            self.db, ctx, name, params, action=action, target=("webhook", params["id"])
         )
-        return {**public(row), "secret": secret}
+        return {**public(row), "secret": params["secret"]}
 
     async def webhook_list(
         self, tenant: str, *, after: tuple[datetime, uuid.UUID] | None, limit: int
@@ -165,15 +175,7 @@ class WebhookStore:
         Raises:
             NotFound: no such subscription in the tenant.
         """
-        params = {"tenant": ctx.tenant, "id": webhook_id, "now": now_of(self.db, ctx)}
-        await write_audited(
-            self.db,
-            ctx,
-            "webhook_delete",
-            params,
-            action="webhook.delete",
-            target=("webhook", webhook_id),
-        )
+        await delete_audited(self.db, ctx, "webhook", webhook_id)
 
     async def webhook_rotate_secret(
         self, ctx: TxContext, webhook_id: uuid.UUID, secret: str, grace: timedelta
@@ -193,15 +195,9 @@ class WebhookStore:
             "previous_expires_at": now + grace,
             "now": now,
         }
-        row = await write_audited(
-            self.db,
-            ctx,
-            "webhook_rotate_secret",
-            params,
-            action="webhook.rotate_secret",
-            target=("webhook", webhook_id),
+        return await self._write_secret(
+            ctx, "webhook_rotate_secret", params, "webhook.rotate_secret"
         )
-        return {**public(row), "secret": secret}
 
     async def webhook_delivery_list(
         self,
