@@ -301,7 +301,7 @@ class LeaseLimiter:
             # booked since — with a burst of 1 a token nobody takes at once is lost.
             times.append(now_s + max(MIN_NEAR_DEFER_S, retry_after_s))
             next_token += step
-        # Booked slots are token times, each its own, so none needs MIN_DEFER_S: nothing spins.
+        # Booked slots follow token times (two to a token), so none needs MIN_DEFER_S: no spin.
         pace = step / BOOK_PER_TOKEN
         first = next_token
         booked, booked_rate = self._booked.get(pair, (0.0, 0.0))
