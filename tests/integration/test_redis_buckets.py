@@ -27,6 +27,7 @@ from orchestrator_redis import (
     CircuitPolicy,
     RedisUnavailable,
     acquire_decisions_per_s,
+    redis_keys,
 )
 from tests.conftest import REDIS_URL
 
@@ -259,6 +260,45 @@ async def test_a_flood_that_got_one_call_through_teaches_a_burst_of_one(client, 
     (grant,) = await store.acquire([(key, 5)], now=T0 + 60)
     assert grant.granted == 1
     assert grant.retry_after_s == pytest.approx(1 / rate)
+
+
+async def test_acquire_writes_only_the_tokens_and_leaves_the_learnt_state(
+    store: BucketStore, client: redis.asyncio.Redis
+):
+    # A bucket with adaptive state: successes (goodput samples, circuit window), a 429
+    # (learnt rate, pause, episode) and more successes after the pause.
+    await store.acquire([(KEY, 10)], now=T0)
+    await store.record_results(KEY, successes=8, failures=0, now=T0 + 1)
+    await store.throttle(KEY, retry_after_s=2, now=T0 + 2, reason="http_429")
+    await store.record_results(KEY, successes=3, failures=1, now=T0 + 5)
+    bucket = redis_keys(store.prefix, KEY).bucket
+    before = await client.hgetall(bucket)
+    learnt = (await store.state(KEY, now=T0 + 6)).effective_refill_per_s
+    for step in range(1, 6):
+        await store.acquire([(KEY, 3)], now=T0 + 6 + step * 0.5)
+    after = await client.hgetall(bucket)
+    moved = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    # Taking tokens refills, spends and stamps the time (and the last denial): nothing else.
+    assert moved <= {b"tok", b"ts", b"bt"}, moved
+    assert {b"tok", b"ts"} <= moved
+    assert (await store.state(KEY, now=T0 + 9)).effective_refill_per_s == learnt
+
+
+async def test_a_bucket_first_written_by_acquire_learns_like_any_other(
+    store: BucketStore, client: redis.asyncio.Redis
+):
+    # acquire writes only the fields taking tokens needs; the others read as their defaults
+    # when throttle and record load the whole bucket.
+    await store.acquire([(KEY, 4)], now=T0)
+    bucket = redis_keys(store.prefix, KEY).bucket
+    assert b"gm" not in await client.hgetall(bucket)
+    await store.record_results(KEY, successes=4, failures=0, now=T0 + 1)
+    state = await store.throttle(KEY, retry_after_s=1, now=T0 + 1.5, reason="http_429")
+    assert state.paused_until is not None
+    assert 0 < state.effective_refill_per_s < 5
+    fields = await client.hgetall(bucket)
+    assert b"cut" in fields
+    assert b"es" in fields
 
 
 async def test_override_set_expire_and_clear(store: BucketStore):

@@ -187,6 +187,7 @@ class LeaseLimiter:
         # token (the extra ones refused again, the slots between them left empty: measured on
         # the convergence grid, a 20/s host with a burst of 1 paced at 19/s delivered ~10/s).
         self._booked: dict[tuple[str, str], tuple[float, float]] = {}
+        self._prune_booked_at = MAX_BOOKED_KEYS
         self._pending = _Pending()
         self._wake = asyncio.Event()
 
@@ -311,9 +312,12 @@ class LeaseLimiter:
         slots = max(0, min(count - len(times), math.floor((horizon - first) / pace + 1e-9) + 1))
         times += [first + i * pace for i in range(slots)]
         if slots:
-            if len(self._booked) >= MAX_BOOKED_KEYS:
-                # Keys whose slots have all passed mean nothing any more.
+            if len(self._booked) >= self._prune_booked_at:
+                # Keys whose slots have all passed mean nothing any more. The next pruning
+                # waits until the map has doubled, so many live keys do not make every
+                # booking rebuild it (amortized O(1) per booking).
                 self._booked = {k: v for k, v in self._booked.items() if v[0] > now_s}
+                self._prune_booked_at = max(MAX_BOOKED_KEYS, 2 * len(self._booked))
             self._booked[pair] = (times[-1], rate)
         span = horizon - now_s
         times += [horizon + self._rng.uniform(0.0, span) for _ in range(count - len(times))]
