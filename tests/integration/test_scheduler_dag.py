@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator_core import JobState, Reason, TransitionEvent, event_type_for, fold
 from orchestrator_pg import Completion, Database, Failure, LeaseLedger, TxContext
-from stella.orchestrator.v1 import common_pb2, scheduler_pb2
+from stella.orchestrator.v1 import common_pb2, resources_pb2, scheduler_pb2
 from tests.integration._dag import job_events, three_level_dag
 
 pytestmark = pytest.mark.integration
@@ -230,3 +230,52 @@ async def test_submit_into_open_run_waits_on_existing_parent(scheduler, leases):
     )
     job = (await scheduler.GetJob(scheduler_pb2.GetJobRequest(job_id=extra.job.id))).job
     assert job.state == common_pb2.JOB_STATE_READY
+
+
+async def test_submitted_jobs_are_answered_as_stored(scheduler, leases, db):
+    """SubmitJobs answers each job as the ledger holds it at commit: new jobs (from the
+    insert itself), idempotency hits (read back) and children doomed at birth with the
+    siblings that depend on them (changed after the insert, so read back too)."""
+    parent = (
+        await scheduler.SubmitJob(
+            scheduler_pb2.SubmitJobRequest(job=resources_pb2.JobSpec(job_type="asis.parent"))
+        )
+    ).job
+    await scheduler.CancelJob(
+        scheduler_pb2.CancelJobRequest(
+            job_id=parent.id, operator=common_pb2.OperatorContext(reason="gone")
+        )
+    )
+    first = await scheduler.SubmitJob(
+        scheduler_pb2.SubmitJobRequest(
+            job=resources_pb2.JobSpec(job_type="asis.work", idempotency_key="asis-k1")
+        )
+    )
+
+    plain = [resources_pb2.JobSpec(job_type="asis.work", key=f"p{i}") for i in range(3)]
+    again = resources_pb2.JobSpec(job_type="asis.work", idempotency_key="asis-k1")
+    for batch, doomed in (
+        ([*plain, again], set()),
+        (
+            [
+                resources_pb2.JobSpec(
+                    job_type="asis.work", key="c", depends_on_job_ids=[parent.id]
+                ),
+                resources_pb2.JobSpec(job_type="asis.work", key="s", depends_on=["c"]),
+                resources_pb2.JobSpec(job_type="asis.work", key="free"),
+            ],
+            {"c", "s"},
+        ),
+    ):
+        reply = await scheduler.SubmitJobs(scheduler_pb2.SubmitJobsRequest(jobs=batch))
+        assert len(reply.jobs) == len(batch)
+        for job, existing in zip(reply.jobs, reply.existing, strict=True):
+            stored = (await scheduler.GetJob(scheduler_pb2.GetJobRequest(job_id=job.id))).job
+            assert job == stored
+            if existing:
+                assert job.id == first.job.id
+            elif job.key in doomed:
+                assert job.state == common_pb2.JOB_STATE_CANCELED
+            else:
+                assert job.state == common_pb2.JOB_STATE_READY
+        assert list(reply.existing).count(True) == (1 if not doomed else 0)

@@ -80,6 +80,7 @@ async def job_insert_many(
     now: datetime,
     *,
     all_or_nothing: bool,
+    rows: dict[uuid.UUID, Row] | None = None,
 ) -> dict[uuid.UUID, uuid.UUID]:
     """Inserts jobs and their edges in one statement each, in the caller's transaction.
 
@@ -88,6 +89,10 @@ async def job_insert_many(
     that job. With ``all_or_nothing`` (CreateRun) such a spec refuses the whole batch.
     New children of a parent that is already dead or canceled are canceled at once with
     ``upstream_failed``.
+
+    ``rows``, when given, receives the inserted jobs as the insert returned them, unless a
+    later statement of this call changed some of them (a child doomed at birth): then it
+    stays empty, and the caller reads what it needs back.
 
     Returns:
         ``{spec id: job id}`` — the spec's own id when inserted, else the existing job's.
@@ -162,11 +167,13 @@ async def job_insert_many(
         cur = await conn.execute(
             query("job_insert_many"), {**cols, "tenant": ctx.tenant, "now": now}
         )
-        inserted = {row["id"] for row in await cur.fetchall()}
-        if inserted != new_ids:
+        returned = {row["id"]: row for row in await cur.fetchall()}
+        if returned.keys() != new_ids:
             # a concurrent request inserted one of our idempotency keys after we looked;
             # it has committed by now (ON CONFLICT waited for it), so a retry sees it
             raise IdempotencyRace
+        if rows is not None:
+            rows.update(returned)
     if edges:
         await conn.execute(
             query("dag_edge_insert_many"),
@@ -190,6 +197,8 @@ async def job_insert_many(
         await cur.fetchall()
         # a job doomed at birth may have siblings in this batch that depend on it
         await settle(conn, [], doomed, [], now)
+        if rows is not None:
+            rows.clear()  # the insert's rows are stale now
     return resolved
 
 

@@ -89,18 +89,24 @@ class JobStore:
                 await source_check_enabled_many(conn, ctx.tenant, [j.source_id for j in jobs])
                 if run_id is not None:
                     jobs = await self._join_run(conn, ctx, run_id, jobs)
-                resolved = await job_insert_many(conn, ctx, jobs, run_id, now, all_or_nothing=False)
+                by_id: dict[uuid.UUID, Row] = {}
+                resolved = await job_insert_many(
+                    conn, ctx, jobs, run_id, now, all_or_nothing=False, rows=by_id
+                )
                 added = sum(1 for spec, job_id in resolved.items() if spec == job_id)
                 if run_id is not None and added:
                     await conn.execute(
                         query("run_add_jobs"), {"id": run_id, "added": added, "now": now}
                     )
                     await settle(conn, [], [], [run_id], now)
-                cur = await conn.execute(
-                    query("job_get_many"),
-                    {"tenant": ctx.tenant, "ids": sorted(set(resolved.values()))},
-                )
-                by_id = {row["id"]: row for row in await cur.fetchall()}
+                # The insert returned the new jobs; only jobs it did not insert (idempotency
+                # hits) or changed afterwards are read back.
+                missing = sorted(set(resolved.values()) - by_id.keys())
+                if missing:
+                    cur = await conn.execute(
+                        query("job_get_many"), {"tenant": ctx.tenant, "ids": missing}
+                    )
+                    by_id.update((row["id"], row) for row in await cur.fetchall())
         except pg_errors.ForeignKeyViolation as exc:
             raise integrity_error(exc, ctx.tenant) from None
         return [

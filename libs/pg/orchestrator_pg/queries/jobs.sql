@@ -31,7 +31,7 @@ SELECT t.id, %(tenant)s, t.project, t.run_id, t.source_id, t.job_type, t.key, t.
             event_window_start, event_window_end, replay_of, trace_parent, trace_state, labels)
  ORDER BY t.id
 ON CONFLICT (tenant, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING id;
+RETURNING *;
 
 -- name: job_get
 SELECT * FROM orchestrator.jobs WHERE tenant = %(tenant)s AND id = %(id)s;
