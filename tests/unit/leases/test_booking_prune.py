@@ -12,8 +12,12 @@ from orchestrator_leases import _ratelimit
 from orchestrator_leases._ratelimit import LeaseLimiter
 
 
-def _limiter() -> LeaseLimiter:
-    return LeaseLimiter(None, None, rng=random.Random(3))  # type: ignore[arg-type]
+def _limiter(monkeypatch: pytest.MonkeyPatch, cap: int) -> LeaseLimiter:
+    """A limiter whose booking map is pruned from ``cap`` keys on."""
+    monkeypatch.setattr(_ratelimit, "MAX_BOOKED_KEYS", cap)
+    limiter = LeaseLimiter(None, None, rng=random.Random(3))  # type: ignore[arg-type]
+    assert limiter._prune_booked_at == cap
+    return limiter
 
 
 def _book(limiter: LeaseLimiter, host: str, now_s: float, rate: float = 10.0) -> list[float]:
@@ -24,9 +28,7 @@ def test_keys_whose_slots_passed_are_pruned_and_live_ones_kept(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cap = random.randint(5, 12)
-    monkeypatch.setattr(_ratelimit, "MAX_BOOKED_KEYS", cap)
-    limiter = _limiter()
-    limiter._prune_booked_at = cap
+    limiter = _limiter(monkeypatch, cap)
     for i in range(cap - 1):
         _book(limiter, f"old{i}", now_s=100.0)
     live = _book(limiter, "live", now_s=1_000.0)
@@ -43,9 +45,7 @@ def test_many_live_keys_do_not_rebuild_the_map_on_every_booking(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cap = random.randint(4, 10)
-    monkeypatch.setattr(_ratelimit, "MAX_BOOKED_KEYS", cap)
-    limiter = _limiter()
-    limiter._prune_booked_at = cap
+    limiter = _limiter(monkeypatch, cap)
     rebuilds = 0
     seen: Any = limiter._booked
     keys = 10 * cap
