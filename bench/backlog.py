@@ -77,6 +77,7 @@ class Burndown(NamedTuple):
     lease_expired: int
     peak_leases_per_worker: int
     succeeded_twice: int
+    mean_lease_ms: float  # from the lease to the applied result: the handler and the rest
 
 
 def peak_leases(events: Iterable[LeaseEvent]) -> dict[str, int]:
@@ -128,6 +129,11 @@ def burndown_from_history(db: psycopg.Connection, job_type: str, total: int) -> 
         "  FROM orchestrator.events WHERE job_type = %s",
         (job_type,),
     ).fetchone()
+    (mean_lease_ms,) = db.execute(
+        "SELECT avg(extract(epoch FROM finished_at - leased_at)) * 1000"
+        "  FROM orchestrator.jobs WHERE job_type = %s AND state = 'succeeded'",
+        (job_type,),
+    ).fetchone()
     if len(done) < total:
         raise RuntimeError(f"{len(done)} job.succeeded events for {total} jobs")
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(done)]
@@ -138,6 +144,7 @@ def burndown_from_history(db: psycopg.Connection, job_type: str, total: int) -> 
         lease_expired=expired,
         peak_leases_per_worker=max(peaks.values(), default=0),
         succeeded_twice=twice,
+        mean_lease_ms=float(mean_lease_ms or 0.0),
     )
 
 
@@ -163,7 +170,7 @@ def seed_history(url: str, finished: int) -> None:
 
 
 async def burndown(
-    total: int, *, history: int = 0, tenants: int = 1
+    total: int, *, history: int = 0, tenants: int = 1, workers: int = WORKER_PROCESSES
 ) -> tuple[Burndown, dict[str, float]]:
     """Queues ``total`` jobs on a fresh database, then burns them with busy workers; returns
     what the history shows and the CPU seconds each process group used over the burn-down.
@@ -171,6 +178,7 @@ async def burndown(
     ``history``: finished jobs the database holds before the backlog is queued.
     ``tenants``: the backlog is spread evenly over that many tenants, served by a shared
     fleet (a ``*`` worker token, no tenant header) when more than one.
+    ``workers``: SDK worker processes of ``WORKER_CONCURRENCY`` slots each.
     """
     url, name = await fresh_database("orch_bench_backlog")
     names = [TENANT] if tenants == 1 else [f"{TENANT}-t{i}" for i in range(tenants)]
@@ -180,7 +188,7 @@ async def burndown(
     if history:
         seed_history(url, history)
     stack = Stack(url)
-    workers: list[subprocess.Popen[bytes]] = []
+    fleet: list[subprocess.Popen[bytes]] = []
     sampler: CpuSampler | None = None
     # A producer serving many tenants holds a platform token and names each tenant per call:
     # a token listing 1,000 tenant ids (~17 KB) exceeds gRPC's 16 KiB metadata limit.
@@ -194,17 +202,17 @@ async def burndown(
             for tenant in names:
                 md = (("authorization", f"Bearer {token}"), ("x-stella-tenant", tenant))
                 await bench_enqueue(stub, md, JOB_TYPE, per_tenant)
-        workers = start_workers(
+        fleet = start_workers(
             f"127.0.0.1:{stack.ports['leases']}",
             JOB_TYPE,
-            WORKER_PROCESSES,
+            workers,
             module="tests.e2e._worker_proc",  # 20-60 ms handlers
             prefix="bench-busy-w",
             tenants=["*"] if tenants > 1 else None,
         )
         scheduler, leases = (p.pid for p in stack.procs)
         sampler = CpuSampler(
-            {"scheduler": [scheduler], "leases": [leases], "workers": [w.pid for w in workers]}
+            {"scheduler": [scheduler], "leases": [leases], "workers": [w.pid for w in fleet]}
         ).start()
         with psycopg.connect(url, autocommit=True) as db:
             total = per_tenant * len(names)
@@ -216,7 +224,7 @@ async def burndown(
     finally:
         if sampler is not None:
             sampler.stop()
-        stop_workers(workers)
+        stop_workers(fleet)
         stack.stop()
         drop_database(ADMIN_URL, name)
 
@@ -225,28 +233,46 @@ def label(total: int) -> str:
     return f"{total // 1_000_000}m" if total % 1_000_000 == 0 else f"{total // 1000}k"
 
 
-def backlog_figures(sizes: Iterable[int], *, history: int = 0, tenants: int = 1) -> None:
+def backlog_figures(
+    sizes: Iterable[int], *, history: int = 0, tenants: int = 1, workers: int = WORKER_PROCESSES
+) -> None:
     """Runs one burn-down per size (each on a fresh database) and prints its figures; with
-    ``history`` or ``tenants`` the figures' names say so (``100k_old``, ``100k_t1000``)."""
-    slots_allow = WORKER_PROCESSES * WORKER_CONCURRENCY / MEAN_HANDLER_S
+    ``history``, ``tenants`` or another fleet size the figures' names say so (``100k_old``,
+    ``100k_t1000``, ``20k_w1``)."""
+    slots_allow = workers * WORKER_CONCURRENCY / MEAN_HANDLER_S
     for total in sizes:
         note(
             f"backlog burn-down of {total:,} jobs over {tenants:,} tenant(s), "
-            f"{history:,} finished jobs before ({WORKER_PROCESSES} workers x "
+            f"{history:,} finished jobs before ({workers} workers x "
             f"{WORKER_CONCURRENCY}, 20-60 ms handlers)"
         )
-        result, cpu = asyncio.run(burndown(total, history=history, tenants=tenants))
+        result, cpu = asyncio.run(
+            burndown(total, history=history, tenants=tenants, workers=workers)
+        )
         n = label(total) + ("_old" if history else "") + (f"_t{tenants}" if tenants > 1 else "")
+        n += f"_w{workers}" if workers != WORKER_PROCESSES else ""
         figure(f"e2e_backlog_{n}_jobs_per_s", result.jobs_per_s, "jobs/s")
         figure(f"backlog_{n}_slot_share_pct", 100 * result.jobs_per_s / slots_allow, "%")
         figure(f"backlog_{n}_max_gap_s", result.max_gap_s, "s")
         figure(f"backlog_{n}_lease_expired", result.lease_expired, "leases")
         figure(f"backlog_{n}_succeeded_twice", result.succeeded_twice, "jobs")
         figure(f"backlog_{n}_peak_leases_per_worker", result.peak_leases_per_worker, "leases")
+        # A slot is taken from the lease to the applied result: the 40 ms handler and the rest
+        # (delivery, the result's way back, the completer's commit, the next claim).
+        figure(f"backlog_{n}_mean_lease_ms", result.mean_lease_ms, "ms")
         # Is the machine the limit? The share of all cores the burn-down used, and per job.
         budget = budget_figures(cpu, total, total / result.jobs_per_s)
         figure(f"backlog_{n}_cpu_busy_pct", budget["cpu_busy_pct"], "%")
         figure(f"backlog_{n}_cpu_us_per_job", budget["cpu_us_per_job_total"], "us/job")
+        # Where it went: the workers share these cores here, not in a deployment.
+        note(
+            "cpu us/job: "
+            + ", ".join(
+                f"{key.removeprefix('cpu_us_per_job_')} {value:.0f}"
+                for key, value in budget.items()
+                if key.startswith("cpu_us_per_job_") and key != "cpu_us_per_job_total"
+            )
+        )
 
 
 def main() -> None:
@@ -254,8 +280,15 @@ def main() -> None:
     parser.add_argument("sizes", type=int, nargs="*", default=[20_000])
     parser.add_argument("--history", type=int, default=0, help="finished jobs already held")
     parser.add_argument("--tenants", type=int, default=1, help="tenants sharing the backlog")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=WORKER_PROCESSES,
+        help=f"worker processes of {WORKER_CONCURRENCY} slots (a smaller fleet leaves the "
+        "machine idle time: is the design or the machine the limit?)",
+    )
     args = parser.parse_args()
-    backlog_figures(args.sizes, history=args.history, tenants=args.tenants)
+    backlog_figures(args.sizes, history=args.history, tenants=args.tenants, workers=args.workers)
 
 
 if __name__ == "__main__":
