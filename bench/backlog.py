@@ -77,7 +77,7 @@ class Burndown(NamedTuple):
     lease_expired: int
     peak_leases_per_worker: int
     succeeded_twice: int
-    mean_lease_ms: float  # from the lease to the applied result: the handler and the rest
+    mean_lease_ms: float  # finished_at - leased_at: the handler and the ways there and back
 
 
 def peak_leases(events: Iterable[LeaseEvent]) -> dict[str, int]:
@@ -257,8 +257,8 @@ def backlog_figures(
         figure(f"backlog_{n}_lease_expired", result.lease_expired, "leases")
         figure(f"backlog_{n}_succeeded_twice", result.succeeded_twice, "jobs")
         figure(f"backlog_{n}_peak_leases_per_worker", result.peak_leases_per_worker, "leases")
-        # A slot is taken from the lease to the applied result: the 40 ms handler and the rest
-        # (delivery, the result's way back, the completer's commit, the next claim).
+        # A slot is taken from the lease to the transaction applying its result: the 40 ms handler
+        # and the rest (delivery, the result's way back, the completer's linger).
         figure(f"backlog_{n}_mean_lease_ms", result.mean_lease_ms, "ms")
         # Is the machine the limit? The share of all cores the burn-down used, and per job.
         budget = budget_figures(cpu, total, total / result.jobs_per_s)
