@@ -23,17 +23,6 @@ T = TypeVar("T")
 
 _log = logging.getLogger("orchestrator.pg.snapshots")
 
-# A snapshot may keep the database busy for at most this share of the loop's time: a grouped
-# count over a million unfinished jobs takes ~1.1 s, which every 15 s would be 7 % of a core
-# for a gauge; the pause after a slow snapshot stretches instead (19 x its duration here).
-MAX_DUTY = 0.05
-
-
-def pause_after(interval_s: float, took_s: float, max_duty: float = MAX_DUTY) -> float:
-    """The pause before the next snapshot: the interval, or longer when the last snapshot
-    took so long that the interval would spend more than ``max_duty`` of the time on it."""
-    return max(interval_s, took_s * (1.0 / max_duty - 1.0))
-
 
 class LeaderSnapshot(LeaderOnlyLoop, Generic[T]):
     """Leader-elected loop that publishes what ``take`` returns, every ``interval_s``.
@@ -42,8 +31,7 @@ class LeaderSnapshot(LeaderOnlyLoop, Generic[T]):
         conninfo: PostgreSQL URL (the lock needs its own connection).
         loop: the leader loop whose lock elects the publishing replica.
         take: one measurement (its failure is logged and withdraws the snapshot).
-        interval_s: pause between snapshots (jittered down by up to 20 %), stretched after a
-            slow snapshot so snapshots take at most ``MAX_DUTY`` of the time.
+        interval_s: pause between snapshots (jittered down by up to 20 %).
         lock_key: another advisory lock key (tests that must not contend with a stack).
     """
 
@@ -72,25 +60,21 @@ class LeaderSnapshot(LeaderOnlyLoop, Generic[T]):
         try:
             async with self.leadership:
                 while True:
-                    took = 0.0
                     if await self.leadership.ensure():
-                        took = await self.publish()
+                        await self.publish()
                     else:
                         self.latest = None
-                    await asyncio.sleep(pause_after(self.jittered(self._interval_s), took))
+                    await asyncio.sleep(self.jittered(self._interval_s))
         finally:
             self.latest = None
 
-    async def publish(self) -> float:
-        """One snapshot, published; a failure withdraws it (never stale values). Returns the
-        seconds it took."""
-        started = time.monotonic()
+    async def publish(self) -> None:
+        """One snapshot, published; a failure withdraws it (never stale values)."""
         try:
             snapshot = await self._take()
         except Exception:  # a metric must never end the service: the next pass tries again
             _log.exception("%s snapshot failed", self.leadership.loop.label)
             self.latest = None
-            return time.monotonic() - started
+            return
         self.latest = (snapshot, time.time())
         self.passes += 1
-        return time.monotonic() - started
